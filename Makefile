@@ -1,0 +1,99 @@
+# strata — `make run` and `make test` are the whole set-up (see README.md).
+#
+#   make / make build   build/strata (optimised)
+#   make run            install what is missing, build, seed data/strata.db, serve :8080
+#   make test           install what is missing, build under ASan+UBSan, run every test
+#   make unit           the cmocka unit tests only
+#   make bench          the benchmarks under bench/
+#
+# Sources: every src/**/*.c; src/main.c is the program, the rest is linked
+# into the unit tests too. A unit test is tests/unit/test_*.c.
+
+SHELL := /bin/bash
+CC ?= cc
+PKGS := libh2o-evloop jansson sqlite3 libcrypto inih
+
+SRC := $(shell find src -name '*.c' | sort)
+ASM := $(shell find src -name '*.S' | sort)
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+WARN := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc -MMD -MP $(WARN)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+REL_DIR := build/obj
+ASAN_DIR := build/asan
+
+.PHONY: all build run test unit bench clean deps-run deps-test format
+
+all: build
+build: build/strata
+
+build/.deps-run: scripts/deps.sh
+	@scripts/deps.sh run
+	@mkdir -p build && touch $@
+build/.deps-test: scripts/deps.sh
+	@scripts/deps.sh test
+	@mkdir -p build && touch $@
+
+# PKG_* are expanded after the dependency check has run.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+# ---- release build ---------------------------------------------------------
+REL_OBJ := $(SRC:%.c=$(REL_DIR)/%.o) $(ASM:%.S=$(REL_DIR)/%.o)
+
+$(REL_DIR)/%.o: %.c build/.deps-run
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -g $(PKG_CFLAGS) -c $< -o $@
+$(REL_DIR)/%.o: %.S docs/openapi.yaml
+	@mkdir -p $(@D)
+	$(CC) -c $< -o $@
+
+build/strata: $(REL_OBJ)
+	$(CC) -o $@ $^ $(PKG_LIBS)
+
+# ---- sanitizer build for tests ----------------------------------------------
+ASAN_OBJ := $(SRC:%.c=$(ASAN_DIR)/%.o) $(ASM:%.S=$(ASAN_DIR)/%.o)
+ASAN_LIB_OBJ := $(filter-out $(ASAN_DIR)/src/main.o,$(ASAN_OBJ))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/tests/%)
+
+$(ASAN_DIR)/%.o: %.c build/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
+$(ASAN_DIR)/%.o: %.S docs/openapi.yaml
+	@mkdir -p $(@D)
+	$(CC) -c $< -o $@
+
+$(ASAN_DIR)/strata: $(ASAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+$(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+
+# ---- the two commands ----------------------------------------------------------
+DB ?= data/strata.db
+LISTEN ?= 127.0.0.1:8080
+
+run: build/strata
+	@scripts/run.sh "$(DB)" "$(LISTEN)"
+
+unit: $(UNIT_BIN)
+	@tests/run.sh --unit-only
+
+test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN)
+	@tests/run.sh
+
+bench: build/strata
+	@scripts/deps.sh bench
+	@bench/item_get.sh
+
+format:
+	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

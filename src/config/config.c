@@ -1,0 +1,364 @@
+/*
+ * config.c — the settings table and its three sources (see config.h).
+ *
+ * Like nginx's directive tables, each row says where a value lives
+ * (offsetof into strata_config), how to parse and bound it, and how to name
+ * it in each source. Adding a setting is adding a row; parsing, help, error
+ * messages and check-config follow from the table.
+ *
+ * The INI parser (libinih) cuts lines at 200 characters; rather than let a
+ * long value be silently truncated, the file is pre-scanned and a long line
+ * is reported with its number.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum setting_type { SETTING_STRING, SETTING_INT, SETTING_INT64, SETTING_BOOL, SETTING_LOG_LEVEL } setting_type;
+
+typedef struct setting {
+    const char *key;  /* INI "section.name" */
+    const char *flag; /* without "--" */
+    const char *env;
+    setting_type type;
+    size_t offset;
+    size_t size; /* for strings: the buffer size */
+    int64_t min, max;
+    const char *default_value;
+    bool reloadable;
+    const char *help;
+} setting;
+
+#define FIELD(name) offsetof(strata_config, name), sizeof(((strata_config *)0)->name)
+
+static const setting settings[] = {
+    {"server.listen", "listen", "STRATA_LISTEN", SETTING_STRING, FIELD(listen), 0, 0, "127.0.0.1:8080",
+     false, "address and port to serve on (ADDR:PORT, [V6ADDR]:PORT)"},
+    {"server.threads", "threads", "STRATA_THREADS", SETTING_INT, FIELD(threads), 0, 256, "0", false,
+     "event-loop threads (0 = one per core)"},
+    {"server.workers", "workers", "STRATA_WORKERS", SETTING_INT, FIELD(workers), 1, 256, "4", false,
+     "database worker threads (one connection each)"},
+    {"server.http2", "http2", "STRATA_HTTP2", SETTING_BOOL, FIELD(http2), 0, 1, "false", false,
+     "accept cleartext HTTP/2 (h2c upgrade and prior knowledge)"},
+    {"server.max_body_bytes", "max-body-bytes", "STRATA_MAX_BODY_BYTES", SETTING_INT64,
+     FIELD(max_body_bytes), 1024, 1073741824, "1048576", false, "largest request body (413 above)"},
+    {"server.max_header_bytes", "max-header-bytes", "STRATA_MAX_HEADER_BYTES", SETTING_INT64,
+     FIELD(max_header_bytes), 1024, 1048576, "16384", true, "largest total of request headers (431 above)"},
+    {"server.idle_timeout_ms", "idle-timeout-ms", "STRATA_IDLE_TIMEOUT_MS", SETTING_INT,
+     FIELD(idle_timeout_ms), 100, 3600000, "10000", false,
+     "close a connection idle or sending a request slower than this"},
+    {"server.shutdown_timeout_ms", "shutdown-timeout-ms", "STRATA_SHUTDOWN_TIMEOUT_MS", SETTING_INT,
+     FIELD(shutdown_timeout_ms), 0, 600000, "10000", false,
+     "on SIGTERM, wait this long for in-flight requests"},
+    {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
+     "SQLite database file"},
+    {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
+     true, "debug | info | warn | error"},
+};
+
+#define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
+
+static const setting *setting_by_key(const char *key)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static const setting *setting_by_flag(const char *flag)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strcmp(settings[i].flag, flag) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+bool config_is_flag(const char *flag) { return strcmp(flag, "config") == 0 || setting_by_flag(flag) != NULL; }
+
+static int parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Parses value into the setting's field. `source` names where the value came
+ * from, for the error message. */
+static int setting_apply(strata_config *cfg, const setting *s, const char *value, const char *source,
+                         char err[CONFIG_ERR_MAX])
+{
+    char *field = (char *)cfg + s->offset;
+    switch (s->type) {
+    case SETTING_STRING:
+        if (strlen(value) >= s->size) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: value longer than %zu characters", source, s->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case SETTING_INT:
+    case SETTING_INT64: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || n < s->min || n > s->max) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: must be an integer in %lld..%lld, got '%s'", source,
+                     (long long)s->min, (long long)s->max, value);
+            return -1;
+        }
+        if (s->type == SETTING_INT)
+            *(int *)field = (int)n;
+        else
+            *(int64_t *)field = n;
+        return 0;
+    }
+    case SETTING_BOOL:
+        if (parse_bool(value, (bool *)field) != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: must be true or false, got '%s'", source, value);
+            return -1;
+        }
+        return 0;
+    case SETTING_LOG_LEVEL:
+        if (log_level_parse(value, (log_level *)field) != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: must be debug, info, warn or error, got '%s'", source, value);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+void config_defaults(strata_config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        int rc = setting_apply(cfg, &settings[i], settings[i].default_value, settings[i].key, err);
+        (void)rc; /* the defaults are within their own bounds */
+    }
+}
+
+/* ---- the INI file ---------------------------------------------------------- */
+
+#define INI_LINE_LIMIT 200 /* libinih's INI_MAX_LINE, including the newline */
+
+typedef struct file_load {
+    strata_config *cfg;
+    const char *path;
+    bool only_reloadable;
+    int lineno;
+    int failed;
+    char *err;
+} file_load;
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    file_load *load = user;
+    if (load->failed)
+        return 0;
+    char key[160];
+    snprintf(key, sizeof(key), "%s.%s", section, name);
+    const setting *s = setting_by_key(key);
+    if (s == NULL) {
+        snprintf(load->err, CONFIG_ERR_MAX, "%s: unknown key '%s'", load->path, key);
+        load->failed = 1;
+        return 0;
+    }
+    if (load->only_reloadable && !s->reloadable)
+        return 1;
+    char source[CONFIG_ERR_MAX / 2];
+    snprintf(source, sizeof(source), "%s: %s", load->path, key);
+    if (setting_apply(load->cfg, s, value, source, load->err) != 0) {
+        load->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Reports the first line the INI parser would cut, with its number. */
+static int check_line_lengths(const char *path, char err[CONFIG_ERR_MAX])
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, CONFIG_ERR_MAX, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int lineno = 1, length = 0, c;
+    while ((c = fgetc(f)) != EOF) {
+        if (c == '\n') {
+            lineno++;
+            length = 0;
+        } else if (++length >= INI_LINE_LIMIT - 1) {
+            fclose(f);
+            snprintf(err, CONFIG_ERR_MAX,
+                     "%s: line %d is longer than %d characters, the INI parser's limit; shorten it",
+                     path, lineno, INI_LINE_LIMIT - 2);
+            return -1;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static int load_file(strata_config *cfg, const char *path, bool only_reloadable, char err[CONFIG_ERR_MAX])
+{
+    if (check_line_lengths(path, err) != 0)
+        return -1;
+    file_load load = {.cfg = cfg, .path = path, .only_reloadable = only_reloadable, .err = err};
+    int rc = ini_parse(path, on_ini_value, &load);
+    if (load.failed)
+        return -1;
+    if (rc != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "%s: line %d is not 'key = value', '[section]' or a ';' comment", path, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- environment and flags --------------------------------------------------- */
+
+static int load_env(strata_config *cfg, bool only_reloadable, char err[CONFIG_ERR_MAX])
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const char *value = getenv(settings[i].env);
+        if (value == NULL || (only_reloadable && !settings[i].reloadable))
+            continue;
+        if (setting_apply(cfg, &settings[i], value, settings[i].env, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_flags(strata_config *cfg, const char *const *names, const char *const *values, size_t count,
+                      bool only_reloadable, char err[CONFIG_ERR_MAX])
+{
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(names[i], "config") == 0)
+            continue;
+        const setting *s = setting_by_flag(names[i]);
+        if (s == NULL) {
+            snprintf(err, CONFIG_ERR_MAX, "unknown flag --%s", names[i]);
+            return -1;
+        }
+        if (only_reloadable && !s->reloadable)
+            continue;
+        char source[80];
+        snprintf(source, sizeof(source), "--%s", names[i]);
+        if (setting_apply(cfg, s, values[i], source, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void resolve_config_path(strata_config *cfg, const char *const *names, const char *const *values,
+                                size_t count)
+{
+    const char *path = getenv("STRATA_CONFIG");
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(names[i], "config") == 0)
+            path = values[i];
+    if (path != NULL)
+        snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
+}
+
+int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
+                size_t flag_count, char err[CONFIG_ERR_MAX])
+{
+    resolve_config_path(cfg, flag_names, flag_values, flag_count);
+    if (cfg->config_path[0] != '\0' && load_file(cfg, cfg->config_path, false, err) != 0)
+        return -1;
+    if (load_env(cfg, false, err) != 0 || load_flags(cfg, flag_names, flag_values, flag_count, false, err) != 0)
+        return -1;
+    struct sockaddr_storage addr;
+    unsigned addr_len;
+    if (config_parse_listen(cfg->listen, &addr, &addr_len) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "server.listen: must be ADDR:PORT with a numeric address, got '%s'", cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
+int config_reload(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
+                  size_t flag_count, char err[CONFIG_ERR_MAX])
+{
+    strata_config next = *cfg;
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        if (!settings[i].reloadable)
+            continue;
+        int rc = setting_apply(&next, &settings[i], settings[i].default_value, settings[i].key, err);
+        (void)rc;
+    }
+    if (next.config_path[0] != '\0' && load_file(&next, next.config_path, true, err) != 0)
+        return -1;
+    if (load_env(&next, true, err) != 0 || load_flags(&next, flag_names, flag_values, flag_count, true, err) != 0)
+        return -1;
+    *cfg = next;
+    return 0;
+}
+
+void config_print_help(void)
+{
+    printf("Configuration (flag, environment variable, INI key, default):\n");
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const setting *s = &settings[i];
+        printf("  --%-22s %-28s %s (default %s)%s\n      %s\n", s->flag, s->env, s->key, s->default_value,
+               s->reloadable ? ", reloaded on SIGHUP" : "", s->help);
+    }
+    printf("  --%-22s %-28s the INI file to read\n", "config FILE", "STRATA_CONFIG");
+    printf("Precedence: flags over environment over the file over defaults.\n");
+}
+
+int config_thread_count(const strata_config *cfg)
+{
+    if (cfg->threads > 0)
+        return cfg->threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
+}
+
+int config_parse_listen(const char *listen, struct sockaddr_storage *addr, unsigned *addr_len)
+{
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return -1;
+    size_t hlen = (size_t)(colon - listen);
+    if (hlen >= sizeof(host))
+        return -1;
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    char *h = host;
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host[hlen - 1] = '\0';
+        h = host + 1;
+    }
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res) != 0)
+        return -1;
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *addr_len = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}

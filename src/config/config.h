@@ -1,0 +1,67 @@
+/*
+ * config.h — strata's configuration: one table, three sources.
+ *
+ * Every setting is a row of a declarative table (config.c): its INI key
+ * (`section.name`), its command-line flag, its STRATA_* environment
+ * variable, its type, bounds and default, and whether SIGHUP may change it
+ * in a running server. Sources apply in increasing precedence: defaults,
+ * the INI file, the environment, the flags. Errors name the key and the
+ * source ("STRATA_THREADS: must be an integer in 0..256").
+ */
+#ifndef STRATA_CONFIG_H
+#define STRATA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+typedef struct strata_config {
+    char config_path[512]; /* "" when no file */
+    /* [server] */
+    char listen[128];
+    int threads; /* 0 = one per core */
+    int workers; /* database worker threads */
+    bool http2;
+    int64_t max_body_bytes;
+    int64_t max_header_bytes;
+    int idle_timeout_ms;
+    int shutdown_timeout_ms;
+    /* [db] */
+    char db_path[512];
+    /* [log] */
+    log_level log_level;
+} strata_config;
+
+#define CONFIG_ERR_MAX 512
+
+void config_defaults(strata_config *cfg);
+
+/* True if `flag` (without the leading "--") is a configuration flag. */
+bool config_is_flag(const char *flag);
+
+/* Applies the sources in precedence order: the file (cfg->config_path, or
+ * STRATA_CONFIG, when set), the environment, then the given flags (pairs of
+ * name without "--" and value). 0, or -1 with err filled. */
+int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
+                size_t flag_count, char err[CONFIG_ERR_MAX]);
+
+/* Re-reads the file for SIGHUP and applies only the reloadable keys (and
+ * environment and flags again over them). Reports what changed in the log. */
+int config_reload(strata_config *cfg, const char *const *flag_names,
+                  const char *const *flag_values, size_t flag_count, char err[CONFIG_ERR_MAX]);
+
+/* Prints every key with its flag, environment variable, default and help,
+ * for --help and docs. */
+void config_print_help(void);
+
+struct sockaddr_storage;
+/* Parses server.listen ("127.0.0.1:8080", "[::1]:8080", ":8080" for every
+ * address) into a socket address. 0, or -1 if it is not ADDR:PORT. */
+int config_parse_listen(const char *listen, struct sockaddr_storage *addr, unsigned *addr_len);
+
+/* The number of event-loop threads to run (resolves 0 to the core count). */
+int config_thread_count(const strata_config *cfg);
+
+#endif

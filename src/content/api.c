@@ -1,0 +1,326 @@
+/*
+ * api.c — the guards and conversions every content handler uses.
+ *
+ * Authentication: the bearer token's SHA-256 is looked up (the store
+ * compares the stored hash in constant time). A token is never accepted for
+ * another site than its own, and errors say which rule failed without
+ * revealing whether a token exists elsewhere.
+ */
+#include "content/api.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "content/content.h"
+#include "core/crypto.h"
+#include "core/log.h"
+
+/* ---- the signing secret ------------------------------------------------------- */
+
+static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t secret[32];
+static bool secret_loaded;
+
+int content_worker_init(store_t *store)
+{
+    pthread_mutex_lock(&secret_lock);
+    int rc = secret_loaded ? STORE_OK : store_secret(store, secret);
+    if (rc == STORE_OK)
+        secret_loaded = true;
+    pthread_mutex_unlock(&secret_lock);
+    return rc == STORE_OK ? 0 : -1;
+}
+
+const uint8_t *api_secret(void) { return secret; }
+
+int content_token_generate(char text[CONTENT_TOKEN_TEXT_MAX], uint8_t hash[32])
+{
+    uint8_t raw[32];
+    if (crypto_random(raw, sizeof(raw)) != 0)
+        return -1;
+    memcpy(text, "st_", 3);
+    size_t n = 3 + base64url_encode(raw, sizeof(raw), text + 3);
+    crypto_sha256(text, n, hash);
+    return 0;
+}
+
+/* ---- words and ids ------------------------------------------------------------- */
+
+bool api_is_word(const char *s, size_t len, size_t max_len)
+{
+    if (len == 0 || len > max_len || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '-' && ch != '_')))
+            return false;
+    }
+    return true;
+}
+
+bool api_param_id(api_ctx *c, size_t index, const char *what, int64_t *id)
+{
+    const char *s = c->req->params[index];
+    size_t len = c->req->param_len[index];
+    int64_t v = 0;
+    bool ok = len > 0 && len <= 18 && strlen(s) == len;
+    for (size_t i = 0; ok && i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            ok = false;
+        else
+            v = v * 10 + (s[i] - '0');
+    }
+    if (!ok || v <= 0) {
+        http_problem(c->res, c->req, 400, "bad_id", "%s must be a positive integer of at most 18 digits", what);
+        return false;
+    }
+    *id = v;
+    return true;
+}
+
+bool api_param_word(api_ctx *c, size_t index, const char *what, size_t max_len, const char **out)
+{
+    if (!api_is_word(c->req->params[index], c->req->param_len[index], max_len)) {
+        http_problem(c->res, c->req, 400, "bad_path",
+                     "%s must be 1 to %zu characters of a-z, 0-9, '-' and '_', starting with a letter or digit", what,
+                     max_len);
+        return false;
+    }
+    *out = c->req->params[index];
+    return true;
+}
+
+/* ---- sites and tokens ----------------------------------------------------------- */
+
+bool api_resolve_site(api_ctx *c)
+{
+    const char *site = c->req->params[0];
+    if (!api_is_word(site, c->req->param_len[0], 64)) {
+        http_problem(c->res, c->req, 404, "site_not_found", "no such site");
+        return false;
+    }
+    int rc = store_site_lookup(c->store, site, &c->site_id);
+    if (rc == STORE_NOT_FOUND) {
+        http_problem(c->res, c->req, 404, "site_not_found", "no site named '%s'", site);
+        return false;
+    }
+    if (rc != STORE_OK) {
+        api_store_failed(c, rc);
+        return false;
+    }
+    c->site = site;
+    return true;
+}
+
+static void unauthorized(api_ctx *c, const char *detail)
+{
+    http_problem(c->res, c->req, 401, "unauthorized", "%s", detail);
+    http_response_header(c->res, "www-authenticate", "Bearer realm=\"strata\"");
+}
+
+bool api_read_token(api_ctx *c)
+{
+    const char *auth = c->req->authorization;
+    if (auth == NULL)
+        return true;
+    if (strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+        unauthorized(c, "the Authorization header must be 'Bearer <token>'");
+        return false;
+    }
+    const char *text = auth + 7;
+    uint8_t hash[32];
+    crypto_sha256(text, strlen(text), hash);
+    int rc = store_token_lookup(c->store, hash, &c->token);
+    if (rc == STORE_NOT_FOUND) {
+        unauthorized(c, "the bearer token is not valid (unknown or revoked)");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        api_store_failed(c, rc);
+        return false;
+    }
+    if (c->token.site_id != c->site_id) {
+        http_problem(c->res, c->req, 403, "wrong_site", "this token belongs to another site than '%s'", c->site);
+        return false;
+    }
+    c->has_token = true;
+    return true;
+}
+
+static const char *role_name(store_role role)
+{
+    return role == ROLE_ADMIN ? "admin" : role == ROLE_WRITE ? "write" : "read";
+}
+
+bool api_require_role(api_ctx *c, store_role role)
+{
+    if (!api_read_token(c))
+        return false;
+    if (!c->has_token) {
+        unauthorized(c, "this route needs a bearer token (Authorization: Bearer <token>)");
+        return false;
+    }
+    if (c->token.role < role) {
+        http_problem(c->res, c->req, 403, "forbidden", "this route needs a %s token; this one is %s",
+                     role_name(role), role_name(c->token.role));
+        return false;
+    }
+    return true;
+}
+
+/* ---- the query string ------------------------------------------------------------- */
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Decodes a form-encoded value; false on overflow or a NUL byte. */
+static bool form_decode(const char *s, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        int hi, lo;
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0) {
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (ch == '\0' || n + 1 >= size)
+            return false;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad)
+{
+    const char *q = c->req->query;
+    size_t name_len = strlen(name);
+    while (q != NULL && *q != '\0') {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
+            if (!form_decode(q + name_len + 1, len - name_len - 1, buf, size)) {
+                http_problem(c->res, c->req, 400, "bad_query",
+                             "query parameter '%s' is longer than %zu bytes or holds a NUL byte", name, size - 1);
+                *bad = true;
+                return false;
+            }
+            return true;
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out)
+{
+    char buf[32];
+    bool bad = false;
+    if (!api_query(c, name, buf, sizeof(buf), &bad)) {
+        if (bad)
+            return false;
+        *out = def;
+        return true;
+    }
+    char *end;
+    long v = strtol(buf, &end, 10);
+    if (end == buf || *end != '\0' || v < min || v > max) {
+        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be an integer in %d..%d", name, min,
+                     max);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+/* ---- bodies and responses --------------------------------------------------------------- */
+
+static bool is_json_media_type(const char *ct)
+{
+    size_t len = strcspn(ct, ";");
+    while (len > 0 && (ct[len - 1] == ' ' || ct[len - 1] == '\t'))
+        len--;
+    return len == strlen("application/json") && strncasecmp(ct, "application/json", len) == 0;
+}
+
+bool api_json_body(api_ctx *c, bool required, json_t **out)
+{
+    *out = NULL;
+    if (c->req->body_len == 0) {
+        if (required)
+            http_problem(c->res, c->req, 400, "body_required", "this route needs a JSON object in the request body");
+        return !required;
+    }
+    if (c->req->content_type == NULL || !is_json_media_type(c->req->content_type)) {
+        http_problem(c->res, c->req, 415, "unsupported_media_type",
+                     "the request body must be sent with Content-Type: application/json");
+        return false;
+    }
+    json_error_t err;
+    json_t *doc = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (doc == NULL) {
+        http_problem(c->res, c->req, 400, "bad_json", "the body is not valid JSON: %s (line %d, column %d)", err.text,
+                     err.line, err.column);
+        return false;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        http_problem(c->res, c->req, 400, "bad_json", "the body must be a JSON object");
+        return false;
+    }
+    *out = doc;
+    return true;
+}
+
+void api_send_json(api_ctx *c, int status, json_t *doc)
+{
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (body == NULL) {
+        http_problem(c->res, c->req, 500, "internal", "the response could not be serialised");
+        return;
+    }
+    http_response_body(c->res, status, "application/json", body, strlen(body));
+}
+
+void api_store_failed(api_ctx *c, int rc)
+{
+    const char *msg = store_errmsg(c->store);
+    switch (rc) {
+    case STORE_NOT_FOUND:
+        http_problem(c->res, c->req, 404, "not_found", "%s", msg[0] ? msg : "not found");
+        return;
+    case STORE_CONFLICT:
+        http_problem(c->res, c->req, 409, "conflict", "%s", msg);
+        return;
+    case STORE_STATE:
+        http_problem(c->res, c->req, 409, "wrong_state", "%s", msg);
+        return;
+    case STORE_STALE:
+        http_problem(c->res, c->req, 412, "stale_version", "%s", msg);
+        return;
+    case STORE_INVALID:
+        http_problem(c->res, c->req, 422, "invalid_reference", "%s", msg);
+        return;
+    case STORE_BUSY:
+        http_problem(c->res, c->req, 503, "database_busy", "the database is busy; retry shortly");
+        http_response_header(c->res, "retry-after", "1");
+        return;
+    default:
+        log_event_str(LOG_ERROR, "database error", "error", msg);
+        http_problem(c->res, c->req, 503, "database_error", "the database failed to answer; retry shortly");
+        http_response_header(c->res, "retry-after", "1");
+        return;
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * api.h — internal to src/content: what every handler shares.
+ *
+ * A handler runs on a worker thread with an api_ctx that bundles the
+ * request, the store connection and the response. The helpers here either
+ * succeed or fill the response with the right problem and return false, so
+ * a handler reads as a sequence of guards:
+ *
+ *     if (!api_resolve_site(c) || !api_require_role(c, ROLE_WRITE)) return;
+ */
+#ifndef STRATA_CONTENT_API_H
+#define STRATA_CONTENT_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/http.h"
+#include "store/store.h"
+
+typedef struct api_ctx {
+    const http_request *req;
+    store_t *store;
+    http_response *res;
+    int64_t site_id;
+    const char *site; /* the {site} path parameter, once resolved */
+    bool has_token;
+    store_token token;
+} api_ctx;
+
+/* The {site} parameter (always params[0] on /v1/{site}/… routes) → site_id. */
+bool api_resolve_site(api_ctx *c);
+/* Reads the bearer token if one was sent: unknown → 401, other site → 403. */
+bool api_read_token(api_ctx *c);
+/* Requires a token of this site with at least `role`. */
+bool api_require_role(api_ctx *c, store_role role);
+
+/* Path parameter `index` as a positive integer id (400 otherwise). */
+bool api_param_id(api_ctx *c, size_t index, const char *what, int64_t *id);
+/* Path parameter that must be a type or slug word (400 otherwise). */
+bool api_param_word(api_ctx *c, size_t index, const char *what, size_t max_len, const char **out);
+
+/* Query parameter `name`, percent-decoded into buf. Returns false if absent.
+ * A value with a NUL byte or longer than the buffer is reported as 400 via
+ * *bad (set true, response filled). */
+bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad);
+/* An integer query parameter in min..max; absent → def. */
+bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out);
+
+/* Parses the body as a JSON object. Required: an empty body is 400.
+ * Content-Type must be application/json (415). *out may be NULL when not
+ * required and empty. */
+bool api_json_body(api_ctx *c, bool required, json_t **out);
+
+/* 200/201 with the JSON document (reference stolen). */
+void api_send_json(api_ctx *c, int status, json_t *doc);
+/* Maps a store failure to its problem response. */
+void api_store_failed(api_ctx *c, int rc);
+
+/* The database secret loaded by content_worker_init. */
+const uint8_t *api_secret(void);
+
+/* Word rules shared by paths and input: [a-z0-9][a-z0-9_-]{0,max-1}. */
+bool api_is_word(const char *s, size_t len, size_t max_len);
+
+#define TYPE_MAX 32
+#define SLUG_MAX 128
+#define CATEGORY_MAX 64
+#define TAG_MAX_BYTES 64
+#define TAGS_MAX 32
+
+/* ---- input (input.c) ---- */
+
+/* A validated create or save body. Strings point into the JSON document or
+ * into copies owned here; free with api_edit_free before the document. */
+typedef struct edit_input {
+    store_edit_t edit;
+    char *title; /* trimmed copy */
+    char *tag_copies[TAGS_MAX];
+    const char *tags[TAGS_MAX];
+} edit_input;
+
+/* create: type, slug and title required; save: type forbidden, all
+ * optional. 422 naming the field on any rule broken. */
+bool api_parse_edit(api_ctx *c, json_t *doc, bool create, edit_input *in);
+void api_edit_free(edit_input *in);
+/* A tag: 1..64 bytes, no whitespace, control characters, ',' or '/';
+ * lowercased (ASCII) into out. */
+bool api_normalise_tag(const char *tag, char out[TAG_MAX_BYTES + 1]);
+
+/* ---- keyset cursors (cursor.c) ---- */
+
+#define CURSOR_TEXT_MAX 1024
+/* The signed, opaque text for the position after a page. */
+void api_cursor_encode(const store_list_query *q, const store_keyset *k, char out[CURSOR_TEXT_MAX]);
+/* Verifies and decodes a cursor for query q: 400 if forged, altered or made
+ * for another sort or other filters. */
+bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, store_keyset *out);
+
+/* Handlers, one per route. */
+void handle_list(const http_request *req, store_t *store, http_response *res);
+void handle_get(const http_request *req, store_t *store, http_response *res);
+void handle_get_by_slug(const http_request *req, store_t *store, http_response *res);
+void handle_popular(const http_request *req, store_t *store, http_response *res);
+void handle_categories(const http_request *req, store_t *store, http_response *res);
+void handle_view(const http_request *req, store_t *store, http_response *res);
+void handle_readyz(const http_request *req, store_t *store, http_response *res);
+
+void handle_create(const http_request *req, store_t *store, http_response *res);
+void handle_get_draft(const http_request *req, store_t *store, http_response *res);
+void handle_save(const http_request *req, store_t *store, http_response *res);
+void handle_publish(const http_request *req, store_t *store, http_response *res);
+void handle_unpublish(const http_request *req, store_t *store, http_response *res);
+void handle_delete(const http_request *req, store_t *store, http_response *res);
+void handle_category_create(const http_request *req, store_t *store, http_response *res);
+
+#endif

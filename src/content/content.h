@@ -1,0 +1,29 @@
+/*
+ * content.h — the content API: strata's routes and what they do.
+ *
+ * src/content turns HTTP requests into repository calls and repository
+ * results into representations: it owns the route table, authentication by
+ * bearer token, input validation, keyset cursors and the mapping of store
+ * failures to problem+json statuses. It holds no SQL (src/store does) and no
+ * socket code (src/http does).
+ */
+#ifndef STRATA_CONTENT_H
+#define STRATA_CONTENT_H
+
+#include <stddef.h>
+
+#include "http/http.h"
+#include "store/store.h"
+
+extern const http_route content_routes[];
+extern const size_t content_route_count;
+
+/* Per worker thread, after its store opened: loads the signing secret. */
+int content_worker_init(store_t *store);
+
+/* Token text for a new API token ("st_" + 43 base64url characters) and the
+ * hash under which it is stored. */
+#define CONTENT_TOKEN_TEXT_MAX 64
+int content_token_generate(char text[CONTENT_TOKEN_TEXT_MAX], uint8_t hash[32]);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * cursor.c — opaque, signed keyset cursors.
+ *
+ * A cursor is the position after the last item of a page: the sort key and
+ * the id, which is all keyset pagination needs (no OFFSET, so inserts
+ * between pages can neither duplicate nor skip an item). It also carries the
+ * sort and a hash of the filters it was made for, and an HMAC-SHA256 (cut to
+ * 16 bytes) under the database's secret, so a client can neither forge a
+ * position nor reuse a cursor with another query. Layout, before base64url:
+ *
+ *   version(1) sort(1) filters(8) id(8) key_int(8) text_len(2) text(n) mac(16)
+ */
+#include <string.h>
+
+#include "content/api.h"
+#include "core/crypto.h"
+
+#define CURSOR_VERSION 1
+#define CURSOR_HEADER 28
+#define CURSOR_MAC 16
+#define CURSOR_BYTES_MAX (CURSOR_HEADER + sizeof(((store_keyset *)0)->key_text) + CURSOR_MAC)
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The identity of a query's filters: what the cursor must be reused with. */
+static void filters_hash(const store_list_query *q, uint8_t out[8])
+{
+    char text[512];
+    int n = snprintf(text, sizeof(text), "%d|%s|%s|%s", (int)q->status, q->type ? q->type : "",
+                     q->category ? q->category : "", q->tag ? q->tag : "");
+    uint8_t full[32];
+    crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
+    memcpy(out, full, 8);
+}
+
+void api_cursor_encode(const store_list_query *q, const store_keyset *k, char out[CURSOR_TEXT_MAX])
+{
+    uint8_t buf[CURSOR_BYTES_MAX];
+    size_t text_len = strnlen(k->key_text, sizeof(k->key_text) - 1);
+    buf[0] = CURSOR_VERSION;
+    buf[1] = (uint8_t)q->sort;
+    filters_hash(q, buf + 2);
+    put_u64(buf + 10, (uint64_t)k->id);
+    put_u64(buf + 18, (uint64_t)k->key_int);
+    buf[26] = (uint8_t)(text_len >> 8);
+    buf[27] = (uint8_t)text_len;
+    memcpy(buf + CURSOR_HEADER, k->key_text, text_len);
+    uint8_t mac[32];
+    crypto_hmac_sha256(api_secret(), buf, CURSOR_HEADER + text_len, mac);
+    memcpy(buf + CURSOR_HEADER + text_len, mac, CURSOR_MAC);
+    base64url_encode(buf, CURSOR_HEADER + text_len + CURSOR_MAC, out);
+}
+
+static bool bad_cursor(api_ctx *c, const char *why)
+{
+    http_problem(c->res, c->req, 400, "bad_cursor", "%s; start again without 'cursor'", why);
+    return false;
+}
+
+bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, store_keyset *out)
+{
+    uint8_t buf[CURSOR_BYTES_MAX];
+    long n = base64url_decode(text, strlen(text), buf, sizeof(buf));
+    if (n < CURSOR_HEADER + CURSOR_MAC || buf[0] != CURSOR_VERSION)
+        return bad_cursor(c, "the cursor is not one this server made");
+    size_t text_len = (size_t)buf[26] << 8 | buf[27];
+    if ((size_t)n != CURSOR_HEADER + text_len + CURSOR_MAC)
+        return bad_cursor(c, "the cursor is not one this server made");
+    uint8_t mac[32];
+    crypto_hmac_sha256(api_secret(), buf, CURSOR_HEADER + text_len, mac);
+    if (!crypto_equal(mac, buf + CURSOR_HEADER + text_len, CURSOR_MAC))
+        return bad_cursor(c, "the cursor was altered or forged");
+    uint8_t expected[8];
+    filters_hash(q, expected);
+    if (buf[1] != (uint8_t)q->sort || memcmp(expected, buf + 2, 8) != 0)
+        return bad_cursor(c, "the cursor was made for another sort or other filters than this request's");
+    out->present = true;
+    out->id = (int64_t)get_u64(buf + 10);
+    out->key_int = (int64_t)get_u64(buf + 18);
+    memcpy(out->key_text, buf + CURSOR_HEADER, text_len);
+    out->key_text[text_len] = '\0';
+    return true;
+}

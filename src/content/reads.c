@@ -1,0 +1,192 @@
+/*
+ * reads.c — the public read routes: lists, items, popular, categories, the
+ * view beacon, and readiness.
+ *
+ * Without a token only published content is visible. A token of the site
+ * (any role) also sees drafts and archived items: it may list them with
+ * `status` and read them by id or slug. Unknown query parameters are
+ * ignored; known ones are validated strictly (400 naming the parameter).
+ */
+#include <string.h>
+
+#include "content/api.h"
+
+static bool list_choice(api_ctx *c, const char *name, const char *const *choices, size_t n, int def, int *out)
+{
+    char value[32];
+    bool bad = false;
+    *out = def;
+    if (!api_query(c, name, value, sizeof(value), &bad))
+        return !bad;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(value, choices[i]) == 0) {
+            *out = (int)i;
+            return true;
+        }
+    }
+    char allowed[160] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s", i ? ", " : "", choices[i]);
+    http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be one of %s", name, allowed);
+    return false;
+}
+
+/* An optional word-valued filter (type, category). */
+static bool word_filter(api_ctx *c, const char *name, size_t max, char *buf, size_t size, const char **out)
+{
+    bool bad = false;
+    *out = NULL;
+    if (!api_query(c, name, buf, size, &bad))
+        return !bad;
+    if (!api_is_word(buf, strlen(buf), max)) {
+        http_problem(c->res, c->req, 400, "bad_query",
+                     "query parameter '%s' must be 1 to %zu characters of a-z, 0-9, '-' and '_'", name, max);
+        return false;
+    }
+    *out = buf;
+    return true;
+}
+
+void handle_list(const http_request *req, store_t *store, http_response *res)
+{
+    static const char *const sorts[] = {"-published_at", "published_at", "-updated_at", "title"};
+    static const char *const statuses[] = {"published", "draft", "archived", "any"};
+    api_ctx c = {.req = req, .store = store, .res = res};
+    if (!api_resolve_site(&c) || !api_read_token(&c))
+        return;
+
+    store_list_query q = {.site_id = c.site_id, .site_name = c.site};
+    char type[TYPE_MAX + 2], category[CATEGORY_MAX + 2], tag_raw[TAG_MAX_BYTES + 2], tag[TAG_MAX_BYTES + 1];
+    int sort, status;
+    bool bad = false;
+    if (!word_filter(&c, "type", TYPE_MAX, type, sizeof(type), &q.type) ||
+        !word_filter(&c, "category", CATEGORY_MAX, category, sizeof(category), &q.category) ||
+        !list_choice(&c, "sort", sorts, 4, 0, &sort) || !list_choice(&c, "status", statuses, 4, 0, &status) ||
+        !api_query_int(&c, "limit", 1, 100, 20, &q.limit))
+        return;
+    if (api_query(&c, "tag", tag_raw, sizeof(tag_raw), &bad)) {
+        if (!api_normalise_tag(tag_raw, tag)) {
+            http_problem(res, req, 400, "bad_query", "query parameter 'tag' must be 1 to 64 bytes without spaces");
+            return;
+        }
+        q.tag = tag;
+    } else if (bad) {
+        return;
+    }
+    q.sort = (store_sort)sort;
+    q.status = (store_status_filter)status;
+    if (q.status != FILTER_PUBLISHED && !c.has_token) {
+        http_problem(res, req, 401, "unauthorized", "listing status '%s' needs a bearer token of site '%s'",
+                     statuses[status], c.site);
+        http_response_header(res, "www-authenticate", "Bearer realm=\"strata\"");
+        return;
+    }
+
+    char cursor[CURSOR_TEXT_MAX];
+    if (api_query(&c, "cursor", cursor, sizeof(cursor), &bad)) {
+        if (!api_cursor_decode(&c, cursor, &q, &q.after))
+            return;
+    } else if (bad) {
+        return;
+    }
+
+    json_t *items = NULL;
+    store_keyset next = {0};
+    int rc = store_item_list(store, &q, &items, &next);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    json_t *next_cursor = json_null();
+    if (next.present) {
+        api_cursor_encode(&q, &next, cursor);
+        next_cursor = json_string(cursor);
+    }
+    api_send_json(&c, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next_cursor));
+}
+
+static void send_item_or_failure(api_ctx *c, int rc, json_t *item)
+{
+    if (rc != STORE_OK)
+        api_store_failed(c, rc);
+    else
+        api_send_json(c, 200, item);
+}
+
+void handle_get(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id;
+    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id))
+        return;
+    json_t *item = NULL;
+    int rc = store_item_get(store, c.site_id, c.site, id, !c.has_token, &item);
+    send_item_or_failure(&c, rc, item);
+}
+
+void handle_get_by_slug(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    const char *type, *slug;
+    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_word(&c, 1, "the type", TYPE_MAX, &type) ||
+        !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug))
+        return;
+    json_t *item = NULL;
+    int rc = store_item_get_by_slug(store, c.site_id, c.site, type, slug, !c.has_token, &item);
+    send_item_or_failure(&c, rc, item);
+}
+
+void handle_popular(const http_request *req, store_t *store, http_response *res)
+{
+    static const char *const windows[] = {"1h", "24h", "7d", "all"};
+    static const int64_t window_ms[] = {3600000LL, 86400000LL, 7 * 86400000LL, 0};
+    api_ctx c = {.req = req, .store = store, .res = res};
+    char type[TYPE_MAX + 2];
+    const char *type_filter;
+    int window, limit;
+    if (!api_resolve_site(&c) || !api_read_token(&c) ||
+        !word_filter(&c, "type", TYPE_MAX, type, sizeof(type), &type_filter) ||
+        !list_choice(&c, "window", windows, 4, 1, &window) || !api_query_int(&c, "limit", 1, 100, 10, &limit))
+        return;
+    int64_t since = window_ms[window] ? store_now_ms() - window_ms[window] : 0;
+    json_t *items = NULL;
+    int rc = store_popular(store, c.site_id, c.site, type_filter, since, limit, &items);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    api_send_json(&c, 200, json_pack("{s:s, s:o}", "window", windows[window], "items", items));
+}
+
+void handle_categories(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    if (!api_resolve_site(&c) || !api_read_token(&c))
+        return;
+    json_t *doc = NULL;
+    int rc = store_category_list(store, c.site_id, &doc);
+    send_item_or_failure(&c, rc, doc);
+}
+
+void handle_view(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id;
+    if (!api_resolve_site(&c) || !api_param_id(&c, 1, "the item id", &id))
+        return;
+    int rc = store_views_add(store, c.site_id, id, 1, store_now_ms());
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    res->status = 204;
+}
+
+void handle_readyz(const http_request *req, store_t *store, http_response *res)
+{
+    if (store_ping(store) != STORE_OK) {
+        http_problem(res, req, 503, "not_ready", "the database does not answer: %s", store_errmsg(store));
+        return;
+    }
+    http_response_copy(res, 200, "application/json", "{\"status\":\"ready\"}", 18);
+}

@@ -1,0 +1,78 @@
+/*
+ * crypto.c — hashing, HMAC, randomness and base64url (see crypto.h).
+ */
+#include "core/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+void crypto_sha256(const void *data, size_t len, uint8_t out[32]) { SHA256(data, len, out); }
+
+void crypto_hmac_sha256(const uint8_t key[32], const void *data, size_t len, uint8_t out[32])
+{
+    unsigned int out_len = 32;
+    HMAC(EVP_sha256(), key, 32, data, len, out, &out_len);
+}
+
+bool crypto_equal(const void *a, const void *b, size_t len) { return CRYPTO_memcmp(a, b, len) == 0; }
+
+int crypto_random(void *out, size_t len) { return RAND_bytes(out, (int)len) == 1 ? 0 : -1; }
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t base64url_encode(const uint8_t *data, size_t len, char *out)
+{
+    size_t n = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        out[n++] = b64url[v >> 18 & 63];
+        out[n++] = b64url[v >> 12 & 63];
+        out[n++] = b64url[v >> 6 & 63];
+        out[n++] = b64url[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        out[n++] = b64url[v >> 18 & 63];
+        out[n++] = b64url[v >> 12 & 63];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
+        out[n++] = b64url[v >> 18 & 63];
+        out[n++] = b64url[v >> 12 & 63];
+        out[n++] = b64url[v >> 6 & 63];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static int b64url_value(char c)
+{
+    const char *p = c ? strchr(b64url, c) : NULL;
+    return p ? (int)(p - b64url) : -1;
+}
+
+long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_size)
+{
+    if (len % 4 == 1)
+        return -1;
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value(text[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == out_size)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)n;
+}

@@ -1,0 +1,160 @@
+/*
+ * log.c — JSON-lines logging (see log.h for the idea).
+ *
+ * Timestamps are RFC 3339 UTC with microseconds. A line that would overflow
+ * its buffer is cut at a field boundary and marked "truncated":true rather
+ * than written as invalid JSON.
+ */
+#include "core/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile int log_threshold = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_level(log_level level) { log_threshold = level; }
+
+bool log_enabled(log_level level) { return (int)level >= log_threshold; }
+
+int log_level_parse(const char *name, log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *out = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+char *json_escape_into(char *out, const char *out_end, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len && out < out_end; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            if (out_end - out < 2)
+                break;
+            *out++ = '\\';
+            *out++ = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            if (out_end - out < 6)
+                break;
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 15];
+            out += 6;
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    return out;
+}
+
+/* Reserve room for the closing `,"truncated":true}\n`. */
+#define LOG_TAIL_RESERVE 24
+
+static void log_append(log_line *line, const char *s, size_t n)
+{
+    size_t room = sizeof(line->buf) - LOG_TAIL_RESERVE - line->len;
+    if (n > room)
+        n = room;
+    memcpy(line->buf + line->len, s, n);
+    line->len += n;
+}
+
+static void log_key(log_line *line, const char *key)
+{
+    log_append(line, ",\"", 2);
+    log_append(line, key, strlen(key));
+    log_append(line, "\":", 2);
+}
+
+void log_begin(log_line *line, log_level level, const char *msg)
+{
+    line->active = log_enabled(level);
+    line->len = 0;
+    if (!line->active)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[40];
+    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
+    log_append(line, "{\"ts\":\"", 7);
+    log_append(line, ts, strlen(ts));
+    log_append(line, "\",\"level\":\"", 11);
+    log_append(line, level_names[level], strlen(level_names[level]));
+    log_append(line, "\"", 1);
+    log_str(line, "msg", msg);
+}
+
+void log_strn(log_line *line, const char *key, const char *value, size_t len)
+{
+    if (!line->active)
+        return;
+    log_key(line, key);
+    if (value == NULL) {
+        log_append(line, "null", 4);
+        return;
+    }
+    log_append(line, "\"", 1);
+    char *start = line->buf + line->len;
+    char *end = line->buf + sizeof(line->buf) - LOG_TAIL_RESERVE - 1;
+    char *stop = json_escape_into(start, end, value, len);
+    line->len += (size_t)(stop - start);
+    log_append(line, "\"", 1);
+}
+
+void log_str(log_line *line, const char *key, const char *value)
+{
+    log_strn(line, key, value, value ? strlen(value) : 0);
+}
+
+void log_int(log_line *line, const char *key, int64_t value)
+{
+    if (!line->active)
+        return;
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)value);
+    log_key(line, key);
+    log_append(line, num, (size_t)n);
+}
+
+void log_end(log_line *line)
+{
+    if (!line->active)
+        return;
+    /* log_append never uses the reserve, so the tail always fits. */
+    if (line->len >= sizeof(line->buf) - LOG_TAIL_RESERVE - 1) {
+        static const char cut[] = ",\"truncated\":true";
+        memcpy(line->buf + line->len, cut, sizeof(cut) - 1);
+        line->len += sizeof(cut) - 1;
+    }
+    line->buf[line->len++] = '}';
+    line->buf[line->len++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, line->buf, line->len);
+    (void)ignored;
+}
+
+void log_event(log_level level, const char *msg)
+{
+    log_line line;
+    log_begin(&line, level, msg);
+    log_end(&line);
+}
+
+void log_event_str(log_level level, const char *msg, const char *key, const char *value)
+{
+    log_line line;
+    log_begin(&line, level, msg);
+    log_str(&line, key, value);
+    log_end(&line);
+}

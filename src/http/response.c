@@ -1,0 +1,114 @@
+/*
+ * response.c — building http_response values, including RFC 9457 problems.
+ *
+ * These run on worker threads as well as loop threads, so they only touch
+ * the response they are given. Problem bodies are built with jansson so any
+ * text a client sent (a slug, a path) is escaped correctly.
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+void http_response_header(http_response *res, const char *name, const char *fmt, ...)
+{
+    if (res->header_count >= HTTP_MAX_HEADERS)
+        return;
+    http_header *h = &res->headers[res->header_count++];
+    h->name = name;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->value, sizeof(h->value), fmt, ap);
+    va_end(ap);
+}
+
+void http_response_body(http_response *res, int status, const char *content_type, char *body, size_t len)
+{
+    free(res->body);
+    res->status = status;
+    res->content_type = content_type;
+    res->body = body;
+    res->body_len = len;
+}
+
+void http_response_copy(http_response *res, int status, const char *content_type, const char *body, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        http_response_body(res, 500, NULL, NULL, 0);
+        return;
+    }
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    http_response_body(res, status, content_type, copy, len);
+}
+
+void http_problem(http_response *res, const http_request *req, int status, const char *code,
+                  const char *detail_fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+    va_end(ap);
+
+    json_t *problem = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+                                http_status_text(status), "status", status, "detail", detail, "code", code);
+    if (problem == NULL) {
+        http_response_body(res, 500, NULL, NULL, 0);
+        return;
+    }
+    /* A detail or path with invalid UTF-8 would make jansson refuse the
+     * string; such fields are simply left out rather than failing the
+     * problem itself. */
+    if (req != NULL) {
+        if (req->path != NULL)
+            json_object_set_new(problem, "instance", json_string(req->path));
+        if (req->request_id[0] != '\0')
+            json_object_set_new(problem, "request_id", json_string(req->request_id));
+    }
+    char *body = json_dumps(problem, JSON_COMPACT);
+    json_decref(problem);
+    if (body == NULL) {
+        http_response_body(res, 500, NULL, NULL, 0);
+        return;
+    }
+    http_response_body(res, status, "application/problem+json", body, strlen(body));
+}
+
+void http_response_free(http_response *res)
+{
+    free(res->body);
+    res->body = NULL;
+    res->body_len = 0;
+}

@@ -1,0 +1,365 @@
+/*
+ * main.c — the strata command line.
+ *
+ *   strata serve | migrate | seed | site create | token create |
+ *          check-config | version        (each with --help)
+ *
+ * Every command takes the configuration flags (config.c's table) besides
+ * its own; a flag is `--name value` or `--name=value`. Exit codes: 0 done,
+ * 1 a runtime failure (database, network), 2 a usage or configuration error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "content/content.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "store/store.h"
+
+#define STRATA_VERSION "0.1.0"
+#define MAX_ARGS 64
+
+typedef struct command_line {
+    const char *positional[MAX_ARGS];
+    size_t positional_count;
+    /* configuration flags, in order */
+    const char *config_names[MAX_ARGS];
+    const char *config_values[MAX_ARGS];
+    size_t config_count;
+    /* the command's own flags */
+    const char *own_names[MAX_ARGS];
+    const char *own_values[MAX_ARGS];
+    size_t own_count;
+    bool help;
+} command_line;
+
+static command_line cli; /* kept for SIGHUP reloads */
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "strata: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(try: strata --help)\n");
+    return 2;
+}
+
+/* Splits argv into positional words, configuration flags and the command's
+ * own flags (those in `own`, a NULL-terminated list). */
+static int parse_args(int argc, char **argv, const char *const *own)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            cli.help = true;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (cli.positional_count == MAX_ARGS)
+                return usage_error("too many arguments%s", "");
+            cli.positional[cli.positional_count++] = arg;
+            continue;
+        }
+        static char names[MAX_ARGS][64];
+        const char *name = arg + 2, *value;
+        const char *eq = strchr(name, '=');
+        size_t slot = cli.config_count + cli.own_count;
+        if (slot == MAX_ARGS)
+            return usage_error("too many flags%s", "");
+        if (eq != NULL) {
+            snprintf(names[slot], sizeof(names[slot]), "%.*s", (int)(eq - name), name);
+            name = names[slot];
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return usage_error("flag %s needs a value", arg);
+        }
+        bool is_own = false;
+        for (size_t k = 0; own != NULL && own[k] != NULL; k++)
+            is_own |= strcmp(own[k], name) == 0;
+        if (is_own) {
+            cli.own_names[cli.own_count] = name;
+            cli.own_values[cli.own_count++] = value;
+        } else if (config_is_flag(name)) {
+            cli.config_names[cli.config_count] = name;
+            cli.config_values[cli.config_count++] = value;
+        } else {
+            return usage_error("unknown flag --%s", name);
+        }
+    }
+    return 0;
+}
+
+static const char *own_flag(const char *name)
+{
+    const char *value = NULL;
+    for (size_t i = 0; i < cli.own_count; i++)
+        if (strcmp(cli.own_names[i], name) == 0)
+            value = cli.own_values[i];
+    return value;
+}
+
+static int load_config(strata_config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+    config_defaults(cfg);
+    if (config_load(cfg, cli.config_names, cli.config_values, cli.config_count, err) != 0) {
+        fprintf(stderr, "strata: configuration error: %s\n", err);
+        return 2;
+    }
+    log_set_level(cfg->log_level);
+    return 0;
+}
+
+static int reload_config(strata_config *next, char err[CONFIG_ERR_MAX])
+{
+    return config_reload(next, cli.config_names, cli.config_values, cli.config_count, err);
+}
+
+/* Opens and migrates the database named by the configuration. */
+static int open_store(const strata_config *cfg, store_t **store)
+{
+    int rc = store_open(cfg->db_path, store);
+    int applied = 0;
+    if (rc == STORE_OK)
+        rc = store_migrate(*store, &applied);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "strata: database %s: %s\n", cfg->db_path,
+                *store ? store_errmsg(*store) : store_status_name(rc));
+        store_close(store);
+        return 1;
+    }
+    if (applied > 0)
+        log_event_str(LOG_INFO, "database migrated", "db", cfg->db_path);
+    return 0;
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+static int cmd_serve(void)
+{
+    strata_config cfg;
+    store_t *store = NULL;
+    int rc = load_config(&cfg);
+    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    store_close(&store);
+    return http_serve(&cfg, content_routes, content_route_count, content_worker_init, reload_config);
+}
+
+static int cmd_migrate(void)
+{
+    strata_config cfg;
+    store_t *store = NULL;
+    int rc = load_config(&cfg);
+    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    int version = 0;
+    store_schema_version(store, &version);
+    printf("database %s is at schema version %d\n", cfg.db_path, version);
+    store_close(&store);
+    return 0;
+}
+
+static int parse_count(const char *flag, const char *text, int def, int max, int *out)
+{
+    if (text == NULL) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1 || v > max) {
+        fprintf(stderr, "strata: --%s must be an integer in 1..%d\n", flag, max);
+        return 2;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* The site id for name, creating the site if asked and absent. */
+static int site_id_for(store_t *store, const char *name, bool create, int64_t *id)
+{
+    int rc = store_site_lookup(store, name, id);
+    if (rc == STORE_NOT_FOUND && create)
+        rc = store_site_create(store, name, id);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "strata: site '%s': %s\n", name, rc == STORE_NOT_FOUND ? "no such site" : store_errmsg(store));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_seed(void)
+{
+    strata_config cfg;
+    store_t *store = NULL;
+    int items, versions, rc;
+    if ((rc = parse_count("items", own_flag("items"), 300, 1000000, &items)) != 0 ||
+        (rc = parse_count("versions", own_flag("versions"), 1, 100000, &versions)) != 0 ||
+        (rc = load_config(&cfg)) != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    const char *site = own_flag("site") ? own_flag("site") : "main";
+    int64_t site_id;
+    if ((rc = site_id_for(store, site, true, &site_id)) == 0) {
+        rc = store_seed_demo(store, site_id, site, items, versions, 42);
+        if (rc != STORE_OK) {
+            fprintf(stderr, "strata: seeding failed: %s\n", store_errmsg(store));
+            rc = 1;
+        } else {
+            printf("seeded %d items (%d versions each) into site '%s' of %s\n", items, versions, site, cfg.db_path);
+        }
+    }
+    store_close(&store);
+    return rc;
+}
+
+static int cmd_site(void)
+{
+    if (cli.positional_count != 3 || strcmp(cli.positional[1], "create") != 0)
+        return usage_error("usage: strata site create NAME%s", "");
+    const char *name = cli.positional[2];
+    strata_config cfg;
+    store_t *store = NULL;
+    int rc = load_config(&cfg);
+    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    int64_t id;
+    rc = STORE_ERROR;
+    size_t len = strlen(name);
+    bool valid = len > 0 && len <= 64;
+    for (size_t i = 0; i < len && valid; i++)
+        valid = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+                (i > 0 && (name[i] == '-' || name[i] == '_'));
+    if (!valid) {
+        fprintf(stderr, "strata: a site name is 1 to 64 characters of a-z, 0-9, '-' and '_'\n");
+        store_close(&store);
+        return 2;
+    }
+    rc = store_site_create(store, name, &id);
+    if (rc == STORE_CONFLICT)
+        fprintf(stderr, "strata: site '%s' already exists\n", name);
+    else if (rc != STORE_OK)
+        fprintf(stderr, "strata: %s\n", store_errmsg(store));
+    else
+        printf("created site '%s'\n", name);
+    store_close(&store);
+    return rc == STORE_OK ? 0 : 1;
+}
+
+static int cmd_token(void)
+{
+    if (cli.positional_count != 2 || strcmp(cli.positional[1], "create") != 0)
+        return usage_error("usage: strata token create --site S --role read|write|admin [--name NAME]%s", "");
+    const char *site = own_flag("site"), *role_text = own_flag("role");
+    const char *name = own_flag("name") ? own_flag("name") : "editor";
+    store_role role;
+    if (site == NULL || role_text == NULL)
+        return usage_error("token create needs --site and --role%s", "");
+    if (strcmp(role_text, "read") == 0)
+        role = ROLE_READ;
+    else if (strcmp(role_text, "write") == 0)
+        role = ROLE_WRITE;
+    else if (strcmp(role_text, "admin") == 0)
+        role = ROLE_ADMIN;
+    else
+        return usage_error("--role must be read, write or admin, not '%s'", role_text);
+    if (strlen(name) == 0 || strlen(name) > 64)
+        return usage_error("--name must be 1 to 64 characters%s", "");
+
+    strata_config cfg;
+    store_t *store = NULL;
+    int rc = load_config(&cfg);
+    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    int64_t site_id;
+    char text[CONTENT_TOKEN_TEXT_MAX];
+    uint8_t hash[32];
+    if ((rc = site_id_for(store, site, false, &site_id)) == 0) {
+        if (content_token_generate(text, hash) != 0 || store_token_create(store, site_id, role, name, hash) != STORE_OK) {
+            fprintf(stderr, "strata: could not create the token: %s\n", store_errmsg(store));
+            rc = 1;
+        } else {
+            printf("%s\n", text);
+        }
+    }
+    store_close(&store);
+    return rc;
+}
+
+static int cmd_check_config(void)
+{
+    strata_config cfg;
+    int rc = load_config(&cfg);
+    if (rc != 0)
+        return rc;
+    printf("configuration is valid%s%s\n", cfg.config_path[0] ? ": " : "", cfg.config_path);
+    return 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    int (*run)(void);
+    const char *const *own_flags;
+    const char *usage;
+} command;
+
+static const char *const seed_flags[] = {"items", "versions", "site", NULL};
+static const char *const token_flags[] = {"site", "role", "name", NULL};
+
+static int cmd_version(void)
+{
+    printf("strata %s\n", STRATA_VERSION);
+    return 0;
+}
+
+static const command commands[] = {
+    {"serve", cmd_serve, NULL, "strata serve [--config FILE] [--listen ADDR:PORT] [--db PATH] [--threads N]\n"
+                               "  Serve the API until SIGTERM (graceful) ; SIGHUP reloads log.level and\n"
+                               "  server.max_header_bytes. Migrates the database first."},
+    {"migrate", cmd_migrate, NULL, "strata migrate [--db PATH]\n  Create or upgrade the database schema."},
+    {"seed", cmd_seed, seed_flags,
+     "strata seed [--items N] [--versions M] [--site NAME] [--db PATH]\n"
+     "  Add N demo articles (default 300) with M versions each to a site (default main,\n"
+     "  created if absent)."},
+    {"site", cmd_site, NULL, "strata site create NAME [--db PATH]\n  Create a site (a tenant namespace)."},
+    {"token", cmd_token, token_flags,
+     "strata token create --site S --role read|write|admin [--name NAME] [--db PATH]\n"
+     "  Create an API token; it is printed once, only its hash is stored. NAME is\n"
+     "  recorded as the author of what the token writes (default editor)."},
+    {"check-config", cmd_check_config, NULL,
+     "strata check-config [--config FILE]\n  Validate the file, the environment and the flags; exit 2 naming a bad key."},
+    {"version", cmd_version, NULL, "strata version\n  Print the version."},
+};
+
+static void print_help(const command *only)
+{
+    printf("strata %s — a content API server built for traffic spikes\n\n", STRATA_VERSION);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (only == NULL || only == &commands[i])
+            printf("%s\n\n", commands[i].usage);
+    config_print_help();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_help(NULL);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        int rc = parse_args(argc - 1, argv + 1, commands[i].own_flags);
+        if (cli.help) {
+            print_help(&commands[i]);
+            return 0;
+        }
+        return rc != 0 ? rc : commands[i].run();
+    }
+    return usage_error("unknown command '%s'", argv[1]);
+}

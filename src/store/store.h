@@ -1,0 +1,214 @@
+/*
+ * store.h — the repository: the only door to the database.
+ *
+ * Every SQL statement strata runs lives behind this header. A store_t is one
+ * database connection owned by one thread (a worker of the pool, or the CLI);
+ * it is never shared, so it needs no lock (SQLite is opened NOMUTEX). Each
+ * connection keeps its prepared statements, so a statement is compiled once
+ * per connection and reused for the life of the process.
+ *
+ * Reads return jansson objects in the shapes of docs/api.md (item, summary,
+ * draft, category); the caller owns the returned reference. Writes take the
+ * validated input of src/content (store_edit_t) and either commit durably
+ * (synchronous=FULL in WAL mode: a 2xx answered after store_* returned OK
+ * survives kill -9) or change nothing.
+ *
+ * Every function returns STORE_OK (0) or a negative store_status; on failure
+ * store_errmsg() tells why in a sentence fit for a problem+json detail.
+ *
+ * Dialect: this header is dialect-free. store_sqlite.c implements it for
+ * SQLite; PostgreSQL will be a second implementation of the same functions.
+ */
+#ifndef STRATA_STORE_H
+#define STRATA_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+typedef enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = -1, /* no such site / item / version / category / token */
+    STORE_CONFLICT = -2,  /* a unique key is taken (slug, site name, category) */
+    STORE_STALE = -3,     /* base version is not the latest draft (If-Match) */
+    STORE_INVALID = -4,   /* input refers to something absent (category, parent) */
+    STORE_STATE = -5,     /* the item is not in a state that allows this (unpublish) */
+    STORE_BUSY = -6,      /* database locked or overloaded beyond busy_timeout */
+    STORE_ERROR = -7,     /* anything else: I/O, corruption, bug */
+} store_status;
+
+const char *store_status_name(int status);
+
+/* ---- connection --------------------------------------------------------- */
+
+/* Opens (creating if absent) the database at path. Does not migrate. */
+int store_open(const char *path, store_t **out);
+/* Closes the connection, finalises its statements, sets *st to NULL. */
+void store_close(store_t **st);
+/* The last failure's explanation ("" after success). Owned by the store. */
+const char *store_errmsg(const store_t *st);
+/* Applies every migration not yet applied, each in its own transaction.
+ * Idempotent. *applied (if not NULL) gets the number applied this call. */
+int store_migrate(store_t *st, int *applied);
+/* The schema version of the database (0 if never migrated). */
+int store_schema_version(store_t *st, int *version);
+/* A cheap round trip, for /readyz. */
+int store_ping(store_t *st);
+/* The per-database secret (32 random bytes made at first migration) that
+ * signs cursors and preview tokens, so every instance sharing the database
+ * agrees on it and it survives restarts. */
+int store_secret(store_t *st, uint8_t out[32]);
+
+/* ---- sites and tokens --------------------------------------------------- */
+
+int store_site_create(store_t *st, const char *name, int64_t *site_id);
+int store_site_lookup(store_t *st, const char *name, int64_t *site_id);
+
+typedef enum store_role { ROLE_READ = 1, ROLE_WRITE = 2, ROLE_ADMIN = 3 } store_role;
+
+typedef struct store_token {
+    int64_t id;
+    int64_t site_id;
+    store_role role;
+    char name[65];
+    uint8_t hash[32];
+} store_token;
+
+/* Stores a token by the SHA-256 hash of its secret text. */
+int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name,
+                       const uint8_t hash[32]);
+/* Finds an unrevoked token by hash; STORE_NOT_FOUND if none. */
+int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out);
+
+/* ---- categories --------------------------------------------------------- */
+
+/* parent_slug may be NULL. STORE_CONFLICT if slug exists, STORE_INVALID if
+ * the parent does not. *out: {"slug","name","parent","items"}. */
+int store_category_create(store_t *st, int64_t site_id, const char *slug, const char *name,
+                          const char *parent_slug, json_t **out);
+/* *out: {"categories":[…]} ordered by slug. */
+int store_category_list(store_t *st, int64_t site_id, json_t **out);
+
+/* ---- items -------------------------------------------------------------- */
+
+/* The editable state of an item, validated by src/content. Strings are
+ * NUL-terminated UTF-8 owned by the caller. In a partial save (PUT) a NULL
+ * pointer / has_* false means "keep what the base version had". */
+typedef struct store_edit {
+    const char *type;   /* create only */
+    const char *slug;
+    const char *title;
+    const char *excerpt;
+    const char *body;
+    json_t *fields;     /* object, borrowed */
+    bool has_category;  /* category given (possibly null) */
+    const char *category; /* slug or NULL for none */
+    bool has_tags;
+    const char **tags;  /* lowercased, distinct */
+    size_t tag_count;
+} store_edit_t;
+
+/* Creates an item (status draft) and its version 1 (kind draft).
+ * STORE_CONFLICT if site+type+slug is taken, STORE_INVALID for an unknown
+ * category. *draft: the draft representation. */
+int store_item_create(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit,
+                      const char *author, json_t **draft);
+
+/* Published item by id or by type+slug (published_only=false also returns
+ * drafts and archived items, for token holders). *item: full item. */
+int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t id,
+                   bool published_only, json_t **item);
+int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type,
+                           const char *slug, bool published_only, json_t **item);
+
+/* The latest version's editable state. *version gets its number. */
+int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id,
+                         json_t **draft, int64_t *version);
+
+/* Appends version base_version+1 merging edit over base_version.
+ * STORE_STALE if base_version is not the latest (errmsg names the latest),
+ * STORE_CONFLICT for a taken slug, STORE_INVALID for an unknown category. */
+int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id,
+                          int64_t base_version, const store_edit_t *edit, const char *author,
+                          json_t **draft, int64_t *new_version);
+
+/* Publishes version (0 = latest): the item's public content becomes that
+ * version's. Does not add a version. *item: the published item. */
+int store_item_publish(store_t *st, int64_t site_id, const char *site_name, int64_t id,
+                       int64_t version, const char *author, json_t **item);
+/* STORE_STATE if not published. archive: status archived instead of draft. */
+int store_item_unpublish(store_t *st, int64_t site_id, const char *site_name, int64_t id,
+                         bool archive, json_t **item);
+/* Removes the item, its versions, tags and views. */
+int store_item_delete(store_t *st, int64_t site_id, int64_t id);
+
+/* ---- lists -------------------------------------------------------------- */
+
+typedef enum store_sort {
+    SORT_PUBLISHED_DESC = 0, /* -published_at (default) */
+    SORT_PUBLISHED_ASC,      /* published_at */
+    SORT_UPDATED_DESC,       /* -updated_at */
+    SORT_TITLE_ASC,          /* title */
+} store_sort;
+
+typedef enum store_status_filter {
+    FILTER_PUBLISHED = 0,
+    FILTER_DRAFT,
+    FILTER_ARCHIVED,
+    FILTER_ANY,
+} store_status_filter;
+
+/* The position after the last row of a page: the sort key and the id. For
+ * the title sort the key is text; for the time sorts it is milliseconds. A
+ * NULL published_at sorts as 0. */
+typedef struct store_keyset {
+    bool present;
+    int64_t key_int;
+    char key_text[512];
+    int64_t id;
+} store_keyset;
+
+typedef struct store_list_query {
+    int64_t site_id;
+    const char *site_name;
+    const char *type;     /* NULL = any */
+    const char *category; /* NULL = any */
+    const char *tag;      /* NULL = any */
+    store_status_filter status;
+    store_sort sort;
+    int limit;            /* 1..100 */
+    store_keyset after;   /* start after this position (present=false: first page) */
+} store_list_query;
+
+/* *items: array of summaries. *next: the position after the last returned
+ * row, present only when more rows may follow (the store fetches limit+1). */
+int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next);
+
+/* ---- views and popularity ----------------------------------------------- */
+
+/* Adds count views to a published item in the hour bucket of now_ms.
+ * STORE_NOT_FOUND if the item is absent or not published. */
+int store_views_add(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms);
+
+/* Most viewed published items with views since since_ms (0 = all time),
+ * most first, ties by id. *items: summaries with "window_views". */
+int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type,
+                  int64_t since_ms, int limit, json_t **items);
+
+/* ---- demo content ------------------------------------------------------- */
+
+/* Fills site_id with n realistic published items across categories and tags
+ * (bodies of 1 to 50 KB), each with `versions` versions; deterministic for a
+ * given seed. Used by `strata seed` and by the benchmarks. */
+int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions,
+                    uint32_t seed);
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Milliseconds since the epoch, the clock every stored timestamp uses. */
+int64_t store_now_ms(void);
+
+#endif

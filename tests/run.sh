@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# run.sh — run every test and end with one line "N passed, N failed".
+#
+# Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
+# UBSan). System tests: pytest (Debian's python3-pytest, /usr/bin/python3)
+# against build/asan/strata, so every request of every system test also runs
+# under the sanitizers. Counts come from cmocka's summary lines and from
+# pytest's JUnit XML report, not from exit codes alone.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+unit_only=0
+[ "${1:-}" = "--unit-only" ] && unit_only=1
+
+passed=0
+failed=0
+out=build/test-output
+mkdir -p "$out"
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+
+for t in build/asan/tests/test_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  log="$out/$name.log"
+  CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$log" 2>&1
+  rc=$?
+  p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)
+  f=$(grep -Eo '^\[  FAILED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)
+  p=${p:-0}
+  f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1 # crashed or a sanitizer stopped it: count the binary as a failure
+  fi
+  echo "unit $name: $p passed, $f failed"
+  [ "$f" -ne 0 ] && tail -n 40 "$log"
+  passed=$((passed + p))
+  failed=$((failed + f))
+done
+
+if [ "$unit_only" -eq 0 ]; then
+  export STRATA_BIN="$PWD/build/asan/strata"
+  xml="$out/system.xml"
+  rm -f "$xml"
+  /usr/bin/python3 -m pytest tests/system -q -p no:cacheprovider --junitxml="$xml" 2>&1 | tee "$out/system.log" | tail -n 60
+  if [ -f "$xml" ]; then
+    read -r p f < <(/usr/bin/python3 - "$xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(tests - bad - skipped, bad)
+PY
+)
+  else
+    p=0
+    f=1
+  fi
+  echo "system: $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

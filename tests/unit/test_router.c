@@ -1,0 +1,123 @@
+/*
+ * test_router.c — route matching: captures, percent-decoding per segment,
+ * 405 method sets, and paths that must not match.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/http.h"
+
+static const http_route routes[] = {
+    {HTTP_GET, "/healthz", NULL, NULL},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", NULL, NULL},
+    {HTTP_GET, "/v1/:site/content", NULL, NULL},
+    {HTTP_POST, "/v1/:site/content", NULL, NULL},
+    {HTTP_GET | HTTP_PUT, "/v1/:site/content/:id", NULL, NULL},
+};
+#define N (sizeof(routes) / sizeof(routes[0]))
+
+static void free_params(http_request *rq)
+{
+    for (size_t i = 0; i < rq->param_count; i++)
+        free(rq->params[i]);
+    memset(rq, 0, sizeof(*rq));
+}
+
+static int match(http_method m, const char *path, http_request *rq, unsigned *allowed)
+{
+    return http_route_match(routes, N, m, path, strlen(path), rq, allowed);
+}
+
+static void test_captures_parameters(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_GET, "/v1/main/content/42", &rq, &allowed), 4);
+    assert_int_equal(rq.param_count, 2);
+    assert_string_equal(rq.params[0], "main");
+    assert_string_equal(rq.params[1], "42");
+    free_params(&rq);
+}
+
+static void test_literal_segment_wins_over_capture(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_GET, "/v1/main/content/by-slug/post/hello", &rq, &allowed), 1);
+    assert_string_equal(rq.params[1], "post");
+    assert_string_equal(rq.params[2], "hello");
+    free_params(&rq);
+}
+
+static void test_encoded_slash_stays_in_its_segment(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_GET, "/v1/main/content/by-slug/post/..%2F..%2Fetc", &rq, &allowed), 1);
+    assert_string_equal(rq.params[2], "../../etc");
+    free_params(&rq);
+}
+
+static void test_nul_escape_is_kept_with_its_length(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_GET, "/v1/main/content/a%00b", &rq, &allowed), 4);
+    assert_int_equal(rq.param_len[1], 3);
+    assert_int_equal(strlen(rq.params[1]), 1);
+    free_params(&rq);
+}
+
+static void test_wrong_method_reports_allowed(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_DELETE, "/v1/main/content", &rq, &allowed), -1);
+    assert_int_equal(allowed, HTTP_GET | HTTP_POST | HTTP_HEAD);
+    assert_int_equal(rq.param_count, 0);
+}
+
+static void test_head_matches_get(void **state)
+{
+    (void)state;
+    http_request rq = {0};
+    unsigned allowed;
+    assert_int_equal(match(HTTP_HEAD, "/healthz", &rq, &allowed), 0);
+}
+
+static void test_non_matching_paths(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"/", "", "/v1", "/v1//content", "/v1/main/content/", "/healthz/",
+                                        "/v1/main/content/1/2/3/4/5", "/healthzz"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        http_request rq = {0};
+        unsigned allowed;
+        assert_int_equal(match(HTTP_GET, paths[i], &rq, &allowed), -1);
+        assert_int_equal(allowed, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_captures_parameters),
+        cmocka_unit_test(test_literal_segment_wins_over_capture),
+        cmocka_unit_test(test_encoded_slash_stays_in_its_segment),
+        cmocka_unit_test(test_nul_escape_is_kept_with_its_length),
+        cmocka_unit_test(test_wrong_method_reports_allowed),
+        cmocka_unit_test(test_head_matches_get),
+        cmocka_unit_test(test_non_matching_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
