@@ -19,6 +19,7 @@ mkdir -p "$out"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
 for t in build/asan/tests/test_*; do
   [ -x "$t" ] || continue

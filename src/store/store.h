@@ -48,7 +48,8 @@ const char *store_status_name(int status);
 int store_open(const char *path, store_t **out);
 /* Closes the connection, finalises its statements, sets *st to NULL. */
 void store_close(store_t **st);
-/* The last failure's explanation ("" after success). Owned by the store. */
+/* The last failure's explanation ("" after success). Owned by the store.
+ * store_errmsg(NULL): why this thread's last store_open failed. */
 const char *store_errmsg(const store_t *st);
 /* Applies every migration not yet applied, each in its own transaction.
  * Idempotent. *applied (if not NULL) gets the number applied this call. */

@@ -1,0 +1,372 @@
+/*
+ * lists.c — the keyset-paginated item list, view counting and popularity.
+ *
+ * A list query is assembled from a fixed set of fragments (which table
+ * drives it, which filters are on, which sort), so there are finitely many
+ * SQL texts — a few hundred at most — and each is compiled once per
+ * connection. Only fragment constants are ever pasted; values are bound.
+ *
+ * Keyset pagination. The order is (key, id): id breaks ties, so the order is
+ * total and the position of a row is exact. A page is the first `limit` rows
+ * strictly after the position of the previous page's last row. A row
+ * inserted between two requests lands either before that position (and is
+ * never seen by later pages) or after it (and is seen once), so pages never
+ * duplicate or skip a row. The store fetches limit + 1 rows to know whether
+ * another page exists without counting.
+ *
+ * "After (key, id)" is written `key <= :key AND (key < :key OR id < :id)`
+ * (with > for ascending sorts): the first conjunct is a plain range on the
+ * index column, which SQLite seeks to; the second settles ties.
+ *
+ * Indexes. Lists of one status walk items_by_* (site_id, status, [type |
+ * category_id,] sort key, id) in order and stop after limit + 1 rows. With
+ * a tag the query is driven from item_tags_by_tag (site_id, tag, status,
+ * published_at, item_id), whose rows carry the status and published_at, so
+ * the default tag list is index-driven too. Lists over every status, or by
+ * published_at where it may be NULL (drafts: NULL sorts as 0), sort in a
+ * temporary b-tree: those are editors' lists.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+
+enum { LIST_LIMIT_MAX = 100, MS_PER_HOUR = 3600000 };
+
+static const char *const status_names[] = {
+    [FILTER_PUBLISHED] = "published",
+    [FILTER_DRAFT] = "draft",
+    [FILTER_ARCHIVED] = "archived",
+};
+
+/* ---- SQL assembly ------------------------------------------------------- */
+
+typedef struct sql_text {
+    char text[2048];
+    size_t length;
+    bool overflow;
+} sql_text;
+
+/* Appends a fragment; arguments are other fragments, never values. */
+static void sql_add(sql_text *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void sql_add(sql_text *sql, const char *format, ...)
+{
+    if (sql->overflow)
+        return;
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(sql->text + sql->length, sizeof sql->text - sql->length, format, args);
+    va_end(args);
+    if (n < 0 || (size_t)n >= sizeof sql->text - sql->length)
+        sql->overflow = true;
+    else
+        sql->length += (size_t)n;
+}
+
+/* How one list query sorts and which table drives it. */
+typedef struct list_plan {
+    bool by_tag;
+    const char *key; /* sort key expression */
+    const char *id;  /* tie-break expression */
+    bool descending;
+} list_plan;
+
+static list_plan list_plan_for(const store_list_query *q)
+{
+    list_plan plan = {.by_tag = q->tag != NULL, .id = "i.id", .descending = true};
+    bool published_at_set = q->status == FILTER_PUBLISHED; /* else NULL sorts as 0 */
+    switch (q->sort) {
+    case SORT_PUBLISHED_DESC:
+    case SORT_PUBLISHED_ASC:
+        if (plan.by_tag) {
+            plan.key = published_at_set ? "t.published_at" : "IFNULL(t.published_at, 0)";
+            plan.id = "t.item_id";
+        } else {
+            plan.key = published_at_set ? "i.published_at" : "IFNULL(i.published_at, 0)";
+        }
+        plan.descending = q->sort == SORT_PUBLISHED_DESC;
+        break;
+    case SORT_UPDATED_DESC: plan.key = "i.updated_at"; break;
+    case SORT_TITLE_ASC:
+        plan.key = "i.title";
+        plan.descending = false;
+        break;
+    }
+    return plan;
+}
+
+static void list_sql_build(const store_list_query *q, const list_plan *plan, sql_text *sql)
+{
+    sql_add(sql, "SELECT " SQ_ITEM_COLUMNS " FROM ");
+    if (plan->by_tag) /* CROSS JOIN: item_tags drives, through its index */
+        sql_add(sql, "item_tags t CROSS JOIN items i LEFT JOIN categories c ON c.id = i.category_id"
+                     " WHERE t.site_id = :site AND t.tag = :tag AND i.id = t.item_id");
+    else
+        sql_add(sql, SQ_ITEM_FROM " WHERE i.site_id = :site");
+    if (q->status != FILTER_ANY)
+        sql_add(sql, plan->by_tag ? " AND t.status = :status" : " AND i.status = :status");
+    if (q->type)
+        sql_add(sql, " AND i.type = :type");
+    if (q->category)
+        sql_add(sql, " AND i.category_id = "
+                     "(SELECT id FROM categories WHERE site_id = :site AND slug = :category)");
+    const char *after = plan->descending ? "<" : ">";
+    if (q->after.present)
+        sql_add(sql, " AND %s %s= :key AND (%s %s :key OR %s %s :id)", plan->key, after, plan->key, after, plan->id,
+                after);
+    const char *direction = plan->descending ? "DESC" : "ASC";
+    sql_add(sql, " ORDER BY %s %s, %s %s LIMIT :limit", plan->key, direction, plan->id, direction);
+}
+
+static void list_bind(sq_query *query, const store_list_query *q)
+{
+    sq_bind_int(query, ":site", q->site_id);
+    if (q->tag)
+        sq_bind_text(query, ":tag", q->tag);
+    if (q->status != FILTER_ANY)
+        sq_bind_text(query, ":status", status_names[q->status]);
+    if (q->type)
+        sq_bind_text(query, ":type", q->type);
+    if (q->category)
+        sq_bind_text(query, ":category", q->category);
+    if (q->after.present) {
+        if (q->sort == SORT_TITLE_ASC)
+            sq_bind_text(query, ":key", q->after.key_text);
+        else
+            sq_bind_int(query, ":key", q->after.key_int);
+        sq_bind_int(query, ":id", q->after.id);
+    }
+    sq_bind_int(query, ":limit", q->limit + 1);
+}
+
+/* ---- the list ----------------------------------------------------------- */
+
+static int list_query_check(store_t *st, const store_list_query *q)
+{
+    if (q->limit < 1 || q->limit > LIST_LIMIT_MAX)
+        return sq_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
+    if (q->status < FILTER_PUBLISHED || q->status > FILTER_ANY)
+        return sq_fail(st, STORE_INVALID, "unknown status filter %d", (int)q->status);
+    if (q->sort < SORT_PUBLISHED_DESC || q->sort > SORT_TITLE_ASC)
+        return sq_fail(st, STORE_INVALID, "unknown sort %d", (int)q->sort);
+    if (q->after.present && q->sort == SORT_TITLE_ASC && !memchr(q->after.key_text, '\0', sizeof q->after.key_text))
+        return sq_fail(st, STORE_INVALID, "the position's title is not terminated");
+    return STORE_OK;
+}
+
+/* The position of the current row in the sort order. */
+static bool keyset_from_row(const sq_query *query, store_sort sort, store_keyset *position)
+{
+    position->present = true;
+    position->id = sqlite3_column_int64(query->stmt, SQ_COL_ID);
+    position->key_int = 0;
+    position->key_text[0] = '\0';
+    switch (sort) {
+    case SORT_PUBLISHED_DESC:
+    case SORT_PUBLISHED_ASC: /* a NULL reads as 0, as it sorts */
+        position->key_int = sqlite3_column_int64(query->stmt, SQ_COL_PUBLISHED_AT);
+        return true;
+    case SORT_UPDATED_DESC: position->key_int = sqlite3_column_int64(query->stmt, SQ_COL_UPDATED_AT); return true;
+    case SORT_TITLE_ASC: {
+        const char *title = sq_column_text(query, SQ_COL_TITLE);
+        size_t length = title ? strlen(title) : 0;
+        if (length >= sizeof position->key_text)
+            return false;
+        memcpy(position->key_text, title ? title : "", length + 1);
+        return true;
+    }
+    }
+    return false;
+}
+
+/* Steps through the rows, keeping at most limit summaries in page. */
+static int list_rows_read(store_t *st, sq_query *query, const store_list_query *q, json_t *page, store_keyset *next)
+{
+    store_keyset last = {.present = false};
+    bool more = false, ok = true, position_ok = true;
+    while (ok && position_ok && sq_next_row(query)) {
+        if (json_array_size(page) == (size_t)q->limit) {
+            more = true;
+            break;
+        }
+        ok = json_array_append_new(page, sq_item_from_row(query, q->site_name, false)) == 0;
+        position_ok = keyset_from_row(query, q->sort, &last);
+    }
+    int status = sq_query_end(query, "listing items");
+    if (status == STORE_OK && !ok)
+        return sq_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
+    if (status == STORE_OK && !position_ok)
+        return sq_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
+    if (status == STORE_OK && more)
+        *next = last;
+    return status;
+}
+
+static int page_attach_tags(store_t *st, json_t *page)
+{
+    json_t *items[LIST_LIMIT_MAX];
+    size_t count = json_array_size(page);
+    for (size_t i = 0; i < count; i++)
+        items[i] = json_array_get(page, i);
+    return sq_items_attach_tags(st, items, count);
+}
+
+int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next)
+{
+    sq_clear_error(st);
+    *items = NULL;
+    memset(next, 0, sizeof *next);
+    int status = list_query_check(st, q);
+    if (status != STORE_OK)
+        return status;
+    list_plan plan = list_plan_for(q);
+    sql_text sql = {.length = 0};
+    list_sql_build(q, &plan, &sql);
+    if (sql.overflow)
+        return sq_fail(st, STORE_ERROR, "the list query does not fit its buffer");
+    sq_query query;
+    status = sq_query_start(st, sql.text, &query);
+    if (status != STORE_OK)
+        return status;
+    list_bind(&query, q);
+    json_t *page = json_array();
+    if (!page) {
+        (void)sq_query_end(&query, "listing items"); /* nothing ran; just release it */
+        return sq_fail(st, STORE_ERROR, "out of memory listing items");
+    }
+    status = list_rows_read(st, &query, q, page, next);
+    if (status == STORE_OK)
+        status = page_attach_tags(st, page);
+    if (status != STORE_OK) {
+        json_decref(page);
+        memset(next, 0, sizeof *next);
+        return status;
+    }
+    *items = page;
+    return STORE_OK;
+}
+
+/* ---- views -------------------------------------------------------------- */
+
+int sq_views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour, int64_t count)
+{
+    sq_query q;
+    int status = sq_query_start(st,
+                                "INSERT INTO views_hourly(site_id, item_id, hour, count) "
+                                "VALUES (:site, :item, :hour, :count) ON CONFLICT(item_id, hour) "
+                                "DO UPDATE SET count = count + excluded.count",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":site", site_id);
+    sq_bind_int(&q, ":item", item_id);
+    sq_bind_int(&q, ":hour", hour);
+    sq_bind_int(&q, ":count", count);
+    return sq_query_run(&q, "counting views");
+}
+
+static int views_add_tx(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms)
+{
+    sq_query q;
+    int status = sq_query_start(st,
+                                "UPDATE items SET views = views + :count "
+                                "WHERE id = :id AND site_id = :site AND status = 'published'",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":count", count);
+    sq_bind_int(&q, ":id", id);
+    sq_bind_int(&q, ":site", site_id);
+    status = sq_query_run(&q, "counting views");
+    if (status == STORE_OK && sq_changes(st) == 0)
+        return sq_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
+    if (status == STORE_OK)
+        status = sq_views_hourly_add(st, site_id, id, now_ms / MS_PER_HOUR, count);
+    return status;
+}
+
+int store_views_add(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms)
+{
+    sq_clear_error(st);
+    if (count < 1)
+        return sq_fail(st, STORE_INVALID, "a view count must be positive");
+    int status = sq_begin(st);
+    return status == STORE_OK ? sq_end(st, views_add_tx(st, site_id, id, count, now_ms)) : status;
+}
+
+/* ---- popularity --------------------------------------------------------- */
+
+/* All time ranks by items.views; a window sums the hourly buckets from the
+ * hour holding since_ms on. Either way SQ_COL_EXTRA is the count. */
+static void popular_sql_build(bool windowed, bool typed, sql_text *sql)
+{
+    sql_add(sql, "SELECT " SQ_ITEM_COLUMNS);
+    if (windowed)
+        sql_add(sql, ", w.window_views FROM (SELECT item_id, SUM(count) AS window_views "
+                     "FROM views_hourly WHERE site_id = :site AND hour >= :hour GROUP BY item_id) w "
+                     "CROSS JOIN items i LEFT JOIN categories c ON c.id = i.category_id "
+                     "WHERE i.id = w.item_id AND i.status = 'published'");
+    else
+        sql_add(sql,
+                ", i.views FROM " SQ_ITEM_FROM " WHERE i.site_id = :site AND i.status = 'published' AND i.views > 0");
+    if (typed)
+        sql_add(sql, " AND i.type = :type");
+    sql_add(sql, windowed ? " ORDER BY w.window_views DESC, i.id ASC LIMIT :limit"
+                          : " ORDER BY i.views DESC, i.id ASC LIMIT :limit");
+}
+
+static int popular_rows_read(store_t *st, sq_query *query, const char *site_name, json_t *page)
+{
+    bool ok = true;
+    while (ok && sq_next_row(query)) {
+        json_t *summary = sq_item_from_row(query, site_name, false);
+        json_t *views = json_integer(sqlite3_column_int64(query->stmt, SQ_COL_EXTRA));
+        ok = summary && sq_put(summary, "window_views", views);
+        if (!summary)
+            json_decref(views);
+        ok = ok && json_array_append(page, summary) == 0;
+        json_decref(summary);
+    }
+    int status = sq_query_end(query, "ranking items");
+    if (status == STORE_OK && !ok)
+        return sq_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
+    return status;
+}
+
+int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type, int64_t since_ms, int limit,
+                  json_t **items)
+{
+    sq_clear_error(st);
+    *items = NULL;
+    if (limit < 1 || limit > LIST_LIMIT_MAX)
+        return sq_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
+    bool windowed = since_ms > 0;
+    sql_text sql = {.length = 0};
+    popular_sql_build(windowed, type != NULL, &sql);
+    if (sql.overflow)
+        return sq_fail(st, STORE_ERROR, "the popularity query does not fit its buffer");
+    sq_query query;
+    int status = sq_query_start(st, sql.text, &query);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&query, ":site", site_id);
+    if (windowed)
+        sq_bind_int(&query, ":hour", since_ms / MS_PER_HOUR);
+    if (type)
+        sq_bind_text(&query, ":type", type);
+    sq_bind_int(&query, ":limit", limit);
+    json_t *page = json_array();
+    status =
+        page ? popular_rows_read(st, &query, site_name, page) : sq_fail(st, STORE_ERROR, "out of memory ranking items");
+    if (!page)
+        (void)sq_query_end(&query, "ranking items"); /* nothing ran; just release it */
+    if (status == STORE_OK)
+        status = page_attach_tags(st, page);
+    if (status != STORE_OK) {
+        json_decref(page);
+        return status;
+    }
+    *items = page;
+    return STORE_OK;
+}
