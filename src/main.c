@@ -338,10 +338,10 @@ static const command commands[] = {
 
 static void print_help(const command *only)
 {
-    printf("strata %s — a content API server built for traffic spikes\n\n", STRATA_VERSION);
+    printf("strata %s — a content API server built for traffic spikes\n\nUsage:\n", STRATA_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (only == NULL || only == &commands[i])
-            printf("%s\n\n", commands[i].usage);
+            printf("  %s\n\n", commands[i].usage);
     config_print_help();
 }
 

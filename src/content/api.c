@@ -66,15 +66,16 @@ bool api_param_id(api_ctx *c, size_t index, const char *what, int64_t *id)
     const char *s = c->req->params[index];
     size_t len = c->req->param_len[index];
     int64_t v = 0;
-    bool ok = len > 0 && len <= 18 && strlen(s) == len;
+    bool ok = len > 0 && strlen(s) == len;
     for (size_t i = 0; ok && i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
+        int digit = s[i] - '0';
+        if (digit < 0 || digit > 9 || v > (INT64_MAX - digit) / 10)
             ok = false;
         else
-            v = v * 10 + (s[i] - '0');
+            v = v * 10 + digit;
     }
     if (!ok || v <= 0) {
-        http_problem(c->res, c->req, 400, "bad_id", "%s must be a positive integer of at most 18 digits", what);
+        http_problem(c->res, c->req, 400, "bad_id", "%s must be a positive integer below 2^63", what);
         return false;
     }
     *id = v;
@@ -268,7 +269,7 @@ bool api_json_body(api_ctx *c, bool required, json_t **out)
         return false;
     }
     json_error_t err;
-    json_t *doc = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &err);
+    json_t *doc = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (doc == NULL) {
         http_problem(c->res, c->req, 400, "bad_json", "the body is not valid JSON: %s (line %d, column %d)", err.text,
                      err.line, err.column);
@@ -276,7 +277,7 @@ bool api_json_body(api_ctx *c, bool required, json_t **out)
     }
     if (!json_is_object(doc)) {
         json_decref(doc);
-        http_problem(c->res, c->req, 400, "bad_json", "the body must be a JSON object");
+        http_problem(c->res, c->req, 422, "not_an_object", "the body must be a JSON object");
         return false;
     }
     *out = doc;

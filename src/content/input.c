@@ -109,11 +109,9 @@ static bool tags_field(api_ctx *c, json_t *doc, edit_input *in)
         if (!json_is_string(t) || !api_normalise_tag(json_string_value(t), norm))
             return invalid(c, "tags",
                            "must hold strings of 1 to 64 bytes without spaces, control characters, ',' or '/'");
-        bool seen = false;
-        for (size_t k = 0; k < in->edit.tag_count && !seen; k++)
-            seen = strcmp(in->tags[k], norm) == 0;
-        if (seen)
-            continue;
+        for (size_t k = 0; k < in->edit.tag_count; k++)
+            if (strcmp(in->tags[k], norm) == 0)
+                return invalid(c, "tags", "must not repeat a tag (tags are compared lowercased)");
         char *copy = strdup(norm);
         if (copy == NULL)
             return invalid(c, "tags", "could not be stored (out of memory)");

@@ -315,6 +315,12 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     rq.method = method_of(req->method);
 
     int64_t header_limit = atomic_load_explicit(&srv->max_header_bytes, memory_order_relaxed);
+    if ((int64_t)req->path.len > header_limit) {
+        http_problem(&res, &rq, 414, "uri_too_long", "the request target is %zu bytes; the limit is %lld (server.max_header_bytes)",
+                     req->path.len, (long long)header_limit);
+        answer_now(req, &rq, &res);
+        return 0;
+    }
     if ((int64_t)header_bytes(req) > header_limit) {
         http_problem(&res, &rq, 431, "headers_too_large",
                      "request headers total %zu bytes; the limit is %lld (server.max_header_bytes)",
@@ -516,6 +522,25 @@ static int shutdown_connection(h2o_req_t *req, void *cbdata)
     return 0;
 }
 
+static int count_started_request(h2o_req_t *req, void *cbdata)
+{
+    /* An HTTP/1 connection's request has a method once its head is parsed;
+     * between requests h2o re-initialises it to empty. */
+    if (req->input.method.len != 0)
+        ++*(size_t *)cbdata;
+    return 0;
+}
+
+/* True while this loop still owes a response: a request being received,
+ * processed by a job, or sent. */
+static bool has_work_in_flight(loop_thread *lt)
+{
+    size_t started = 0;
+    if (lt->ctx.globalconf->http1.callbacks.foreach_request != NULL)
+        lt->ctx.globalconf->http1.callbacks.foreach_request(&lt->ctx, count_started_request, &started);
+    return started > 0 || lt->active_requests > 0 || lt->jobs_outstanding > 0;
+}
+
 static bool has_connections(loop_thread *lt)
 {
     return !h2o_linklist_is_empty(&lt->ctx.http1._conns) || !h2o_linklist_is_empty(&lt->ctx.http2._conns);
@@ -543,7 +568,7 @@ static void *loop_main(void *arg)
             continue;
         if (deadline == 0)
             deadline = now_ms() + (uint64_t)srv->cfg->shutdown_timeout_ms;
-        if (lt->active_requests == 0 && lt->jobs_outstanding == 0) {
+        if (!has_work_in_flight(lt)) {
             close_idle_connections(lt);
             break;
         }
