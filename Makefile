@@ -11,7 +11,7 @@
 
 SHELL := /bin/bash
 CC ?= cc
-PKGS := libh2o-evloop jansson sqlite3 libcrypto inih
+PKGS := libh2o-evloop jansson sqlite3 libcrypto inih libxxhash libbrotlienc libbrotlidec libdeflate libzstd
 
 SRC := $(shell find src -name '*.c' | sort)
 ASM := $(shell find src -name '*.S' | sort)
@@ -25,7 +25,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 REL_DIR := build/obj
 ASAN_DIR := build/asan
 
-.PHONY: all build run test unit bench clean deps-run deps-test format
+.PHONY: all build run test unit tsan bench clean deps-run deps-test format
 
 all: build
 build: build/strata
@@ -77,13 +77,23 @@ $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
 DB ?= data/strata.db
 LISTEN ?= 127.0.0.1:8080
 
+# The cache engine's concurrency under ThreadSanitizer (its own build: TSan
+# cannot be combined with ASan).
+TSAN_DIR := build/tsan
+$(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cache.h build/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c $(PKG_LIBS) -lcmocka
+
+tsan: $(TSAN_DIR)/test_cache
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_cache
+
 run: build/strata
 	@scripts/run.sh "$(DB)" "$(LISTEN)"
 
 unit: $(UNIT_BIN)
 	@tests/run.sh --unit-only
 
-test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN)
+test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache
 	@tests/run.sh
 
 bench: build/strata

@@ -6,7 +6,7 @@
 # fails, so nothing is ever half-installed behind the user's back.
 set -euo pipefail
 
-run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev)
+run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev)
 test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest curl)
 bench_pkgs=("${run_pkgs[@]}" wrk nginx-light curl)
 

@@ -21,10 +21,10 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
-for t in build/asan/tests/test_*; do
+for t in build/asan/tests/test_* build/tsan/test_*; do
   [ -x "$t" ] || continue
-  name=$(basename "$t")
-  log="$out/$name.log"
+  name=$(basename "$(dirname "$t")")/$(basename "$t")
+  log="$out/${name//\//-}.log"
   CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$log" 2>&1
   rc=$?
   p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)

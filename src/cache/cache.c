@@ -1,0 +1,774 @@
+/*
+ * cache.c — the L1 engine: shards, SIEVE, tags, fencing, flights, stats.
+ *
+ * Layout. The key's 64-bit hash (XXH3) picks a shard; each shard has one
+ * mutex guarding its hash table, its SIEVE FIFO, its tag index, its flights
+ * and its stats, so one lock acquisition covers a whole operation and the
+ * counters cost nothing extra. Critical sections are a few pointer moves; at
+ * 64 shards two loop threads rarely meet on one.
+ *
+ * Tags. Each shard indexes, per tag, the entries of that shard carrying it
+ * (intrusive lists through per-entry memberships). Invalidating a tag visits
+ * each shard once and unlinks exactly the tagged entries.
+ *
+ * Fencing. A global epoch counts invalidations; the fence table remembers,
+ * per tag, the epoch of its last invalidation (bounded: past FENCE_MAX tags
+ * it is cleared and a floor epoch stands for every forgotten tag, which can
+ * only fence more, never less). Lock order: a shard lock may be held while
+ * taking the fence lock; the fence lock is never held while taking a shard
+ * lock.
+ *
+ * Entries are freed by whoever drops the last reference; a cache's own
+ * reference is held while the entry is linked into its shard.
+ */
+#include "cache/cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+typedef struct membership membership;
+typedef struct tag_node tag_node;
+
+/* An entry's place in one tag's list, within the entry's shard. */
+struct membership {
+    cache_entry *entry;
+    tag_node *tag;
+    membership *prev, *next;
+};
+
+struct tag_node {
+    tag_node *bucket_next;
+    uint64_t hash;
+    membership *head;
+    size_t count;
+    char name[];
+};
+
+struct cache_entry {
+    _Atomic uint32_t refs;
+    uint32_t ns;
+    uint64_t hash;
+    cache_entry *bucket_next;
+    cache_entry *newer, *older; /* SIEVE FIFO: newest at the head */
+    uint64_t created, fresh_until, stale_until, grace_until;
+    size_t charge;
+    void *value;
+    void (*free_value)(void *value);
+    bool visited;
+    bool linked;
+    uint16_t tag_count;
+    membership *tags;
+    size_t key_len;
+    char key[];
+};
+
+struct cache_flight {
+    cache_flight *next;
+    uint32_t ns;
+    uint64_t hash;
+    uint64_t epoch;
+    bool fenced;
+    cache_waiter *waiters;
+    size_t key_len;
+    char key[];
+};
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    cache_entry **buckets;
+    size_t bucket_mask;
+    size_t count;
+    cache_entry *newest, *oldest, *hand;
+    size_t bytes, max_bytes;
+    tag_node **tag_buckets;
+    size_t tag_mask;
+    size_t tag_count;
+    cache_flight *flights;
+    uint64_t rng;
+    cache_stats stats[CACHE_MAX_NAMESPACES + 1];
+} __attribute__((aligned(64))) shard;
+
+typedef struct fence {
+    struct fence *next;
+    uint64_t hash;
+    uint64_t epoch;
+    char tag[];
+} fence;
+
+#define FENCE_BUCKETS 4096
+#define FENCE_MAX 65536
+
+struct cache {
+    shard *shards;
+    size_t shard_mask;
+    size_t max_bytes;
+    double jitter;
+    _Atomic uint64_t epoch;
+    pthread_mutex_t fence_lock;
+    fence *fences[FENCE_BUCKETS];
+    size_t fence_count;
+    uint64_t fence_floor;
+};
+
+static uint64_t hash_bytes(const void *p, size_t len) { return XXH3_64bits(p, len); }
+
+static cache_stats *stats_for(shard *s, uint32_t ns)
+{
+    return &s->stats[ns < CACHE_MAX_NAMESPACES ? ns : CACHE_MAX_NAMESPACES];
+}
+
+static shard *shard_for(cache *c, uint64_t hash) { return &c->shards[(hash >> 32) & c->shard_mask]; }
+
+/* ---- entries and references ------------------------------------------------- */
+
+void *cache_entry_value(const cache_entry *e) { return e->value; }
+uint64_t cache_entry_created(const cache_entry *e) { return e->created; }
+uint64_t cache_entry_fresh_until(const cache_entry *e) { return e->fresh_until; }
+
+void cache_entry_retain(cache_entry *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
+
+void cache_entry_release(cache_entry **ep)
+{
+    cache_entry *e = *ep;
+    *ep = NULL;
+    if (e == NULL || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (e->free_value != NULL)
+        e->free_value(e->value);
+    free(e);
+}
+
+static uint64_t next_random(shard *s)
+{
+    /* xorshift64* */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * 2685821657736338717ULL;
+}
+
+/* Builds an entry (not linked anywhere; one reference) from a value. Called
+ * outside any lock; the jitter draw uses a shard's generator, so it is done
+ * at link time instead. */
+static cache_entry *entry_create(uint32_t ns, uint64_t hash, const void *key, size_t key_len, const cache_value *v,
+                                 uint64_t now_ms)
+{
+    size_t key_space = (key_len + 7) & ~(size_t)7;
+    size_t size = sizeof(cache_entry) + key_space + v->tag_count * sizeof(membership);
+    cache_entry *e = calloc(1, size);
+    if (e == NULL)
+        return NULL;
+    atomic_init(&e->refs, 1);
+    e->ns = ns;
+    e->hash = hash;
+    e->created = now_ms;
+    e->fresh_until = now_ms + v->fresh_ms;
+    e->stale_until = e->fresh_until + v->stale_ms;
+    e->grace_until = e->stale_until + v->grace_ms;
+    e->value = v->value;
+    e->free_value = v->free_value;
+    e->tag_count = (uint16_t)v->tag_count;
+    e->tags = (membership *)(e->key + key_space);
+    e->key_len = key_len;
+    memcpy(e->key, key, key_len);
+    size_t tag_bytes = 0;
+    for (size_t i = 0; i < v->tag_count; i++)
+        tag_bytes += strlen(v->tags[i]) + sizeof(tag_node) / 4; /* a share of the node */
+    e->charge = v->charge + size + tag_bytes;
+    return e;
+}
+
+/* ---- the shard's hash table ---------------------------------------------------- */
+
+static cache_entry **bucket_slot(shard *s, uint64_t hash, const void *key, size_t key_len)
+{
+    cache_entry **slot = &s->buckets[hash & s->bucket_mask];
+    while (*slot != NULL &&
+           ((*slot)->hash != hash || (*slot)->key_len != key_len || memcmp((*slot)->key, key, key_len) != 0))
+        slot = &(*slot)->bucket_next;
+    return slot;
+}
+
+static void table_grow(shard *s)
+{
+    size_t size = (s->bucket_mask + 1) * 2;
+    cache_entry **buckets = calloc(size, sizeof(*buckets));
+    if (buckets == NULL)
+        return; /* keep the old table: longer chains, still correct */
+    for (size_t i = 0; i <= s->bucket_mask; i++) {
+        cache_entry *e = s->buckets[i];
+        while (e != NULL) {
+            cache_entry *next = e->bucket_next;
+            e->bucket_next = buckets[e->hash & (size - 1)];
+            buckets[e->hash & (size - 1)] = e;
+            e = next;
+        }
+    }
+    free(s->buckets);
+    s->buckets = buckets;
+    s->bucket_mask = size - 1;
+}
+
+/* ---- tags within a shard ---------------------------------------------------------- */
+
+static tag_node **tag_slot(shard *s, uint64_t hash, const char *name)
+{
+    tag_node **slot = &s->tag_buckets[hash & s->tag_mask];
+    while (*slot != NULL && ((*slot)->hash != hash || strcmp((*slot)->name, name) != 0))
+        slot = &(*slot)->bucket_next;
+    return slot;
+}
+
+static void tag_table_grow(shard *s)
+{
+    size_t size = (s->tag_mask + 1) * 2;
+    tag_node **buckets = calloc(size, sizeof(*buckets));
+    if (buckets == NULL)
+        return;
+    for (size_t i = 0; i <= s->tag_mask; i++) {
+        tag_node *t = s->tag_buckets[i];
+        while (t != NULL) {
+            tag_node *next = t->bucket_next;
+            t->bucket_next = buckets[t->hash & (size - 1)];
+            buckets[t->hash & (size - 1)] = t;
+            t = next;
+        }
+    }
+    free(s->tag_buckets);
+    s->tag_buckets = buckets;
+    s->tag_mask = size - 1;
+}
+
+/* Links membership m of entry e into the list of tag `name`. False when out
+ * of memory (the entry is then linked with fewer tags: see link_entry). */
+static bool tag_attach(shard *s, membership *m, cache_entry *e, const char *name)
+{
+    uint64_t hash = hash_bytes(name, strlen(name));
+    tag_node **slot = tag_slot(s, hash, name);
+    if (*slot == NULL) {
+        size_t len = strlen(name);
+        tag_node *t = calloc(1, sizeof(*t) + len + 1);
+        if (t == NULL)
+            return false;
+        t->hash = hash;
+        memcpy(t->name, name, len + 1);
+        *slot = t;
+        if (++s->tag_count > s->tag_mask + 1)
+            tag_table_grow(s);
+        slot = tag_slot(s, hash, name);
+    }
+    tag_node *t = *slot;
+    m->entry = e;
+    m->tag = t;
+    m->prev = NULL;
+    m->next = t->head;
+    if (t->head != NULL)
+        t->head->prev = m;
+    t->head = m;
+    t->count++;
+    return true;
+}
+
+static void tag_detach(shard *s, membership *m)
+{
+    tag_node *t = m->tag;
+    if (t == NULL)
+        return;
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        t->head = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    m->tag = NULL;
+    if (--t->count == 0) {
+        *tag_slot(s, t->hash, t->name) = t->bucket_next;
+        s->tag_count--;
+        free(t);
+    }
+}
+
+/* ---- linking and unlinking --------------------------------------------------------- */
+
+static void unlink_entry(shard *s, cache_entry *e)
+{
+    *bucket_slot(s, e->hash, e->key, e->key_len) = e->bucket_next;
+    s->count--;
+    if (s->hand == e)
+        s->hand = e->newer;
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        s->newest = e->older;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        s->oldest = e->newer;
+    for (uint16_t i = 0; i < e->tag_count; i++)
+        tag_detach(s, &e->tags[i]);
+    s->bytes -= e->charge;
+    cache_stats *st = stats_for(s, e->ns);
+    st->entries--;
+    st->bytes -= e->charge;
+    e->linked = false;
+    cache_entry_release(&e);
+}
+
+/* SIEVE: sweep from the hand toward newer entries, clearing visited bits,
+ * and evict the first entry not visited since the hand last passed. */
+static void evict_one(shard *s)
+{
+    cache_entry *e = s->hand != NULL ? s->hand : s->oldest;
+    while (e->visited) {
+        e->visited = false;
+        e = e->newer != NULL ? e->newer : s->oldest;
+    }
+    s->hand = e->newer;
+    stats_for(s, e->ns)->evictions++;
+    unlink_entry(s, e);
+}
+
+static void link_entry(shard *s, cache_entry *e, double jitter)
+{
+    cache_entry **slot = bucket_slot(s, e->hash, e->key, e->key_len);
+    if (*slot != NULL)
+        unlink_entry(s, *slot);
+    while (s->bytes + e->charge > s->max_bytes && s->oldest != NULL)
+        evict_one(s);
+    if (jitter > 0) {
+        uint64_t lifetime = e->fresh_until - e->created;
+        uint64_t cut = (uint64_t)((double)lifetime * jitter * (double)(next_random(s) >> 11) / 9007199254740992.0);
+        e->fresh_until -= cut;
+    }
+    slot = bucket_slot(s, e->hash, e->key, e->key_len);
+    e->bucket_next = NULL;
+    *slot = e;
+    if (++s->count > s->bucket_mask + 1)
+        table_grow(s);
+    e->older = s->newest;
+    e->newer = NULL;
+    if (s->newest != NULL)
+        s->newest->newer = e;
+    else
+        s->oldest = e;
+    s->newest = e;
+    e->linked = true;
+    s->bytes += e->charge;
+    cache_stats *st = stats_for(s, e->ns);
+    st->entries++;
+    st->bytes += e->charge;
+    st->inserts++;
+    cache_entry_retain(e); /* the cache's own reference */
+}
+
+/* Links the memberships once the entry is in the table. An entry whose tag
+ * could not be indexed (out of memory) must not stay: it could never be
+ * invalidated by that tag. */
+static bool link_tags(shard *s, cache_entry *e, const char *const *tags)
+{
+    for (uint16_t i = 0; i < e->tag_count; i++) {
+        if (!tag_attach(s, &e->tags[i], e, tags[i])) {
+            unlink_entry(s, e);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- fencing ------------------------------------------------------------------------- */
+
+static uint64_t fence_epoch(cache *c, const char *tag, uint64_t hash)
+{
+    uint64_t epoch = c->fence_floor;
+    for (fence *f = c->fences[hash % FENCE_BUCKETS]; f != NULL; f = f->next)
+        if (f->hash == hash && strcmp(f->tag, tag) == 0)
+            return f->epoch;
+    return epoch;
+}
+
+static void fence_clear(cache *c)
+{
+    for (size_t i = 0; i < FENCE_BUCKETS; i++) {
+        while (c->fences[i] != NULL) {
+            fence *f = c->fences[i];
+            c->fences[i] = f->next;
+            free(f);
+        }
+    }
+    c->fence_count = 0;
+}
+
+static void fence_record(cache *c, const char *tag, uint64_t epoch)
+{
+    uint64_t hash = hash_bytes(tag, strlen(tag));
+    for (fence *f = c->fences[hash % FENCE_BUCKETS]; f != NULL; f = f->next) {
+        if (f->hash == hash && strcmp(f->tag, tag) == 0) {
+            f->epoch = epoch;
+            return;
+        }
+    }
+    fence *f = malloc(sizeof(*f) + strlen(tag) + 1);
+    if (f == NULL || c->fence_count >= FENCE_MAX) {
+        /* Forget every tag and fence every fill that began before now. */
+        free(f);
+        fence_clear(c);
+        c->fence_floor = epoch;
+        return;
+    }
+    f->hash = hash;
+    f->epoch = epoch;
+    strcpy(f->tag, tag);
+    f->next = c->fences[hash % FENCE_BUCKETS];
+    c->fences[hash % FENCE_BUCKETS] = f;
+    c->fence_count++;
+}
+
+/* True if any tag was invalidated after `epoch`. */
+static bool is_fenced(cache *c, const char *const *tags, size_t count, uint64_t epoch)
+{
+    bool fenced = false;
+    pthread_mutex_lock(&c->fence_lock);
+    for (size_t i = 0; i < count && !fenced; i++)
+        fenced = fence_epoch(c, tags[i], hash_bytes(tags[i], strlen(tags[i]))) > epoch;
+    pthread_mutex_unlock(&c->fence_lock);
+    return fenced;
+}
+
+uint64_t cache_epoch(cache *c) { return atomic_load(&c->epoch); }
+
+/* ---- creation ------------------------------------------------------------------------- */
+
+cache *cache_create(const cache_options *opts)
+{
+    cache *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    size_t shards = 1;
+    while (shards < (opts->shard_count ? opts->shard_count : 64))
+        shards <<= 1;
+    c->shards = aligned_alloc(64, shards * sizeof(shard));
+    if (c->shards == NULL) {
+        free(c);
+        return NULL;
+    }
+    memset(c->shards, 0, shards * sizeof(shard));
+    c->shard_mask = shards - 1;
+    c->max_bytes = opts->max_bytes;
+    c->jitter = opts->ttl_jitter < 0 ? 0 : opts->ttl_jitter > 0.5 ? 0.5 : opts->ttl_jitter;
+    pthread_mutex_init(&c->fence_lock, NULL);
+    uint64_t seed = opts->seed;
+    if (seed == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20);
+    }
+    for (size_t i = 0; i < shards; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_init(&s->lock, NULL);
+        s->max_bytes = opts->max_bytes / shards;
+        s->bucket_mask = 63;
+        s->buckets = calloc(64, sizeof(*s->buckets));
+        s->tag_mask = 63;
+        s->tag_buckets = calloc(64, sizeof(*s->tag_buckets));
+        s->rng = (seed + i * 0x9E3779B97F4A7C15ULL) | 1;
+        if (s->buckets == NULL || s->tag_buckets == NULL) {
+            cache_destroy(&c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void cache_destroy(cache **cp)
+{
+    cache *c = *cp;
+    *cp = NULL;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i <= c->shard_mask; i++) {
+        shard *s = &c->shards[i];
+        while (s->oldest != NULL)
+            unlink_entry(s, s->oldest);
+        while (s->flights != NULL) {
+            cache_flight *f = s->flights;
+            s->flights = f->next;
+            for (cache_waiter *w = f->waiters, *next; w != NULL; w = next) {
+                next = w->next;
+                w->done(w, NULL);
+            }
+            free(f);
+        }
+        free(s->buckets);
+        free(s->tag_buckets);
+        pthread_mutex_destroy(&s->lock);
+    }
+    fence_clear(c);
+    pthread_mutex_destroy(&c->fence_lock);
+    free(c->shards);
+    free(c);
+}
+
+size_t cache_max_bytes(const cache *c) { return c->max_bytes; }
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, uint64_t now_ms, cache_entry **out)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    cache_state state = CACHE_MISS;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    cache_stats *st = stats_for(s, ns);
+    cache_entry *e = *bucket_slot(s, hash, key, key_len);
+    if (e != NULL && now_ms >= e->grace_until) {
+        unlink_entry(s, e);
+        e = NULL;
+    }
+    if (e == NULL) {
+        st->misses++;
+    } else if (now_ms < e->fresh_until) {
+        state = CACHE_FRESH;
+        st->hits++;
+    } else if (now_ms < e->stale_until) {
+        state = CACHE_STALE;
+        st->stale_hits++;
+    } else {
+        state = CACHE_EXPIRED;
+        st->expired_hits++;
+        st->misses++;
+    }
+    if (e != NULL) {
+        if (state != CACHE_EXPIRED)
+            e->visited = true;
+        cache_entry_retain(e);
+        *out = e;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return state;
+}
+
+/* ---- flights ---------------------------------------------------------------------------- */
+
+static cache_flight **flight_slot(shard *s, uint64_t hash, const void *key, size_t key_len)
+{
+    cache_flight **slot = &s->flights;
+    while (*slot != NULL &&
+           ((*slot)->hash != hash || (*slot)->key_len != key_len || memcmp((*slot)->key, key, key_len) != 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_len, uint64_t now_ms,
+                             cache_waiter *waiter, cache_flight **flight, cache_entry **filled)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    cache_flight *fresh_flight = calloc(1, sizeof(*fresh_flight) + key_len);
+    cache_join result;
+    *flight = NULL;
+    *filled = NULL;
+    pthread_mutex_lock(&s->lock);
+    cache_entry *e = *bucket_slot(s, hash, key, key_len);
+    cache_flight **slot = flight_slot(s, hash, key, key_len);
+    if (e != NULL && now_ms < e->fresh_until) {
+        cache_entry_retain(e);
+        *filled = e;
+        result = CACHE_FILLED;
+    } else if (*slot != NULL) {
+        if (waiter != NULL) {
+            waiter->next = (*slot)->waiters;
+            (*slot)->waiters = waiter;
+            stats_for(s, ns)->coalesced++;
+        }
+        result = CACHE_JOINED;
+    } else if (fresh_flight == NULL) {
+        /* Out of memory: fill without coalescing rather than fail. */
+        result = CACHE_LEADER;
+    } else {
+        fresh_flight->ns = ns;
+        fresh_flight->hash = hash;
+        fresh_flight->epoch = atomic_load(&c->epoch);
+        fresh_flight->key_len = key_len;
+        memcpy(fresh_flight->key, key, key_len);
+        fresh_flight->next = s->flights;
+        s->flights = fresh_flight;
+        *flight = fresh_flight;
+        fresh_flight = NULL;
+        result = CACHE_LEADER;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(fresh_flight);
+    return result;
+}
+
+bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter *waiter)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    bool found = false;
+    pthread_mutex_lock(&s->lock);
+    cache_flight *f = *flight_slot(s, hash, key, key_len);
+    for (cache_waiter **w = f != NULL ? &f->waiters : NULL; w != NULL && *w != NULL; w = &(*w)->next) {
+        if (*w == waiter) {
+            *w = waiter->next;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+/* Installs e (under the shard lock) unless fenced; true if installed. */
+static bool install(cache *c, shard *s, cache_entry *e, const cache_value *v, uint64_t epoch, bool fenced)
+{
+    cache_stats *st = stats_for(s, e->ns);
+    if (fenced || is_fenced(c, v->tags, v->tag_count, epoch)) {
+        st->fenced++;
+        return false;
+    }
+    if (e->charge > s->max_bytes)
+        return false;
+    link_entry(s, e, c->jitter);
+    return link_tags(s, e, v->tags);
+}
+
+bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms,
+                         cache_entry **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (flight == NULL) /* a leader without a flight (out of memory at join) */
+        return false;
+    shard *s = shard_for(c, flight->hash);
+    cache_entry *e = value != NULL ? entry_create(flight->ns, flight->hash, flight->key, flight->key_len, value, now_ms)
+                                   : NULL;
+    if (e == NULL && value != NULL && value->free_value != NULL)
+        value->free_value(value->value);
+    bool installed = false;
+    pthread_mutex_lock(&s->lock);
+    *flight_slot(s, flight->hash, flight->key, flight->key_len) = flight->next;
+    if (e != NULL) {
+        stats_for(s, e->ns)->fills++;
+        installed = install(c, s, e, value, flight->epoch, flight->fenced);
+    }
+    for (cache_waiter *w = flight->waiters, *next; w != NULL; w = next) {
+        next = w->next;
+        if (e != NULL)
+            cache_entry_retain(e);
+        w->done(w, e);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(flight);
+    if (out != NULL)
+        *out = e;
+    else
+        cache_entry_release(&e);
+    return installed;
+}
+
+bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value, uint64_t epoch,
+                  uint64_t now_ms)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    cache_entry *e = entry_create(ns, hash, key, key_len, value, now_ms);
+    if (e == NULL) {
+        if (value->free_value != NULL)
+            value->free_value(value->value);
+        return false;
+    }
+    pthread_mutex_lock(&s->lock);
+    cache_flight *f = *flight_slot(s, hash, key, key_len);
+    bool installed = install(c, s, e, value, epoch, false);
+    if (installed && f != NULL)
+        f->fenced = true; /* an older fill must not overwrite this value */
+    pthread_mutex_unlock(&s->lock);
+    cache_entry_release(&e);
+    return installed;
+}
+
+/* ---- invalidation ------------------------------------------------------------------------ */
+
+size_t cache_invalidate_tag(cache *c, const char *tag)
+{
+    uint64_t hash = hash_bytes(tag, strlen(tag));
+    pthread_mutex_lock(&c->fence_lock);
+    uint64_t epoch = atomic_fetch_add(&c->epoch, 1) + 1;
+    fence_record(c, tag, epoch);
+    pthread_mutex_unlock(&c->fence_lock);
+
+    size_t removed = 0;
+    for (size_t i = 0; i <= c->shard_mask; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        tag_node **slot = tag_slot(s, hash, tag);
+        /* Each unlink detaches one membership; the node is freed with the
+         * last one, so re-read the slot every time. */
+        while (*slot != NULL) {
+            cache_entry *e = (*slot)->head->entry;
+            stats_for(s, e->ns)->invalidations++;
+            unlink_entry(s, e);
+            removed++;
+            slot = tag_slot(s, hash, tag);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return removed;
+}
+
+bool cache_invalidate_key(cache *c, const void *key, size_t key_len)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    pthread_mutex_lock(&s->lock);
+    cache_entry *e = *bucket_slot(s, hash, key, key_len);
+    if (e != NULL) {
+        stats_for(s, e->ns)->invalidations++;
+        unlink_entry(s, e);
+    }
+    cache_flight *f = *flight_slot(s, hash, key, key_len);
+    if (f != NULL)
+        f->fenced = true;
+    pthread_mutex_unlock(&s->lock);
+    return e != NULL;
+}
+
+/* ---- stats --------------------------------------------------------------------------------- */
+
+static void stats_add(cache_stats *sum, const cache_stats *x)
+{
+    sum->hits += x->hits;
+    sum->misses += x->misses;
+    sum->stale_hits += x->stale_hits;
+    sum->expired_hits += x->expired_hits;
+    sum->coalesced += x->coalesced;
+    sum->fills += x->fills;
+    sum->fenced += x->fenced;
+    sum->inserts += x->inserts;
+    sum->evictions += x->evictions;
+    sum->invalidations += x->invalidations;
+    sum->entries += x->entries;
+    sum->bytes += x->bytes;
+}
+
+void cache_get_stats(cache *c, uint32_t ns, cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i <= c->shard_mask; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        if (ns == UINT32_MAX) {
+            for (size_t k = 0; k <= CACHE_MAX_NAMESPACES; k++)
+                stats_add(out, &s->stats[k]);
+        } else {
+            stats_add(out, stats_for(s, ns));
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
