@@ -46,13 +46,15 @@ REL_OBJ := $(SRC:%.c=$(REL_DIR)/%.o) $(ASM:%.S=$(REL_DIR)/%.o)
 
 $(REL_DIR)/%.o: %.c build/.deps-run
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(BASE_CFLAGS) -O2 -g $(PKG_CFLAGS) -c $< -o $@
 $(REL_DIR)/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
-	$(CC) -c $< -o $@
+	@$(CC) -c $< -o $@
 
 build/strata: $(REL_OBJ)
-	$(CC) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(PKG_LIBS)
 
 # ---- sanitizer build for tests ----------------------------------------------
 ASAN_OBJ := $(SRC:%.c=$(ASAN_DIR)/%.o) $(ASM:%.S=$(ASAN_DIR)/%.o)
@@ -61,17 +63,20 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/tests/%)
 
 $(ASAN_DIR)/%.o: %.c build/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC asan $<"
+	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
 $(ASAN_DIR)/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
-	$(CC) -c $< -o $@
+	@$(CC) -c $< -o $@
 
 $(ASAN_DIR)/strata: $(ASAN_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD asan $@"
+	@$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+	@echo "  LD asan $@"
+	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # ---- the two commands ----------------------------------------------------------
 DB ?= data/strata.db
@@ -82,7 +87,8 @@ LISTEN ?= 127.0.0.1:8080
 TSAN_DIR := build/tsan
 $(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cache.h build/.deps-test
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c $(PKG_LIBS) -lcmocka
+	@echo "  LD tsan $@"
+	@$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c $(PKG_LIBS) -lcmocka
 
 tsan: $(TSAN_DIR)/test_cache
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_cache

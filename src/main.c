@@ -146,7 +146,16 @@ static int cmd_serve(void)
     if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
         return rc;
     store_close(&store);
-    return http_serve(&cfg, content_routes, content_route_count, content_worker_init, reload_config);
+    content_init(&cfg);
+    http_periodic tasks[] = {{cfg.views_flush_interval_ms, content_flush_views}};
+    http_app app = {.routes = content_routes,
+                    .route_count = content_route_count,
+                    .worker_init = content_worker_init,
+                    .reload = reload_config,
+                    .on_start = content_on_start,
+                    .periodic = tasks,
+                    .periodic_count = 1};
+    return http_serve(&cfg, &app);
 }
 
 static int cmd_migrate(void)

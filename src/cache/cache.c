@@ -182,6 +182,14 @@ static cache_entry *entry_create(uint32_t ns, uint64_t hash, const void *key, si
     return e;
 }
 
+cache_entry *cache_entry_new(const cache_value *value, uint64_t now_ms)
+{
+    cache_entry *e = entry_create(0, 0, "", 0, value, now_ms);
+    if (e == NULL && value->free_value != NULL)
+        value->free_value(value->value);
+    return e;
+}
+
 /* ---- the shard's hash table ---------------------------------------------------- */
 
 static cache_entry **bucket_slot(shard *s, uint64_t hash, const void *key, size_t key_len)
@@ -655,7 +663,7 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
     *flight_slot(s, flight->hash, flight->key, flight->key_len) = flight->next;
     if (e != NULL) {
         stats_for(s, e->ns)->fills++;
-        installed = install(c, s, e, value, flight->epoch, flight->fenced);
+        installed = !value->share_only && install(c, s, e, value, flight->epoch, flight->fenced);
     }
     for (cache_waiter *w = flight->waiters, *next; w != NULL; w = next) {
         next = w->next;
@@ -685,7 +693,7 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
     }
     pthread_mutex_lock(&s->lock);
     cache_flight *f = *flight_slot(s, hash, key, key_len);
-    bool installed = install(c, s, e, value, epoch, false);
+    bool installed = !value->share_only && install(c, s, e, value, epoch, false);
     if (installed && f != NULL)
         f->fenced = true; /* an older fill must not overwrite this value */
     pthread_mutex_unlock(&s->lock);

@@ -89,7 +89,12 @@ typedef struct cache_value {
     const char *const *tags;         /* copied */
     size_t tag_count;
     uint64_t fresh_ms, stale_ms, grace_ms;
+    bool share_only; /* hand it to the flight's waiters, never install it */
 } cache_value;
+
+/* An entry that lives outside any cache (one reference): the same handle
+ * for a result that answers requests but is not stored. */
+cache_entry *cache_entry_new(const cache_value *value, uint64_t now_ms);
 
 typedef struct cache_waiter cache_waiter;
 struct cache_waiter {

@@ -41,6 +41,17 @@ typedef struct setting {
 
 #define FIELD(name) offsetof(strata_config, name), sizeof(((strata_config *)0)->name)
 
+/* The three lifetimes of one cache class (see config.h). */
+#define CLASS_ROWS(name, NAME, index, ttl, swr, grace)                                                                       \
+    {"cache." name "_ttl_s", "cache-" name "-ttl-s", "STRATA_CACHE_" #NAME "_TTL_S", SETTING_INT,                    \
+     FIELD(cache_class[index].ttl_s), 0, 31536000, ttl, false, "seconds a cached " name " response stays fresh"},     \
+    {"cache." name "_swr_s", "cache-" name "-swr-s", "STRATA_CACHE_" #NAME "_SWR_S", SETTING_INT,                    \
+     FIELD(cache_class[index].swr_s), 0, 31536000, swr, false,                                                       \
+     "seconds it may then be served stale while one refresh runs"},                                                 \
+    {"cache." name "_grace_s", "cache-" name "-grace-s", "STRATA_CACHE_" #NAME "_GRACE_S", SETTING_INT,              \
+     FIELD(cache_class[index].grace_s), 0, 31536000, grace, false,                                                   \
+     "seconds more it is kept to serve when the database fails"}
+
 static const setting settings[] = {
     {"server.listen", "listen", "STRATA_LISTEN", SETTING_STRING, FIELD(listen), 0, 0, "127.0.0.1:8080",
      false, "address and port to serve on (ADDR:PORT, [V6ADDR]:PORT)"},
@@ -64,6 +75,29 @@ static const setting settings[] = {
      "SQLite database file"},
     {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
      true, "debug | info | warn | error"},
+    {"cache.enabled", "cache", "STRATA_CACHE", SETTING_BOOL, FIELD(cache_enabled), 0, 1, "true", false,
+     "cache finished responses of public reads in memory (L1)"},
+    {"cache.l1_max_bytes", "cache-l1-max-bytes", "STRATA_CACHE_L1_MAX_BYTES", SETTING_INT64, FIELD(cache_l1_max_bytes),
+     1048576, 68719476736LL, "268435456", false, "memory budget of the L1 response cache"},
+    {"cache.ttl_jitter_pct", "cache-ttl-jitter-pct", "STRATA_CACHE_TTL_JITTER_PCT", SETTING_INT,
+     FIELD(cache_ttl_jitter_pct), 0, 50, "10", false, "shorten each entry's freshness by up to this percentage, at random"},
+    {"cache.coalesce_timeout_ms", "cache-coalesce-timeout-ms", "STRATA_CACHE_COALESCE_TIMEOUT_MS", SETTING_INT,
+     FIELD(cache_coalesce_timeout_ms), 10, 60000, "3000", false,
+     "a request waiting for another's fill of the same key gives up and reads itself after this"},
+    {"cache.browser_ttl_s", "cache-browser-ttl-s", "STRATA_CACHE_BROWSER_TTL_S", SETTING_INT, FIELD(cache_browser_ttl_s),
+     0, 86400, "5", false, "max-age sent to browsers (shared caches get the class TTL as s-maxage)"},
+    {"cache.warm_items", "cache-warm-items", "STRATA_CACHE_WARM_ITEMS", SETTING_INT, FIELD(cache_warm_items), 0, 10000,
+     "50", false, "items (most viewed first) filled at start and by POST /v1/{site}/cache/warm"},
+    CLASS_ROWS("item", ITEM, CACHE_CLASS_ITEM, "60", "30", "600"),
+    CLASS_ROWS("list", LIST, CACHE_CLASS_LIST, "10", "10", "300"),
+    CLASS_ROWS("popular", POPULAR, CACHE_CLASS_POPULAR, "30", "30", "300"),
+    CLASS_ROWS("categories", CATEGORIES, CACHE_CLASS_CATEGORIES, "300", "60", "3600"),
+    {"views.flush_interval_ms", "views-flush-interval-ms", "STRATA_VIEWS_FLUSH_INTERVAL_MS", SETTING_INT,
+     FIELD(views_flush_interval_ms), 50, 600000, "1000", false,
+     "view beacons are counted in memory and written to the database this often"},
+    {"debug.fault_injection", "debug-fault-injection", "STRATA_DEBUG_FAULT_INJECTION", SETTING_BOOL,
+     FIELD(debug_fault_injection), 0, 1, "false", false,
+     "allow POST /v1/debug/faults (admin) to make the database fail, for drills and tests"},
 };
 
 #define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))

@@ -17,6 +17,18 @@
 
 #include "core/log.h"
 
+/* Data classes: each cached route belongs to one, and a class sets how
+ * long its entries stay fresh, how long they may then be served stale while
+ * one background refresh runs, and how long more they are kept to serve if
+ * the database fails (fail-safe). */
+typedef enum cache_class { CACHE_CLASS_ITEM = 0, CACHE_CLASS_LIST, CACHE_CLASS_POPULAR, CACHE_CLASS_CATEGORIES, CACHE_CLASS_COUNT } cache_class;
+
+typedef struct cache_lifetimes {
+    int ttl_s;
+    int swr_s;
+    int grace_s;
+} cache_lifetimes;
+
 typedef struct strata_config {
     char config_path[512]; /* "" when no file */
     /* [server] */
@@ -32,6 +44,18 @@ typedef struct strata_config {
     char db_path[512];
     /* [log] */
     log_level log_level;
+    /* [cache] */
+    bool cache_enabled;
+    int64_t cache_l1_max_bytes;
+    int cache_ttl_jitter_pct;
+    int cache_coalesce_timeout_ms;
+    int cache_browser_ttl_s;
+    int cache_warm_items;
+    cache_lifetimes cache_class[CACHE_CLASS_COUNT];
+    /* [views] */
+    int views_flush_interval_ms;
+    /* [debug] */
+    bool debug_fault_injection;
 } strata_config;
 
 #define CONFIG_ERR_MAX 512

@@ -9,6 +9,7 @@
 #include "content/api.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +19,12 @@
 #include "core/log.h"
 
 /* ---- the signing secret ------------------------------------------------------- */
+
+static const strata_config *content_cfg;
+
+void content_init(const strata_config *cfg) { content_cfg = cfg; }
+
+const strata_config *api_config(void) { return content_cfg; }
 
 static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t secret[32];
@@ -148,6 +155,48 @@ bool api_read_token(api_ctx *c)
         return false;
     }
     c->has_token = true;
+    return true;
+}
+
+bool api_require_admin_token(api_ctx *c, char site_name[65])
+{
+    const char *auth = c->req->authorization;
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+        unauthorized(c, "this route needs an admin bearer token (Authorization: Bearer <token>)");
+        return false;
+    }
+    uint8_t hash[32];
+    crypto_sha256(auth + 7, strlen(auth + 7), hash);
+    int rc = store_token_lookup(c->store, hash, &c->token);
+    if (rc == STORE_NOT_FOUND) {
+        unauthorized(c, "the bearer token is not valid (unknown or revoked)");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        api_store_failed(c, rc);
+        return false;
+    }
+    if (c->token.role < ROLE_ADMIN) {
+        http_problem(c->res, c->req, 403, "forbidden", "this route needs an admin token");
+        return false;
+    }
+    json_t *sites = NULL;
+    if ((rc = store_site_list(c->store, &sites)) != STORE_OK) {
+        api_store_failed(c, rc);
+        return false;
+    }
+    size_t i;
+    json_t *site;
+    site_name[0] = '\0';
+    json_array_foreach(sites, i, site)
+    {
+        if (json_integer_value(json_object_get(site, "id")) == c->token.site_id)
+            snprintf(site_name, 65, "%s", json_string_value(json_object_get(site, "name")));
+    }
+    json_decref(sites);
+    c->has_token = true;
+    c->site_id = c->token.site_id;
+    c->site = site_name;
     return true;
 }
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -34,6 +35,9 @@ bool api_resolve_site(api_ctx *c);
 bool api_read_token(api_ctx *c);
 /* Requires a token of this site with at least `role`. */
 bool api_require_role(api_ctx *c, store_role role);
+/* For routes without {site}: an admin token of any site; c->site_id and
+ * c->site become the token's site. site_name is the caller's buffer. */
+bool api_require_admin_token(api_ctx *c, char site_name[65]);
 
 /* Path parameter `index` as a positive integer id (400 otherwise). */
 bool api_param_id(api_ctx *c, size_t index, const char *what, int64_t *id);
@@ -97,6 +101,29 @@ void api_cursor_encode(const store_list_query *q, const store_keyset *k, char ou
  * for another sort or other filters. */
 bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, store_keyset *out);
 
+/* ---- caching (cache_tags.c) ---- */
+
+/* The tags a response carries (docs/caching.md). Every cached response of
+ * a site carries "<site>:all", so flushing a site is one invalidation. */
+void api_tag_item(http_response *res, const char *site, int64_t id);
+void api_tag_list(http_response *res, const char *site, const char *type, const char *category, const char *tag);
+void api_tag_named(http_response *res, const char *site, const char *name); /* "popular", "categories" */
+/* What a change to a published item makes stale: the item, every list
+ * page, popular lists and category counts. Called before the write is
+ * answered, so no read on this instance sees the old representation. */
+void api_invalidate_item(const char *site, int64_t id);
+/* Write-through: stores the current public representation of item id
+ * under its GET routes (by id and by slug). */
+void api_store_item(api_ctx *c, int64_t id);
+
+/* The configuration, for handlers that need it (warming, fault routes). */
+const strata_config *api_config(void);
+
+/* ---- view counting (views.c) ---- */
+
+/* Counts one view in memory (any thread); views_flush writes them. */
+void views_count(const char *site, int64_t id);
+
 /* Handlers, one per route. */
 void handle_list(const http_request *req, store_t *store, http_response *res);
 void handle_get(const http_request *req, store_t *store, http_response *res);
@@ -113,5 +140,12 @@ void handle_publish(const http_request *req, store_t *store, http_response *res)
 void handle_unpublish(const http_request *req, store_t *store, http_response *res);
 void handle_delete(const http_request *req, store_t *store, http_response *res);
 void handle_category_create(const http_request *req, store_t *store, http_response *res);
+
+bool handle_view_cached(const http_request *req, http_response *res);
+void handle_cache_stats(const http_request *req, store_t *store, http_response *res);
+void handle_cache_invalidate(const http_request *req, store_t *store, http_response *res);
+void handle_cache_warm(const http_request *req, store_t *store, http_response *res);
+void handle_cache_flush(const http_request *req, store_t *store, http_response *res);
+void handle_debug_faults(const http_request *req, store_t *store, http_response *res);
 
 #endif

@@ -12,14 +12,23 @@
 
 #include <stddef.h>
 
+#include "config/config.h"
 #include "http/http.h"
 #include "store/store.h"
 
 extern const http_route content_routes[];
 extern const size_t content_route_count;
 
+/* Once, before serving: keeps the configuration the handlers read. */
+void content_init(const strata_config *cfg);
+
 /* Per worker thread, after its store opened: loads the signing secret. */
 int content_worker_init(store_t *store);
+
+/* On a worker after the server listens: warms every site's cache. */
+void content_on_start(store_t *store);
+/* Periodic: writes the view counts gathered in memory (write-behind). */
+void content_flush_views(store_t *store);
 
 /* Token text for a new API token ("st_" + 43 base64url characters) and the
  * hash under which it is stored. */

@@ -8,6 +8,7 @@
  * is refused with 428 rather than silently overwriting someone's work.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +103,16 @@ void handle_save(const http_request *req, store_t *store, http_response *res)
     if (api_parse_edit(&c, doc, false, &in)) {
         json_t *draft = NULL;
         int rc = store_item_save_draft(store, c.site_id, c.site, id, base, &in.edit, c.token.name, &draft, &version);
-        if (rc != STORE_OK)
+        if (rc != STORE_OK) {
             api_store_failed(&c, rc);
-        else
+        } else {
+            /* The public representation of a published item shows its slug
+             * (applied at once), draft_version and updated_at: all moved. */
+            const char *status = json_string_value(json_object_get(draft, "status"));
+            if (status != NULL && strcmp(status, "draft") != 0)
+                api_invalidate_item(c.site, id);
             send_draft(&c, 200, draft, version);
+        }
     }
     api_edit_free(&in);
     json_decref(doc);
@@ -150,10 +157,13 @@ void handle_publish(const http_request *req, store_t *store, http_response *res)
     json_decref(doc);
     json_t *item = NULL;
     int rc = store_item_publish(store, c.site_id, c.site, id, version, c.token.name, &item);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         api_store_failed(&c, rc);
-    else
-        api_send_json(&c, 200, item);
+        return;
+    }
+    api_invalidate_item(c.site, id);
+    api_store_item(&c, id); /* write-through: the new representation is cached */
+    api_send_json(&c, 200, item);
 }
 
 void handle_unpublish(const http_request *req, store_t *store, http_response *res)
@@ -174,10 +184,12 @@ void handle_unpublish(const http_request *req, store_t *store, http_response *re
     json_decref(doc);
     json_t *item = NULL;
     int rc = store_item_unpublish(store, c.site_id, c.site, id, to_archive, &item);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         api_store_failed(&c, rc);
-    else
-        api_send_json(&c, 200, item);
+        return;
+    }
+    api_invalidate_item(c.site, id);
+    api_send_json(&c, 200, item);
 }
 
 void handle_delete(const http_request *req, store_t *store, http_response *res)
@@ -187,10 +199,12 @@ void handle_delete(const http_request *req, store_t *store, http_response *res)
     if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id))
         return;
     int rc = store_item_delete(store, c.site_id, id);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         api_store_failed(&c, rc);
-    else
-        res->status = 204;
+        return;
+    }
+    api_invalidate_item(c.site, id);
+    res->status = 204;
 }
 
 void handle_category_create(const http_request *req, store_t *store, http_response *res)
@@ -225,6 +239,9 @@ void handle_category_create(const http_request *req, store_t *store, http_respon
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
+            char tag[96];
+            snprintf(tag, sizeof(tag), "%s:categories", c.site);
+            http_cache_invalidate_tag(tag);
             http_response_header(res, "location", "/v1/%s/categories", c.site);
             api_send_json(&c, 201, category);
         }

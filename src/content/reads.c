@@ -102,15 +102,18 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
         api_cursor_encode(&q, &next, cursor);
         next_cursor = json_string(cursor);
     }
+    api_tag_list(res, c.site, q.type, q.category, q.tag);
     api_send_json(&c, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next_cursor));
 }
 
 static void send_item_or_failure(api_ctx *c, int rc, json_t *item)
 {
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         api_store_failed(c, rc);
-    else
-        api_send_json(c, 200, item);
+        return;
+    }
+    api_tag_item(c->res, c->site, json_integer_value(json_object_get(item, "id")));
+    api_send_json(c, 200, item);
 }
 
 void handle_get(const http_request *req, store_t *store, http_response *res)
@@ -155,6 +158,7 @@ void handle_popular(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
+    api_tag_named(res, c.site, "popular");
     api_send_json(&c, 200, json_pack("{s:s, s:o}", "window", windows[window], "items", items));
 }
 
@@ -165,21 +169,12 @@ void handle_categories(const http_request *req, store_t *store, http_response *r
         return;
     json_t *doc = NULL;
     int rc = store_category_list(store, c.site_id, &doc);
-    send_item_or_failure(&c, rc, doc);
-}
-
-void handle_view(const http_request *req, store_t *store, http_response *res)
-{
-    api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id;
-    if (!api_resolve_site(&c) || !api_param_id(&c, 1, "the item id", &id))
-        return;
-    int rc = store_views_add(store, c.site_id, id, 1, store_now_ms());
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
     }
-    res->status = 204;
+    api_tag_named(res, c.site, "categories");
+    api_send_json(&c, 200, doc);
 }
 
 void handle_readyz(const http_request *req, store_t *store, http_response *res)

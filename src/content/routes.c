@@ -2,9 +2,15 @@
  * routes.c — the route table of the content API (docs/api.md).
  *
  * Order matters only where two patterns could match one path: literal
- * segments ("by-slug") come before a capture in the same place. Health and
- * the OpenAPI document are answered on the loop thread; everything that
- * reads or writes content goes to a worker.
+ * segments ("by-slug", "cache") come before a capture in the same place.
+ * Health and the OpenAPI document are answered on the loop thread;
+ * everything that reads or writes content goes to a worker, except cache
+ * hits, which the HTTP layer answers itself for routes with a cache rule.
+ *
+ * A cache rule names the data class (its lifetimes come from the
+ * configuration) and every query parameter the handler reads, with the
+ * default the handler assumes, sorted by name: exactly what makes two
+ * requests the same response.
  */
 #include "content/api.h"
 #include "content/content.h"
@@ -13,38 +19,61 @@
 extern const char openapi_yaml[];
 extern const char openapi_yaml_end[];
 
-static void handle_healthz(const http_request *req, http_response *res)
+static bool handle_healthz(const http_request *req, http_response *res)
 {
     (void)req;
     http_response_copy(res, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    return true;
 }
 
-static void handle_openapi(const http_request *req, http_response *res)
+static bool handle_openapi(const http_request *req, http_response *res)
 {
     (void)req;
     http_response_copy(res, 200, "application/yaml", openapi_yaml, (size_t)(openapi_yaml_end - openapi_yaml));
+    return true;
 }
+
+static const http_cache_param list_params[] = {
+    {"category", "", false}, {"cursor", "", false}, {"limit", "20", true}, {"sort", "-published_at", false},
+    {"status", "published", false}, {"tag", "", false}, {"type", "", false},
+};
+static const http_cache_param popular_params[] = {
+    {"limit", "10", true},
+    {"type", "", false},
+    {"window", "24h", false},
+};
+
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, NULL, 0};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, list_params, sizeof(list_params) / sizeof(list_params[0])};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, popular_params,
+                                             sizeof(popular_params) / sizeof(popular_params[0])};
+static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, NULL, 0};
 
 #define WORKER(h) h, NULL
 #define LOOP(h) NULL, h
 
 const http_route content_routes[] = {
-    {HTTP_GET, "/healthz", LOOP(handle_healthz)},
-    {HTTP_GET, "/readyz", WORKER(handle_readyz)},
-    {HTTP_GET, "/openapi.yaml", LOOP(handle_openapi)},
-    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug)},
-    {HTTP_GET, "/v1/:site/content", WORKER(handle_list)},
-    {HTTP_POST, "/v1/:site/content", WORKER(handle_create)},
-    {HTTP_GET, "/v1/:site/content/:id", WORKER(handle_get)},
-    {HTTP_PUT, "/v1/:site/content/:id", WORKER(handle_save)},
-    {HTTP_DELETE, "/v1/:site/content/:id", WORKER(handle_delete)},
-    {HTTP_GET, "/v1/:site/content/:id/draft", WORKER(handle_get_draft)},
-    {HTTP_POST, "/v1/:site/content/:id/publish", WORKER(handle_publish)},
-    {HTTP_POST, "/v1/:site/content/:id/unpublish", WORKER(handle_unpublish)},
-    {HTTP_POST, "/v1/:site/content/:id/views", WORKER(handle_view)},
-    {HTTP_GET, "/v1/:site/popular", WORKER(handle_popular)},
-    {HTTP_GET, "/v1/:site/categories", WORKER(handle_categories)},
-    {HTTP_POST, "/v1/:site/categories", WORKER(handle_category_create)},
+    {HTTP_GET, "/healthz", LOOP(handle_healthz), NULL},
+    {HTTP_GET, "/readyz", WORKER(handle_readyz), NULL},
+    {HTTP_GET, "/openapi.yaml", LOOP(handle_openapi), NULL},
+    {HTTP_GET, "/v1/cache/stats", WORKER(handle_cache_stats), NULL},
+    {HTTP_POST, "/v1/debug/faults", WORKER(handle_debug_faults), NULL},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &item_rule},
+    {HTTP_GET, "/v1/:site/content", WORKER(handle_list), &list_rule},
+    {HTTP_POST, "/v1/:site/content", WORKER(handle_create), NULL},
+    {HTTP_GET, "/v1/:site/content/:id", WORKER(handle_get), &item_rule},
+    {HTTP_PUT, "/v1/:site/content/:id", WORKER(handle_save), NULL},
+    {HTTP_DELETE, "/v1/:site/content/:id", WORKER(handle_delete), NULL},
+    {HTTP_GET, "/v1/:site/content/:id/draft", WORKER(handle_get_draft), NULL},
+    {HTTP_POST, "/v1/:site/content/:id/publish", WORKER(handle_publish), NULL},
+    {HTTP_POST, "/v1/:site/content/:id/unpublish", WORKER(handle_unpublish), NULL},
+    {HTTP_POST, "/v1/:site/content/:id/views", handle_view, handle_view_cached, NULL},
+    {HTTP_GET, "/v1/:site/popular", WORKER(handle_popular), &popular_rule},
+    {HTTP_GET, "/v1/:site/categories", WORKER(handle_categories), &categories_rule},
+    {HTTP_POST, "/v1/:site/categories", WORKER(handle_category_create), NULL},
+    {HTTP_POST, "/v1/:site/cache/invalidate", WORKER(handle_cache_invalidate), NULL},
+    {HTTP_POST, "/v1/:site/cache/warm", WORKER(handle_cache_warm), NULL},
+    {HTTP_DELETE, "/v1/:site/cache", WORKER(handle_cache_flush), NULL},
 };
 
 const size_t content_route_count = sizeof(content_routes) / sizeof(content_routes[0]);

@@ -10,10 +10,20 @@
  * handler on a worker, fills an http_response, and is handed back to its
  * loop thread through h2o's multithread queue, where the response is sent.
  *
- * Routes. The caller (src/content) gives a table of http_route. A route
- * with a `loop_handler` is answered on the loop thread without the pool
- * (health, static documents — and, in the cache issue, cache hits); a route
- * with a `worker_handler` is deferred to the pool.
+ * Routes. The caller (src/content) gives a table of http_route. A route's
+ * `loop_handler`, if any, runs first on the loop thread and may answer at
+ * once (health, static documents, a view beacon for a cached item); what it
+ * does not answer goes to the `worker_handler` on the pool.
+ *
+ * Response cache. A route with a cache rule is answered from the L1 cache
+ * when it can be (response_cache.c): the key is the route, its decoded path
+ * parameters and only the query parameters the rule names, with defaults
+ * filled in; a hit is sent from the loop thread, zero-copy, in the encoding
+ * the client accepts. A miss fills through a single flight; a worker turns
+ * the handler's response into a representation (compressed variants, ETags,
+ * headers) once. Requests with an Authorization header bypass the cache.
+ * Handlers tag their responses (http_response_tag) and invalidate by tag
+ * before answering a write (http_cache_invalidate_tag).
  *
  * Ownership. http_request strings are malloc'd copies owned by the job, so a
  * client that disconnects while its job runs frees nothing the worker uses;
@@ -23,6 +33,7 @@
 #ifndef STRATA_HTTP_H
 #define STRATA_HTTP_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +83,9 @@ typedef struct http_header {
 
 typedef struct http_response {
     int status;
+    char *tags; /* space-separated cache tags, malloc'd (http_response_tag) */
+    size_t tags_len;
+    bool uncacheable; /* a tag could not be recorded: never store this */
     const char *content_type; /* static; NULL when there is no body */
     char *body;               /* malloc'd, owned by the response */
     size_t body_len;
@@ -80,13 +94,28 @@ typedef struct http_response {
 } http_response;
 
 typedef void (*http_worker_handler)(const http_request *req, store_t *store, http_response *res);
-typedef void (*http_loop_handler)(const http_request *req, http_response *res);
+/* Returns true if it answered (res filled); false defers to the worker. */
+typedef bool (*http_loop_handler)(const http_request *req, http_response *res);
+
+/* A query parameter that takes part in a cache key. */
+typedef struct http_cache_param {
+    const char *name;
+    const char *default_value; /* what the handler assumes when it is absent */
+    bool integer;              /* canonicalised ("020" and "20" share a key) */
+} http_cache_param;
+
+typedef struct http_cache_rule {
+    cache_class data_class;
+    const http_cache_param *params; /* sorted by name */
+    size_t param_count;
+} http_cache_rule;
 
 typedef struct http_route {
     unsigned methods; /* http_method bits; GET routes answer HEAD too */
     const char *pattern; /* "/v1/:site/content/:id"; ':' segments are captured */
     http_worker_handler worker_handler;
     http_loop_handler loop_handler;
+    const http_cache_rule *cache; /* NULL: never cached */
 } http_route;
 
 /* ---- responses (usable on any thread) ------------------------------------ */
@@ -105,8 +134,30 @@ void http_response_copy(http_response *res, int status, const char *content_type
  * request id. Replaces any body already set. */
 void http_problem(http_response *res, const http_request *req, int status, const char *code,
                   const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Adds a cache tag (printf format); tags name what a response was built
+ * from ("main:item:12"), for invalidation and Surrogate-Key. */
+void http_response_tag(http_response *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void http_response_free(http_response *res);
 const char *http_status_text(int status);
+
+/* ---- the response cache, for handlers (any thread) ----------------------- */
+
+/* All return quietly (0 / false) when the cache is off. */
+size_t http_cache_invalidate_tag(const char *tag);
+/* Drops the entry of a request target ("/v1/main/content?limit=5"),
+ * normalised like a request. */
+bool http_cache_invalidate_target(const char *target);
+/* The epoch to pass to http_cache_store: read it after invalidating and
+ * before reading the data being stored. */
+uint64_t http_cache_epoch(void);
+/* Write-through: stores res (a 200 with its tags) as the representation of
+ * GET `path` (no query: the defaults). False if not stored (fenced, not a
+ * cacheable path, cache off). */
+bool http_cache_store(const char *path, const http_response *res, uint64_t epoch);
+/* True if GET `path` has a fresh or stale 200 representation in L1. */
+bool http_cache_holds(const char *path);
+/* {"l1":{hits,misses,…}} for one site and for every site together. */
+json_t *http_cache_stats(const char *site);
 
 /* ---- the server ---------------------------------------------------------- */
 
@@ -118,17 +169,45 @@ typedef int (*http_reload_fn)(strata_config *next, char err[CONFIG_ERR_MAX]);
  * load per-database state such as the signing secret); nonzero aborts start. */
 typedef int (*http_worker_init_fn)(store_t *store);
 
-/* Runs the server until SIGTERM/SIGINT: then it stops accepting, lets the
- * requests it has begun finish (up to server.shutdown_timeout_ms) and
- * returns 0. SIGHUP calls reload and applies the reloadable keys. Returns
- * the process exit code. */
-int http_serve(strata_config *cfg, const http_route *routes, size_t route_count,
-               http_worker_init_fn worker_init, http_reload_fn reload);
+/* Work run on a worker thread on a schedule (every interval_ms) and once
+ * more at shutdown (final flushes). */
+typedef struct http_periodic {
+    int interval_ms;
+    void (*run)(store_t *store);
+} http_periodic;
 
-/* Matches method and path against the table: the route index, or -1 with
- * *allowed set to the methods that would match the path (0: no path match).
- * Fills req->params. Exposed for the unit tests. */
-int http_route_match(const http_route *routes, size_t route_count, http_method method,
-                     const char *path, size_t path_len, http_request *req, unsigned *allowed);
+typedef struct http_app {
+    const http_route *routes;
+    size_t route_count;
+    http_worker_init_fn worker_init;
+    http_reload_fn reload;
+    void (*on_start)(store_t *store); /* once, on a worker, after listening (cache warming) */
+    const http_periodic *periodic;
+    size_t periodic_count;
+} http_app;
+
+/* Runs the server until SIGTERM/SIGINT: then it stops accepting, lets the
+ * requests it has begun finish (up to server.shutdown_timeout_ms), runs the
+ * periodic tasks once more and returns 0. SIGHUP calls reload and applies
+ * the reloadable keys. Returns the process exit code. */
+int http_serve(strata_config *cfg, const http_app *app);
+
+/* Where a pattern's ':' segments sit in a raw path (not decoded). */
+typedef struct http_captures {
+    size_t count;
+    size_t offset[HTTP_MAX_PARAMS];
+    size_t length[HTTP_MAX_PARAMS];
+} http_captures;
+
+/* Matches method and path against the table without allocating: the route
+ * index, or -1 with *allowed set to the methods that would match the path
+ * (0: no path match). */
+int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path,
+                    size_t path_len, http_captures *caps, unsigned *allowed);
+/* Percent-decodes one capture into out (size bytes); returns the decoded
+ * length, or -1 if it does not fit. NUL bytes are kept. */
+long http_capture_decode(const char *path, const http_captures *caps, size_t index, char *out, size_t size);
+/* Fills req->params with decoded copies of the captures. 0 or -1. */
+int http_request_set_params(http_request *req, const char *path, const http_captures *caps);
 
 #endif

@@ -107,9 +107,32 @@ void http_problem(http_response *res, const http_request *req, int status, const
     http_response_body(res, status, "application/problem+json", body, strlen(body));
 }
 
+void http_response_tag(http_response *res, const char *fmt, ...)
+{
+    char tag[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tag, sizeof(tag), fmt, ap);
+    va_end(ap);
+    char *grown = n > 0 && (size_t)n < sizeof(tag) ? realloc(res->tags, res->tags_len + (size_t)n + 2) : NULL;
+    if (grown == NULL) {
+        /* An entry missing a tag could outlive an invalidation of it. */
+        res->uncacheable = true;
+        return;
+    }
+    if (res->tags_len > 0)
+        grown[res->tags_len++] = ' ';
+    memcpy(grown + res->tags_len, tag, (size_t)n + 1);
+    res->tags = grown;
+    res->tags_len += (size_t)n;
+}
+
 void http_response_free(http_response *res)
 {
     free(res->body);
     res->body = NULL;
     res->body_len = 0;
+    free(res->tags);
+    res->tags = NULL;
+    res->tags_len = 0;
 }

@@ -2,10 +2,11 @@
  * router.c — matching a method and a raw path against the route table.
  *
  * Patterns are split on '/' and compared segment by segment; a ':' segment
- * captures. Matching works on the raw path and percent-decodes each captured
- * segment on its own, so an encoded slash (%2F) stays inside its segment and
- * can never change which route matches. The table is small (tens of routes)
- * and a linear scan of it costs less than hashing would.
+ * captures. Matching works on the raw path without allocating (a cache hit
+ * routes every request) and records where each capture sits; decoding is a
+ * separate step, per segment, so an encoded slash (%2F) stays inside its
+ * segment and can never change which route matches. The table is small
+ * (tens of routes) and a linear scan of it costs less than hashing would.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,42 +24,14 @@ static int hex_value(char c)
     return -1;
 }
 
-/* Decodes %XX escapes; a malformed escape is kept literally. Returns a
- * malloc'd NUL-terminated string and its decoded length. */
-static char *percent_decode(const char *s, size_t len, size_t *out_len)
-{
-    char *out = malloc(len + 1);
-    if (out == NULL)
-        return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    *out_len = n;
-    return out;
-}
-
-/* Compares one route pattern with the path; captures into req on a match. */
-static bool pattern_matches(const char *pattern, const char *path, size_t path_len, http_request *req)
+/* Compares one route pattern with the path, recording captures. */
+static bool pattern_matches(const char *pattern, const char *path, size_t path_len, http_captures *caps)
 {
     const char *p = pattern, *s = path, *end = path + path_len;
-    size_t captured = 0;
-    char *values[HTTP_MAX_PARAMS];
-    size_t lengths[HTTP_MAX_PARAMS];
-    bool ok = true;
-
-    while (ok) {
-        if (*p != '/' || s >= end || *s != '/') {
-            ok = *p == '\0' && s == end;
-            break;
-        }
+    caps->count = 0;
+    for (;;) {
+        if (*p != '/' || s >= end || *s != '/')
+            return *p == '\0' && s == end;
         p++, s++;
         const char *p_end = strchr(p, '/');
         if (p_end == NULL)
@@ -67,56 +40,68 @@ static bool pattern_matches(const char *pattern, const char *path, size_t path_l
         if (s_end == NULL)
             s_end = end;
         if (*p == ':') {
-            if (s_end == s || captured == HTTP_MAX_PARAMS) {
-                ok = false;
-                break;
-            }
-            if (req != NULL) {
-                values[captured] = percent_decode(s, (size_t)(s_end - s), &lengths[captured]);
-                if (values[captured] == NULL) {
-                    ok = false;
-                    break;
-                }
-            }
-            captured++;
+            if (s_end == s || caps->count == HTTP_MAX_PARAMS)
+                return false;
+            caps->offset[caps->count] = (size_t)(s - path);
+            caps->length[caps->count] = (size_t)(s_end - s);
+            caps->count++;
         } else if ((size_t)(p_end - p) != (size_t)(s_end - s) || memcmp(p, s, (size_t)(p_end - p)) != 0) {
-            ok = false;
+            return false;
         }
         p = p_end, s = s_end;
     }
-
-    if (req == NULL)
-        return ok;
-    if (!ok) {
-        for (size_t i = 0; i < captured; i++)
-            free(values[i]);
-        return false;
-    }
-    for (size_t i = 0; i < captured; i++) {
-        req->params[i] = values[i];
-        req->param_len[i] = lengths[i];
-    }
-    req->param_count = captured;
-    return true;
 }
 
-int http_route_match(const http_route *routes, size_t route_count, http_method method, const char *path,
-                     size_t path_len, http_request *req, unsigned *allowed)
+int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path,
+                    size_t path_len, http_captures *caps, unsigned *allowed)
 {
     *allowed = 0;
     http_method effective = method == HTTP_HEAD ? HTTP_GET : method;
     for (size_t i = 0; i < route_count; i++) {
-        if (!pattern_matches(routes[i].pattern, path, path_len, NULL))
+        if (!pattern_matches(routes[i].pattern, path, path_len, caps))
             continue;
         *allowed |= routes[i].methods;
-        if ((routes[i].methods & effective) == 0)
-            continue;
-        if (!pattern_matches(routes[i].pattern, path, path_len, req))
-            return -1; /* out of memory */
-        req->route_id = (int)i;
-        return (int)i;
+        if ((routes[i].methods & effective) != 0)
+            return (int)i;
     }
     if (*allowed & HTTP_GET)
         *allowed |= HTTP_HEAD;
     return -1;
+}
+
+long http_capture_decode(const char *path, const http_captures *caps, size_t index, char *out, size_t size)
+{
+    const char *s = path + caps->offset[index];
+    size_t len = caps->length[index], n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        char ch = s[i];
+        if (ch == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (n + 1 >= size)
+            return -1;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
+int http_request_set_params(http_request *req, const char *path, const http_captures *caps)
+{
+    req->param_count = 0;
+    for (size_t i = 0; i < caps->count; i++) {
+        size_t size = caps->length[i] + 1;
+        char *value = malloc(size);
+        long n = value != NULL ? http_capture_decode(path, caps, i, value, size) : -1;
+        if (n < 0) {
+            free(value);
+            return -1;
+        }
+        req->params[i] = value;
+        req->param_len[i] = (size_t)n;
+        req->param_count++;
+    }
+    return 0;
 }

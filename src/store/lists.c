@@ -295,6 +295,47 @@ int store_views_add(store_t *st, int64_t site_id, int64_t id, int64_t count, int
     return status == STORE_OK ? sq_end(st, views_add_tx(st, site_id, id, count, now_ms)) : status;
 }
 
+int store_views_add_batch(store_t *st, const store_view_count *counts, size_t n, int64_t now_ms, size_t *applied)
+{
+    sq_clear_error(st);
+    size_t done = 0;
+    if (applied != NULL)
+        *applied = 0;
+    int status = sq_begin(st);
+    if (status != STORE_OK)
+        return status;
+    for (size_t i = 0; status == STORE_OK && i < n; i++) {
+        if (counts[i].count < 1)
+            continue;
+        status = views_add_tx(st, counts[i].site_id, counts[i].item_id, counts[i].count, now_ms);
+        if (status == STORE_NOT_FOUND) /* unpublished or deleted since it was viewed: drop it */
+            status = STORE_OK;
+        else if (status == STORE_OK)
+            done++;
+    }
+    status = sq_end(st, status);
+    if (status == STORE_OK && applied != NULL)
+        *applied = done;
+    return status;
+}
+
+int store_item_is_published(store_t *st, int64_t site_id, int64_t id)
+{
+    sq_clear_error(st);
+    sq_query q;
+    int status = sq_query_start(
+        st, "SELECT 1 FROM items WHERE id = :id AND site_id = :site AND status = 'published'", &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":id", id);
+    sq_bind_int(&q, ":site", site_id);
+    bool found = sq_next_row(&q);
+    status = sq_query_end(&q, "checking the item");
+    if (status == STORE_OK && !found)
+        return sq_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
+    return status;
+}
+
 /* ---- popularity --------------------------------------------------------- */
 
 /* All time ranks by items.views; a window sums the hourly buckets from the

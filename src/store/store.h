@@ -67,6 +67,8 @@ int store_secret(store_t *st, uint8_t out[32]);
 
 int store_site_create(store_t *st, const char *name, int64_t *site_id);
 int store_site_lookup(store_t *st, const char *name, int64_t *site_id);
+/* *sites: [{"id":…,"name":…}…] ordered by id. */
+int store_site_list(store_t *st, json_t **sites);
 
 typedef enum store_role { ROLE_READ = 1, ROLE_WRITE = 2, ROLE_ADMIN = 3 } store_role;
 
@@ -194,6 +196,21 @@ int store_item_list(store_t *st, const store_list_query *q, json_t **items, stor
  * STORE_NOT_FOUND if the item is absent or not published. */
 int store_views_add(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms);
 
+typedef struct store_view_count {
+    int64_t site_id;
+    int64_t item_id;
+    int64_t count;
+} store_view_count;
+
+/* The write-behind flush: adds every count in one transaction. Counts for
+ * items no longer published are dropped, not failed; *applied (if not NULL)
+ * gets how many were applied. */
+int store_views_add_batch(store_t *st, const store_view_count *counts, size_t n, int64_t now_ms, size_t *applied);
+
+/* STORE_OK if the item exists in the site and is published, else
+ * STORE_NOT_FOUND. One indexed lookup, no body read. */
+int store_item_is_published(store_t *st, int64_t site_id, int64_t id);
+
 /* Most viewed published items with views since since_ms (0 = all time),
  * most first, ties by id. *items: summaries with "window_views". */
 int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type,
@@ -206,6 +223,18 @@ int store_popular(store_t *st, int64_t site_id, const char *site_name, const cha
  * given seed. Used by `strata seed` and by the benchmarks. */
 int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions,
                     uint32_t seed);
+
+/* ---- observability and fault injection ---------------------------------- */
+
+/* Statements executed by every connection of the process since start. */
+uint64_t store_queries_total(void);
+
+/* Until the store_now_ms() time `until_ms`, every statement fails as if
+ * the database were unreachable (STORE_ERROR); 0 ends it. For operators'
+ * drills and the fail-safe tests; reachable only through the admin route
+ * guarded by config debug.fault_injection. Bounded in time by design, so a
+ * drill cannot lock itself out. */
+void store_inject_faults(int64_t until_ms);
 
 /* ---- time --------------------------------------------------------------- */
 

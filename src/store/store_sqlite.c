@@ -21,6 +21,7 @@
  */
 #include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,9 +150,22 @@ static int statement_compile(store_t *st, const char *sql, uint64_t hash, sqlite
     return STORE_OK;
 }
 
+static _Atomic uint64_t queries_total;
+static _Atomic int64_t faults_until_ms;
+
+uint64_t store_queries_total(void) { return atomic_load_explicit(&queries_total, memory_order_relaxed); }
+
+void store_inject_faults(int64_t until_ms) { atomic_store(&faults_until_ms, until_ms); }
+
 int sq_query_start(store_t *st, const char *sql, sq_query *q)
 {
     *q = (sq_query){.st = st, .stmt = NULL, .rc = SQLITE_OK};
+    atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
+    int64_t faults_until = atomic_load_explicit(&faults_until_ms, memory_order_relaxed);
+    if (faults_until != 0 && store_now_ms() < faults_until) {
+        q->rc = SQLITE_IOERR;
+        return sq_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
+    }
     uint64_t hash = sql_text_hash(sql);
     if (st->statement_capacity) {
         cached_statement *slot = statement_slot(st->statements, st->statement_capacity, sql, hash);
@@ -464,6 +478,30 @@ int store_site_lookup(store_t *st, const char *name, int64_t *site_id)
     if (status == STORE_OK && !found)
         return sq_fail(st, STORE_NOT_FOUND, "no site '%s'", name);
     return status;
+}
+
+int store_site_list(store_t *st, json_t **sites)
+{
+    sq_clear_error(st);
+    *sites = NULL;
+    sq_query q;
+    int status = sq_query_start(st, "SELECT id, name FROM sites ORDER BY id", &q);
+    if (status != STORE_OK)
+        return status;
+    json_t *list = json_array();
+    bool ok = list != NULL;
+    while (ok && sq_next_row(&q))
+        ok = json_array_append_new(list, json_pack("{s:I, s:s}", "id", (json_int_t)sqlite3_column_int64(q.stmt, 0),
+                                                   "name", sq_column_text(&q, 1))) == 0;
+    status = sq_query_end(&q, "listing sites");
+    if (status == STORE_OK && !ok)
+        status = sq_fail(st, STORE_ERROR, "out of memory listing sites");
+    if (status != STORE_OK) {
+        json_decref(list);
+        return status;
+    }
+    *sites = list;
+    return STORE_OK;
 }
 
 /* ---- tokens ------------------------------------------------------------- */

@@ -13,11 +13,11 @@
 #include "http/http.h"
 
 static const http_route routes[] = {
-    {HTTP_GET, "/healthz", NULL, NULL},
-    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", NULL, NULL},
-    {HTTP_GET, "/v1/:site/content", NULL, NULL},
-    {HTTP_POST, "/v1/:site/content", NULL, NULL},
-    {HTTP_GET | HTTP_PUT, "/v1/:site/content/:id", NULL, NULL},
+    {HTTP_GET, "/healthz", NULL, NULL, NULL},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", NULL, NULL, NULL},
+    {HTTP_GET, "/v1/:site/content", NULL, NULL, NULL},
+    {HTTP_POST, "/v1/:site/content", NULL, NULL, NULL},
+    {HTTP_GET | HTTP_PUT, "/v1/:site/content/:id", NULL, NULL, NULL},
 };
 #define N (sizeof(routes) / sizeof(routes[0]))
 
@@ -30,7 +30,11 @@ static void free_params(http_request *rq)
 
 static int match(http_method m, const char *path, http_request *rq, unsigned *allowed)
 {
-    return http_route_match(routes, N, m, path, strlen(path), rq, allowed);
+    http_captures caps;
+    int index = http_route_find(routes, N, m, path, strlen(path), &caps, allowed);
+    if (index >= 0)
+        assert_int_equal(http_request_set_params(rq, path, &caps), 0);
+    return index;
 }
 
 static void test_captures_parameters(void **state)
@@ -87,6 +91,19 @@ static void test_wrong_method_reports_allowed(void **state)
     assert_int_equal(rq.param_count, 0);
 }
 
+static void test_decode_refuses_a_short_buffer(void **state)
+{
+    (void)state;
+    http_captures caps;
+    unsigned allowed;
+    const char *path = "/v1/main/content/12345";
+    assert_int_equal(http_route_find(routes, N, HTTP_GET, path, strlen(path), &caps, &allowed), 4);
+    char small[4], big[16];
+    assert_int_equal(http_capture_decode(path, &caps, 1, small, sizeof(small)), -1);
+    assert_int_equal(http_capture_decode(path, &caps, 1, big, sizeof(big)), 5);
+    assert_string_equal(big, "12345");
+}
+
 static void test_head_matches_get(void **state)
 {
     (void)state;
@@ -116,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_encoded_slash_stays_in_its_segment),
         cmocka_unit_test(test_nul_escape_is_kept_with_its_length),
         cmocka_unit_test(test_wrong_method_reports_allowed),
+        cmocka_unit_test(test_decode_refuses_a_short_buffer),
         cmocka_unit_test(test_head_matches_get),
         cmocka_unit_test(test_non_matching_paths),
     };

@@ -1,0 +1,80 @@
+/*
+ * cache_tags.c — what each cached response is tagged with, and what a write
+ * invalidates. The scheme (docs/caching.md):
+ *
+ *   <site>:all            every cached response of the site (flush = one tag)
+ *   <site>:item:<id>      an item by id or by slug
+ *   <site>:lists          every list page
+ *   <site>:type:<t>, <site>:category:<c>, <site>:tag:<t>   filtered list pages
+ *   <site>:popular, <site>:categories
+ *
+ * A list page shows summaries of many items in an order that any publish
+ * can change, so an item write drops every list page of its site rather
+ * than guessing which pages held it; lists refill through single flights,
+ * one database query per page. The finer list tags are for operators and
+ * for CDNs (Surrogate-Key).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "content/api.h"
+
+void api_tag_item(http_response *res, const char *site, int64_t id)
+{
+    http_response_tag(res, "%s:all", site);
+    http_response_tag(res, "%s:item:%lld", site, (long long)id);
+}
+
+void api_tag_list(http_response *res, const char *site, const char *type, const char *category, const char *tag)
+{
+    http_response_tag(res, "%s:all", site);
+    http_response_tag(res, "%s:lists", site);
+    if (type != NULL)
+        http_response_tag(res, "%s:type:%s", site, type);
+    if (category != NULL)
+        http_response_tag(res, "%s:category:%s", site, category);
+    if (tag != NULL)
+        http_response_tag(res, "%s:tag:%s", site, tag);
+}
+
+void api_tag_named(http_response *res, const char *site, const char *name)
+{
+    http_response_tag(res, "%s:all", site);
+    http_response_tag(res, "%s:%s", site, name);
+}
+
+void api_invalidate_item(const char *site, int64_t id)
+{
+    static const char *const shared[] = {"lists", "popular", "categories"};
+    char tag[160];
+    snprintf(tag, sizeof(tag), "%s:item:%lld", site, (long long)id);
+    http_cache_invalidate_tag(tag);
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        snprintf(tag, sizeof(tag), "%s:%s", site, shared[i]);
+        http_cache_invalidate_tag(tag);
+    }
+}
+
+void api_store_item(api_ctx *c, int64_t id)
+{
+    /* The epoch is read after this write's invalidation and before the read
+     * below: a later write's invalidation fences this insert. */
+    uint64_t epoch = http_cache_epoch();
+    json_t *item = NULL;
+    if (store_item_get(c->store, c->site_id, c->site, id, true, &item) != STORE_OK)
+        return;
+    char *body = json_dumps(item, JSON_COMPACT);
+    char path[400];
+    http_response res = {0};
+    if (body != NULL) {
+        http_response_body(&res, 200, "application/json", body, strlen(body));
+        api_tag_item(&res, c->site, id);
+        snprintf(path, sizeof(path), "/v1/%s/content/%lld", c->site, (long long)id);
+        http_cache_store(path, &res, epoch);
+        snprintf(path, sizeof(path), "/v1/%s/content/by-slug/%s/%s", c->site,
+                 json_string_value(json_object_get(item, "type")), json_string_value(json_object_get(item, "slug")));
+        http_cache_store(path, &res, epoch);
+    }
+    http_response_free(&res);
+    json_decref(item);
+}

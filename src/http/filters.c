@@ -1,0 +1,102 @@
+/*
+ * filters.c — h2o hooks: its own errors as problem+json, and the access log.
+ *
+ * Errors h2o produces by itself (400 on a malformed request, 413 on an
+ * oversize body) are plain text and bypass strata's handlers; a filter on
+ * both the handler's path and the host's fallback path rewrites them into
+ * problem+json so a client always gets the same kind of error body.
+ *
+ * The access log is an h2o logger, so it sees every response, those h2o
+ * makes itself included: one JSON line per request, with its id.
+ */
+#include <h2o.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/log.h"
+#include "http/server_internal.h"
+
+/* ---- h2o's own errors as problem+json ------------------------------------------- */
+
+typedef struct problem_ostream {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} problem_ostream;
+
+static void problem_ostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                                 h2o_send_state_t state)
+{
+    problem_ostream *p = (problem_ostream *)self;
+    (void)bufs, (void)bufcnt;
+    if (p->body.base != NULL && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        h2o_iovec_t body = p->body;
+        p->body = h2o_iovec_init(NULL, 0);
+        h2o_ostream_send_next(self, req, &body, 1, state);
+    } else {
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+    }
+}
+
+static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && ct >= 0 &&
+        h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
+                  H2O_STRLIT("text/plain; charset=utf-8"))) {
+        char detail[160];
+        if (req->res.status == 413)
+            snprintf(detail, sizeof(detail), "the request body is larger than the limit of %zu bytes (server.max_body_bytes)",
+                     req->conn->ctx->globalconf->max_request_entity_size);
+        else
+            snprintf(detail, sizeof(detail), "%s", req->res.reason);
+        http_response res = {0};
+        http_problem(&res, NULL, req->res.status, req->res.status == 413 ? "body_too_large" : "bad_request", "%s",
+                     detail);
+        problem_ostream *p = (problem_ostream *)h2o_add_ostream(req, sizeof(*p), slot);
+        p->super.do_send = problem_ostream_send;
+        p->body = h2o_strdup(&req->pool, res.body != NULL ? res.body : "", res.body_len);
+        http_response_free(&res);
+        req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/problem+json"));
+        req->res.content_length = p->body.len;
+        slot = &p->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- access log ------------------------------------------------------------------- */
+
+static int64_t micros_between(struct timeval a, struct timeval b)
+{
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_usec - a.tv_usec);
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    if (!log_enabled(LOG_INFO))
+        return;
+    struct timeval end = req->timestamps.response_end_at;
+    if (end.tv_sec == 0)
+        gettimeofday(&end, NULL);
+    log_line line;
+    log_begin(&line, req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request");
+    log_strn(&line, "method", req->input.method.base, req->input.method.len);
+    log_strn(&line, "path", req->input.path.base, req->input.path.len);
+    log_int(&line, "status", req->res.status);
+    log_int(&line, "bytes", (int64_t)req->bytes_sent);
+    log_int(&line, "us", req->timestamps.request_begin_at.tv_sec ? micros_between(req->timestamps.request_begin_at, end) : 0);
+    ssize_t id = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (id >= 0)
+        log_strn(&line, "request_id", req->res.headers.entries[id].value.base, req->res.headers.entries[id].value.len);
+    log_end(&line);
+}
+
+void filters_register(h2o_pathconf_t *pathconf)
+{
+    h2o_filter_t *filter = h2o_create_filter(pathconf, sizeof(*filter));
+    filter->on_setup_ostream = on_setup_problem_ostream;
+    h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+    logger->log_access = on_log_access;
+}

@@ -1,0 +1,587 @@
+/*
+ * request.c — the request path: from h2o's callback to a response.
+ *
+ * On the loop thread a request is given an id, checked against the limits,
+ * routed, and then, for a cacheable public read, looked up in the L1:
+ *
+ *   fresh   → sent at once from the loop thread (no worker, no copy);
+ *   stale   → sent at once, and one background refresh is started;
+ *   miss    → the first request of a key becomes the flight's leader and
+ *             its job fills the entry; the others wait for it (bounded by
+ *             cache.coalesce_timeout_ms, after which they read for
+ *             themselves) and are sent the leader's representation;
+ *   expired → like a miss, but the expired copy is held: if the fill fails
+ *             (5xx), it is served instead (fail-safe).
+ *
+ * Everything else (writes, editor reads, requests with Authorization) is a
+ * job for the worker pool. A job carries a copy of the request, so a client
+ * that disconnects while its job runs frees nothing a worker reads; its
+ * tracker tells the job, and the result is dropped.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "http/server_internal.h"
+
+struct job {
+    pool_job super;                 /* worker queue link */
+    h2o_multithread_message_t done; /* loop queue link */
+    loop_thread *owner;             /* NULL: detached, nobody to tell */
+    h2o_req_t *req;                 /* NULL once the client is gone, or none */
+    request_tracker *tracker;
+    const http_route *route;
+    http_request rq;
+    http_response res;
+    /* response cache */
+    bool represent;       /* answer with a representation (cacheable route) */
+    bool bypass;          /* cacheable route read with Authorization */
+    cache_flight *flight; /* this job is the flight's leader */
+    cache_entry *entry;   /* the representation built */
+    bool stored;
+    cache_entry *stale; /* fail-safe copy */
+    /* periodic work */
+    void (*task)(store_t *store);
+    bool *task_running;
+};
+
+struct waiter {
+    cache_waiter super;
+    h2o_multithread_message_t done;
+    loop_thread *owner;
+    h2o_req_t *req; /* NULL once the client is gone */
+    request_tracker *tracker;
+    h2o_timeout_entry_t timer;
+    cache_entry *result;
+    cache_entry *stale;
+    int route_index;
+    http_captures caps;
+    size_t key_len;
+    char key[RC_KEY_MAX];
+};
+
+/* ---- request copies ------------------------------------------------------------ */
+
+static char *copy_iovec(const char *base, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s != NULL) {
+        if (len > 0)
+            memcpy(s, base, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+static char *copy_header(h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i < 0)
+        return NULL;
+    return copy_iovec(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+}
+
+static void request_free(http_request *rq)
+{
+    free(rq->path);
+    free(rq->query);
+    for (size_t i = 0; i < rq->param_count; i++)
+        free(rq->params[i]);
+    free(rq->body);
+    free(rq->authorization);
+    free(rq->if_match);
+    free(rq->content_type);
+    memset(rq, 0, sizeof(*rq));
+}
+
+static size_t path_length(h2o_req_t *req) { return req->query_at != SIZE_MAX ? req->query_at : req->path.len; }
+
+static http_method method_of(h2o_iovec_t m)
+{
+    static const struct {
+        const char *name;
+        http_method method;
+    } methods[] = {{"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},   {"POST", HTTP_POST},      {"PUT", HTTP_PUT},
+                   {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH}, {"OPTIONS", HTTP_OPTIONS}};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (h2o_memis(m.base, m.len, methods[i].name, strlen(methods[i].name)))
+            return methods[i].method;
+    return HTTP_OTHER;
+}
+
+/* Copies what a handler may read. caps may be NULL (no parameters). */
+static int request_copy(h2o_req_t *req, const request_tracker *tracker, int route_index, const http_captures *caps,
+                        http_request *rq)
+{
+    size_t plen = path_length(req);
+    rq->route_id = route_index;
+    rq->method = method_of(req->method);
+    memcpy(rq->request_id, tracker->request_id, sizeof(rq->request_id));
+    rq->path = copy_iovec(req->path.base, plen);
+    if (req->query_at != SIZE_MAX)
+        rq->query = copy_iovec(req->path.base + plen + 1, req->path.len - plen - 1);
+    rq->body = copy_iovec(req->entity.base != NULL ? req->entity.base : "", req->entity.len);
+    rq->body_len = req->entity.len;
+    rq->authorization = copy_header(req, H2O_TOKEN_AUTHORIZATION);
+    rq->if_match = copy_header(req, H2O_TOKEN_IF_MATCH);
+    rq->content_type = copy_header(req, H2O_TOKEN_CONTENT_TYPE);
+    if (rq->path == NULL || rq->body == NULL || (req->query_at != SIZE_MAX && rq->query == NULL))
+        return -1;
+    return caps != NULL ? http_request_set_params(rq, req->path.base, caps) : 0;
+}
+
+static bool request_id_is_sane(h2o_iovec_t v)
+{
+    if (v.len == 0 || v.len > HTTP_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID_MAX + 1])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0 && request_id_is_sane(req->headers.entries[i].value)) {
+        memcpy(out, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+        out[req->headers.entries[i].value.len] = '\0';
+        return;
+    }
+    snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%08x-%x-%llu", lt->srv->instance_tag, lt->index,
+             (unsigned long long)++lt->request_seq);
+}
+
+static size_t header_bytes(h2o_req_t *req)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    return total;
+}
+
+/* ---- sending plain responses ------------------------------------------------------ */
+
+static void add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
+}
+
+static void send_response(h2o_req_t *req, const char *request_id, const http_request *rq, http_response *res)
+{
+    if (res->status == 0)
+        http_problem(res, rq, 500, "internal", "the handler produced no response");
+    req->res.status = res->status;
+    req->res.reason = http_status_text(res->status);
+    if (res->content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, res->content_type,
+                       strlen(res->content_type));
+    add_header(req, "x-request-id", request_id, strlen(request_id));
+    for (size_t i = 0; i < res->header_count; i++)
+        add_header(req, res->headers[i].name, res->headers[i].value, strlen(res->headers[i].value));
+    if (res->status == 204 || res->status == 304) {
+        h2o_send_inline(req, "", 0);
+        return;
+    }
+    req->res.content_length = res->body_len;
+    h2o_send_inline(req, res->body != NULL ? res->body : "", res->body_len);
+}
+
+/* A problem answered on the loop thread, before any copy of the request. */
+static void send_problem(h2o_req_t *req, request_tracker *t, int status, const char *code, const char *detail,
+                         const char *allow)
+{
+    http_request rq = {0};
+    http_response res = {0};
+    memcpy(rq.request_id, t->request_id, sizeof(rq.request_id));
+    rq.path = copy_iovec(req->path.base, path_length(req));
+    http_problem(&res, &rq, status, code, "%s", detail);
+    if (allow != NULL)
+        http_response_header(&res, "allow", "%s", allow);
+    send_response(req, t->request_id, &rq, &res);
+    http_response_free(&res);
+    request_free(&rq);
+}
+
+static void allow_header_value(unsigned methods, char *out, size_t size)
+{
+    static const struct {
+        http_method method;
+        const char *name;
+    } names[] = {{HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"},     {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}, {HTTP_PATCH, "PATCH"}};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < size; i++)
+        if (methods & names[i].method)
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? ", " : "", names[i].name);
+}
+
+/* ---- jobs ---------------------------------------------------------------------------- */
+
+static void job_free(job *j)
+{
+    request_free(&j->rq);
+    http_response_free(&j->res);
+    cache_entry_release(&j->entry);
+    cache_entry_release(&j->stale);
+    free(j);
+}
+
+/* Worker thread. */
+static void job_run(pool_job *pj, store_t *store)
+{
+    job *j = H2O_STRUCT_FROM_MEMBER(job, super, pj);
+    if (j->task != NULL) {
+        j->task(store);
+    } else {
+        uint64_t started = rc_now_ns();
+        j->route->worker_handler(&j->rq, store, &j->res);
+        uint64_t handler_us = (rc_now_ns() - started) / 1000;
+        cache_value value;
+        bool built = j->represent && rc_build(j->route, &j->res, handler_us, &value);
+        if (j->flight != NULL)
+            j->stored = cache_flight_finish(rc_cache(), j->flight, built ? &value : NULL, rc_now_ms(), &j->entry);
+        else if (built)
+            j->entry = cache_entry_new(&value, rc_now_ms());
+        j->flight = NULL;
+    }
+    if (j->owner == NULL)
+        job_free(j);
+    else
+        h2o_multithread_send_message(&j->owner->jobs_done, &j->done);
+}
+
+static job *job_new(loop_thread *lt, const http_route *route)
+{
+    job *j = calloc(1, sizeof(*j));
+    if (j != NULL) {
+        j->super.run = job_run;
+        j->owner = lt;
+        j->route = route;
+    }
+    return j;
+}
+
+static void job_submit(job *j)
+{
+    j->owner->jobs_outstanding++;
+    worker_pool_submit(&j->owner->srv->pool, &j->super);
+}
+
+/* A job answering req (its tracker is attached). Returns false, having
+ * answered 503, when memory runs out. */
+static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
+                               const http_captures *caps, bool represent, cache_flight *flight, cache_entry **stale)
+{
+    const http_route *route = &lt->srv->app->routes[route_index];
+    job *j = job_new(lt, route);
+    if (j == NULL || request_copy(req, t, route_index, caps, &j->rq) != 0) {
+        if (j != NULL)
+            job_free(j);
+        if (flight != NULL)
+            cache_flight_finish(rc_cache(), flight, NULL, rc_now_ms(), NULL);
+        send_problem(req, t, 503, "out_of_memory", "the server is out of memory", NULL);
+        return false;
+    }
+    j->req = req;
+    j->tracker = t;
+    j->represent = represent;
+    j->bypass = route->cache != NULL && !represent;
+    j->flight = flight;
+    if (stale != NULL) {
+        j->stale = *stale;
+        *stale = NULL;
+    }
+    t->job = j;
+    job_submit(j);
+    return true;
+}
+
+void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, jobs_done, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        job *j = H2O_STRUCT_FROM_MEMBER(job, done, m);
+        if (j->task_running != NULL)
+            *j->task_running = false;
+        if (j->req != NULL) {
+            request_tracker *t = j->tracker;
+            t->job = NULL;
+            if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
+                rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
+            else if (j->entry != NULL)
+                rc_send(j->req, t->request_id, &j->entry, j->stored ? RC_MISS_STORED : RC_MISS, t->started_ns);
+            else {
+                if (j->bypass)
+                    rc_send_bypass_headers(j->req);
+                send_response(j->req, t->request_id, &j->rq, &j->res);
+            }
+        }
+        lt->jobs_outstanding--;
+        job_free(j);
+    }
+}
+
+void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running)
+{
+    job *j = job_new(lt, NULL);
+    if (j == NULL)
+        return;
+    j->task = task;
+    j->task_running = running;
+    *running = true;
+    job_submit(j);
+}
+
+void request_submit_detached_task(server *srv, void (*task)(store_t *store))
+{
+    job *j = job_new(NULL, NULL);
+    if (j == NULL)
+        return;
+    j->task = task;
+    worker_pool_submit(&srv->pool, &j->super);
+}
+
+/* ---- waiters (requests collapsed onto another's fill) ------------------------------------ */
+
+static void waiter_free(waiter *w)
+{
+    cache_entry_release(&w->result);
+    cache_entry_release(&w->stale);
+    free(w);
+}
+
+/* Any thread, under the cache shard's lock: only hand the result over. */
+static void on_waiter_called(cache_waiter *cw, cache_entry *e)
+{
+    waiter *w = (waiter *)cw;
+    w->result = e;
+    h2o_multithread_send_message(&w->owner->waiters_done, &w->done);
+}
+
+/* The waiter's request is alive and nobody will call it: answer it. */
+static void waiter_answer_alone(waiter *w)
+{
+    request_tracker *t = w->tracker;
+    t->waiter = NULL;
+    if (w->stale != NULL)
+        rc_send(w->req, t->request_id, &w->stale, RC_FAILSAFE, t->started_ns);
+    else
+        submit_request_job(w->owner, w->req, t, w->route_index, &w->caps, true, NULL, NULL);
+}
+
+void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        waiter *w = H2O_STRUCT_FROM_MEMBER(waiter, done, m);
+        if (h2o_timeout_is_linked(&w->timer))
+            h2o_timeout_unlink(&w->timer);
+        if (w->req != NULL) {
+            request_tracker *t = w->tracker;
+            if (w->result == NULL || (rc_status(w->result) >= 500 && w->stale != NULL)) {
+                waiter_answer_alone(w);
+            } else {
+                t->waiter = NULL;
+                rc_send(w->req, t->request_id, &w->result, RC_COLLAPSED, t->started_ns);
+            }
+        }
+        waiter_free(w);
+    }
+}
+
+static void on_waiter_timeout(h2o_timeout_entry_t *entry)
+{
+    waiter *w = H2O_STRUCT_FROM_MEMBER(waiter, timer, entry);
+    if (!cache_flight_leave(rc_cache(), w->key, w->key_len, &w->super))
+        return; /* already called: its message is on the way */
+    if (w->req != NULL)
+        waiter_answer_alone(w);
+    waiter_free(w);
+}
+
+/* ---- the tracker's end ------------------------------------------------------------------- */
+
+static void on_request_disposed(void *p)
+{
+    request_tracker *t = p;
+    t->owner->active_requests--;
+    if (t->job != NULL)
+        t->job->req = NULL;
+    waiter *w = t->waiter;
+    if (w != NULL) {
+        w->req = NULL;
+        if (cache_flight_leave(rc_cache(), w->key, w->key_len, &w->super)) {
+            if (h2o_timeout_is_linked(&w->timer))
+                h2o_timeout_unlink(&w->timer);
+            waiter_free(w);
+        }
+    }
+}
+
+/* ---- cacheable reads -------------------------------------------------------------------------- */
+
+/* Starts one background refresh of a stale key, unless one is running. */
+static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
+                          const http_captures *caps, const char *key, size_t key_len, uint32_t ns)
+{
+    cache_flight *flight;
+    cache_entry *filled;
+    if (cache_flight_join(rc_cache(), ns, key, key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
+        cache_entry_release(&filled);
+        return;
+    }
+    job *j = job_new(lt, &lt->srv->app->routes[route_index]);
+    if (j == NULL || request_copy(req, t, route_index, caps, &j->rq) != 0) {
+        if (j != NULL)
+            job_free(j);
+        cache_flight_finish(rc_cache(), flight, NULL, rc_now_ms(), NULL);
+        return;
+    }
+    j->represent = true;
+    j->flight = flight;
+    job_submit(j);
+}
+
+static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
+                        const http_captures *caps)
+{
+    char key[RC_KEY_MAX];
+    uint32_t ns;
+    size_t plen = path_length(req);
+    const char *query = req->query_at != SIZE_MAX ? req->path.base + plen + 1 : "";
+    size_t query_len = req->query_at != SIZE_MAX ? req->path.len - plen - 1 : 0;
+    size_t key_len = rc_key(route_index, req->path.base, caps, query, query_len, key, &ns);
+    if (key_len == 0) {
+        submit_request_job(lt, req, t, route_index, caps, true, NULL, NULL);
+        return;
+    }
+    cache *c = rc_cache();
+    uint64_t now = rc_now_ms();
+    cache_entry *e = NULL;
+    switch (cache_get(c, ns, key, key_len, now, &e)) {
+    case CACHE_FRESH:
+        rc_send(req, t->request_id, &e, RC_HIT, t->started_ns);
+        return;
+    case CACHE_STALE:
+        start_refresh(lt, req, t, route_index, caps, key, key_len, ns);
+        rc_send(req, t->request_id, &e, RC_STALE, t->started_ns);
+        return;
+    case CACHE_EXPIRED: /* e is kept: the fail-safe copy */
+    case CACHE_MISS:
+        break;
+    }
+
+    cache_flight *flight = NULL;
+    cache_entry *filled = NULL;
+    cache_join joined = CACHE_LEADER; /* without memory for a waiter: fill alone */
+    waiter *w = calloc(1, sizeof(*w));
+    if (w != NULL) {
+        w->super.done = on_waiter_called;
+        joined = cache_flight_join(c, ns, key, key_len, now, &w->super, &flight, &filled);
+    }
+    switch (joined) {
+    case CACHE_FILLED:
+        free(w);
+        cache_entry_release(&e);
+        rc_send(req, t->request_id, &filled, RC_HIT, t->started_ns);
+        return;
+    case CACHE_LEADER:
+        free(w);
+        submit_request_job(lt, req, t, route_index, caps, true, flight, &e);
+        return;
+    case CACHE_JOINED:
+        w->owner = lt;
+        w->req = req;
+        w->tracker = t;
+        w->stale = e;
+        w->route_index = route_index;
+        w->caps = *caps;
+        w->key_len = key_len;
+        memcpy(w->key, key, key_len);
+        w->timer.cb = on_waiter_timeout;
+        t->waiter = w;
+        h2o_timeout_link(lt->ctx.loop, &lt->coalesce_timeout, &w->timer);
+        return;
+    }
+}
+
+/* ---- the entry point ---------------------------------------------------------------------------- */
+
+int request_on_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    server *srv = ((strata_handler *)self)->srv;
+    loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
+    request_tracker *t = h2o_mem_alloc_shared(&req->pool, sizeof(*t), on_request_disposed);
+    *t = (request_tracker){.owner = lt, .started_ns = rc_now_ns()};
+    lt->active_requests++;
+    assign_request_id(lt, req, t->request_id);
+
+    char detail[160];
+    int64_t limit = atomic_load_explicit(&srv->max_header_bytes, memory_order_relaxed);
+    if ((int64_t)req->path.len > limit) {
+        snprintf(detail, sizeof(detail), "the request target is %zu bytes; the limit is %lld (server.max_header_bytes)",
+                 req->path.len, (long long)limit);
+        send_problem(req, t, 414, "uri_too_long", detail, NULL);
+        return 0;
+    }
+    if ((int64_t)header_bytes(req) > limit) {
+        snprintf(detail, sizeof(detail), "request headers total %zu bytes; the limit is %lld (server.max_header_bytes)",
+                 header_bytes(req), (long long)limit);
+        send_problem(req, t, 431, "headers_too_large", detail, NULL);
+        return 0;
+    }
+
+    http_method method = method_of(req->method);
+    http_captures caps;
+    unsigned allowed;
+    int index = http_route_find(srv->app->routes, srv->app->route_count, method, req->path.base, path_length(req),
+                                &caps, &allowed);
+    if (index < 0) {
+        if (allowed == 0) {
+            send_problem(req, t, 404, "no_route", "no route for this path", NULL);
+        } else {
+            char allow[96];
+            allow_header_value(allowed, allow, sizeof(allow));
+            snprintf(detail, sizeof(detail), "%.*s is not allowed on this path; use %s", (int)req->method.len,
+                     req->method.base, allow);
+            send_problem(req, t, 405, "method_not_allowed", detail, allow);
+        }
+        return 0;
+    }
+
+    const http_route *route = &srv->app->routes[index];
+    bool anonymous = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
+    if (route->cache != NULL && rc_cache() != NULL && anonymous && (method == HTTP_GET || method == HTTP_HEAD)) {
+        cached_read(lt, req, t, index, &caps);
+        return 0;
+    }
+    if (route->loop_handler != NULL) {
+        http_request rq = {0};
+        http_response res = {0};
+        bool answered = request_copy(req, t, index, &caps, &rq) == 0 && route->loop_handler(&rq, &res);
+        if (answered)
+            send_response(req, t->request_id, &rq, &res);
+        http_response_free(&res);
+        request_free(&rq);
+        if (answered || route->worker_handler == NULL) {
+            if (!answered)
+                send_problem(req, t, 503, "out_of_memory", "the server is out of memory", NULL);
+            return 0;
+        }
+    }
+    /* a cacheable route without the cache (off, or Authorization): a
+     * representation only when the cache is off, so headers stay alike */
+    bool represent = route->cache != NULL && rc_cache() == NULL && anonymous;
+    submit_request_job(lt, req, t, index, &caps, represent, NULL, NULL);
+    return 0;
+}

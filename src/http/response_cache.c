@@ -1,0 +1,562 @@
+/*
+ * response_cache.c — finished responses in the L1: keys, representations,
+ * and sending them.
+ *
+ * A representation is everything a hit needs, made once on a worker at
+ * fill time: the identity body and its compressed variants (brotli, zstd,
+ * gzip, only above 1 KB and only when smaller), a strong ETag per variant
+ * (the XXH3 of the identity bytes, suffixed by the encoding, so a client
+ * revalidating a gzip copy never matches the brotli one), and the header
+ * values Cache-Control, CDN-Cache-Control and Surrogate-Key. Sending a hit
+ * is then a negotiation, a few header pointers into the representation and
+ * one zero-copy send; the entry's reference is held by the request's
+ * memory pool and dropped when h2o is done with the bytes.
+ *
+ * Keys are length-prefixed so no byte a client sends can make two
+ * different requests collide: route index, each decoded path parameter,
+ * then each query parameter the route's rule names, in name order, with
+ * its default when absent and integers canonicalised. Anything else in the
+ * query is ignored, as the handlers ignore it.
+ *
+ * Namespaces: stats are kept per site. A site gets a namespace number the
+ * first time one of its responses is stored (a worker registers it), so
+ * requests for sites that do not exist never take a slot.
+ */
+#include "http/response_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "http/compress.h"
+
+typedef struct representation {
+    int status;
+    const char *content_type;
+    unsigned available; /* encodings with a body */
+    h2o_iovec_t body[ENC_COUNT];
+    h2o_iovec_t etag[ENC_COUNT];
+    h2o_iovec_t cache_control;
+    h2o_iovec_t cdn_cache_control;
+    h2o_iovec_t surrogate_key;
+    size_t header_count;
+    struct {
+        const char *name;
+        h2o_iovec_t value;
+    } headers[HTTP_MAX_HEADERS];
+    char **tags;
+    size_t tag_count;
+    uint64_t handler_us;
+    uint64_t compress_us;
+} representation;
+
+static struct {
+    cache *cache;
+    const strata_config *cfg;
+    const http_route *routes;
+    size_t route_count;
+    pthread_mutex_t ns_lock;
+    _Atomic size_t ns_count;
+    char ns_names[CACHE_MAX_NAMESPACES][65];
+} rc = {.ns_lock = PTHREAD_MUTEX_INITIALIZER};
+
+uint64_t rc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rc_now_ms(void) { return rc_now_ns() / 1000000u; }
+
+int rc_init(const strata_config *cfg, const http_route *routes, size_t route_count)
+{
+    rc.cfg = cfg;
+    rc.routes = routes;
+    rc.route_count = route_count;
+    if (!cfg->cache_enabled)
+        return 0;
+    cache_options opts = {.max_bytes = (size_t)cfg->cache_l1_max_bytes, .ttl_jitter = cfg->cache_ttl_jitter_pct / 100.0};
+    rc.cache = cache_create(&opts);
+    return rc.cache != NULL ? 0 : -1;
+}
+
+void rc_dispose(void) { cache_destroy(&rc.cache); }
+
+cache *rc_cache(void) { return rc.cache; }
+
+/* ---- namespaces ------------------------------------------------------------- */
+
+static uint32_t ns_find(const char *site, size_t len)
+{
+    size_t n = atomic_load_explicit(&rc.ns_count, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(rc.ns_names[i], site, len) == 0 && rc.ns_names[i][len] == '\0')
+            return (uint32_t)i;
+    return CACHE_MAX_NAMESPACES;
+}
+
+static uint32_t ns_register(const char *site, size_t len)
+{
+    uint32_t ns = ns_find(site, len);
+    if (ns != CACHE_MAX_NAMESPACES || len >= sizeof(rc.ns_names[0]))
+        return ns;
+    pthread_mutex_lock(&rc.ns_lock);
+    size_t n = atomic_load(&rc.ns_count);
+    ns = ns_find(site, len);
+    if (ns == CACHE_MAX_NAMESPACES && n < CACHE_MAX_NAMESPACES) {
+        memcpy(rc.ns_names[n], site, len);
+        rc.ns_names[n][len] = '\0';
+        atomic_store_explicit(&rc.ns_count, n + 1, memory_order_release);
+        ns = (uint32_t)n;
+    }
+    pthread_mutex_unlock(&rc.ns_lock);
+    return ns;
+}
+
+static bool route_has_site(const http_route *route) { return strncmp(route->pattern, "/v1/:site/", 10) == 0; }
+
+/* ---- keys -------------------------------------------------------------------- */
+
+typedef struct key_writer {
+    char *buf;
+    size_t len;
+    bool overflow;
+} key_writer;
+
+static void key_put(key_writer *w, const char *s, size_t len)
+{
+    char prefix[24];
+    int n = snprintf(prefix, sizeof(prefix), "%zu:", len);
+    if (w->len + (size_t)n + len >= RC_KEY_MAX) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->len, prefix, (size_t)n);
+    memcpy(w->buf + w->len + n, s, len);
+    w->len += (size_t)n + len;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* The first value of `name` in the query, form-decoded, exactly as
+ * src/content reads it. Returns its length, -1 if absent, -2 if unusable. */
+static long query_value(const char *query, size_t query_len, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *q = query, *end = query + query_len;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t len = amp ? (size_t)(amp - q) : (size_t)(end - q);
+        if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
+            size_t n = 0;
+            for (size_t i = name_len + 1; i < len; i++) {
+                char ch = q[i];
+                int hi, lo;
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < len && (hi = hex_digit(q[i + 1])) >= 0 && (lo = hex_digit(q[i + 2])) >= 0) {
+                    ch = (char)(hi << 4 | lo);
+                    i += 2;
+                }
+                if (ch == '\0' || n + 1 >= size)
+                    return -2;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return -1;
+}
+
+size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
+              char key[RC_KEY_MAX], uint32_t *ns)
+{
+    const http_route *route = &rc.routes[index];
+    key_writer w = {.buf = key};
+    char value[512];
+    int n = snprintf(key, RC_KEY_MAX, "r%d|", index);
+    w.len = (size_t)n;
+    *ns = CACHE_MAX_NAMESPACES;
+    for (size_t i = 0; i < caps->count; i++) {
+        long len = http_capture_decode(path, caps, i, value, sizeof(value));
+        if (len < 0 || memchr(value, '\0', (size_t)len) != NULL)
+            return 0;
+        key_put(&w, value, (size_t)len);
+        if (i == 0 && route_has_site(route))
+            *ns = ns_find(value, (size_t)len);
+    }
+    for (size_t i = 0; i < route->cache->param_count; i++) {
+        const http_cache_param *p = &route->cache->params[i];
+        long len = query_value(query, query_len, p->name, value, sizeof(value));
+        if (len == -2)
+            return 0;
+        if (len == -1) {
+            snprintf(value, sizeof(value), "%s", p->default_value);
+            len = (long)strlen(value);
+        } else if (p->integer) {
+            char *end;
+            errno = 0;
+            long v = strtol(value, &end, 10);
+            if (end != value && *end == '\0' && errno == 0)
+                len = snprintf(value, sizeof(value), "%ld", v);
+        }
+        key_put(&w, p->name, strlen(p->name));
+        key_put(&w, value, (size_t)len);
+    }
+    return w.overflow ? 0 : w.len;
+}
+
+/* ---- building representations (worker thread) -------------------------------- */
+
+static void representation_free(void *p)
+{
+    representation *rep = p;
+    for (int e = 0; e < ENC_COUNT; e++) {
+        free(rep->body[e].base);
+        free(rep->etag[e].base);
+    }
+    free(rep->cache_control.base);
+    free(rep->cdn_cache_control.base);
+    free(rep->surrogate_key.base);
+    for (size_t i = 0; i < rep->header_count; i++)
+        free(rep->headers[i].value.base);
+    for (size_t i = 0; i < rep->tag_count; i++)
+        free(rep->tags[i]);
+    free(rep->tags);
+    free(rep);
+}
+
+static h2o_iovec_t printf_iovec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static h2o_iovec_t printf_iovec(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? h2o_iovec_init(NULL, 0) : h2o_iovec_init(s, (size_t)n);
+}
+
+static bool split_tags(representation *rep, const char *tags, size_t len)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++)
+        count += tags[i] == ' ';
+    rep->tags = calloc(count + 1, sizeof(*rep->tags));
+    if (rep->tags == NULL)
+        return false;
+    const char *p = tags, *end = tags + len;
+    while (p < end) {
+        const char *space = memchr(p, ' ', (size_t)(end - p));
+        size_t n = space ? (size_t)(space - p) : (size_t)(end - p);
+        if ((rep->tags[rep->tag_count] = strndup(p, n)) == NULL)
+            return false;
+        rep->tag_count++;
+        p += n + 1;
+    }
+    return true;
+}
+
+static bool add_variants(representation *rep)
+{
+    uint64_t started = rc_now_ns();
+    compressed variants[ENC_COUNT] = {{0}};
+    rep->available |= compress_variants(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len, COMPRESS_MIN_SIZE,
+                                        variants);
+    uint64_t hash = XXH3_64bits(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len);
+    bool ok = true;
+    for (int e = 0; e < ENC_COUNT; e++) {
+        if (e != ENC_IDENTITY) {
+            rep->body[e] = h2o_iovec_init(variants[e].data, variants[e].len);
+            variants[e].data = NULL;
+        }
+        if ((rep->available & (1u << e)) == 0)
+            continue;
+        rep->etag[e] = e == ENC_IDENTITY ? printf_iovec("\"%016llx\"", (unsigned long long)hash)
+                                         : printf_iovec("\"%016llx-%s\"", (unsigned long long)hash,
+                                                        http_encoding_name((http_encoding)e));
+        ok = ok && rep->etag[e].base != NULL;
+    }
+    rep->compress_us = (rc_now_ns() - started) / 1000;
+    return ok;
+}
+
+bool rc_build(const http_route *route, const http_response *res, uint64_t handler_us, cache_value *out)
+{
+    representation *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL)
+        return false;
+    rep->status = res->status;
+    rep->content_type = res->content_type;
+    rep->handler_us = handler_us;
+    rep->available = 1u << ENC_IDENTITY;
+    rep->body[ENC_IDENTITY] = h2o_iovec_init(malloc(res->body_len + 1), res->body_len);
+    bool ok = rep->body[ENC_IDENTITY].base != NULL;
+    if (ok && res->body_len > 0)
+        memcpy(rep->body[ENC_IDENTITY].base, res->body, res->body_len);
+
+    const cache_lifetimes *life = &rc.cfg->cache_class[route->cache->data_class];
+    bool storable = res->status == 200 && res->tags_len > 0 && !res->uncacheable && rc.cache != NULL;
+    if (ok && res->status == 200) {
+        int browser = rc.cfg->cache_browser_ttl_s < life->ttl_s ? rc.cfg->cache_browser_ttl_s : life->ttl_s;
+        ok = add_variants(rep);
+        rep->cache_control = printf_iovec("public, max-age=%d, s-maxage=%d, stale-while-revalidate=%d, stale-if-error=%d",
+                                          browser, life->ttl_s, life->swr_s, life->grace_s);
+        rep->cdn_cache_control = printf_iovec("max-age=%d, stale-while-revalidate=%d, stale-if-error=%d", life->ttl_s,
+                                              life->swr_s, life->grace_s);
+        rep->surrogate_key = printf_iovec("%.*s", (int)res->tags_len, res->tags ? res->tags : "");
+        ok = ok && rep->cache_control.base && rep->cdn_cache_control.base && rep->surrogate_key.base &&
+             split_tags(rep, res->tags ? res->tags : "", res->tags_len);
+    } else if (ok) {
+        rep->cache_control = printf_iovec("no-store");
+        ok = rep->cache_control.base != NULL;
+    }
+    for (size_t i = 0; ok && i < res->header_count; i++) {
+        rep->headers[i].name = res->headers[i].name;
+        rep->headers[i].value = printf_iovec("%s", res->headers[i].value);
+        ok = rep->headers[i].value.base != NULL;
+        rep->header_count = i + 1;
+    }
+    if (!ok) {
+        representation_free(rep);
+        return false;
+    }
+    if (storable && route->cache != NULL && rep->tag_count > 0 && route_has_site(route)) {
+        /* register the site's namespace now that it has something stored */
+        const char *first = rep->tags[0];
+        const char *colon = strchr(first, ':');
+        if (colon != NULL)
+            ns_register(first, (size_t)(colon - first));
+    }
+    size_t charge = sizeof(*rep) + rep->cache_control.len + rep->cdn_cache_control.len + rep->surrogate_key.len;
+    for (int e = 0; e < ENC_COUNT; e++)
+        charge += rep->body[e].len + rep->etag[e].len;
+    *out = (cache_value){.value = rep,
+                         .free_value = representation_free,
+                         .charge = charge,
+                         .tags = (const char *const *)rep->tags,
+                         .tag_count = rep->tag_count,
+                         .fresh_ms = (uint64_t)life->ttl_s * 1000,
+                         .stale_ms = (uint64_t)life->swr_s * 1000,
+                         .grace_ms = (uint64_t)life->grace_s * 1000,
+                         .share_only = !storable};
+    return true;
+}
+
+int rc_status(const cache_entry *e) { return ((const representation *)cache_entry_value(e))->status; }
+
+/* ---- sending (loop thread) ------------------------------------------------------- */
+
+static void release_entry(void *p) { cache_entry_release((cache_entry **)p); }
+
+/* Weak comparison (RFC 9110 13.1.2): W/ is ignored; "*" matches. */
+static bool if_none_match(h2o_iovec_t header, h2o_iovec_t etag)
+{
+    const char *p = header.base, *end = header.base + header.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return true;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *start = p;
+        if (p < end && *p == '"') {
+            const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
+            if (close == NULL)
+                return false;
+            p = close + 1;
+            if ((size_t)(p - start) == etag.len && memcmp(start, etag.base, etag.len) == 0)
+                return true;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+    }
+    return false;
+}
+
+static void add_header(h2o_req_t *req, const char *name, size_t name_len, h2o_iovec_t value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, value.base, value.len);
+}
+
+static const char *const outcome_status[] = {
+    [RC_HIT] = "strata; hit",
+    [RC_STALE] = "strata; hit; detail=stale-while-revalidate",
+    [RC_MISS_STORED] = "strata; fwd=miss; stored",
+    [RC_MISS] = "strata; fwd=miss",
+    [RC_COLLAPSED] = "strata; fwd=miss; collapsed",
+    [RC_FAILSAFE] = "strata; fwd=stale; detail=stale-if-error",
+};
+
+void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_outcome outcome, uint64_t started_ns)
+{
+    const representation *rep = cache_entry_value(*entry);
+    http_encoding enc = ENC_IDENTITY;
+    if (rep->available != (1u << ENC_IDENTITY)) {
+        ssize_t ae = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
+        enc = ae >= 0 ? accept_encoding_choose(req->headers.entries[ae].value.base, req->headers.entries[ae].value.len,
+                                               rep->available)
+                      : ENC_IDENTITY;
+    }
+    int status = rep->status;
+    if (status == 200) {
+        ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+        if (inm >= 0 && if_none_match(req->headers.entries[inm].value, rep->etag[enc]))
+            status = 304;
+    }
+    req->res.status = status;
+    req->res.reason = http_status_text(status);
+    if (status != 304 && rep->content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, rep->content_type,
+                       strlen(rep->content_type));
+    if (status != 304 && enc != ENC_IDENTITY) {
+        const char *name = http_encoding_name(enc);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, name, strlen(name));
+    }
+    if (rep->status == 200) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("accept-encoding"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, rep->etag[enc].base, rep->etag[enc].len);
+        add_header(req, H2O_STRLIT("cdn-cache-control"), rep->cdn_cache_control);
+        add_header(req, H2O_STRLIT("surrogate-key"), rep->surrogate_key);
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, rep->cache_control.base,
+                   rep->cache_control.len);
+    for (size_t i = 0; i < rep->header_count; i++)
+        add_header(req, rep->headers[i].name, strlen(rep->headers[i].name), rep->headers[i].value);
+    add_header(req, H2O_STRLIT("cache-status"), h2o_iovec_init(outcome_status[outcome], strlen(outcome_status[outcome])));
+    add_header(req, H2O_STRLIT("x-request-id"), h2o_strdup(&req->pool, request_id, strlen(request_id)));
+
+    double total_ms = (double)(rc_now_ns() - started_ns) / 1e6;
+    char timing[160];
+    int n = outcome == RC_HIT || outcome == RC_STALE || outcome == RC_FAILSAFE
+                ? snprintf(timing, sizeof(timing), "cache;desc=\"%s\", total;dur=%.3f",
+                           outcome == RC_HIT ? "hit" : "stale", total_ms)
+                : snprintf(timing, sizeof(timing), "cache;desc=\"miss\", db;dur=%.3f, compress;dur=%.3f, total;dur=%.3f",
+                           rep->handler_us / 1000.0, rep->compress_us / 1000.0, total_ms);
+    add_header(req, H2O_STRLIT("server-timing"), h2o_strdup(&req->pool, timing, (size_t)n));
+
+    static h2o_generator_t generator = {NULL, NULL};
+    if (status == 304) {
+        cache_entry_release(entry);
+        h2o_send_inline(req, "", 0);
+        return;
+    }
+    cache_entry **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_entry);
+    *hold = *entry; /* the request's pool now owns the reference */
+    *entry = NULL;
+    h2o_iovec_t body = rep->body[enc];
+    req->res.content_length = body.len;
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+void rc_send_bypass_headers(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, no-store"));
+    add_header(req, H2O_STRLIT("cache-status"), h2o_iovec_init(H2O_STRLIT("strata; fwd=bypass; detail=authorization")));
+}
+
+/* ---- the handlers' side (any thread) ---------------------------------------------- */
+
+/* Finds the cacheable GET route of a target and its key. */
+static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns, int *route_index)
+{
+    const char *q = strchr(target, '?');
+    size_t path_len = q ? (size_t)(q - target) : strlen(target);
+    http_captures caps;
+    unsigned allowed;
+    int index = http_route_find(rc.routes, rc.route_count, HTTP_GET, target, path_len, &caps, &allowed);
+    if (index < 0 || rc.routes[index].cache == NULL)
+        return 0;
+    *route_index = index;
+    return rc_key(index, target, &caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns);
+}
+
+size_t http_cache_invalidate_tag(const char *tag) { return rc.cache ? cache_invalidate_tag(rc.cache, tag) : 0; }
+
+bool http_cache_invalidate_target(const char *target)
+{
+    char key[RC_KEY_MAX];
+    uint32_t ns;
+    int index;
+    size_t len = rc.cache ? target_key(target, key, &ns, &index) : 0;
+    return len > 0 && cache_invalidate_key(rc.cache, key, len);
+}
+
+uint64_t http_cache_epoch(void) { return rc.cache ? cache_epoch(rc.cache) : 0; }
+
+bool http_cache_store(const char *path, const http_response *res, uint64_t epoch)
+{
+    char key[RC_KEY_MAX];
+    uint32_t ns;
+    int index;
+    size_t len = rc.cache ? target_key(path, key, &ns, &index) : 0;
+    cache_value value;
+    if (len == 0 || res->status != 200 || !rc_build(&rc.routes[index], res, 0, &value))
+        return false;
+    if (value.share_only) {
+        representation_free(value.value);
+        return false;
+    }
+    /* the key was built before the site may have been registered by rc_build */
+    target_key(path, key, &ns, &index);
+    return cache_insert(rc.cache, ns, key, len, &value, epoch, rc_now_ms());
+}
+
+bool http_cache_holds(const char *path)
+{
+    char key[RC_KEY_MAX];
+    uint32_t ns;
+    int index;
+    size_t len = rc.cache ? target_key(path, key, &ns, &index) : 0;
+    cache_entry *e = NULL;
+    cache_state state = len > 0 ? cache_get(rc.cache, ns, key, len, rc_now_ms(), &e) : CACHE_MISS;
+    bool holds = (state == CACHE_FRESH || state == CACHE_STALE) && rc_status(e) == 200;
+    cache_entry_release(&e);
+    return holds;
+}
+
+static json_t *stats_json(const cache_stats *st)
+{
+    uint64_t lookups = st->hits + st->stale_hits + st->misses;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "hits", (json_int_t)st->hits,
+                     "stale_hits", (json_int_t)st->stale_hits, "misses", (json_int_t)st->misses, "expired_hits",
+                     (json_int_t)st->expired_hits, "coalesced", (json_int_t)st->coalesced, "fills",
+                     (json_int_t)st->fills, "fenced", (json_int_t)st->fenced, "inserts", (json_int_t)st->inserts,
+                     "evictions", (json_int_t)st->evictions, "invalidations", (json_int_t)st->invalidations, "entries",
+                     (json_int_t)st->entries, "bytes", (json_int_t)st->bytes, "hit_ratio",
+                     lookups ? (double)(st->hits + st->stale_hits) / (double)lookups : 0.0);
+}
+
+json_t *http_cache_stats(const char *site)
+{
+    if (rc.cache == NULL)
+        return json_pack("{s:b}", "enabled", 0);
+    cache_stats mine = {0}, all;
+    uint32_t ns = ns_find(site, strlen(site));
+    if (ns != CACHE_MAX_NAMESPACES)
+        cache_get_stats(rc.cache, ns, &mine);
+    cache_get_stats(rc.cache, UINT32_MAX, &all);
+    return json_pack("{s:b, s:I, s:o, s:o}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache), "site",
+                     stats_json(&mine), "all_sites", stats_json(&all));
+}

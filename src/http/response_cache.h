@@ -1,0 +1,62 @@
+/*
+ * response_cache.h — internal to src/http: finished responses in the L1.
+ *
+ * server.c owns the request path and calls these: build a request's
+ * normalised key (loop thread), turn a handler's response into a cached
+ * representation (worker thread), and send a representation (loop thread).
+ */
+#ifndef STRATA_HTTP_RESPONSE_CACHE_H
+#define STRATA_HTTP_RESPONSE_CACHE_H
+
+#include <h2o.h>
+
+#include "cache/cache.h"
+#include "http/http.h"
+
+#define RC_KEY_MAX 1024
+
+/* The process's cache state; NULL functions when the cache is off. */
+int rc_init(const strata_config *cfg, const http_route *routes, size_t route_count);
+void rc_dispose(void);
+cache *rc_cache(void);
+
+/* The normalised key of a request on route `index` (see http.h). Returns
+ * its length, or 0 when the request cannot be cached (too long, a NUL in a
+ * parameter): it is then simply passed to the handler. *ns gets the
+ * namespace (site) for stats. */
+size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
+              char key[RC_KEY_MAX], uint32_t *ns);
+
+/* Builds the cache value for a handler's response on route `route`
+ * (worker thread): compressed variants and ETags for a 200, identity only
+ * otherwise; only a tagged 200 is storable (others are share_only).
+ * handler_us is how long the handler ran, for Server-Timing. */
+bool rc_build(const http_route *route, const http_response *res, uint64_t handler_us, cache_value *out);
+
+/* The status of a representation. */
+int rc_status(const cache_entry *e);
+
+/* How a response came from the cache, for Cache-Status (RFC 9211) and
+ * Server-Timing. */
+typedef enum rc_outcome {
+    RC_HIT,         /* fresh */
+    RC_STALE,       /* stale, a background refresh is running */
+    RC_MISS_STORED, /* this request filled the entry */
+    RC_MISS,        /* filled, not stored (not cacheable, or fenced) */
+    RC_COLLAPSED,   /* waited for another request's fill */
+    RC_FAILSAFE,    /* the fill failed; a stale copy is served */
+} rc_outcome;
+
+/* Sends a representation (loop thread), taking over the reference *e:
+ * encoding by Accept-Encoding, 304 on a matching If-None-Match, headers
+ * prebuilt at fill time plus Cache-Status and Server-Timing. */
+void rc_send(h2o_req_t *req, const char *request_id, cache_entry **e, rc_outcome outcome, uint64_t started_ns);
+
+/* Cache-Control for cacheable routes answered without the cache (a request
+ * with Authorization): private, no-store. */
+void rc_send_bypass_headers(h2o_req_t *req);
+
+uint64_t rc_now_ms(void);
+uint64_t rc_now_ns(void);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * server_internal.h — internal to src/http: the structures the server's
+ * files share.
+ *
+ *   server.c   threads, listeners, signals, graceful shutdown, periodic work
+ *   request.c  the request path: routing, the response cache, jobs, waiters
+ *   filters.c  h2o's own errors as problem+json, and the access log
+ *
+ * Threading rule: everything reachable from a loop_thread (its h2o
+ * context, requests, trackers, waiters' requests) is touched only by that
+ * loop's thread; workers touch jobs' copies and the thread-safe cache, and
+ * hand results back through the loop's multithread receivers.
+ */
+#ifndef STRATA_HTTP_SERVER_INTERNAL_H
+#define STRATA_HTTP_SERVER_INTERNAL_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cache/cache.h"
+#include "http/http.h"
+#include "http/response_cache.h"
+#include "http/worker_pool.h"
+
+typedef struct server server;
+typedef struct job job;
+typedef struct waiter waiter;
+
+#define MAX_PERIODIC 4
+
+typedef struct loop_thread loop_thread;
+
+/* One periodic task's timer on loop 0. */
+typedef struct periodic_slot {
+    h2o_timeout_t timeout;
+    h2o_timeout_entry_t entry;
+    loop_thread *owner;
+    size_t index;
+    bool running;
+} periodic_slot;
+
+struct loop_thread {
+    server *srv;
+    int index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    int listen_fd;
+    h2o_socket_t *listener;
+    h2o_multithread_receiver_t jobs_done;
+    h2o_multithread_receiver_t waiters_done;
+    h2o_multithread_receiver_t control;
+    h2o_timeout_t coalesce_timeout; /* how long a waiter waits for a fill */
+    size_t active_requests;         /* requests whose h2o memory is alive */
+    size_t jobs_outstanding;        /* jobs submitted and not yet returned */
+    uint64_t request_seq;
+    bool stopping;
+    periodic_slot periodic[MAX_PERIODIC]; /* driven by loop 0 only */
+};
+
+struct server {
+    strata_config *cfg;
+    const http_app *app;
+    h2o_globalconf_t globalconf;
+    loop_thread *loops;
+    int loop_count;
+    worker_pool pool;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    uint32_t instance_tag; /* random, so request ids differ across instances */
+    _Atomic int64_t max_header_bytes;
+};
+
+typedef struct strata_handler {
+    h2o_handler_t super;
+    server *srv;
+} strata_handler;
+
+/* Lives in the request's h2o pool; its dispose callback tells whoever is
+ * working for the request that it is gone. */
+typedef struct request_tracker {
+    loop_thread *owner;
+    job *job;
+    waiter *waiter;
+    uint64_t started_ns;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+} request_tracker;
+
+/* request.c */
+int request_on_request(h2o_handler_t *self, h2o_req_t *req);
+void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Runs task(store) on a worker; the loop is told when it is done through
+ * jobs_done, with *running cleared. detached: nobody is told (shutdown). */
+void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running);
+void request_submit_detached_task(server *srv, void (*task)(store_t *store));
+
+/* filters.c */
+void filters_register(h2o_pathconf_t *pathconf);
+
+#endif
