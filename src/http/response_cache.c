@@ -452,15 +452,16 @@ void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_out
                            rep->handler_us / 1000.0, rep->compress_us / 1000.0, total_ms);
     add_header(req, H2O_STRLIT("server-timing"), h2o_strdup(&req->pool, timing, (size_t)n));
 
-    static h2o_generator_t generator = {NULL, NULL};
+    /* The headers above point into the representation: the request's pool
+     * owns the reference until h2o is done with the response. */
+    cache_entry **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_entry);
+    *hold = *entry;
+    *entry = NULL;
     if (status == 304) {
-        cache_entry_release(entry);
         h2o_send_inline(req, "", 0);
         return;
     }
-    cache_entry **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_entry);
-    *hold = *entry; /* the request's pool now owns the reference */
-    *entry = NULL;
+    static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t body = rep->body[enc];
     req->res.content_length = body.len;
     h2o_start_response(req, &generator);
