@@ -551,7 +551,9 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
         st->misses++;
     }
     if (e != NULL) {
-        if (state != CACHE_EXPIRED)
+        /* write only when it changes: a store to a line the other core
+         * reads costs more than the test */
+        if (state != CACHE_EXPIRED && !e->visited)
             e->visited = true;
         cache_entry_retain(e);
         *out = e;

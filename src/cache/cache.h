@@ -47,6 +47,10 @@ typedef struct cache_flight cache_flight;
 
 #define CACHE_MAX_NAMESPACES 64 /* stats are kept per namespace (site) below this id */
 
+/* Memory: each entry is charged its value's `charge` plus the engine's own
+ * bytes (about 128 + key + tags). Every shard gets max_bytes / shards, and a
+ * value larger than one shard's budget is not stored (4 MB at the default
+ * 256 MB and 64 shards). */
 typedef struct cache_options {
     size_t max_bytes;     /* total budget across shards */
     unsigned shard_count; /* rounded up to a power of two; 0 = 64 */
@@ -150,7 +154,9 @@ bool cache_invalidate_key(cache *c, const void *key, size_t key_len);
 /* ---- stats -------------------------------------------------------------- */
 
 typedef struct cache_stats {
-    uint64_t hits, misses, stale_hits, expired_hits; /* lookups by outcome */
+    /* lookups: hits (fresh), stale_hits, misses; an expired entry's lookup
+     * counts as a miss and also in expired_hits (the fail-safe copies) */
+    uint64_t hits, misses, stale_hits, expired_hits;
     uint64_t coalesced;     /* waiters that joined a flight */
     uint64_t fills, fenced; /* flights finished with a value; of which not installed */
     uint64_t inserts, evictions, invalidations;
