@@ -7,7 +7,7 @@
 set -euo pipefail
 
 run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest curl)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard curl)
 bench_pkgs=("${run_pkgs[@]}" wrk nginx-light curl)
 
 case "${1:-}" in

@@ -72,6 +72,8 @@ struct cache_flight {
     uint64_t hash;
     uint64_t epoch;
     bool fenced;
+    bool replaced; /* a newer flight of its key took over; this one only
+                      answers the waiters it already has */
     cache_waiter *waiters;
     size_t key_len;
     char key[];
@@ -564,13 +566,35 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
 
 /* ---- flights ---------------------------------------------------------------------------- */
 
+static bool flight_is_for(const cache_flight *f, uint64_t hash, const void *key, size_t key_len)
+{
+    return f->hash == hash && f->key_len == key_len && memcmp(f->key, key, key_len) == 0;
+}
+
+/* Every flight of the key, replaced ones included, will not install. */
+static void fence_flights_of(shard *s, uint64_t hash, const void *key, size_t key_len)
+{
+    for (cache_flight *f = s->flights; f != NULL; f = f->next)
+        if (flight_is_for(f, hash, key, key_len))
+            f->fenced = true;
+}
+
+/* The current (not replaced) flight of a key, or the list's end. */
 static cache_flight **flight_slot(shard *s, uint64_t hash, const void *key, size_t key_len)
 {
     cache_flight **slot = &s->flights;
-    while (*slot != NULL &&
-           ((*slot)->hash != hash || (*slot)->key_len != key_len || memcmp((*slot)->key, key, key_len) != 0))
+    while (*slot != NULL && ((*slot)->replaced || !flight_is_for(*slot, hash, key, key_len)))
         slot = &(*slot)->next;
     return slot;
+}
+
+/* A flight can be joined only if nothing was invalidated since it began:
+ * otherwise its result may predate a write whose response a joiner has
+ * already seen. Such a flight is left to finish for the waiters it has,
+ * and a new one takes its place in the table. */
+static bool flight_joinable(cache *c, const cache_flight *f)
+{
+    return !f->fenced && f->epoch == atomic_load(&c->epoch);
 }
 
 cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_len, uint64_t now_ms,
@@ -589,7 +613,7 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
         cache_entry_retain(e);
         *filled = e;
         result = CACHE_FILLED;
-    } else if (*slot != NULL) {
+    } else if (*slot != NULL && flight_joinable(c, *slot)) {
         if (waiter != NULL) {
             waiter->next = (*slot)->waiters;
             (*slot)->waiters = waiter;
@@ -600,6 +624,8 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
         /* Out of memory: fill without coalescing rather than fail. */
         result = CACHE_LEADER;
     } else {
+        if (*slot != NULL) /* an outdated flight finishes for its own waiters */
+            (*slot)->replaced = true;
         fresh_flight->ns = ns;
         fresh_flight->hash = hash;
         fresh_flight->epoch = atomic_load(&c->epoch);
@@ -622,12 +648,16 @@ bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter 
     shard *s = shard_for(c, hash);
     bool found = false;
     pthread_mutex_lock(&s->lock);
-    cache_flight *f = *flight_slot(s, hash, key, key_len);
-    for (cache_waiter **w = f != NULL ? &f->waiters : NULL; w != NULL && *w != NULL; w = &(*w)->next) {
-        if (*w == waiter) {
-            *w = waiter->next;
-            found = true;
-            break;
+    /* the waiter may be on a replaced flight of the key: look at every one */
+    for (cache_flight *f = s->flights; f != NULL && !found; f = f->next) {
+        if (!flight_is_for(f, hash, key, key_len))
+            continue;
+        for (cache_waiter **w = &f->waiters; *w != NULL; w = &(*w)->next) {
+            if (*w == waiter) {
+                *w = waiter->next;
+                found = true;
+                break;
+            }
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -662,7 +692,10 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
         value->free_value(value->value);
     bool installed = false;
     pthread_mutex_lock(&s->lock);
-    *flight_slot(s, flight->hash, flight->key, flight->key_len) = flight->next;
+    cache_flight **slot = &s->flights;
+    while (*slot != flight)
+        slot = &(*slot)->next;
+    *slot = flight->next;
     if (e != NULL) {
         stats_for(s, e->ns)->fills++;
         installed = !value->share_only && install(c, s, e, value, flight->epoch, flight->fenced);
@@ -694,10 +727,9 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
         return false;
     }
     pthread_mutex_lock(&s->lock);
-    cache_flight *f = *flight_slot(s, hash, key, key_len);
     bool installed = !value->share_only && install(c, s, e, value, epoch, false);
-    if (installed && f != NULL)
-        f->fenced = true; /* an older fill must not overwrite this value */
+    if (installed)
+        fence_flights_of(s, hash, key, key_len); /* an older fill must not overwrite this value */
     pthread_mutex_unlock(&s->lock);
     cache_entry_release(&e);
     return installed;
@@ -742,9 +774,7 @@ bool cache_invalidate_key(cache *c, const void *key, size_t key_len)
         stats_for(s, e->ns)->invalidations++;
         unlink_entry(s, e);
     }
-    cache_flight *f = *flight_slot(s, hash, key, key_len);
-    if (f != NULL)
-        f->fenced = true;
+    fence_flights_of(s, hash, key, key_len);
     pthread_mutex_unlock(&s->lock);
     return e != NULL;
 }

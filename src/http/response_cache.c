@@ -208,7 +208,10 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
         if (len == -1) {
             snprintf(value, sizeof(value), "%s", p->default_value);
             len = (long)strlen(value);
-        } else if (p->integer) {
+        } else if (p->integer && len <= 18) {
+            /* Canonical only where the handler accepts it too (it reads at
+             * most 31 bytes, strtol-style): a longer value stays as sent
+             * and gets the handler's own answer. */
             char *end;
             errno = 0;
             long v = strtol(value, &end, 10);

@@ -270,6 +270,35 @@ static void test_join_returns_an_entry_filled_since_the_miss(void **state)
     cache_destroy(&c);
 }
 
+static void test_a_flight_older_than_an_invalidation_is_not_joined(void **state)
+{
+    (void)state;
+    cache *c = new_cache(1 << 20, 4);
+    const char *tags[] = {"main:lists"};
+    cache_flight *old_flight, *new_flight, *none;
+    cache_entry *filled, *e;
+    test_waiter before = {.super.done = on_done}, after = {.super.done = on_done};
+    assert_int_equal(cache_flight_join(c, 0, "k", 1, 0, NULL, &old_flight, &filled), CACHE_LEADER);
+    assert_int_equal(cache_flight_join(c, 0, "k", 1, 0, &before.super, &none, &filled), CACHE_JOINED);
+    cache_invalidate_tag(c, "main:lists"); /* a write answered after the old fill began */
+    /* a request after the write must not be handed the old fill's result */
+    assert_int_equal(cache_flight_join(c, 0, "k", 1, 0, &after.super, &new_flight, &filled), CACHE_LEADER);
+    assert_ptr_not_equal(new_flight, old_flight);
+    assert_true(cache_flight_leave(c, "k", 1, &before.super)); /* still reachable on the replaced flight */
+    assert_int_equal(cache_flight_join(c, 0, "k", 1, 0, &before.super, &none, &filled), CACHE_JOINED);
+    cache_value old_value = make_value(1, tags, 1), new_value = make_value(2, tags, 1);
+    assert_false(cache_flight_finish(c, old_flight, &old_value, 0, NULL));
+    assert_false(before.called); /* it rejoined the new flight */
+    assert_true(cache_flight_finish(c, new_flight, &new_value, 0, NULL));
+    assert_true(before.called);
+    assert_int_equal(value_of(before.got), 2);
+    cache_entry_release(&before.got);
+    assert_int_equal(cache_get(c, 0, "k", 1, 0, &e), CACHE_FRESH);
+    assert_int_equal(value_of(e), 2);
+    cache_entry_release(&e);
+    cache_destroy(&c);
+}
+
 static void test_a_waiter_that_left_is_not_called(void **state)
 {
     (void)state;
@@ -462,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_key_invalidation_fences_its_flight),
         cmocka_unit_test(test_write_through_wins_over_an_older_fill),
         cmocka_unit_test(test_join_returns_an_entry_filled_since_the_miss),
+        cmocka_unit_test(test_a_flight_older_than_an_invalidation_is_not_joined),
         cmocka_unit_test(test_a_waiter_that_left_is_not_called),
         cmocka_unit_test(test_stats_are_kept_per_namespace),
         cmocka_unit_test(test_concurrent_misses_make_one_fill),

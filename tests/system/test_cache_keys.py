@@ -1,0 +1,148 @@
+"""Cache keys: the parameters a route reads make the key (order, junk and
+integer spelling do not), junk parameters cannot grow the cache, and one
+site's entry is never served for another site."""
+
+import pytest
+
+from cache_support import (
+    HIT, MISS_STORED, assert_cache_status, cache_status, invalidate, item_path,
+    published_item, site_entries, slug_path, stats, wait_warmed,
+)
+from strata_support import assert_json, assert_problem, assert_status, uniq
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warmed(server):
+    wait_warmed(server)
+
+
+def fresh_list_path(client, token, query):
+    """A list query on a type of its own, so no earlier test cached it."""
+    typ = uniq("kt")
+    for i in range(3):
+        published_item(client, token, type=typ, title=f"Key test {i}")
+    return f"/v1/main/content?type={typ}&{query}", typ
+
+
+def test_parameter_order_and_unknown_parameters_share_one_entry(client, tokens):
+    path, typ = fresh_list_path(client, tokens["admin"], "a=1&limit=5&sort=title")
+    first = client.get(path)
+    assert_status(first, 200)
+    assert_cache_status(first, MISS_STORED, what=path)
+    second = client.get(f"/v1/main/content?sort=title&limit=5&junk=x&type={typ}")
+    assert_status(second, 200)
+    assert_cache_status(second, HIT, what="the same query reordered, with junk")
+    assert second.body == first.body
+
+
+def test_integer_spelling_shares_one_entry(client, tokens):
+    path, typ = fresh_list_path(client, tokens["admin"], "limit=5")
+    first = client.get(path)
+    assert_cache_status(first, MISS_STORED, what=path)
+    second = client.get(f"/v1/main/content?type={typ}&limit=05")
+    assert_status(second, 200)
+    assert_cache_status(second, HIT, what="limit=05 after limit=5")
+    assert second.body == first.body
+
+
+def test_default_values_share_the_entry_of_the_bare_query(client, tokens):
+    path, typ = fresh_list_path(client, tokens["admin"], "limit=20")
+    first = client.get(f"/v1/main/content?type={typ}")
+    assert_cache_status(first, MISS_STORED, what="the bare query")
+    second = client.get(path + "&sort=-published_at&status=published")
+    assert_cache_status(second, HIT, what="the defaults spelled out")
+    assert second.body == first.body
+
+
+def test_a_different_value_of_a_read_parameter_is_a_different_entry(client, tokens):
+    path, typ = fresh_list_path(client, tokens["admin"], "limit=2")
+    two = client.get(path)
+    three = client.get(f"/v1/main/content?type={typ}&limit=3")
+    assert_cache_status(two, MISS_STORED, what="limit=2")
+    assert_cache_status(three, MISS_STORED, what="limit=3 is another query")
+    assert len(assert_json(two)["items"]) == 2
+    assert len(assert_json(three)["items"]) == 3
+
+
+def test_junk_parameters_add_no_entries(client, tokens):
+    adm = tokens["admin"]
+    path, typ = fresh_list_path(client, adm, "limit=5&sort=title")
+    first = client.get(path)
+    assert_status(first, 200)
+    before = site_entries(client, adm)
+    statuses = []
+    for i in range(50):
+        r = client.get(f"{path}&junk{i}=x{i}&utm_source=n{i}")
+        assert_status(r, 200)
+        assert r.body == first.body
+        statuses.append(cache_status(r))
+    after = site_entries(client, adm)
+    assert statuses == [HIT] * 50, f"every junk variant is a hit: {sorted(set(statuses))}"
+    assert after == before, f"junk parameters added {after - before} entries"
+
+
+def test_a_limit_the_route_rejects_is_rejected_even_when_its_value_is_cached(client, tokens):
+    """limit=5 is cached; a limit of the same value spelled with 41 digits is
+    400 when the handler reads it (longer than the parameter may be), so the
+    cache must not answer it 200 either: a response may not depend on what
+    happens to be cached."""
+    path, typ = fresh_list_path(client, tokens["admin"], "limit=7")
+    padded = f"/v1/main/content?type={typ}&limit={'0' * 40}7"
+    uncached = client.get(padded)
+    assert_problem(uncached, 400, mentions="limit")
+    assert_status(client.get(path), 200)
+    again = client.get(padded)
+    assert again.status == uncached.status, (
+        f"the same request was {uncached.status} before limit=7 was cached and {again.status} "
+        f"({cache_status(again)!r}) after: {again.body[:120]!r}")
+
+
+def test_invalidating_a_list_by_key_matches_any_spelling_of_it(client, tokens):
+    adm = tokens["admin"]
+    path, typ = fresh_list_path(client, adm, "limit=4&sort=title")
+    assert_cache_status(client.get(path), MISS_STORED, what=path)
+    out = invalidate(client, adm, keys=[f"/v1/main/content?sort=title&x=1&limit=04&type={typ}"])
+    assert out.get("keys_removed") == 1, f"the key should name the cached entry: {out}"
+    assert "fwd=miss" in cache_status(client.get(path)), "the entry was removed"
+
+
+# ---- sites ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def twins(client, tokens):
+    """One type+slug published in both sites, with different titles."""
+    typ, slug = uniq("tw"), uniq("same")
+    main = published_item(client, tokens["admin"], site="main", type=typ, slug=slug, title="Main twin")
+    other = published_item(client, tokens["other_write"], site="other", type=typ, slug=slug,
+                           title="Other twin")
+    return main, other
+
+
+def test_same_slug_in_two_sites_reads_each_sites_own_item(client, twins):
+    main, other = twins
+    for _ in range(3):  # the first round may fill; the others are hits
+        m = assert_json(client.get(slug_path(main, "main")))
+        o = assert_json(client.get(slug_path(other, "other")))
+        assert (m["site"], m["title"], m["id"]) == ("main", "Main twin", main["id"])
+        assert (o["site"], o["title"], o["id"]) == ("other", "Other twin", other["id"])
+    assert cache_status(client.get(slug_path(main, "main"))) == HIT
+    assert cache_status(client.get(slug_path(other, "other"))) == HIT
+
+
+def test_a_cached_item_of_one_site_is_not_found_in_another(client, twins):
+    main, other = twins
+    assert_status(client.get(item_path(main, "main")), 200)
+    assert cache_status(client.get(item_path(main, "main"))) == HIT
+    for _ in range(2):
+        assert_problem(client.get(f"/v1/other/content/{main['id']}"), 404)
+        assert_problem(client.get(f"/v1/main/content/{other['id']}"), 404)
+
+
+def test_each_site_counts_its_own_entries(client, tokens, twins):
+    main, _ = twins
+    adm = tokens["admin"]
+    s = stats(client, adm)
+    assert s["site_name"] == "main"
+    assert s["site"]["entries"] >= 1
+    assert s["all_sites"]["entries"] > s["site"]["entries"], (
+        f"`other` has entries too, so all sites hold more than main: {s}")
