@@ -129,27 +129,36 @@ static void unauthorized(api_ctx *c, const char *detail)
     http_response_header(c->res, "www-authenticate", "Bearer realm=\"strata\"");
 }
 
-bool api_read_token(api_ctx *c)
+/* Parses "Bearer <token>" and looks the token up: 1 found, 0 no header,
+ * -1 refused (response filled). */
+static int lookup_bearer(api_ctx *c)
 {
     const char *auth = c->req->authorization;
     if (auth == NULL)
-        return true;
+        return 0;
     if (strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
         unauthorized(c, "the Authorization header must be 'Bearer <token>'");
-        return false;
+        return -1;
     }
-    const char *text = auth + 7;
     uint8_t hash[32];
-    crypto_sha256(text, strlen(text), hash);
+    crypto_sha256(auth + 7, strlen(auth + 7), hash);
     int rc = store_token_lookup(c->store, hash, &c->token);
     if (rc == STORE_NOT_FOUND) {
         unauthorized(c, "the bearer token is not valid (unknown or revoked)");
-        return false;
+        return -1;
     }
     if (rc != STORE_OK) {
         api_store_failed(c, rc);
-        return false;
+        return -1;
     }
+    return 1;
+}
+
+bool api_read_token(api_ctx *c)
+{
+    int found = lookup_bearer(c);
+    if (found <= 0)
+        return found == 0;
     if (c->token.site_id != c->site_id) {
         http_problem(c->res, c->req, 403, "wrong_site", "this token belongs to another site than '%s'", c->site);
         return false;
@@ -160,28 +169,18 @@ bool api_read_token(api_ctx *c)
 
 bool api_require_admin_token(api_ctx *c, char site_name[65])
 {
-    const char *auth = c->req->authorization;
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+    int found = lookup_bearer(c);
+    if (found == 0)
         unauthorized(c, "this route needs an admin bearer token (Authorization: Bearer <token>)");
+    if (found <= 0)
         return false;
-    }
-    uint8_t hash[32];
-    crypto_sha256(auth + 7, strlen(auth + 7), hash);
-    int rc = store_token_lookup(c->store, hash, &c->token);
-    if (rc == STORE_NOT_FOUND) {
-        unauthorized(c, "the bearer token is not valid (unknown or revoked)");
-        return false;
-    }
-    if (rc != STORE_OK) {
-        api_store_failed(c, rc);
-        return false;
-    }
     if (c->token.role < ROLE_ADMIN) {
         http_problem(c->res, c->req, 403, "forbidden", "this route needs an admin token");
         return false;
     }
     json_t *sites = NULL;
-    if ((rc = store_site_list(c->store, &sites)) != STORE_OK) {
+    int rc = store_site_list(c->store, &sites);
+    if (rc != STORE_OK) {
         api_store_failed(c, rc);
         return false;
     }
