@@ -275,12 +275,16 @@ static bool split_tags(representation *rep, const char *tags, size_t len)
     return true;
 }
 
+/* The ETags, and the compressed variants when the representation may be
+ * stored: compressing what is sent once and thrown away would cost more
+ * than it saves (with the cache off, bodies go out as they are). */
 static bool add_variants(representation *rep)
 {
     uint64_t started = rc_now_ns();
     compressed variants[ENC_COUNT] = {{0}};
-    rep->available |= compress_variants(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len, COMPRESS_MIN_SIZE,
-                                        variants);
+    if (rc.cache != NULL)
+        rep->available |= compress_variants(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len,
+                                            COMPRESS_MIN_SIZE, variants);
     uint64_t hash = XXH3_64bits(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len);
     bool ok = true;
     for (int e = 0; e < ENC_COUNT; e++) {

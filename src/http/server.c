@@ -142,20 +142,41 @@ static void close_idle_connections(loop_thread *lt)
         h2o_evloop_run(lt->ctx.loop, 10);
 }
 
-static void *loop_main(void *arg)
+static int loop_init(server *srv, loop_thread *lt, int index);
+static void loop_dispose(loop_thread *lt);
+
+/* Waits (under phase_lock) until cond holds. */
+#define PHASE_WAIT(srv, cond)                                                                                          \
+    do {                                                                                                               \
+        pthread_mutex_lock(&(srv)->phase_lock);                                                                        \
+        while (!(cond))                                                                                                \
+            pthread_cond_wait(&(srv)->phase_changed, &(srv)->phase_lock);                                              \
+        pthread_mutex_unlock(&(srv)->phase_lock);                                                                      \
+    } while (0)
+
+static void phase_update(server *srv, int *counter, bool *flag)
 {
-    loop_thread *lt = arg;
-    server *srv = lt->srv;
+    pthread_mutex_lock(&srv->phase_lock);
+    if (counter != NULL)
+        ++*counter;
+    if (flag != NULL)
+        *flag = true;
+    pthread_cond_broadcast(&srv->phase_changed);
+    pthread_mutex_unlock(&srv->phase_lock);
+}
+
+static void serve_until_stopped(loop_thread *lt)
+{
     uint64_t deadline = 0;
     for (;;) {
         h2o_evloop_run(lt->ctx.loop, 100);
         if (!lt->stopping)
             continue;
         if (deadline == 0)
-            deadline = now_ms() + (uint64_t)srv->cfg->shutdown_timeout_ms;
+            deadline = now_ms() + (uint64_t)lt->srv->cfg->shutdown_timeout_ms;
         if (!has_work_in_flight(lt)) {
             close_idle_connections(lt);
-            break;
+            return;
         }
         if (now_ms() >= deadline) {
             log_line line;
@@ -163,9 +184,36 @@ static void *loop_main(void *arg)
             log_int(&line, "loop", lt->index);
             log_int(&line, "active", (int64_t)lt->active_requests);
             log_end(&line);
-            break;
+            return;
         }
     }
+}
+
+/* A loop thread's whole life: its context is created, run and disposed
+ * here, never on another thread. */
+static void *loop_main(void *arg)
+{
+    loop_thread *lt = arg;
+    server *srv = lt->srv;
+    int failed = loop_init(srv, lt, lt->index) != 0;
+    if (failed)
+        log_event_str(LOG_ERROR, "cannot listen", "error", strerror(errno));
+    pthread_mutex_lock(&srv->phase_lock);
+    srv->loops_ready++;
+    srv->loops_failed += failed;
+    pthread_cond_broadcast(&srv->phase_changed);
+    while (!srv->go && !srv->abort_start)
+        pthread_cond_wait(&srv->phase_changed, &srv->phase_lock);
+    bool serve = srv->go;
+    pthread_mutex_unlock(&srv->phase_lock);
+    if (serve) {
+        serve_until_stopped(lt);
+        phase_update(srv, &srv->loops_stopped, NULL);
+        PHASE_WAIT(srv, srv->pool_stopped);
+        /* completions posted after the loop stopped are drained here */
+        h2o_evloop_run(lt->ctx.loop, 0);
+    }
+    loop_dispose(lt);
     return NULL;
 }
 
@@ -335,18 +383,20 @@ int http_serve(strata_config *cfg, const http_app *app)
 
     srv.loop_count = config_thread_count(cfg);
     srv.loops = calloc((size_t)srv.loop_count, sizeof(*srv.loops));
+    pthread_mutex_init(&srv.phase_lock, NULL);
+    pthread_cond_init(&srv.phase_changed, NULL);
     int exit_code = srv.loops != NULL ? 0 : 1, started = 0;
     for (int i = 0; i < srv.loop_count && exit_code == 0; i++) {
-        if (loop_init(&srv, &srv.loops[i], i) != 0) {
-            log_event_str(LOG_ERROR, "cannot listen", "error", strerror(errno));
-            loop_dispose(&srv.loops[i]);
+        srv.loops[i].srv = &srv;
+        srv.loops[i].index = i;
+        if (pthread_create(&srv.loops[i].tid, NULL, loop_main, &srv.loops[i]) != 0)
             exit_code = 1;
-            break;
-        }
-        started++;
+        else
+            started++;
     }
-    for (int i = 0; i < started && exit_code == 0; i++)
-        pthread_create(&srv.loops[i].tid, NULL, loop_main, &srv.loops[i]);
+    PHASE_WAIT(&srv, srv.loops_ready == started);
+    exit_code |= srv.loops_failed > 0;
+    phase_update(&srv, NULL, exit_code == 0 ? &srv.go : &srv.abort_start);
 
     if (exit_code == 0) {
         log_line line;
@@ -360,18 +410,16 @@ int http_serve(strata_config *cfg, const http_app *app)
         if (app->on_start != NULL)
             request_submit_detached_task(&srv, app->on_start);
         wait_for_signals(&srv, &signals, app->reload);
-        for (int i = 0; i < started; i++)
-            pthread_join(srv.loops[i].tid, NULL);
+        PHASE_WAIT(&srv, srv.loops_stopped == started);
         for (size_t i = 0; i < app->periodic_count; i++)
             request_submit_detached_task(&srv, app->periodic[i].run); /* the final flush */
     }
-
     worker_pool_stop(&srv.pool);
-    for (int i = 0; i < started; i++) {
-        /* Completions posted after the loop stopped are drained here. */
-        h2o_evloop_run(srv.loops[i].ctx.loop, 0);
-        loop_dispose(&srv.loops[i]);
-    }
+    phase_update(&srv, NULL, &srv.pool_stopped);
+    for (int i = 0; i < started; i++)
+        pthread_join(srv.loops[i].tid, NULL);
+    pthread_mutex_destroy(&srv.phase_lock);
+    pthread_cond_destroy(&srv.phase_changed);
     free(srv.loops);
     h2o_config_dispose(&srv.globalconf);
     rc_dispose();

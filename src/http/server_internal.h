@@ -70,6 +70,13 @@ struct server {
     socklen_t addr_len;
     uint32_t instance_tag; /* random, so request ids differ across instances */
     _Atomic int64_t max_header_bytes;
+    /* The phases of the loops' lives, told to and by the main thread. h2o
+     * keeps per-thread buffer allocators, so each loop must create and
+     * dispose its own context on its own thread. */
+    pthread_mutex_t phase_lock;
+    pthread_cond_t phase_changed;
+    int loops_ready, loops_failed, loops_stopped;
+    bool go, abort_start, pool_stopped;
 };
 
 typedef struct strata_handler {
