@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fmt.h"
 #include "core/log.h"
 #include "http/server_internal.h"
 
@@ -151,8 +152,15 @@ static void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQ
         out[req->headers.entries[i].value.len] = '\0';
         return;
     }
-    snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%08x-%x-%llu", lt->srv->instance_tag, lt->index,
-             (unsigned long long)++lt->request_seq);
+    /* <instance:8 hex>-<loop:2 hex>-<sequence>, without printf: every
+     * request, cache hits included, pays for this */
+    char *p = out;
+    fmt_hex(p, lt->srv->instance_tag, 8);
+    p[8] = '-';
+    fmt_hex(p + 9, (uint64_t)lt->index, 2);
+    p[11] = '-';
+    p += 12 + fmt_u64(p + 12, ++lt->request_seq);
+    *p = '\0';
 }
 
 static size_t header_bytes(h2o_req_t *req)

@@ -55,15 +55,15 @@ static bool pattern_matches(const char *pattern, const char *path, size_t path_l
 int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path,
                     size_t path_len, http_captures *caps, unsigned *allowed)
 {
-    *allowed = 0;
     http_method effective = method == HTTP_HEAD ? HTTP_GET : method;
-    for (size_t i = 0; i < route_count; i++) {
-        if (!pattern_matches(routes[i].pattern, path, path_len, caps))
-            continue;
-        *allowed |= routes[i].methods;
-        if ((routes[i].methods & effective) != 0)
+    for (size_t i = 0; i < route_count; i++)
+        if ((routes[i].methods & effective) != 0 && pattern_matches(routes[i].pattern, path, path_len, caps))
             return (int)i;
-    }
+    /* No route: which methods would the path take (405 and Allow)? */
+    *allowed = 0;
+    for (size_t i = 0; i < route_count; i++)
+        if (pattern_matches(routes[i].pattern, path, path_len, caps))
+            *allowed |= routes[i].methods;
     if (*allowed & HTTP_GET)
         *allowed |= HTTP_HEAD;
     return -1;
