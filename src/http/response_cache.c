@@ -206,23 +206,30 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
     for (size_t i = 0; i < route->cache->param_count; i++) {
         const http_cache_param *p = &route->cache->params[i];
         long len = query_value(query, query_len, p->name, value, sizeof(value));
+        const char *v = value;
         if (len == -2)
             return 0;
         if (len == -1) {
-            snprintf(value, sizeof(value), "%s", p->default_value);
-            len = (long)strlen(value);
+            v = p->default_value;
+            len = (long)strlen(v);
         } else if (p->integer && len <= 18) {
             /* Canonical only where the handler accepts it too (it reads at
              * most 31 bytes, strtol-style): a longer value stays as sent
              * and gets the handler's own answer. */
             char *end;
             errno = 0;
-            long v = strtol(value, &end, 10);
-            if (end != value && *end == '\0' && errno == 0)
-                len = snprintf(value, sizeof(value), "%ld", v);
+            long n = strtol(value, &end, 10);
+            if (end != value && *end == '\0' && errno == 0) {
+                len = 0;
+                if (n < 0) {
+                    value[len++] = '-';
+                    n = -n;
+                }
+                len += (long)fmt_u64(value + len, (uint64_t)n);
+            }
         }
         key_put(&w, p->name, strlen(p->name));
-        key_put(&w, value, (size_t)len);
+        key_put(&w, v, (size_t)len);
     }
     return w.overflow ? 0 : w.len;
 }
