@@ -4,7 +4,8 @@
 #   make run            install what is missing, build, seed data/strata.db, serve :8080
 #   make test           install what is missing, build under ASan+UBSan, run every test
 #   make unit           the cmocka unit tests only
-#   make bench          the benchmarks under bench/
+#   make bench          the benchmarks under bench/ (a few minutes)
+#   make tsan           the cache engine's tests under ThreadSanitizer
 #
 # Sources: every src/**/*.c; src/main.c is the program, the rest is linked
 # into the unit tests too. A unit test is tests/unit/test_*.c.
@@ -102,9 +103,12 @@ unit: $(UNIT_BIN)
 test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache
 	@tests/run.sh
 
+# Loopback load benches, each bounded in time (see docs/benchmarks.md).
 bench: build/strata
 	@scripts/deps.sh bench
 	@bench/item_get.sh
+	@bench/hot_path.sh
+	@bench/cache_bench.sh
 
 format:
 	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')
