@@ -6,8 +6,8 @@
 # fails, so nothing is ever half-installed behind the user's back.
 set -euo pipefail
 
-run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard curl)
+run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl)
 bench_pkgs=("${run_pkgs[@]}" wrk nginx-light curl)
 
 case "${1:-}" in

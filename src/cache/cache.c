@@ -391,13 +391,14 @@ static bool link_tags(shard *s, cache_entry *e, const char *const *tags)
 
 /* ---- fencing ------------------------------------------------------------------------- */
 
+/* The epoch of the tag's last invalidation; the floor stands for every tag
+ * (forgotten ones, and all of them after cache_clear). */
 static uint64_t fence_epoch(cache *c, const char *tag, uint64_t hash)
 {
-    uint64_t epoch = c->fence_floor;
     for (fence *f = c->fences[hash % FENCE_BUCKETS]; f != NULL; f = f->next)
         if (f->hash == hash && strcmp(f->tag, tag) == 0)
-            return f->epoch;
-    return epoch;
+            return f->epoch > c->fence_floor ? f->epoch : c->fence_floor;
+    return c->fence_floor;
 }
 
 static void fence_clear(cache *c)
@@ -777,6 +778,29 @@ bool cache_invalidate_key(cache *c, const void *key, size_t key_len)
     fence_flights_of(s, hash, key, key_len);
     pthread_mutex_unlock(&s->lock);
     return e != NULL;
+}
+
+size_t cache_clear(cache *c)
+{
+    pthread_mutex_lock(&c->fence_lock);
+    uint64_t epoch = atomic_fetch_add(&c->epoch, 1) + 1;
+    fence_clear(c);
+    c->fence_floor = epoch; /* every fill in flight began before: fenced */
+    pthread_mutex_unlock(&c->fence_lock);
+    size_t removed = 0;
+    for (size_t i = 0; i <= c->shard_mask; i++) {
+        shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        while (s->oldest != NULL) {
+            stats_for(s, s->oldest->ns)->invalidations++;
+            unlink_entry(s, s->oldest);
+            removed++;
+        }
+        for (cache_flight *f = s->flights; f != NULL; f = f->next)
+            f->fenced = true;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return removed;
 }
 
 /* ---- stats --------------------------------------------------------------------------------- */

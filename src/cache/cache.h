@@ -151,6 +151,10 @@ size_t cache_invalidate_tag(cache *c, const char *tag);
 /* Removes one key and fences its flight. True if an entry was removed. */
 bool cache_invalidate_key(cache *c, const void *key, size_t key_len);
 
+/* Removes every entry and fences every fill in flight (after a gap in the
+ * invalidations this instance heard of). Returns the number removed. */
+size_t cache_clear(cache *c);
+
 /* ---- stats -------------------------------------------------------------- */
 
 typedef struct cache_stats {

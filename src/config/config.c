@@ -92,6 +92,12 @@ static const setting settings[] = {
     CLASS_ROWS("list", LIST, CACHE_CLASS_LIST, "10", "10", "300"),
     CLASS_ROWS("popular", POPULAR, CACHE_CLASS_POPULAR, "30", "30", "300"),
     CLASS_ROWS("categories", CATEGORIES, CACHE_CLASS_CATEGORIES, "300", "60", "3600"),
+    {"redis.url", "redis", "STRATA_REDIS", SETTING_STRING, FIELD(redis_url), 0, 0, "", false,
+     "redis://HOST:PORT shared by the instances: invalidations reach every instance's cache"},
+    {"redis.timeout_ms", "redis-timeout-ms", "STRATA_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), 10,
+     60000, "500", false, "connect and command timeout for Redis"},
+    {"redis.channel", "redis-channel", "STRATA_REDIS_CHANNEL", SETTING_STRING, FIELD(redis_channel), 0, 0,
+     "strata:invalidate", false, "the pub/sub channel the instances share"},
     {"views.flush_interval_ms", "views-flush-interval-ms", "STRATA_VIEWS_FLUSH_INTERVAL_MS", SETTING_INT,
      FIELD(views_flush_interval_ms), 50, 600000, "1000", false,
      "view beacons are counted in memory and written to the database this often"},
@@ -324,6 +330,10 @@ int config_load(strata_config *cfg, const char *const *flag_names, const char *c
         return -1;
     if (load_env(cfg, false, err) != 0 || load_flags(cfg, flag_names, flag_values, flag_count, false, err) != 0)
         return -1;
+    if (cfg->redis_url[0] != '\0' && strncmp(cfg->redis_url, "redis://", 8) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "redis.url: must be redis://HOST:PORT, got '%s'", cfg->redis_url);
+        return -1;
+    }
     struct sockaddr_storage addr;
     unsigned addr_len;
     if (config_parse_listen(cfg->listen, &addr, &addr_len) != 0) {

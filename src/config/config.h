@@ -52,6 +52,10 @@ typedef struct strata_config {
     int cache_browser_ttl_s;
     int cache_warm_items;
     cache_lifetimes cache_class[CACHE_CLASS_COUNT];
+    /* [redis] */
+    char redis_url[256]; /* "" = no Redis: each instance's L1 stands alone */
+    int redis_timeout_ms;
+    char redis_channel[128];
     /* [views] */
     int views_flush_interval_ms;
     /* [debug] */

@@ -34,7 +34,9 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "cache/cache_bus.h"
 #include "core/fmt.h"
+#include "core/log.h"
 #include "http/compress.h"
 
 typedef struct representation {
@@ -59,6 +61,7 @@ typedef struct representation {
 
 static struct {
     cache *cache;
+    cache_bus *bus; /* NULL without redis.url */
     const strata_config *cfg;
     const http_route *routes;
     size_t route_count;
@@ -76,6 +79,33 @@ uint64_t rc_now_ns(void)
 
 uint64_t rc_now_ms(void) { return rc_now_ns() / 1000000u; }
 
+/* ---- other instances' invalidations (subscriber thread) ------------------------ */
+
+static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, size_t len)
+{
+    (void)ctx;
+    char tag[512];
+    if (!is_tag) {
+        cache_invalidate_key(rc.cache, name, len);
+    } else if (len < sizeof(tag)) {
+        memcpy(tag, name, len);
+        tag[len] = '\0';
+        cache_invalidate_tag(rc.cache, tag);
+    } else {
+        cache_clear(rc.cache); /* a tag this long is no tag of ours: be safe */
+    }
+}
+
+static void on_invalidations_missed(void *ctx)
+{
+    (void)ctx;
+    size_t removed = cache_clear(rc.cache);
+    log_line line;
+    log_begin(&line, LOG_INFO, "cache cleared: invalidations from other instances may have been missed");
+    log_int(&line, "entries", (int64_t)removed);
+    log_end(&line);
+}
+
 int rc_init(const strata_config *cfg, const http_route *routes, size_t route_count)
 {
     rc.cfg = cfg;
@@ -85,10 +115,26 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
         return 0;
     cache_options opts = {.max_bytes = (size_t)cfg->cache_l1_max_bytes, .ttl_jitter = cfg->cache_ttl_jitter_pct / 100.0};
     rc.cache = cache_create(&opts);
-    return rc.cache != NULL ? 0 : -1;
+    if (rc.cache == NULL)
+        return -1;
+    if (cfg->redis_url[0] != '\0') {
+        char host[256];
+        int port;
+        if (cache_bus_parse_url(cfg->redis_url, host, &port) != 0)
+            return -1;
+        cache_bus_handlers handlers = {.apply = on_remote_invalidation, .reset = on_invalidations_missed};
+        rc.bus = cache_bus_start(host, port, cfg->redis_channel, cfg->redis_timeout_ms, &handlers);
+        if (rc.bus == NULL)
+            return -1;
+    }
+    return 0;
 }
 
-void rc_dispose(void) { cache_destroy(&rc.cache); }
+void rc_dispose(void)
+{
+    cache_bus_stop(&rc.bus);
+    cache_destroy(&rc.cache);
+}
 
 cache *rc_cache(void) { return rc.cache; }
 
@@ -525,7 +571,15 @@ static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns,
     return rc_key(index, target, &caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns);
 }
 
-size_t http_cache_invalidate_tag(const char *tag) { return rc.cache ? cache_invalidate_tag(rc.cache, tag) : 0; }
+size_t http_cache_invalidate_tag(const char *tag)
+{
+    if (rc.cache == NULL)
+        return 0;
+    size_t removed = cache_invalidate_tag(rc.cache, tag);
+    if (rc.bus != NULL)
+        cache_bus_publish(rc.bus, true, tag, strlen(tag));
+    return removed;
+}
 
 bool http_cache_invalidate_target(const char *target)
 {
@@ -533,7 +587,12 @@ bool http_cache_invalidate_target(const char *target)
     uint32_t ns;
     int index;
     size_t len = rc.cache ? target_key(target, key, &ns, &index) : 0;
-    return len > 0 && cache_invalidate_key(rc.cache, key, len);
+    if (len == 0)
+        return false;
+    bool removed = cache_invalidate_key(rc.cache, key, len);
+    if (rc.bus != NULL)
+        cache_bus_publish(rc.bus, false, key, len);
+    return removed;
 }
 
 uint64_t http_cache_epoch(void) { return rc.cache ? cache_epoch(rc.cache) : 0; }
@@ -590,6 +649,18 @@ json_t *http_cache_stats(const char *site)
     if (ns != CACHE_MAX_NAMESPACES)
         cache_get_stats(rc.cache, ns, &mine);
     cache_get_stats(rc.cache, UINT32_MAX, &all);
-    return json_pack("{s:b, s:I, s:o, s:o}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache), "site",
-                     stats_json(&mine), "all_sites", stats_json(&all));
+    json_t *stats = json_pack("{s:b, s:I, s:o, s:o}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache),
+                              "site", stats_json(&mine), "all_sites", stats_json(&all));
+    if (rc.bus != NULL) {
+        cache_bus_stats b;
+        cache_bus_get_stats(rc.bus, &b);
+        json_object_set_new(
+            stats, "bus",
+            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:f, s:f, s:f}}", "connected", b.connected,
+                      "published", (json_int_t)b.published, "publish_failures", (json_int_t)b.publish_failures,
+                      "received", (json_int_t)b.received, "applied", (json_int_t)b.applied, "resets",
+                      (json_int_t)b.resets, "reconnects", (json_int_t)b.reconnects, "lag_ms", "samples",
+                      (json_int_t)b.lag_samples, "p50", b.lag_p50_ms, "p99", b.lag_p99_ms, "max", b.lag_max_ms));
+    }
+    return stats;
 }

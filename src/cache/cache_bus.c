@@ -1,0 +1,366 @@
+/*
+ * cache_bus.c — invalidations between instances over Redis pub/sub (see
+ * cache_bus.h for the contract).
+ *
+ * Wire format of a message (hiredis sends it binary-safe):
+ *
+ *     <instance:16 hex>|<published at, µs since the epoch>|<kind>|<payload>
+ *
+ * kind 't' a tag, 'k' a key, 'r' "reset: drop everything" (sent after this
+ * instance failed to publish, so others may have missed something). An
+ * instance ignores its own messages. The lag is the subscriber's clock minus
+ * the publisher's, both CLOCK_REALTIME on one host or NTP-close hosts.
+ *
+ * The publisher keeps at most QUEUE_MAX messages; past that, or when Redis
+ * refuses one, the messages are dropped and a reset is owed: it is sent
+ * first as soon as a publish works again.
+ */
+#include "cache/cache_bus.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 100000
+#define LAG_SAMPLES 4096
+
+typedef struct bus_message {
+    struct bus_message *next;
+    size_t len;
+    char data[];
+} bus_message;
+
+struct cache_bus {
+    char host[256];
+    int port;
+    char channel[128];
+    struct timeval timeout;
+    cache_bus_handlers handlers;
+    char instance[17];
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    bus_message *head, *tail;
+    size_t queued;
+    bool reset_owed;
+    int subscriber_fd; /* -1 when not connected; shut down to stop */
+    cache_bus_stats stats;
+    double lags[LAG_SAMPLES];
+    size_t lag_next;
+
+    pthread_t publisher, subscriber;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int cache_bus_parse_url(const char *url, char host[256], int *port)
+{
+    if (strncmp(url, "redis://", 8) == 0)
+        url += 8;
+    const char *colon = strrchr(url, ':');
+    size_t len = colon ? (size_t)(colon - url) : strlen(url);
+    if (len == 0 || len >= 256)
+        return -1;
+    memcpy(host, url, len);
+    host[len] = '\0';
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : 6379;
+    if (colon != NULL && (*end != '\0' && *end != '/'))
+        return -1;
+    if (p <= 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static redisContext *bus_connect(cache_bus *bus)
+{
+    redisContext *c = redisConnectWithTimeout(bus->host, bus->port, bus->timeout);
+    if (c == NULL || c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- publishing ----------------------------------------------------------- */
+
+static bus_message *message_new(cache_bus *bus, char kind, const char *payload, size_t len)
+{
+    bus_message *m = malloc(sizeof(*m) + 64 + len);
+    if (m == NULL)
+        return NULL;
+    int n = snprintf(m->data, 64, "%s|%llu|%c|", bus->instance, (unsigned long long)now_us(), kind);
+    memcpy(m->data + n, payload, len);
+    m->len = (size_t)n + len;
+    m->next = NULL;
+    return m;
+}
+
+void cache_bus_publish(cache_bus *bus, bool is_tag, const char *name, size_t len)
+{
+    bus_message *m = message_new(bus, is_tag ? 't' : 'k', name, len);
+    pthread_mutex_lock(&bus->lock);
+    if (m == NULL || bus->queued >= QUEUE_MAX) {
+        bus->reset_owed = true;
+        bus->stats.publish_failures++;
+        free(m);
+    } else {
+        if (bus->tail != NULL)
+            bus->tail->next = m;
+        else
+            bus->head = m;
+        bus->tail = m;
+        bus->queued++;
+    }
+    pthread_cond_signal(&bus->wake);
+    pthread_mutex_unlock(&bus->lock);
+}
+
+static bool publish_one(cache_bus *bus, redisContext *c, const bus_message *m)
+{
+    redisReply *r = redisCommand(c, "PUBLISH %s %b", bus->channel, m->data, m->len);
+    bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    freeReplyObject(r);
+    return ok;
+}
+
+static void *publisher_main(void *arg)
+{
+    cache_bus *bus = arg;
+    redisContext *c = NULL;
+    int backoff = 50;
+    pthread_mutex_lock(&bus->lock);
+    for (;;) {
+        while (bus->head == NULL && !bus->reset_owed && !bus->stopping)
+            pthread_cond_wait(&bus->wake, &bus->lock);
+        if (bus->stopping && (bus->head == NULL || c == NULL))
+            break;
+        bool owe_reset = bus->reset_owed;
+        bus_message *m = owe_reset ? NULL : bus->head;
+        if (m != NULL) {
+            bus->head = m->next;
+            if (bus->head == NULL)
+                bus->tail = NULL;
+            bus->queued--;
+        }
+        pthread_mutex_unlock(&bus->lock);
+
+        if (c == NULL && (c = bus_connect(bus)) != NULL)
+            backoff = 50;
+        bool ok = false;
+        if (c != NULL) {
+            bus_message *reset = owe_reset ? message_new(bus, 'r', "", 0) : NULL;
+            ok = publish_one(bus, c, owe_reset ? reset : m);
+            free(reset);
+            if (!ok) {
+                redisFree(c);
+                c = NULL;
+            }
+        }
+        free(m);
+        pthread_mutex_lock(&bus->lock);
+        if (ok && owe_reset)
+            bus->reset_owed = false;
+        else if (ok)
+            bus->stats.published++;
+        else {
+            /* whatever was dropped, the others must drop everything */
+            bus->reset_owed = true;
+            if (!owe_reset)
+                bus->stats.publish_failures++;
+        }
+        if (!ok && !bus->stopping) {
+            pthread_mutex_unlock(&bus->lock);
+            pause_ms(backoff);
+            backoff = backoff < 1000 ? backoff * 2 : 1000;
+            pthread_mutex_lock(&bus->lock);
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+    redisFree(c);
+    return NULL;
+}
+
+/* ---- subscribing ------------------------------------------------------------- */
+
+static void record_lag(cache_bus *bus, double lag_ms)
+{
+    bus->lags[bus->lag_next++ % LAG_SAMPLES] = lag_ms < 0 ? 0 : lag_ms;
+    bus->stats.lag_samples++;
+}
+
+/* Parses and applies one message payload. */
+static void on_message(cache_bus *bus, const char *data, size_t len)
+{
+    const char *end = data + len, *p = data;
+    const char *bar1 = memchr(p, '|', len);
+    const char *bar2 = bar1 ? memchr(bar1 + 1, '|', (size_t)(end - bar1 - 1)) : NULL;
+    const char *bar3 = bar2 ? memchr(bar2 + 1, '|', (size_t)(end - bar2 - 1)) : NULL;
+    pthread_mutex_lock(&bus->lock);
+    bus->stats.received++;
+    pthread_mutex_unlock(&bus->lock);
+    if (bar3 == NULL || bar3 != bar2 + 2 || (size_t)(bar1 - p) != 16)
+        return; /* not ours */
+    if (memcmp(p, bus->instance, 16) == 0)
+        return; /* our own invalidation, already applied */
+    uint64_t sent = strtoull(bar1 + 1, NULL, 10);
+    char kind = bar2[1];
+    const char *payload = bar3 + 1;
+    size_t payload_len = (size_t)(end - payload);
+    if (kind == 'r')
+        bus->handlers.reset(bus->handlers.ctx);
+    else if (kind == 't' || kind == 'k')
+        bus->handlers.apply(bus->handlers.ctx, kind == 't', payload, payload_len);
+    else
+        return;
+    pthread_mutex_lock(&bus->lock);
+    if (kind == 'r')
+        bus->stats.resets++;
+    else
+        bus->stats.applied++;
+    record_lag(bus, (double)(now_us() - sent) / 1000.0);
+    pthread_mutex_unlock(&bus->lock);
+}
+
+static void *subscriber_main(void *arg)
+{
+    cache_bus *bus = arg;
+    int backoff = 50;
+    for (;;) {
+        pthread_mutex_lock(&bus->lock);
+        bool stopping = bus->stopping;
+        pthread_mutex_unlock(&bus->lock);
+        if (stopping)
+            break;
+        redisContext *c = bus_connect(bus);
+        redisReply *r = c ? redisCommand(c, "SUBSCRIBE %s", bus->channel) : NULL;
+        if (r == NULL) {
+            redisFree(c);
+            pause_ms(backoff);
+            backoff = backoff < 1000 ? backoff * 2 : 1000;
+            continue;
+        }
+        freeReplyObject(r);
+        backoff = 50;
+        /* Blocking reads from here on: the stopper shuts the socket down. */
+        struct timeval forever = {0, 0};
+        redisSetTimeout(c, forever);
+        pthread_mutex_lock(&bus->lock);
+        bus->subscriber_fd = c->fd;
+        bus->stats.connected = true;
+        bus->stats.reconnects++;
+        stopping = bus->stopping;
+        pthread_mutex_unlock(&bus->lock);
+        /* Whatever was published while we were not subscribed is lost. */
+        bus->handlers.reset(bus->handlers.ctx);
+        while (!stopping) {
+            void *reply = NULL;
+            if (redisGetReply(c, &reply) != REDIS_OK)
+                break;
+            r = reply;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+                on_message(bus, r->element[2]->str, r->element[2]->len);
+            freeReplyObject(r);
+            pthread_mutex_lock(&bus->lock);
+            stopping = bus->stopping;
+            pthread_mutex_unlock(&bus->lock);
+        }
+        pthread_mutex_lock(&bus->lock);
+        bus->subscriber_fd = -1;
+        bus->stats.connected = false;
+        pthread_mutex_unlock(&bus->lock);
+        redisFree(c);
+    }
+    return NULL;
+}
+
+/* ---- life ---------------------------------------------------------------------- */
+
+cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms,
+                           const cache_bus_handlers *handlers)
+{
+    cache_bus *bus = calloc(1, sizeof(*bus));
+    if (bus == NULL)
+        return NULL;
+    snprintf(bus->host, sizeof(bus->host), "%s", host);
+    snprintf(bus->channel, sizeof(bus->channel), "%s", channel);
+    bus->port = port;
+    bus->timeout = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    bus->handlers = *handlers;
+    bus->subscriber_fd = -1;
+    uint64_t id = now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)bus;
+    snprintf(bus->instance, sizeof(bus->instance), "%016llx", (unsigned long long)id);
+    pthread_mutex_init(&bus->lock, NULL);
+    pthread_cond_init(&bus->wake, NULL);
+    pthread_create(&bus->publisher, NULL, publisher_main, bus);
+    pthread_create(&bus->subscriber, NULL, subscriber_main, bus);
+    return bus;
+}
+
+void cache_bus_get_stats(cache_bus *bus, cache_bus_stats *out)
+{
+    double lags[LAG_SAMPLES];
+    pthread_mutex_lock(&bus->lock);
+    *out = bus->stats;
+    size_t n = bus->stats.lag_samples < LAG_SAMPLES ? (size_t)bus->stats.lag_samples : LAG_SAMPLES;
+    memcpy(lags, bus->lags, n * sizeof(double));
+    pthread_mutex_unlock(&bus->lock);
+    if (n == 0)
+        return;
+    /* insertion sort: at most 4096 samples, read rarely */
+    for (size_t i = 1; i < n; i++) {
+        double v = lags[i];
+        size_t k = i;
+        while (k > 0 && lags[k - 1] > v) {
+            lags[k] = lags[k - 1];
+            k--;
+        }
+        lags[k] = v;
+    }
+    out->lag_p50_ms = lags[(n - 1) / 2];
+    out->lag_p99_ms = lags[(n - 1) * 99 / 100];
+    out->lag_max_ms = lags[n - 1];
+}
+
+void cache_bus_stop(cache_bus **busp)
+{
+    cache_bus *bus = *busp;
+    *busp = NULL;
+    if (bus == NULL)
+        return;
+    pthread_mutex_lock(&bus->lock);
+    bus->stopping = true;
+    if (bus->subscriber_fd >= 0)
+        shutdown(bus->subscriber_fd, SHUT_RDWR);
+    pthread_cond_broadcast(&bus->wake);
+    pthread_mutex_unlock(&bus->lock);
+    pthread_join(bus->publisher, NULL);
+    pthread_join(bus->subscriber, NULL);
+    while (bus->head != NULL) {
+        bus_message *m = bus->head;
+        bus->head = m->next;
+        free(m);
+    }
+    pthread_mutex_destroy(&bus->lock);
+    pthread_cond_destroy(&bus->wake);
+    free(bus);
+}
