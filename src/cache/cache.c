@@ -565,6 +565,23 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
     return state;
 }
 
+cache_state cache_peek(cache *c, const void *key, size_t key_len, uint64_t now_ms, cache_entry **out)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    cache_state state = CACHE_MISS;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    cache_entry *e = *bucket_slot(s, hash, key, key_len);
+    if (e != NULL && now_ms < e->grace_until) {
+        state = now_ms < e->fresh_until ? CACHE_FRESH : now_ms < e->stale_until ? CACHE_STALE : CACHE_EXPIRED;
+        cache_entry_retain(e);
+        *out = e;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return state;
+}
+
 /* ---- flights ---------------------------------------------------------------------------- */
 
 static bool flight_is_for(const cache_flight *f, uint64_t hash, const void *key, size_t key_len)

@@ -76,6 +76,10 @@ typedef enum cache_state {
  * caller must release. ns is the namespace the stats are counted under. */
 cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, uint64_t now_ms, cache_entry **out);
 
+/* Like cache_get, but neither counted in the stats nor marking the entry
+ * as used: for checks that are not reads (does the cache hold this?). */
+cache_state cache_peek(cache *c, const void *key, size_t key_len, uint64_t now_ms, cache_entry **out);
+
 void *cache_entry_value(const cache_entry *e);
 uint64_t cache_entry_created(const cache_entry *e);     /* now_ms at insert */
 uint64_t cache_entry_fresh_until(const cache_entry *e); /* after jitter */

@@ -622,7 +622,7 @@ bool http_cache_holds(const char *path)
     int index;
     size_t len = rc.cache ? target_key(path, key, &ns, &index) : 0;
     cache_entry *e = NULL;
-    cache_state state = len > 0 ? cache_get(rc.cache, ns, key, len, rc_now_ms(), &e) : CACHE_MISS;
+    cache_state state = len > 0 ? cache_peek(rc.cache, key, len, rc_now_ms(), &e) : CACHE_MISS;
     bool holds = (state == CACHE_FRESH || state == CACHE_STALE) && rc_status(e) == 200;
     cache_entry_release(&e);
     return holds;

@@ -318,6 +318,23 @@ static void test_a_waiter_that_left_is_not_called(void **state)
     cache_destroy(&c);
 }
 
+static void test_peek_is_not_a_read(void **state)
+{
+    (void)state;
+    cache *c = new_cache(1 << 20, 1);
+    put(c, "k", 1, NULL, 0, 0);
+    cache_entry *e;
+    assert_int_equal(cache_peek(c, "k", 1, 0, &e), CACHE_FRESH);
+    assert_int_equal(value_of(e), 1);
+    cache_entry_release(&e);
+    assert_int_equal(cache_peek(c, "absent", 6, 0, &e), CACHE_MISS);
+    assert_null(e);
+    cache_stats st;
+    cache_get_stats(c, UINT32_MAX, &st);
+    assert_int_equal(st.hits + st.misses, 0);
+    cache_destroy(&c);
+}
+
 static void test_stats_are_kept_per_namespace(void **state)
 {
     (void)state;
@@ -493,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_join_returns_an_entry_filled_since_the_miss),
         cmocka_unit_test(test_a_flight_older_than_an_invalidation_is_not_joined),
         cmocka_unit_test(test_a_waiter_that_left_is_not_called),
+        cmocka_unit_test(test_peek_is_not_a_read),
         cmocka_unit_test(test_stats_are_kept_per_namespace),
         cmocka_unit_test(test_concurrent_misses_make_one_fill),
         cmocka_unit_test(test_no_stale_read_after_invalidation_under_threads),
