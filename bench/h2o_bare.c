@@ -37,6 +37,7 @@ typedef struct loop_thread {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
+    int listen_fd;
 } loop_thread;
 
 static h2o_globalconf_t globalconf;
@@ -87,9 +88,19 @@ static int open_listener(void)
     return fd;
 }
 
+/* Each loop creates its h2o context on its own thread: h2o 2.2.5's socket
+ * buffer allocator is thread-local, so a context made on another thread
+ * would share that thread's allocator (the bug strata fixed in 8c970bc).
+ * The listener is opened first, so a failure is seen before serving. */
 static void *loop_main(void *arg)
 {
     loop_thread *lt = arg;
+    h2o_context_init(&lt->ctx, h2o_evloop_create(), &globalconf);
+    lt->accept_ctx.ctx = &lt->ctx;
+    lt->accept_ctx.hosts = globalconf.hosts;
+    lt->listener = h2o_evloop_socket_create(lt->ctx.loop, lt->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    lt->listener->data = lt;
+    h2o_socket_read_start(lt->listener, on_accept);
     for (;;)
         h2o_evloop_run(lt->ctx.loop, INT32_MAX);
     return NULL;
@@ -170,18 +181,11 @@ int main(int argc, char **argv)
 
     static loop_thread loops[MAX_THREADS];
     for (int i = 0; i < threads; i++) {
-        loop_thread *lt = &loops[i];
-        h2o_context_init(&lt->ctx, h2o_evloop_create(), &globalconf);
-        lt->accept_ctx.ctx = &lt->ctx;
-        lt->accept_ctx.hosts = globalconf.hosts;
-        int fd = open_listener();
-        if (fd < 0) {
+        loops[i].listen_fd = open_listener();
+        if (loops[i].listen_fd < 0) {
             fprintf(stderr, "h2o_bare: cannot listen on %s: %s\n", argv[2], strerror(errno));
             return 1;
         }
-        lt->listener = h2o_evloop_socket_create(lt->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        lt->listener->data = lt;
-        h2o_socket_read_start(lt->listener, on_accept);
     }
     for (int i = 0; i < threads; i++)
         pthread_create(&loops[i].tid, NULL, loop_main, &loops[i]);
