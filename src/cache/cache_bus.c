@@ -135,14 +135,36 @@ void cache_bus_publish(cache_bus *bus, bool is_tag, const char *name, size_t len
     pthread_mutex_unlock(&bus->lock);
 }
 
-static bool publish_one(cache_bus *bus, redisContext *c, const bus_message *m)
+/* Sends a batch in one round trip (pipelined): true if Redis took all. */
+static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *batch)
 {
-    redisReply *r = redisCommand(c, "PUBLISH %s %b", bus->channel, m->data, m->len);
-    bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(r);
+    size_t sent = 0;
+    for (const bus_message *m = batch; m != NULL; m = m->next, sent++)
+        if (redisAppendCommand(c, "PUBLISH %s %b", bus->channel, m->data, m->len) != REDIS_OK)
+            return false;
+    bool ok = true;
+    for (size_t i = 0; i < sent; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK)
+            return false;
+        ok = ok && ((redisReply *)reply)->type == REDIS_REPLY_INTEGER;
+        freeReplyObject(reply);
+    }
     return ok;
 }
 
+static void free_batch(bus_message *m)
+{
+    while (m != NULL) {
+        bus_message *next = m->next;
+        free(m);
+        m = next;
+    }
+}
+
+/* Takes everything queued at once: a write's several invalidations go out
+ * in one round trip instead of queueing behind each other. A reset owed
+ * goes first. */
 static void *publisher_main(void *arg)
 {
     cache_bus *bus = arg;
@@ -155,38 +177,36 @@ static void *publisher_main(void *arg)
         if (bus->stopping && (bus->head == NULL || c == NULL))
             break;
         bool owe_reset = bus->reset_owed;
-        bus_message *m = owe_reset ? NULL : bus->head;
-        if (m != NULL) {
-            bus->head = m->next;
-            if (bus->head == NULL)
-                bus->tail = NULL;
-            bus->queued--;
-        }
+        bus_message *batch = bus->head;
+        size_t count = bus->queued;
+        bus->head = bus->tail = NULL;
+        bus->queued = 0;
         pthread_mutex_unlock(&bus->lock);
 
-        if (c == NULL && (c = bus_connect(bus)) != NULL)
-            backoff = 50;
-        bool ok = false;
-        if (c != NULL) {
-            bus_message *reset = owe_reset ? message_new(bus, 'r', "", 0) : NULL;
-            ok = publish_one(bus, c, owe_reset ? reset : m);
-            free(reset);
-            if (!ok) {
-                redisFree(c);
-                c = NULL;
+        if (owe_reset) {
+            bus_message *reset = message_new(bus, 'r', "", 0);
+            if (reset != NULL) {
+                reset->next = batch;
+                batch = reset;
             }
         }
-        free(m);
+        if (c == NULL && (c = bus_connect(bus)) != NULL)
+            backoff = 50;
+        bool ok = c != NULL && batch != NULL && publish_batch(bus, c, batch);
+        if (c != NULL && !ok) {
+            redisFree(c);
+            c = NULL;
+        }
+        free_batch(batch);
         pthread_mutex_lock(&bus->lock);
-        if (ok && owe_reset)
-            bus->reset_owed = false;
-        else if (ok)
-            bus->stats.published++;
-        else {
+        if (ok) {
+            bus->stats.published += count;
+            if (owe_reset)
+                bus->reset_owed = false;
+        } else {
             /* whatever was dropped, the others must drop everything */
             bus->reset_owed = true;
-            if (!owe_reset)
-                bus->stats.publish_failures++;
+            bus->stats.publish_failures += count;
         }
         if (!ok && !bus->stopping) {
             pthread_mutex_unlock(&bus->lock);
