@@ -222,54 +222,16 @@ bool api_require_role(api_ctx *c, store_role role)
 
 /* ---- the query string ------------------------------------------------------------- */
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = (char)(ch | 0x20);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* Decodes a form-encoded value; false on overflow or a NUL byte. */
-static bool form_decode(const char *s, size_t len, char *out, size_t size)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        int hi, lo;
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0) {
-            ch = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (ch == '\0' || n + 1 >= size)
-            return false;
-        out[n++] = ch;
-    }
-    out[n] = '\0';
-    return true;
-}
-
 bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad)
 {
     const char *q = c->req->query;
-    size_t name_len = strlen(name);
-    while (q != NULL && *q != '\0') {
-        const char *end = strchr(q, '&');
-        size_t len = end ? (size_t)(end - q) : strlen(q);
-        if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
-            if (!form_decode(q + name_len + 1, len - name_len - 1, buf, size)) {
-                http_problem(c->res, c->req, 400, "bad_query",
-                             "query parameter '%s' is longer than %zu bytes or holds a NUL byte", name, size - 1);
-                *bad = true;
-                return false;
-            }
-            return true;
-        }
-        q = end ? end + 1 : NULL;
+    long n = q != NULL ? http_query_value(q, strlen(q), name, buf, size) : -1;
+    if (n == -2) {
+        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' is longer than %zu bytes or holds a NUL byte",
+                     name, size - 1);
+        *bad = true;
     }
-    return false;
+    return n >= 0;
 }
 
 bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out)

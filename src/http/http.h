@@ -207,6 +207,12 @@ int http_route_find(const http_route *routes, size_t route_count, http_method me
 /* Percent-decodes one capture into out (size bytes); returns the decoded
  * length, or -1 if it does not fit. NUL bytes are kept. */
 long http_capture_decode(const char *path, const http_captures *caps, size_t index, char *out, size_t size);
+/* The first value of `name` in a query string, form-decoded ('+' is a
+ * space, %XX a byte) into out. Returns its length, -1 if absent, -2 if it
+ * does not fit in size bytes or holds a NUL. The one reader of query
+ * parameters: handlers and cache keys must agree on what a request asks. */
+long http_query_value(const char *query, size_t query_len, const char *name, char *out, size_t size);
+
 /* Fills req->params with decoded copies of the captures. 0 or -1. */
 int http_request_set_params(http_request *req, const char *path, const http_captures *caps);
 

@@ -191,46 +191,6 @@ static void key_put(key_writer *w, const char *s, size_t len)
     w->len += n + len;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = (char)(ch | 0x20);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* The first value of `name` in the query, form-decoded, exactly as
- * src/content reads it. Returns its length, -1 if absent, -2 if unusable. */
-static long query_value(const char *query, size_t query_len, const char *name, char *out, size_t size)
-{
-    size_t name_len = strlen(name);
-    const char *q = query, *end = query + query_len;
-    while (q != NULL && q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        size_t len = amp ? (size_t)(amp - q) : (size_t)(end - q);
-        if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
-            size_t n = 0;
-            for (size_t i = name_len + 1; i < len; i++) {
-                char ch = q[i];
-                int hi, lo;
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && i + 2 < len && (hi = hex_digit(q[i + 1])) >= 0 && (lo = hex_digit(q[i + 2])) >= 0) {
-                    ch = (char)(hi << 4 | lo);
-                    i += 2;
-                }
-                if (ch == '\0' || n + 1 >= size)
-                    return -2;
-                out[n++] = ch;
-            }
-            out[n] = '\0';
-            return (long)n;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return -1;
-}
-
 size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
               char key[RC_KEY_MAX], uint32_t *ns)
 {
@@ -251,7 +211,7 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
     }
     for (size_t i = 0; i < route->cache->param_count; i++) {
         const http_cache_param *p = &route->cache->params[i];
-        long len = query_value(query, query_len, p->name, value, sizeof(value));
+        long len = http_query_value(query, query_len, p->name, value, sizeof(value));
         const char *v = value;
         if (len == -2)
             return 0;

@@ -7,6 +7,8 @@
  * separate step, per segment, so an encoded slash (%2F) stays inside its
  * segment and can never change which route matches. The table is small
  * (tens of routes) and a linear scan of it costs less than hashing would.
+ * The query string's parameters are read here too, by one function for
+ * every reader.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +88,36 @@ long http_capture_decode(const char *path, const http_captures *caps, size_t ind
     }
     out[n] = '\0';
     return (long)n;
+}
+
+long http_query_value(const char *query, size_t query_len, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *q = query, *end = query + query_len;
+    while (q != NULL && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t len = amp ? (size_t)(amp - q) : (size_t)(end - q);
+        if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
+            size_t n = 0;
+            for (size_t i = name_len + 1; i < len; i++) {
+                char ch = q[i];
+                int hi, lo;
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < len && (hi = hex_value(q[i + 1])) >= 0 && (lo = hex_value(q[i + 2])) >= 0) {
+                    ch = (char)(hi << 4 | lo);
+                    i += 2;
+                }
+                if (ch == '\0' || n + 1 >= size)
+                    return -2;
+                out[n++] = ch;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return -1;
 }
 
 int http_request_set_params(http_request *req, const char *path, const http_captures *caps)

@@ -104,6 +104,22 @@ static void test_decode_refuses_a_short_buffer(void **state)
     assert_string_equal(big, "12345");
 }
 
+static void test_query_values_are_read_one_way(void **state)
+{
+    (void)state;
+    const char *q = "limitx=9&limit=5&sort=-title&tag=a+b%2Fc&limit=7&nul=a%00b&empty=";
+    char out[8];
+    assert_int_equal(http_query_value(q, strlen(q), "limit", out, sizeof(out)), 1);
+    assert_string_equal(out, "5"); /* the first one, not limitx */
+    assert_int_equal(http_query_value(q, strlen(q), "tag", out, sizeof(out)), 5);
+    assert_string_equal(out, "a b/c");
+    assert_int_equal(http_query_value(q, strlen(q), "sort", out, 4), -2); /* does not fit */
+    assert_int_equal(http_query_value(q, strlen(q), "nul", out, sizeof(out)), -2);
+    assert_int_equal(http_query_value(q, strlen(q), "empty", out, sizeof(out)), 0);
+    assert_int_equal(http_query_value(q, strlen(q), "cursor", out, sizeof(out)), -1);
+    assert_int_equal(http_query_value(q, 8, "limit", out, sizeof(out)), -1); /* only len bytes are read */
+}
+
 static void test_head_matches_get(void **state)
 {
     (void)state;
@@ -134,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_nul_escape_is_kept_with_its_length),
         cmocka_unit_test(test_wrong_method_reports_allowed),
         cmocka_unit_test(test_decode_refuses_a_short_buffer),
+        cmocka_unit_test(test_query_values_are_read_one_way),
         cmocka_unit_test(test_head_matches_get),
         cmocka_unit_test(test_non_matching_paths),
     };
