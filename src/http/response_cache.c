@@ -517,18 +517,29 @@ void rc_send_bypass_headers(h2o_req_t *req)
 
 /* ---- the handlers' side (any thread) ---------------------------------------------- */
 
-/* Finds the cacheable GET route of a target and its key. */
-static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns, int *route_index)
+/* The cacheable GET route of a target ("/v1/main/content?limit=5"), or -1. */
+static int target_route(const char *target, http_captures *caps)
 {
     const char *q = strchr(target, '?');
-    size_t path_len = q ? (size_t)(q - target) : strlen(target);
-    http_captures caps;
     unsigned allowed;
-    int index = http_route_find(rc.routes, rc.route_count, HTTP_GET, target, path_len, &caps, &allowed);
-    if (index < 0 || rc.routes[index].cache == NULL)
-        return 0;
-    *route_index = index;
-    return rc_key(index, target, &caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns);
+    int index = http_route_find(rc.routes, rc.route_count, HTTP_GET, target, q ? (size_t)(q - target) : strlen(target),
+                                caps, &allowed);
+    return index >= 0 && rc.routes[index].cache != NULL ? index : -1;
+}
+
+static size_t target_route_key(const char *target, int index, const http_captures *caps, char key[RC_KEY_MAX],
+                               uint32_t *ns)
+{
+    const char *q = strchr(target, '?');
+    return rc_key(index, target, caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns);
+}
+
+/* Finds the cacheable GET route of a target and its key (0: none). */
+static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns)
+{
+    http_captures caps;
+    int index = target_route(target, &caps);
+    return index >= 0 ? target_route_key(target, index, &caps, key, ns) : 0;
 }
 
 size_t http_cache_invalidate_tag(const char *tag)
@@ -545,8 +556,7 @@ bool http_cache_invalidate_target(const char *target)
 {
     char key[RC_KEY_MAX];
     uint32_t ns;
-    int index;
-    size_t len = rc.cache ? target_key(target, key, &ns, &index) : 0;
+    size_t len = rc.cache ? target_key(target, key, &ns) : 0;
     if (len == 0)
         return false;
     bool removed = cache_invalidate_key(rc.cache, key, len);
@@ -559,19 +569,18 @@ uint64_t http_cache_epoch(void) { return rc.cache ? cache_epoch(rc.cache) : 0; }
 
 bool http_cache_store(const char *path, const http_response *res, uint64_t epoch)
 {
-    char key[RC_KEY_MAX];
-    uint32_t ns;
-    int index;
-    size_t len = rc.cache ? target_key(path, key, &ns, &index) : 0;
+    http_captures caps;
+    int index = rc.cache ? target_route(path, &caps) : -1;
     cache_value value;
-    if (len == 0 || res->status != 200 || !rc_build(&rc.routes[index], res, 0, &value))
+    if (index < 0 || res->status != 200 || !rc_build(&rc.routes[index], res, 0, &value))
         return false;
-    if (value.share_only) {
+    char key[RC_KEY_MAX];
+    uint32_t ns; /* after rc_build, which registers the site's namespace */
+    size_t len = target_route_key(path, index, &caps, key, &ns);
+    if (value.share_only || len == 0) {
         representation_free(value.value);
         return false;
     }
-    /* the key was built before the site may have been registered by rc_build */
-    target_key(path, key, &ns, &index);
     return cache_insert(rc.cache, ns, key, len, &value, epoch, rc_now_ms());
 }
 
@@ -579,8 +588,7 @@ bool http_cache_holds(const char *path)
 {
     char key[RC_KEY_MAX];
     uint32_t ns;
-    int index;
-    size_t len = rc.cache ? target_key(path, key, &ns, &index) : 0;
+    size_t len = rc.cache ? target_key(path, key, &ns) : 0;
     cache_entry *e = NULL;
     cache_state state = len > 0 ? cache_peek(rc.cache, key, len, rc_now_ms(), &e) : CACHE_MISS;
     bool holds = (state == CACHE_FRESH || state == CACHE_STALE) && rc_status(e) == 200;
