@@ -8,7 +8,9 @@
  *
  * kind 't' a tag, 'k' a key, 'r' "reset: drop everything" (sent after this
  * instance failed to publish, so others may have missed something). An
- * instance ignores its own messages. The lag is the subscriber's clock minus
+ * instance ignores its own messages. Each is sent by l2_invalidate_script,
+ * which stamps the generation (or moves the era, for a reset) and
+ * publishes in one atomic step. The lag is the subscriber's clock minus
  * the publisher's, both CLOCK_REALTIME on one host or NTP-close hosts.
  *
  * The publisher keeps at most QUEUE_MAX messages; past that, or when Redis
@@ -16,6 +18,8 @@
  * first as soon as a publish works again.
  */
 #include "cache/cache_bus.h"
+
+#include "cache/l2.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -30,8 +34,16 @@
 #define QUEUE_MAX 100000
 #define LAG_SAMPLES 4096
 
+#define BACKOFF_MAX_MS 200
+
+const double cache_bus_lag_bounds_ms[CACHE_BUS_LAG_BUCKETS] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 1000, 1e300};
+
 typedef struct bus_message {
     struct bus_message *next;
+    uint64_t seq;
+    char kind;
+    char site[128];
+    size_t name_at; /* the payload: data + name_at */
     size_t len;
     char data[];
 } bus_message;
@@ -40,16 +52,20 @@ struct cache_bus {
     char host[256];
     int port;
     char channel[128];
+    char generation_ttl_ms[24];
     struct timeval timeout;
     cache_bus_handlers handlers;
     char instance[17];
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t acked; /* acked_seq or failed_seq moved */
+    uint64_t next_seq, acked_seq, failed_seq;
     bool stopping;
     bus_message *head, *tail;
     size_t queued;
-    bool reset_owed;
+    /* a reset is owed while resets_wanted != resets_sent */
+    uint64_t resets_wanted, resets_sent;
     int subscriber_fd; /* -1 when not connected; shut down to stop */
     cache_bus_stats stats;
     double lags[LAG_SAMPLES];
@@ -103,27 +119,34 @@ static redisContext *bus_connect(cache_bus *bus)
 
 /* ---- publishing ----------------------------------------------------------- */
 
-static bus_message *message_new(cache_bus *bus, char kind, const char *payload, size_t len)
+static bus_message *message_new(cache_bus *bus, char kind, const char *site, const char *payload, size_t len)
 {
     bus_message *m = malloc(sizeof(*m) + 64 + len);
     if (m == NULL)
         return NULL;
     int n = snprintf(m->data, 64, "%s|%llu|%c|", bus->instance, (unsigned long long)now_us(), kind);
     memcpy(m->data + n, payload, len);
+    m->name_at = (size_t)n;
     m->len = (size_t)n + len;
+    m->kind = kind;
+    snprintf(m->site, sizeof(m->site), "%s", site);
     m->next = NULL;
     return m;
 }
 
-void cache_bus_publish(cache_bus *bus, bool is_tag, const char *name, size_t len)
+uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len)
 {
-    bus_message *m = message_new(bus, is_tag ? 't' : 'k', name, len);
+    bus_message *m = message_new(bus, is_tag ? 't' : 'k', site, name, len);
     pthread_mutex_lock(&bus->lock);
+    uint64_t seq = ++bus->next_seq;
     if (m == NULL || bus->queued >= QUEUE_MAX) {
-        bus->reset_owed = true;
+        bus->resets_wanted++;
         bus->stats.publish_failures++;
+        bus->failed_seq = seq;
+        pthread_cond_broadcast(&bus->acked);
         free(m);
     } else {
+        m->seq = seq;
         if (bus->tail != NULL)
             bus->tail->next = m;
         else
@@ -133,15 +156,51 @@ void cache_bus_publish(cache_bus *bus, bool is_tag, const char *name, size_t len
     }
     pthread_cond_signal(&bus->wake);
     pthread_mutex_unlock(&bus->lock);
+    return seq;
+}
+
+bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&bus->lock);
+    while (bus->acked_seq < seq && bus->failed_seq < seq && !bus->stopping)
+        if (pthread_cond_timedwait(&bus->acked, &bus->lock, &deadline) != 0)
+            break;
+    bool ok = bus->acked_seq >= seq && bus->failed_seq < seq;
+    if (!ok && bus->failed_seq < seq) /* timed out: whatever happens next, L2 is suspect until a reset */
+        bus->resets_wanted++;
+    pthread_mutex_unlock(&bus->lock);
+    return ok;
+}
+
+bool cache_bus_reset_owed(cache_bus *bus)
+{
+    pthread_mutex_lock(&bus->lock);
+    bool owed = bus->resets_wanted != bus->resets_sent;
+    pthread_mutex_unlock(&bus->lock);
+    return owed;
 }
 
 /* Sends a batch in one round trip (pipelined): true if Redis took all. */
 static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *batch)
 {
     size_t sent = 0;
-    for (const bus_message *m = batch; m != NULL; m = m->next, sent++)
-        if (redisAppendCommand(c, "PUBLISH %s %b", bus->channel, m->data, m->len) != REDIS_OK)
+    for (const bus_message *m = batch; m != NULL; m = m->next, sent++) {
+        char kind[2] = {m->kind, '\0'};
+        const char *argv[] = {"EVAL", l2_invalidate_script, "0", bus->channel, m->data, kind, m->site,
+                              m->data + m->name_at, bus->generation_ttl_ms};
+        size_t argvlen[] = {4, strlen(l2_invalidate_script), 1, strlen(bus->channel), m->len, 1, strlen(m->site),
+                            m->len - m->name_at, strlen(bus->generation_ttl_ms)};
+        if (redisAppendCommandArgv(c, 9, argv, argvlen) != REDIS_OK)
             return false;
+    }
     bool ok = true;
     for (size_t i = 0; i < sent; i++) {
         void *reply = NULL;
@@ -172,19 +231,21 @@ static void *publisher_main(void *arg)
     int backoff = 50;
     pthread_mutex_lock(&bus->lock);
     for (;;) {
-        while (bus->head == NULL && !bus->reset_owed && !bus->stopping)
+        while (bus->head == NULL && bus->resets_wanted == bus->resets_sent && !bus->stopping)
             pthread_cond_wait(&bus->wake, &bus->lock);
         if (bus->stopping && (bus->head == NULL || c == NULL))
             break;
-        bool owe_reset = bus->reset_owed;
+        uint64_t wanted = bus->resets_wanted;
+        bool owe_reset = wanted != bus->resets_sent;
         bus_message *batch = bus->head;
         size_t count = bus->queued;
+        uint64_t last_seq = bus->tail != NULL ? bus->tail->seq : 0;
         bus->head = bus->tail = NULL;
         bus->queued = 0;
         pthread_mutex_unlock(&bus->lock);
 
         if (owe_reset) {
-            bus_message *reset = message_new(bus, 'r', "", 0);
+            bus_message *reset = message_new(bus, 'r', "", "", 0);
             if (reset != NULL) {
                 reset->next = batch;
                 batch = reset;
@@ -201,17 +262,24 @@ static void *publisher_main(void *arg)
         pthread_mutex_lock(&bus->lock);
         if (ok) {
             bus->stats.published += count;
+            if (last_seq > bus->acked_seq)
+                bus->acked_seq = last_seq;
+            /* what was owed when the batch began is paid; a failure
+             * since then (a dropped message, a wait timed out) is not */
             if (owe_reset)
-                bus->reset_owed = false;
+                bus->resets_sent = wanted;
         } else {
             /* whatever was dropped, the others must drop everything */
-            bus->reset_owed = true;
+            bus->resets_wanted++;
             bus->stats.publish_failures += count;
+            if (last_seq > bus->failed_seq)
+                bus->failed_seq = last_seq;
         }
+        pthread_cond_broadcast(&bus->acked);
         if (!ok && !bus->stopping) {
             pthread_mutex_unlock(&bus->lock);
             pause_ms(backoff);
-            backoff = backoff < 1000 ? backoff * 2 : 1000;
+            backoff = backoff < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
             pthread_mutex_lock(&bus->lock);
         }
     }
@@ -224,8 +292,14 @@ static void *publisher_main(void *arg)
 
 static void record_lag(cache_bus *bus, double lag_ms)
 {
-    bus->lags[bus->lag_next++ % LAG_SAMPLES] = lag_ms < 0 ? 0 : lag_ms;
+    if (lag_ms < 0)
+        lag_ms = 0;
+    bus->lags[bus->lag_next++ % LAG_SAMPLES] = lag_ms;
     bus->stats.lag_samples++;
+    int b = 0;
+    while (b < CACHE_BUS_LAG_BUCKETS - 1 && lag_ms > cache_bus_lag_bounds_ms[b])
+        b++;
+    bus->stats.lag_buckets[b]++;
 }
 
 /* Parses and applies one message payload. */
@@ -276,7 +350,7 @@ static void *subscriber_main(void *arg)
         if (r == NULL) {
             redisFree(c);
             pause_ms(backoff);
-            backoff = backoff < 1000 ? backoff * 2 : 1000;
+            backoff = backoff < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS;
             continue;
         }
         freeReplyObject(r);
@@ -316,7 +390,7 @@ static void *subscriber_main(void *arg)
 /* ---- life ---------------------------------------------------------------------- */
 
 cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms,
-                           const cache_bus_handlers *handlers)
+                           uint64_t generation_ttl_ms, const cache_bus_handlers *handlers)
 {
     cache_bus *bus = calloc(1, sizeof(*bus));
     if (bus == NULL)
@@ -324,6 +398,7 @@ cache_bus *cache_bus_start(const char *host, int port, const char *channel, int 
     snprintf(bus->host, sizeof(bus->host), "%s", host);
     snprintf(bus->channel, sizeof(bus->channel), "%s", channel);
     bus->port = port;
+    snprintf(bus->generation_ttl_ms, sizeof(bus->generation_ttl_ms), "%llu", (unsigned long long)generation_ttl_ms);
     bus->timeout = (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     bus->handlers = *handlers;
     bus->subscriber_fd = -1;
@@ -331,6 +406,7 @@ cache_bus *cache_bus_start(const char *host, int port, const char *channel, int 
     snprintf(bus->instance, sizeof(bus->instance), "%016llx", (unsigned long long)id);
     pthread_mutex_init(&bus->lock, NULL);
     pthread_cond_init(&bus->wake, NULL);
+    pthread_cond_init(&bus->acked, NULL);
     pthread_create(&bus->publisher, NULL, publisher_main, bus);
     pthread_create(&bus->subscriber, NULL, subscriber_main, bus);
     return bus;
@@ -341,6 +417,7 @@ void cache_bus_get_stats(cache_bus *bus, cache_bus_stats *out)
     double lags[LAG_SAMPLES];
     pthread_mutex_lock(&bus->lock);
     *out = bus->stats;
+    out->reset_owed = bus->resets_wanted != bus->resets_sent;
     size_t n = bus->stats.lag_samples < LAG_SAMPLES ? (size_t)bus->stats.lag_samples : LAG_SAMPLES;
     memcpy(lags, bus->lags, n * sizeof(double));
     pthread_mutex_unlock(&bus->lock);
@@ -372,6 +449,7 @@ void cache_bus_stop(cache_bus **busp)
     if (bus->subscriber_fd >= 0)
         shutdown(bus->subscriber_fd, SHUT_RDWR);
     pthread_cond_broadcast(&bus->wake);
+    pthread_cond_broadcast(&bus->acked);
     pthread_mutex_unlock(&bus->lock);
     pthread_join(bus->publisher, NULL);
     pthread_join(bus->subscriber, NULL);
@@ -382,5 +460,6 @@ void cache_bus_stop(cache_bus **busp)
     }
     pthread_mutex_destroy(&bus->lock);
     pthread_cond_destroy(&bus->wake);
+    pthread_cond_destroy(&bus->acked);
     free(bus);
 }

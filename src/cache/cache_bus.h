@@ -13,6 +13,12 @@
  * publish it tells every instance to do the same. So a gap costs hit ratio,
  * never a stale read.
  *
+ * Each message also stamps the tag's (or key's) generation in Redis, in the
+ * same script that publishes it (l2.h): the L2's values are checked against
+ * those stamps, so once a publish is acknowledged no instance reads the
+ * invalidated value from Redis. A writer can wait for that acknowledgement
+ * (cache_bus_wait) before it answers.
+ *
  * Two threads, each with its own blocking hiredis connection: a publisher
  * fed by a bounded queue, and a subscriber. Callbacks run on the subscriber
  * thread. The library knows nothing of HTTP or content.
@@ -34,22 +40,38 @@ typedef struct cache_bus_handlers {
     void *ctx;
 } cache_bus_handlers;
 
+#define CACHE_BUS_LAG_BUCKETS 12
+
+/* Upper bounds (ms) of the lag histogram's buckets; the last is +Inf. */
+extern const double cache_bus_lag_bounds_ms[CACHE_BUS_LAG_BUCKETS];
+
 typedef struct cache_bus_stats {
     uint64_t published, publish_failures, received, applied, resets, reconnects;
     bool connected;
-    /* propagation lag of applied messages, over the last samples */
+    bool reset_owed; /* invalidations were lost and the others not yet told */
+    /* propagation lag of applied messages: percentiles over the last
+     * samples, and a histogram of all of them (counts per bucket) */
     uint64_t lag_samples;
     double lag_p50_ms, lag_p99_ms, lag_max_ms;
+    uint64_t lag_buckets[CACHE_BUS_LAG_BUCKETS];
 } cache_bus_stats;
 
 /* Connects to Redis at host:port (the publisher and the subscriber retry
  * on their own if Redis is not there yet). channel names the shared
- * invalidation channel. NULL on out of memory. */
+ * invalidation channel; generation_ttl_ms is how long a stamp is kept in
+ * Redis (longer than any L2 value lives). NULL on out of memory. */
 cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms,
-                           const cache_bus_handlers *handlers);
-/* Queues an invalidation for the other instances (any thread, never
- * blocks on Redis). */
-void cache_bus_publish(cache_bus *bus, bool is_tag, const char *name, size_t len);
+                           uint64_t generation_ttl_ms, const cache_bus_handlers *handlers);
+/* Queues an invalidation of a tag (is_tag) or a key of `site` for the other
+ * instances and the L2 (any thread, never blocks on Redis). Returns its
+ * sequence number, for cache_bus_wait. */
+uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len);
+/* Waits until every message up to seq is in Redis (true), or has failed or
+ * timeout_ms has passed (false: a reset is then owed). */
+bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms);
+/* True while a reset is owed: the L2 may hold values whose invalidation
+ * has not reached it, so it must not be read. */
+bool cache_bus_reset_owed(cache_bus *bus);
 void cache_bus_get_stats(cache_bus *bus, cache_bus_stats *out);
 /* Sends what is queued (bounded by the timeout), stops both threads. */
 void cache_bus_stop(cache_bus **bus);

@@ -46,6 +46,7 @@ typedef struct strata_config {
     log_level log_level;
     /* [cache] */
     bool cache_enabled;
+    bool cache_l1;
     int64_t cache_l1_max_bytes;
     int cache_ttl_jitter_pct;
     int cache_coalesce_timeout_ms;
@@ -56,6 +57,10 @@ typedef struct strata_config {
     char redis_url[256]; /* "" = no Redis: each instance's L1 stands alone */
     int redis_timeout_ms;
     char redis_channel[128];
+    bool redis_l2;
+    int redis_pool_size;
+    int redis_breaker_failures;
+    int redis_breaker_cooldown_ms;
     /* [views] */
     int views_flush_interval_ms;
     /* [debug] */

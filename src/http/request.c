@@ -13,6 +13,14 @@
  *   expired → like a miss, but the expired copy is held: if the fill fails
  *             (5xx), it is served instead (fail-safe).
  *
+ * A flight's leader asks the L2 (Redis) first, on the loop, when there is
+ * one and its breaker is closed: a hit is promoted to the L1 and answers
+ * the flight; a miss takes the key's lease and the job fills from the
+ * database, then stores the result in the L2 fenced at the lookup's
+ * snapshot; if another instance holds the lease the leader polls the L2
+ * (bounded by cache.coalesce_timeout_ms, then fills alone), serving its
+ * expired copy at once if it has one. Any L2 error: the database.
+ *
  * Everything else (writes, editor reads, requests with Authorization) is a
  * job for the worker pool. A job carries a copy of the request, so a client
  * that disconnects while its job runs frees nothing a worker reads; its
@@ -41,6 +49,20 @@ struct job {
     cache_entry *entry;   /* the representation built */
     bool stored;
     cache_entry *stale; /* fail-safe copy */
+    rc_outcome outcome; /* with outcome_set: an entry not from this job's handler */
+    bool outcome_set;
+    /* the L2: a flight's key, and what the fill stores there */
+    bool l2_fill;
+    uint64_t l2_snapshot;
+    char l2_token[L2_TOKEN_MAX + 1];
+    l2_record l2_rec; /* built by the worker */
+    uint64_t l2_ttl_ms;
+    uint64_t l2_poll_until;
+    h2o_timeout_entry_t l2_poll;
+    uint32_t ns;
+    char site[RC_SITE_MAX + 1];
+    size_t key_len;
+    char key[RC_KEY_MAX];
     /* periodic work */
     void (*task)(store_t *store);
     bool *task_running;
@@ -237,6 +259,7 @@ static void job_free(job *j)
     http_response_free(&j->res);
     cache_entry_release(&j->entry);
     cache_entry_release(&j->stale);
+    l2_record_free(&j->l2_rec);
     free(j);
 }
 
@@ -252,12 +275,16 @@ static void job_run(pool_job *pj, store_t *store)
         uint64_t handler_us = (rc_now_ns() - started) / 1000;
         cache_value value;
         bool built = j->represent && rc_build(j->route, &j->res, handler_us, &value);
+        bool shared = built && !value.share_only;
         if (j->flight != NULL)
             j->stored = cache_flight_finish(rc_cache(), j->flight, built ? &value : NULL, rc_now_ms(), &j->entry);
         else if (built)
             j->entry = cache_entry_new(&value, rc_now_ms());
         j->flight = NULL;
+        if (j->l2_fill && shared && j->entry != NULL)
+            rc_l2_record(j->entry, j->l2_snapshot, &j->l2_rec, &j->l2_ttl_ms);
     }
+    rc_await_invalidations(); /* a write is answered once Redis has its invalidations */
     if (j->owner == NULL)
         job_free(j);
     else
@@ -281,10 +308,30 @@ static void job_submit(job *j)
     worker_pool_submit(&j->owner->srv->pool, &j->super);
 }
 
-/* A job answering req (its tracker is attached). Returns false, having
- * answered 503, when memory runs out. */
+static void fill_start(job *j);
+
+/* A cacheable key, for the fill that leads its flight. */
+typedef struct fill_key {
+    const char *key;
+    size_t key_len;
+    uint32_t ns;
+    const char *site;
+} fill_key;
+
+static void job_set_key(job *j, const fill_key *k)
+{
+    memcpy(j->key, k->key, k->key_len);
+    j->key_len = k->key_len;
+    j->ns = k->ns;
+    snprintf(j->site, sizeof(j->site), "%s", k->site);
+}
+
+/* A job answering req (its tracker is attached); with a flight, the fill
+ * of key k that leads it. Returns false, having answered 503, when memory
+ * runs out. */
 static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
-                               const http_captures *caps, bool represent, cache_flight *flight, cache_entry **stale)
+                               const http_captures *caps, bool represent, cache_flight *flight, cache_entry **stale,
+                               const fill_key *k)
 {
     const http_route *route = &lt->srv->app->routes[route_index];
     job *j = job_new(lt, route);
@@ -306,35 +353,174 @@ static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker 
         *stale = NULL;
     }
     t->job = j;
-    job_submit(j);
+    if (flight != NULL) {
+        job_set_key(j, k);
+        fill_start(j);
+    } else {
+        job_submit(j);
+    }
     return true;
+}
+
+/* Answers the job's request, if it still waits, and hands the L2 what the
+ * fill owes it. Loop thread; the job is freed. */
+static void job_complete(job *j)
+{
+    loop_thread *lt = j->owner;
+    if (j->task_running != NULL)
+        *j->task_running = false;
+    if (j->req != NULL) {
+        request_tracker *t = j->tracker;
+        t->job = NULL;
+        if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
+            rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
+        else if (j->entry != NULL)
+            rc_send(j->req, t->request_id, &j->entry,
+                    j->outcome_set ? j->outcome : j->stored ? RC_MISS_STORED : RC_MISS, t->started_ns);
+        else {
+            if (j->bypass)
+                rc_send_bypass_headers(j->req);
+            send_response(j->req, t->request_id, &j->rq, &j->res);
+        }
+    }
+    if (j->l2_fill && lt->l2 != NULL) {
+        if (j->l2_rec.data != NULL)
+            l2_store(lt->l2, j->site, j->key, j->key_len, j->l2_token, &j->l2_rec, j->l2_ttl_ms);
+        else if (j->l2_token[0] != '\0')
+            l2_release(lt->l2, j->site, j->key, j->key_len, j->l2_token);
+    }
+    lt->jobs_outstanding--;
+    job_free(j);
 }
 
 void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, jobs_done, receiver);
+    (void)receiver;
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&m->link);
-        job *j = H2O_STRUCT_FROM_MEMBER(job, done, m);
-        if (j->task_running != NULL)
-            *j->task_running = false;
-        if (j->req != NULL) {
-            request_tracker *t = j->tracker;
-            t->job = NULL;
-            if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
-                rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
-            else if (j->entry != NULL)
-                rc_send(j->req, t->request_id, &j->entry, j->stored ? RC_MISS_STORED : RC_MISS, t->started_ns);
-            else {
-                if (j->bypass)
-                    rc_send_bypass_headers(j->req);
-                send_response(j->req, t->request_id, &j->rq, &j->res);
-            }
-        }
-        lt->jobs_outstanding--;
-        job_free(j);
+        job_complete(H2O_STRUCT_FROM_MEMBER(job, done, m));
     }
+}
+
+/* ---- fills: the L2, then the database ------------------------------------------------ */
+
+/* The job leads its key's flight and is counted outstanding from here on;
+ * it ends in job_complete either way. */
+static bool fill_lookup(job *j);
+
+static void fill_from_database(job *j)
+{
+    worker_pool_submit(&j->owner->srv->pool, &j->super);
+}
+
+/* Answers the request now with `e` (taking it over) while the job goes
+ * on without it. */
+static void answer_early(job *j, cache_entry **e, rc_outcome outcome)
+{
+    if (j->req == NULL)
+        return;
+    request_tracker *t = j->tracker;
+    t->job = NULL;
+    rc_send(j->req, t->request_id, e, outcome, t->started_ns);
+    j->req = NULL;
+}
+
+static void on_l2_poll(h2o_timeout_entry_t *entry)
+{
+    job *j = H2O_STRUCT_FROM_MEMBER(job, l2_poll, entry);
+    if (!(rc_l2_readable() && fill_lookup(j)))
+        fill_from_database(j);
+}
+
+/* A stale value from the L2 answered the flight: refresh it in the
+ * background, the same job leading a new flight (if none is under way). */
+static void refresh_after_stale_hit(job *j, uint64_t snapshot)
+{
+    cache_flight *flight;
+    cache_entry *filled = NULL;
+    if (cache_flight_join(rc_cache(), j->ns, j->key, j->key_len, rc_now_ms(), NULL, &flight, &filled) !=
+        CACHE_LEADER) {
+        cache_entry_release(&filled);
+        job_complete(j);
+        return;
+    }
+    cache_entry_release(&j->entry);
+    cache_entry_release(&j->stale);
+    j->flight = flight;
+    j->stored = false;
+    j->outcome_set = false;
+    j->l2_fill = true;
+    j->l2_snapshot = snapshot;
+    j->l2_token[0] = '\0';
+    fill_from_database(j);
+}
+
+static void on_fill_lookup(void *ctx, const l2_result *r)
+{
+    job *j = ctx;
+    uint64_t now = rc_now_ms();
+    switch (r->outcome) {
+    case L2_HIT: {
+        cache_value value;
+        if (!rc_from_l2(r, &value)) { /* past its lifetimes, or unreadable: fill */
+            j->l2_fill = true;
+            j->l2_snapshot = r->snapshot;
+            fill_from_database(j);
+            return;
+        }
+        bool stale = value.fresh_ms == 0;
+        j->stored = cache_flight_finish(rc_cache(), j->flight, &value, now, &j->entry);
+        j->flight = NULL;
+        if (!stale) {
+            j->outcome = RC_HIT_L2;
+            j->outcome_set = true;
+            job_complete(j);
+            return;
+        }
+        answer_early(j, &j->entry, RC_STALE_L2);
+        refresh_after_stale_hit(j, r->snapshot);
+        return;
+    }
+    case L2_MISS:
+        j->l2_fill = true;
+        j->l2_snapshot = r->snapshot;
+        if (r->leased)
+            memcpy(j->l2_token, r->token, sizeof(j->l2_token));
+        fill_from_database(j);
+        return;
+    case L2_BUSY:
+        /* another instance fills: wait for its value, bounded */
+        if (j->l2_poll_until == 0)
+            j->l2_poll_until = now + (uint64_t)j->owner->srv->cfg->cache_coalesce_timeout_ms;
+        if (j->stale != NULL)
+            answer_early(j, &j->stale, RC_STALE_WAITING);
+        if (now >= j->l2_poll_until) {
+            j->l2_fill = true; /* stored only if the lease is gone by then */
+            j->l2_snapshot = r->snapshot;
+            fill_from_database(j);
+            return;
+        }
+        h2o_timeout_link(j->owner->ctx.loop, &j->owner->l2_poll_timeout, &j->l2_poll);
+        return;
+    case L2_ERROR:
+        fill_from_database(j);
+        return;
+    }
+}
+
+static bool fill_lookup(job *j)
+{
+    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, true, on_fill_lookup, j);
+}
+
+static void fill_start(job *j)
+{
+    j->owner->jobs_outstanding++;
+    j->l2_poll.cb = on_l2_poll;
+    if (j->owner->l2 != NULL && j->key_len > 0 && rc_l2_readable() && fill_lookup(j))
+        return;
+    fill_from_database(j);
 }
 
 void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running)
@@ -382,7 +568,7 @@ static void waiter_answer_alone(waiter *w)
     if (w->stale != NULL)
         rc_send(w->req, t->request_id, &w->stale, RC_FAILSAFE, t->started_ns);
     else
-        submit_request_job(w->owner, w->req, t, w->route_index, &w->caps, true, NULL, NULL);
+        submit_request_job(w->owner, w->req, t, w->route_index, &w->caps, true, NULL, NULL, NULL);
 }
 
 void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -440,11 +626,12 @@ static void on_request_disposed(void *p)
 
 /* Starts one background refresh of a stale key, unless one is running. */
 static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
-                          const http_captures *caps, const char *key, size_t key_len, uint32_t ns)
+                          const http_captures *caps, const fill_key *k)
 {
     cache_flight *flight;
     cache_entry *filled;
-    if (cache_flight_join(rc_cache(), ns, key, key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
+    if (cache_flight_join(rc_cache(), k->ns, k->key, k->key_len, rc_now_ms(), NULL, &flight, &filled) !=
+        CACHE_LEADER) {
         cache_entry_release(&filled);
         return;
     }
@@ -457,22 +644,24 @@ static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, i
     }
     j->represent = true;
     j->flight = flight;
-    job_submit(j);
+    job_set_key(j, k);
+    fill_start(j);
 }
 
 static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
                         const http_captures *caps)
 {
-    char key[RC_KEY_MAX];
+    char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns;
     size_t plen = path_length(req);
     const char *query = req->query_at != SIZE_MAX ? req->path.base + plen + 1 : "";
     size_t query_len = req->query_at != SIZE_MAX ? req->path.len - plen - 1 : 0;
-    size_t key_len = rc_key(route_index, req->path.base, caps, query, query_len, key, &ns);
+    size_t key_len = rc_key(route_index, req->path.base, caps, query, query_len, key, &ns, site);
     if (key_len == 0) {
-        submit_request_job(lt, req, t, route_index, caps, true, NULL, NULL);
+        submit_request_job(lt, req, t, route_index, caps, true, NULL, NULL, NULL);
         return;
     }
+    fill_key k = {key, key_len, ns, site};
     cache *c = rc_cache();
     uint64_t now = rc_now_ms();
     cache_entry *e = NULL;
@@ -481,7 +670,7 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
         rc_send(req, t->request_id, &e, RC_HIT, t->started_ns);
         return;
     case CACHE_STALE:
-        start_refresh(lt, req, t, route_index, caps, key, key_len, ns);
+        start_refresh(lt, req, t, route_index, caps, &k);
         rc_send(req, t->request_id, &e, RC_STALE, t->started_ns);
         return;
     case CACHE_EXPIRED: /* e is kept: the fail-safe copy */
@@ -505,7 +694,7 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
         return;
     case CACHE_LEADER:
         free(w);
-        submit_request_job(lt, req, t, route_index, caps, true, flight, &e);
+        submit_request_job(lt, req, t, route_index, caps, true, flight, &e, &k);
         return;
     case CACHE_JOINED:
         w->owner = lt;
@@ -590,6 +779,6 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     /* a cacheable route without the cache (off, or Authorization): a
      * representation only when the cache is off, so headers stay alike */
     bool represent = route->cache != NULL && rc_cache() == NULL && anonymous;
-    submit_request_job(lt, req, t, index, &caps, represent, NULL, NULL);
+    submit_request_job(lt, req, t, index, &caps, represent, NULL, NULL, NULL);
     return 0;
 }

@@ -41,7 +41,7 @@
 
 typedef struct representation {
     int status;
-    const char *content_type;
+    char *content_type;
     unsigned available; /* encodings with a body */
     h2o_iovec_t body[ENC_COUNT];
     h2o_iovec_t etag[ENC_COUNT];
@@ -50,18 +50,20 @@ typedef struct representation {
     h2o_iovec_t surrogate_key;
     size_t header_count;
     struct {
-        const char *name;
+        char *name;
         h2o_iovec_t value;
     } headers[HTTP_MAX_HEADERS];
     char **tags;
     size_t tag_count;
     uint64_t handler_us;
     uint64_t compress_us;
+    l2_lifetimes life; /* as built: created (wall clock) and the class's lifetimes */
 } representation;
 
 static struct {
     cache *cache;
     cache_bus *bus; /* NULL without redis.url */
+    l2 *l2;         /* NULL without redis.url or with redis.l2 off */
     const strata_config *cfg;
     const http_route *routes;
     size_t route_count;
@@ -78,6 +80,13 @@ uint64_t rc_now_ns(void)
 }
 
 uint64_t rc_now_ms(void) { return rc_now_ns() / 1000000u; }
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- other instances' invalidations (subscriber thread) ------------------------ */
 
@@ -113,7 +122,10 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
     rc.route_count = route_count;
     if (!cfg->cache_enabled)
         return 0;
-    cache_options opts = {.max_bytes = (size_t)cfg->cache_l1_max_bytes, .ttl_jitter = cfg->cache_ttl_jitter_pct / 100.0};
+    /* cache.l1 = false: a budget of nothing, so no value is kept, while
+     * flights still collapse concurrent misses */
+    cache_options opts = {.max_bytes = cfg->cache_l1 ? (size_t)cfg->cache_l1_max_bytes : 0,
+                          .ttl_jitter = cfg->cache_ttl_jitter_pct / 100.0};
     rc.cache = cache_create(&opts);
     if (rc.cache == NULL)
         return -1;
@@ -122,10 +134,31 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
         int port;
         if (cache_bus_parse_url(cfg->redis_url, host, &port) != 0)
             return -1;
+        /* A stamp must outlive every value that could carry its tag, and
+         * any fill still running when it was made. */
+        uint64_t longest_ms = 0;
+        for (int i = 0; i < CACHE_CLASS_COUNT; i++) {
+            const cache_lifetimes *life = &cfg->cache_class[i];
+            uint64_t ms = ((uint64_t)life->ttl_s + (uint64_t)life->swr_s + (uint64_t)life->grace_s) * 1000u;
+            longest_ms = ms > longest_ms ? ms : longest_ms;
+        }
+        uint64_t generation_ttl_ms = longest_ms + (uint64_t)cfg->cache_coalesce_timeout_ms + 60000u;
         cache_bus_handlers handlers = {.apply = on_remote_invalidation, .reset = on_invalidations_missed};
-        rc.bus = cache_bus_start(host, port, cfg->redis_channel, cfg->redis_timeout_ms, &handlers);
+        rc.bus = cache_bus_start(host, port, cfg->redis_channel, cfg->redis_timeout_ms, generation_ttl_ms, &handlers);
         if (rc.bus == NULL)
             return -1;
+        if (cfg->redis_l2) {
+            l2_options l2opts = {.host = host,
+                                 .port = port,
+                                 .timeout_ms = cfg->redis_timeout_ms,
+                                 .pool_size = cfg->redis_pool_size,
+                                 .breaker_failures = cfg->redis_breaker_failures,
+                                 .breaker_cooldown_ms = cfg->redis_breaker_cooldown_ms,
+                                 .lease_ms = (uint64_t)cfg->cache_coalesce_timeout_ms};
+            rc.l2 = l2_create(&l2opts);
+            if (rc.l2 == NULL)
+                return -1;
+        }
     }
     return 0;
 }
@@ -133,10 +166,26 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
 void rc_dispose(void)
 {
     cache_bus_stop(&rc.bus);
+    l2_destroy(&rc.l2);
     cache_destroy(&rc.cache);
 }
 
 cache *rc_cache(void) { return rc.cache; }
+
+l2 *rc_l2(void) { return rc.l2; }
+
+bool rc_l2_readable(void) { return rc.l2 != NULL && !cache_bus_reset_owed(rc.bus) && l2_usable(rc.l2); }
+
+/* The invalidations this thread published, awaited by rc_await_invalidations. */
+static _Thread_local uint64_t published_seq;
+
+void rc_await_invalidations(void)
+{
+    if (rc.bus == NULL || published_seq == 0)
+        return;
+    cache_bus_wait(rc.bus, published_seq, rc.cfg->redis_timeout_ms);
+    published_seq = 0;
+}
 
 /* ---- namespaces ------------------------------------------------------------- */
 
@@ -192,7 +241,7 @@ static void key_put(key_writer *w, const char *s, size_t len)
 }
 
 size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
-              char key[RC_KEY_MAX], uint32_t *ns)
+              char key[RC_KEY_MAX], uint32_t *ns, char site[RC_SITE_MAX + 1])
 {
     const http_route *route = &rc.routes[index];
     key_writer w = {.buf = key};
@@ -201,13 +250,19 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
     w.len = 1 + fmt_u64(key + 1, (uint64_t)index);
     key[w.len++] = '|';
     *ns = CACHE_MAX_NAMESPACES;
+    strcpy(site, "_"); /* the L2 namespace of routes without a site */
     for (size_t i = 0; i < caps->count; i++) {
         long len = http_capture_decode(path, caps, i, value, sizeof(value));
         if (len < 0 || memchr(value, '\0', (size_t)len) != NULL)
             return 0;
         key_put(&w, value, (size_t)len);
-        if (i == 0 && route_has_site(route))
+        if (i == 0 && route_has_site(route)) {
+            if (len > RC_SITE_MAX)
+                return 0; /* no such site: let the handler say so */
             *ns = ns_find(value, (size_t)len);
+            memcpy(site, value, (size_t)len);
+            site[len] = '\0';
+        }
     }
     for (size_t i = 0; i < route->cache->param_count; i++) {
         const http_cache_param *p = &route->cache->params[i];
@@ -252,8 +307,11 @@ static void representation_free(void *p)
     free(rep->cache_control.base);
     free(rep->cdn_cache_control.base);
     free(rep->surrogate_key.base);
-    for (size_t i = 0; i < rep->header_count; i++)
+    free(rep->content_type);
+    for (size_t i = 0; i < rep->header_count; i++) {
+        free(rep->headers[i].name);
         free(rep->headers[i].value.base);
+    }
     for (size_t i = 0; i < rep->tag_count; i++)
         free(rep->tags[i]);
     free(rep->tags);
@@ -319,17 +377,34 @@ static bool add_variants(representation *rep)
     return ok;
 }
 
+static void value_of(representation *rep, uint64_t fresh_ms, uint64_t stale_ms, uint64_t grace_ms, bool share_only,
+                     cache_value *out)
+{
+    size_t charge = sizeof(*rep) + rep->cache_control.len + rep->cdn_cache_control.len + rep->surrogate_key.len;
+    for (int e = 0; e < ENC_COUNT; e++)
+        charge += rep->body[e].len + rep->etag[e].len;
+    *out = (cache_value){.value = rep,
+                         .free_value = representation_free,
+                         .charge = charge,
+                         .tags = (const char *const *)rep->tags,
+                         .tag_count = rep->tag_count,
+                         .fresh_ms = fresh_ms,
+                         .stale_ms = stale_ms,
+                         .grace_ms = grace_ms,
+                         .share_only = share_only};
+}
+
 bool rc_build(const http_route *route, const http_response *res, uint64_t handler_us, cache_value *out)
 {
     representation *rep = calloc(1, sizeof(*rep));
     if (rep == NULL)
         return false;
     rep->status = res->status;
-    rep->content_type = res->content_type;
+    rep->content_type = res->content_type != NULL ? strdup(res->content_type) : NULL;
     rep->handler_us = handler_us;
     rep->available = 1u << ENC_IDENTITY;
     rep->body[ENC_IDENTITY] = h2o_iovec_init(malloc(res->body_len + 1), res->body_len);
-    bool ok = rep->body[ENC_IDENTITY].base != NULL;
+    bool ok = rep->body[ENC_IDENTITY].base != NULL && (res->content_type == NULL || rep->content_type != NULL);
     if (ok && res->body_len > 0)
         memcpy(rep->body[ENC_IDENTITY].base, res->body, res->body_len);
 
@@ -350,10 +425,10 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
         ok = rep->cache_control.base != NULL;
     }
     for (size_t i = 0; ok && i < res->header_count; i++) {
-        rep->headers[i].name = res->headers[i].name;
+        rep->headers[i].name = strdup(res->headers[i].name);
         rep->headers[i].value = printf_iovec("%s", res->headers[i].value);
-        ok = rep->headers[i].value.base != NULL;
         rep->header_count = i + 1;
+        ok = rep->headers[i].name != NULL && rep->headers[i].value.base != NULL;
     }
     if (!ok) {
         representation_free(rep);
@@ -366,22 +441,180 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
         if (colon != NULL)
             ns_register(first, (size_t)(colon - first));
     }
-    size_t charge = sizeof(*rep) + rep->cache_control.len + rep->cdn_cache_control.len + rep->surrogate_key.len;
-    for (int e = 0; e < ENC_COUNT; e++)
-        charge += rep->body[e].len + rep->etag[e].len;
-    *out = (cache_value){.value = rep,
-                         .free_value = representation_free,
-                         .charge = charge,
-                         .tags = (const char *const *)rep->tags,
-                         .tag_count = rep->tag_count,
-                         .fresh_ms = (uint64_t)life->ttl_s * 1000,
-                         .stale_ms = (uint64_t)life->swr_s * 1000,
-                         .grace_ms = (uint64_t)life->grace_s * 1000,
-                         .share_only = !storable};
+    rep->life = (l2_lifetimes){.created_ms = wall_ms(),
+                               .fresh_ms = (uint32_t)life->ttl_s * 1000u,
+                               .stale_ms = (uint32_t)life->swr_s * 1000u,
+                               .grace_ms = (uint32_t)life->grace_s * 1000u};
+    value_of(rep, rep->life.fresh_ms, rep->life.stale_ms, rep->life.grace_ms, !storable, out);
     return true;
 }
 
 int rc_status(const cache_entry *e) { return ((const representation *)cache_entry_value(e))->status; }
+
+/* ---- representations in the L2 -----------------------------------------------------
+ *
+ * The payload of an L2 record (l2.c frames it): every field length-prefixed,
+ * big-endian —
+ *
+ *     u16 status | u8 encodings available | str content type
+ *     | per available encoding, in enum order: str etag, u32 body length, body
+ *     | str cache-control | str cdn-cache-control | str surrogate-key
+ *     | u8 header count | per header: str name, str value
+ *     | u64 handler µs | u64 compress µs
+ *
+ * where str is a u32 length and the bytes. The tags are the surrogate
+ * key's words, so they are not stored twice. */
+
+typedef struct wire {
+    unsigned char *p, *end; /* writing: p == NULL measures */
+    size_t size;
+    bool bad;
+} wire;
+
+static void wire_uint(wire *w, uint64_t v, int bytes)
+{
+    if (w->p != NULL)
+        for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+            w->p[w->size + (size_t)i] = (unsigned char)v;
+    w->size += (size_t)bytes;
+}
+
+static void wire_str(wire *w, const char *s, size_t len)
+{
+    wire_uint(w, len, 4);
+    if (w->p != NULL && len > 0)
+        memcpy(w->p + w->size, s, len);
+    w->size += len;
+}
+
+static void write_representation(wire *w, const representation *rep)
+{
+    wire_uint(w, (uint64_t)rep->status, 2);
+    wire_uint(w, rep->available, 1);
+    wire_str(w, rep->content_type ? rep->content_type : "", rep->content_type ? strlen(rep->content_type) : 0);
+    for (int e = 0; e < ENC_COUNT; e++) {
+        if ((rep->available & (1u << e)) == 0)
+            continue;
+        wire_str(w, rep->etag[e].base, rep->etag[e].len);
+        wire_str(w, rep->body[e].base, rep->body[e].len);
+    }
+    wire_str(w, rep->cache_control.base, rep->cache_control.len);
+    wire_str(w, rep->cdn_cache_control.base, rep->cdn_cache_control.len);
+    wire_str(w, rep->surrogate_key.base, rep->surrogate_key.len);
+    wire_uint(w, rep->header_count, 1);
+    for (size_t i = 0; i < rep->header_count; i++) {
+        wire_str(w, rep->headers[i].name, strlen(rep->headers[i].name));
+        wire_str(w, rep->headers[i].value.base, rep->headers[i].value.len);
+    }
+    wire_uint(w, rep->handler_us, 8);
+    wire_uint(w, rep->compress_us, 8);
+}
+
+bool rc_l2_record(const cache_entry *e, uint64_t snapshot, l2_record *out, uint64_t *ttl_ms)
+{
+    const representation *rep = cache_entry_value(e);
+    if (rep->status != 200 || rep->tag_count == 0)
+        return false;
+    wire measure = {0};
+    write_representation(&measure, rep);
+    char *payload = l2_record_new(out, snapshot, (const char *const *)rep->tags, rep->tag_count, &rep->life,
+                                  measure.size);
+    if (payload == NULL)
+        return false;
+    wire w = {.p = (unsigned char *)payload};
+    write_representation(&w, rep);
+    *ttl_ms = (uint64_t)rep->life.fresh_ms + rep->life.stale_ms + rep->life.grace_ms;
+    return true;
+}
+
+static uint64_t read_uint(wire *w, int bytes)
+{
+    if (w->bad || w->end - w->p < bytes) {
+        w->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | *w->p++;
+    return v;
+}
+
+/* A NUL-terminated copy (bodies too: the identity body is sent as is). */
+static h2o_iovec_t read_str(wire *w)
+{
+    uint64_t len = read_uint(w, 4);
+    if (w->bad || (uint64_t)(w->end - w->p) < len) {
+        w->bad = true;
+        return h2o_iovec_init(NULL, 0);
+    }
+    char *s = malloc(len + 1);
+    if (s == NULL) {
+        w->bad = true;
+        return h2o_iovec_init(NULL, 0);
+    }
+    memcpy(s, w->p, len);
+    s[len] = '\0';
+    w->p += len;
+    return h2o_iovec_init(s, len);
+}
+
+/* Remaining lifetimes of a value `age` ms old. False once past them all. */
+static bool remaining(const l2_lifetimes *life, uint64_t age, uint64_t *fresh, uint64_t *stale, uint64_t *grace)
+{
+    uint64_t f = life->fresh_ms, st = life->stale_ms, g = life->grace_ms;
+    if (age >= f + st + g)
+        return false;
+    *fresh = age < f ? f - age : 0;
+    *stale = age < f ? st : (age < f + st ? f + st - age : 0);
+    *grace = age < f + st ? g : f + st + g - age;
+    return true;
+}
+
+bool rc_from_l2(const l2_result *r, cache_value *out)
+{
+    uint64_t now = wall_ms(), fresh, stale, grace;
+    uint64_t age = now > r->life.created_ms ? now - r->life.created_ms : 0;
+    if (!remaining(&r->life, age, &fresh, &stale, &grace))
+        return false;
+    representation *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL)
+        return false;
+    wire w = {.p = (unsigned char *)r->payload, .end = (unsigned char *)r->payload + r->payload_len};
+    rep->status = (int)read_uint(&w, 2);
+    rep->available = (unsigned)read_uint(&w, 1);
+    rep->content_type = read_str(&w).base;
+    for (int e = 0; e < ENC_COUNT && !w.bad; e++) {
+        if ((rep->available & (1u << e)) == 0)
+            continue;
+        rep->etag[e] = read_str(&w);
+        rep->body[e] = read_str(&w);
+    }
+    rep->cache_control = read_str(&w);
+    rep->cdn_cache_control = read_str(&w);
+    rep->surrogate_key = read_str(&w);
+    size_t headers = (size_t)read_uint(&w, 1);
+    if (headers > HTTP_MAX_HEADERS)
+        w.bad = true;
+    for (size_t i = 0; i < headers && !w.bad; i++) {
+        rep->headers[i].name = read_str(&w).base;
+        rep->headers[i].value = read_str(&w);
+        rep->header_count = i + 1;
+    }
+    rep->handler_us = read_uint(&w, 8);
+    rep->compress_us = read_uint(&w, 8);
+    rep->life = r->life;
+    bool ok = !w.bad && w.p == w.end && rep->status == 200 && (rep->available & (1u << ENC_IDENTITY)) != 0 &&
+              split_tags(rep, rep->surrogate_key.base, rep->surrogate_key.len);
+    if (!ok) {
+        representation_free(rep);
+        return false;
+    }
+    const char *colon = rep->tag_count > 0 ? strchr(rep->tags[0], ':') : NULL;
+    if (colon != NULL)
+        ns_register(rep->tags[0], (size_t)(colon - rep->tags[0]));
+    value_of(rep, fresh, stale, grace, false, out);
+    return true;
+}
 
 /* ---- sending (loop thread) ------------------------------------------------------- */
 
@@ -427,7 +660,9 @@ static h2o_iovec_t server_timing(h2o_req_t *req, rc_outcome outcome, const repre
 #define PUT(lit) (memcpy(p, lit, sizeof(lit) - 1), p += sizeof(lit) - 1)
     if (outcome == RC_HIT)
         PUT("cache;desc=\"hit\"");
-    else if (outcome == RC_STALE || outcome == RC_FAILSAFE)
+    else if (outcome == RC_HIT_L2)
+        PUT("cache;desc=\"hit-l2\"");
+    else if (outcome == RC_STALE || outcome == RC_FAILSAFE || outcome == RC_STALE_L2 || outcome == RC_STALE_WAITING)
         PUT("cache;desc=\"stale\"");
     else {
         PUT("cache;desc=\"miss\", db;dur=");
@@ -443,11 +678,14 @@ static h2o_iovec_t server_timing(h2o_req_t *req, rc_outcome outcome, const repre
 
 static const char *const outcome_status[] = {
     [RC_HIT] = "strata; hit",
+    [RC_HIT_L2] = "strata; hit; detail=l2",
+    [RC_STALE_L2] = "strata; hit; detail=l2-stale-while-revalidate",
     [RC_STALE] = "strata; hit; detail=stale-while-revalidate",
     [RC_MISS_STORED] = "strata; fwd=miss; stored",
     [RC_MISS] = "strata; fwd=miss",
     [RC_COLLAPSED] = "strata; fwd=miss; collapsed",
     [RC_FAILSAFE] = "strata; fwd=stale; detail=stale-if-error",
+    [RC_STALE_WAITING] = "strata; hit; detail=stale-while-another-instance-fills",
 };
 
 void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_outcome outcome, uint64_t started_ns)
@@ -528,18 +766,18 @@ static int target_route(const char *target, http_captures *caps)
 }
 
 static size_t target_route_key(const char *target, int index, const http_captures *caps, char key[RC_KEY_MAX],
-                               uint32_t *ns)
+                               uint32_t *ns, char site[RC_SITE_MAX + 1])
 {
     const char *q = strchr(target, '?');
-    return rc_key(index, target, caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns);
+    return rc_key(index, target, caps, q ? q + 1 : "", q ? strlen(q + 1) : 0, key, ns, site);
 }
 
 /* Finds the cacheable GET route of a target and its key (0: none). */
-static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns)
+static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns, char site[RC_SITE_MAX + 1])
 {
     http_captures caps;
     int index = target_route(target, &caps);
-    return index >= 0 ? target_route_key(target, index, &caps, key, ns) : 0;
+    return index >= 0 ? target_route_key(target, index, &caps, key, ns, site) : 0;
 }
 
 size_t http_cache_invalidate_tag(const char *tag)
@@ -547,21 +785,30 @@ size_t http_cache_invalidate_tag(const char *tag)
     if (rc.cache == NULL)
         return 0;
     size_t removed = cache_invalidate_tag(rc.cache, tag);
-    if (rc.bus != NULL)
-        cache_bus_publish(rc.bus, true, tag, strlen(tag));
+    if (rc.bus != NULL) {
+        /* tags are "<site>:…" (content/cache_tags.c): the site names the
+         * L2 namespace whose generation is stamped */
+        char site[RC_SITE_MAX + 1] = "_";
+        const char *colon = strchr(tag, ':');
+        if (colon != NULL && (size_t)(colon - tag) <= RC_SITE_MAX) {
+            memcpy(site, tag, (size_t)(colon - tag));
+            site[colon - tag] = '\0';
+        }
+        published_seq = cache_bus_publish(rc.bus, site, true, tag, strlen(tag));
+    }
     return removed;
 }
 
 bool http_cache_invalidate_target(const char *target)
 {
-    char key[RC_KEY_MAX];
+    char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns;
-    size_t len = rc.cache ? target_key(target, key, &ns) : 0;
+    size_t len = rc.cache ? target_key(target, key, &ns, site) : 0;
     if (len == 0)
         return false;
     bool removed = cache_invalidate_key(rc.cache, key, len);
     if (rc.bus != NULL)
-        cache_bus_publish(rc.bus, false, key, len);
+        published_seq = cache_bus_publish(rc.bus, site, false, key, len);
     return removed;
 }
 
@@ -574,9 +821,9 @@ bool http_cache_store(const char *path, const http_response *res, uint64_t epoch
     cache_value value;
     if (index < 0 || res->status != 200 || !rc_build(&rc.routes[index], res, 0, &value))
         return false;
-    char key[RC_KEY_MAX];
+    char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns; /* after rc_build, which registers the site's namespace */
-    size_t len = target_route_key(path, index, &caps, key, &ns);
+    size_t len = target_route_key(path, index, &caps, key, &ns, site);
     if (value.share_only || len == 0) {
         representation_free(value.value);
         return false;
@@ -586,9 +833,9 @@ bool http_cache_store(const char *path, const http_response *res, uint64_t epoch
 
 bool http_cache_holds(const char *path)
 {
-    char key[RC_KEY_MAX];
+    char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns;
-    size_t len = rc.cache ? target_key(path, key, &ns) : 0;
+    size_t len = rc.cache ? target_key(path, key, &ns, site) : 0;
     cache_entry *e = NULL;
     cache_state state = len > 0 ? cache_peek(rc.cache, key, len, rc_now_ms(), &e) : CACHE_MISS;
     bool holds = (state == CACHE_FRESH || state == CACHE_STALE) && rc_status(e) == 200;
@@ -622,13 +869,35 @@ json_t *http_cache_stats(const char *site)
     if (rc.bus != NULL) {
         cache_bus_stats b;
         cache_bus_get_stats(rc.bus, &b);
+        json_t *histogram = json_array();
+        for (int i = 0; i < CACHE_BUS_LAG_BUCKETS; i++) {
+            json_t *bucket = i < CACHE_BUS_LAG_BUCKETS - 1
+                                 ? json_pack("{s:f, s:I}", "le_ms", cache_bus_lag_bounds_ms[i], "count",
+                                             (json_int_t)b.lag_buckets[i])
+                                 : json_pack("{s:s, s:I}", "le_ms", "+Inf", "count", (json_int_t)b.lag_buckets[i]);
+            json_array_append_new(histogram, bucket);
+        }
         json_object_set_new(
             stats, "bus",
-            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:f, s:f, s:f}}", "connected", b.connected,
-                      "published", (json_int_t)b.published, "publish_failures", (json_int_t)b.publish_failures,
-                      "received", (json_int_t)b.received, "applied", (json_int_t)b.applied, "resets",
-                      (json_int_t)b.resets, "reconnects", (json_int_t)b.reconnects, "lag_ms", "samples",
-                      (json_int_t)b.lag_samples, "p50", b.lag_p50_ms, "p99", b.lag_p99_ms, "max", b.lag_max_ms));
+            json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:f, s:f, s:f, s:o}}", "connected",
+                      b.connected, "reset_owed", b.reset_owed, "published", (json_int_t)b.published,
+                      "publish_failures", (json_int_t)b.publish_failures, "received", (json_int_t)b.received,
+                      "applied", (json_int_t)b.applied, "resets", (json_int_t)b.resets, "reconnects",
+                      (json_int_t)b.reconnects, "lag_ms", "samples", (json_int_t)b.lag_samples, "p50", b.lag_p50_ms,
+                      "p99", b.lag_p99_ms, "max", b.lag_max_ms, "histogram", histogram));
+    }
+    if (rc.l2 != NULL) {
+        l2_stats l;
+        l2_get_stats(rc.l2, &l);
+        json_object_set_new(
+            stats, "l2",
+            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:b, s:I}, s:f}", "enabled", 1,
+                      "connections_up", (json_int_t)l.connections_up, "lookups", (json_int_t)l.lookups, "hits",
+                      (json_int_t)l.hits, "misses", (json_int_t)l.misses, "busy", (json_int_t)l.busy, "errors",
+                      (json_int_t)l.errors, "timeouts", (json_int_t)l.timeouts, "stores", (json_int_t)l.stores,
+                      "stored", (json_int_t)l.stored, "refused", (json_int_t)l.refused, "breaker", "open",
+                      l.breaker_open, "opens", (json_int_t)l.breaker_opens, "hit_ratio",
+                      l.hits + l.misses + l.busy ? (double)l.hits / (double)(l.hits + l.misses + l.busy) : 0.0));
     }
     return stats;
 }

@@ -241,6 +241,9 @@ static int loop_init(server *srv, loop_thread *lt, int index)
     h2o_multithread_register_receiver(lt->ctx.queue, &lt->waiters_done, request_on_waiters_done);
     h2o_multithread_register_receiver(lt->ctx.queue, &lt->control, on_control);
     h2o_timeout_init(lt->ctx.loop, &lt->coalesce_timeout, (uint64_t)srv->cfg->cache_coalesce_timeout_ms);
+    h2o_timeout_init(lt->ctx.loop, &lt->l2_poll_timeout, L2_POLL_MS);
+    if (rc_l2() != NULL && (lt->l2 = l2_conn_open(rc_l2(), lt->ctx.loop)) == NULL)
+        return -1;
     for (size_t i = 0; index == 0 && i < srv->app->periodic_count && i < MAX_PERIODIC; i++) {
         periodic_slot *slot = &lt->periodic[i];
         slot->owner = lt;
@@ -275,6 +278,9 @@ static void loop_dispose(loop_thread *lt)
             h2o_timeout_dispose(lt->ctx.loop, &slot->timeout);
     }
     h2o_timeout_dispose(lt->ctx.loop, &lt->coalesce_timeout);
+    l2_conn_close(&lt->l2);
+    h2o_timeout_dispose(lt->ctx.loop, &lt->l2_poll_timeout);
+    h2o_evloop_run(lt->ctx.loop, 0); /* the closed sockets are freed */
     /* h2o's HTTP/2 graceful-shutdown timer (GOAWAY resend) may still be
      * armed; a context cannot be disposed with a linked timer. */
     if (h2o_timeout_is_linked(&lt->ctx.http2._graceful_shutdown_timeout))

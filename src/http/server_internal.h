@@ -28,6 +28,7 @@ typedef struct job job;
 typedef struct waiter waiter;
 
 #define MAX_PERIODIC 4
+#define L2_POLL_MS 2 /* how often a fill waiting on another instance's lease looks again */
 
 typedef struct loop_thread loop_thread;
 
@@ -52,6 +53,8 @@ struct loop_thread {
     h2o_multithread_receiver_t waiters_done;
     h2o_multithread_receiver_t control;
     h2o_timeout_t coalesce_timeout; /* how long a waiter waits for a fill */
+    l2_conn *l2;                    /* this loop's Redis connections; NULL without an L2 */
+    h2o_timeout_t l2_poll_timeout;  /* between looks at a key another instance fills */
     size_t active_requests;         /* requests whose h2o memory is alive */
     size_t jobs_outstanding;        /* jobs submitted and not yet returned */
     uint64_t request_seq;

@@ -1,0 +1,739 @@
+/*
+ * l2.c — the Redis tier (see l2.h for the contract).
+ *
+ * Keys, all under the site's hash tag so one site's keys stay together
+ * (and a script touches one site's keys only):
+ *
+ *     strata:{SITE}:v:KEY    the value record           PX its hard lifetime
+ *     strata:{SITE}:t:TAG    the tag's generation       PX > any lifetime
+ *     strata:{SITE}:k:KEY    the key's generation       PX > any lifetime
+ *     strata:{SITE}:l:KEY    the fill lease (a token)   PX lease_ms
+ *     strata:{SITE}:clock    the site's clock: µs, only goes forward
+ *     strata:era             values snapshotted before it are invalid
+ *
+ * The record (version 1), big-endian:
+ *
+ *     u8 version | 16 ASCII digits: snapshot | u16 tag count
+ *     | per tag: u16 length, bytes | u64 created_ms | u32 fresh_ms
+ *     | u32 stale_ms | u32 grace_ms | payload
+ *
+ * The scripts read only the first three parts (they cannot see the rest);
+ * the snapshot is decimal because Lua numbers are doubles and parse
+ * decimal exactly up to 2^53 (µs since 1970 stay below it until 2255).
+ *
+ * Generations expire: a tag's stamp only has to outlive the values that
+ * could carry the tag, and every value's TTL is its hard lifetime.
+ *
+ * The event-loop adapter: each hiredis connection's socket is wrapped in an
+ * h2o socket with H2O_SOCKET_FLAG_DONT_READ, so the loop tells hiredis when
+ * to read or write and hiredis does its own I/O; h2o closes the descriptor.
+ */
+#include "cache/l2.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+#define RECORD_VERSION 1
+#define SNAPSHOT_DIGITS 16
+#define RECONNECT_MS 200
+
+/* ---- scripts ------------------------------------------------------------------ */
+
+#define LUA_COMMON                                                                                                     \
+    "local function fmt(n) return string.format('%.0f', n) end\n"                                                     \
+    "local function now_us() local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end\n"     \
+    "local function era(now)\n"                                                                                        \
+    "  local e = redis.call('GET', 'strata:era')\n"                                                                    \
+    "  if e then return tonumber(e) end\n"                                                                             \
+    "  redis.call('SET', 'strata:era', fmt(now))\n"                                                                    \
+    "  return now\n"                                                                                                   \
+    "end\n"                                                                                                            \
+    "local function valid(p, key, v, e)\n"                                                                             \
+    "  if #v < 19 or string.byte(v, 1) ~= 1 then return false end\n"                                                  \
+    "  local s = tonumber(string.sub(v, 2, 17))\n"                                                                     \
+    "  if not s or s < e then return false end\n"                                                                      \
+    "  local names = {p .. 'k:' .. key}\n"                                                                             \
+    "  local n = string.byte(v, 18) * 256 + string.byte(v, 19)\n"                                                      \
+    "  local pos = 20\n"                                                                                               \
+    "  for i = 1, n do\n"                                                                                              \
+    "    if pos + 1 > #v then return false end\n"                                                                      \
+    "    local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)\n"                                            \
+    "    names[#names + 1] = p .. 't:' .. string.sub(v, pos + 2, pos + 1 + len)\n"                                     \
+    "    pos = pos + 2 + len\n"                                                                                        \
+    "  end\n"                                                                                                          \
+    "  if pos - 1 > #v then return false end\n"                                                                        \
+    "  local gens = redis.call('MGET', unpack(names))\n"                                                               \
+    "  for i = 1, #gens do\n"                                                                                          \
+    "    if gens[i] and tonumber(gens[i]) >= s then return false end\n"                                               \
+    "  end\n"                                                                                                          \
+    "  return true\n"                                                                                                  \
+    "end\n"
+
+/* ARGV: site, key, lease token ("" = take none), lease ms.
+ * → {1, record, snapshot} | {0, snapshot, leased 0/1} | {2, snapshot}
+ * (another fill holds the lease). A hit's snapshot serves a refresh of a
+ * stale value; a miss's also moves the clock up to it, so a stamp that
+ * follows is later even if Redis's clock steps back. */
+static const char lookup_script[] = LUA_COMMON
+    "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
+    "local now = now_us()\n"
+    "local e = era(now)\n"
+    "local ck = p .. 'clock'\n"
+    "local s = now\n"
+    "local c = tonumber(redis.call('GET', ck) or '0')\n"
+    "if c > s then s = c end\n"
+    "local vk = p .. 'v:' .. ARGV[2]\n"
+    "local v = redis.call('GET', vk)\n"
+    "if v then\n"
+    "  if valid(p, ARGV[2], v, e) then return {1, v, fmt(s)} end\n"
+    "  redis.call('DEL', vk)\n"
+    "end\n"
+    "if s > c then redis.call('SET', ck, fmt(s)) end\n"
+    "local lk = p .. 'l:' .. ARGV[2]\n"
+    "if ARGV[3] ~= '' then\n"
+    "  if redis.call('SET', lk, ARGV[3], 'NX', 'PX', ARGV[4]) then return {0, fmt(s), 1} end\n"
+    "  return {2, fmt(s)}\n"
+    "end\n"
+    "if redis.call('EXISTS', lk) == 1 then return {2, fmt(s)} end\n"
+    "return {0, fmt(s), 0}\n";
+
+/* ARGV: site, key, record ("" = only release the lease), token, ttl ms.
+ * → 1 stored | 0 not (lease) | -1 refused (no longer valid) */
+static const char store_script[] = LUA_COMMON
+    "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
+    "local lk = p .. 'l:' .. ARGV[2]\n"
+    "local holder = redis.call('GET', lk)\n"
+    "if holder and holder == ARGV[4] then redis.call('DEL', lk) elseif holder then return 0 end\n"
+    "if ARGV[3] == '' then return 0 end\n"
+    "if not valid(p, ARGV[2], ARGV[3], era(now_us())) then return -1 end\n"
+    "redis.call('SET', p .. 'v:' .. ARGV[2], ARGV[3], 'PX', ARGV[5])\n"
+    "return 1\n";
+
+const char l2_invalidate_script[] =
+    "local function fmt(n) return string.format('%.0f', n) end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "if ARGV[3] == 'r' then\n"
+    "  local e = tonumber(redis.call('GET', 'strata:era') or '0')\n"
+    "  if now <= e then now = e + 1 end\n"
+    "  redis.call('SET', 'strata:era', fmt(now))\n"
+    "elseif ARGV[3] == 't' or ARGV[3] == 'k' then\n"
+    "  local p = 'strata:{' .. ARGV[4] .. '}:'\n"
+    "  local ck = p .. 'clock'\n"
+    "  local g = now\n"
+    "  local c = tonumber(redis.call('GET', ck) or '0')\n"
+    "  if g <= c then g = c + 1 end\n"
+    "  redis.call('SET', ck, fmt(g))\n"
+    "  if ARGV[3] == 't' then\n"
+    "    redis.call('SET', p .. 't:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+    "  else\n"
+    "    redis.call('SET', p .. 'k:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+    "    redis.call('DEL', p .. 'v:' .. ARGV[5])\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
+
+/* ---- shared state -------------------------------------------------------------- */
+
+struct l2 {
+    char host[256];
+    int port;
+    int timeout_ms, pool_size, breaker_failures, breaker_cooldown_ms;
+    uint64_t lease_ms;
+    char lookup_sha[41], store_sha[41];
+    char instance[9];
+    /* breaker */
+    _Atomic int failures;          /* in a row */
+    _Atomic uint64_t open_until;   /* 0: closed; else monotonic ms */
+    _Atomic bool probing;          /* a half-open probe is out */
+    /* stats */
+    _Atomic uint64_t lookups, hits, misses, busy, errors, timeouts, stores, stored, refused, opens, up;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sha1_hex(const char *text, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text, strlen(text), md, &len, EVP_sha1(), NULL);
+    for (unsigned i = 0; i < len && i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+l2 *l2_create(const l2_options *o)
+{
+    l2 *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    snprintf(l->host, sizeof(l->host), "%s", o->host);
+    l->port = o->port;
+    l->timeout_ms = o->timeout_ms;
+    l->pool_size = o->pool_size > 0 ? o->pool_size : 1;
+    l->breaker_failures = o->breaker_failures > 0 ? o->breaker_failures : 1;
+    l->breaker_cooldown_ms = o->breaker_cooldown_ms;
+    l->lease_ms = o->lease_ms;
+    sha1_hex(lookup_script, l->lookup_sha);
+    sha1_hex(store_script, l->store_sha);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(l->instance, sizeof(l->instance), "%08x",
+             (unsigned)((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uintptr_t)l));
+    return l;
+}
+
+void l2_destroy(l2 **lp)
+{
+    free(*lp);
+    *lp = NULL;
+}
+
+/* ---- the circuit breaker --------------------------------------------------------- */
+
+bool l2_usable(l2 *l)
+{
+    uint64_t until = atomic_load_explicit(&l->open_until, memory_order_relaxed);
+    if (until == 0)
+        return true;
+    if (mono_ms() < until)
+        return false;
+    bool expected = false; /* half open: one probe at a time */
+    return atomic_compare_exchange_strong(&l->probing, &expected, true);
+}
+
+static void breaker_success(l2 *l)
+{
+    atomic_store_explicit(&l->failures, 0, memory_order_relaxed);
+    if (atomic_exchange(&l->open_until, 0) != 0) {
+        atomic_store(&l->probing, false);
+        log_event(LOG_INFO, "redis L2 breaker closed: Redis answers again");
+    }
+}
+
+static void breaker_failure(l2 *l)
+{
+    uint64_t until = atomic_load(&l->open_until);
+    if (until != 0) {
+        if (atomic_exchange(&l->probing, false)) /* the probe failed: open again */
+            atomic_store(&l->open_until, mono_ms() + (uint64_t)l->breaker_cooldown_ms);
+        return;
+    }
+    if (atomic_fetch_add(&l->failures, 1) + 1 >= l->breaker_failures) {
+        uint64_t zero = 0;
+        if (atomic_compare_exchange_strong(&l->open_until, &zero, mono_ms() + (uint64_t)l->breaker_cooldown_ms)) {
+            atomic_fetch_add(&l->opens, 1);
+            log_line line;
+            log_begin(&line, LOG_WARN, "redis L2 breaker open: reads go to the database");
+            log_int(&line, "cooldown_ms", l->breaker_cooldown_ms);
+            log_end(&line);
+        }
+    }
+}
+
+/* ---- connections on a loop ----------------------------------------------------------- */
+
+typedef struct slot {
+    l2_conn *owner;
+    redisAsyncContext *ac; /* NULL once hiredis has let it go */
+    h2o_socket_t *sock;
+    bool connected;
+    h2o_timeout_entry_t retry;   /* reconnect after RECONNECT_MS */
+    h2o_timeout_entry_t connect; /* a connection attempt's deadline */
+} slot;
+
+struct l2_conn {
+    l2 *shared;
+    h2o_loop_t *loop;
+    h2o_timeout_t command_timeout; /* timeout_ms */
+    h2o_timeout_t retry_timeout;   /* RECONNECT_MS */
+    uint64_t next_token;
+    unsigned next_slot;
+    bool closing;
+    int slot_count;
+    slot slots[];
+};
+
+static void slot_connect(slot *s);
+
+static void on_socket_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    slot *s = sock->data;
+    redisAsyncHandleRead(s->ac);
+}
+
+static void on_socket_write(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    slot *s = sock->data;
+    redisAsyncHandleWrite(s->ac);
+}
+
+static void ev_add_read(void *p)
+{
+    slot *s = p;
+    h2o_socket_read_start(s->sock, on_socket_read);
+}
+
+static void ev_del_read(void *p)
+{
+    slot *s = p;
+    h2o_socket_read_stop(s->sock);
+}
+
+static void ev_add_write(void *p)
+{
+    slot *s = p;
+    if (!h2o_socket_is_writing(s->sock))
+        h2o_socket_notify_write(s->sock, on_socket_write);
+}
+
+/* hiredis is done with the connection (it frees the context next): h2o
+ * closes the descriptor, hiredis must not close it again. */
+static void ev_cleanup(void *p)
+{
+    slot *s = p;
+    if (s->sock != NULL) {
+        h2o_socket_close(s->sock);
+        s->sock = NULL;
+    }
+    if (s->ac != NULL)
+        s->ac->c.fd = -1;
+    s->ac = NULL;
+}
+
+/* The connection is gone or never came: try again after RECONNECT_MS. */
+static void slot_down(slot *s)
+{
+    if (s->connected)
+        atomic_fetch_sub(&s->owner->shared->up, 1);
+    s->connected = false;
+    if (h2o_timeout_is_linked(&s->connect))
+        h2o_timeout_unlink(&s->connect);
+    if (!s->owner->closing && !h2o_timeout_is_linked(&s->retry))
+        h2o_timeout_link(s->owner->loop, &s->owner->retry_timeout, &s->retry);
+}
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+    slot *s = ac->data;
+    if (status != REDIS_OK) {
+        slot_down(s);
+        return;
+    }
+    if (h2o_timeout_is_linked(&s->connect))
+        h2o_timeout_unlink(&s->connect);
+    s->connected = true;
+    atomic_fetch_add(&s->owner->shared->up, 1);
+    /* Scripts first: the commands that follow on this connection find them. */
+    redisAsyncCommand(s->ac, NULL, NULL, "SCRIPT LOAD %s", lookup_script);
+    redisAsyncCommand(s->ac, NULL, NULL, "SCRIPT LOAD %s", store_script);
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    slot_down(ac->data);
+}
+
+static void on_connect_timeout(h2o_timeout_entry_t *entry)
+{
+    slot *s = H2O_STRUCT_FROM_MEMBER(slot, connect, entry);
+    if (s->ac != NULL && !s->connected) {
+        redisAsyncFree(s->ac); /* a connection never made: no callback */
+        slot_down(s);
+    }
+}
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    slot *s = H2O_STRUCT_FROM_MEMBER(slot, retry, entry);
+    slot_connect(s);
+}
+
+static void slot_connect(slot *s)
+{
+    l2_conn *conn = s->owner;
+    redisAsyncContext *ac = redisAsyncConnect(conn->shared->host, conn->shared->port);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        h2o_timeout_link(conn->loop, &conn->retry_timeout, &s->retry);
+        return;
+    }
+    s->ac = ac;
+    ac->data = s;
+    s->sock = h2o_evloop_socket_create(conn->loop, ac->c.fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->sock->data = s;
+    ac->ev.data = s;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connected); /* watches for writability */
+    redisAsyncSetDisconnectCallback(ac, on_disconnected);
+    h2o_timeout_link(conn->loop, &conn->command_timeout, &s->connect);
+}
+
+l2_conn *l2_conn_open(l2 *l, h2o_loop_t *loop)
+{
+    l2_conn *conn = calloc(1, sizeof(*conn) + (size_t)l->pool_size * sizeof(slot));
+    if (conn == NULL)
+        return NULL;
+    conn->shared = l;
+    conn->loop = loop;
+    conn->slot_count = l->pool_size;
+    h2o_timeout_init(loop, &conn->command_timeout, (uint64_t)l->timeout_ms);
+    h2o_timeout_init(loop, &conn->retry_timeout, RECONNECT_MS);
+    for (int i = 0; i < conn->slot_count; i++) {
+        slot *s = &conn->slots[i];
+        s->owner = conn;
+        s->retry.cb = on_retry;
+        s->connect.cb = on_connect_timeout;
+        slot_connect(s);
+    }
+    return conn;
+}
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+typedef enum op_kind { OP_LOOKUP, OP_STORE } op_kind;
+
+typedef struct op {
+    l2_conn *conn;
+    op_kind kind;
+    h2o_timeout_entry_t deadline;
+    bool finished; /* answered (by the reply or by the deadline) */
+    l2_lookup_cb cb;
+    void *ctx;
+    char token[L2_TOKEN_MAX + 1];
+} op;
+
+static slot *pick_slot(l2_conn *conn)
+{
+    for (int i = 0; i < conn->slot_count; i++) {
+        slot *s = &conn->slots[conn->next_slot++ % (unsigned)conn->slot_count];
+        if (s->connected)
+            return s;
+    }
+    return NULL;
+}
+
+static void lookup_answer(op *o, const l2_result *r)
+{
+    o->finished = true;
+    if (h2o_timeout_is_linked(&o->deadline))
+        h2o_timeout_unlink(&o->deadline);
+    if (o->cb != NULL)
+        o->cb(o->ctx, r);
+}
+
+static void lookup_failed(op *o, bool timeout)
+{
+    l2 *l = o->conn->shared;
+    l2_result r = {.outcome = L2_ERROR};
+    atomic_fetch_add(timeout ? &l->timeouts : &l->errors, 1);
+    breaker_failure(l);
+    lookup_answer(o, &r);
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    op *o = H2O_STRUCT_FROM_MEMBER(op, deadline, entry);
+    if (o->kind == OP_LOOKUP) {
+        lookup_failed(o, true);
+    } else {
+        o->finished = true;
+        atomic_fetch_add(&o->conn->shared->timeouts, 1);
+        breaker_failure(o->conn->shared);
+    }
+}
+
+static bool is_noscript(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+static uint64_t get_be(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The record's lifetimes and payload, past the part the scripts read. */
+static bool record_parse(const char *data, size_t len, l2_result *r)
+{
+    const unsigned char *p = (const unsigned char *)data, *end = p + len;
+    if (len < 1 + SNAPSHOT_DIGITS + 2 || p[0] != RECORD_VERSION)
+        return false;
+    p += 1 + SNAPSHOT_DIGITS;
+    size_t tags = (size_t)get_be(p, 2);
+    p += 2;
+    for (size_t i = 0; i < tags; i++) {
+        if (end - p < 2 || (size_t)(end - p - 2) < get_be(p, 2))
+            return false;
+        p += 2 + get_be(p, 2);
+    }
+    if (end - p < 20)
+        return false;
+    r->life.created_ms = get_be(p, 8);
+    r->life.fresh_ms = (uint32_t)get_be(p + 8, 4);
+    r->life.stale_ms = (uint32_t)get_be(p + 12, 4);
+    r->life.grace_ms = (uint32_t)get_be(p + 16, 4);
+    p += 20;
+    r->payload = (const char *)p;
+    r->payload_len = (size_t)(end - p);
+    return true;
+}
+
+static void reload_scripts(redisAsyncContext *ac)
+{
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", lookup_script);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", store_script);
+}
+
+static void on_lookup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    op *o = privdata;
+    redisReply *r = reply;
+    if (o->finished) { /* past its deadline: already answered */
+        free(o);
+        return;
+    }
+    if (r == NULL) { /* the connection went away */
+        lookup_failed(o, false);
+        free(o);
+        return;
+    }
+    if (is_noscript(r))
+        reload_scripts(ac);
+    l2 *l = o->conn->shared;
+    l2_result res = {.outcome = L2_ERROR};
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_INTEGER) {
+        long long kind = r->element[0]->integer;
+        redisReply *second = r->element[1];
+        if (kind == 1 && second->type == REDIS_REPLY_STRING && r->elements >= 3 &&
+            r->element[2]->type == REDIS_REPLY_STRING && record_parse(second->str, second->len, &res)) {
+            res.outcome = L2_HIT;
+            res.snapshot = strtoull(r->element[2]->str, NULL, 10);
+        } else if ((kind == 0 || kind == 2) && second->type == REDIS_REPLY_STRING) {
+            res.snapshot = strtoull(second->str, NULL, 10);
+            res.outcome = kind == 0 ? L2_MISS : L2_BUSY;
+            res.leased = kind == 0 && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_INTEGER &&
+                         r->element[2]->integer == 1;
+            if (res.leased)
+                memcpy(res.token, o->token, sizeof(res.token));
+        }
+    }
+    if (res.outcome == L2_ERROR) {
+        lookup_failed(o, false);
+    } else {
+        breaker_success(l);
+        atomic_fetch_add(res.outcome == L2_HIT ? &l->hits : res.outcome == L2_MISS ? &l->misses : &l->busy, 1);
+        lookup_answer(o, &res);
+    }
+    free(o);
+}
+
+static op *op_new(l2_conn *conn, op_kind kind)
+{
+    op *o = calloc(1, sizeof(*o));
+    if (o != NULL) {
+        o->conn = conn;
+        o->kind = kind;
+        o->deadline.cb = on_deadline;
+    }
+    return o;
+}
+
+bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, bool take_lease, l2_lookup_cb cb,
+               void *ctx)
+{
+    l2 *l = conn->shared;
+    atomic_fetch_add(&l->lookups, 1);
+    slot *s = pick_slot(conn);
+    op *o = s != NULL ? op_new(conn, OP_LOOKUP) : NULL;
+    if (o == NULL) {
+        atomic_fetch_add(&l->errors, 1);
+        breaker_failure(l);
+        return false;
+    }
+    o->cb = cb;
+    o->ctx = ctx;
+    if (take_lease)
+        snprintf(o->token, sizeof(o->token), "%s-%p-%llu", l->instance, (void *)conn,
+                 (unsigned long long)++conn->next_token);
+    char lease_ms[24];
+    snprintf(lease_ms, sizeof(lease_ms), "%llu", (unsigned long long)l->lease_ms);
+    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", site, key, o->token, lease_ms};
+    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, strlen(o->token), strlen(lease_ms)};
+    if (redisAsyncCommandArgv(s->ac, on_lookup_reply, o, 7, argv, argvlen) != REDIS_OK) {
+        free(o);
+        atomic_fetch_add(&l->errors, 1);
+        breaker_failure(l);
+        return false;
+    }
+    h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
+    return true;
+}
+
+static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    op *o = privdata;
+    redisReply *r = reply;
+    if (!o->finished) {
+        if (h2o_timeout_is_linked(&o->deadline))
+            h2o_timeout_unlink(&o->deadline);
+        l2 *l = o->conn->shared;
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            if (r != NULL && is_noscript(r))
+                reload_scripts(ac);
+            atomic_fetch_add(&l->errors, 1);
+            breaker_failure(l);
+        } else {
+            breaker_success(l);
+            if (r->integer == 1)
+                atomic_fetch_add(&l->stored, 1);
+            else if (o->kind == OP_STORE && r->integer == -1)
+                atomic_fetch_add(&l->refused, 1);
+        }
+    }
+    free(o);
+}
+
+static void send_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token,
+                       const char *record, size_t record_len, uint64_t ttl_ms)
+{
+    slot *s = pick_slot(conn);
+    op *o = s != NULL ? op_new(conn, OP_STORE) : NULL;
+    if (o == NULL)
+        return;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(ttl_ms > 0 ? ttl_ms : 1));
+    l2 *l = conn->shared;
+    const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl};
+    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl)};
+    if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 8, argv, argvlen) != REDIS_OK) {
+        free(o);
+        return;
+    }
+    h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
+}
+
+void l2_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token, l2_record *rec,
+              uint64_t ttl_ms)
+{
+    atomic_fetch_add(&conn->shared->stores, 1);
+    send_store(conn, site, key, key_len, token, rec->data, rec->len, ttl_ms);
+    l2_record_free(rec); /* hiredis has its own copy of the command */
+}
+
+void l2_release(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token)
+{
+    send_store(conn, site, key, key_len, token, "", 0, 1);
+}
+
+void l2_conn_close(l2_conn **connp)
+{
+    l2_conn *conn = *connp;
+    *connp = NULL;
+    if (conn == NULL)
+        return;
+    conn->closing = true;
+    for (int i = 0; i < conn->slot_count; i++) {
+        slot *s = &conn->slots[i];
+        if (h2o_timeout_is_linked(&s->retry))
+            h2o_timeout_unlink(&s->retry);
+        if (h2o_timeout_is_linked(&s->connect))
+            h2o_timeout_unlink(&s->connect);
+        if (s->ac != NULL)
+            redisAsyncFree(s->ac); /* pending callbacks get NULL now */
+    }
+    h2o_timeout_dispose(conn->loop, &conn->command_timeout);
+    h2o_timeout_dispose(conn->loop, &conn->retry_timeout);
+    free(conn);
+}
+
+/* ---- records ------------------------------------------------------------------------- */
+
+static void put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, size_t tag_count,
+                    const l2_lifetimes *life, size_t payload_len)
+{
+    size_t header = 1 + SNAPSHOT_DIGITS + 2 + 20;
+    if (tag_count > 0xffff)
+        return NULL;
+    for (size_t i = 0; i < tag_count; i++) {
+        if (strlen(tags[i]) > 0xffff)
+            return NULL;
+        header += 2 + strlen(tags[i]);
+    }
+    rec->len = header + payload_len;
+    rec->data = malloc(rec->len + 1); /* +1: snprintf's NUL below */
+    if (rec->data == NULL)
+        return NULL;
+    unsigned char *p = (unsigned char *)rec->data;
+    p[0] = RECORD_VERSION;
+    snprintf((char *)p + 1, SNAPSHOT_DIGITS + 1, "%016llu", (unsigned long long)snapshot);
+    p += 1 + SNAPSHOT_DIGITS;
+    put_be(p, tag_count, 2);
+    p += 2;
+    for (size_t i = 0; i < tag_count; i++) {
+        size_t n = strlen(tags[i]);
+        put_be(p, n, 2);
+        memcpy(p + 2, tags[i], n);
+        p += 2 + n;
+    }
+    put_be(p, life->created_ms, 8);
+    put_be(p + 8, life->fresh_ms, 4);
+    put_be(p + 12, life->stale_ms, 4);
+    put_be(p + 16, life->grace_ms, 4);
+    return (char *)p + 20;
+}
+
+void l2_record_free(l2_record *rec)
+{
+    free(rec->data);
+    rec->data = NULL;
+    rec->len = 0;
+}
+
+void l2_get_stats(l2 *l, l2_stats *out)
+{
+    *out = (l2_stats){
+        .lookups = atomic_load(&l->lookups),
+        .hits = atomic_load(&l->hits),
+        .misses = atomic_load(&l->misses),
+        .busy = atomic_load(&l->busy),
+        .errors = atomic_load(&l->errors),
+        .timeouts = atomic_load(&l->timeouts),
+        .stores = atomic_load(&l->stores),
+        .stored = atomic_load(&l->stored),
+        .refused = atomic_load(&l->refused),
+        .breaker_opens = atomic_load(&l->opens),
+        .breaker_open = atomic_load(&l->open_until) != 0,
+        .connections_up = atomic_load(&l->up),
+    };
+}
