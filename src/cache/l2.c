@@ -79,9 +79,11 @@
 
 /* ARGV: site, key, lease token ("" = take none), lease ms.
  * → {1, record, snapshot} | {0, snapshot, leased 0/1} | {2, snapshot}
- * (another fill holds the lease). A hit's snapshot serves a refresh of a
- * stale value; a miss's also moves the clock up to it, so a stamp that
- * follows is later even if Redis's clock steps back. */
+ * (another fill holds the lease). The snapshot is later than every stamp
+ * so far; a miss also moves the clock up to it, so every stamp that
+ * follows is later still, even if Redis's clock steps back. (A hit's
+ * snapshot, for the refresh of a stale value, does not: a stamp in the
+ * same microsecond then fences that refresh, which is only a lost store.) */
 static const char lookup_script[] = LUA_COMMON
     "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
     "local now = now_us()\n"
@@ -89,14 +91,14 @@ static const char lookup_script[] = LUA_COMMON
     "local ck = p .. 'clock'\n"
     "local s = now\n"
     "local c = tonumber(redis.call('GET', ck) or '0')\n"
-    "if c > s then s = c end\n"
+    "if c >= s then s = c + 1 end\n"
     "local vk = p .. 'v:' .. ARGV[2]\n"
     "local v = redis.call('GET', vk)\n"
     "if v then\n"
     "  if valid(p, ARGV[2], v, e) then return {1, v, fmt(s)} end\n"
     "  redis.call('DEL', vk)\n"
     "end\n"
-    "if s > c then redis.call('SET', ck, fmt(s)) end\n"
+    "redis.call('SET', ck, fmt(s))\n"
     "local lk = p .. 'l:' .. ARGV[2]\n"
     "if ARGV[3] ~= '' then\n"
     "  if redis.call('SET', lk, ARGV[3], 'NX', 'PX', ARGV[4]) then return {0, fmt(s), 1} end\n"

@@ -374,9 +374,12 @@ static void job_complete(job *j)
         t->job = NULL;
         if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
             rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
-        else if (j->entry != NULL)
+        else if (j->entry != NULL) /* "stored": in the L1, or sent to the L2 */
             rc_send(j->req, t->request_id, &j->entry,
-                    j->outcome_set ? j->outcome : j->stored ? RC_MISS_STORED : RC_MISS, t->started_ns);
+                    j->outcome_set                              ? j->outcome
+                    : j->stored || j->l2_rec.data != NULL ? RC_MISS_STORED
+                                                                : RC_MISS,
+                    t->started_ns);
         else {
             if (j->bypass)
                 rc_send_bypass_headers(j->req);

@@ -36,6 +36,9 @@ ALL_ENCODINGS = "br, zstd, gzip"
 
 # Cache-Status values (RFC 9211) the server sends.
 HIT = "strata; hit"
+HIT_L2 = "strata; hit; detail=l2"
+STALE_L2 = "strata; hit; detail=l2-stale-while-revalidate"
+STALE_WAITING = "strata; hit; detail=stale-while-another-instance-fills"
 STALE = "strata; hit; detail=stale-while-revalidate"
 MISS_STORED = "strata; fwd=miss; stored"
 MISS = "strata; fwd=miss"
@@ -177,9 +180,12 @@ def decoder(encoding):
 
 def concurrent_gets(port, path, n, *, headers=None, timeout=30.0):
     """Sends GET `path` from n threads, each on its own already-open
-    connection, released together by a barrier. Returns the n Responses (or
-    raises the first exception a thread met)."""
-    clients = [Client(port, timeout=timeout) for _ in range(n)]
+    connection, released together by a barrier. `port` may be a list: the
+    connections are spread over the servers in turn. Returns the n
+    Responses, in connection order (or raises the first exception a thread
+    met)."""
+    ports = port if isinstance(port, (list, tuple)) else [port]
+    clients = [Client(ports[i % len(ports)], timeout=timeout) for i in range(n)]
     try:
         for c in clients:
             c._connection().connect()

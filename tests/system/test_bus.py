@@ -1,67 +1,21 @@
 """Two strata instances sharing one database and one real redis-server: an
 invalidation on one reaches the other's L1 (pub/sub), its lag is measured,
 and a Redis outage never leaves a stale read behind once Redis is back.
+(The L2 itself: test_l2.py.)"""
 
-redis-server is started by these tests on a free loopback port, without
-persistence, and stopped by its PID."""
-
-import os
-import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 
-from strata_support import free_port
+from redis_support import needs_redis, redis, stats, wait_bus_connected  # noqa: F401 - redis is a fixture
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+pytestmark = needs_redis
 
 # Once the bus has carried an invalidation, a read on the other instance this
 # long after the write's response must see the write (the lag on loopback is a
 # few milliseconds, more under the sanitizers).
 PROPAGATION_BOUND_S = 0.2
-
-
-class Redis:
-    def __init__(self, directory):
-        self.port = free_port()
-        self.dir = directory
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
-            if ping.stdout.strip() == "PONG":
-                return self
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(tmp_path).start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture
@@ -72,21 +26,6 @@ def pair(server_factory, fresh_deployment, redis):
     wait_bus_connected(b, fresh_deployment.tokens["admin"])
     wait_bus_connected(a, fresh_deployment.tokens["admin"])
     return a, b
-
-
-def stats(srv, admin):
-    r = srv.client(token=admin).get("/v1/cache/stats")
-    assert r.status == 200, r
-    return r.json
-
-
-def wait_bus_connected(srv, admin, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stats(srv, admin).get("bus", {}).get("connected"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{srv.name} never connected to Redis\n{srv.tail()}")
 
 
 def publish_title(client, item_id, title):
