@@ -664,6 +664,18 @@ def publish(client, token, item_id, *, site="main", version=None):
     return assert_json(resp, 200)
 
 
+def publish_title(client, item_id, title, *, site="main"):
+    """With a write token's client: saves a new title as a draft (If-Match
+    the draft's ETag) and publishes it — three requests."""
+    draft = client.get(f"/v1/{site}/content/{item_id}/draft")
+    assert draft.status == 200, draft
+    r = client.put(f"/v1/{site}/content/{item_id}", json={"title": title},
+                   headers={"If-Match": draft.headers["etag"]})
+    assert r.status == 200, r
+    r = client.post(f"/v1/{site}/content/{item_id}/publish")
+    assert r.status == 200, r
+
+
 def save(client, token, item_id, version, changes, *, site="main"):
     resp = client.put(f"/v1/{site}/content/{item_id}", json=changes, token=token,
                       headers={"If-Match": f'"v{version}"'})

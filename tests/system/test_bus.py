@@ -9,6 +9,7 @@ import time
 import pytest
 
 from redis_support import needs_redis, redis, stats, wait_bus_connected  # noqa: F401 - redis is a fixture
+from strata_support import publish_title
 
 pytestmark = needs_redis
 
@@ -26,15 +27,6 @@ def pair(server_factory, fresh_deployment, redis):
     wait_bus_connected(b, fresh_deployment.tokens["admin"])
     wait_bus_connected(a, fresh_deployment.tokens["admin"])
     return a, b
-
-
-def publish_title(client, item_id, title):
-    draft = client.get(f"/v1/main/content/{item_id}/draft")
-    assert draft.status == 200, draft
-    r = client.put(f"/v1/main/content/{item_id}", json={"title": title}, headers={"If-Match": draft.headers["etag"]})
-    assert r.status == 200, r
-    r = client.post(f"/v1/main/content/{item_id}/publish")
-    assert r.status == 200, r
 
 
 def public_title(client, item_id):

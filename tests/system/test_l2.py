@@ -19,6 +19,7 @@ from cache_support import (
     item_path, published_item, stats_cost,
 )
 from redis_support import needs_redis, redis, stats, wait_bus_connected, wait_l2_connected  # noqa: F401
+from strata_support import publish_title
 
 pytestmark = needs_redis
 
@@ -37,16 +38,6 @@ def instance(server_factory, deployment, redis, name, *extra):
     wait_bus_connected(srv, admin)
     wait_l2_connected(srv, admin)
     return srv
-
-
-def publish_title(client, item_id, title):
-    """Saves a new title as a draft and publishes it (three requests)."""
-    draft = client.get(f"/v1/main/content/{item_id}/draft")
-    assert draft.status == 200, draft
-    r = client.put(f"/v1/main/content/{item_id}", json={"title": title}, headers={"If-Match": draft.headers["etag"]})
-    assert r.status == 200, r
-    r = client.post(f"/v1/main/content/{item_id}/publish")
-    assert r.status == 200, r
 
 
 def public_read(client, item_id):
