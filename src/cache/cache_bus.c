@@ -2,6 +2,10 @@
  * cache_bus.c — invalidations between instances over Redis pub/sub (see
  * cache_bus.h for the contract).
  *
+ * Channels carry the site: a message about site S goes on CHANNEL:S (a
+ * reset, about every site, on CHANNEL:_), and each instance subscribes to
+ * the pattern CHANNEL:*.
+ *
  * Wire format of a message (hiredis sends it binary-safe):
  *
  *     <instance:16 hex>|<published at, µs since the epoch>|<kind>|<payload>
@@ -194,9 +198,11 @@ static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *ba
     size_t sent = 0;
     for (const bus_message *m = batch; m != NULL; m = m->next, sent++) {
         char kind[2] = {m->kind, '\0'};
-        const char *argv[] = {"EVAL", l2_invalidate_script, "0", bus->channel, m->data, kind, m->site,
+        char channel[sizeof(bus->channel) + sizeof(m->site) + 1];
+        snprintf(channel, sizeof(channel), "%s:%s", bus->channel, m->site[0] != '\0' ? m->site : "_");
+        const char *argv[] = {"EVAL", l2_invalidate_script, "0", channel, m->data, kind, m->site,
                               m->data + m->name_at, bus->generation_ttl_ms};
-        size_t argvlen[] = {4, strlen(l2_invalidate_script), 1, strlen(bus->channel), m->len, 1, strlen(m->site),
+        size_t argvlen[] = {4, strlen(l2_invalidate_script), 1, strlen(channel), m->len, 1, strlen(m->site),
                             m->len - m->name_at, strlen(bus->generation_ttl_ms)};
         if (redisAppendCommandArgv(c, 9, argv, argvlen) != REDIS_OK)
             return false;
@@ -346,7 +352,7 @@ static void *subscriber_main(void *arg)
         if (stopping)
             break;
         redisContext *c = bus_connect(bus);
-        redisReply *r = c ? redisCommand(c, "SUBSCRIBE %s", bus->channel) : NULL;
+        redisReply *r = c ? redisCommand(c, "PSUBSCRIBE %s:*", bus->channel) : NULL;
         if (r == NULL) {
             redisFree(c);
             pause_ms(backoff);
@@ -371,8 +377,9 @@ static void *subscriber_main(void *arg)
             if (redisGetReply(c, &reply) != REDIS_OK)
                 break;
             r = reply;
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
-                on_message(bus, r->element[2]->str, r->element[2]->len);
+            /* "pmessage", pattern, channel, message */
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[3]->type == REDIS_REPLY_STRING)
+                on_message(bus, r->element[3]->str, r->element[3]->len);
             freeReplyObject(r);
             pthread_mutex_lock(&bus->lock);
             stopping = bus->stopping;

@@ -99,7 +99,7 @@ static const setting settings[] = {
     {"redis.timeout_ms", "redis-timeout-ms", "STRATA_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), 10,
      60000, "100", false, "connect and command timeout for Redis (a read that times out goes to the database)"},
     {"redis.channel", "redis-channel", "STRATA_REDIS_CHANNEL", SETTING_STRING, FIELD(redis_channel), 0, 0,
-     "strata:invalidate", false, "the pub/sub channel the instances share"},
+     "strata:invalidate", false, "the pub/sub channels' prefix: invalidations of site S go on PREFIX:S"},
     {"redis.l2", "redis-l2", "STRATA_REDIS_L2", SETTING_BOOL, FIELD(redis_l2), 0, 1, "true", false,
      "with redis.url: keep responses in Redis too (L2), shared by the instances"},
     {"redis.pool_size", "redis-pool-size", "STRATA_REDIS_POOL_SIZE", SETTING_INT, FIELD(redis_pool_size), 1, 64, "1",

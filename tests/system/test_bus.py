@@ -121,3 +121,24 @@ def test_flushall_by_an_operator_leaves_no_stale_read(pair, fresh_deployment, re
     publish_title(writer, item_id, "after flushall")
     time.sleep(PROPAGATION_BOUND_S)
     assert public_title(reader, item_id)[0] == "after flushall"
+
+
+def test_invalidations_travel_on_their_sites_channel(pair, fresh_deployment, redis):
+    a, _ = pair
+    writer = a.client(token=fresh_deployment.tokens["write"])
+    item_id = a.client().get("/v1/main/content?limit=1").json["items"][0]["id"]
+    listener = subprocess.Popen(["redis-cli", "-p", str(redis.port), "--raw", "SUBSCRIBE", "strata:invalidate:main",
+                                 "strata:invalidate:other"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        publish_title(writer, item_id, "on the main channel")
+        time.sleep(0.3)
+    finally:
+        listener.terminate()
+        out, _ = listener.communicate(timeout=10)
+    lines = out.splitlines()
+    main_messages = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == "strata:invalidate:main"]
+    assert any(f"|t|main:item:{item_id}" in m for m in main_messages), out
+    other = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == "message" and lines[i + 1] != "strata:invalidate:main"]
+    assert not other, f"nothing of site main on another site's channel: {out}"
+    assert redis.cli("PUBSUB", "NUMPAT") == "1", "the instances subscribe to the pattern strata:invalidate:*"
