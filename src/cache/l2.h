@@ -91,19 +91,24 @@ typedef struct l2_result {
     const char *payload; /* L2_HIT: valid during the callback only */
     size_t payload_len;
     l2_lifetimes life;
-    uint64_t snapshot;            /* the fence of a fill that starts now */
+    uint64_t snapshot;            /* L2_MISS, L2_BUSY: the fence of a fill that starts now */
     bool leased;                  /* L2_MISS: token holds the lease */
     char token[L2_TOKEN_MAX + 1]; /* the lease's token ("" without one) */
 } l2_result;
 
 typedef void (*l2_lookup_cb)(void *ctx, const l2_result *r);
 
-/* Reads (site, key) and, on a miss, takes a snapshot and (take_lease) the
- * lease. Returns true if cb will be called (once, on this loop); false if
- * the command could not be sent (no connection, out of memory) — then cb
- * is never called, and the failure has been counted. */
-bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, bool take_lease, l2_lookup_cb cb,
-               void *ctx);
+typedef enum l2_lookup_mode {
+    L2_READ,     /* the value; on a miss, a snapshot and the lease */
+    L2_SNAPSHOT, /* no value (it is known to be stale): a snapshot and the lease, to refill */
+} l2_lookup_mode;
+
+/* Looks (site, key) up. On a miss it takes a snapshot and tries to take
+ * the key's lease. Returns true if cb will be called (once, on this loop);
+ * false if the command could not be sent (no connection, out of memory) —
+ * then cb is never called, and the failure has been counted. */
+bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode,
+               l2_lookup_cb cb, void *ctx);
 
 /* A record ready to store: l2_record_new writes the header (snapshot,
  * tags, lifetimes) and returns where the caller writes payload_len bytes.
@@ -111,6 +116,7 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
 typedef struct l2_record {
     char *data;
     size_t len;
+    size_t meta_len; /* the part the scripts check: version, snapshot, tags */
 } l2_record;
 char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, size_t tag_count,
                     const l2_lifetimes *life, size_t payload_len);

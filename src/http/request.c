@@ -53,6 +53,7 @@ struct job {
     bool outcome_set;
     /* the L2: a flight's key, and what the fill stores there */
     bool l2_fill;
+    bool l2_refill; /* refreshing a stale L2 value: no read, only a snapshot and the lease */
     uint64_t l2_snapshot;
     char l2_token[L2_TOKEN_MAX + 1];
     l2_record l2_rec; /* built by the worker */
@@ -411,6 +412,7 @@ void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
 /* The job leads its key's flight and is counted outstanding from here on;
  * it ends in job_complete either way. */
 static bool fill_lookup(job *j);
+static void on_fill_lookup(void *ctx, const l2_result *r);
 
 static void fill_from_database(job *j)
 {
@@ -437,8 +439,9 @@ static void on_l2_poll(h2o_timeout_entry_t *entry)
 }
 
 /* A stale value from the L2 answered the flight: refresh it in the
- * background, the same job leading a new flight (if none is under way). */
-static void refresh_after_stale_hit(job *j, uint64_t snapshot)
+ * background, the same job leading a new flight (if none is under way),
+ * unless another instance holds the key's lease (it is refreshing). */
+static void refresh_after_stale_hit(job *j)
 {
     cache_flight *flight;
     cache_entry *filled = NULL;
@@ -453,10 +456,9 @@ static void refresh_after_stale_hit(job *j, uint64_t snapshot)
     j->flight = flight;
     j->stored = false;
     j->outcome_set = false;
-    j->l2_fill = true;
-    j->l2_snapshot = snapshot;
-    j->l2_token[0] = '\0';
-    fill_from_database(j);
+    j->l2_refill = true;
+    if (!(rc_l2_readable() && fill_lookup(j)))
+        fill_from_database(j);
 }
 
 static void on_fill_lookup(void *ctx, const l2_result *r)
@@ -466,9 +468,7 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
     switch (r->outcome) {
     case L2_HIT: {
         cache_value value;
-        if (!rc_from_l2(r, &value)) { /* past its lifetimes, or unreadable: fill */
-            j->l2_fill = true;
-            j->l2_snapshot = r->snapshot;
+        if (!rc_from_l2(r, &value)) { /* past its lifetimes, or unreadable */
             fill_from_database(j);
             return;
         }
@@ -482,7 +482,7 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
             return;
         }
         answer_early(j, &j->entry, RC_STALE_L2);
-        refresh_after_stale_hit(j, r->snapshot);
+        refresh_after_stale_hit(j);
         return;
     }
     case L2_MISS:
@@ -493,6 +493,12 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
         fill_from_database(j);
         return;
     case L2_BUSY:
+        if (j->l2_refill) { /* another instance refreshes it */
+            cache_flight_finish(rc_cache(), j->flight, NULL, now, NULL);
+            j->flight = NULL;
+            job_complete(j);
+            return;
+        }
         /* another instance fills: wait for its value, bounded */
         if (j->l2_poll_until == 0)
             j->l2_poll_until = now + (uint64_t)j->owner->srv->cfg->cache_coalesce_timeout_ms;
@@ -514,7 +520,8 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
 
 static bool fill_lookup(job *j)
 {
-    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, true, on_fill_lookup, j);
+    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, j->l2_refill ? L2_SNAPSHOT : L2_READ,
+                     on_fill_lookup, j);
 }
 
 static void fill_start(job *j)
@@ -686,7 +693,17 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     cache_join joined = CACHE_LEADER; /* without memory for a waiter: fill alone */
     waiter *w = calloc(1, sizeof(*w));
     if (w != NULL) {
+        /* Complete before it joins: another thread may finish the flight,
+         * and call it, the moment it is on the flight's list. */
         w->super.done = on_waiter_called;
+        w->owner = lt;
+        w->req = req;
+        w->tracker = t;
+        w->route_index = route_index;
+        w->caps = *caps;
+        w->key_len = key_len;
+        memcpy(w->key, key, key_len);
+        w->timer.cb = on_waiter_timeout;
         joined = cache_flight_join(c, ns, key, key_len, now, &w->super, &flight, &filled);
     }
     switch (joined) {
@@ -699,16 +716,8 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
         free(w);
         submit_request_job(lt, req, t, route_index, caps, true, flight, &e, &k);
         return;
-    case CACHE_JOINED:
-        w->owner = lt;
-        w->req = req;
-        w->tracker = t;
+    case CACHE_JOINED: /* its message is handled on this thread, after this */
         w->stale = e;
-        w->route_index = route_index;
-        w->caps = *caps;
-        w->key_len = key_len;
-        memcpy(w->key, key, key_len);
-        w->timer.cb = on_waiter_timeout;
         t->waiter = w;
         h2o_timeout_link(lt->ctx.loop, &lt->coalesce_timeout, &w->timer);
         return;
