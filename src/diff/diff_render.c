@@ -1,0 +1,412 @@
+/*
+ * diff_render.c — a diff_result as JSON, as unified text, as HTML (the
+ * formats are described in diff.h).
+ *
+ * The three share one walk: next_hunk groups the ops into hunks the way GNU
+ * diff does (a change, `context` equal lines either side, and the next
+ * change too when the equal lines between are at most 2 × context), and
+ * visit_hunk_lines hands each line of a hunk to the renderer with its
+ * numbers. Refined lines are cut into segments (common bytes, changed
+ * words) by for_each_segment. Text goes out as bytes in unified output and
+ * as valid UTF-8 in JSON and HTML, an invalid byte replaced by U+FFFD.
+ * Text renderers write to an open_memstream; a write that fails sets the
+ * stream's error flag, checked once at the end.
+ */
+#include "diff/diff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- hunks -------------------------------------------------------------------- */
+
+typedef struct hunk {
+    size_t first_op, last_op; /* the changes and the equal ops between them */
+    size_t lead, trail;       /* context lines from the equal ops just outside */
+    size_t a_start, a_count;  /* 0-based */
+    size_t b_start, b_count;
+} hunk;
+
+static size_t min_size(size_t x, size_t y)
+{
+    return x < y ? x : y;
+}
+
+/* The hunk whose first change is at or after op *cursor; advances *cursor
+ * past it. False when no change is left. */
+static bool next_hunk(const diff_result *r, unsigned context, size_t *cursor, hunk *h)
+{
+    const diff_op *ops = r->ops;
+    size_t i = *cursor;
+    while (i < r->op_count && ops[i].kind == DIFF_EQUAL)
+        i++;
+    if (i == r->op_count)
+        return false;
+    size_t last = i;
+    while (last + 1 < r->op_count) {
+        const diff_op *next = &ops[last + 1];
+        if (next->kind != DIFF_EQUAL)
+            last++;
+        else if (last + 2 < r->op_count && next->line_count <= 2 * (size_t)context)
+            last += 2; /* the equal lines and the change after them */
+        else
+            break;
+    }
+    *h = (hunk){.first_op = i, .last_op = last};
+    h->lead = i > 0 ? min_size(context, ops[i - 1].line_count) : 0;
+    h->trail = last + 1 < r->op_count ? min_size(context, ops[last + 1].line_count) : 0;
+    h->a_start = ops[i].a_line - h->lead;
+    h->b_start = ops[i].b_line - h->lead;
+    const diff_op *end = &ops[last];
+    h->a_count = end->a_line + (end->kind == DIFF_INSERT ? 0 : end->line_count) + h->trail - h->a_start;
+    h->b_count = end->b_line + (end->kind == DIFF_DELETE ? 0 : end->line_count) + h->trail - h->b_start;
+    *cursor = last + 1;
+    return true;
+}
+
+/* The 1-based line a range starts at, as diff numbers it: an empty range
+ * names the line before it. */
+static size_t header_start(size_t start, size_t count)
+{
+    return count == 0 ? start : start + 1;
+}
+
+/* "l,s" of a @@ header: s omitted when 1. */
+static void print_range(FILE *out, size_t start, size_t count)
+{
+    if (count == 1)
+        fprintf(out, "%zu", header_start(start, count));
+    else
+        fprintf(out, "%zu,%zu", header_start(start, count), count);
+}
+
+static void print_hunk_header(FILE *out, const hunk *h)
+{
+    fputs("@@ -", out);
+    print_range(out, h->a_start, h->a_count);
+    fputs(" +", out);
+    print_range(out, h->b_start, h->b_count);
+    fputs(" @@", out);
+}
+
+typedef struct hunk_line {
+    const diff_op *op;
+    const char *bytes; /* the line, without its '\n' */
+    size_t len;
+    size_t offset;             /* of the line in its text (a for equal and delete lines, b for insert) */
+    bool newline;              /* false on a last line that lacks one */
+    size_t a_number, b_number; /* 1-based; 0 on the side without the line */
+} hunk_line;
+
+typedef void line_visitor(void *ctx, const hunk_line *line);
+
+static void visit_op_lines(const diff_result *r, const diff_op *op, size_t from, size_t to, line_visitor *visit,
+                           void *ctx)
+{
+    const diff_text *text = op->kind == DIFF_INSERT ? &r->b : &r->a;
+    size_t first = op->kind == DIFF_INSERT ? op->b_line : op->a_line;
+    for (size_t i = from; i < to; i++) {
+        size_t index = first + i, len = diff_line_len(text, index);
+        hunk_line line = {.op = op, .bytes = diff_line_bytes(text, index), .offset = text->line_start[index]};
+        line.newline = line.bytes[len - 1] == '\n';
+        line.len = len - line.newline;
+        line.a_number = op->kind == DIFF_INSERT ? 0 : op->a_line + i + 1;
+        line.b_number = op->kind == DIFF_DELETE ? 0 : op->b_line + i + 1;
+        visit(ctx, &line);
+    }
+}
+
+static void visit_hunk_lines(const diff_result *r, const hunk *h, line_visitor *visit, void *ctx)
+{
+    if (h->lead > 0) {
+        const diff_op *before = &r->ops[h->first_op - 1];
+        visit_op_lines(r, before, before->line_count - h->lead, before->line_count, visit, ctx);
+    }
+    for (size_t i = h->first_op; i <= h->last_op; i++)
+        visit_op_lines(r, &r->ops[i], 0, r->ops[i].line_count, visit, ctx);
+    if (h->trail > 0)
+        visit_op_lines(r, &r->ops[h->last_op + 1], 0, h->trail, visit, ctx);
+}
+
+typedef void segment_visitor(void *ctx, const char *bytes, size_t len, bool changed);
+
+/* Cuts a line of a refined op into common and changed segments. */
+static void for_each_segment(const hunk_line *line, segment_visitor *visit, void *ctx)
+{
+    const diff_span *words = line->op->words;
+    size_t lo = 0, hi = line->op->word_count;
+    while (lo < hi) { /* the first word at or after the line's start */
+        size_t mid = lo + (hi - lo) / 2;
+        if (words[mid].offset < line->offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t at = line->offset, end = line->offset + line->len;
+    const char *text = line->bytes - line->offset;
+    for (size_t i = lo; i < line->op->word_count && words[i].offset < end; i++) {
+        if (words[i].offset > at)
+            visit(ctx, text + at, words[i].offset - at, false);
+        visit(ctx, text + words[i].offset, words[i].len, true);
+        at = words[i].offset + words[i].len;
+    }
+    if (at < end)
+        visit(ctx, text + at, end - at, false);
+}
+
+static const char *op_name(diff_op_kind kind)
+{
+    return kind == DIFF_EQUAL ? "equal" : kind == DIFF_DELETE ? "delete" : "insert";
+}
+
+/* ---- UTF-8 ---------------------------------------------------------------------- */
+
+static const char replacement_character[] = "\xEF\xBF\xBD"; /* U+FFFD */
+
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 if there is none. */
+static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, lo = c == 0xE0 ? 0xA0 : lo, hi = c == 0xED ? 0x9F : hi;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, lo = c == 0xF0 ? 0x90 : lo, hi = c == 0xF4 ? 0x8F : hi;
+    else
+        return 0;
+    if (avail < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* ---- JSON ------------------------------------------------------------------------- */
+
+/* A JSON string of the bytes, invalid UTF-8 replaced (NUL is kept: JSON
+ * escapes it). */
+static json_t *json_text(const char *bytes, size_t len)
+{
+    char *valid = malloc(3 * len + 1), *out = valid;
+    if (valid == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        if (n == 0) {
+            memcpy(out, replacement_character, 3);
+            out += 3, i++;
+        } else {
+            memcpy(out, bytes + i, n);
+            out += n, i += n;
+        }
+    }
+    json_t *s = json_stringn(valid, (size_t)(out - valid));
+    free(valid);
+    return s;
+}
+
+typedef struct json_walk {
+    json_t *lines, *words; /* of the current hunk and line */
+    const char *changed_op;
+    bool failed;
+} json_walk;
+
+static void json_add_segment(void *ctx, const char *bytes, size_t len, bool changed)
+{
+    json_walk *w = ctx;
+    json_t *segment = json_pack("{s:s, s:o}", "op", changed ? w->changed_op : "equal", "text", json_text(bytes, len));
+    if (json_array_append_new(w->words, segment) != 0)
+        w->failed = true;
+}
+
+static void json_add_line(void *ctx, const hunk_line *line)
+{
+    json_walk *w = ctx;
+    json_t *o = json_pack("{s:s, s:o}", "op", op_name(line->op->kind), "text", json_text(line->bytes, line->len));
+    if (o == NULL || json_array_append_new(w->lines, o) != 0) {
+        w->failed = true;
+        return;
+    }
+    if (line->a_number != 0)
+        w->failed |= json_object_set_new(o, "a", json_integer((json_int_t)line->a_number)) != 0;
+    if (line->b_number != 0)
+        w->failed |= json_object_set_new(o, "b", json_integer((json_int_t)line->b_number)) != 0;
+    if (!line->newline)
+        w->failed |= json_object_set_new(o, "no_newline", json_true()) != 0;
+    if (line->op->refined) {
+        w->words = json_array();
+        w->changed_op = op_name(line->op->kind);
+        w->failed |= json_object_set_new(o, "words", w->words) != 0;
+        if (w->words != NULL)
+            for_each_segment(line, json_add_segment, w);
+    }
+}
+
+json_t *diff_render_json(const diff_result *r, unsigned context)
+{
+    json_t *hunks = json_array();
+    json_t *root = json_pack("{s:I, s:I, s:b, s:b, s:I, s:o}", "lines_added", (json_int_t)r->lines_added,
+                             "lines_removed", (json_int_t)r->lines_removed, "fallback", r->fallback, "words_incomplete",
+                             r->words_incomplete, "context", (json_int_t)context, "hunks", hunks);
+    json_walk w = {.failed = root == NULL || hunks == NULL};
+    hunk h;
+    for (size_t cursor = 0; !w.failed && next_hunk(r, context, &cursor, &h);) {
+        w.lines = json_array();
+        json_t *o =
+            json_pack("{s:I, s:I, s:I, s:I, s:o}", "a_start", (json_int_t)header_start(h.a_start, h.a_count), "a_count",
+                      (json_int_t)h.a_count, "b_start", (json_int_t)header_start(h.b_start, h.b_count), "b_count",
+                      (json_int_t)h.b_count, "lines", w.lines);
+        if (o == NULL || json_array_append_new(hunks, o) != 0)
+            w.failed = true;
+        else
+            visit_hunk_lines(r, &h, json_add_line, &w);
+    }
+    if (w.failed) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* ---- unified text --------------------------------------------------------------- */
+
+static const char no_newline_note[] = "\\ No newline at end of file";
+
+static void unified_line(void *ctx, const hunk_line *line)
+{
+    FILE *out = ctx;
+    static const char prefix[] = {[DIFF_EQUAL] = ' ', [DIFF_DELETE] = '-', [DIFF_INSERT] = '+'};
+    fputc(prefix[line->op->kind], out);
+    fwrite(line->bytes, 1, line->len, out);
+    fputc('\n', out);
+    if (!line->newline)
+        fprintf(out, "%s\n", no_newline_note);
+}
+
+/* Closes the stream; returns its buffer, or NULL (freed) if a write failed. */
+static char *close_stream(FILE *out, char **buffer)
+{
+    bool failed = ferror(out) != 0;
+    failed |= fclose(out) != 0;
+    if (failed) {
+        free(*buffer);
+        return NULL;
+    }
+    return *buffer;
+}
+
+char *diff_render_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, size_t *len)
+{
+    char *buffer = NULL;
+    FILE *out = open_memstream(&buffer, len);
+    if (out == NULL)
+        return NULL;
+    bool labels_due = a_label != NULL && b_label != NULL; /* before the first hunk */
+    hunk h;
+    for (size_t cursor = 0; next_hunk(r, context, &cursor, &h);) {
+        if (labels_due)
+            fprintf(out, "--- %s\n+++ %s\n", a_label, b_label);
+        labels_due = false;
+        print_hunk_header(out, &h);
+        fputc('\n', out);
+        visit_hunk_lines(r, &h, unified_line, out);
+    }
+    return close_stream(out, &buffer);
+}
+
+/* ---- HTML ------------------------------------------------------------------------- */
+
+/* Writes the bytes as HTML text: escaped, valid UTF-8, no NUL. */
+static void html_text(FILE *out, const char *bytes, size_t len)
+{
+    size_t plain = 0; /* bytes[plain, i) go out as they are */
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        const char *replacement = NULL;
+        if (n == 0)
+            replacement = replacement_character, n = 1;
+        else if (n == 1)
+            switch (bytes[i]) {
+            case '&': replacement = "&amp;"; break;
+            case '<': replacement = "&lt;"; break;
+            case '>': replacement = "&gt;"; break;
+            case '"': replacement = "&quot;"; break;
+            case '\'': replacement = "&#39;"; break;
+            case '\0': replacement = replacement_character; break;
+            }
+        if (replacement != NULL) {
+            fwrite(bytes + plain, 1, i - plain, out);
+            fputs(replacement, out);
+            plain = i + n;
+        }
+        i += n;
+    }
+    fwrite(bytes + plain, 1, len - plain, out);
+}
+
+typedef struct html_walk {
+    FILE *out;
+    const char *changed_tag; /* "del" or "ins" */
+} html_walk;
+
+static void html_segment(void *ctx, const char *bytes, size_t len, bool changed)
+{
+    html_walk *w = ctx;
+    if (changed)
+        fprintf(w->out, "<%s>", w->changed_tag);
+    html_text(w->out, bytes, len);
+    if (changed)
+        fprintf(w->out, "</%s>", w->changed_tag);
+}
+
+static void html_line_number(FILE *out, const char *side, size_t number)
+{
+    fprintf(out, "<td class=\"diff-ln-%s\">", side);
+    if (number != 0)
+        fprintf(out, "%zu", number);
+    fputs("</td>", out);
+}
+
+static void html_line(void *ctx, const hunk_line *line)
+{
+    html_walk *w = ctx;
+    fprintf(w->out, "<tr class=\"diff-%s\">", op_name(line->op->kind));
+    html_line_number(w->out, "a", line->a_number);
+    html_line_number(w->out, "b", line->b_number);
+    fputs("<td class=\"diff-text\">", w->out);
+    if (line->op->refined) {
+        w->changed_tag = line->op->kind == DIFF_DELETE ? "del" : "ins";
+        for_each_segment(line, html_segment, w);
+    } else {
+        html_text(w->out, line->bytes, line->len);
+    }
+    fputs("</td></tr>\n", w->out);
+    if (!line->newline)
+        fprintf(w->out, "<tr class=\"diff-no-newline\"><td colspan=\"3\">%s</td></tr>\n", no_newline_note);
+}
+
+char *diff_render_html(const diff_result *r, unsigned context, size_t *len)
+{
+    char *buffer = NULL;
+    FILE *out = open_memstream(&buffer, len);
+    if (out == NULL)
+        return NULL;
+    html_walk w = {.out = out};
+    fprintf(out, "<table class=\"diff%s\">\n", r->fallback ? " diff-fallback" : "");
+    hunk h;
+    for (size_t cursor = 0; next_hunk(r, context, &cursor, &h);) {
+        fputs("<tbody class=\"diff-hunk\">\n<tr class=\"diff-hunk-header\"><td colspan=\"3\">", out);
+        print_hunk_header(out, &h);
+        fputs("</td></tr>\n", out);
+        visit_hunk_lines(r, &h, html_line, &w);
+        fputs("</tbody>\n", out);
+    }
+    fputs("</table>\n", out);
+    return close_stream(out, &buffer);
+}
