@@ -35,7 +35,12 @@
  *
  * The event-loop adapter: each hiredis connection's socket is wrapped in an
  * h2o socket with H2O_SOCKET_FLAG_DONT_READ, so the loop tells hiredis when
- * to read or write and hiredis does its own I/O; h2o closes the descriptor.
+ * to read and hiredis does its own I/O; h2o closes the descriptor. Writes
+ * are not polled for: a command queued while the loop handles requests
+ * arms a zero-delay loop timer, which writes everything queued in that
+ * loop iteration in one write() — pipelining across requests, no epoll_ctl
+ * per command. Only a full socket (or a connection being made) waits for
+ * writability.
  */
 #include "cache/l2.h"
 
@@ -48,6 +53,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fmt.h"
 #include "core/log.h"
 
 #define RECORD_VERSION 1
@@ -166,7 +172,7 @@ struct l2 {
     char host[256];
     int port;
     int timeout_ms, pool_size, breaker_failures, breaker_cooldown_ms;
-    uint64_t lease_ms;
+    char lease_ms[24];
     char lookup_sha[41], store_sha[41];
     char instance[9];
     /* breaker */
@@ -204,7 +210,7 @@ l2 *l2_create(const l2_options *o)
     l->pool_size = o->pool_size > 0 ? o->pool_size : 1;
     l->breaker_failures = o->breaker_failures > 0 ? o->breaker_failures : 1;
     l->breaker_cooldown_ms = o->breaker_cooldown_ms;
-    l->lease_ms = o->lease_ms;
+    l->lease_ms[fmt_u64(l->lease_ms, o->lease_ms)] = '\0';
     sha1_hex(lookup_script, l->lookup_sha);
     sha1_hex(store_script, l->store_sha);
     struct timespec ts;
@@ -269,6 +275,8 @@ typedef struct slot {
     redisAsyncContext *ac; /* NULL once hiredis has let it go */
     h2o_socket_t *sock;
     bool connected;
+    bool flushing;               /* inside redisAsyncHandleWrite from `flush` */
+    h2o_timeout_entry_t flush;   /* write what this loop iteration queued */
     h2o_timeout_entry_t retry;   /* reconnect after RECONNECT_MS */
     h2o_timeout_entry_t connect; /* a connection attempt's deadline */
 } slot;
@@ -278,6 +286,7 @@ struct l2_conn {
     h2o_loop_t *loop;
     h2o_timeout_t command_timeout; /* timeout_ms */
     h2o_timeout_t retry_timeout;   /* RECONNECT_MS */
+    h2o_timeout_t flush_timeout;   /* 0: the end of this loop iteration */
     uint64_t next_token;
     unsigned next_slot;
     bool closing;
@@ -316,8 +325,25 @@ static void ev_del_read(void *p)
 static void ev_add_write(void *p)
 {
     slot *s = p;
+    if (s->connected && !s->flushing) {
+        if (!h2o_timeout_is_linked(&s->flush))
+            h2o_timeout_link(s->owner->loop, &s->owner->flush_timeout, &s->flush);
+        return;
+    }
+    /* connecting, or the socket took only part of a flush: wait until it
+     * is writable */
     if (!h2o_socket_is_writing(s->sock))
         h2o_socket_notify_write(s->sock, on_socket_write);
+}
+
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    slot *s = H2O_STRUCT_FROM_MEMBER(slot, flush, entry);
+    if (s->ac == NULL)
+        return;
+    s->flushing = true;
+    redisAsyncHandleWrite(s->ac);
+    s->flushing = false;
 }
 
 /* hiredis is done with the connection (it frees the context next): h2o
@@ -325,6 +351,8 @@ static void ev_add_write(void *p)
 static void ev_cleanup(void *p)
 {
     slot *s = p;
+    if (h2o_timeout_is_linked(&s->flush))
+        h2o_timeout_unlink(&s->flush);
     if (s->sock != NULL) {
         h2o_socket_close(s->sock);
         s->sock = NULL;
@@ -417,10 +445,12 @@ l2_conn *l2_conn_open(l2 *l, h2o_loop_t *loop)
     conn->slot_count = l->pool_size;
     h2o_timeout_init(loop, &conn->command_timeout, (uint64_t)l->timeout_ms);
     h2o_timeout_init(loop, &conn->retry_timeout, RECONNECT_MS);
+    h2o_timeout_init(loop, &conn->flush_timeout, 0);
     for (int i = 0; i < conn->slot_count; i++) {
         slot *s = &conn->slots[i];
         s->owner = conn;
         s->retry.cb = on_retry;
+        s->flush.cb = on_flush;
         s->connect.cb = on_connect_timeout;
         slot_connect(s);
     }
@@ -601,11 +631,14 @@ static void on_value_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* "strata:{SITE}:v:KEY", or 0 if it does not fit. */
 static size_t value_key_name(const char *site, const void *key, size_t key_len, char out[RC_VALUE_KEY_MAX])
 {
-    int n = snprintf(out, RC_VALUE_KEY_MAX, "strata:{%s}:v:", site);
-    if (n < 0 || (size_t)n + key_len > RC_VALUE_KEY_MAX)
+    size_t site_len = strlen(site);
+    if (8 + site_len + 4 + key_len > RC_VALUE_KEY_MAX)
         return 0;
-    memcpy(out + n, key, key_len);
-    return (size_t)n + key_len;
+    memcpy(out, "strata:{", 8);
+    memcpy(out + 8, site, site_len);
+    memcpy(out + 8 + site_len, "}:v:", 4);
+    memcpy(out + 12 + site_len, key, key_len);
+    return 12 + site_len + key_len;
 }
 
 static op *op_new(l2_conn *conn, op_kind kind)
@@ -633,12 +666,16 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
     }
     o->cb = cb;
     o->ctx = ctx;
-    snprintf(o->token, sizeof(o->token), "%s-%p-%llu", l->instance, (void *)conn,
-             (unsigned long long)++conn->next_token);
-    char lease_ms[24], value_key[RC_VALUE_KEY_MAX];
-    snprintf(lease_ms, sizeof(lease_ms), "%llu", (unsigned long long)l->lease_ms);
-    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", site, key, o->token, lease_ms, mode == L2_READ ? "r" : "s"};
-    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, strlen(o->token), strlen(lease_ms), 1};
+    /* the token: instance, connection, sequence — printf-free, per lookup */
+    char *t = o->token;
+    memcpy(t, l->instance, 8);
+    t[8] = '-';
+    fmt_hex(t + 9, (uint64_t)(uintptr_t)conn, 12);
+    t[21] = '-';
+    t[22 + fmt_u64(t + 22, ++conn->next_token)] = '\0';
+    char value_key[RC_VALUE_KEY_MAX];
+    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", site, key, o->token, l->lease_ms, mode == L2_READ ? "r" : "s"};
+    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, strlen(o->token), strlen(l->lease_ms), 1};
     if (redisAsyncCommandArgv(s->ac, on_check_reply, o, 8, argv, argvlen) != REDIS_OK) {
         free(o);
         atomic_fetch_add(&l->errors, 1);
@@ -732,6 +769,7 @@ void l2_conn_close(l2_conn **connp)
     }
     h2o_timeout_dispose(conn->loop, &conn->command_timeout);
     h2o_timeout_dispose(conn->loop, &conn->retry_timeout);
+    h2o_timeout_dispose(conn->loop, &conn->flush_timeout);
     free(conn);
 }
 

@@ -58,6 +58,7 @@ typedef struct representation {
     uint64_t handler_us;
     uint64_t compress_us;
     l2_lifetimes life; /* as built: created (wall clock) and the class's lifetimes */
+    char *block;       /* decoded from the L2: every string above lives in it */
 } representation;
 
 static struct {
@@ -300,6 +301,14 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
 static void representation_free(void *p)
 {
     representation *rep = p;
+    for (size_t i = 0; i < rep->tag_count; i++)
+        free(rep->tags[i]);
+    free(rep->tags);
+    if (rep->block != NULL) {
+        free(rep->block);
+        free(rep);
+        return;
+    }
     for (int e = 0; e < ENC_COUNT; e++) {
         free(rep->body[e].base);
         free(rep->etag[e].base);
@@ -312,9 +321,6 @@ static void representation_free(void *p)
         free(rep->headers[i].name);
         free(rep->headers[i].value.base);
     }
-    for (size_t i = 0; i < rep->tag_count; i++)
-        free(rep->tags[i]);
-    free(rep->tags);
     free(rep);
 }
 
@@ -469,6 +475,7 @@ typedef struct wire {
     unsigned char *p, *end; /* writing: p == NULL measures */
     size_t size;
     bool bad;
+    char *copy_to; /* reading: where strings are copied, NUL-terminated */
 } wire;
 
 static void wire_uint(wire *w, uint64_t v, int bytes)
@@ -539,7 +546,8 @@ static uint64_t read_uint(wire *w, int bytes)
     return v;
 }
 
-/* A NUL-terminated copy (bodies too: the identity body is sent as is). */
+/* A NUL-terminated copy in the representation's block (which has room
+ * for every string of the payload and a NUL after each). */
 static h2o_iovec_t read_str(wire *w)
 {
     uint64_t len = read_uint(w, 4);
@@ -547,13 +555,10 @@ static h2o_iovec_t read_str(wire *w)
         w->bad = true;
         return h2o_iovec_init(NULL, 0);
     }
-    char *s = malloc(len + 1);
-    if (s == NULL) {
-        w->bad = true;
-        return h2o_iovec_init(NULL, 0);
-    }
+    char *s = w->copy_to;
     memcpy(s, w->p, len);
     s[len] = '\0';
+    w->copy_to += len + 1;
     w->p += len;
     return h2o_iovec_init(s, len);
 }
@@ -576,10 +581,17 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
     uint64_t age = now > r->life.created_ms ? now - r->life.created_ms : 0;
     if (!remaining(&r->life, age, &fresh, &stale, &grace))
         return false;
+    /* one block for every string: each is at least its 4-byte length in
+     * the payload, so payload_len bytes hold them all with their NULs */
     representation *rep = calloc(1, sizeof(*rep));
-    if (rep == NULL)
+    char *block = malloc(r->payload_len + 1);
+    if (rep == NULL || block == NULL) {
+        free(rep);
+        free(block);
         return false;
-    wire w = {.p = (unsigned char *)r->payload, .end = (unsigned char *)r->payload + r->payload_len};
+    }
+    rep->block = block;
+    wire w = {.p = (unsigned char *)r->payload, .end = (unsigned char *)r->payload + r->payload_len, .copy_to = block};
     rep->status = (int)read_uint(&w, 2);
     rep->available = (unsigned)read_uint(&w, 1);
     rep->content_type = read_str(&w).base;
