@@ -108,6 +108,7 @@ bench: build/strata
 	@scripts/deps.sh bench
 	@bench/item_get.sh
 	@bench/hot_path.sh
+	@bench/l2.sh
 	@bench/cache_bench.sh
 
 format:
