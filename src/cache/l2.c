@@ -5,8 +5,9 @@
  * (and a script touches one site's keys only):
  *
  *     strata:{SITE}:v:KEY    the value record           PX its hard lifetime
- *     strata:{SITE}:m:KEY    the record's first part: version, snapshot,
- *                            tags — what the lookup script checks
+ *     strata:{SITE}:m:KEY    a list: the record's snapshot, then the names
+ *                            of the stamps that guard it (its key's, its
+ *                            tags') — what the lookup script checks
  *     strata:{SITE}:t:TAG    the tag's generation       PX > any lifetime
  *     strata:{SITE}:k:KEY    the key's generation       PX > any lifetime
  *     strata:{SITE}:l:KEY    the fill lease (a token)   PX lease_ms
@@ -19,14 +20,16 @@
  *     | per tag: u16 length, bytes | u64 created_ms | u32 fresh_ms
  *     | u32 stale_ms | u32 grace_ms | payload
  *
- * The scripts read only the first three parts, which the store also keeps
- * apart as the meta key: bringing a value of a few KB into Lua costs Redis
- * ~15 µs per KB (measured: 50 µs for 30 KB, against 2 µs for a plain GET),
- * so a lookup sends the check script on the meta key and, pipelined right
- * behind it on the same connection, a plain GET of the value — one round
- * trip. A GET answered after a check that said "valid" returns that value,
- * or one stored after it (a store is checked too), or nothing (a key
- * invalidation deleted it in between: a miss). The snapshot is decimal
+ * The store script reads the first three parts and keeps them apart as
+ * the meta list, stamp names ready for one MGET: bringing a value of a few
+ * KB into Lua costs Redis ~15 µs per KB (measured: 50 µs for 30 KB, against
+ * 2 µs for a plain GET), and building the names from the record costs
+ * several more (a lookup script that parsed the record took 15 µs, this
+ * one 11), so a lookup runs the check script on the meta list only and,
+ * pipelined right behind it on the same connection, a plain GET of the
+ * value — one round trip. A GET answered after a check that said "valid"
+ * returns that value, or one stored after it (a store is checked too), or
+ * nothing (a key invalidation deleted it in between: a miss). The snapshot is decimal
  * because Lua numbers are doubles and parse decimal exactly up to 2^53 (µs
  * since 1970 stay below it until 2255).
  *
@@ -63,32 +66,19 @@
 /* ---- scripts ------------------------------------------------------------------ */
 
 #define LUA_COMMON                                                                                                     \
-    "local function fmt(n) return string.format('%.0f', n) end\n"                                                     \
-    "local function now_us() local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end\n"     \
+    "local function fmt(n) return string.format('%.0f', n) end\n"                                                      \
+    "local function now_us() local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end\n"      \
     "local function era(now)\n"                                                                                        \
     "  local e = redis.call('GET', 'strata:era')\n"                                                                    \
     "  if e then return tonumber(e) end\n"                                                                             \
     "  redis.call('SET', 'strata:era', fmt(now))\n"                                                                    \
     "  return now\n"                                                                                                   \
     "end\n"                                                                                                            \
-    "local function valid(p, key, v)\n"                                                                                \
-    "  if #v < 19 or string.byte(v, 1) ~= 1 then return false end\n"                                                  \
-    "  local s = tonumber(string.sub(v, 2, 17))\n"                                                                     \
-    "  if not s then return false end\n"                                                                               \
-    "  local names = {'strata:era', p .. 'k:' .. key}\n"                                                               \
-    "  local n = string.byte(v, 18) * 256 + string.byte(v, 19)\n"                                                      \
-    "  local pos = 20\n"                                                                                               \
-    "  for i = 1, n do\n"                                                                                              \
-    "    if pos + 1 > #v then return false end\n"                                                                      \
-    "    local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)\n"                                            \
-    "    names[#names + 1] = p .. 't:' .. string.sub(v, pos + 2, pos + 1 + len)\n"                                     \
-    "    pos = pos + 2 + len\n"                                                                                        \
-    "  end\n"                                                                                                          \
-    "  if pos - 1 > #v then return false end\n"                                                                        \
+    "local function stamps_ok(s, names)\n"                                                                             \
     "  local gens = redis.call('MGET', unpack(names))\n"                                                               \
-    "  if not gens[1] or s < tonumber(gens[1]) then return false end\n"                                               \
+    "  if not gens[1] or s < tonumber(gens[1]) then return false end\n"                                                \
     "  for i = 2, #gens do\n"                                                                                          \
-    "    if gens[i] and tonumber(gens[i]) >= s then return false end\n"                                               \
+    "    if gens[i] and tonumber(gens[i]) >= s then return false end\n"                                                \
     "  end\n"                                                                                                          \
     "  return true\n"                                                                                                  \
     "end\n"
@@ -97,74 +87,95 @@
  * check the value first; "s": only the snapshot and the lease, to refill).
  * → 1 (valid: the GET pipelined behind brings it) |
  *   {0, snapshot, leased 0/1} | {2, snapshot} (another fill holds the lease).
- * A hit costs a GET and an MGET (the era, the key's and the tags' stamps; a
- * missing era — Redis lost its keys — makes it a miss). The snapshot is
+ * A hit costs an LRANGE of the meta list and an MGET (the era, the key's
+ * and the tags' stamps; a missing era — Redis lost its keys — makes it a
+ * miss). The snapshot is
  * later than every stamp so far, and the site's clock moves up to it, so
  * every stamp that follows is later still, even if Redis's clock steps
  * back. */
-static const char lookup_script[] = LUA_COMMON
-    "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
-    "if ARGV[5] == 'r' then\n"
-    "  local m = redis.call('GET', p .. 'm:' .. ARGV[2])\n"
-    "  if m then\n"
-    "    if valid(p, ARGV[2], m) then return 1 end\n"
-    "    redis.call('DEL', p .. 'm:' .. ARGV[2], p .. 'v:' .. ARGV[2])\n"
-    "  end\n"
-    "end\n"
-    "local now = now_us()\n"
-    "era(now)\n"
-    "local ck = p .. 'clock'\n"
-    "local s = now\n"
-    "local c = tonumber(redis.call('GET', ck) or '0')\n"
-    "if c >= s then s = c + 1 end\n"
-    "redis.call('SET', ck, fmt(s))\n"
-    "local lk = p .. 'l:' .. ARGV[2]\n"
-    "if ARGV[3] ~= '' then\n"
-    "  if redis.call('SET', lk, ARGV[3], 'NX', 'PX', ARGV[4]) then return {0, fmt(s), 1} end\n"
-    "  return {2, fmt(s)}\n"
-    "end\n"
-    "if redis.call('EXISTS', lk) == 1 then return {2, fmt(s)} end\n"
-    "return {0, fmt(s), 0}\n";
+static const char lookup_script[] =
+    LUA_COMMON "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
+               "if ARGV[5] == 'r' then\n"
+               "  local mk = p .. 'm:' .. ARGV[2]\n"
+               "  local m = redis.call('LRANGE', mk, 0, -1)\n"
+               "  if #m > 0 then\n"
+               "    local s = tonumber(m[1])\n"
+               "    m[1] = 'strata:era'\n"
+               "    if s and stamps_ok(s, m) then return 1 end\n"
+               "    redis.call('DEL', mk, p .. 'v:' .. ARGV[2])\n"
+               "  end\n"
+               "end\n"
+               "local now = now_us()\n"
+               "era(now)\n"
+               "local ck = p .. 'clock'\n"
+               "local s = now\n"
+               "local c = tonumber(redis.call('GET', ck) or '0')\n"
+               "if c >= s then s = c + 1 end\n"
+               "redis.call('SET', ck, fmt(s))\n"
+               "local lk = p .. 'l:' .. ARGV[2]\n"
+               "if ARGV[3] ~= '' then\n"
+               "  if redis.call('SET', lk, ARGV[3], 'NX', 'PX', ARGV[4]) then return {0, fmt(s), 1} end\n"
+               "  return {2, fmt(s)}\n"
+               "end\n"
+               "if redis.call('EXISTS', lk) == 1 then return {2, fmt(s)} end\n"
+               "return {0, fmt(s), 0}\n";
 
-/* ARGV: site, key, record ("" = only release the lease), token, ttl ms,
- * length of the record's meta part.
- * → 1 stored | 0 not (lease) | -1 refused (no longer valid) */
-static const char store_script[] = LUA_COMMON
-    "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
-    "local lk = p .. 'l:' .. ARGV[2]\n"
-    "local holder = redis.call('GET', lk)\n"
-    "if holder and holder == ARGV[4] then redis.call('DEL', lk) elseif holder then return 0 end\n"
-    "if ARGV[3] == '' then return 0 end\n"
-    "era(now_us())\n"
-    "local m = string.sub(ARGV[3], 1, tonumber(ARGV[6]))\n"
-    "if not valid(p, ARGV[2], m) then return -1 end\n"
-    "redis.call('SET', p .. 'v:' .. ARGV[2], ARGV[3], 'PX', ARGV[5])\n"
-    "redis.call('SET', p .. 'm:' .. ARGV[2], m, 'PX', ARGV[5])\n"
-    "return 1\n";
+/* ARGV: site, key, record ("" = only release the lease), token, ttl ms.
+ * Reads the record's snapshot and tags (binary, see above), checks them,
+ * and stores the record and its meta list.
+ * → 1 stored | 0 not (lease) | -1 refused (no longer valid, or malformed) */
+static const char store_script[] =
+    LUA_COMMON "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
+               "local lk = p .. 'l:' .. ARGV[2]\n"
+               "local holder = redis.call('GET', lk)\n"
+               "if holder and holder == ARGV[4] then redis.call('DEL', lk) elseif holder then return 0 end\n"
+               "local v = ARGV[3]\n"
+               "if v == '' then return 0 end\n"
+               "era(now_us())\n"
+               "if #v < 19 or string.byte(v, 1) ~= 1 then return -1 end\n"
+               "local s = tonumber(string.sub(v, 2, 17))\n"
+               "if not s then return -1 end\n"
+               "local names = {'strata:era', p .. 'k:' .. ARGV[2]}\n"
+               "local n = string.byte(v, 18) * 256 + string.byte(v, 19)\n"
+               "local pos = 20\n"
+               "for i = 1, n do\n"
+               "  if pos + 1 > #v then return -1 end\n"
+               "  local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)\n"
+               "  if pos + 1 + len > #v then return -1 end\n"
+               "  names[#names + 1] = p .. 't:' .. string.sub(v, pos + 2, pos + 1 + len)\n"
+               "  pos = pos + 2 + len\n"
+               "end\n"
+               "if not stamps_ok(s, names) then return -1 end\n"
+               "local mk = p .. 'm:' .. ARGV[2]\n"
+               "names[1] = fmt(s)\n"
+               "redis.call('SET', p .. 'v:' .. ARGV[2], v, 'PX', ARGV[5])\n"
+               "redis.call('DEL', mk)\n"
+               "redis.call('RPUSH', mk, unpack(names))\n"
+               "redis.call('PEXPIRE', mk, ARGV[5])\n"
+               "return 1\n";
 
-const char l2_invalidate_script[] =
-    "local function fmt(n) return string.format('%.0f', n) end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "if ARGV[3] == 'r' then\n"
-    "  local e = tonumber(redis.call('GET', 'strata:era') or '0')\n"
-    "  if now <= e then now = e + 1 end\n"
-    "  redis.call('SET', 'strata:era', fmt(now))\n"
-    "elseif ARGV[3] == 't' or ARGV[3] == 'k' then\n"
-    "  local p = 'strata:{' .. ARGV[4] .. '}:'\n"
-    "  local ck = p .. 'clock'\n"
-    "  local g = now\n"
-    "  local c = tonumber(redis.call('GET', ck) or '0')\n"
-    "  if g <= c then g = c + 1 end\n"
-    "  redis.call('SET', ck, fmt(g))\n"
-    "  if ARGV[3] == 't' then\n"
-    "    redis.call('SET', p .. 't:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
-    "  else\n"
-    "    redis.call('SET', p .. 'k:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
-    "    redis.call('DEL', p .. 'v:' .. ARGV[5], p .. 'm:' .. ARGV[5])\n"
-    "  end\n"
-    "end\n"
-    "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
+const char l2_invalidate_script[] = "local function fmt(n) return string.format('%.0f', n) end\n"
+                                    "local t = redis.call('TIME')\n"
+                                    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                                    "if ARGV[3] == 'r' then\n"
+                                    "  local e = tonumber(redis.call('GET', 'strata:era') or '0')\n"
+                                    "  if now <= e then now = e + 1 end\n"
+                                    "  redis.call('SET', 'strata:era', fmt(now))\n"
+                                    "elseif ARGV[3] == 't' or ARGV[3] == 'k' then\n"
+                                    "  local p = 'strata:{' .. ARGV[4] .. '}:'\n"
+                                    "  local ck = p .. 'clock'\n"
+                                    "  local g = now\n"
+                                    "  local c = tonumber(redis.call('GET', ck) or '0')\n"
+                                    "  if g <= c then g = c + 1 end\n"
+                                    "  redis.call('SET', ck, fmt(g))\n"
+                                    "  if ARGV[3] == 't' then\n"
+                                    "    redis.call('SET', p .. 't:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+                                    "  else\n"
+                                    "    redis.call('SET', p .. 'k:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+                                    "    redis.call('DEL', p .. 'v:' .. ARGV[5], p .. 'm:' .. ARGV[5])\n"
+                                    "  end\n"
+                                    "end\n"
+                                    "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
 
 /* ---- shared state -------------------------------------------------------------- */
 
@@ -176,9 +187,9 @@ struct l2 {
     char lookup_sha[41], store_sha[41];
     char instance[9];
     /* breaker */
-    _Atomic int failures;          /* in a row */
-    _Atomic uint64_t open_until;   /* 0: closed; else monotonic ms */
-    _Atomic bool probing;          /* a half-open probe is out */
+    _Atomic int failures;        /* in a row */
+    _Atomic uint64_t open_until; /* 0: closed; else monotonic ms */
+    _Atomic bool probing;        /* a half-open probe is out */
     /* stats */
     _Atomic uint64_t lookups, hits, misses, busy, errors, timeouts, stores, stored, refused, opens, up;
 };
@@ -652,8 +663,8 @@ static op *op_new(l2_conn *conn, op_kind kind)
     return o;
 }
 
-bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode,
-               l2_lookup_cb cb, void *ctx)
+bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode, l2_lookup_cb cb,
+               void *ctx)
 {
     l2 *l = conn->shared;
     atomic_fetch_add(&l->lookups, 1);
@@ -719,19 +730,18 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static void send_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token,
-                       const char *record, size_t record_len, size_t meta_len, uint64_t ttl_ms)
+                       const char *record, size_t record_len, uint64_t ttl_ms)
 {
     slot *s = pick_slot(conn);
     op *o = s != NULL ? op_new(conn, OP_STORE) : NULL;
     if (o == NULL)
         return;
-    char ttl[24], meta[24];
+    char ttl[24];
     snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(ttl_ms > 0 ? ttl_ms : 1));
-    snprintf(meta, sizeof(meta), "%zu", meta_len);
     l2 *l = conn->shared;
-    const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl, meta};
-    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl), strlen(meta)};
-    if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 9, argv, argvlen) != REDIS_OK) {
+    const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl};
+    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl)};
+    if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 8, argv, argvlen) != REDIS_OK) {
         free(o);
         return;
     }
@@ -742,13 +752,13 @@ void l2_store(l2_conn *conn, const char *site, const void *key, size_t key_len, 
               uint64_t ttl_ms)
 {
     atomic_fetch_add(&conn->shared->stores, 1);
-    send_store(conn, site, key, key_len, token, rec->data, rec->len, rec->meta_len, ttl_ms);
+    send_store(conn, site, key, key_len, token, rec->data, rec->len, ttl_ms);
     l2_record_free(rec); /* hiredis has its own copy of the command */
 }
 
 void l2_release(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token)
 {
-    send_store(conn, site, key, key_len, token, "", 0, 0, 1);
+    send_store(conn, site, key, key_len, token, "", 0, 1);
 }
 
 void l2_conn_close(l2_conn **connp)
@@ -794,7 +804,6 @@ char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, 
             return NULL;
         meta += 2 + strlen(tags[i]);
     }
-    rec->meta_len = meta;
     rec->len = meta + 20 + payload_len;
     rec->data = malloc(rec->len + 1); /* +1: snprintf's NUL below */
     if (rec->data == NULL)
@@ -822,7 +831,7 @@ void l2_record_free(l2_record *rec)
 {
     free(rec->data);
     rec->data = NULL;
-    rec->len = rec->meta_len = 0;
+    rec->len = 0;
 }
 
 void l2_get_stats(l2 *l, l2_stats *out)

@@ -107,8 +107,8 @@ typedef enum l2_lookup_mode {
  * the key's lease. Returns true if cb will be called (once, on this loop);
  * false if the command could not be sent (no connection, out of memory) —
  * then cb is never called, and the failure has been counted. */
-bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode,
-               l2_lookup_cb cb, void *ctx);
+bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode, l2_lookup_cb cb,
+               void *ctx);
 
 /* A record ready to store: l2_record_new writes the header (snapshot,
  * tags, lifetimes) and returns where the caller writes payload_len bytes.
@@ -116,7 +116,6 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
 typedef struct l2_record {
     char *data;
     size_t len;
-    size_t meta_len; /* the part the scripts check: version, snapshot, tags */
 } l2_record;
 char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, size_t tag_count,
                     const l2_lifetimes *life, size_t payload_len);
