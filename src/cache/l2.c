@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "core/fmt.h"
 #include "core/log.h"
@@ -62,6 +63,9 @@
 #define RECORD_VERSION 1
 #define SNAPSHOT_DIGITS 16
 #define RECONNECT_MS 200
+#define RC_SITE_NAME_MAX 64
+#define MEMO_SLOTS 4096 /* per loop: the tag list last seen of so many keys */
+#define MEMO_MAX_TAGS 32
 
 /* ---- scripts ------------------------------------------------------------------ */
 
@@ -292,9 +296,22 @@ typedef struct slot {
     h2o_timeout_entry_t connect; /* a connection attempt's deadline */
 } slot;
 
+/* The tag list (the record's u16 count and tags, as stored) this loop last
+ * saw for a key, by the hash of (site, key). With it a lookup needs no
+ * script: it pipelines an MGET of the era and the key's and tags' stamps
+ * with a GET of the value, and checks the record against them here. A
+ * record whose tags differ from the memo's (a collision, or the item's
+ * tags changed) goes the script's way. */
+typedef struct memo_slot {
+    uint64_t hash;
+    char *tags;
+    size_t len;
+} memo_slot;
+
 struct l2_conn {
     l2 *shared;
     h2o_loop_t *loop;
+    memo_slot *memo; /* MEMO_SLOTS */
     h2o_timeout_t command_timeout; /* timeout_ms */
     h2o_timeout_t retry_timeout;   /* RECONNECT_MS */
     h2o_timeout_t flush_timeout;   /* 0: the end of this loop iteration */
@@ -453,6 +470,11 @@ l2_conn *l2_conn_open(l2 *l, h2o_loop_t *loop)
         return NULL;
     conn->shared = l;
     conn->loop = loop;
+    conn->memo = calloc(MEMO_SLOTS, sizeof(*conn->memo));
+    if (conn->memo == NULL) {
+        free(conn);
+        return NULL;
+    }
     conn->slot_count = l->pool_size;
     h2o_timeout_init(loop, &conn->command_timeout, (uint64_t)l->timeout_ms);
     h2o_timeout_init(loop, &conn->retry_timeout, RECONNECT_MS);
@@ -479,6 +501,14 @@ typedef struct op {
     bool finished;  /* answered (by a reply or by the deadline) */
     int pending;    /* replies still to come: freed after the last */
     bool check_hit; /* the check said valid: the GET's reply is the hit */
+    /* the script-free way (a memo of the key's tags was found) */
+    bool fast;
+    bool stamps_read, era_found;
+    uint64_t era, newest_stamp;
+    uint64_t hash;
+    char site[RC_SITE_NAME_MAX + 1];
+    size_t key_len;
+    char *key;
     l2_lookup_cb cb;
     void *ctx;
     char token[L2_TOKEN_MAX + 1];
@@ -538,11 +568,15 @@ static uint64_t get_be(const unsigned char *p, int bytes)
 }
 
 /* The record's lifetimes and payload, past the part the scripts read. */
-static bool record_parse(const char *data, size_t len, l2_result *r)
+static bool record_parse(const char *data, size_t len, l2_result *r, size_t *tags_end)
 {
     const unsigned char *p = (const unsigned char *)data, *end = p + len;
     if (len < 1 + SNAPSHOT_DIGITS + 2 || p[0] != RECORD_VERSION)
         return false;
+    char digits[SNAPSHOT_DIGITS + 1];
+    memcpy(digits, data + 1, SNAPSHOT_DIGITS);
+    digits[SNAPSHOT_DIGITS] = '\0';
+    r->snapshot = strtoull(digits, NULL, 10);
     p += 1 + SNAPSHOT_DIGITS;
     size_t tags = (size_t)get_be(p, 2);
     p += 2;
@@ -553,6 +587,7 @@ static bool record_parse(const char *data, size_t len, l2_result *r)
     }
     if (end - p < 20)
         return false;
+    *tags_end = (size_t)(p - (const unsigned char *)data);
     r->life.created_ms = get_be(p, 8);
     r->life.fresh_ms = (uint32_t)get_be(p + 8, 4);
     r->life.stale_ms = (uint32_t)get_be(p + 12, 4);
@@ -569,11 +604,37 @@ static void reload_scripts(redisAsyncContext *ac)
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", store_script);
 }
 
+static void op_free(op *o)
+{
+    free(o->key);
+    free(o);
+}
+
 static void op_reply_seen(op *o)
 {
     if (--o->pending == 0)
-        free(o);
+        op_free(o);
 }
+
+#define TAGS_AT (1 + SNAPSHOT_DIGITS) /* where a record's tag list begins */
+
+static memo_slot *memo_of(l2_conn *conn, uint64_t hash) { return &conn->memo[hash % MEMO_SLOTS]; }
+
+static void memo_learn(l2_conn *conn, uint64_t hash, const char *record, size_t tags_end)
+{
+    memo_slot *m = memo_of(conn, hash);
+    size_t len = tags_end - TAGS_AT;
+    if (m->hash == hash && m->len == len && memcmp(m->tags, record + TAGS_AT, len) == 0)
+        return;
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return;
+    memcpy(copy, record + TAGS_AT, len);
+    free(m->tags);
+    *m = (memo_slot){.hash = hash, .tags = copy, .len = len};
+}
+
+static bool lookup_by_script(op *o);
 
 static void lookup_done(op *o, l2_result *res)
 {
@@ -614,9 +675,36 @@ static void on_check_reply(redisAsyncContext *ac, void *reply, void *privdata)
     op_reply_seen(o);
 }
 
-/* The value, pipelined behind a check that said valid. Nothing (deleted in
- * between by a key invalidation) is a miss without a fence: its fill will
- * not be stored (snapshot 0 predates every era). */
+/* The script-free way's MGET: the era, then the key's and tags' stamps. */
+static void on_stamps_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    op *o = privdata;
+    redisReply *r = reply;
+    if (!o->finished) {
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+            lookup_failed(o, false);
+        } else {
+            o->stamps_read = true;
+            o->era_found = r->element[0]->type == REDIS_REPLY_STRING;
+            o->era = o->era_found ? strtoull(r->element[0]->str, NULL, 10) : 0;
+            for (size_t i = 1; i < r->elements; i++)
+                if (r->element[i]->type == REDIS_REPLY_STRING) {
+                    uint64_t stamp = strtoull(r->element[i]->str, NULL, 10);
+                    o->newest_stamp = stamp > o->newest_stamp ? stamp : o->newest_stamp;
+                }
+        }
+    }
+    op_reply_seen(o);
+}
+
+/* The value, pipelined behind the check. After the script's "valid": that
+ * value, or one stored after it (a store is checked too), or nothing (a
+ * key invalidation deleted it in between: a miss without a fence — its
+ * fill will not be stored, snapshot 0 predating every era). After the
+ * stamps of the memo's tags: valid if it carries exactly those tags and
+ * was snapshotted after every one of them (it was valid when the stamps
+ * were read, or stored valid after); anything else asks the script. */
 static void on_value_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -624,13 +712,34 @@ static void on_value_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     if (!o->finished) {
         l2_result res = {.outcome = L2_MISS};
-        if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
+        size_t tags_end = 0;
+        bool is_record = r != NULL && r->type == REDIS_REPLY_STRING;
+        if (r == NULL || (!is_record && r->type != REDIS_REPLY_NIL) ||
+            (is_record && !record_parse(r->str, r->len, &res, &tags_end))) {
             lookup_failed(o, false);
-        else if (r->type == REDIS_REPLY_STRING && !record_parse(r->str, r->len, &res))
-            lookup_failed(o, false);
-        else {
-            if (r->type == REDIS_REPLY_STRING)
+        } else if (o->fast) {
+            memo_slot *m = memo_of(o->conn, o->hash);
+            bool valid = is_record && o->stamps_read && o->era_found && m->hash == o->hash &&
+                         m->len == tags_end - TAGS_AT && memcmp(m->tags, r->str + TAGS_AT, m->len) == 0 &&
+                         res.snapshot >= o->era && o->newest_stamp < res.snapshot;
+            if (valid) {
                 res.outcome = L2_HIT;
+                lookup_done(o, &res);
+            } else {
+                o->finished = true; /* the script decides, with its own deadline */
+                if (h2o_timeout_is_linked(&o->deadline))
+                    h2o_timeout_unlink(&o->deadline);
+                if (!lookup_by_script(o)) {
+                    l2_result failed = {.outcome = L2_ERROR};
+                    o->cb(o->ctx, &failed);
+                }
+            }
+        } else {
+            if (is_record) {
+                res.outcome = L2_HIT;
+                memo_learn(o->conn, o->hash, r->str, tags_end);
+            }
+            res.snapshot = 0;
             lookup_done(o, &res);
         }
     }
@@ -663,13 +772,82 @@ static op *op_new(l2_conn *conn, op_kind kind)
     return o;
 }
 
-bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode, l2_lookup_cb cb,
-               void *ctx)
+/* Sends GET of the value behind what was just queued (with on_value_reply). */
+static void queue_value_get(op *o, slot *s)
+{
+    char value_key[RC_VALUE_KEY_MAX];
+    size_t len = value_key_name(o->site, o->key, o->key_len, value_key);
+    const char *get[] = {"GET", value_key};
+    size_t getlen[] = {3, len};
+    if (len > 0 && redisAsyncCommandArgv(s->ac, on_value_reply, o, 2, get, getlen) == REDIS_OK)
+        o->pending++;
+}
+
+/* The script-free way: MGET of the era and the stamps named by the memo's
+ * tags, and GET of the value, pipelined. False if it could not be sent. */
+static bool lookup_by_stamps(op *o, slot *s, const memo_slot *m)
+{
+    const unsigned char *p = (const unsigned char *)m->tags;
+    size_t tags = (size_t)get_be(p, 2), site_len = strlen(o->site);
+    if (tags > MEMO_MAX_TAGS)
+        return false;
+    /* "strata:{SITE}:k:KEY" and "strata:{SITE}:t:TAG" each */
+    char *names = malloc(2 * (12 + site_len) + o->key_len + m->len + tags * (12 + site_len));
+    if (names == NULL)
+        return false;
+    const char *argv[2 + 1 + MEMO_MAX_TAGS] = {"MGET", "strata:era"};
+    size_t argvlen[2 + 1 + MEMO_MAX_TAGS] = {4, 10};
+    char *w = names;
+    const char *part = (const char *)o->key;
+    size_t part_len = o->key_len;
+    const unsigned char *t = p + 2;
+    for (size_t i = 0; i <= tags; i++) {
+        if (i > 0) {
+            part_len = (size_t)get_be(t, 2);
+            part = (const char *)t + 2;
+            t += 2 + part_len;
+        }
+        argv[2 + i] = w;
+        memcpy(w, "strata:{", 8);
+        memcpy(w + 8, o->site, site_len);
+        memcpy(w + 8 + site_len, i == 0 ? "}:k:" : "}:t:", 4);
+        memcpy(w + 12 + site_len, part, part_len);
+        argvlen[2 + i] = 12 + site_len + part_len;
+        w += argvlen[2 + i];
+    }
+    int sent = redisAsyncCommandArgv(s->ac, on_stamps_reply, o, (int)(3 + tags), argv, argvlen);
+    free(names);
+    if (sent != REDIS_OK)
+        return false;
+    o->pending = 1;
+    o->fast = true;
+    queue_value_get(o, s);
+    return true;
+}
+
+static void lookup_token(op *o)
+{
+    /* instance, connection, sequence — printf-free, per lookup */
+    char *t = o->token;
+    memcpy(t, o->conn->shared->instance, 8);
+    t[8] = '-';
+    fmt_hex(t + 9, (uint64_t)(uintptr_t)o->conn, 12);
+    t[21] = '-';
+    t[22 + fmt_u64(t + 22, ++o->conn->next_token)] = '\0';
+}
+
+/* The script's way, for op o (READ: with the GET behind; SNAPSHOT: without).
+ * A new op, so that o (the fast way's, if any) is left to its replies. */
+static bool send_script_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
+                               l2_lookup_mode mode, l2_lookup_cb cb, void *ctx)
 {
     l2 *l = conn->shared;
-    atomic_fetch_add(&l->lookups, 1);
     slot *s = pick_slot(conn);
     op *o = s != NULL ? op_new(conn, OP_LOOKUP) : NULL;
+    if (o != NULL && (o->key = malloc(key_len > 0 ? key_len : 1)) == NULL) {
+        op_free(o);
+        o = NULL;
+    }
     if (o == NULL) {
         atomic_fetch_add(&l->errors, 1);
         breaker_failure(l);
@@ -677,32 +855,61 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
     }
     o->cb = cb;
     o->ctx = ctx;
-    /* the token: instance, connection, sequence — printf-free, per lookup */
-    char *t = o->token;
-    memcpy(t, l->instance, 8);
-    t[8] = '-';
-    fmt_hex(t + 9, (uint64_t)(uintptr_t)conn, 12);
-    t[21] = '-';
-    t[22 + fmt_u64(t + 22, ++conn->next_token)] = '\0';
-    char value_key[RC_VALUE_KEY_MAX];
+    snprintf(o->site, sizeof(o->site), "%s", site);
+    memcpy(o->key, key, key_len);
+    o->key_len = key_len;
+    o->hash = XXH3_64bits_withSeed(key, key_len, XXH3_64bits(site, strlen(site)));
+    lookup_token(o);
     const char *argv[] = {"EVALSHA", l->lookup_sha, "0", site, key, o->token, l->lease_ms, mode == L2_READ ? "r" : "s"};
     size_t argvlen[] = {7, 40, 1, strlen(site), key_len, strlen(o->token), strlen(l->lease_ms), 1};
     if (redisAsyncCommandArgv(s->ac, on_check_reply, o, 8, argv, argvlen) != REDIS_OK) {
-        free(o);
+        op_free(o);
         atomic_fetch_add(&l->errors, 1);
         breaker_failure(l);
         return false;
     }
     o->pending = 1;
-    size_t value_key_len = mode == L2_READ ? value_key_name(site, key, key_len, value_key) : 0;
-    if (value_key_len > 0) {
-        const char *get[] = {"GET", value_key};
-        size_t getlen[] = {3, value_key_len};
-        if (redisAsyncCommandArgv(s->ac, on_value_reply, o, 2, get, getlen) == REDIS_OK)
-            o->pending++;
-    }
+    if (mode == L2_READ)
+        queue_value_get(o, s);
     h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
     return true;
+}
+
+static bool lookup_by_script(op *o)
+{
+    return send_script_lookup(o->conn, o->site, o->key, o->key_len, L2_READ, o->cb, o->ctx);
+}
+
+bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode, l2_lookup_cb cb,
+               void *ctx)
+{
+    l2 *l = conn->shared;
+    atomic_fetch_add(&l->lookups, 1);
+    if (mode == L2_READ && strlen(site) <= RC_SITE_NAME_MAX) {
+        uint64_t hash = XXH3_64bits_withSeed(key, key_len, XXH3_64bits(site, strlen(site)));
+        memo_slot *m = memo_of(conn, hash);
+        slot *s = m->hash == hash && m->tags != NULL ? pick_slot(conn) : NULL;
+        op *o = s != NULL ? op_new(conn, OP_LOOKUP) : NULL;
+        if (o != NULL && (o->key = malloc(key_len > 0 ? key_len : 1)) != NULL) {
+            o->cb = cb;
+            o->ctx = ctx;
+            o->hash = hash;
+            snprintf(o->site, sizeof(o->site), "%s", site);
+            memcpy(o->key, key, key_len);
+            o->key_len = key_len;
+            if (lookup_by_stamps(o, s, m)) {
+                h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
+                return true;
+            }
+        }
+        if (o != NULL)
+            op_free(o);
+    }
+    if (strlen(site) > RC_SITE_NAME_MAX) {
+        atomic_fetch_add(&l->errors, 1);
+        return false;
+    }
+    return send_script_lookup(conn, site, key, key_len, mode, cb, ctx);
 }
 
 static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -726,7 +933,7 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
                 atomic_fetch_add(&l->refused, 1);
         }
     }
-    free(o);
+    op_free(o);
 }
 
 static void send_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token,
@@ -742,7 +949,7 @@ static void send_store(l2_conn *conn, const char *site, const void *key, size_t 
     const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl};
     size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl)};
     if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 8, argv, argvlen) != REDIS_OK) {
-        free(o);
+        op_free(o);
         return;
     }
     h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
@@ -780,6 +987,9 @@ void l2_conn_close(l2_conn **connp)
     h2o_timeout_dispose(conn->loop, &conn->command_timeout);
     h2o_timeout_dispose(conn->loop, &conn->retry_timeout);
     h2o_timeout_dispose(conn->loop, &conn->flush_timeout);
+    for (size_t i = 0; i < MEMO_SLOTS; i++)
+        free(conn->memo[i].tags);
+    free(conn->memo);
     free(conn);
 }
 

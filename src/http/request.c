@@ -54,6 +54,7 @@ struct job {
     /* the L2: a flight's key, and what the fill stores there */
     bool l2_fill;
     bool l2_refill; /* refreshing a stale L2 value: no read, only a snapshot and the lease */
+    bool l2_others_refill; /* another instance refreshes it: a stale value ends the flight */
     uint64_t l2_snapshot;
     char l2_token[L2_TOKEN_MAX + 1];
     l2_record l2_rec; /* built by the worker */
@@ -475,7 +476,7 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
         bool stale = value.fresh_ms == 0;
         j->stored = cache_flight_finish(rc_cache(), j->flight, &value, now, &j->entry);
         j->flight = NULL;
-        if (!stale) {
+        if (!stale || j->l2_others_refill) {
             j->outcome = RC_HIT_L2;
             j->outcome_set = true;
             job_complete(j);
@@ -493,10 +494,16 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
         fill_from_database(j);
         return;
     case L2_BUSY:
-        if (j->l2_refill) { /* another instance refreshes it */
-            cache_flight_finish(rc_cache(), j->flight, NULL, now, NULL);
-            j->flight = NULL;
-            job_complete(j);
+        if (j->l2_refill) {
+            /* another instance refreshes it: read the value once more and
+             * hand it, stale or fresh, to whoever joined this flight */
+            j->l2_refill = false;
+            j->l2_others_refill = true;
+            if (!(rc_l2_readable() && fill_lookup(j))) {
+                cache_flight_finish(rc_cache(), j->flight, NULL, now, NULL);
+                j->flight = NULL;
+                job_complete(j);
+            }
             return;
         }
         /* another instance fills: wait for its value, bounded */
