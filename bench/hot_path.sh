@@ -134,37 +134,20 @@ strata_stop() {
     STRATA_PID=""
 }
 
-# header FILE NAME — the value of response header NAME in a curl -D dump.
-header() {
-    awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$2")" -F': ' '
-        { k = tolower($1) } k == n { sub(/\r$/, ""); sub(/^[^:]*: /, ""); print; exit }' "$1"
-}
 
-# fetch NAME URL [CURL_ARG...] — GET into $BENCH_TMP/NAME.body and .headers;
-# sets F_STATUS, F_BODY (body bytes), F_HEAD (header bytes).
-fetch() {
-    local name=$1 url=$2 w
-    shift 2
-    w=$(curl -sS --max-time 10 "$@" -o "$BENCH_TMP/$name.body" -D "$BENCH_TMP/$name.headers" \
-        -w '%{http_code} %{size_download} %{size_header}' "$url") || bench_die "GET $url failed"
-    read -r F_STATUS F_BODY F_HEAD <<<"$w"
-}
 
-# fetch_hit NAME URL [CURL_ARG...] — fetch until Cache-Status says hit (the
+# fetch_hit NAME URL [CURL_ARG...] — bench_fetch until Cache-Status says hit (the
 # first request of a key may be the miss that fills it); at most 5 tries.
 fetch_hit() {
     local i
     for ((i = 0; i < 5; i++)); do
-        fetch "$@"
-        [[ $(header "$BENCH_TMP/$1.headers" cache-status) == "strata; hit" ]] && return 0
+        bench_fetch "$@"
+        [[ $(bench_header "$BENCH_TMP/$1.headers" cache-status) == "strata; hit" ]] && return 0
         sleep 0.2
     done
-    bench_die "$2 is not an L1 hit after 5 tries: cache-status '$(header "$BENCH_TMP/$1.headers" cache-status)'"
+    bench_die "$2 is not an L1 hit after 5 tries: cache-status '$(bench_header "$BENCH_TMP/$1.headers" cache-status)'"
 }
 
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
-verdict_ge() { if [[ $1 != nan ]] && ge "$1" "$2"; then echo PASS; else echo FAIL; fi; }
-verdict_le() { if [[ $1 != nan ]] && ge "$2" "$1"; then echo PASS; else echo FAIL; fi; }
 
 # ---- data: demo content and the bench item --------------------------------------
 
@@ -192,7 +175,7 @@ PROBE_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '
 [[ $F_STATUS == 201 && -n $PROBE_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 api_post "/content/$PROBE_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-fetch probe "$BASE/content/$PROBE_ID"
+bench_fetch probe "$BASE/content/$PROBE_ID"
 OVERHEAD=$F_BODY
 BODY_LEN=$((ITEM_BYTES - OVERHEAD))
 ((BODY_LEN > 0)) || bench_die "ITEM_BYTES=$ITEM_BYTES is below the item's JSON overhead of $OVERHEAD bytes"
@@ -211,17 +194,17 @@ api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
 mkdir -p "$BENCH_TMP/www"
-fetch item "$BASE/content/$ITEM_ID"
+bench_fetch item "$BASE/content/$ITEM_ID"
 [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH: status $F_STATUS"
 cp "$BENCH_TMP/item.body" "$BENCH_TMP/www/item.json"
 ITEM_SIZE=$F_BODY
 bench_log "item $ITEM_ID: $ITEM_SIZE bytes of JSON (target $ITEM_BYTES)"
 
 # The list page: limit chosen so that the identity JSON is about LIST_BYTES.
-fetch list-probe "$BASE/content?limit=40"
+bench_fetch list-probe "$BASE/content?limit=40"
 LIST_LIMIT=$(awk -v s="$F_BODY" -v t="$LIST_BYTES" 'BEGIN { n = int(t / (s / 40) + 0.5); if (n < 1) n = 1; if (n > 100) n = 100; print n }')
 LIST_PATH="/v1/$SITE/content?limit=$LIST_LIMIT"
-fetch list "http://127.0.0.1:$STRATA_PORT$LIST_PATH"
+bench_fetch list "http://127.0.0.1:$STRATA_PORT$LIST_PATH"
 LIST_SIZE=$F_BODY
 bench_log "list page: limit=$LIST_LIMIT, $LIST_SIZE bytes of identity JSON (target $LIST_BYTES)"
 strata_stop
@@ -251,19 +234,14 @@ cpu_ticks() {
     echo "$total $user"
 }
 
-# machine_ticks — "STEAL TOTAL" clock ticks of all CPUs so far (/proc/stat):
-# steal is the time the hypervisor gave this VM's CPUs to someone else.
-machine_ticks() {
-    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
-}
 
 measure() { # KEY URL PID LOG [WRK_ARG...]
     local key=$1 url=$2 pid=$3 log=$4 before after warm_n cpu usr m_before m_after
     shift 4
     before=$(cpu_ticks "$pid")
-    m_before=$(machine_ticks)
+    m_before=$(bench_machine_ticks)
     bench_wrk_args "$key-run$RUN" "$url" "$pid" "$log" "$@"
-    m_after=$(machine_ticks)
+    m_after=$(bench_machine_ticks)
     after=$(cpu_ticks "$pid")
     STEAL[$RUN.$key]=$(awk -v b="$m_before" -v a="$m_after" 'BEGIN { split(b, x, " "); split(a, y, " ")
         d = y[2] - x[2]; pct = 0; if (d > 0) pct = 100 * (y[1] - x[1]) / d; printf "%.1f\n", pct }')
@@ -291,7 +269,7 @@ run_sequence() {
     bench_track_pid "$hpid" h2o_bare
     url="http://127.0.0.1:$port/item.json"
     bench_wait_url "$url" 10 "$hpid"
-    fetch h2o "$url"
+    bench_fetch h2o "$url"
     cmp -s "$BENCH_TMP/h2o.body" "$BENCH_TMP/www/item.json" || bench_die "h2o_bare does not serve the item bytes"
     RESP[$RUN.h2o_bare]="$F_HEAD+$F_BODY"
     measure h2o_bare "$url" "$hpid" "$BENCH_TMP/h2o_bare.log"
@@ -302,7 +280,7 @@ run_sequence() {
     port=$(bench_free_port)
     bench_nginx_start "$BENCH_TMP/www" "$port"
     url="http://127.0.0.1:$port/item.json"
-    fetch nginx "$url"
+    bench_fetch nginx "$url"
     cmp -s "$BENCH_TMP/nginx.body" "$BENCH_TMP/www/item.json" || bench_die "nginx does not serve the item bytes"
     RESP[$RUN.nginx]="$F_HEAD+$F_BODY"
     measure nginx "$url" "$BENCH_NGINX_PID" "$BENCH_TMP/nginx/logs/error.log"
@@ -314,21 +292,21 @@ run_sequence() {
     fetch_hit hit "$url"
     cmp -s "$BENCH_TMP/hit.body" "$BENCH_TMP/www/item.json" ||
         bench_die "strata's item is not the bytes the reference servers send"
-    [[ -z $(header "$BENCH_TMP/hit.headers" content-encoding) ]] || bench_die "the item hit is not identity"
+    [[ -z $(bench_header "$BENCH_TMP/hit.headers" content-encoding) ]] || bench_die "the item hit is not identity"
     RESP[$RUN.hit]="$F_HEAD+$F_BODY"
-    bench_log "(3) $ITEM_PATH: cache-status '$(header "$BENCH_TMP/hit.headers" cache-status)', identity, $F_BODY body bytes, $F_HEAD header bytes"
+    bench_log "(3) $ITEM_PATH: cache-status '$(bench_header "$BENCH_TMP/hit.headers" cache-status)', identity, $F_BODY body bytes, $F_HEAD header bytes"
     measure hit "$url" "$STRATA_PID" "$STRATA_LOG"
-    fetch after "$url"
-    [[ $(header "$BENCH_TMP/after.headers" cache-status) == "strata; hit"* ]] ||
-        bench_log "WARNING: after the load, (3) answers cache-status '$(header "$BENCH_TMP/after.headers" cache-status)'"
+    bench_fetch after "$url"
+    [[ $(bench_header "$BENCH_TMP/after.headers" cache-status) == "strata; hit"* ]] ||
+        bench_log "WARNING: after the load, (3) answers cache-status '$(bench_header "$BENCH_TMP/after.headers" cache-status)'"
 
     url="http://127.0.0.1:$STRATA_PORT$LIST_PATH"
     fetch_hit list_br "$url" -H 'Accept-Encoding: br'
-    [[ $(header "$BENCH_TMP/list_br.headers" content-encoding) == br ]] ||
-        bench_die "$LIST_PATH with Accept-Encoding: br is not brotli (content-encoding '$(header "$BENCH_TMP/list_br.headers" content-encoding)')"
+    [[ $(bench_header "$BENCH_TMP/list_br.headers" content-encoding) == br ]] ||
+        bench_die "$LIST_PATH with Accept-Encoding: br is not brotli (content-encoding '$(bench_header "$BENCH_TMP/list_br.headers" content-encoding)')"
     LIST_BR_SIZE=$F_BODY
     RESP[$RUN.list_br]="$F_HEAD+$F_BODY"
-    bench_log "(4) $LIST_PATH: cache-status '$(header "$BENCH_TMP/list_br.headers" cache-status)', content-encoding br, $F_BODY body bytes ($LIST_SIZE identity), $F_HEAD header bytes"
+    bench_log "(4) $LIST_PATH: cache-status '$(bench_header "$BENCH_TMP/list_br.headers" cache-status)', content-encoding br, $F_BODY body bytes ($LIST_SIZE identity), $F_HEAD header bytes"
     measure list_br "$url" "$STRATA_PID" "$STRATA_LOG" -H 'Accept-Encoding: br'
     strata_stop
     HIT_EXIT[$RUN]=$STRATA_EXIT
@@ -336,14 +314,14 @@ run_sequence() {
     # (5) strata without its cache: the miss path
     strata_start "strata-nocache-run$RUN" --cache false
     url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
-    fetch miss "$url"
+    bench_fetch miss "$url"
     [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH with --cache false: status $F_STATUS"
-    [[ $(header "$BENCH_TMP/miss.headers" cache-status) != *hit* ]] ||
+    [[ $(bench_header "$BENCH_TMP/miss.headers" cache-status) != *hit* ]] ||
         bench_die "--cache false still answers a hit"
     cmp -s "$BENCH_TMP/miss.body" "$BENCH_TMP/www/item.json" ||
         bench_log "WARNING: the uncached item differs from the cached bytes"
     RESP[$RUN.miss]="$F_HEAD+$F_BODY"
-    bench_log "(5) $ITEM_PATH with --cache false: cache-status '$(header "$BENCH_TMP/miss.headers" cache-status)', $F_BODY body bytes"
+    bench_log "(5) $ITEM_PATH with --cache false: cache-status '$(bench_header "$BENCH_TMP/miss.headers" cache-status)', $F_BODY body bytes"
     measure miss "$url" "$STRATA_PID" "$STRATA_LOG"
     strata_stop
     MISS_EXIT[$RUN]=$STRATA_EXIT
@@ -377,10 +355,10 @@ report_run() {
     list_h2o=$(bench_ratio "${RPS[$RUN.list_br]}" "${RPS[$RUN.h2o_bare]}")
     p99r=$(bench_ratio "${P99[$RUN.hit]}" "${P99[$RUN.h2o_bare]}")
     miss_h2o=$(bench_ratio "${RPS[$RUN.miss]}" "${RPS[$RUN.h2o_bare]}")
-    V_HIT_H2O[$RUN]=$(verdict_ge "$hit_h2o" 0.85)
-    V_HIT_NGINX[$RUN]=$(verdict_ge "$hit_nginx" 1.3)
-    V_LIST_H2O[$RUN]=$(verdict_ge "$list_h2o" 0.7)
-    V_P99[$RUN]=$(verdict_le "$p99r" 2)
+    V_HIT_H2O[$RUN]=$(bench_verdict_ge "$hit_h2o" 0.85)
+    V_HIT_NGINX[$RUN]=$(bench_verdict_ge "$hit_nginx" 1.3)
+    V_LIST_H2O[$RUN]=$(bench_verdict_ge "$list_h2o" 0.7)
+    V_P99[$RUN]=$(bench_verdict_le "$p99r" 2)
     printf 'ratios and issue-3 targets:\n'
     printf '  (3)/(1)   req/s  %6s   target >= 0.85  %s\n' "$hit_h2o" "${V_HIT_H2O[$RUN]}"
     printf '  (3)/(2)   req/s  %6s   target >= 1.3   %s\n' "$hit_nginx" "${V_HIT_NGINX[$RUN]}"

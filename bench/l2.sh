@@ -204,21 +204,7 @@ strata_stop() {
     fi
 }
 
-# header FILE NAME — the value of response header NAME in a curl -D dump.
-header() {
-    awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$2")" -F': ' '
-        { k = tolower($1) } k == n { sub(/\r$/, ""); sub(/^[^:]*: /, ""); print; exit }' "$1"
-}
 
-# fetch NAME URL [CURL_ARG...] — GET into $BENCH_TMP/NAME.body and .headers;
-# sets F_STATUS, F_BODY (body bytes), F_HEAD (header bytes).
-fetch() {
-    local name=$1 url=$2 w
-    shift 2
-    w=$(curl -sS --max-time 10 "$@" -o "$BENCH_TMP/$name.body" -D "$BENCH_TMP/$name.headers" \
-        -w '%{http_code} %{size_download} %{size_header}' "$url") || bench_die "GET $url failed"
-    read -r F_STATUS F_BODY F_HEAD <<<"$w"
-}
 
 # fail_result WHAT DETAIL — the machine-readable failure line, then exit 1.
 fail_result() {
@@ -232,24 +218,21 @@ is_l2_hit() { [[ $1 == "strata; hit"* && $1 =~ detail=l2($|[[:space:]\;]) ]]; }
 # is_l1_hit CACHE_STATUS — a fresh L1 hit: `strata; hit` (or detail=l1).
 is_l1_hit() { [[ $1 == "strata; hit" || ($1 == "strata; hit"* && $1 =~ detail=l1($|[[:space:]\;])) ]]; }
 
-# fetch_until NAME URL PREDICATE — fetch until PREDICATE (a function) accepts
+# fetch_until NAME URL PREDICATE — bench_fetch until PREDICATE (a function) accepts
 # the Cache-Status (the first request of a key may be the miss that fills
 # it); at most 5 tries. Returns 1 (F_* and the files hold the last answer)
 # if never.
 fetch_until() {
     local i
     for ((i = 0; i < 5; i++)); do
-        fetch "$1" "$2"
+        bench_fetch "$1" "$2"
         [[ $F_STATUS == 200 ]] || fail_result not_200 "GET $2 answered $F_STATUS: $(head -c 300 "$BENCH_TMP/$1.body")"
-        "$3" "$(header "$BENCH_TMP/$1.headers" cache-status)" && return 0
+        "$3" "$(bench_header "$BENCH_TMP/$1.headers" cache-status)" && return 0
         sleep 0.2
     done
     return 1
 }
 
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
-verdict_ge() { if [[ $1 != nan && -n $1 ]] && ge "$1" "$2"; then echo PASS; else echo FAIL; fi; }
-verdict_le() { if [[ $1 != nan && -n $1 ]] && ge "$2" "$1"; then echo PASS; else echo FAIL; fi; }
 
 # cpu_ticks PID — user+system clock ticks used so far by PID (all threads).
 cpu_ticks() {
@@ -262,10 +245,6 @@ cpu_ticks() {
     echo $((ut + st))
 }
 
-# machine_ticks — "STEAL TOTAL" clock ticks of all CPUs so far (/proc/stat).
-machine_ticks() {
-    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
-}
 
 # steal_pct BEFORE AFTER — steal share (%) between two machine_ticks.
 steal_pct() {
@@ -444,7 +423,7 @@ BASE="http://127.0.0.1:$STRATA_PORT/v1/$SITE"
 
 # The item for (4): a seeded published item (the first of the public list,
 # taken before the bench item exists), so that the bench item keeps its bytes.
-fetch first "$BASE/content?limit=1"
+bench_fetch first "$BASE/content?limit=1"
 LAG_ITEM=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["items"][0]["id"])' "$BENCH_TMP/first.body") ||
     bench_die "no published item for the lag test: $(head -c 300 "$BENCH_TMP/first.body")"
 
@@ -460,7 +439,7 @@ ITEM_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[
 [[ $F_STATUS == 201 && -n $ITEM_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-fetch probe "$BASE/content/$ITEM_ID"
+bench_fetch probe "$BASE/content/$ITEM_ID"
 BODY_LEN=$((ITEM_BYTES - F_BODY))
 ((BODY_LEN > 0)) || bench_die "ITEM_BYTES=$ITEM_BYTES is below the item's JSON overhead of $F_BODY bytes"
 TEXT=""
@@ -475,7 +454,7 @@ W=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-
 api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
-fetch item "$BASE/content/$ITEM_ID"
+bench_fetch item "$BASE/content/$ITEM_ID"
 [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH: status $F_STATUS"
 ITEM_SIZE=$F_BODY
 bench_log "item $ITEM_ID: $ITEM_SIZE bytes of JSON (target $ITEM_BYTES)"
@@ -510,7 +489,7 @@ print(" ".join(ids))
 EOF
     )
     ((${#SPREAD_IDS[@]} == SPREAD)) || bench_die "creating the $SPREAD items of (2b) failed"
-    fetch spread0 "$BASE/content/${SPREAD_IDS[0]}"
+    bench_fetch spread0 "$BASE/content/${SPREAD_IDS[0]}"
     bench_log "(2b) items ${SPREAD_IDS[0]}..${SPREAD_IDS[-1]}: $SPREAD items of $F_BODY bytes of JSON"
     # wrk script: wrk thread k of T requests items k, k+T, k+2T … in turn, so
     # two requests in flight are for the same item only if one connection
@@ -551,9 +530,9 @@ GET_CALLS=0 GET_USEC=- EVALSHA_CALLS=0 EVALSHA_USEC=-
 if ((DO_L2)); then
     redis_py flushall "$REDIS_PORT"
     strata_start strata-l2-setup --redis "$REDIS_URL" --cache-l1 false --cache-warm-items 0
-    fetch l2fill "http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
+    bench_fetch l2fill "http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH with --cache-l1 false: status $F_STATUS"
-    bench_log "first GET with --cache-l1 false: cache-status '$(header "$BENCH_TMP/l2fill.headers" cache-status)'"
+    bench_log "first GET with --cache-l1 false: cache-status '$(bench_header "$BENCH_TMP/l2fill.headers" cache-status)'"
     sleep 0.2 # a fill may be written to Redis after the answer
     read -r VALUE_SIZE L2_KEYS L2_KEY < <(redis_py l2value "$REDIS_PORT" "strata:{$SITE}:v:*" \
         '"slug":"bench-l2"' "$RB_KEY" 2>"$BENCH_TMP/l2keys.txt")
@@ -584,9 +563,9 @@ declare -A LABEL=(
 measure_wrk() {
     local key=$1 url=$2 pid=$3 log=$4 s0 r0 m0 s1 r1 m1 n warm_n
     shift 4
-    s0=$(cpu_ticks "$pid") r0=$(cpu_ticks "$REDIS_PID") m0=$(machine_ticks)
+    s0=$(cpu_ticks "$pid") r0=$(cpu_ticks "$REDIS_PID") m0=$(bench_machine_ticks)
     bench_wrk_args "$key" "$url" "$pid" "$log" "$@"
-    s1=$(cpu_ticks "$pid") r1=$(cpu_ticks "$REDIS_PID") m1=$(machine_ticks)
+    s1=$(cpu_ticks "$pid") r1=$(cpu_ticks "$REDIS_PID") m1=$(bench_machine_ticks)
     warm_n=$(awk '/requests in/ {print $1}' "$BENCH_TMP/wrk-$key-warmup.txt")
     n=$((WRK_REQUESTS + warm_n))
     NREQ[$key]=$n
@@ -614,13 +593,13 @@ measure_redis() {
     # warm-up: a short calibration run, then WARMUP seconds at its rate
     rb_run calibrate 20000
     warm_n=$(awk -v r="$RB_RPS" -v s="$WARMUP_S" 'BEGIN { n = int(r * s); if (n < 10000) n = 10000; print n }')
-    r0=$(cpu_ticks "$REDIS_PID") m0=$(machine_ticks)
+    r0=$(cpu_ticks "$REDIS_PID") m0=$(bench_machine_ticks)
     bench_log "redis_get: warm-up ${WARMUP_S}s (-n $warm_n), then redis-benchmark -t get -d $VALUE_SIZE -c $CONNS_N -P 1${RB_THREADS_ARG[*]:+ ${RB_THREADS_ARG[*]}} for ~${DURATION_S}s"
     ((WARMUP_S == 0)) || rb_run warmup "$warm_n"
     n=$(awk -v r="$RB_RPS" -v s="$DURATION_S" 'BEGIN { n = int(r * s); if (n < 10000) n = 10000; print n }')
     local t0=$SECONDS
     rb_run run "$n"
-    r1=$(cpu_ticks "$REDIS_PID") m1=$(machine_ticks)
+    r1=$(cpu_ticks "$REDIS_PID") m1=$(bench_machine_ticks)
     RB_SECONDS=$((SECONDS - t0)) RB_N=$n
     ((WARMUP_S == 0)) && warm_n=0
     RPS[redis_get]=$RB_RPS P50[redis_get]=$RB_P50 P99[redis_get]=$RB_P99 NON2XX[redis_get]=- ERRS[redis_get]=-
@@ -633,16 +612,16 @@ measure_redis() {
 measure_l2() {
     local url="http://127.0.0.1:$1$ITEM_PATH" cs
     fetch_until l2 "$url" is_l2_hit ||
-        fail_result not_l2_hit "GET $ITEM_PATH with --cache-l1 false answers cache-status '$(header "$BENCH_TMP/l2.headers" cache-status)', not detail=l2"
-    cs=$(header "$BENCH_TMP/l2.headers" cache-status)
+        fail_result not_l2_hit "GET $ITEM_PATH with --cache-l1 false answers cache-status '$(bench_header "$BENCH_TMP/l2.headers" cache-status)', not detail=l2"
+    cs=$(bench_header "$BENCH_TMP/l2.headers" cache-status)
     STATUS[l2_hit]=$cs
     cmp -s "$BENCH_TMP/l2.body" "$BENCH_TMP/item.body" ||
         bench_log "WARNING: the L2 answer's body differs from the item's JSON ($F_BODY bytes, $ITEM_SIZE expected)"
     bench_log "(2) $ITEM_PATH: cache-status '$cs', $F_BODY body bytes, $F_HEAD header bytes"
     measure_l2_wrk l2_hit "$url"
-    fetch l2after "$url"
-    is_l2_hit "$(header "$BENCH_TMP/l2after.headers" cache-status)" ||
-        bench_log "WARNING: after the load, (2) answers cache-status '$(header "$BENCH_TMP/l2after.headers" cache-status)'"
+    bench_fetch l2after "$url"
+    is_l2_hit "$(bench_header "$BENCH_TMP/l2after.headers" cache-status)" ||
+        bench_log "WARNING: after the load, (2) answers cache-status '$(bench_header "$BENCH_TMP/l2after.headers" cache-status)'"
 }
 
 # measure_l2_wrk KEY URL [WRK_ARG...] — measure_wrk on the L2 instance, and
@@ -672,8 +651,8 @@ measure_l2_wrk() {
 measure_spread() {
     local url="http://127.0.0.1:$1/v1/$SITE/content/${SPREAD_IDS[0]}" cs
     fetch_until spread "$url" is_l2_hit ||
-        fail_result not_l2_hit "GET /v1/$SITE/content/${SPREAD_IDS[0]} with --cache-l1 false answers cache-status '$(header "$BENCH_TMP/spread.headers" cache-status)', not detail=l2"
-    cs=$(header "$BENCH_TMP/spread.headers" cache-status)
+        fail_result not_l2_hit "GET /v1/$SITE/content/${SPREAD_IDS[0]} with --cache-l1 false answers cache-status '$(bench_header "$BENCH_TMP/spread.headers" cache-status)', not detail=l2"
+    cs=$(bench_header "$BENCH_TMP/spread.headers" cache-status)
     STATUS[l2_spread]=$cs
     bench_log "(2b) $SPREAD items in turn (wrk -s spread.lua), the first answers cache-status '$cs'"
     measure_l2_wrk l2_spread "$url" -s "$BENCH_TMP/spread.lua"
@@ -682,8 +661,8 @@ measure_spread() {
 measure_l1() {
     local url="http://127.0.0.1:$1$ITEM_PATH" cs
     fetch_until l1 "$url" is_l1_hit ||
-        fail_result not_l1_hit "GET $ITEM_PATH with L1 on answers cache-status '$(header "$BENCH_TMP/l1.headers" cache-status)'"
-    cs=$(header "$BENCH_TMP/l1.headers" cache-status)
+        fail_result not_l1_hit "GET $ITEM_PATH with L1 on answers cache-status '$(bench_header "$BENCH_TMP/l1.headers" cache-status)'"
+    cs=$(bench_header "$BENCH_TMP/l1.headers" cache-status)
     STATUS[l1_hit]=$cs
     bench_log "(3) $ITEM_PATH: cache-status '$cs', $F_BODY body bytes"
     measure_wrk l1_hit "$url" "$STRATA_PID" "$STRATA_LOG"
@@ -959,9 +938,9 @@ if ((DO_L2)); then
     fi
     L2_RATIO=$(bench_ratio "${RPS[l2_hit]}" "${RPS[redis_get]}")
     SPREAD_RATIO=$(bench_ratio "${RPS[l2_spread]:-0}" "${RPS[redis_get]}")
-    V_SPREAD=$(verdict_ge "$SPREAD_RATIO" "$L2_TARGET")
+    V_SPREAD=$(bench_verdict_ge "$SPREAD_RATIO" "$L2_TARGET")
     L1_RATIO=$(bench_ratio "${RPS[l1_hit]}" "${RPS[redis_get]}")
-    V_L2=$(verdict_ge "$L2_RATIO" "$L2_TARGET")
+    V_L2=$(bench_verdict_ge "$L2_RATIO" "$L2_TARGET")
 fi
 
 V_LAG=-
@@ -984,7 +963,7 @@ if ((DO_LAG)); then
         "${LAG[client_first_read_stale]}" "${LAG[client_writes]}" "${LAG[client_timeouts]}"
     ((${LAG[samples]:-0} <= 4096)) ||
         printf '    (strata keeps the last 4096 lag samples: the percentiles are over those)\n'
-    V_LAG=$(verdict_le "${LAG[p99]}" "$LAG_TARGET_MS")
+    V_LAG=$(bench_verdict_le "${LAG[p99]}" "$LAG_TARGET_MS")
 fi
 
 printf 'ratios and issue-4 targets:\n'

@@ -416,3 +416,34 @@ bench_wait_quiet() {
         sleep "$poll"
     done
 }
+
+# ---- responses, verdicts, the machine -----------------------------------------
+
+# bench_header FILE NAME — the value of response header NAME in a curl -D dump.
+bench_header() {
+    awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$2")" -F': ' '
+        { k = tolower($1) } k == n { sub(/\r$/, ""); sub(/^[^:]*: /, ""); print; exit }' "$1"
+}
+
+# bench_fetch NAME URL [CURL_ARG...] — GET into $BENCH_TMP/NAME.body and
+# .headers; sets F_STATUS, F_BODY (body bytes), F_HEAD (header bytes).
+bench_fetch() {
+    local name=$1 url=$2 w
+    shift 2
+    w=$(curl -sS --max-time 10 "$@" -o "$BENCH_TMP/$name.body" -D "$BENCH_TMP/$name.headers" \
+        -w '%{http_code} %{size_download} %{size_header}' "$url") || bench_die "GET $url failed"
+    read -r F_STATUS F_BODY F_HEAD <<<"$w"
+}
+
+# bench_ge A B — true if A >= B (numbers, awk); bench_verdict_ge/le A B —
+# PASS or FAIL (FAIL for "nan" or nothing).
+bench_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+bench_verdict_ge() { if [[ $1 != nan && -n $1 ]] && bench_ge "$1" "$2"; then echo PASS; else echo FAIL; fi; }
+bench_verdict_le() { if [[ $1 != nan && -n $1 ]] && bench_ge "$2" "$1"; then echo PASS; else echo FAIL; fi; }
+
+# bench_machine_ticks — "STEAL TOTAL" clock ticks of all CPUs so far
+# (/proc/stat): steal is the time the hypervisor gave this VM's CPUs to
+# someone else.
+bench_machine_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
+}
