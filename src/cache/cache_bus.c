@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,10 @@ struct cache_bus {
     bool stopping;
     bus_message *head, *tail;
     size_t queued;
-    /* a reset is owed while resets_wanted != resets_sent */
+    /* a reset is owed while resets_wanted != resets_sent; `owed` mirrors
+     * that for readers on the request path, who do not take the lock */
     uint64_t resets_wanted, resets_sent;
+    _Atomic bool owed;
     int subscriber_fd; /* -1 when not connected; shut down to stop */
     cache_bus_stats stats;
     double lags[LAG_SAMPLES];
@@ -145,6 +148,7 @@ uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const 
     uint64_t seq = ++bus->next_seq;
     if (m == NULL || bus->queued >= QUEUE_MAX) {
         bus->resets_wanted++;
+        atomic_store(&bus->owed, true);
         bus->stats.publish_failures++;
         bus->failed_seq = seq;
         pthread_cond_broadcast(&bus->acked);
@@ -178,19 +182,15 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
         if (pthread_cond_timedwait(&bus->acked, &bus->lock, &deadline) != 0)
             break;
     bool ok = bus->acked_seq >= seq && bus->failed_seq < seq;
-    if (!ok && bus->failed_seq < seq) /* timed out: whatever happens next, L2 is suspect until a reset */
+    if (!ok && bus->failed_seq < seq) { /* timed out: whatever happens next, L2 is suspect until a reset */
         bus->resets_wanted++;
+        atomic_store(&bus->owed, true);
+    }
     pthread_mutex_unlock(&bus->lock);
     return ok;
 }
 
-bool cache_bus_reset_owed(cache_bus *bus)
-{
-    pthread_mutex_lock(&bus->lock);
-    bool owed = bus->resets_wanted != bus->resets_sent;
-    pthread_mutex_unlock(&bus->lock);
-    return owed;
-}
+bool cache_bus_reset_owed(cache_bus *bus) { return atomic_load(&bus->owed); }
 
 /* Sends a batch in one round trip (pipelined): true if Redis took all. */
 static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *batch)
@@ -274,9 +274,11 @@ static void *publisher_main(void *arg)
              * since then (a dropped message, a wait timed out) is not */
             if (owe_reset)
                 bus->resets_sent = wanted;
+            atomic_store(&bus->owed, bus->resets_wanted != bus->resets_sent);
         } else {
             /* whatever was dropped, the others must drop everything */
             bus->resets_wanted++;
+            atomic_store(&bus->owed, true);
             bus->stats.publish_failures += count;
             if (last_seq > bus->failed_seq)
                 bus->failed_seq = last_seq;
