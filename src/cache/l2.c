@@ -836,48 +836,60 @@ static void lookup_token(op *o)
     t[22 + fmt_u64(t + 22, ++o->conn->next_token)] = '\0';
 }
 
-/* The script's way, for op o (READ: with the GET behind; SNAPSHOT: without).
- * A new op, so that o (the fast way's, if any) is left to its replies. */
-static bool send_script_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
-                               l2_lookup_mode mode, l2_lookup_cb cb, void *ctx)
+/* A lookup's op, with copies of what a second look (by the script) needs. */
+static op *lookup_op_new(l2_conn *conn, const char *site, const void *key, size_t key_len, uint64_t hash,
+                         l2_lookup_cb cb, void *ctx)
 {
-    l2 *l = conn->shared;
-    slot *s = pick_slot(conn);
-    op *o = s != NULL ? op_new(conn, OP_LOOKUP) : NULL;
-    if (o != NULL && (o->key = malloc(key_len > 0 ? key_len : 1)) == NULL) {
-        op_free(o);
-        o = NULL;
-    }
-    if (o == NULL) {
-        atomic_fetch_add(&l->errors, 1);
-        breaker_failure(l);
-        return false;
+    op *o = op_new(conn, OP_LOOKUP);
+    if (o == NULL || (o->key = malloc(key_len > 0 ? key_len : 1)) == NULL) {
+        free(o);
+        return NULL;
     }
     o->cb = cb;
     o->ctx = ctx;
+    o->hash = hash;
     snprintf(o->site, sizeof(o->site), "%s", site);
     memcpy(o->key, key, key_len);
     o->key_len = key_len;
-    o->hash = XXH3_64bits_withSeed(key, key_len, XXH3_64bits(site, strlen(site)));
+    return o;
+}
+
+static bool lookup_not_sent(l2 *l)
+{
+    atomic_fetch_add(&l->errors, 1);
+    breaker_failure(l);
+    return false;
+}
+
+/* The script's way (READ: with the GET of the value behind; SNAPSHOT:
+ * without). Takes o over: freed if it cannot be sent. */
+static bool send_script_lookup(op *o, slot *s, l2_lookup_mode mode)
+{
+    l2 *l = o->conn->shared;
     lookup_token(o);
-    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", site, key, o->token, l->lease_ms, mode == L2_READ ? "r" : "s"};
-    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, strlen(o->token), strlen(l->lease_ms), 1};
+    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", o->site, o->key, o->token, l->lease_ms,
+                          mode == L2_READ ? "r" : "s"};
+    size_t argvlen[] = {7, 40, 1, strlen(o->site), o->key_len, strlen(o->token), strlen(l->lease_ms), 1};
     if (redisAsyncCommandArgv(s->ac, on_check_reply, o, 8, argv, argvlen) != REDIS_OK) {
         op_free(o);
-        atomic_fetch_add(&l->errors, 1);
-        breaker_failure(l);
-        return false;
+        return lookup_not_sent(l);
     }
     o->pending = 1;
     if (mode == L2_READ)
         queue_value_get(o, s);
-    h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
+    h2o_timeout_link(o->conn->loop, &o->conn->command_timeout, &o->deadline);
     return true;
 }
 
-static bool lookup_by_script(op *o)
+/* A fast look whose record did not check: the script decides, in an op of
+ * its own (the fast one is left to its replies). */
+static bool lookup_by_script(op *fast)
 {
-    return send_script_lookup(o->conn, o->site, o->key, o->key_len, L2_READ, o->cb, o->ctx);
+    slot *s = pick_slot(fast->conn);
+    op *o = s != NULL ? lookup_op_new(fast->conn, fast->site, fast->key, fast->key_len, fast->hash, fast->cb,
+                                      fast->ctx)
+                      : NULL;
+    return o != NULL ? send_script_lookup(o, s, L2_READ) : lookup_not_sent(fast->conn->shared);
 }
 
 bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len, l2_lookup_mode mode, l2_lookup_cb cb,
@@ -885,31 +897,19 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
 {
     l2 *l = conn->shared;
     atomic_fetch_add(&l->lookups, 1);
-    if (mode == L2_READ && strlen(site) <= RC_SITE_NAME_MAX) {
-        uint64_t hash = XXH3_64bits_withSeed(key, key_len, XXH3_64bits(site, strlen(site)));
-        memo_slot *m = memo_of(conn, hash);
-        slot *s = m->hash == hash && m->tags != NULL ? pick_slot(conn) : NULL;
-        op *o = s != NULL ? op_new(conn, OP_LOOKUP) : NULL;
-        if (o != NULL && (o->key = malloc(key_len > 0 ? key_len : 1)) != NULL) {
-            o->cb = cb;
-            o->ctx = ctx;
-            o->hash = hash;
-            snprintf(o->site, sizeof(o->site), "%s", site);
-            memcpy(o->key, key, key_len);
-            o->key_len = key_len;
-            if (lookup_by_stamps(o, s, m)) {
-                h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
-                return true;
-            }
-        }
-        if (o != NULL)
-            op_free(o);
+    if (strlen(site) > RC_SITE_NAME_MAX)
+        return lookup_not_sent(l);
+    uint64_t hash = XXH3_64bits_withSeed(key, key_len, XXH3_64bits(site, strlen(site)));
+    slot *s = pick_slot(conn);
+    op *o = s != NULL ? lookup_op_new(conn, site, key, key_len, hash, cb, ctx) : NULL;
+    if (o == NULL)
+        return lookup_not_sent(l);
+    memo_slot *m = memo_of(conn, hash);
+    if (mode == L2_READ && m->hash == hash && m->tags != NULL && lookup_by_stamps(o, s, m)) {
+        h2o_timeout_link(conn->loop, &conn->command_timeout, &o->deadline);
+        return true;
     }
-    if (strlen(site) > RC_SITE_NAME_MAX) {
-        atomic_fetch_add(&l->errors, 1);
-        return false;
-    }
-    return send_script_lookup(conn, site, key, key_len, mode, cb, ctx);
+    return send_script_lookup(o, s, mode);
 }
 
 static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
