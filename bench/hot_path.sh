@@ -107,36 +107,7 @@ fi
 
 # ---- helpers -------------------------------------------------------------------
 
-STRATA_PID="" STRATA_LOG="" STRATA_PORT=""
-
-# strata_start NAME [FLAG...] — strata serve on the bench DB on a free port.
-strata_start() {
-    local name=$1
-    shift
-    STRATA_PORT=$(bench_free_port)
-    STRATA_LOG="$BENCH_TMP/$name.log"
-    "$STRATA" serve --db "$BENCH_TMP/bench.db" --listen "127.0.0.1:$STRATA_PORT" \
-        --threads "$SERVE_THREADS" --log-level warn "$@" >"$STRATA_LOG" 2>&1 </dev/null &
-    STRATA_PID=$!
-    bench_track_pid "$STRATA_PID" "$name"
-    bench_wait_url "http://127.0.0.1:$STRATA_PORT/healthz" 15 "$STRATA_PID"
-}
-
-# strata_stop — SIGTERM; STRATA_EXIT is its exit status (0 expected).
-strata_stop() {
-    bench_stop_pid "$STRATA_PID" TERM
-    bench_untrack_pid "$STRATA_PID"
-    STRATA_EXIT=$BENCH_STOP_STATUS
-    if [[ $STRATA_EXIT != 0 ]]; then
-        bench_log "WARNING: strata exited with status $STRATA_EXIT on SIGTERM (0 expected); last lines of its log:"
-        tail -n 5 "$STRATA_LOG" >&2 || true
-    fi
-    STRATA_PID=""
-}
-
-
-
-# fetch_hit NAME URL [CURL_ARG...] — bench_fetch until Cache-Status says hit (the
+# fetch_hit NAME URL [CURL_ARG...] — fetch until Cache-Status says hit (the
 # first request of a key may be the miss that fills it); at most 5 tries.
 fetch_hit() {
     local i
@@ -148,7 +119,6 @@ fetch_hit() {
     bench_die "$2 is not an L1 hit after 5 tries: cache-status '$(bench_header "$BENCH_TMP/$1.headers" cache-status)'"
 }
 
-
 # ---- data: demo content and the bench item --------------------------------------
 
 bench_log "seeding $ITEMS items into $BENCH_TMP/bench.db"
@@ -159,21 +129,17 @@ bench_log "seeding $ITEMS items into $BENCH_TMP/bench.db"
 TOKEN=$("$STRATA" token create --db "$BENCH_TMP/bench.db" --site "$SITE" --role write 2>"$BENCH_TMP/token.log") ||
     bench_die "strata token create failed: $(cat "$BENCH_TMP/token.log")"
 
-strata_start strata-setup
+bench_strata_start strata-setup
 BASE="http://127.0.0.1:$STRATA_PORT/v1/$SITE"
 
 # The item: a post whose public JSON is ITEM_BYTES. The JSON around the body
 # is measured on a probe draft with an empty body, so the body is sized
 # exactly (timestamps and ids have fixed widths).
-api_post() { # PATH JSON — POST with the editor token; body in $BENCH_TMP/post.body, sets F_STATUS
-    F_STATUS=$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        --data "$2" -o "$BENCH_TMP/post.body" -w '%{http_code}' "$BASE$1") || bench_die "POST $BASE$1 failed"
-}
 
-api_post /content '{"type":"post","slug":"bench-2k","title":"Hot path bench item","body":""}'
+bench_api_post /content '{"type":"post","slug":"bench-2k","title":"Hot path bench item","body":""}'
 PROBE_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
 [[ $F_STATUS == 201 && -n $PROBE_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-api_post "/content/$PROBE_ID/publish" ""
+bench_api_post "/content/$PROBE_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 bench_fetch probe "$BASE/content/$PROBE_ID"
 OVERHEAD=$F_BODY
@@ -190,7 +156,7 @@ W=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-
     "$BASE/content/$PROBE_ID") || bench_die "PUT $BASE/content/$PROBE_ID failed"
 [[ $W == 200 ]] || bench_die "updating the bench item failed ($W): $(cat "$BENCH_TMP/put.body")"
 ITEM_ID=$PROBE_ID
-api_post "/content/$ITEM_ID/publish" ""
+bench_api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
 mkdir -p "$BENCH_TMP/www"
@@ -207,7 +173,8 @@ LIST_PATH="/v1/$SITE/content?limit=$LIST_LIMIT"
 bench_fetch list "http://127.0.0.1:$STRATA_PORT$LIST_PATH"
 LIST_SIZE=$F_BODY
 bench_log "list page: limit=$LIST_LIMIT, $LIST_SIZE bytes of identity JSON (target $LIST_BYTES)"
-strata_stop
+bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata
+STRATA_PID=""
 
 # ---- one run of the sequence ---------------------------------------------------------
 
@@ -233,7 +200,6 @@ cpu_ticks() {
     done
     echo "$total $user"
 }
-
 
 measure() { # KEY URL PID LOG [WRK_ARG...]
     local key=$1 url=$2 pid=$3 log=$4 before after warm_n cpu usr m_before m_after
@@ -287,7 +253,7 @@ run_sequence() {
     bench_nginx_stop
 
     # (3) and (4): strata with its cache
-    strata_start "strata-run$RUN"
+    bench_strata_start "strata-run$RUN"
     url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     fetch_hit hit "$url"
     cmp -s "$BENCH_TMP/hit.body" "$BENCH_TMP/www/item.json" ||
@@ -308,11 +274,12 @@ run_sequence() {
     RESP[$RUN.list_br]="$F_HEAD+$F_BODY"
     bench_log "(4) $LIST_PATH: cache-status '$(bench_header "$BENCH_TMP/list_br.headers" cache-status)', content-encoding br, $F_BODY body bytes ($LIST_SIZE identity), $F_HEAD header bytes"
     measure list_br "$url" "$STRATA_PID" "$STRATA_LOG" -H 'Accept-Encoding: br'
-    strata_stop
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata
+    STRATA_PID=""
     HIT_EXIT[$RUN]=$STRATA_EXIT
 
     # (5) strata without its cache: the miss path
-    strata_start "strata-nocache-run$RUN" --cache false
+    bench_strata_start "strata-nocache-run$RUN" --cache false
     url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     bench_fetch miss "$url"
     [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH with --cache false: status $F_STATUS"
@@ -323,7 +290,8 @@ run_sequence() {
     RESP[$RUN.miss]="$F_HEAD+$F_BODY"
     bench_log "(5) $ITEM_PATH with --cache false: cache-status '$(bench_header "$BENCH_TMP/miss.headers" cache-status)', $F_BODY body bytes"
     measure miss "$url" "$STRATA_PID" "$STRATA_LOG"
-    strata_stop
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata
+    STRATA_PID=""
     MISS_EXIT[$RUN]=$STRATA_EXIT
 }
 

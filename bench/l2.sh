@@ -172,40 +172,6 @@ bench_log "measuring $STRATA_SRC ($STRATA_ID), tree $GIT_ID"
 
 # ---- helpers -------------------------------------------------------------------
 
-STRATA_PID="" STRATA_LOG="" STRATA_PORT="" STRATA_EXIT=0
-STRATA_EXITS=() # "name=status" of every strata stopped after its measurement
-
-# strata_start NAME [FLAG...] — strata serve on the bench DB on a free port;
-# sets STRATA_PID, STRATA_PORT, STRATA_LOG.
-strata_start() {
-    local name=$1
-    shift
-    STRATA_PORT=$(bench_free_port)
-    STRATA_LOG="$BENCH_TMP/$name.log"
-    "$STRATA" serve --db "$BENCH_TMP/bench.db" --listen "127.0.0.1:$STRATA_PORT" \
-        --threads "$SERVE_THREADS" --log-level warn "$@" >"$STRATA_LOG" 2>&1 </dev/null &
-    STRATA_PID=$!
-    bench_track_pid "$STRATA_PID" "$name"
-    bench_wait_url "http://127.0.0.1:$STRATA_PORT/healthz" 15 "$STRATA_PID"
-    sleep 0.1 # a strata that lost the port to another server exits: not it that answered
-    bench_check_alive "$STRATA_PID" "$name" "$STRATA_LOG"
-}
-
-# strata_stop PID LOG NAME — SIGTERM; STRATA_EXIT is its exit status (0
-# expected), also appended to STRATA_EXITS.
-strata_stop() {
-    bench_stop_pid "$1" TERM
-    bench_untrack_pid "$1"
-    STRATA_EXIT=$BENCH_STOP_STATUS
-    STRATA_EXITS+=("$3=$STRATA_EXIT")
-    if [[ $STRATA_EXIT != 0 ]]; then
-        bench_log "WARNING: $3 exited with status $STRATA_EXIT on SIGTERM (0 expected); last lines of its log:"
-        tail -n 5 "$2" >&2 || true
-    fi
-}
-
-
-
 # fail_result WHAT DETAIL — the machine-readable failure line, then exit 1.
 fail_result() {
     printf 'RESULT l2 FAILED %s %s\n' "$1" "$2"
@@ -233,7 +199,6 @@ fetch_until() {
     return 1
 }
 
-
 # cpu_ticks PID — user+system clock ticks used so far by PID (all threads).
 cpu_ticks() {
     local f
@@ -244,7 +209,6 @@ cpu_ticks() {
     read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ <<<"$f"
     echo $((ut + st))
 }
-
 
 # steal_pct BEFORE AFTER — steal share (%) between two machine_ticks.
 steal_pct() {
@@ -417,7 +381,7 @@ TOKEN=$("$STRATA" token create --db "$BENCH_TMP/bench.db" --site "$SITE" --role 
 ADMIN_TOKEN=$("$STRATA" token create --db "$BENCH_TMP/bench.db" --site "$SITE" --role admin --name l2-bench-admin 2>"$BENCH_TMP/token.log") ||
     bench_die "strata token create (admin) failed: $(cat "$BENCH_TMP/token.log")"
 
-strata_start strata-setup
+bench_strata_start strata-setup
 SETUP_PID=$STRATA_PID SETUP_LOG=$STRATA_LOG
 BASE="http://127.0.0.1:$STRATA_PORT/v1/$SITE"
 
@@ -427,17 +391,12 @@ bench_fetch first "$BASE/content?limit=1"
 LAG_ITEM=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["items"][0]["id"])' "$BENCH_TMP/first.body") ||
     bench_die "no published item for the lag test: $(head -c 300 "$BENCH_TMP/first.body")"
 
-api_post() { # PATH JSON — POST with the editor token; body in $BENCH_TMP/post.body, sets F_STATUS
-    F_STATUS=$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        --data "$2" -o "$BENCH_TMP/post.body" -w '%{http_code}' "$BASE$1") || bench_die "POST $BASE$1 failed"
-}
-
 # The item: a post whose public JSON is ITEM_BYTES (the JSON around the body
 # is measured on the item with an empty body first).
-api_post /content '{"type":"post","slug":"bench-l2","title":"L2 bench item","body":""}'
+bench_api_post /content '{"type":"post","slug":"bench-l2","title":"L2 bench item","body":""}'
 ITEM_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
 [[ $F_STATUS == 201 && -n $ITEM_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-api_post "/content/$ITEM_ID/publish" ""
+bench_api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 bench_fetch probe "$BASE/content/$ITEM_ID"
 BODY_LEN=$((ITEM_BYTES - F_BODY))
@@ -451,7 +410,7 @@ W=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-
     -H 'If-Match: "v1"' --data "{\"body\":\"$TEXT\"}" -o "$BENCH_TMP/put.body" -w '%{http_code}' \
     "$BASE/content/$ITEM_ID") || bench_die "PUT $BASE/content/$ITEM_ID failed"
 [[ $W == 200 ]] || bench_die "updating the bench item failed ($W): $(cat "$BENCH_TMP/put.body")"
-api_post "/content/$ITEM_ID/publish" ""
+bench_api_post "/content/$ITEM_ID/publish" ""
 [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
 bench_fetch item "$BASE/content/$ITEM_ID"
@@ -520,7 +479,7 @@ EOF
     } >"$BENCH_TMP/spread.lua"
 fi
 
-strata_stop "$SETUP_PID" "$SETUP_LOG" strata-setup
+bench_strata_stop "$SETUP_PID" "$SETUP_LOG" strata-setup
 
 # The L2 value: one GET through strata with L1 off fills L2 from the
 # database; the key is found by SCAN and its value copied to the key that
@@ -529,7 +488,7 @@ VALUE_SIZE=0 L2_KEYS=0 L2_KEY=-
 GET_CALLS=0 GET_USEC=- EVALSHA_CALLS=0 EVALSHA_USEC=-
 if ((DO_L2)); then
     redis_py flushall "$REDIS_PORT"
-    strata_start strata-l2-setup --redis "$REDIS_URL" --cache-l1 false --cache-warm-items 0
+    bench_strata_start strata-l2-setup --redis "$REDIS_URL" --cache-l1 false --cache-warm-items 0
     bench_fetch l2fill "http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH with --cache-l1 false: status $F_STATUS"
     bench_log "first GET with --cache-l1 false: cache-status '$(bench_header "$BENCH_TMP/l2fill.headers" cache-status)'"
@@ -537,7 +496,7 @@ if ((DO_L2)); then
     read -r VALUE_SIZE L2_KEYS L2_KEY < <(redis_py l2value "$REDIS_PORT" "strata:{$SITE}:v:*" \
         '"slug":"bench-l2"' "$RB_KEY" 2>"$BENCH_TMP/l2keys.txt")
     cat "$BENCH_TMP/l2keys.txt" >&2
-    strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l2-setup
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l2-setup
     ((VALUE_SIZE > 0)) ||
         fail_result no_l2_value "after a GET of $ITEM_PATH with --cache-l1 false, Redis has no key strata:{$SITE}:v:*"
     ((L2_KEYS == 1)) ||
@@ -851,12 +810,12 @@ if ((DO_L2)); then
     measure_redis
     read -r GET_CALLS GET_USEC < <(redis_cmdstat get)
 
-    strata_start strata-l2 --redis "$REDIS_URL" --cache-l1 false --cache-warm-items 0
+    bench_strata_start strata-l2 --redis "$REDIS_URL" --cache-l1 false --cache-warm-items 0
     measure_l2 "$STRATA_PORT"
     redis_resetstat
     ((SPREAD == 0)) || measure_spread "$STRATA_PORT"
     read -r EVALSHA_CALLS EVALSHA_USEC < <(redis_cmdstat evalsha)
-    strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l2
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l2
     read -r VALUE_SIZE_AFTER L2_KEYS_AFTER _ < <(redis_py l2value "$REDIS_PORT" "strata:{$SITE}:v:*" \
         '"slug":"bench-l2"' - 2>"$BENCH_TMP/l2keys-after.txt") || true
     SPREAD_VALUES=$(awk '/ bytes$/ { n = $(NF - 1); if (!c++ || n < lo) lo = n; if (n > hi) hi = n }
@@ -864,9 +823,9 @@ if ((DO_L2)); then
     [[ ${VALUE_SIZE_AFTER:-0} == "$VALUE_SIZE" ]] ||
         bench_log "WARNING: after (2) the L2 value is ${VALUE_SIZE_AFTER:-?} bytes ($VALUE_SIZE measured before, ${L2_KEYS_AFTER:-?} keys)"
 
-    strata_start strata-l1 --redis "$REDIS_URL"
+    bench_strata_start strata-l1 --redis "$REDIS_URL"
     measure_l1 "$STRATA_PORT"
-    strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l1
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata-l1
 fi
 LOAD_END_L2=$(bench_load1)
 BUSY_END_L2=$(bench_busy_others)
@@ -881,15 +840,15 @@ if ((DO_LAG)); then
     else
         QUIET_LAG=$QUIET
     fi
-    strata_start strata-a --redis "$REDIS_URL" --cache-item-ttl-s 300
+    bench_strata_start strata-a --redis "$REDIS_URL" --cache-item-ttl-s 300
     A_PID=$STRATA_PID A_LOG=$STRATA_LOG A_PORT=$STRATA_PORT
-    strata_start strata-b --redis "$REDIS_URL" --cache-item-ttl-s 300
+    bench_strata_start strata-b --redis "$REDIS_URL" --cache-item-ttl-s 300
     B_PID=$STRATA_PID B_LOG=$STRATA_LOG B_PORT=$STRATA_PORT
     measure_lag "$A_PORT" "$B_PORT"
     bench_check_alive "$A_PID" strata-a "$A_LOG"
     bench_check_alive "$B_PID" strata-b "$B_LOG"
-    strata_stop "$B_PID" "$B_LOG" strata-b
-    strata_stop "$A_PID" "$A_LOG" strata-a
+    bench_strata_stop "$B_PID" "$B_LOG" strata-b
+    bench_strata_stop "$A_PID" "$A_LOG" strata-a
 fi
 LOAD_END=$(bench_load1)
 BUSY_END=$(bench_busy_others)

@@ -447,3 +447,46 @@ bench_verdict_le() { if [[ $1 != nan && -n $1 ]] && bench_ge "$2" "$1"; then ech
 bench_machine_ticks() {
     awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
 }
+
+# ---- strata ------------------------------------------------------------------
+
+STRATA_PID="" STRATA_LOG="" STRATA_PORT="" STRATA_EXIT=0
+STRATA_EXITS=() # "name=status" of every strata stopped, in order
+
+# bench_strata_start NAME [FLAG...] — `$STRATA serve` on $BENCH_TMP/bench.db
+# on a free port with $SERVE_THREADS loops (default 2); sets STRATA_PID,
+# STRATA_LOG, STRATA_PORT once it answers /healthz and is still alive (a
+# strata that lost the port to another server exits: not it that answered).
+bench_strata_start() {
+    local name=$1
+    shift
+    STRATA_PORT=$(bench_free_port)
+    STRATA_LOG="$BENCH_TMP/$name.log"
+    "$STRATA" serve --db "$BENCH_TMP/bench.db" --listen "127.0.0.1:$STRATA_PORT" \
+        --threads "${SERVE_THREADS:-2}" --log-level warn "$@" >"$STRATA_LOG" 2>&1 </dev/null &
+    STRATA_PID=$!
+    bench_track_pid "$STRATA_PID" "$name"
+    bench_wait_url "http://127.0.0.1:$STRATA_PORT/healthz" 15 "$STRATA_PID"
+    sleep 0.1
+    bench_check_alive "$STRATA_PID" "$name" "$STRATA_LOG"
+}
+
+# bench_strata_stop PID LOG NAME — SIGTERM; STRATA_EXIT is its exit status
+# (0 expected, else a warning with the end of LOG), appended to STRATA_EXITS.
+bench_strata_stop() {
+    bench_stop_pid "$1" TERM
+    bench_untrack_pid "$1"
+    STRATA_EXIT=$BENCH_STOP_STATUS
+    STRATA_EXITS+=("$3=$STRATA_EXIT")
+    if [[ $STRATA_EXIT != 0 ]]; then
+        bench_log "WARNING: $3 exited with status $STRATA_EXIT on SIGTERM (0 expected); last lines of its log:"
+        tail -n 5 "$2" >&2 || true
+    fi
+}
+
+# bench_api_post PATH JSON — POST $BASE/PATH with the token $TOKEN; the body
+# lands in $BENCH_TMP/post.body; sets F_STATUS.
+bench_api_post() {
+    F_STATUS=$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        --data "$2" -o "$BENCH_TMP/post.body" -w '%{http_code}' "$BASE$1") || bench_die "POST $BASE$1 failed"
+}
