@@ -63,6 +63,25 @@ typedef struct strata_config {
     int redis_breaker_cooldown_ms;
     /* [views] */
     int views_flush_interval_ms;
+    /* [history] */
+    int history_keyframe_interval; /* versions per zstd keyframe group (skip-deltas in between) */
+    int history_keep_latest;       /* retention never removes an item's latest N versions */
+    int64_t history_draft_max_age_s; /* older unpublished versions are removed; 0 = keep all */
+    int64_t history_autosave_max_age_s; /* autosave slots untouched this long are removed; 0 = keep */
+    int history_preview_max_ttl_s;
+    /* [jobs] */
+    bool jobs_enabled;
+    int jobs_poll_interval_ms;
+    int jobs_max_attempts;
+    int jobs_retry_base_ms;
+    int jobs_lease_ms;
+    char jobs_schedule_retention[64]; /* cron-like schedule; "" = never */
+    char jobs_schedule_warm[64];
+    char jobs_schedule_rollup[64];
+    /* [cdn] */
+    char cdn_purge_url[256]; /* "" = no CDN/Varnish to purge */
+    char cdn_purge_method[16];
+    char cdn_purge_header[64];
     /* [debug] */
     bool debug_fault_injection;
 } strata_config;

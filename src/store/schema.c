@@ -32,6 +32,18 @@
  *
  * Every child of an item is ON DELETE CASCADE, so deleting the item row
  * removes its versions, tags, views, publications, autosaves and previews.
+ *
+ * Version 2 (issue 5, history and jobs):
+ *
+ *   versions.base     for a zstd skip-delta (encoding 2), the number of the
+ *                     version whose JSON is the compression prefix
+ *                     (store/versions.c explains the scheme)
+ *   previews.created_at, previews.created_by
+ *                     who made a preview link and when
+ *   jobs.unique_key   a scheduled run's identity ("retention@1790000000"):
+ *                     unique, so N instances enqueueing one tick make one job
+ *   jobs.failed_at    set when a job has used up its attempts; kept for the
+ *                     operator, never run again
  */
 #include <openssl/rand.h>
 #include <string.h>
@@ -174,6 +186,18 @@ static const char schema_v1[] =
     ") WITHOUT ROWID;"
     "CREATE INDEX views_hourly_by_site_hour ON views_hourly(site_id, hour);";
 
+static const char schema_v2[] =
+    "ALTER TABLE versions ADD COLUMN base INTEGER;"
+    "ALTER TABLE previews ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE previews ADD COLUMN created_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN unique_key TEXT;"
+    "ALTER TABLE jobs ADD COLUMN failed_at INTEGER;"
+    "CREATE UNIQUE INDEX jobs_by_unique_key ON jobs(unique_key) WHERE unique_key IS NOT NULL;"
+    "DROP INDEX jobs_by_run_at;"
+    "CREATE INDEX jobs_due ON jobs(run_at) WHERE failed_at IS NULL;"
+    "CREATE INDEX autosaves_by_saved_at ON autosaves(saved_at);"
+    "CREATE INDEX versions_by_created ON versions(created_at);";
+
 static int secret_create(store_t *st)
 {
     uint8_t secret[32];
@@ -195,6 +219,7 @@ typedef struct migration {
 
 static const migration migrations[] = {
     {1, schema_v1, secret_create},
+    {2, schema_v2, NULL},
 };
 enum { MIGRATION_COUNT = sizeof migrations / sizeof migrations[0] };
 
