@@ -93,6 +93,16 @@ typedef struct store_preview {
 int store_preview_lookup(store_t *st, const uint8_t token_hash[32], store_preview *out);
 /* Revokes it; STORE_NOT_FOUND if no such link in the site. Idempotent. */
 int store_preview_revoke(store_t *st, int64_t site_id, const uint8_t token_hash[32]);
+/* STORE_OK if item id has version number (not removed by retention),
+ * STORE_NOT_FOUND otherwise. One primary-key probe, no content read. */
+int store_version_exists(store_t *st, int64_t id, int64_t number);
+/* For a preview page: the site's name and the item's published version (0
+ * if never published, as in store_version_list). STORE_NOT_FOUND if no item
+ * id in the site. */
+int store_preview_item(store_t *st, int64_t site_id, int64_t id, char site_name[65], int64_t *published_version);
+/* ms as every API timestamp reads: "2026-11-21T10:00:00.000Z". */
+enum { STORE_TIME_TEXT_SIZE = 80 };
+void store_time_text(int64_t ms, char out[STORE_TIME_TEXT_SIZE]);
 
 /* ---- retention ---------------------------------------------------------- */
 
