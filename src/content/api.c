@@ -8,6 +8,7 @@
  */
 #include "content/api.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,44 @@ bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int 
         return false;
     }
     *out = (int)v;
+    return true;
+}
+
+/* ---- If-Match ------------------------------------------------------------------------ */
+
+bool api_if_match_version(api_ctx *c, int64_t id, bool required, int64_t *version)
+{
+    const char *m = c->req->if_match;
+    *version = 0;
+    if (m == NULL && !required)
+        return true;
+    if (m == NULL) {
+        http_problem(c->res, c->req, 428, "if_match_required",
+                     "send If-Match with the ETag of the draft this write is based on (GET …/draft gives it)");
+        return false;
+    }
+    while (*m == ' ')
+        m++;
+    if (strcmp(m, "*") == 0) {
+        json_t *draft = NULL;
+        int rc = store_item_get_draft(c->store, c->site_id, c->site, id, &draft, version);
+        json_decref(draft);
+        if (rc != STORE_OK)
+            api_store_failed(c, rc);
+        return rc == STORE_OK;
+    }
+    char *end = NULL;
+    long long v = 0;
+    if (strncmp(m, "\"v", 2) == 0) {
+        errno = 0;
+        v = strtoll(m + 2, &end, 10);
+    }
+    if (end == NULL || end == m + 2 || errno != 0 || v <= 0 || strcmp(end, "\"") != 0) {
+        http_problem(c->res, c->req, 412, "stale_version",
+                     "If-Match must be the strong ETag of a draft version, like \"v3\"");
+        return false;
+    }
+    *version = v;
     return true;
 }
 

@@ -51,6 +51,11 @@ bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad);
 /* An integer query parameter in min..max; absent → def. */
 bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out);
 
+/* If-Match → the version a write is based on: "vN" → N; "*" → the latest
+ * (read from the store). Absent: 428 when required, else *version = 0.
+ * Anything else is 412. */
+bool api_if_match_version(api_ctx *c, int64_t id, bool required, int64_t *version);
+
 /* Parses the body as a JSON object. Required: an empty body is 400.
  * Content-Type must be application/json (415). *out may be NULL when not
  * required and empty. */
@@ -140,6 +145,31 @@ void handle_publish(const http_request *req, store_t *store, http_response *res)
 void handle_unpublish(const http_request *req, store_t *store, http_response *res);
 void handle_delete(const http_request *req, store_t *store, http_response *res);
 void handle_category_create(const http_request *req, store_t *store, http_response *res);
+
+/* History (history.c). */
+void handle_versions_list(const http_request *req, store_t *store, http_response *res);
+void handle_version_get(const http_request *req, store_t *store, http_response *res);
+void handle_version_restore(const http_request *req, store_t *store, http_response *res);
+void handle_diff(const http_request *req, store_t *store, http_response *res);
+void handle_autosave_put(const http_request *req, store_t *store, http_response *res);
+void handle_autosave_get(const http_request *req, store_t *store, http_response *res);
+/* The version representation of docs/api.md: {"item","site", metadata,
+ * "content"}; snapshot is borrowed. NULL when out of memory. */
+struct store_version_meta;
+json_t *history_version_json(const char *site, int64_t id, const struct store_version_meta *meta, json_t *snapshot);
+/* What every write that appends a version does before answering: the
+ * public item's invalidation when it is published, and the diff to the
+ * previous version queued for precomputing. */
+void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version);
+/* Drops the rendered versions and diffs of an item (deleted), or of all
+ * (retention removed versions). */
+void history_forget_item(int64_t site_id, int64_t id);
+void history_forget_all(void);
+
+/* Preview links (previews.c). */
+void handle_preview_create(const http_request *req, store_t *store, http_response *res);
+void handle_preview_revoke(const http_request *req, store_t *store, http_response *res);
+void handle_preview(const http_request *req, store_t *store, http_response *res);
 
 bool handle_view_cached(const http_request *req, http_response *res);
 void handle_cache_stats(const http_request *req, store_t *store, http_response *res);

@@ -7,12 +7,12 @@
  * refuses (412) when another save came in between. A save without If-Match
  * is refused with 428 rather than silently overwriting someone's work.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "content/api.h"
+#include "store/store_history.h"
 
 static void send_draft(api_ctx *c, int status, json_t *draft, int64_t version)
 {
@@ -56,48 +56,13 @@ void handle_get_draft(const http_request *req, store_t *store, http_response *re
         send_draft(&c, 200, draft, version);
 }
 
-/* If-Match → the version the client based its save on. "*" means the
- * latest, whatever it is. */
-static bool base_version(api_ctx *c, int64_t id, int64_t *version)
-{
-    const char *m = c->req->if_match;
-    if (m == NULL) {
-        http_problem(c->res, c->req, 428, "if_match_required",
-                     "send If-Match with the ETag of the draft this save is based on (GET …/draft gives it)");
-        return false;
-    }
-    while (*m == ' ')
-        m++;
-    if (strcmp(m, "*") == 0) {
-        json_t *draft = NULL;
-        int rc = store_item_get_draft(c->store, c->site_id, c->site, id, &draft, version);
-        json_decref(draft);
-        if (rc != STORE_OK)
-            api_store_failed(c, rc);
-        return rc == STORE_OK;
-    }
-    char *end = NULL;
-    long long v = 0;
-    if (strncmp(m, "\"v", 2) == 0) {
-        errno = 0;
-        v = strtoll(m + 2, &end, 10);
-    }
-    if (end == NULL || end == m + 2 || errno != 0 || v <= 0 || strcmp(end, "\"") != 0) {
-        http_problem(c->res, c->req, 412, "stale_version",
-                     "If-Match must be the strong ETag of a draft version, like \"v3\"");
-        return false;
-    }
-    *version = v;
-    return true;
-}
-
 void handle_save(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id, base, version;
     json_t *doc;
     if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id) ||
-        !base_version(&c, id, &base) || !api_json_body(&c, true, &doc))
+        !api_if_match_version(&c, id, true, &base) || !api_json_body(&c, true, &doc))
         return;
     edit_input in;
     if (api_parse_edit(&c, doc, false, &in)) {
@@ -106,11 +71,8 @@ void handle_save(const http_request *req, store_t *store, http_response *res)
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
-            /* The public representation of a published item shows its slug
-             * (applied at once), draft_version and updated_at: all moved. */
-            const char *status = json_string_value(json_object_get(draft, "status"));
-            if (status != NULL && strcmp(status, "draft") != 0)
-                api_invalidate_item(c.site, id);
+            store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
+            history_after_save(&c, id, draft, version);
             send_draft(&c, 200, draft, version);
         }
     }
@@ -204,6 +166,7 @@ void handle_delete(const http_request *req, store_t *store, http_response *res)
         return;
     }
     api_invalidate_item(c.site, id);
+    history_forget_item(c.site_id, id);
     res->status = 204;
 }
 

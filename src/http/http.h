@@ -72,7 +72,9 @@ typedef struct http_request {
     size_t body_len;
     char *authorization; /* header values, NULL if absent */
     char *if_match;
+    char *if_none_match;
     char *content_type;
+    char *accept;
     char request_id[HTTP_REQUEST_ID_MAX + 1];
 } http_request;
 
@@ -139,6 +141,9 @@ void http_problem(http_response *res, const http_request *req, int status, const
 void http_response_tag(http_response *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void http_response_free(http_response *res);
 const char *http_status_text(int status);
+/* If-None-Match semantics (RFC 9110 13.1.2, weak comparison: W/ is
+ * ignored, "*" matches): does the header's list name etag (quoted)? */
+bool http_etag_list_matches(const char *header, size_t header_len, const char *etag, size_t etag_len);
 
 /* ---- the response cache, for handlers (any thread) ----------------------- */
 
@@ -182,6 +187,7 @@ typedef struct http_app {
     http_worker_init_fn worker_init;
     http_reload_fn reload;
     void (*on_start)(store_t *store); /* once, on a worker, after listening (cache warming) */
+    void (*on_stop)(void); /* once, when shutdown begins, before the cache goes (background work) */
     const http_periodic *periodic;
     size_t periodic_count;
 } http_app;

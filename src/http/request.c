@@ -115,7 +115,9 @@ static void request_free(http_request *rq)
     free(rq->body);
     free(rq->authorization);
     free(rq->if_match);
+    free(rq->if_none_match);
     free(rq->content_type);
+    free(rq->accept);
     memset(rq, 0, sizeof(*rq));
 }
 
@@ -149,7 +151,9 @@ static int request_copy(h2o_req_t *req, const request_tracker *tracker, int rout
     rq->body_len = req->entity.len;
     rq->authorization = copy_header(req, H2O_TOKEN_AUTHORIZATION);
     rq->if_match = copy_header(req, H2O_TOKEN_IF_MATCH);
+    rq->if_none_match = copy_header(req, H2O_TOKEN_IF_NONE_MATCH);
     rq->content_type = copy_header(req, H2O_TOKEN_CONTENT_TYPE);
+    rq->accept = copy_header(req, H2O_TOKEN_ACCEPT);
     if (rq->path == NULL || rq->body == NULL || (req->query_at != SIZE_MAX && rq->query == NULL))
         return -1;
     return caps != NULL ? http_request_set_params(rq, req->path.base, caps) : 0;

@@ -136,3 +136,29 @@ void http_response_free(http_response *res)
     res->tags = NULL;
     res->tags_len = 0;
 }
+
+bool http_etag_list_matches(const char *header, size_t header_len, const char *etag, size_t etag_len)
+{
+    const char *p = header, *end = header + header_len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p < end && *p == '*')
+            return true;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *start = p;
+        if (p < end && *p == '"') {
+            const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
+            if (close == NULL)
+                return false;
+            p = close + 1;
+            if ((size_t)(p - start) == etag_len && memcmp(start, etag, etag_len) == 0)
+                return true;
+        } else {
+            while (p < end && *p != ',')
+                p++;
+        }
+    }
+    return false;
+}

@@ -632,33 +632,6 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
 
 static void release_entry(void *p) { cache_entry_release((cache_entry **)p); }
 
-/* Weak comparison (RFC 9110 13.1.2): W/ is ignored; "*" matches. */
-static bool if_none_match(h2o_iovec_t header, h2o_iovec_t etag)
-{
-    const char *p = header.base, *end = header.base + header.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        if (p < end && *p == '*')
-            return true;
-        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
-            p += 2;
-        const char *start = p;
-        if (p < end && *p == '"') {
-            const char *close = memchr(p + 1, '"', (size_t)(end - p - 1));
-            if (close == NULL)
-                return false;
-            p = close + 1;
-            if ((size_t)(p - start) == etag.len && memcmp(start, etag.base, etag.len) == 0)
-                return true;
-        } else {
-            while (p < end && *p != ',')
-                p++;
-        }
-    }
-    return false;
-}
-
 static void add_header(h2o_req_t *req, const char *name, size_t name_len, h2o_iovec_t value)
 {
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, value.base, value.len);
@@ -713,7 +686,8 @@ void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_out
     int status = rep->status;
     if (status == 200) {
         ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-        if (inm >= 0 && if_none_match(req->headers.entries[inm].value, rep->etag[enc]))
+        if (inm >= 0 && http_etag_list_matches(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len,
+                                                rep->etag[enc].base, rep->etag[enc].len))
             status = 304;
     }
     req->res.status = status;

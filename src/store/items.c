@@ -12,19 +12,19 @@
  * published, and a publish copies a version into them. The slug is the one
  * exception: it is the item's address, so a save moves it at once.
  *
- * A snapshot is stored as compact JSON text (encoding 0) with its size and
- * SHA-256, ready for the later compressed and delta encodings.
+ * How a snapshot is stored (zstd skip-deltas, with its size and SHA-256)
+ * is versions.c's business; here a version is appended and read whole.
  *
  * Every write is one transaction; any failure rolls all of it back.
  */
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/sqlite_internal.h"
+#include "store/store_history.h"
 
-enum { TAG_BATCH = 100, ENCODING_JSON = 0 };
+enum { TAG_BATCH = 100 };
 
 /* ---- snapshots ---------------------------------------------------------- */
 
@@ -48,6 +48,12 @@ static bool snapshot_view_of(const json_t *snapshot, snapshot_view *v)
     v->tags = json_object_get(snapshot, "tags");
     return v->slug && v->title && v->excerpt && v->body && json_is_object(v->fields) && json_is_array(v->tags) &&
            (json_is_null(category) || json_is_string(category));
+}
+
+bool sq_snapshot_valid(const json_t *snapshot)
+{
+    snapshot_view v;
+    return snapshot_view_of(snapshot, &v);
 }
 
 static int compare_text(const void *a, const void *b)
@@ -103,8 +109,7 @@ static json_t *snapshot_from_edit(const store_edit_t *edit)
                            fields, edit->has_category ? edit->category : NULL, tags);
 }
 
-/* Replaces what the edit gives; keeps what it leaves out. */
-static bool snapshot_merge_edit(json_t *snapshot, const store_edit_t *edit)
+bool sq_snapshot_merge_edit(json_t *snapshot, const store_edit_t *edit)
 {
     bool ok = true;
     if (edit->slug)
@@ -124,7 +129,7 @@ static bool snapshot_merge_edit(json_t *snapshot, const store_edit_t *edit)
     return ok;
 }
 
-static int edit_check(store_t *st, const store_edit_t *edit)
+int sq_edit_check(store_t *st, const store_edit_t *edit)
 {
     if (edit->fields && !json_is_object(edit->fields))
         return sq_fail(st, STORE_INVALID, "fields must be a JSON object");
@@ -141,90 +146,6 @@ static int snapshot_build_failed(store_t *st)
 }
 
 /* ---- versions ----------------------------------------------------------- */
-
-int sq_version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
-                      int64_t created_at, const json_t *snapshot)
-{
-    char *data = json_dumps(snapshot, JSON_COMPACT);
-    if (!data)
-        return sq_fail(st, STORE_ERROR, "out of memory encoding version %lld", (long long)number);
-    size_t size = strlen(data);
-    uint8_t hash[32];
-    sq_query q;
-    int status = STORE_OK;
-    if (!EVP_Digest(data, size, hash, NULL, EVP_sha256(), NULL))
-        status = sq_fail(st, STORE_ERROR, "could not hash version %lld", (long long)number);
-    if (status == STORE_OK)
-        status = sq_query_start(st,
-                                "INSERT INTO versions(item_id, number, kind, author, created_at, "
-                                "size, hash, encoding, data) VALUES (:item, :number, :kind, "
-                                ":author, :created, :size, :hash, :encoding, :data)",
-                                &q);
-    if (status == STORE_OK) {
-        sq_bind_int(&q, ":item", item_id);
-        sq_bind_int(&q, ":number", number);
-        sq_bind_text(&q, ":kind", kind);
-        sq_bind_text(&q, ":author", author);
-        sq_bind_int(&q, ":created", created_at);
-        sq_bind_int(&q, ":size", (int64_t)size);
-        sq_bind_blob(&q, ":hash", hash, sizeof hash);
-        sq_bind_int(&q, ":encoding", ENCODING_JSON);
-        sq_bind_blob(&q, ":data", data, size);
-        status = sq_query_run(&q, "saving the version");
-    }
-    free(data);
-    if (status == STORE_CONFLICT)
-        return sq_fail(st, STORE_CONFLICT, "version %lld of item %lld already exists", (long long)number,
-                       (long long)item_id);
-    return status;
-}
-
-/* Decodes the snapshot in columns encoding_column and encoding_column + 1. */
-static int snapshot_decode(store_t *st, const sq_query *q, int encoding_column, int64_t item_id, int64_t number,
-                           json_t **snapshot)
-{
-    *snapshot = NULL;
-    int encoding = sqlite3_column_int(q->stmt, encoding_column);
-    if (encoding != ENCODING_JSON)
-        return sq_fail(st, STORE_ERROR, "version %lld of item %lld uses encoding %d, unknown here", (long long)number,
-                       (long long)item_id, encoding);
-    const char *data = sqlite3_column_blob(q->stmt, encoding_column + 1);
-    size_t size = (size_t)sqlite3_column_bytes(q->stmt, encoding_column + 1);
-    json_error_t error;
-    json_t *decoded = data ? json_loadb(data, size, 0, &error) : NULL;
-    snapshot_view view;
-    if (!decoded || !snapshot_view_of(decoded, &view)) {
-        json_decref(decoded);
-        return sq_fail(st, STORE_ERROR, "version %lld of item %lld is damaged", (long long)number, (long long)item_id);
-    }
-    *snapshot = decoded;
-    return STORE_OK;
-}
-
-static int version_snapshot_load(store_t *st, int64_t item_id, int64_t number, json_t **snapshot)
-{
-    *snapshot = NULL;
-    sq_query q;
-    int status =
-        sq_query_start(st, "SELECT encoding, data FROM versions WHERE item_id = :item AND number = :number", &q);
-    if (status != STORE_OK)
-        return status;
-    sq_bind_int(&q, ":item", item_id);
-    sq_bind_int(&q, ":number", number);
-    bool found = sq_next_row(&q);
-    if (found)
-        status = snapshot_decode(st, &q, 0, item_id, number, snapshot);
-    int end = sq_query_end(&q, "reading the version");
-    if (status == STORE_OK)
-        status = end;
-    if (status == STORE_OK && !found)
-        status = sq_fail(st, STORE_NOT_FOUND, "item %lld has no version %lld", (long long)item_id, (long long)number);
-    if (status != STORE_OK) {
-        json_decref(*snapshot);
-        *snapshot = NULL;
-    }
-    return status;
-}
 
 int sq_publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author)
 {
@@ -577,23 +498,8 @@ int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, 
 
 /* The draft of the current row: columns type, status, draft_version,
  * published_version, author, created_at, encoding, data. */
-static int draft_from_row(store_t *st, const sq_query *q, const char *site_name, int64_t id, json_t **draft)
-{
-    item_state item = {.id = id};
-    snprintf(item.type, sizeof item.type, "%s", sq_column_text(q, 0));
-    snprintf(item.status, sizeof item.status, "%s", sq_column_text(q, 1));
-    item.draft_version = sqlite3_column_int64(q->stmt, 2);
-    item.published_version = sqlite3_column_int64(q->stmt, 3);
-    json_t *snapshot = NULL;
-    int status = snapshot_decode(st, q, 6, id, item.draft_version, &snapshot);
-    if (status != STORE_OK)
-        return status;
-    *draft = draft_json(site_name, &item, item.draft_version, snapshot, sq_column_text(q, 4),
-                        sqlite3_column_int64(q->stmt, 5));
-    json_decref(snapshot);
-    return *draft ? STORE_OK : draft_json_failed(st);
-}
-
+/* The item row and the latest version's author and time; the snapshot is
+ * read after the row's query has ended (versions.c uses statements too). */
 int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
                          int64_t *version)
 {
@@ -603,28 +509,37 @@ int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, in
     int status =
         sq_query_start(st,
                        "SELECT i.type, i.status, i.draft_version, IFNULL(i.published_version, 0), v.author, "
-                       "v.created_at, v.encoding, v.data FROM items i JOIN versions v "
+                       "v.created_at FROM items i JOIN versions v "
                        "ON v.item_id = i.id AND v.number = i.draft_version WHERE i.id = :id AND i.site_id = :site",
                        &q);
     if (status != STORE_OK)
         return status;
     sq_bind_int(&q, ":id", id);
     sq_bind_int(&q, ":site", site_id);
+    item_state item = {.id = id};
+    char author[65] = "";
+    int64_t saved_at = 0;
     bool found = sq_next_row(&q);
     if (found) {
-        status = draft_from_row(st, &q, site_name, id, draft);
-        if (status == STORE_OK && version)
-            *version = sqlite3_column_int64(q.stmt, 2);
+        snprintf(item.type, sizeof item.type, "%s", sq_column_text(&q, 0));
+        snprintf(item.status, sizeof item.status, "%s", sq_column_text(&q, 1));
+        item.draft_version = sqlite3_column_int64(q.stmt, 2);
+        item.published_version = sqlite3_column_int64(q.stmt, 3);
+        snprintf(author, sizeof author, "%s", sq_column_text(&q, 4));
+        saved_at = sqlite3_column_int64(q.stmt, 5);
     }
-    int end = sq_query_end(&q, "reading the draft");
-    if (status == STORE_OK)
-        status = end;
+    status = sq_query_end(&q, "reading the draft");
     if (status == STORE_OK && !found)
         status = sq_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
-    if (status != STORE_OK) {
-        json_decref(*draft);
-        *draft = NULL;
-    }
+    json_t *snapshot = NULL;
+    if (status == STORE_OK)
+        status = sq_version_snapshot(st, id, item.draft_version, &snapshot);
+    if (status == STORE_OK &&
+        !(*draft = draft_json(site_name, &item, item.draft_version, snapshot, author, saved_at)))
+        status = draft_json_failed(st);
+    json_decref(snapshot);
+    if (status == STORE_OK && version)
+        *version = item.draft_version;
     return status;
 }
 
@@ -695,7 +610,7 @@ int store_item_create(store_t *st, int64_t site_id, const char *site_name, const
     *draft = NULL;
     if (!edit->type || !edit->slug || !edit->title)
         return sq_fail(st, STORE_INVALID, "type, slug and title are required to create an item");
-    int status = edit_check(st, edit);
+    int status = sq_edit_check(st, edit);
     if (status != STORE_OK)
         return status;
     json_t *snapshot = snapshot_from_edit(edit);
@@ -737,7 +652,7 @@ static int item_draft_advance(store_t *st, const item_state *item, const snapsho
 
 /* Writes the merged snapshot as version base + 1. */
 static int draft_store(store_t *st, int64_t site_id, const char *site_name, item_state *item, const json_t *snapshot,
-                       bool category_given, const char *author, json_t **draft)
+                       bool category_given, const char *kind, const char *author, json_t **draft)
 {
     snapshot_view v;
     if (!snapshot_view_of(snapshot, &v))
@@ -751,7 +666,7 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
     if (status == STORE_OK)
         status = item_draft_advance(st, item, &v, now, site_name);
     if (status == STORE_OK)
-        status = sq_version_append(st, item->id, item->draft_version, "draft", author, now, snapshot);
+        status = sq_version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
     if (status == STORE_OK && never_published)
         status = item_content_write(st, item->id, &v, category_id);
     if (status == STORE_OK && !(*draft = draft_json(site_name, item, item->draft_version, snapshot, author, now)))
@@ -770,11 +685,11 @@ static int draft_save_tx(store_t *st, int64_t site_id, const char *site_name, in
         return sq_fail(st, STORE_STALE, "draft is at version %lld; this save was based on version %lld",
                        (long long)item.draft_version, (long long)base_version);
     json_t *snapshot = NULL;
-    status = version_snapshot_load(st, id, base_version, &snapshot);
-    if (status == STORE_OK && !snapshot_merge_edit(snapshot, edit))
+    status = sq_version_snapshot(st, id, base_version, &snapshot);
+    if (status == STORE_OK && !sq_snapshot_merge_edit(snapshot, edit))
         status = snapshot_build_failed(st);
     if (status == STORE_OK)
-        status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, author, draft);
+        status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author, draft);
     json_decref(snapshot);
     return status;
 }
@@ -784,7 +699,7 @@ int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, i
 {
     sq_clear_error(st);
     *draft = NULL;
-    int status = edit_check(st, edit);
+    int status = sq_edit_check(st, edit);
     if (status != STORE_OK)
         return status;
     json_t *result = NULL;
@@ -798,6 +713,45 @@ int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, i
     *draft = result;
     if (new_version)
         *new_version = base_version + 1;
+    return STORE_OK;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+static int restore_tx(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t number,
+                      int64_t base_version, const char *author, json_t **draft)
+{
+    item_state item;
+    int status = item_state_load(st, site_id, site_name, id, &item);
+    if (status != STORE_OK)
+        return status;
+    if (base_version > 0 && base_version != item.draft_version)
+        return sq_fail(st, STORE_STALE, "draft is at version %lld; this restore was based on version %lld",
+                       (long long)item.draft_version, (long long)base_version);
+    json_t *snapshot = NULL;
+    status = sq_version_snapshot(st, id, number, &snapshot);
+    if (status == STORE_OK)
+        status = draft_store(st, site_id, site_name, &item, snapshot, true, "restore", author, draft);
+    json_decref(snapshot);
+    return status;
+}
+
+int store_version_restore(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t number,
+                          int64_t base_version, const char *author, json_t **draft, int64_t *new_version)
+{
+    sq_clear_error(st);
+    *draft = NULL;
+    json_t *result = NULL;
+    int status = sq_begin(st);
+    if (status == STORE_OK)
+        status = sq_end(st, restore_tx(st, site_id, site_name, id, number, base_version, author, &result));
+    if (status != STORE_OK) {
+        json_decref(result);
+        return status;
+    }
+    *draft = result;
+    if (new_version)
+        *new_version = json_integer_value(json_object_get(result, "version"));
     return STORE_OK;
 }
 
@@ -830,7 +784,7 @@ static int publish_tx(store_t *st, int64_t site_id, const char *site_name, int64
         return status;
     int64_t number = version == 0 ? item.draft_version : version;
     json_t *snapshot = NULL;
-    status = version_snapshot_load(st, id, number, &snapshot);
+    status = sq_version_snapshot(st, id, number, &snapshot);
     snapshot_view v;
     int64_t category_id = 0, now = store_now_ms();
     if (status == STORE_OK && !snapshot_view_of(snapshot, &v))

@@ -196,7 +196,8 @@ static const char schema_v2[] =
     "DROP INDEX jobs_by_run_at;"
     "CREATE INDEX jobs_due ON jobs(run_at) WHERE failed_at IS NULL;"
     "CREATE INDEX autosaves_by_saved_at ON autosaves(saved_at);"
-    "CREATE INDEX versions_by_created ON versions(created_at);";
+    "CREATE INDEX versions_by_created ON versions(created_at);"
+    "CREATE INDEX versions_by_base ON versions(item_id, base) WHERE base IS NOT NULL;";
 
 static int secret_create(store_t *st)
 {

@@ -5,7 +5,10 @@
  *   store_sqlite.c  connection, statement cache, errors, transactions, time,
  *                   sites, tokens, categories
  *   schema.c        versioned migrations and the per-database secret
- *   items.c         item reads and writes, versions, the item/draft JSON
+ *   items.c         item reads and writes, the item/draft JSON
+ *   versions.c      how versions are stored (zstd skip-deltas), history
+ *                   reads, retention
+ *   autosaves.c     the autosave slots
  *   lists.c         keyset lists, view counting, popularity
  *   seed.c          deterministic demo content
  *
@@ -40,6 +43,10 @@ struct store {
     size_t statement_count;
     size_t statement_capacity;
     char errmsg[512];
+    /* versions.c's zstd contexts, made on first use, reused for the life of
+     * the connection. */
+    struct ZSTD_CCtx_s *zstd_c;
+    struct ZSTD_DCtx_s *zstd_d;
 };
 
 /* ---- errors ------------------------------------------------------------- */
@@ -150,9 +157,27 @@ json_t *sq_tags_json(const char *const *tags, size_t count);
 
 /* The id of category slug in the site; STORE_INVALID "unknown category". */
 int sq_category_id(store_t *st, int64_t site_id, const char *slug, int64_t *category_id);
-/* Appends a version row holding the snapshot. Inside a transaction. */
+/* True if the JSON has every member of a snapshot with the right types. */
+bool sq_snapshot_valid(const json_t *snapshot);
+/* An edit's own consistency (fields an object, tags present). */
+int sq_edit_check(store_t *st, const store_edit_t *edit);
+/* Replaces what the edit gives in snapshot; keeps what it leaves out. False
+ * when out of memory or a text is not valid UTF-8. */
+bool sq_snapshot_merge_edit(json_t *snapshot, const store_edit_t *edit);
+
+/* ---- versions (versions.c) ------------------------------------------------ */
+
+/* Appends a version row holding the snapshot (compressed, versions.c).
+ * Inside a transaction. */
 int sq_version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
                       int64_t created_at, const json_t *snapshot);
+/* The JSON text of a version (malloc'd, NUL-terminated; *len without the
+ * NUL), decoded and checked against its hash. STORE_NOT_FOUND if absent. */
+int sq_version_json(store_t *st, int64_t item_id, int64_t number, char **json, size_t *len);
+/* The same, parsed and checked to be a snapshot. */
+int sq_version_snapshot(store_t *st, int64_t item_id, int64_t number, json_t **snapshot);
+/* Frees the connection's codec contexts (store_close). */
+void sq_codec_free(store_t *st);
 /* Makes item_tags hold exactly these tags, with the item's current status
  * and published_at. Inside a transaction. */
 int sq_item_tags_replace(store_t *st, int64_t item_id, const json_t *tags);

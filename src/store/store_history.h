@@ -32,6 +32,11 @@ typedef struct store_version_meta {
     uint8_t hash[32];   /* SHA-256 of the snapshot's JSON */
 } store_version_meta;
 
+/* {"number","kind","author","created_at","size","hash"}: the metadata as
+ * the API shows it (immutable, unlike "published"). NULL when out of
+ * memory. */
+json_t *store_version_meta_json(const store_version_meta *meta);
+
 /* Checks that item id exists in the site; *created_at (if not NULL) gets its
  * creation time (ms), *draft_version the latest version's number. One
  * indexed lookup. STORE_NOT_FOUND otherwise. */
@@ -116,7 +121,6 @@ typedef struct store_retention {
 
 typedef struct store_retention_result {
     int64_t versions_removed, autosaves_removed, previews_removed;
-    int64_t items_touched;
 } store_retention_result;
 
 /* Applies the policy in bounded transactions. Published versions (any

@@ -431,6 +431,7 @@ void store_close(store_t **st)
         }
     }
     free(s->statements);
+    sq_codec_free(s);
     /* With every statement finalised close cannot be busy; a failure here
      * leaves nothing the caller could do. */
     (void)sqlite3_close(s->db);

@@ -25,6 +25,8 @@
 
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "store/store_history.h"
+#include "core/crypto.h"
 
 typedef struct fixture {
     char path[64];
@@ -429,8 +431,230 @@ static void test_item_create_and_get(void **state)
                      STORE_NOT_FOUND);
     assert_null(item);
     assert_int_equal(db_count(f, "SELECT count(*) FROM versions WHERE number = 1 AND size > 0 "
-                                 "AND length(hash) = 32 AND encoding = 0"),
+                                 "AND length(hash) = 32 AND encoding = 1 AND base IS NULL"),
                      1);
+}
+
+/* ---- history: skip-delta storage, reads, retention, autosave ------------- */
+
+/* A body of about 6 KB whose paragraph `edits` says how many edits it has
+ * had: version n of an item saved by save_body has edits = n - 1. */
+static char *body_text(int edits)
+{
+    char *body = malloc(8192);
+    assert_non_null(body);
+    size_t len = 0;
+    for (int p = 0; p < 60; p++)
+        len += (size_t)snprintf(body + len, 8192 - len, "Paragraph %d of the history test, plain text. ", p);
+    snprintf(body + len, 8192 - len, "\n\nThis body has had %d edits.", edits);
+    return body;
+}
+
+static int64_t save_body(fixture *f, int64_t id, int64_t base, int edits)
+{
+    char *body = body_text(edits);
+    store_edit_t edit = {.body = body};
+    json_t *draft = NULL;
+    int64_t version = 0;
+    int status = store_item_save_draft(f->st, f->site_id, "main", id, base, &edit, "bob", &draft, &version);
+    free(body);
+    if (status != STORE_OK)
+        fail_msg("save %lld: %s", (long long)id, store_errmsg(f->st));
+    json_decref(draft);
+    return version;
+}
+
+/* Version n's body is body_text(n - 1) (version 1's is empty). */
+static void check_version_body(fixture *f, int64_t id, int64_t n)
+{
+    store_version_meta meta;
+    json_t *snapshot = NULL;
+    int status = store_version_get(f->st, f->site_id, id, n, &meta, &snapshot);
+    if (status != STORE_OK)
+        fail_msg("version %lld: %s", (long long)n, store_errmsg(f->st));
+    char *expected = n == 1 ? strdup("") : body_text((int)n - 1);
+    assert_string_equal(jstr(snapshot, "body"), expected);
+    assert_int_equal(meta.number, n);
+    free(expected);
+    json_decref(snapshot);
+}
+
+static int64_t item_with_versions(fixture *f, int count)
+{
+    int64_t id = item_create(f, "history");
+    for (int64_t v = 1; v < count; v++)
+        assert_int_equal(save_body(f, id, v, (int)v), v + 1);
+    return id;
+}
+
+static void test_versions_skip_delta_round_trip(void **state)
+{
+    fixture *f = *state;
+    store_history_configure(4);
+    int64_t id = item_with_versions(f, 20);
+    for (int64_t n = 1; n <= 20; n++)
+        check_version_body(f, id, n);
+    /* Groups of 4: 1, 5, 9… are keyframes; 1 + j is stored against
+     * 1 + (j & (j - 1)). */
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions WHERE encoding = 1 AND base IS NULL "
+                                 "AND number IN (1, 5, 9, 13, 17)"),
+                     5);
+    assert_int_equal(db_count(f, "SELECT base FROM versions WHERE number = 2"), 1);
+    assert_int_equal(db_count(f, "SELECT base FROM versions WHERE number = 3"), 1);
+    assert_int_equal(db_count(f, "SELECT base FROM versions WHERE number = 4"), 3);
+    assert_int_equal(db_count(f, "SELECT base FROM versions WHERE number = 8"), 7);
+    /* A delta of a one-line edit is a small fraction of the text. */
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions WHERE encoding = 2 AND length(data) * 10 >= size"), 0);
+    store_history_configure(256);
+}
+
+static void test_versions_damage_is_an_error(void **state)
+{
+    fixture *f = *state;
+    store_history_configure(4);
+    int64_t id = item_with_versions(f, 4);
+    store_version_meta meta;
+    json_t *snapshot = NULL;
+    /* A changed byte in version 3 is reported when 3, or 4 (stored against
+     * 3), is read — never served: each read checks size and SHA-256. The
+     * versions that do not depend on 3 still read. */
+    db_exec(f, "UPDATE versions SET data = substr(data, 1, 20) || X'5A' || substr(data, 22) WHERE number = 3");
+    assert_int_equal(store_version_get(f->st, f->site_id, id, 3, &meta, &snapshot), STORE_ERROR);
+    assert_null(snapshot);
+    assert_non_null(strstr(store_errmsg(f->st), "damaged"));
+    assert_int_equal(store_version_get(f->st, f->site_id, id, 4, &meta, &snapshot), STORE_ERROR);
+    check_version_body(f, id, 2);
+    db_exec(f, "UPDATE versions SET hash = zeroblob(32) WHERE number = 2");
+    assert_int_equal(store_version_get(f->st, f->site_id, id, 2, &meta, &snapshot), STORE_ERROR);
+    store_history_configure(256);
+}
+
+static void test_version_list_pages(void **state)
+{
+    fixture *f = *state;
+    int64_t id = item_with_versions(f, 10);
+    int64_t before = 0, expected = 10;
+    int pages = 0;
+    do {
+        json_t *versions = NULL;
+        int64_t next = 0;
+        assert_int_equal(store_version_list(f->st, f->site_id, "main", id, before, 3, &versions, &next), STORE_OK);
+        size_t i;
+        json_t *v;
+        json_array_foreach(versions, i, v)
+        {
+            assert_int_equal(jint(v, "number"), expected--);
+            assert_null(json_object_get(v, "content"));
+            assert_true(jint(v, "stored_bytes") > 0);
+        }
+        json_decref(versions);
+        before = next;
+        pages++;
+    } while (before != 0);
+    assert_int_equal(expected, 0);
+    assert_int_equal(pages, 4);
+    json_t *versions = NULL;
+    int64_t next = 0;
+    assert_int_equal(store_version_list(f->st, f->site_id, "main", id + 1, 0, 3, &versions, &next), STORE_NOT_FOUND);
+}
+
+static void test_retention_keeps_what_it_must(void **state)
+{
+    fixture *f = *state;
+    store_history_configure(4);
+    int64_t id = item_with_versions(f, 30);
+    item_publish(f, id, 6);
+    db_exec(f, "UPDATE versions SET created_at = 1000");
+    store_retention policy = {.now_ms = store_now_ms(), .keep_latest = 3, .draft_max_age_ms = 1,
+                              .autosave_max_age_ms = 0, .preview_grace_ms = 1};
+    store_retention_result result;
+    assert_int_equal(store_history_retention(f->st, &policy, &result), STORE_OK);
+    assert_true(result.versions_removed > 10);
+    int64_t left = db_count(f, "SELECT count(*) FROM versions");
+    assert_int_equal(left + result.versions_removed, 30);
+    /* The published version, the latest 3 and whatever they are stored
+     * against survive, and all read back whole. */
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions WHERE number IN (6, 28, 29, 30)"), 4);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions v WHERE base IS NOT NULL AND NOT EXISTS "
+                                 "(SELECT 1 FROM versions b WHERE b.item_id = v.item_id AND b.number = v.base)"),
+                     0);
+    for (int64_t n = 1; n <= 30; n++) {
+        store_version_meta meta;
+        json_t *snapshot = NULL;
+        int status = store_version_get(f->st, f->site_id, id, n, &meta, &snapshot);
+        json_decref(snapshot);
+        if (status == STORE_OK)
+            check_version_body(f, id, n);
+        else
+            assert_non_null(strstr(store_errmsg(f->st), "retention"));
+    }
+    /* A save after retention: its base may be gone; it is still stored and
+     * read back. */
+    assert_int_equal(save_body(f, id, 30, 30), 31);
+    check_version_body(f, id, 31);
+    assert_int_equal(store_history_retention(f->st, &policy, &result), STORE_OK);
+    store_history_configure(256);
+}
+
+static void test_compress_rewrites_plain_rows(void **state)
+{
+    fixture *f = *state;
+    int64_t id = item_create(f, "legacy");
+    /* Versions 2..4 as an older binary wrote them: plain JSON. */
+    for (int n = 2; n <= 4; n++) {
+        char *body = body_text(n - 1);
+        json_t *snapshot = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:n, s:[]}", "slug", "legacy", "title", "legacy",
+                                     "excerpt", "", "body", body, "fields", "category", "tags");
+        char *text = json_dumps(snapshot, JSON_COMPACT);
+        uint8_t hash[32];
+        char hex[65], sql[16384];
+        crypto_sha256(text, strlen(text), hash);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO versions(item_id, number, kind, author, created_at, size, hash, encoding, data) "
+                 "VALUES (%lld, %d, 'draft', 'bob', 1, %zu, X'%s', 0, CAST('%s' AS BLOB))",
+                 (long long)id, n, strlen(text), hex, text);
+        db_exec(f, sql);
+        free(text);
+        free(body);
+        json_decref(snapshot);
+    }
+    db_exec(f, "UPDATE items SET draft_version = 4");
+    check_version_body(f, id, 3);
+    int64_t converted = 0;
+    assert_int_equal(store_versions_compress(f->st, id, &converted), STORE_OK);
+    assert_int_equal(converted, 3);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions WHERE encoding = 0"), 0);
+    for (int64_t n = 1; n <= 4; n++)
+        check_version_body(f, id, n);
+    assert_int_equal(store_versions_compress(f->st, id, &converted), STORE_OK);
+    assert_int_equal(converted, 0);
+}
+
+static void test_autosave_slot(void **state)
+{
+    fixture *f = *state;
+    int64_t id = item_with_versions(f, 2);
+    store_edit_t edit = {.title = "Typing"};
+    json_t *slot = NULL;
+    assert_int_equal(store_autosave_put(f->st, f->site_id, id, 2, &edit, "carol", &slot), STORE_OK);
+    assert_string_equal(jstr(json_object_get(slot, "content"), "title"), "Typing");
+    assert_int_equal(jint(slot, "base_version"), 2);
+    json_decref(slot);
+    edit.title = "Typing more";
+    assert_int_equal(store_autosave_put(f->st, f->site_id, id, 2, &edit, "carol", &slot), STORE_OK);
+    json_decref(slot);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM autosaves"), 1);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM versions"), 2);
+    assert_int_equal(store_autosave_put(f->st, f->site_id, id, 1, &edit, "carol", &slot), STORE_STALE);
+    assert_null(slot);
+    assert_int_equal(store_autosave_get(f->st, f->site_id, id, "carol", &slot), STORE_OK);
+    assert_string_equal(jstr(json_object_get(slot, "content"), "title"), "Typing more");
+    json_decref(slot);
+    assert_int_equal(store_autosave_get(f->st, f->site_id, id, "dave", &slot), STORE_NOT_FOUND);
+    assert_int_equal(store_autosave_clear(f->st, id, "carol", 3), STORE_OK);
+    assert_int_equal(store_autosave_get(f->st, f->site_id, id, "carol", &slot), STORE_NOT_FOUND);
 }
 
 static void test_time_format(void **state)
@@ -1131,6 +1355,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_views_and_popular_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_is_deterministic_and_quick, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_skip_delta_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_damage_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_list_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_keeps_what_it_must, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compress_rewrites_plain_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autosave_slot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,543 @@
+/*
+ * history.c — the history routes: the version list, one version, the diff
+ * between two versions, restore, and the autosave slot; and the jobs that
+ * serve them in the background (precomputed diffs, compression of old
+ * rows, retention).
+ *
+ * A version never changes, and neither does the diff between two
+ * versions, so both are answered with `Cache-Control: private,
+ * max-age=31536000, immutable` and kept, once rendered, in a cache of their
+ * own (the engine of src/cache, without expiry): a second request for them
+ * costs the token check, one indexed lookup proving the item still exists,
+ * and a copy. They are dropped only when their item is deleted (tag
+ * "history:SITE_ID:ID") or when retention removes versions. The key holds
+ * the item's creation time as well as its id, so an id reused by SQLite
+ * after a delete can never meet the old item's entries — not even on
+ * another instance that did not hear of the delete.
+ *
+ * These routes carry an Authorization header, so the shared response
+ * cache (src/http/response_cache.c) never sees them: this cache is only
+ * reached after the handler has checked the token.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "cache/cache.h"
+#include "content/api.h"
+#include "core/crypto.h"
+#include "core/fmt.h"
+#include "core/log.h"
+#include "diff/diff.h"
+#include "store/store_history.h"
+
+#define HISTORY_CACHE_BYTES ((size_t)64 << 20)
+#define FOREVER_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
+#define IMMUTABLE "private, max-age=31536000, immutable"
+
+/* ---- the cache of rendered versions and diffs ------------------------------------- */
+
+typedef struct history_doc {
+    const char *content_type; /* static */
+    char etag[24];            /* quoted */
+    size_t len;
+    char body[]; /* len bytes and a NUL */
+} history_doc;
+
+static cache *doc_cache;
+static pthread_once_t doc_cache_once = PTHREAD_ONCE_INIT;
+
+static void doc_cache_create(void)
+{
+    cache_options options = {.max_bytes = HISTORY_CACHE_BYTES, .shard_count = 16};
+    doc_cache = cache_create(&options);
+}
+
+static cache *docs(void)
+{
+    pthread_once(&doc_cache_once, doc_cache_create);
+    return doc_cache;
+}
+
+static void history_tag(char out[64], int64_t site_id, int64_t id)
+{
+    snprintf(out, 64, "history:%lld:%lld", (long long)site_id, (long long)id);
+}
+
+void history_forget_item(int64_t site_id, int64_t id)
+{
+    char tag[64];
+    history_tag(tag, site_id, id);
+    if (docs())
+        cache_invalidate_tag(docs(), tag);
+}
+
+void history_forget_all(void)
+{
+    if (docs())
+        cache_clear(docs());
+}
+
+static history_doc *doc_new(const char *content_type, const char *body, size_t len)
+{
+    history_doc *d = malloc(sizeof *d + len + 1);
+    if (!d)
+        return NULL;
+    d->content_type = content_type;
+    d->len = len;
+    memcpy(d->body, body, len);
+    d->body[len] = '\0';
+    d->etag[0] = '"';
+    fmt_hex(d->etag + 1, XXH3_64bits(body, len), 16);
+    d->etag[17] = '"';
+    d->etag[18] = '\0';
+    return d;
+}
+
+/* A reference to the cached document under key, or NULL. */
+static cache_entry *doc_lookup(const char *key)
+{
+    cache_entry *e = NULL;
+    if (!docs() || cache_get(docs(), 0, key, strlen(key), (uint64_t)store_now_ms(), &e) == CACHE_MISS)
+        return NULL;
+    return e;
+}
+
+static void doc_store(const char *key, int64_t site_id, int64_t id, history_doc *d)
+{
+    char tag[64];
+    history_tag(tag, site_id, id);
+    const char *tags[] = {tag};
+    cache_value v = {.value = d,
+                     .free_value = free,
+                     .charge = sizeof *d + d->len + strlen(key),
+                     .tags = tags,
+                     .tag_count = 1,
+                     .fresh_ms = FOREVER_MS};
+    if (!docs() || !cache_insert(docs(), 0, key, strlen(key), &v, cache_epoch(docs()), (uint64_t)store_now_ms()))
+        free(d); /* too large for a shard, or fenced: simply not kept */
+}
+
+/* 304 when If-None-Match names the document, else 200 with it. */
+static void doc_send(api_ctx *c, const history_doc *d, const char *source)
+{
+    http_response_header(c->res, "etag", "%s", d->etag);
+    http_response_header(c->res, "cache-control", IMMUTABLE);
+    http_response_header(c->res, "x-history-cache", "%s", source);
+    const char *inm = c->req->if_none_match;
+    if (inm && http_etag_list_matches(inm, strlen(inm), d->etag, strlen(d->etag))) {
+        c->res->status = 304;
+        return;
+    }
+    http_response_copy(c->res, 200, d->content_type, d->body, d->len);
+}
+
+/* The guards every history route shares: site, token role, item id, and
+ * the item's creation time (part of the cache keys). */
+static bool history_guard(api_ctx *c, store_role role, int64_t *id, int64_t *created_at)
+{
+    if (!api_resolve_site(c) || !api_require_role(c, role) || !api_param_id(c, 1, "the item id", id))
+        return false;
+    int rc = store_item_exists(c->store, c->site_id, *id, created_at, NULL);
+    if (rc != STORE_OK) {
+        api_store_failed(c, rc);
+        return false;
+    }
+    return true;
+}
+
+/* ---- one version ------------------------------------------------------------------ */
+
+json_t *history_version_json(const char *site, int64_t id, const struct store_version_meta *meta, json_t *snapshot)
+{
+    json_t *doc = json_object(), *m = store_version_meta_json(meta);
+    bool ok = doc && m && json_object_set_new(doc, "item", json_integer(id)) == 0 &&
+              json_object_set_new(doc, "site", json_string(site)) == 0 && json_object_update(doc, m) == 0 &&
+              json_object_set(doc, "content", snapshot) == 0;
+    json_decref(m);
+    if (!ok) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static void version_key(char *out, size_t size, int64_t site_id, int64_t id, int64_t created_at, int64_t number)
+{
+    snprintf(out, size, "%lld:%lld:%lld:v:%lld", (long long)site_id, (long long)id, (long long)created_at,
+             (long long)number);
+}
+
+void handle_version_get(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at, number;
+    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !api_param_id(&c, 2, "the version number", &number))
+        return;
+    char key[128];
+    version_key(key, sizeof key, c.site_id, id, created_at, number);
+    cache_entry *e = doc_lookup(key);
+    if (e) {
+        doc_send(&c, cache_entry_value(e), "hit");
+        cache_entry_release(&e);
+        return;
+    }
+    store_version_meta meta;
+    json_t *snapshot = NULL;
+    int rc = store_version_get(store, c.site_id, id, number, &meta, &snapshot);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    json_t *doc = history_version_json(c.site, id, &meta, snapshot);
+    json_decref(snapshot);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    history_doc *d = text ? doc_new("application/json", text, strlen(text)) : NULL;
+    free(text);
+    if (!d) {
+        http_problem(res, req, 500, "internal", "the version could not be serialised");
+        return;
+    }
+    doc_send(&c, d, "miss");
+    doc_store(key, c.site_id, id, d);
+}
+
+/* ---- the version list -------------------------------------------------------------- */
+
+/* The cursor: the number to continue below, bound to the item by an
+ * HMAC under the database secret (cut to 16 bytes). */
+enum { HCURSOR_BYTES = 1 + 8 + 8 + 16 };
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void hcursor_encode(int64_t id, int64_t before, char out[64])
+{
+    uint8_t raw[HCURSOR_BYTES], mac[32];
+    raw[0] = 'h';
+    put_u64(raw + 1, (uint64_t)id);
+    put_u64(raw + 9, (uint64_t)before);
+    crypto_hmac_sha256(api_secret(), raw, 17, mac);
+    memcpy(raw + 17, mac, 16);
+    base64url_encode(raw, sizeof raw, out);
+}
+
+static bool hcursor_decode(api_ctx *c, const char *text, int64_t id, int64_t *before)
+{
+    uint8_t raw[HCURSOR_BYTES + 4], mac[32];
+    long n = base64url_decode(text, strlen(text), raw, sizeof raw);
+    if (n == HCURSOR_BYTES && raw[0] == 'h') {
+        crypto_hmac_sha256(api_secret(), raw, 17, mac);
+        int64_t at = (int64_t)get_u64(raw + 9);
+        if (crypto_equal(mac, raw + 17, 16) && (int64_t)get_u64(raw + 1) == id && at > 0) {
+            *before = at;
+            return true;
+        }
+    }
+    http_problem(c->res, c->req, 400, "bad_cursor",
+                 "cursor is not one this server made for this item's versions (altered, or from another item)");
+    return false;
+}
+
+void handle_versions_list(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at, before = 0;
+    int limit;
+    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !api_query_int(&c, "limit", 1, 100, 20, &limit))
+        return;
+    char cursor[256];
+    bool bad = false;
+    if (api_query(&c, "cursor", cursor, sizeof cursor, &bad) && !hcursor_decode(&c, cursor, id, &before))
+        return;
+    if (bad)
+        return;
+    json_t *versions = NULL;
+    int64_t next = 0, latest = 0;
+    int rc = store_version_list(store, c.site_id, c.site, id, before, limit, &versions, &next);
+    if (rc == STORE_OK)
+        rc = store_item_exists(store, c.site_id, id, NULL, &latest);
+    if (rc != STORE_OK) {
+        json_decref(versions);
+        api_store_failed(&c, rc);
+        return;
+    }
+    char next_text[64];
+    if (next > 0)
+        hcursor_encode(id, next, next_text);
+    json_t *doc = json_pack("{s:I, s:I, s:o, s:s?}", "item", (json_int_t)id, "latest", (json_int_t)latest, "versions",
+                            versions, "next_cursor", next > 0 ? next_text : NULL);
+    if (!doc) {
+        http_problem(res, req, 500, "internal", "the version list could not be built");
+        return;
+    }
+    http_response_header(res, "cache-control", "private, no-store");
+    api_send_json(&c, 200, doc);
+}
+
+/* ---- diff -------------------------------------------------------------------------- */
+
+/* The snapshot as one text, fields first, one per line, then the body:
+ * what a diff shows. */
+static char *snapshot_text(const json_t *s, size_t *len)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    if (!f)
+        return NULL;
+    const char *category = json_string_value(json_object_get(s, "category"));
+    char *fields = json_dumps(json_object_get(s, "fields"), JSON_COMPACT | JSON_SORT_KEYS);
+    fprintf(f, "title: %s\nslug: %s\nexcerpt: %s\ncategory: %s\ntags: ",
+            json_string_value(json_object_get(s, "title")), json_string_value(json_object_get(s, "slug")),
+            json_string_value(json_object_get(s, "excerpt")), category ? category : "");
+    size_t i;
+    json_t *tag;
+    json_array_foreach(json_object_get(s, "tags"), i, tag) fprintf(f, "%s%s", i ? ", " : "", json_string_value(tag));
+    fprintf(f, "\nfields: %s\n\n", fields ? fields : "{}");
+    free(fields);
+    json_t *body = json_object_get(s, "body");
+    fwrite(json_string_value(body), 1, json_string_length(body), f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static const char *const snapshot_members[] = {"title", "slug", "excerpt", "category", "tags", "fields", "body"};
+
+static json_t *fields_changed(const json_t *a, const json_t *b)
+{
+    json_t *changed = json_array();
+    for (size_t i = 0; changed && i < sizeof snapshot_members / sizeof *snapshot_members; i++)
+        if (!json_equal(json_object_get(a, snapshot_members[i]), json_object_get(b, snapshot_members[i])))
+            json_array_append_new(changed, json_string(snapshot_members[i]));
+    return changed;
+}
+
+typedef enum diff_format { FORMAT_JSON = 'j', FORMAT_UNIFIED = 'u', FORMAT_HTML = 'h' } diff_format;
+
+/* Renders the diff of two snapshots; NULL when out of memory. */
+static history_doc *diff_doc(int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b,
+                             diff_format format)
+{
+    size_t a_len = 0, b_len = 0, len = 0;
+    char *a_text = snapshot_text(a, &a_len), *b_text = snapshot_text(b, &b_len);
+    diff_result *r = a_text && b_text ? diff_compute(a_text, a_len, b_text, b_len, NULL) : NULL;
+    free(a_text);
+    free(b_text);
+    if (!r)
+        return NULL;
+    history_doc *d = NULL;
+    char *out = NULL;
+    const char *type = "application/json";
+    if (format == FORMAT_JSON) {
+        json_t *doc = json_pack("{s:I, s:I, s:I, s:o}", "item", (json_int_t)id, "from", (json_int_t)from, "to",
+                                (json_int_t)to, "fields_changed", fields_changed(a, b));
+        json_t *body = diff_render_json(r, DIFF_DEFAULT_CONTEXT);
+        if (doc && body && json_object_update(doc, body) == 0)
+            out = json_dumps(doc, JSON_COMPACT);
+        len = out ? strlen(out) : 0;
+        json_decref(body);
+        json_decref(doc);
+    } else if (format == FORMAT_UNIFIED) {
+        char a_label[32], b_label[32];
+        snprintf(a_label, sizeof a_label, "v%lld", (long long)from);
+        snprintf(b_label, sizeof b_label, "v%lld", (long long)to);
+        out = diff_render_unified(r, DIFF_DEFAULT_CONTEXT, a_label, b_label, &len);
+        type = "text/plain; charset=utf-8";
+    } else {
+        out = diff_render_html(r, DIFF_DEFAULT_CONTEXT, &len);
+        type = "text/html; charset=utf-8";
+    }
+    if (out)
+        d = doc_new(type, out, len);
+    free(out);
+    diff_free(&r);
+    return d;
+}
+
+static void diff_key(char *out, size_t size, int64_t site_id, int64_t id, int64_t created_at, int64_t from, int64_t to,
+                     diff_format format)
+{
+    snprintf(out, size, "%lld:%lld:%lld:d:%lld:%lld:%c", (long long)site_id, (long long)id, (long long)created_at,
+             (long long)from, (long long)to, (char)format);
+}
+
+/* Loads both versions and renders their diff; a store failure is
+ * returned (errmsg set), *d NULL when out of memory. */
+static int diff_build(store_t *store, int64_t site_id, int64_t id, int64_t from, int64_t to, diff_format format,
+                      history_doc **d)
+{
+    *d = NULL;
+    store_version_meta meta;
+    json_t *a = NULL, *b = NULL;
+    int rc = store_version_get(store, site_id, id, from, &meta, &a);
+    if (rc == STORE_OK)
+        rc = store_version_get(store, site_id, id, to, &meta, &b);
+    if (rc == STORE_OK)
+        *d = diff_doc(id, from, to, a, b, format);
+    json_decref(a);
+    json_decref(b);
+    return rc;
+}
+
+static bool query_version(api_ctx *c, const char *name, int64_t *out)
+{
+    char text[24];
+    bool bad = false;
+    if (!api_query(c, name, text, sizeof text, &bad)) {
+        if (!bad)
+            http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' (a version number) is required",
+                         name);
+        return false;
+    }
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1) {
+        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be a version number (1, 2, …)",
+                     name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool query_format(api_ctx *c, diff_format *format)
+{
+    char text[16];
+    bool bad = false;
+    *format = FORMAT_JSON;
+    if (!api_query(c, "format", text, sizeof text, &bad))
+        return !bad;
+    if (strcmp(text, "json") == 0)
+        return true;
+    if (strcmp(text, "unified") == 0) {
+        *format = FORMAT_UNIFIED;
+        return true;
+    }
+    if (strcmp(text, "html") == 0) {
+        *format = FORMAT_HTML;
+        return true;
+    }
+    http_problem(c->res, c->req, 400, "bad_query", "query parameter 'format' must be json, unified or html");
+    return false;
+}
+
+void handle_diff(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at, from, to;
+    diff_format format;
+    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !query_version(&c, "from", &from) ||
+        !query_version(&c, "to", &to) || !query_format(&c, &format))
+        return;
+    char key[160];
+    diff_key(key, sizeof key, c.site_id, id, created_at, from, to, format);
+    cache_entry *e = doc_lookup(key);
+    if (e) {
+        doc_send(&c, cache_entry_value(e), "hit");
+        cache_entry_release(&e);
+        return;
+    }
+    history_doc *d = NULL;
+    int rc = diff_build(store, c.site_id, id, from, to, format, &d);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    if (!d) {
+        http_problem(res, req, 500, "internal", "the diff could not be computed (out of memory)");
+        return;
+    }
+    doc_send(&c, d, "miss");
+    doc_store(key, c.site_id, id, d);
+}
+
+/* ---- restore and autosave ------------------------------------------------------------ */
+
+void handle_version_restore(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at, number, base, version = 0;
+    if (!history_guard(&c, ROLE_WRITE, &id, &created_at) || !api_param_id(&c, 2, "the version number", &number) ||
+        !api_if_match_version(&c, id, false, &base))
+        return;
+    json_t *draft = NULL;
+    int rc = store_version_restore(store, c.site_id, c.site, id, number, base, c.token.name, &draft, &version);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
+    history_after_save(&c, id, draft, version);
+    http_response_header(res, "etag", "\"v%lld\"", (long long)version);
+    api_send_json(&c, 200, draft);
+}
+
+void handle_autosave_put(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at, base;
+    json_t *doc;
+    if (!history_guard(&c, ROLE_WRITE, &id, &created_at) || !api_if_match_version(&c, id, true, &base) ||
+        !api_json_body(&c, true, &doc))
+        return;
+    edit_input in;
+    if (api_parse_edit(&c, doc, false, &in)) {
+        json_t *slot = NULL;
+        int rc = store_autosave_put(store, c.site_id, id, base, &in.edit, c.token.name, &slot);
+        if (rc != STORE_OK) {
+            api_store_failed(&c, rc);
+        } else {
+            json_object_set_new(slot, "site", json_string(c.site));
+            http_response_header(res, "cache-control", "private, no-store");
+            api_send_json(&c, 200, slot);
+        }
+    }
+    api_edit_free(&in);
+    json_decref(doc);
+}
+
+void handle_autosave_get(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    int64_t id, created_at;
+    if (!history_guard(&c, ROLE_WRITE, &id, &created_at))
+        return;
+    json_t *slot = NULL;
+    int rc = store_autosave_get(store, c.site_id, id, c.token.name, &slot);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    json_object_set_new(slot, "site", json_string(c.site));
+    http_response_header(res, "cache-control", "private, no-store");
+    api_send_json(&c, 200, slot);
+}
+
+/* ---- after a save ----------------------------------------------------------------------- */
+
+void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version)
+{
+    /* The public representation of a published item shows its slug and
+     * draft_version, which a save moves. */
+    const char *status = json_string_value(json_object_get(draft, "status"));
+    if (status != NULL && strcmp(status, "draft") != 0)
+        api_invalidate_item(c->site, id);
+    (void)version;
+}

@@ -1,0 +1,150 @@
+/*
+ * autosaves.c — one rolling autosave slot per item and author.
+ *
+ * Editors' tools save every few seconds while someone types. Appending a
+ * version each time would bury the history under near-identical snapshots,
+ * so an autosave overwrites its author's slot instead: the edit merged
+ * over the draft version it was based on, stored as plain JSON (a slot is
+ * rewritten, never accumulated, so there is nothing to gain from deltas).
+ *
+ * The base must be the latest version, checked in the same write
+ * transaction as the slot is written, so an autosave racing a save either
+ * lands before it (and the save clears it) or is refused as stale (412):
+ * the tab then reloads the draft and nothing anyone saved is overwritten.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+#include "store/store_history.h"
+
+static json_t *slot_json(int64_t id, const char *author, int64_t base_version, int64_t saved_at, json_t *content)
+{
+    json_t *slot = json_object();
+    bool ok = slot != NULL;
+    ok = ok && sq_put(slot, "item", json_integer(id));
+    ok = ok && sq_put(slot, "author", json_string(author));
+    ok = ok && sq_put(slot, "base_version", json_integer(base_version));
+    ok = ok && sq_put(slot, "saved_at", sq_time_json(saved_at));
+    ok = ok && sq_put(slot, "content", json_incref(content));
+    if (!ok) {
+        json_decref(slot);
+        return NULL;
+    }
+    return slot;
+}
+
+static int autosave_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
+                       const char *author, json_t **slot)
+{
+    int64_t latest = 0;
+    int status = store_item_exists(st, site_id, id, NULL, &latest);
+    if (status != STORE_OK)
+        return status;
+    if (base_version != latest)
+        return sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+                       (long long)latest, (long long)base_version);
+    json_t *snapshot = NULL;
+    status = sq_version_snapshot(st, id, base_version, &snapshot);
+    if (status == STORE_OK && !sq_snapshot_merge_edit(snapshot, edit))
+        status = sq_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
+    char *data = status == STORE_OK ? json_dumps(snapshot, JSON_COMPACT) : NULL;
+    if (status == STORE_OK && !data)
+        status = sq_fail(st, STORE_ERROR, "out of memory encoding the autosave");
+    int64_t now = store_now_ms();
+    sq_query q;
+    if (status == STORE_OK)
+        status = sq_query_start(st,
+                                "INSERT OR REPLACE INTO autosaves(item_id, author, base_version, saved_at, data) "
+                                "VALUES (:item, :author, :base, :now, :data)",
+                                &q);
+    if (status == STORE_OK) {
+        sq_bind_int(&q, ":item", id);
+        sq_bind_text(&q, ":author", author);
+        sq_bind_int(&q, ":base", base_version);
+        sq_bind_int(&q, ":now", now);
+        sq_bind_blob(&q, ":data", data, strlen(data));
+        status = sq_query_run(&q, "writing the autosave");
+    }
+    if (status == STORE_OK && !(*slot = slot_json(id, author, base_version, now, snapshot)))
+        status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
+    free(data);
+    json_decref(snapshot);
+    return status;
+}
+
+int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
+                       const char *author, json_t **slot)
+{
+    sq_clear_error(st);
+    *slot = NULL;
+    int status = sq_edit_check(st, edit);
+    if (status != STORE_OK)
+        return status;
+    json_t *result = NULL;
+    status = sq_begin(st);
+    if (status == STORE_OK)
+        status = sq_end(st, autosave_tx(st, site_id, id, base_version, edit, author, &result));
+    if (status != STORE_OK) {
+        json_decref(result);
+        return status;
+    }
+    *slot = result;
+    return STORE_OK;
+}
+
+int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *author, json_t **slot)
+{
+    sq_clear_error(st);
+    *slot = NULL;
+    int status = store_item_exists(st, site_id, id, NULL, NULL);
+    if (status != STORE_OK)
+        return status;
+    sq_query q;
+    status = sq_query_start(st,
+                            "SELECT base_version, saved_at, data FROM autosaves "
+                            "WHERE item_id = :item AND author = :author",
+                            &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":item", id);
+    sq_bind_text(&q, ":author", author);
+    bool found = sq_next_row(&q);
+    if (found) {
+        json_error_t error;
+        const void *data = sqlite3_column_blob(q.stmt, 2);
+        json_t *content = data ? json_loadb(data, (size_t)sqlite3_column_bytes(q.stmt, 2), 0, &error) : NULL;
+        if (!content || !sq_snapshot_valid(content))
+            status = sq_fail(st, STORE_ERROR, "the autosave of item %lld is damaged", (long long)id);
+        else if (!(*slot = slot_json(id, author, sqlite3_column_int64(q.stmt, 0), sqlite3_column_int64(q.stmt, 1),
+                                     content)))
+            status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
+        json_decref(content);
+    }
+    int end = sq_query_end(&q, "reading the autosave");
+    if (status == STORE_OK)
+        status = end;
+    if (status == STORE_OK && !found)
+        status = sq_fail(st, STORE_NOT_FOUND, "no autosave of item %lld by %s", (long long)id, author);
+    if (status != STORE_OK) {
+        json_decref(*slot);
+        *slot = NULL;
+    }
+    return status;
+}
+
+int store_autosave_clear(store_t *st, int64_t id, const char *author, int64_t up_to_version)
+{
+    sq_clear_error(st);
+    sq_query q;
+    int status = sq_query_start(st,
+                                "DELETE FROM autosaves WHERE item_id = :item AND author = :author "
+                                "AND base_version <= :version",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":item", id);
+    sq_bind_text(&q, ":author", author);
+    sq_bind_int(&q, ":version", up_to_version);
+    return sq_query_run(&q, "clearing the autosave");
+}
