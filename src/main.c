@@ -16,6 +16,7 @@
 #include "content/content.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
 #include "store/store.h"
 
 #define STRATA_VERSION "0.1.0"
@@ -113,6 +114,18 @@ static int load_config(strata_config *cfg)
     return 0;
 }
 
+/* The settings jobs read (schedules, the purge endpoint) are checked apart
+ * from config.c's table; a bad one is a configuration error all the same. */
+static int configure_jobs(const strata_config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+    if (jobs_configure(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "strata: configuration error: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
 static int reload_config(strata_config *next, char err[CONFIG_ERR_MAX])
 {
     return config_reload(next, cli.config_names, cli.config_values, cli.config_count, err);
@@ -138,21 +151,37 @@ static int open_store(const strata_config *cfg, store_t **store)
 
 /* ---- commands ------------------------------------------------------------------ */
 
+/* The "warm" job: what the server does once at start, again on schedule. */
+static int warm_job(store_t *store, const json_t *payload, char *err, size_t err_size)
+{
+    (void)payload, (void)err, (void)err_size;
+    content_on_start(store);
+    return 0;
+}
+
+static void serve_started(store_t *store)
+{
+    content_on_start(store);
+    jobs_start();
+}
+
 static int cmd_serve(void)
 {
     strata_config cfg;
     store_t *store = NULL;
     int rc = load_config(&cfg);
-    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+    if (rc != 0 || (rc = configure_jobs(&cfg)) != 0 || (rc = open_store(&cfg, &store)) != 0)
         return rc;
     store_close(&store);
     content_init(&cfg);
+    jobs_register("warm", warm_job);
     http_periodic tasks[] = {{cfg.views_flush_interval_ms, content_flush_views}};
     http_app app = {.routes = content_routes,
                     .route_count = content_route_count,
                     .worker_init = content_worker_init,
                     .reload = reload_config,
-                    .on_start = content_on_start,
+                    .on_start = serve_started,
+                    .on_stop = jobs_stop,
                     .periodic = tasks,
                     .periodic_count = 1};
     return http_serve(&cfg, &app);
@@ -302,7 +331,7 @@ static int cmd_check_config(void)
 {
     strata_config cfg;
     int rc = load_config(&cfg);
-    if (rc != 0)
+    if (rc != 0 || (rc = configure_jobs(&cfg)) != 0)
         return rc;
     printf("configuration is valid%s%s\n", cfg.config_path[0] ? ": " : "", cfg.config_path);
     return 0;

@@ -7,13 +7,18 @@
  * at start for every site and on POST /v1/{site}/cache/warm. Each fill goes
  * through the handler a reader would hit and is stored write-through, with
  * the epoch read before the data so a concurrent write still wins.
+ *
+ * Invalidating tags also queues their purge at the configured CDN or
+ * Varnish (a "purge" job, src/jobs), where the same tags are surrogate keys.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "content/api.h"
 #include "content/content.h"
 #include "core/log.h"
+#include "jobs/jobs.h"
 
 /* Runs a read handler on a synthetic anonymous request for `path` (whose
  * first parameter is the site) and stores its 200 representation. */
@@ -173,12 +178,30 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
             return;
         }
     }
-    size_t entries = 0, targets = 0;
+    /* the tags are the CDN's surrogate keys too: it is purged of them */
+    size_t entries = 0, targets = 0, tag_count = json_array_size(tags);
+    char(*qualified)[200] = malloc((tag_count > 0 ? tag_count : 1) * sizeof *qualified);
+    const char **purge_keys = malloc((tag_count > 0 ? tag_count : 1) * sizeof *purge_keys);
+    if (qualified == NULL || purge_keys == NULL) {
+        free(qualified);
+        free(purge_keys);
+        json_decref(doc);
+        http_problem(res, req, 503, "out_of_memory", "the server is short of memory; retry shortly");
+        return;
+    }
     json_array_foreach(tags, i, item)
     {
-        char tag[200];
-        qualify_tag(c.site, json_string_value(item), tag);
-        entries += http_cache_invalidate_tag(tag);
+        qualify_tag(c.site, json_string_value(item), qualified[i]);
+        entries += http_cache_invalidate_tag(qualified[i]);
+        purge_keys[i] = qualified[i];
+    }
+    int purge = jobs_purge_enqueue(store, purge_keys, tag_count);
+    free(qualified);
+    free(purge_keys);
+    if (purge != STORE_OK) {
+        json_decref(doc);
+        api_store_failed(&c, purge);
+        return;
     }
     json_array_foreach(keys, i, item) targets += http_cache_invalidate_target(json_string_value(item));
     json_decref(doc);

@@ -416,6 +416,8 @@ int http_serve(strata_config *cfg, const http_app *app)
         if (app->on_start != NULL)
             request_submit_detached_task(&srv, app->on_start);
         wait_for_signals(&srv, &signals, app->reload);
+        if (app->on_stop != NULL)
+            app->on_stop();
         PHASE_WAIT(&srv, srv.loops_stopped == started);
         for (size_t i = 0; i < app->periodic_count; i++)
             request_submit_detached_task(&srv, app->periodic[i].run); /* the final flush */

@@ -1,0 +1,559 @@
+/*
+ * jobs.c — the job runner: one thread that fires the schedules, claims due
+ * jobs and runs them, each on its own database connection (jobs.h has the
+ * model; store/jobs.c the SQL).
+ *
+ * The loop. Each turn the runner (1) enqueues the tick of every schedule
+ * whose time has come, (2) now and then prunes finished markers and old
+ * failures, (3) claims and runs one due job. After a job it turns again at
+ * once, so a backlog drains; when nothing was due it sleeps on a condition
+ * variable until the poll interval ends, the next tick is due, or
+ * jobs_enqueue of this process signals it. Everything the loop shares with
+ * other threads (the wake flag, the stop flag, the schedules' next ticks)
+ * is under runner.lock; the registry is written only before the thread
+ * starts.
+ *
+ * A run ends in one of three writes, each fenced by the attempt it ran as:
+ * complete (deleted, or a marker for a keyed job), retry (run_at moved by
+ * the backoff) or bury (failed_at). A claim whose attempts already exceed
+ * max_attempts is a job whose runner died during its last attempt: it is
+ * buried without running again, so a job that crashes the process cannot
+ * crash every instance in turn forever.
+ */
+#include "jobs/jobs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "jobs/cron.h"
+#include "jobs/purge.h"
+#include "store/store_jobs.h"
+
+enum {
+    KINDS_MAX = 32,
+    SCHEDULE_COUNT = 3,
+    ERR_MAX = 512,
+    PURGE_TIMEOUT_MS = 5000,
+    PURGE_KEYS_PER_JOB_MAX = 1000,
+    PRUNE_INTERVAL_MS = 10 * 60 * 1000,
+    BACKOFF_MAX_MS = 3600 * 1000,
+};
+
+#define ROLLUP_AGE_MS (8 * 24 * 3600 * 1000LL) /* the widest popularity window is 7 days */
+
+typedef struct job_kind {
+    char name[STORE_JOB_KIND_MAX + 1];
+    job_fn fn;
+} job_kind;
+
+typedef struct schedule {
+    const char *kind;
+    const char *key; /* the configuration key, for messages */
+    const char *text;
+    cron_schedule cron;
+    int64_t next_at; /* ms; -1 never. Under runner.lock */
+} schedule;
+
+static struct {
+    const strata_config *cfg;
+    purge_target purge;
+    bool purge_enabled;
+    job_kind kinds[KINDS_MAX];
+    size_t kind_count;
+    schedule schedules[SCHEDULE_COUNT];
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;     /* the runner waits here (CLOCK_MONOTONIC) */
+    pthread_cond_t finished; /* jobs_stop waits here */
+    bool started, stopping, exited, wake_pending;
+    pthread_t thread;
+    store_t *store; /* the runner's connection */
+    uint64_t random; /* xorshift state for the jitter; runner thread only */
+    atomic_uint_fast64_t jobs_run, jobs_failed;
+} runner = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- registry and configuration ------------------------------------------ */
+
+static const job_kind *kind_find(const char *name)
+{
+    for (size_t i = 0; i < runner.kind_count; i++)
+        if (strcmp(runner.kinds[i].name, name) == 0)
+            return &runner.kinds[i];
+    return NULL;
+}
+
+int jobs_register(const char *kind, job_fn fn)
+{
+    pthread_mutex_lock(&runner.lock);
+    size_t len = strnlen(kind, STORE_JOB_KIND_MAX + 1);
+    int rc = -1;
+    if (!runner.started && fn != NULL && len > 0 && len <= STORE_JOB_KIND_MAX && kind_find(kind) == NULL &&
+        runner.kind_count < KINDS_MAX) {
+        snprintf(runner.kinds[runner.kind_count].name, sizeof runner.kinds[0].name, "%s", kind);
+        runner.kinds[runner.kind_count++].fn = fn;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&runner.lock);
+    return rc;
+}
+
+static int rollup_job(store_t *st, const json_t *payload, char *err, size_t err_size);
+static int purge_job(store_t *st, const json_t *payload, char *err, size_t err_size);
+
+int jobs_configure(const strata_config *cfg, char *err, size_t err_size)
+{
+    runner.cfg = cfg;
+    const schedule schedules[SCHEDULE_COUNT] = {
+        {"retention", "jobs.schedule_retention", cfg->jobs_schedule_retention, {0}, -1},
+        {"warm", "jobs.schedule_warm", cfg->jobs_schedule_warm, {0}, -1},
+        {"rollup", "jobs.schedule_rollup", cfg->jobs_schedule_rollup, {0}, -1},
+    };
+    int64_t now = store_now_ms();
+    for (size_t i = 0; i < SCHEDULE_COUNT; i++) {
+        schedule *s = &runner.schedules[i];
+        *s = schedules[i];
+        char why[256];
+        if (cron_parse(s->text, &s->cron, why, sizeof why) != 0) {
+            snprintf(err, err_size, "%s: %s", s->key, why);
+            return -1;
+        }
+        if (s->cron.kind != CRON_NEVER && cron_next(&s->cron, now) < 0) {
+            snprintf(err, err_size, "%s: '%s' matches no date", s->key, s->text);
+            return -1;
+        }
+    }
+    runner.purge_enabled = cfg->cdn_purge_url[0] != '\0';
+    if (runner.purge_enabled && purge_target_parse(cfg->cdn_purge_url, cfg->cdn_purge_method, cfg->cdn_purge_header,
+                                                   &runner.purge, err, err_size) != 0)
+        return -1;
+    if (kind_find("rollup") == NULL)
+        jobs_register("rollup", rollup_job);
+    if (kind_find("purge") == NULL)
+        jobs_register("purge", purge_job);
+    return 0;
+}
+
+/* ---- enqueueing (any thread) ----------------------------------------------- */
+
+static void runner_wake(void)
+{
+    pthread_mutex_lock(&runner.lock);
+    if (runner.started) {
+        runner.wake_pending = true;
+        pthread_cond_signal(&runner.wake);
+    }
+    pthread_mutex_unlock(&runner.lock);
+}
+
+int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t delay_ms, const char *unique_key)
+{
+    char *text = payload != NULL ? json_dumps(payload, JSON_COMPACT) : NULL;
+    if (payload != NULL && text == NULL)
+        return STORE_ERROR;
+    int64_t id = 0;
+    int status = store_job_enqueue(st, kind, text, store_now_ms() + (delay_ms > 0 ? delay_ms : 0), unique_key, &id);
+    free(text);
+    if (status == STORE_OK && id > 0)
+        runner_wake();
+    return status;
+}
+
+/* Queues {"keys": *batch} (taken) as one purge job. */
+static int purge_batch_enqueue(store_t *st, json_t **batch)
+{
+    json_t *payload = json_pack("{s:o}", "keys", *batch);
+    *batch = NULL;
+    int status = payload != NULL ? jobs_enqueue(st, "purge", payload, 0, NULL) : STORE_ERROR;
+    json_decref(payload);
+    return status;
+}
+
+int jobs_purge_enqueue(store_t *st, const char *const *keys, size_t count)
+{
+    if (!runner.purge_enabled)
+        return STORE_OK;
+    int status = STORE_OK;
+    json_t *batch = NULL;
+    size_t batch_bytes = 0;
+    for (size_t i = 0; i < count && status == STORE_OK; i++) {
+        if (!purge_key_valid(keys[i]))
+            continue;
+        size_t bytes = strlen(keys[i]) + 1; /* with its separator */
+        if (batch != NULL &&
+            (batch_bytes + bytes > PURGE_KEYS_MAX_BYTES || json_array_size(batch) == PURGE_KEYS_PER_JOB_MAX)) {
+            status = purge_batch_enqueue(st, &batch);
+            batch_bytes = 0;
+        }
+        if (status == STORE_OK && batch == NULL)
+            batch = json_array();
+        if (status == STORE_OK && (batch == NULL || json_array_append_new(batch, json_string(keys[i])) != 0))
+            status = STORE_ERROR;
+        batch_bytes += bytes;
+    }
+    if (status == STORE_OK && batch != NULL)
+        status = purge_batch_enqueue(st, &batch);
+    json_decref(batch);
+    return status;
+}
+
+/* ---- built-in kinds ---------------------------------------------------------- */
+
+static int rollup_job(store_t *st, const json_t *payload, char *err, size_t err_size)
+{
+    (void)payload;
+    int64_t folded = 0;
+    if (store_views_rollup(st, store_now_ms() - ROLLUP_AGE_MS, &folded) != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(st));
+        return -1;
+    }
+    log_line line;
+    log_begin(&line, folded > 0 ? LOG_INFO : LOG_DEBUG, "views rolled up");
+    log_int(&line, "hourly_rows_folded", folded);
+    log_end(&line);
+    return 0;
+}
+
+static int purge_job(store_t *st, const json_t *payload, char *err, size_t err_size)
+{
+    (void)st;
+    if (!runner.purge_enabled) {
+        snprintf(err, err_size, "cdn.purge_url is not set in this instance");
+        return -1;
+    }
+    const json_t *list = json_object_get(payload, "keys");
+    size_t count = json_array_size(list);
+    if (!json_is_array(list) || count == 0 || count > PURGE_KEYS_PER_JOB_MAX) {
+        snprintf(err, err_size, "the payload is not {\"keys\":[1 to %d strings]}", PURGE_KEYS_PER_JOB_MAX);
+        return -1;
+    }
+    const char *keys[PURGE_KEYS_PER_JOB_MAX];
+    for (size_t i = 0; i < count; i++) {
+        keys[i] = json_string_value(json_array_get(list, i));
+        if (keys[i] == NULL) {
+            snprintf(err, err_size, "keys[%zu] is not a string", i);
+            return -1;
+        }
+    }
+    return purge_send(&runner.purge, keys, count, PURGE_TIMEOUT_MS, err, err_size);
+}
+
+/* ---- one run ------------------------------------------------------------------ */
+
+/* retry_base · 2^(attempt-1), capped at an hour, ±10 %. */
+static int64_t backoff_ms(int attempt)
+{
+    int64_t delay = runner.cfg->jobs_retry_base_ms;
+    for (int i = 1; i < attempt && delay < BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > BACKOFF_MAX_MS)
+        delay = BACKOFF_MAX_MS;
+    runner.random ^= runner.random << 13;
+    runner.random ^= runner.random >> 7;
+    runner.random ^= runner.random << 17;
+    int64_t spread = delay / 5; /* the jitter spans [-10 %, +10 %] */
+    int64_t jitter = spread > 0 ? (int64_t)(runner.random % (uint64_t)(spread + 1)) - spread / 2 : 0;
+    return delay + jitter > 0 ? delay + jitter : 1;
+}
+
+/* Runs the job's function; 0, or nonzero with err filled. */
+static int job_execute(store_t *st, const store_job *job, char *err, size_t err_size)
+{
+    if (job->attempts > runner.cfg->jobs_max_attempts) {
+        snprintf(err, err_size, "its lease ran out during the last attempt (the instance running it stopped)");
+        return -1;
+    }
+    const job_kind *kind = kind_find(job->kind);
+    if (kind == NULL) {
+        snprintf(err, err_size, "no function is registered for kind '%s' in this instance", job->kind);
+        return -1;
+    }
+    json_error_t parse_error;
+    json_t *payload = json_loads(job->payload, JSON_REJECT_DUPLICATES, &parse_error);
+    if (!json_is_object(payload)) {
+        snprintf(err, err_size, "the payload is not a JSON object");
+        json_decref(payload);
+        return -1;
+    }
+    err[0] = '\0';
+    int rc = kind->fn(st, payload, err, err_size);
+    json_decref(payload);
+    if (rc != 0 && err[0] == '\0')
+        snprintf(err, err_size, "the job failed without saying why");
+    return rc;
+}
+
+/* Begins a log line about a run: msg, kind, job id, attempt. */
+static void run_log_begin(log_line *line, log_level level, const char *msg, const store_job *job)
+{
+    log_begin(line, level, msg);
+    log_str(line, "kind", job->kind);
+    log_int(line, "job", job->id);
+    log_int(line, "attempt", job->attempts);
+}
+
+/* Records how the run went; the store status of that write. */
+static int run_finish(store_t *st, const store_job *job, int rc, const char *error, int64_t elapsed_ms)
+{
+    int64_t now = store_now_ms();
+    log_line line;
+    if (rc == 0) {
+        atomic_fetch_add(&runner.jobs_run, 1);
+        run_log_begin(&line, LOG_DEBUG, "job done", job);
+        log_int(&line, "ms", elapsed_ms);
+        log_end(&line);
+        return store_job_complete(st, job->id, job->attempts, now);
+    }
+    atomic_fetch_add(&runner.jobs_failed, 1);
+    bool last = job->attempts >= runner.cfg->jobs_max_attempts;
+    int64_t delay = last ? 0 : backoff_ms(job->attempts);
+    run_log_begin(&line, LOG_WARN, last ? "job failed for good" : "job failed; will retry", job);
+    log_str(&line, "error", error);
+    if (!last)
+        log_int(&line, "retry_in_ms", delay);
+    log_end(&line);
+    return last ? store_job_bury(st, job->id, job->attempts, now, error)
+                : store_job_retry(st, job->id, job->attempts, now + delay, error);
+}
+
+/* Claims and runs one due job. 1 if one ran, 0 if none was due, -1 if the
+ * queue could not be read. */
+static int run_one(store_t *st)
+{
+    store_job job;
+    int status = store_job_claim(st, store_now_ms(), runner.cfg->jobs_lease_ms, &job);
+    if (status == STORE_NOT_FOUND)
+        return 0;
+    if (status != STORE_OK) {
+        log_event_str(LOG_WARN, "job queue unreadable", "error", store_errmsg(st));
+        return -1;
+    }
+    log_line line;
+    run_log_begin(&line, LOG_DEBUG, "job started", &job);
+    log_end(&line);
+    char err[ERR_MAX];
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc = job_execute(st, &job, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    int64_t elapsed = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
+    status = run_finish(st, &job, rc, err, elapsed);
+    if (status != STORE_OK) {
+        run_log_begin(&line, LOG_WARN, "job outcome not recorded", &job);
+        log_str(&line, "error", store_errmsg(st));
+        log_end(&line);
+    }
+    store_job_release(&job);
+    return 1;
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+/* Enqueues each schedule's tick once its time has come; returns the
+ * earliest next tick (or INT64_MAX). A tick that could not be enqueued
+ * stays due and is tried again next turn. */
+static int64_t schedules_fire(store_t *st, int64_t now)
+{
+    int64_t earliest = INT64_MAX;
+    for (size_t i = 0; i < SCHEDULE_COUNT; i++) {
+        schedule *s = &runner.schedules[i];
+        pthread_mutex_lock(&runner.lock);
+        int64_t tick = s->next_at;
+        pthread_mutex_unlock(&runner.lock);
+        if (tick >= 0 && tick <= now) {
+            char key[STORE_JOB_KEY_MAX + 1];
+            snprintf(key, sizeof key, "%s@%lld", s->kind, (long long)tick);
+            int64_t id = 0;
+            if (store_job_enqueue(st, s->kind, NULL, tick, key, &id) == STORE_OK) {
+                log_line line;
+                log_begin(&line, LOG_DEBUG, id > 0 ? "job scheduled" : "job already scheduled");
+                log_str(&line, "kind", s->kind);
+                log_str(&line, "key", key);
+                log_int(&line, "job", id);
+                log_end(&line);
+                tick = cron_next(&s->cron, now); /* ticks missed meanwhile are skipped */
+                pthread_mutex_lock(&runner.lock);
+                s->next_at = tick;
+                pthread_mutex_unlock(&runner.lock);
+            } else {
+                log_event_str(LOG_WARN, "scheduled job not queued", "error", store_errmsg(st));
+            }
+        }
+        if (tick >= 0 && tick < earliest)
+            earliest = tick;
+    }
+    return earliest;
+}
+
+static struct timespec monotonic_after(int64_t ms)
+{
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += ms / 1000;
+    at.tv_nsec += (ms % 1000) * 1000000;
+    if (at.tv_nsec >= 1000000000) {
+        at.tv_sec += 1;
+        at.tv_nsec -= 1000000000;
+    }
+    return at;
+}
+
+/* Sleeps until woken, stopped, or wait_ms passed. False once stopping. */
+static bool runner_sleep(int64_t wait_ms)
+{
+    struct timespec until = monotonic_after(wait_ms > 0 ? wait_ms : 0);
+    pthread_mutex_lock(&runner.lock);
+    while (!runner.wake_pending && !runner.stopping)
+        if (pthread_cond_timedwait(&runner.wake, &runner.lock, &until) == ETIMEDOUT)
+            break;
+    runner.wake_pending = false;
+    bool go_on = !runner.stopping;
+    pthread_mutex_unlock(&runner.lock);
+    return go_on;
+}
+
+static bool runner_stopping(void)
+{
+    pthread_mutex_lock(&runner.lock);
+    bool stopping = runner.stopping;
+    pthread_mutex_unlock(&runner.lock);
+    return stopping;
+}
+
+static void *runner_main(void *arg)
+{
+    (void)arg;
+    store_t *st = runner.store;
+    int64_t next_prune = 0;
+    while (!runner_stopping()) {
+        int64_t now = store_now_ms();
+        int64_t next_tick = schedules_fire(st, now);
+        if (now >= next_prune) {
+            int64_t removed = 0;
+            if (store_jobs_prune(st, now, &removed) != STORE_OK)
+                log_event_str(LOG_WARN, "finished jobs not pruned", "error", store_errmsg(st));
+            next_prune = now + PRUNE_INTERVAL_MS;
+        }
+        if (run_one(st) == 1)
+            continue;
+        int64_t wait = runner.cfg->jobs_poll_interval_ms;
+        if (next_tick != INT64_MAX && next_tick - now < wait)
+            wait = next_tick - now;
+        if (!runner_sleep(wait))
+            break;
+    }
+    pthread_mutex_lock(&runner.lock);
+    runner.exited = true;
+    pthread_cond_broadcast(&runner.finished);
+    pthread_mutex_unlock(&runner.lock);
+    return NULL;
+}
+
+int jobs_start(void)
+{
+    const strata_config *cfg = runner.cfg;
+    if (cfg == NULL || !cfg->jobs_enabled || runner.started)
+        return 0;
+    if (store_open(cfg->db_path, &runner.store) != STORE_OK) {
+        log_event_str(LOG_ERROR, "job runner not started", "error", store_errmsg(NULL));
+        return -1;
+    }
+    if (crypto_random(&runner.random, sizeof runner.random) != 0 || runner.random == 0)
+        runner.random = (uint64_t)store_now_ms() | 1;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&runner.wake, &attr);
+    pthread_cond_init(&runner.finished, &attr);
+    pthread_condattr_destroy(&attr);
+
+    int64_t now = store_now_ms();
+    pthread_mutex_lock(&runner.lock);
+    for (size_t i = 0; i < SCHEDULE_COUNT; i++)
+        runner.schedules[i].next_at = cron_next(&runner.schedules[i].cron, now);
+    runner.started = true;
+    runner.stopping = runner.exited = false;
+    int rc = pthread_create(&runner.thread, NULL, runner_main, NULL);
+    runner.started = rc == 0;
+    pthread_mutex_unlock(&runner.lock);
+    if (rc != 0) {
+        log_event(LOG_ERROR, "job runner not started: no thread");
+        store_close(&runner.store);
+        return -1;
+    }
+    log_line line;
+    log_begin(&line, LOG_INFO, "job runner started");
+    log_int(&line, "poll_interval_ms", cfg->jobs_poll_interval_ms);
+    for (size_t i = 0; i < SCHEDULE_COUNT; i++)
+        log_str(&line, runner.schedules[i].kind, runner.schedules[i].text);
+    log_end(&line);
+    return 0;
+}
+
+void jobs_stop(void)
+{
+    pthread_mutex_lock(&runner.lock);
+    if (!runner.started) {
+        pthread_mutex_unlock(&runner.lock);
+        return;
+    }
+    runner.stopping = true;
+    pthread_cond_signal(&runner.wake);
+    struct timespec until = monotonic_after(runner.cfg->shutdown_timeout_ms);
+    while (!runner.exited)
+        if (pthread_cond_timedwait(&runner.finished, &runner.lock, &until) == ETIMEDOUT)
+            break;
+    bool exited = runner.exited;
+    runner.started = false;
+    pthread_mutex_unlock(&runner.lock);
+    if (!exited) {
+        /* its job keeps its lease and runs again after it lapses */
+        log_event(LOG_WARN, "job runner still busy at shutdown; its job will run again");
+        pthread_detach(runner.thread);
+        return;
+    }
+    pthread_join(runner.thread, NULL);
+    store_close(&runner.store);
+    log_event(LOG_INFO, "job runner stopped");
+}
+
+/* ---- stats ------------------------------------------------------------------------ */
+
+json_t *jobs_stats(store_t *st)
+{
+    int64_t now = store_now_ms();
+    json_t *stats = NULL;
+    if (store_jobs_stats(st, now, &stats) != STORE_OK)
+        return NULL;
+    json_t *schedules = json_object();
+    pthread_mutex_lock(&runner.lock);
+    bool running = runner.started;
+    for (size_t i = 0; i < SCHEDULE_COUNT && runner.cfg != NULL && schedules != NULL; i++) {
+        const schedule *s = &runner.schedules[i];
+        char at[40] = "";
+        if (running && s->next_at >= 0) {
+            time_t secs = (time_t)(s->next_at / 1000);
+            struct tm tm;
+            gmtime_r(&secs, &tm);
+            size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
+            snprintf(at + n, sizeof at - n, ".%03dZ", (int)(s->next_at % 1000));
+        }
+        json_object_set_new(schedules, s->kind,
+                            json_pack("{s:s, s:o}", "schedule", s->text, "next_at", at[0] ? json_string(at) : json_null()));
+    }
+    pthread_mutex_unlock(&runner.lock);
+    json_t *info = json_pack("{s:b, s:b, s:I, s:I, s:o*}", "enabled", runner.cfg && runner.cfg->jobs_enabled, "running",
+                             running, "jobs_run", (json_int_t)atomic_load(&runner.jobs_run), "jobs_failed",
+                             (json_int_t)atomic_load(&runner.jobs_failed), "schedules", schedules);
+    if (info == NULL || json_object_set_new(stats, "runner", info) != 0) {
+        json_decref(stats);
+        return NULL;
+    }
+    return stats;
+}
