@@ -18,12 +18,17 @@
 #include "content/content.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "store/store_history.h"
 
 /* ---- the signing secret ------------------------------------------------------- */
 
 static const strata_config *content_cfg;
 
-void content_init(const strata_config *cfg) { content_cfg = cfg; }
+void content_init(const strata_config *cfg)
+{
+    content_cfg = cfg;
+    store_history_configure(cfg->history_keyframe_interval);
+}
 
 const strata_config *api_config(void) { return content_cfg; }
 

@@ -346,14 +346,26 @@ static history_doc *diff_doc(int64_t id, int64_t from, int64_t to, const json_t 
     char *out = NULL;
     const char *type = "application/json";
     if (format == FORMAT_JSON) {
-        json_t *doc = json_pack("{s:I, s:I, s:I, s:o}", "item", (json_int_t)id, "from", (json_int_t)from, "to",
-                                (json_int_t)to, "fields_changed", fields_changed(a, b));
-        json_t *body = diff_render_json(r, DIFF_DEFAULT_CONTEXT);
-        if (doc && body && json_object_update(doc, body) == 0)
-            out = json_dumps(doc, JSON_COMPACT);
-        len = out ? strlen(out) : 0;
-        json_decref(body);
-        json_decref(doc);
+        /* The diff's own document, with the request's facts put first. */
+        size_t body_len = 0;
+        char *body = diff_render_json_text(r, DIFF_DEFAULT_CONTEXT, &body_len);
+        json_t *changed = fields_changed(a, b);
+        char *changed_text = changed ? json_dumps(changed, JSON_COMPACT) : NULL;
+        json_decref(changed);
+        if (body && changed_text) {
+            FILE *f = open_memstream(&out, &len);
+            if (f) {
+                fprintf(f, "{\"item\":%lld,\"from\":%lld,\"to\":%lld,\"fields_changed\":%s,", (long long)id,
+                        (long long)from, (long long)to, changed_text);
+                fwrite(body + 1, 1, body_len - 1, f); /* without its '{' */
+                if (fclose(f) != 0) {
+                    free(out);
+                    out = NULL;
+                }
+            }
+        }
+        free(changed_text);
+        free(body);
     } else if (format == FORMAT_UNIFIED) {
         char a_label[32], b_label[32];
         snprintf(a_label, sizeof a_label, "v%lld", (long long)from);

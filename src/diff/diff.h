@@ -140,7 +140,11 @@ void diff_free(diff_result **r);
  * and insert lines; "no_newline": true on a last line lacking its '\n'; on
  * the lines of a refined replacement, "words": [{"op": "equal"|"delete"
  * |"insert", "text": "..."}, ...], segments whose texts concatenate to
- * "text". Returns a new reference, or NULL when out of memory. */
+ * "text". diff_render_json_text writes that document as compact JSON text
+ * (malloc'd, NUL-terminated, length in *len; NULL when out of memory):
+ * what a server sends. diff_render_json parses it back into a new
+ * reference (NULL when out of memory), for callers that want a tree. */
+char *diff_render_json_text(const diff_result *r, unsigned context, size_t *len);
 json_t *diff_render_json(const diff_result *r, unsigned context);
 
 /* What `diff -u` prints: "--- a_label" and "+++ b_label" lines when the

@@ -187,91 +187,136 @@ static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
     return len;
 }
 
+/* Closes the stream; returns its buffer, or NULL (freed) if a write failed. */
+static char *close_stream(FILE *out, char **buffer)
+{
+    bool failed = ferror(out) != 0;
+    failed |= fclose(out) != 0;
+    if (failed) {
+        free(*buffer);
+        return NULL;
+    }
+    return *buffer;
+}
+
 /* ---- JSON ------------------------------------------------------------------------- */
 
-/* A JSON string of the bytes, invalid UTF-8 replaced (NUL is kept: JSON
- * escapes it). */
-static json_t *json_text(const char *bytes, size_t len)
+/* Written as text, not built as a jansson tree: a diff of two long texts has
+ * tens of thousands of segments, and an object per segment cost more than
+ * the diff itself. */
+
+/* The bytes as the inside of a JSON string: valid UTF-8 (an invalid byte
+ * becomes U+FFFD), '"', '\\' and control characters escaped (NUL as
+ * \u0000). */
+static void json_string_body(FILE *out, const char *bytes, size_t len)
 {
-    char *valid = malloc(3 * len + 1), *out = valid;
-    if (valid == NULL)
-        return NULL;
+    size_t plain = 0; /* bytes[plain, i) go out as they are */
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        unsigned char c = (unsigned char)bytes[i];
+        size_t n = c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+                       ? 1
+                       : utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        char escape[8];
+        const char *replacement = NULL;
         if (n == 0) {
-            memcpy(out, replacement_character, 3);
-            out += 3, i++;
-        } else {
-            memcpy(out, bytes + i, n);
-            out += n, i += n;
+            replacement = replacement_character, n = 1;
+        } else if (n == 1 && (c < 0x20 || c == '"' || c == '\\')) {
+            switch (c) {
+            case '"': replacement = "\\\""; break;
+            case '\\': replacement = "\\\\"; break;
+            case '\n': replacement = "\\n"; break;
+            case '\t': replacement = "\\t"; break;
+            case '\r': replacement = "\\r"; break;
+            default:
+                snprintf(escape, sizeof escape, "\\u%04x", c);
+                replacement = escape;
+            }
         }
+        if (replacement != NULL) {
+            fwrite(bytes + plain, 1, i - plain, out);
+            fputs(replacement, out);
+            plain = i + n;
+        }
+        i += n;
     }
-    json_t *s = json_stringn(valid, (size_t)(out - valid));
-    free(valid);
-    return s;
+    fwrite(bytes + plain, 1, len - plain, out);
+}
+
+static void json_text(FILE *out, const char *bytes, size_t len)
+{
+    fputc('"', out);
+    json_string_body(out, bytes, len);
+    fputc('"', out);
 }
 
 typedef struct json_walk {
-    json_t *lines, *words; /* of the current hunk and line */
+    FILE *out;
     const char *changed_op;
-    bool failed;
+    bool first_line, first_segment;
 } json_walk;
 
-static void json_add_segment(void *ctx, const char *bytes, size_t len, bool changed)
+static void json_segment(void *ctx, const char *bytes, size_t len, bool changed)
 {
     json_walk *w = ctx;
-    json_t *segment = json_pack("{s:s, s:o}", "op", changed ? w->changed_op : "equal", "text", json_text(bytes, len));
-    if (json_array_append_new(w->words, segment) != 0)
-        w->failed = true;
+    fprintf(w->out, "%s{\"op\":\"%s\",\"text\":", w->first_segment ? "" : ",", changed ? w->changed_op : "equal");
+    json_text(w->out, bytes, len);
+    fputc('}', w->out);
+    w->first_segment = false;
 }
 
-static void json_add_line(void *ctx, const hunk_line *line)
+static void json_line(void *ctx, const hunk_line *line)
 {
     json_walk *w = ctx;
-    json_t *o = json_pack("{s:s, s:o}", "op", op_name(line->op->kind), "text", json_text(line->bytes, line->len));
-    if (o == NULL || json_array_append_new(w->lines, o) != 0) {
-        w->failed = true;
-        return;
-    }
+    fprintf(w->out, "%s{\"op\":\"%s\",\"text\":", w->first_line ? "" : ",", op_name(line->op->kind));
+    json_text(w->out, line->bytes, line->len);
     if (line->a_number != 0)
-        w->failed |= json_object_set_new(o, "a", json_integer((json_int_t)line->a_number)) != 0;
+        fprintf(w->out, ",\"a\":%zu", line->a_number);
     if (line->b_number != 0)
-        w->failed |= json_object_set_new(o, "b", json_integer((json_int_t)line->b_number)) != 0;
+        fprintf(w->out, ",\"b\":%zu", line->b_number);
     if (!line->newline)
-        w->failed |= json_object_set_new(o, "no_newline", json_true()) != 0;
+        fputs(",\"no_newline\":true", w->out);
     if (line->op->refined) {
-        w->words = json_array();
         w->changed_op = op_name(line->op->kind);
-        w->failed |= json_object_set_new(o, "words", w->words) != 0;
-        if (w->words != NULL)
-            for_each_segment(line, json_add_segment, w);
+        w->first_segment = true;
+        fputs(",\"words\":[", w->out);
+        for_each_segment(line, json_segment, w);
+        fputc(']', w->out);
     }
+    fputc('}', w->out);
+    w->first_line = false;
+}
+
+char *diff_render_json_text(const diff_result *r, unsigned context, size_t *len)
+{
+    char *buffer = NULL;
+    FILE *out = open_memstream(&buffer, len);
+    if (out == NULL)
+        return NULL;
+    fprintf(out,
+            "{\"lines_added\":%zu,\"lines_removed\":%zu,\"fallback\":%s,\"words_incomplete\":%s,"
+            "\"context\":%u,\"hunks\":[",
+            r->lines_added, r->lines_removed, r->fallback ? "true" : "false", r->words_incomplete ? "true" : "false",
+            context);
+    json_walk w = {.out = out};
+    hunk h;
+    for (size_t cursor = 0, n = 0; next_hunk(r, context, &cursor, &h); n++) {
+        fprintf(out, "%s{\"a_start\":%zu,\"a_count\":%zu,\"b_start\":%zu,\"b_count\":%zu,\"lines\":[", n ? "," : "",
+                header_start(h.a_start, h.a_count), h.a_count, header_start(h.b_start, h.b_count), h.b_count);
+        w.first_line = true;
+        visit_hunk_lines(r, &h, json_line, &w);
+        fputs("]}", out);
+    }
+    fputs("]}", out);
+    return close_stream(out, &buffer);
 }
 
 json_t *diff_render_json(const diff_result *r, unsigned context)
 {
-    json_t *hunks = json_array();
-    json_t *root = json_pack("{s:I, s:I, s:b, s:b, s:I, s:o}", "lines_added", (json_int_t)r->lines_added,
-                             "lines_removed", (json_int_t)r->lines_removed, "fallback", r->fallback, "words_incomplete",
-                             r->words_incomplete, "context", (json_int_t)context, "hunks", hunks);
-    json_walk w = {.failed = root == NULL || hunks == NULL};
-    hunk h;
-    for (size_t cursor = 0; !w.failed && next_hunk(r, context, &cursor, &h);) {
-        w.lines = json_array();
-        json_t *o =
-            json_pack("{s:I, s:I, s:I, s:I, s:o}", "a_start", (json_int_t)header_start(h.a_start, h.a_count), "a_count",
-                      (json_int_t)h.a_count, "b_start", (json_int_t)header_start(h.b_start, h.b_count), "b_count",
-                      (json_int_t)h.b_count, "lines", w.lines);
-        if (o == NULL || json_array_append_new(hunks, o) != 0)
-            w.failed = true;
-        else
-            visit_hunk_lines(r, &h, json_add_line, &w);
-    }
-    if (w.failed) {
-        json_decref(root);
-        return NULL;
-    }
-    return root;
+    size_t len = 0;
+    char *text = diff_render_json_text(r, context, &len);
+    json_t *doc = text ? json_loadb(text, len, JSON_ALLOW_NUL, NULL) : NULL;
+    free(text);
+    return doc;
 }
 
 /* ---- unified text --------------------------------------------------------------- */
@@ -287,18 +332,6 @@ static void unified_line(void *ctx, const hunk_line *line)
     fputc('\n', out);
     if (!line->newline)
         fprintf(out, "%s\n", no_newline_note);
-}
-
-/* Closes the stream; returns its buffer, or NULL (freed) if a write failed. */
-static char *close_stream(FILE *out, char **buffer)
-{
-    bool failed = ferror(out) != 0;
-    failed |= fclose(out) != 0;
-    if (failed) {
-        free(*buffer);
-        return NULL;
-    }
-    return *buffer;
 }
 
 char *diff_render_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, size_t *len)

@@ -11,6 +11,8 @@
  * transaction as the slot is written, so an autosave racing a save either
  * lands before it (and the save clears it) or is refused as stale (412):
  * the tab then reloads the draft and nothing anyone saved is overwritten.
+ * Everything else (decoding the base, merging, encoding) happens before
+ * that transaction, so the write lock is held for a lookup and one row.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +36,36 @@ static json_t *slot_json(int64_t id, const char *author, int64_t base_version, i
     return slot;
 }
 
-static int autosave_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
-                       const char *author, json_t **slot)
+/* The slot's JSON: the edit merged over version base_version, which is
+ * immutable, so this is built before the write transaction (the lock is
+ * held only for the check and the write). */
+static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
+                          json_t **snapshot, char **data)
 {
     int64_t latest = 0;
     int status = store_item_exists(st, site_id, id, NULL, &latest);
-    if (status != STORE_OK)
-        return status;
-    if (base_version != latest)
-        return sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
-                       (long long)latest, (long long)base_version);
-    json_t *snapshot = NULL;
-    status = sq_version_snapshot(st, id, base_version, &snapshot);
-    if (status == STORE_OK && !sq_snapshot_merge_edit(snapshot, edit))
+    if (status == STORE_OK && base_version != latest)
+        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+                         (long long)latest, (long long)base_version);
+    if (status == STORE_OK)
+        status = sq_version_snapshot(st, id, base_version, snapshot);
+    if (status == STORE_OK && !sq_snapshot_merge_edit(*snapshot, edit))
         status = sq_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
-    char *data = status == STORE_OK ? json_dumps(snapshot, JSON_COMPACT) : NULL;
-    if (status == STORE_OK && !data)
+    if (status == STORE_OK && !(*data = json_dumps(*snapshot, JSON_COMPACT)))
         status = sq_fail(st, STORE_ERROR, "out of memory encoding the autosave");
-    int64_t now = store_now_ms();
+    return status;
+}
+
+/* Inside the transaction: the base is still the latest (a save may have
+ * come in since autosave_build), then the slot is written. */
+static int autosave_write_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const char *author,
+                             const char *data, int64_t now)
+{
+    int64_t latest = 0;
+    int status = store_item_exists(st, site_id, id, NULL, &latest);
+    if (status == STORE_OK && base_version != latest)
+        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+                         (long long)latest, (long long)base_version);
     sq_query q;
     if (status == STORE_OK)
         status = sq_query_start(st,
@@ -66,10 +80,6 @@ static int autosave_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_ve
         sq_bind_blob(&q, ":data", data, strlen(data));
         status = sq_query_run(&q, "writing the autosave");
     }
-    if (status == STORE_OK && !(*slot = slot_json(id, author, base_version, now, snapshot)))
-        status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
-    free(data);
-    json_decref(snapshot);
     return status;
 }
 
@@ -78,19 +88,19 @@ int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_ve
 {
     sq_clear_error(st);
     *slot = NULL;
+    json_t *snapshot = NULL;
+    char *data = NULL;
+    int64_t now = store_now_ms();
     int status = sq_edit_check(st, edit);
-    if (status != STORE_OK)
-        return status;
-    json_t *result = NULL;
-    status = sq_begin(st);
     if (status == STORE_OK)
-        status = sq_end(st, autosave_tx(st, site_id, id, base_version, edit, author, &result));
-    if (status != STORE_OK) {
-        json_decref(result);
-        return status;
-    }
-    *slot = result;
-    return STORE_OK;
+        status = autosave_build(st, site_id, id, base_version, edit, &snapshot, &data);
+    if (status == STORE_OK && (status = sq_begin(st)) == STORE_OK)
+        status = sq_end(st, autosave_write_tx(st, site_id, id, base_version, author, data, now));
+    if (status == STORE_OK && !(*slot = slot_json(id, author, base_version, now, snapshot)))
+        status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
+    free(data);
+    json_decref(snapshot);
+    return status;
 }
 
 int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *author, json_t **slot)

@@ -47,6 +47,7 @@ struct store {
      * the connection. */
     struct ZSTD_CCtx_s *zstd_c;
     struct ZSTD_DCtx_s *zstd_d;
+    bool holds_writer; /* between sq_begin and sq_end: the process's writer mutex */
 };
 
 /* ---- errors ------------------------------------------------------------- */
@@ -89,7 +90,9 @@ int64_t sq_changes(const store_t *st);
 /* ---- transactions ------------------------------------------------------- */
 
 /* BEGIN IMMEDIATE: the write lock is taken (waiting up to busy_timeout) up
- * front, so a transaction never fails half way on a lock upgrade. */
+ * front, so a transaction never fails half way on a lock upgrade. Writers
+ * of one process queue on a mutex first (store_sqlite.c says why); every
+ * sq_begin that succeeds must be followed by sq_end. */
 int sq_begin(store_t *st);
 /* Commits when status is STORE_OK, otherwise (or if COMMIT fails) rolls
  * back. Returns the final status; errmsg keeps the first failure's words. */
