@@ -165,6 +165,14 @@ void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t ver
  * (retention removed versions). */
 void history_forget_item(int64_t site_id, int64_t id);
 void history_forget_all(void);
+/* The same cache for other renderings that never change under a key the
+ * caller makes (a preview page: token, published version, format):
+ * history_send_cached answers 200 with the document kept under key, if
+ * any (no header of its own); history_keep keeps a copy of body under key,
+ * dropped with the item's history. content_type must be static. */
+bool history_send_cached(api_ctx *c, const char *key);
+void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body,
+                  size_t len);
 
 /* Preview links (previews.c). */
 void handle_preview_create(const http_request *req, store_t *store, http_response *res);

@@ -134,6 +134,25 @@ static void doc_send(api_ctx *c, const history_doc *d, const char *source)
     http_response_copy(c->res, 200, d->content_type, d->body, d->len);
 }
 
+bool history_send_cached(api_ctx *c, const char *key)
+{
+    cache_entry *e = doc_lookup(key);
+    if (!e)
+        return false;
+    const history_doc *d = cache_entry_value(e);
+    http_response_copy(c->res, 200, d->content_type, d->body, d->len);
+    cache_entry_release(&e);
+    return true;
+}
+
+void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body,
+                  size_t len)
+{
+    history_doc *d = doc_new(content_type, body, len);
+    if (d)
+        doc_store(key, site_id, id, d);
+}
+
 /* The guards every history route shares: site, token role, item id, and
  * the item's creation time (part of the cache keys). */
 static bool history_guard(api_ctx *c, store_role role, int64_t *id, int64_t *created_at)

@@ -17,11 +17,13 @@
  * token decodes and its mac matches (404: an altered link and no link look
  * the same); it has not expired (410, from the clock alone); its row exists
  * (404: never made here, or the item was deleted), is not revoked (410) and
- * names what the token names. Nothing about a link is cached anywhere, so a
- * revocation or an expiry holds from the very next request: the route has
- * no cache rule, and every answer, errors included, says `private,
- * no-store`, `noindex` and `no-referrer` (the token must not leak through
- * a Referer either). The page is self-contained HTML without scripts, under
+ * names what the token names. Nothing about a link's validity is cached,
+ * so a revocation or an expiry holds from the very next request: only once
+ * all of that passed may the rendered page come from the history cache
+ * (history.c), keyed by the token's MAC and the item's published version.
+ * The route has no cache rule, and every answer, errors included, says
+ * `private, no-store`, `noindex` and `no-referrer` (the token must not leak
+ * through a Referer either). The page is self-contained HTML without scripts, under
  * a Content-Security-Policy that allows nothing but its inline style.
  */
 #include <endian.h>
@@ -263,12 +265,16 @@ static json_t *version_json(const previewed *v)
 
 /* Writes s as HTML text; a NUL becomes U+FFFD. Snapshot strings are valid
  * UTF-8 (jansson checked them), so only these five bytes need care. */
+static bool html_special(char c)
+{
+    return c == '&' || c == '<' || c == '>' || c == '"' || c == '\'' || c == '\0';
+}
+
 static void html_escaped(FILE *out, const char *s, size_t len)
 {
-    static const char special[] = "&<>\"'";
     while (len > 0) {
         size_t run = 0;
-        while (run < len && s[run] != '\0' && strchr(special, s[run]) == NULL)
+        while (run < len && !html_special(s[run]))
             run++;
         fwrite(s, 1, run, out);
         if (run == len)
@@ -403,7 +409,7 @@ static void html_page(FILE *out, const previewed *v)
     fputs(".</footer>\n</body>\n</html>\n", out);
 }
 
-static void send_page(api_ctx *c, const previewed *v)
+static void send_page(api_ctx *c, const previewed *v, const char *key)
 {
     char *page = NULL;
     size_t len = 0;
@@ -419,8 +425,21 @@ static void send_page(api_ctx *c, const previewed *v)
         http_problem(c->res, c->req, 500, "internal", "the preview page could not be built");
         return;
     }
-    http_response_header(c->res, "content-security-policy", "default-src 'none'; style-src 'unsafe-inline'");
+    history_keep(key, v->link->site_id, v->link->item_id, "text/html; charset=utf-8", page, len);
     http_response_body(c->res, 200, "text/html; charset=utf-8", page, len);
+}
+
+static void send_json(api_ctx *c, const previewed *v, const char *key)
+{
+    json_t *doc = version_json(v);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        http_problem(c->res, c->req, 500, "internal", "the preview could not be serialised");
+        return;
+    }
+    history_keep(key, v->link->site_id, v->link->item_id, "application/json", text, strlen(text));
+    http_response_body(c->res, 200, "application/json", text, strlen(text));
 }
 
 static void link_refused(api_ctx *c, int status, const char *detail)
@@ -458,13 +477,27 @@ void handle_preview(const http_request *req, store_t *store, http_response *res)
     previewed v = {.link = &link};
     if (rc == STORE_OK)
         rc = store_preview_item(store, link.site_id, link.item_id, v.site, &v.published_version);
-    if (rc == STORE_OK)
-        rc = store_version_get(store, link.site_id, link.item_id, link.version, &v.meta, &v.snapshot);
+    if (rc != STORE_OK) {
+        api_store_failed(&c, rc);
+        return;
+    }
+    /* The link is valid now: its page may come from the cache. What the
+     * page shows is fixed by the token (version, expiry) but for the item's
+     * published version, which is part of the key. */
+    bool json = wants_json(req->accept);
+    if (!json)
+        http_response_header(res, "content-security-policy", "default-src 'none'; style-src 'unsafe-inline'");
+    char key[128];
+    snprintf(key, sizeof key, "p:%.32s:%lld:%c", link.text + LINK_TEXT_LEN - 32, (long long)v.published_version,
+             json ? 'j' : 'h');
+    if (history_send_cached(&c, key))
+        return;
+    rc = store_version_get(store, link.site_id, link.item_id, link.version, &v.meta, &v.snapshot);
     if (rc != STORE_OK)
         api_store_failed(&c, rc);
-    else if (wants_json(req->accept))
-        api_send_json(&c, 200, version_json(&v));
+    else if (json)
+        send_json(&c, &v, key);
     else
-        send_page(&c, &v);
+        send_page(&c, &v, key);
     json_decref(v.snapshot);
 }
