@@ -162,6 +162,12 @@ static int warm_job(store_t *store, const json_t *payload, char *err, size_t err
 static void serve_started(store_t *store)
 {
     content_on_start(store);
+    /* Versions an older binary stored uncompressed (none after the first
+     * run): one job per start, shared by the instances starting in the
+     * same minute (a finished unique key stays taken). */
+    char key[48];
+    snprintf(key, sizeof key, "compress@%lld", (long long)(store_now_ms() / 60000 * 60000));
+    jobs_enqueue(store, "compress", NULL, 0, key);
     jobs_start();
 }
 
@@ -175,6 +181,7 @@ static int cmd_serve(void)
     store_close(&store);
     content_init(&cfg);
     jobs_register("warm", warm_job);
+    history_jobs_register();
     http_periodic tasks[] = {{cfg.views_flush_interval_ms, content_flush_views}};
     http_app app = {.routes = content_routes,
                     .route_count = content_route_count,

@@ -115,8 +115,9 @@ void api_tag_list(http_response *res, const char *site, const char *type, const 
 void api_tag_named(http_response *res, const char *site, const char *name); /* "popular", "categories" */
 /* What a change to a published item makes stale: the item, every list
  * page, popular lists and category counts. Called before the write is
- * answered, so no read on this instance sees the old representation. */
-void api_invalidate_item(const char *site, int64_t id);
+ * answered, so no read on this instance sees the old representation; the
+ * same surrogate keys are queued for purging at the CDN (cdn.purge_url). */
+void api_invalidate_item(api_ctx *c, int64_t id);
 /* Write-through: stores the current public representation of item id
  * under its GET routes (by id and by slug). */
 void api_store_item(api_ctx *c, int64_t id);

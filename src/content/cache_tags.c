@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "core/log.h"
+#include "jobs/jobs.h"
 
 void api_tag_item(http_response *res, const char *site, int64_t id)
 {
@@ -43,16 +45,23 @@ void api_tag_named(http_response *res, const char *site, const char *name)
     http_response_tag(res, "%s:%s", site, name);
 }
 
-void api_invalidate_item(const char *site, int64_t id)
+void api_invalidate_item(api_ctx *c, int64_t id)
 {
     static const char *const shared[] = {"lists", "popular", "categories"};
-    char tag[160];
-    snprintf(tag, sizeof(tag), "%s:item:%lld", site, (long long)id);
-    http_cache_invalidate_tag(tag);
-    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
-        snprintf(tag, sizeof(tag), "%s:%s", site, shared[i]);
-        http_cache_invalidate_tag(tag);
+    enum { SHARED = sizeof(shared) / sizeof(shared[0]) };
+    char tags[1 + SHARED][160];
+    const char *keys[1 + SHARED];
+    snprintf(tags[0], sizeof tags[0], "%s:item:%lld", c->site, (long long)id);
+    for (size_t i = 0; i < SHARED; i++)
+        snprintf(tags[1 + i], sizeof tags[1 + i], "%s:%s", c->site, shared[i]);
+    for (size_t i = 0; i < 1 + SHARED; i++) {
+        http_cache_invalidate_tag(tags[i]);
+        keys[i] = tags[i];
     }
+    /* The same keys for a CDN or Varnish in front (Surrogate-Key), by a
+     * job: the write is done and answered whether or not the CDN is up. */
+    if (jobs_purge_enqueue(c->store, keys, 1 + SHARED) != STORE_OK)
+        log_event_str(LOG_WARN, "CDN purge not queued", "error", store_errmsg(c->store));
 }
 
 void api_store_item(api_ctx *c, int64_t id)

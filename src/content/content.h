@@ -27,6 +27,10 @@ int content_worker_init(store_t *store);
 
 /* On a worker after the server listens: warms every site's cache. */
 void content_on_start(store_t *store);
+/* Before jobs_start: registers the history jobs ("diff", "retention",
+ * "compress"; src/content/history.c). */
+void history_jobs_register(void);
+
 /* Periodic: writes the view counts gathered in memory (write-behind). */
 void content_flush_views(store_t *store);
 

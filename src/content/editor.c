@@ -123,7 +123,7 @@ void handle_publish(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
-    api_invalidate_item(c.site, id);
+    api_invalidate_item(&c, id);
     api_store_item(&c, id); /* write-through: the new representation is cached */
     api_send_json(&c, 200, item);
 }
@@ -150,7 +150,7 @@ void handle_unpublish(const http_request *req, store_t *store, http_response *re
         api_store_failed(&c, rc);
         return;
     }
-    api_invalidate_item(c.site, id);
+    api_invalidate_item(&c, id);
     api_send_json(&c, 200, item);
 }
 
@@ -165,7 +165,7 @@ void handle_delete(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
-    api_invalidate_item(c.site, id);
+    api_invalidate_item(&c, id);
     history_forget_item(c.site_id, id);
     res->status = 204;
 }

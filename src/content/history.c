@@ -31,6 +31,7 @@
 #include "core/fmt.h"
 #include "core/log.h"
 #include "diff/diff.h"
+#include "jobs/jobs.h"
 #include "store/store_history.h"
 
 #define HISTORY_CACHE_BYTES ((size_t)64 << 20)
@@ -569,6 +570,107 @@ void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t ver
      * draft_version, which a save moves. */
     const char *status = json_string_value(json_object_get(draft, "status"));
     if (status != NULL && strcmp(status, "draft") != 0)
-        api_invalidate_item(c->site, id);
-    (void)version;
+        api_invalidate_item(c, id);
+    /* The diff an editor looks at next, computed off the request path. */
+    if (version > 1) {
+        json_t *payload = json_pack("{s:I, s:I, s:I, s:I}", "site_id", (json_int_t)c->site_id, "item", (json_int_t)id,
+                                    "from", (json_int_t)(version - 1), "to", (json_int_t)version);
+        if (!payload || jobs_enqueue(c->store, "diff", payload, 0, NULL) != STORE_OK)
+            log_event_str(LOG_WARN, "diff precompute not queued", "error", store_errmsg(c->store));
+        json_decref(payload);
+    }
+}
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+static int64_t payload_int(const json_t *payload, const char *key)
+{
+    json_t *v = json_object_get(payload, key);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* "diff" {"site_id","item","from","to"}: renders the JSON diff into the
+ * history cache, so the editor's next look at it is a hit. An item deleted
+ * since is nothing to do. */
+static int diff_job(store_t *st, const json_t *payload, char *err, size_t err_size)
+{
+    int64_t site_id = payload_int(payload, "site_id"), id = payload_int(payload, "item");
+    int64_t from = payload_int(payload, "from"), to = payload_int(payload, "to"), created_at = 0;
+    if (site_id <= 0 || id <= 0 || from <= 0 || to <= 0) {
+        snprintf(err, err_size, "a diff job needs positive site_id, item, from and to");
+        return -1;
+    }
+    int rc = store_item_exists(st, site_id, id, &created_at, NULL);
+    char key[160];
+    diff_key(key, sizeof key, site_id, id, created_at, from, to, FORMAT_JSON);
+    cache_entry *e = rc == STORE_OK ? doc_lookup(key) : NULL;
+    if (rc == STORE_NOT_FOUND || e) {
+        cache_entry_release(&e);
+        return 0;
+    }
+    history_doc *d = NULL;
+    if (rc == STORE_OK)
+        rc = diff_build(st, site_id, id, from, to, FORMAT_JSON, &d);
+    if (rc == STORE_NOT_FOUND)
+        return 0;
+    if (rc != STORE_OK || !d) {
+        snprintf(err, err_size, "%s", rc != STORE_OK ? store_errmsg(st) : "out of memory");
+        return -1;
+    }
+    doc_store(key, site_id, id, d);
+    return 0;
+}
+
+/* "retention": the [history] policy over every site. */
+static int retention_job(store_t *st, const json_t *payload, char *err, size_t err_size)
+{
+    (void)payload;
+    const strata_config *cfg = api_config();
+    store_retention policy = {.now_ms = store_now_ms(),
+                              .keep_latest = cfg->history_keep_latest,
+                              .draft_max_age_ms = cfg->history_draft_max_age_s * 1000,
+                              .autosave_max_age_ms = cfg->history_autosave_max_age_s * 1000,
+                              .preview_grace_ms = 24 * 3600 * 1000};
+    store_retention_result result;
+    int rc = store_history_retention(st, &policy, &result);
+    if (result.versions_removed > 0)
+        history_forget_all(); /* removed versions must not answer from the cache */
+    if (rc != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(st));
+        return -1;
+    }
+    log_line line;
+    log_begin(&line, LOG_INFO, "history retention");
+    log_int(&line, "versions_removed", result.versions_removed);
+    log_int(&line, "autosaves_removed", result.autosaves_removed);
+    log_int(&line, "previews_removed", result.previews_removed);
+    log_end(&line);
+    return 0;
+}
+
+/* "compress": versions written before schema 2 (plain JSON) rewritten
+ * as skip-deltas; queued once at every start, finds nothing afterwards. */
+static int compress_job(store_t *st, const json_t *payload, char *err, size_t err_size)
+{
+    (void)payload;
+    int64_t converted = 0;
+    int rc = store_versions_compress_all(st, &converted);
+    if (converted > 0) {
+        log_line line;
+        log_begin(&line, LOG_INFO, "versions compressed");
+        log_int(&line, "versions", converted);
+        log_end(&line);
+    }
+    if (rc != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(st));
+        return -1;
+    }
+    return 0;
+}
+
+void history_jobs_register(void)
+{
+    jobs_register("diff", diff_job);
+    jobs_register("retention", retention_job);
+    jobs_register("compress", compress_job);
 }

@@ -67,6 +67,8 @@ int store_version_restore(store_t *st, int64_t site_id, const char *site_name, i
  * written before compression, by an older binary). *converted gets the
  * count. For the "compress" job. */
 int store_versions_compress(store_t *st, int64_t id, int64_t *converted);
+/* The same for the items that have such rows (up to 500 items a call). */
+int store_versions_compress_all(store_t *st, int64_t *converted);
 
 /* ---- autosave ----------------------------------------------------------- */
 

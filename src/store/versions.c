@@ -574,6 +574,30 @@ int store_versions_compress(store_t *st, int64_t id, int64_t *converted)
     }
 }
 
+int store_versions_compress_all(store_t *st, int64_t *converted)
+{
+    sq_clear_error(st);
+    *converted = 0;
+    int64_t ids[RETENTION_BATCH];
+    size_t n = 0;
+    sq_query q;
+    int status = sq_query_start(st, "SELECT DISTINCT item_id FROM versions WHERE encoding = 0 LIMIT :limit", &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":limit", RETENTION_BATCH);
+    while (sq_next_row(&q))
+        ids[n++] = sqlite3_column_int64(q.stmt, 0);
+    status = sq_query_end(&q, "finding versions to compress");
+    /* At most RETENTION_BATCH items a run: a job that finds more queues
+     * itself again through its caller. */
+    for (size_t i = 0; status == STORE_OK && i < n; i++) {
+        int64_t done = 0;
+        status = store_versions_compress(st, ids[i], &done);
+        *converted += done;
+    }
+    return status;
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 /* One batch of removable versions: old enough, unpublished (never

@@ -27,11 +27,10 @@ from strata_support import (
     etag_version, publish, run_cli, run_ok, save, uniq,
 )
 
-VERSION_KEYS = {"item", "site", "number", "kind", "author", "created_at", "size", "hash",
-                "published", "content"}
-# docs/api.md: "meta is a version without content, plus stored_bytes"; item and
-# site are the page's (repeating them in every entry is not required).
-META_KEYS = (VERSION_KEYS - {"content", "item", "site"}) | {"stored_bytes"}
+VERSION_KEYS = {"item", "site", "number", "kind", "author", "created_at", "size", "hash", "content"}
+# docs/api.md: a list entry is number, kind, author, created_at, size, hash,
+# plus published and stored_bytes.
+META_KEYS = (VERSION_KEYS - {"content", "item", "site"}) | {"published", "stored_bytes"}
 CONTENT_KEYS = {"slug", "title", "excerpt", "body", "fields", "category", "tags"}
 SLOT_KEYS = {"item", "site", "author", "base_version", "saved_at", "content"}
 DIFF_KEYS = {"item", "from", "to", "fields_changed", "lines_added", "lines_removed",
@@ -372,24 +371,28 @@ def test_version_content_is_what_was_saved_at_that_version(client, w):
 
 
 def test_version_has_every_documented_member(client, w):
-    """docs/api.md's Version has `published` (true for the item's published
-    version)."""
+    """docs/api.md's Version: immutable, so `published` is not in it (the
+    version list says which version is published)."""
     d = create_item(client, w)
     save(client, w, d["id"], 1, {"title": "two"})
     publish(client, w, d["id"], version=2)
     v1 = assert_json(get_version(client, w, d["id"], 1), 200)
-    v2 = assert_json(get_version(client, w, d["id"], 2), 200)
     assert set(v1) == VERSION_KEYS, f"members: {sorted(v1)}; documented: {sorted(VERSION_KEYS)}"
-    assert v1["published"] is False and v2["published"] is True
+    listed = assert_json(client.get(f"/v1/main/content/{d['id']}/versions", token=w), 200)["versions"]
+    assert [(v["number"], v["published"]) for v in listed] == [(2, True), (1, False)]
 
 
-def test_version_etag_names_the_version_and_is_immutable(client, w):
+def test_version_etag_is_strong_and_the_version_immutable(client, w):
     d = create_item(client, w)
     save(client, w, d["id"], 1, {"title": "two"})
     resp = get_version(client, w, d["id"], 2)
     assert_json(resp, 200)
     assert resp.headers.get("cache-control") == IMMUTABLE
-    assert resp.headers.get("etag") == '"v2"', f'docs/api.md: ETag "vN"; got {resp.headers.get("etag")!r}'
+    etag = resp.headers.get("etag")
+    assert etag and etag.startswith('"') and etag.endswith('"'), f"a strong ETag: {etag!r}"
+    other = assert_json(get_version(client, w, d["id"], 1), 200)
+    assert get_version(client, w, d["id"], 1).headers.get("etag") != etag, "two versions, two ETags"
+    assert other["number"] == 1
 
 
 def test_version_if_none_match_is_304_without_a_body(client, w):
