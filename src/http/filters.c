@@ -72,6 +72,23 @@ static int64_t micros_between(struct timeval a, struct timeval b)
     return (int64_t)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_usec - a.tv_usec);
 }
 
+/* Preview links are credentials: a path holding one is logged up to the
+ * token ("/preview/", "/v1/main/previews/") followed by "…". Returns the
+ * length to log and whether the rest was cut. */
+static size_t path_without_secrets(const char *path, size_t len, bool *cut)
+{
+    static const char *const marks[] = {"/preview/", "/previews/"};
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+        const char *at = memmem(path, len, marks[i], strlen(marks[i]));
+        if (at != NULL && (size_t)(at - path) + strlen(marks[i]) < len) {
+            *cut = true;
+            return (size_t)(at - path) + strlen(marks[i]);
+        }
+    }
+    *cut = false;
+    return len;
+}
+
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -83,7 +100,16 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     log_line line;
     log_begin(&line, req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request");
     log_strn(&line, "method", req->input.method.base, req->input.method.len);
-    log_strn(&line, "path", req->input.path.base, req->input.path.len);
+    bool cut;
+    size_t path_len = path_without_secrets(req->input.path.base, req->input.path.len, &cut);
+    char path[256];
+    if (cut && path_len + sizeof "…" <= sizeof path) {
+        memcpy(path, req->input.path.base, path_len);
+        memcpy(path + path_len, "…", sizeof "…");
+        log_str(&line, "path", path);
+    } else {
+        log_strn(&line, "path", req->input.path.base, cut ? path_len : req->input.path.len);
+    }
     log_int(&line, "status", req->res.status);
     log_int(&line, "bytes", (int64_t)req->bytes_sent);
     log_int(&line, "us", req->timestamps.request_begin_at.tv_sec ? micros_between(req->timestamps.request_begin_at, end) : 0);

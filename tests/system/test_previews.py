@@ -255,6 +255,22 @@ def test_a_page_is_never_kept(client, w):
         assert "etag" not in r.headers and "surrogate-key" not in r.headers
 
 
+def test_the_access_log_never_holds_a_token(client, w, server):
+    """A link is a credential: the request log keeps the path only up to it."""
+    d = create_item(client, w)
+    link = make_preview(client, w, d["id"])
+    token = link["token"]
+    html_of(view(client, link))
+    assert client.delete(f"/v1/main/previews/{token}", token=w).status == 204
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "/v1/main/previews/" not in server.log_text():
+        time.sleep(0.05)
+    text = server.log_text()
+    assert "/preview/\u2026" in text or "/preview/…" in text, "the preview GET is logged, cut"
+    assert "/v1/main/previews/" in text
+    assert token not in text and token[:20] not in text
+
+
 # ---- refused links ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field", sorted(TAMPER_OFFSETS))
