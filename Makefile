@@ -110,6 +110,7 @@ bench: build/strata
 	@bench/hot_path.sh
 	@bench/l2.sh
 	@bench/cache_bench.sh
+	@bench/history.sh
 
 format:
 	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')
