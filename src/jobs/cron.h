@@ -27,13 +27,13 @@ typedef enum cron_kind { CRON_NEVER = 0, CRON_EVERY, CRON_FIELDS } cron_kind;
 
 typedef struct cron_schedule {
     cron_kind kind;
-    int64_t every_ms;        /* CRON_EVERY */
-    uint64_t minutes;        /* CRON_FIELDS: bit n set = n matches */
+    int64_t every_ms; /* CRON_EVERY */
+    uint64_t minutes; /* CRON_FIELDS: bit n set = n matches */
     uint32_t hours;
-    uint32_t days;           /* bits 1..31 */
-    uint16_t months;         /* bits 1..12 */
-    uint8_t weekdays;        /* bits 0..6, Sunday = 0 */
-    bool days_restricted;    /* the field was not `*` */
+    uint32_t days;        /* bits 1..31 */
+    uint16_t months;      /* bits 1..12 */
+    uint8_t weekdays;     /* bits 0..6, Sunday = 0 */
+    bool days_restricted; /* the field was not `*` */
     bool weekdays_restricted;
 } cron_schedule;
 

@@ -73,8 +73,9 @@ static struct {
     pthread_cond_t wake;     /* the runner waits here (CLOCK_MONOTONIC) */
     pthread_cond_t finished; /* jobs_stop waits here */
     bool started, stopping, exited, wake_pending;
+    bool closed; /* jobs_stop ran: a start that comes later (a very early SIGTERM) does nothing */
     pthread_t thread;
-    store_t *store; /* the runner's connection */
+    store_t *store;  /* the runner's connection */
     uint64_t random; /* xorshift state for the jitter; runner thread only */
     atomic_uint_fast64_t jobs_run, jobs_failed;
 } runner = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -458,7 +459,10 @@ static void *runner_main(void *arg)
 int jobs_start(void)
 {
     const strata_config *cfg = runner.cfg;
-    if (cfg == NULL || !cfg->jobs_enabled || runner.started)
+    pthread_mutex_lock(&runner.lock);
+    bool skip = cfg == NULL || !cfg->jobs_enabled || runner.started || runner.closed;
+    pthread_mutex_unlock(&runner.lock);
+    if (skip)
         return 0;
     if (store_open(cfg->db_path, &runner.store) != STORE_OK) {
         log_event_str(LOG_ERROR, "job runner not started", "error", store_errmsg(NULL));
@@ -475,6 +479,11 @@ int jobs_start(void)
 
     int64_t now = store_now_ms();
     pthread_mutex_lock(&runner.lock);
+    if (runner.closed) { /* stopped while the connection opened */
+        pthread_mutex_unlock(&runner.lock);
+        store_close(&runner.store);
+        return 0;
+    }
     for (size_t i = 0; i < SCHEDULE_COUNT; i++)
         runner.schedules[i].next_at = cron_next(&runner.schedules[i].cron, now);
     runner.started = true;
@@ -499,6 +508,7 @@ int jobs_start(void)
 void jobs_stop(void)
 {
     pthread_mutex_lock(&runner.lock);
+    runner.closed = true;
     if (!runner.started) {
         pthread_mutex_unlock(&runner.lock);
         return;
@@ -544,8 +554,9 @@ json_t *jobs_stats(store_t *st)
             size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
             snprintf(at + n, sizeof at - n, ".%03dZ", (int)(s->next_at % 1000));
         }
-        json_object_set_new(schedules, s->kind,
-                            json_pack("{s:s, s:o}", "schedule", s->text, "next_at", at[0] ? json_string(at) : json_null()));
+        json_object_set_new(
+            schedules, s->kind,
+            json_pack("{s:s, s:o}", "schedule", s->text, "next_at", at[0] ? json_string(at) : json_null()));
     }
     pthread_mutex_unlock(&runner.lock);
     json_t *info = json_pack("{s:b, s:b, s:I, s:I, s:o*}", "enabled", runner.cfg && runner.cfg->jobs_enabled, "running",

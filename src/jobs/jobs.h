@@ -61,7 +61,8 @@ int jobs_start(void);
 
 /* Stops the runner: the job it is running finishes first, waiting at most
  * server.shutdown_timeout_ms (a job still running then keeps its lease and
- * runs again elsewhere or after the restart). Idempotent. */
+ * runs again elsewhere or after the restart). Idempotent; a jobs_start
+ * after it does nothing. */
 void jobs_stop(void);
 
 /* Queues a job of kind due in delay_ms, from any thread with that thread's

@@ -114,8 +114,8 @@ int purge_target_parse(const char *url, const char *method, const char *header, 
     const char *slash = len > 7 ? strchr(authority, '/') : NULL;
     size_t authority_len = slash ? (size_t)(slash - authority) : len > 7 ? strlen(authority) : 0;
     const char *path = slash ? slash : "/";
-    if (len <= 7 || strncasecmp(url, "http://", 7) != 0 || !is_visible(url, len) ||
-        strlen(path) >= sizeof out->path || authority_parse(authority, authority_len, out) != 0) {
+    if (len <= 7 || strncasecmp(url, "http://", 7) != 0 || !is_visible(url, len) || strlen(path) >= sizeof out->path ||
+        authority_parse(authority, authority_len, out) != 0) {
         snprintf(err, err_size,
                  "cdn.purge_url: '%s' is not http://HOST[:PORT][/PATH] (HOST a name, an IPv4 address or [IPv6]; "
                  "https is not spoken: put a local Varnish or proxy in front)",
@@ -246,8 +246,7 @@ static int request_build(const purge_target *t, const char *const *keys, size_t 
     return len < size ? (int)len : -1;
 }
 
-int purge_send(const purge_target *t, const char *const *keys, size_t count, int timeout_ms, char *err,
-               size_t err_size)
+int purge_send(const purge_target *t, const char *const *keys, size_t count, int timeout_ms, char *err, size_t err_size)
 {
     char request[REQUEST_MAX];
     int len = count > 0 ? request_build(t, keys, count, request, sizeof request) : -1;

@@ -19,7 +19,7 @@
 #define PURGE_KEYS_MAX_BYTES 4096 /* bytes of one request's key list */
 
 typedef struct purge_target {
-    char host[256];        /* for getaddrinfo: a name or an address, no brackets */
+    char host[256]; /* for getaddrinfo: a name or an address, no brackets */
     char port[6];
     char host_header[272]; /* as the URL wrote it: "[::1]:6081" */
     char path[1024];

@@ -128,9 +128,8 @@ int store_job_complete(store_t *st, int64_t id, int attempts, int64_t now)
 {
     sq_clear_error(st);
     sq_query q;
-    int status = sq_query_start(st,
-                                "DELETE FROM jobs WHERE id = :id AND attempts = :attempts AND unique_key IS NULL",
-                                &q);
+    int status =
+        sq_query_start(st, "DELETE FROM jobs WHERE id = :id AND attempts = :attempts AND unique_key IS NULL", &q);
     if (status != STORE_OK)
         return status;
     status = finish_run(&q, st, id, attempts, "finishing a job");
@@ -208,18 +207,17 @@ int store_jobs_prune(store_t *st, int64_t now, int64_t *removed)
 static int stats_counts(store_t *st, int64_t now, json_t *stats)
 {
     sq_query q;
-    int status = sq_query_start(
-        st,
-        "SELECT kind, "
-        "count(*) FILTER (WHERE failed_at IS NULL AND run_at < :done), "
-        "count(*) FILTER (WHERE failed_at IS NULL AND run_at <= :now "
-        "  AND (locked_until IS NULL OR locked_until <= :now)), "
-        "count(*) FILTER (WHERE failed_at IS NULL AND run_at < :done AND locked_until > :now), "
-        "count(*) FILTER (WHERE failed_at IS NOT NULL), "
-        "min(run_at) FILTER (WHERE failed_at IS NULL AND run_at <= :now "
-        "  AND (locked_until IS NULL OR locked_until <= :now)) "
-        "FROM jobs GROUP BY kind ORDER BY kind",
-        &q);
+    int status = sq_query_start(st,
+                                "SELECT kind, "
+                                "count(*) FILTER (WHERE failed_at IS NULL AND run_at < :done), "
+                                "count(*) FILTER (WHERE failed_at IS NULL AND run_at <= :now "
+                                "  AND (locked_until IS NULL OR locked_until <= :now)), "
+                                "count(*) FILTER (WHERE failed_at IS NULL AND run_at < :done AND locked_until > :now), "
+                                "count(*) FILTER (WHERE failed_at IS NOT NULL), "
+                                "min(run_at) FILTER (WHERE failed_at IS NULL AND run_at <= :now "
+                                "  AND (locked_until IS NULL OR locked_until <= :now)) "
+                                "FROM jobs GROUP BY kind ORDER BY kind",
+                                &q);
     if (status != STORE_OK)
         return status;
     sq_bind_int(&q, ":done", STORE_JOB_DONE);
@@ -241,7 +239,8 @@ static int stats_counts(store_t *st, int64_t now, json_t *stats)
         }
         const char *kind = sq_column_text(&q, 0);
         ok = kind != NULL &&
-             sq_put(kinds, kind, json_pack("{s:I, s:I}", "queued", (json_int_t)counts[0], "failed", (json_int_t)counts[3]));
+             sq_put(kinds, kind,
+                    json_pack("{s:I, s:I}", "queued", (json_int_t)counts[0], "failed", (json_int_t)counts[3]));
     }
     status = sq_query_end(&q, "counting jobs");
     ok = ok && sq_put(stats, "queued", json_integer(queued)) && sq_put(stats, "due", json_integer(due)) &&

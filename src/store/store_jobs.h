@@ -30,8 +30,8 @@
 
 #include "store/store.h"
 
-#define STORE_JOB_DONE INT64_MAX                     /* run_at of a finished job's marker */
-#define STORE_JOB_MARKER_MS (24 * 3600 * 1000LL)     /* how long a marker is kept */
+#define STORE_JOB_DONE INT64_MAX                          /* run_at of a finished job's marker */
+#define STORE_JOB_MARKER_MS (24 * 3600 * 1000LL)          /* how long a marker is kept */
 #define STORE_JOB_FAILED_KEEP_MS (7 * 24 * 3600 * 1000LL) /* how long a failed job is kept */
 #define STORE_JOB_KIND_MAX 63
 #define STORE_JOB_KEY_MAX 200

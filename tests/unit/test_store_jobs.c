@@ -265,8 +265,7 @@ static void test_rollup_folds_old_hours_into_days(void **state)
 {
     fixture *f = *state;
     views_seed(f);
-    int64_t total = window_views(f, 0), week = window_views(f, T0 - 7 * DAY_MS),
-            day = window_views(f, T0 - DAY_MS);
+    int64_t total = window_views(f, 0), week = window_views(f, T0 - 7 * DAY_MS), day = window_views(f, T0 - DAY_MS);
     assert_int_equal(total, 48 * 3 + 30);
     int64_t folded = -1;
     assert_int_equal(store_views_rollup(f->st, T0 - 8 * DAY_MS, &folded), STORE_OK);
