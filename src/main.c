@@ -191,7 +191,10 @@ static int cmd_serve(void)
                     .on_stop = jobs_stop,
                     .periodic = tasks,
                     .periodic_count = 1};
-    return http_serve(&cfg, &app);
+    store_checkpointer_start(cfg.db_path); /* without it, commits checkpoint themselves */
+    rc = http_serve(&cfg, &app);
+    store_checkpointer_stop();
+    return rc;
 }
 
 static int cmd_migrate(void)

@@ -186,5 +186,6 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
 void handle_cache_warm(const http_request *req, store_t *store, http_response *res);
 void handle_cache_flush(const http_request *req, store_t *store, http_response *res);
 void handle_debug_faults(const http_request *req, store_t *store, http_response *res);
+void handle_jobs_stats(const http_request *req, store_t *store, http_response *res);
 
 #endif

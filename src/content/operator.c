@@ -222,6 +222,24 @@ void handle_cache_stats(const http_request *req, store_t *store, http_response *
     api_send_json(&c, 200, stats);
 }
 
+/* The job queue (docs/jobs.md): counts, recent failures, this instance's
+ * runner and its next scheduled ticks. Jobs are shared by every site, so
+ * an admin token of any site may look. */
+void handle_jobs_stats(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    char site[65];
+    if (!api_require_admin_token(&c, site))
+        return;
+    json_t *stats = jobs_stats(store);
+    if (!stats) {
+        api_store_failed(&c, STORE_ERROR);
+        return;
+    }
+    http_response_header(res, "cache-control", "private, no-store");
+    api_send_json(&c, 200, stats);
+}
+
 void handle_debug_faults(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};

@@ -58,6 +58,7 @@ const http_route content_routes[] = {
     {HTTP_GET, "/openapi.yaml", LOOP(handle_openapi), NULL},
     {HTTP_GET, "/preview/:token", WORKER(handle_preview), NULL},
     {HTTP_GET, "/v1/cache/stats", WORKER(handle_cache_stats), NULL},
+    {HTTP_GET, "/v1/jobs", WORKER(handle_jobs_stats), NULL},
     {HTTP_POST, "/v1/debug/faults", WORKER(handle_debug_faults), NULL},
     {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &item_rule},
     {HTTP_GET, "/v1/:site/content", WORKER(handle_list), &list_rule},

@@ -4,6 +4,7 @@
  *
  *   store_sqlite.c  connection, statement cache, errors, transactions, time,
  *                   sites, tokens, categories
+ *   checkpoint.c    WAL checkpoints on a thread of their own
  *   schema.c        versioned migrations and the per-database secret
  *   items.c         item reads and writes, the item/draft JSON
  *   versions.c      how versions are stored (zstd skip-deltas), history
@@ -97,6 +98,11 @@ int sq_begin(store_t *st);
 /* Commits when status is STORE_OK, otherwise (or if COMMIT fails) rolls
  * back. Returns the final status; errmsg keeps the first failure's words. */
 int sq_end(store_t *st, int status);
+
+/* ---- WAL checkpoints (checkpoint.c) --------------------------------------- */
+
+/* The WAL hook every connection installs (sqlite3_wal_hook). */
+int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
 /* ---- time --------------------------------------------------------------- */
 

@@ -224,6 +224,15 @@ int store_popular(store_t *st, int64_t site_id, const char *site_name, const cha
 int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions,
                     uint32_t seed);
 
+/* ---- WAL checkpoints ------------------------------------------------------ */
+
+/* A server's background checkpointer (checkpoint.c): from start to stop,
+ * commits leave checkpoints to a thread with its own connection to path
+ * instead of running them themselves. Without it (CLI, tests) commits
+ * checkpoint as SQLite does by default. */
+int store_checkpointer_start(const char *path);
+void store_checkpointer_stop(void);
+
 /* ---- observability and fault injection ---------------------------------- */
 
 /* Statements executed by every connection of the process since start. */

@@ -406,6 +406,7 @@ static int connection_configure(store_t *st)
     int rc = sqlite3_extended_result_codes(st->db, 1);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    sqlite3_wal_hook(st->db, sq_wal_hook, NULL); /* checkpoints: checkpoint.c */
     if (rc != SQLITE_OK)
         return sq_fail_sqlite(st, rc, "configuring the connection");
     char mode[16];

@@ -225,6 +225,15 @@ def test_a_job_that_keeps_failing_ends_failed(server_factory, fresh_deployment, 
     time.sleep(0.5)
     attempts = [r for r in srv.log_records() if r.get("msg") == "job started" and r.get("kind") == "purge"]
     assert len(attempts) == 2, f"no third attempt: {attempts}"
+    # The operator sees it: GET /v1/jobs (an admin token of any site).
+    client = srv.client()
+    stats = client.get("/v1/jobs", token=fresh_deployment.tokens["admin"])
+    assert stats.status == 200, stats
+    doc = stats.json
+    assert doc["failed"] >= 1 and "runner" in doc, doc
+    assert stats.headers.get("cache-control") == "private, no-store"
+    assert client.get("/v1/jobs", token=fresh_deployment.tokens["write"]).status == 403
+    assert client.get("/v1/jobs").status == 401
 
 
 def test_a_hung_purge_endpoint_never_holds_up_requests(server_factory, fresh_deployment):
