@@ -9,9 +9,10 @@
 # each; item C, a ~50 KB article with 60 versions about ten edits apart.
 #
 # Measured (wrk --latency, WARMUP then DURATION each; strata started once):
-#   list_a       GET …/A/versions?limit=20              first page, 10 versions
-#   list_b       GET …/B/versions?limit=20              first page, 10,000 versions
-#   list_b_deep  GET …/B/versions?limit=20&cursor=…     a page ~100 versions above version 1
+#   list_a       GET …/A/versions?limit=10              first page, 10 versions
+#   list_b       GET …/B/versions?limit=10              first page, 10,000 versions
+#   list_b_deep  GET …/B/versions?limit=10&cursor=…     a page ~100 versions above version 1
+# (pages of 10 in all three, so each answer holds as many versions as A has)
 #   version_hit  GET …/B/versions/5000                  a rendered version, from the history cache
 #   diff_hit     GET …/C/diff?from=1&to=60              a rendered 50 KB diff, from the history cache
 #   autosave     POST …/B/autosave, If-Match the latest (wrk -t1 -c2: two tabs typing)
@@ -104,9 +105,9 @@ measure() { # NAME URL [WRK_ARG...]
     RPS[$name]=$WRK_RPS P50[$name]=$WRK_P50_MS P99[$name]=$WRK_P99_MS
     [[ $WRK_NON2XX == 0 ]] || bench_die "$name: $WRK_NON2XX answers were not 2xx/3xx"
 }
-measure list_a "$BASE/content/$A/versions?limit=20" -H "$AUTH"
-measure list_b "$BASE/content/$B/versions?limit=20" -H "$AUTH"
-measure list_b_deep "$BASE/content/$B/versions?limit=20&cursor=$DEEP" -H "$AUTH"
+measure list_a "$BASE/content/$A/versions?limit=10" -H "$AUTH"
+measure list_b "$BASE/content/$B/versions?limit=10" -H "$AUTH"
+measure list_b_deep "$BASE/content/$B/versions?limit=10&cursor=$DEEP" -H "$AUTH"
 measure version_hit "$BASE/content/$B/versions/$((VERSIONS / 2))" -H "$AUTH"
 measure diff_hit "$BASE/content/$C/diff?from=1&to=60" -H "$AUTH"
 measure preview "http://127.0.0.1:$STRATA_PORT$PREVIEW_URL"
