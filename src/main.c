@@ -163,11 +163,9 @@ static void serve_started(store_t *store)
 {
     content_on_start(store);
     /* Versions an older binary stored uncompressed (none after the first
-     * run): one job per start, shared by the instances starting in the
-     * same minute (a finished unique key stays taken). */
-    char key[48];
-    snprintf(key, sizeof key, "compress@%lld", (long long)(store_now_ms() / 60000 * 60000));
-    jobs_enqueue(store, "compress", NULL, 0, key);
+     * run): one job per start. Instances starting together may both run
+     * it; a row is rewritten only while still plain, so that is harmless. */
+    jobs_enqueue(store, "compress", NULL, 0, NULL);
     jobs_start();
 }
 

@@ -1015,16 +1015,6 @@ RETENTION_FLAGS = ["--history-draft-max-age-s", "1", "--history-keep-latest", "3
                    "--jobs-schedule-retention", "@every 1s"]
 
 
-def _retention_flags_known():
-    from strata_support import binary_path
-    path = binary_path()
-    if not path.is_file():
-        return False
-    return run_cli(path, "check-config", *RETENTION_FLAGS, timeout=30).returncode == 0
-
-
-@pytest.mark.skipif(not _retention_flags_known(),
-                    reason="this strata has no scheduled retention (--jobs-schedule-retention)")
 def test_retention_removes_old_unpublished_versions_and_keeps_the_rest_readable(server_factory, fresh_deployment):
     srv = server_factory(args=RETENTION_FLAGS)
     w = fresh_deployment.tokens["write"]
@@ -1076,3 +1066,76 @@ def test_retention_removes_old_unpublished_versions_and_keeps_the_rest_readable(
     for n in (9, 10, 11, 12):
         assert_json(get_version(c, w, d["id"], n), 200)
     assert_json(diff(c, w, d["id"], 5, 12), 200)
+
+
+# ---- background jobs of history ------------------------------------------------------------------
+
+def wait_for_log(srv, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in srv.log_records() if predicate(r)]
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"within {timeout}s: {what}\n{srv.tail()}")
+
+
+def test_the_diff_to_the_previous_version_is_computed_on_save(server_factory, fresh_deployment):
+    """An event job: each save queues the diff to the previous version, so
+    the editor's first look at it is already a hit."""
+    srv = server_factory(args=["--log-level", "debug"])
+    w = fresh_deployment.tokens["write"]
+    c = srv.client(token=w)
+    d = create_item(c, w, body="one\ntwo\n")
+    save(c, w, d["id"], 1, {"body": "one\nthree\n"})
+    wait_for_log(srv, lambda r: r.get("msg") == "job done" and r.get("kind") == "diff", 10,
+                 "the diff job ran")
+    first = diff(c, w, d["id"], 1, 2)
+    doc = assert_json(first, 200)
+    assert first.headers.get("x-history-cache") == "hit", "computed by the job, not by this request"
+    assert doc["lines_added"] == 1 and doc["lines_removed"] == 1
+    other = diff(c, w, d["id"], 2, 1)
+    assert other.headers.get("x-history-cache") == "miss", "only the diff to the previous version is precomputed"
+
+
+def test_versions_stored_before_compression_are_compressed_at_start(server_factory, fresh_deployment):
+    """The "compress" job: rows an older binary wrote as plain JSON
+    (encoding 0) are rewritten compressed when a server starts, and read
+    back the same."""
+    import hashlib
+    import json as jsonlib
+    import sqlite3
+    srv = server_factory()
+    w = fresh_deployment.tokens["write"]
+    c = srv.client(token=w)
+    body = article(60, seed=5, words_per_paragraph=30)
+    d = create_item(c, w, body=body)
+    contents = {1: assert_json(get_version(c, w, d["id"], 1))["content"]}
+    for n in range(2, 6):
+        body = body.replace("\n", f" legacy{n}\n", 1)
+        contents[n] = dict(contents[1], body=body)
+    srv.stop()
+    db = sqlite3.connect(fresh_deployment.db)
+    with db:
+        for n in range(2, 6):
+            text = jsonlib.dumps({k: contents[n][k] for k in
+                                  ("slug", "title", "excerpt", "body", "fields", "category", "tags")},
+                                 separators=(",", ":"), ensure_ascii=False).encode()
+            db.execute("INSERT INTO versions(item_id, number, kind, author, created_at, size, hash, encoding, data)"
+                       " VALUES (?, ?, 'draft', 'writer', 1, ?, ?, 0, ?)",
+                       (d["id"], n, len(text), hashlib.sha256(text).digest(), text))
+        db.execute("UPDATE items SET draft_version = 5 WHERE id = ?", (d["id"],))
+    db.close()
+    srv = server_factory(args=["--log-level", "debug"])
+    c = srv.client(token=w)
+    wait_for_log(srv, lambda r: r.get("msg") == "job done" and r.get("kind") == "compress", 10,
+                 "the compress job ran")
+    db = sqlite3.connect(fresh_deployment.db)
+    left = db.execute("SELECT count(*) FROM versions WHERE encoding = 0").fetchone()[0]
+    sizes = db.execute("SELECT number, size, length(data) FROM versions WHERE item_id = ? ORDER BY number",
+                       (d["id"],)).fetchall()
+    db.close()
+    assert left == 0, "every plain row was rewritten"
+    assert all(stored < size for _, size, stored in sizes), sizes
+    for n in range(1, 6):
+        assert assert_json(get_version(c, w, d["id"], n))["content"] == contents[n], f"version {n}"

@@ -185,6 +185,35 @@ def test_a_purge_carries_the_method_header_and_keys(server_factory, fresh_deploy
     wait_for("the purge job done", lambda: job_records(srv, "job done", "purge"), 5)
 
 
+def test_every_write_to_a_published_item_purges_its_surrogate_keys(server_factory, fresh_deployment,
+                                                                    receiver_factory):
+    """An event job: publish, save (of a published item), unpublish and
+    delete each queue one purge of the keys the write made stale; the write
+    is answered without waiting for it."""
+    port = free_port()
+    receiver = receiver_factory(port)
+    srv = server_factory(args=purge_args(port))
+    client = srv.client(token=fresh_deployment.tokens["write"])
+    created = client.post("/v1/main/content", json={"type": "post", "slug": "purged", "title": "Purged"})
+    assert created.status == 201, created
+    item = created.json["id"]
+    expected = f"main:item:{item} main:lists main:popular main:categories"
+    steps = [
+        ("publish", lambda: client.post(f"/v1/main/content/{item}/publish")),
+        ("save", lambda: client.put(f"/v1/main/content/{item}", json={"title": "Purged again"},
+                                    headers={"If-Match": '"v1"'})),
+        ("unpublish", lambda: client.post(f"/v1/main/content/{item}/unpublish")),
+        ("delete", lambda: client.delete(f"/v1/main/content/{item}")),
+    ]
+    for n, (name, write) in enumerate(steps, 1):
+        resp = write()
+        assert resp.status in (200, 204), (name, resp)
+        got = wait_for(f"the purge after {name}", lambda: len(receiver.received()) >= n and receiver.received(), 10)
+        assert got[n - 1]["method"] == "PURGE"
+        assert got[n - 1]["headers"]["surrogate-key"] == expected, (name, got[n - 1])
+    assert len(receiver.received()) == len(steps)
+
+
 def test_a_job_survives_a_crash_and_retries_with_backoff(server_factory, fresh_deployment, receiver_factory):
     port = free_port()  # nothing listens there yet
     args = purge_args(port, "--jobs-retry-base-ms", "300", "--jobs-lease-ms", "2000")
