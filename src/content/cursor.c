@@ -20,20 +20,6 @@
 #define CURSOR_MAC 16
 #define CURSOR_BYTES_MAX (CURSOR_HEADER + sizeof(((store_keyset *)0)->key_text) + CURSOR_MAC)
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* The identity of a query's filters: what the cursor must be reused with. */
 static void filters_hash(const store_list_query *q, uint8_t out[8])
 {
@@ -52,8 +38,8 @@ void api_cursor_encode(const store_list_query *q, const store_keyset *k, char ou
     buf[0] = CURSOR_VERSION;
     buf[1] = (uint8_t)q->sort;
     filters_hash(q, buf + 2);
-    put_u64(buf + 10, (uint64_t)k->id);
-    put_u64(buf + 18, (uint64_t)k->key_int);
+    crypto_put_be64(buf + 10, (uint64_t)k->id);
+    crypto_put_be64(buf + 18, (uint64_t)k->key_int);
     buf[26] = (uint8_t)(text_len >> 8);
     buf[27] = (uint8_t)text_len;
     memcpy(buf + CURSOR_HEADER, k->key_text, text_len);
@@ -87,8 +73,8 @@ bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, 
     if (buf[1] != (uint8_t)q->sort || memcmp(expected, buf + 2, 8) != 0)
         return bad_cursor(c, "the cursor was made for another sort or other filters than this request's");
     out->present = true;
-    out->id = (int64_t)get_u64(buf + 10);
-    out->key_int = (int64_t)get_u64(buf + 18);
+    out->id = (int64_t)crypto_get_be64(buf + 10);
+    out->key_int = (int64_t)crypto_get_be64(buf + 18);
     memcpy(out->key_text, buf + CURSOR_HEADER, text_len);
     out->key_text[text_len] = '\0';
     return true;

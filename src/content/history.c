@@ -231,26 +231,12 @@ void handle_version_get(const http_request *req, store_t *store, http_response *
  * HMAC under the database secret (cut to 16 bytes). */
 enum { HCURSOR_BYTES = 1 + 8 + 8 + 16 };
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static void hcursor_encode(int64_t id, int64_t before, char out[64])
 {
     uint8_t raw[HCURSOR_BYTES], mac[32];
     raw[0] = 'h';
-    put_u64(raw + 1, (uint64_t)id);
-    put_u64(raw + 9, (uint64_t)before);
+    crypto_put_be64(raw + 1, (uint64_t)id);
+    crypto_put_be64(raw + 9, (uint64_t)before);
     crypto_hmac_sha256(api_secret(), raw, 17, mac);
     memcpy(raw + 17, mac, 16);
     base64url_encode(raw, sizeof raw, out);
@@ -262,8 +248,8 @@ static bool hcursor_decode(api_ctx *c, const char *text, int64_t id, int64_t *be
     long n = base64url_decode(text, strlen(text), raw, sizeof raw);
     if (n == HCURSOR_BYTES && raw[0] == 'h') {
         crypto_hmac_sha256(api_secret(), raw, 17, mac);
-        int64_t at = (int64_t)get_u64(raw + 9);
-        if (crypto_equal(mac, raw + 17, 16) && (int64_t)get_u64(raw + 1) == id && at > 0) {
+        int64_t at = (int64_t)crypto_get_be64(raw + 9);
+        if (crypto_equal(mac, raw + 17, 16) && (int64_t)crypto_get_be64(raw + 1) == id && at > 0) {
             *before = at;
             return true;
         }

@@ -26,7 +26,6 @@
  * through a Referer either). The page is self-contained HTML without scripts, under
  * a Content-Security-Policy that allows nothing but its inline style.
  */
-#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,29 +53,16 @@ typedef struct preview_link {
 
 /* ---- tokens ------------------------------------------------------------------ */
 
-static void put_be64(uint8_t *p, int64_t v)
-{
-    uint64_t be = htobe64((uint64_t)v);
-    memcpy(p, &be, 8);
-}
-
-static int64_t get_be64(const uint8_t *p)
-{
-    uint64_t be;
-    memcpy(&be, p, 8);
-    return (int64_t)be64toh(be);
-}
-
 /* Makes link->text and link->hash for the ids and expiry already set.
  * False if the system has no randomness for the nonce. */
 static bool link_sign(preview_link *link)
 {
     uint8_t raw[LINK_BYTES];
     raw[0] = LINK_FORMAT;
-    put_be64(raw + 1, link->site_id);
-    put_be64(raw + 9, link->item_id);
-    put_be64(raw + 17, link->version);
-    put_be64(raw + 25, link->expires_at);
+    crypto_put_be64(raw + 1, (uint64_t)link->site_id);
+    crypto_put_be64(raw + 9, (uint64_t)link->item_id);
+    crypto_put_be64(raw + 17, (uint64_t)link->version);
+    crypto_put_be64(raw + 25, (uint64_t)link->expires_at);
     if (crypto_random(raw + 33, LINK_NONCE) != 0)
         return false;
     crypto_hmac_sha256(api_secret(), raw, LINK_SIGNED, raw + LINK_SIGNED);
@@ -96,10 +82,10 @@ static bool link_verify(const char *text, size_t len, preview_link *link)
     crypto_hmac_sha256(api_secret(), raw, LINK_SIGNED, mac);
     if (!crypto_equal(mac, raw + LINK_SIGNED, sizeof(mac)) || raw[0] != LINK_FORMAT)
         return false;
-    link->site_id = get_be64(raw + 1);
-    link->item_id = get_be64(raw + 9);
-    link->version = get_be64(raw + 17);
-    link->expires_at = get_be64(raw + 25);
+    link->site_id = (int64_t)crypto_get_be64(raw + 1);
+    link->item_id = (int64_t)crypto_get_be64(raw + 9);
+    link->version = (int64_t)crypto_get_be64(raw + 17);
+    link->expires_at = (int64_t)crypto_get_be64(raw + 25);
     memcpy(link->text, text, LINK_TEXT_LEN);
     link->text[LINK_TEXT_LEN] = '\0';
     crypto_sha256(link->text, LINK_TEXT_LEN, link->hash);

@@ -76,3 +76,17 @@ long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_siz
     }
     return (long)n;
 }
+
+void crypto_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+uint64_t crypto_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}

@@ -19,6 +19,11 @@ bool crypto_equal(const void *a, const void *b, size_t len);
 /* 0, or -1 if the system has no randomness to give. */
 int crypto_random(void *out, size_t len);
 
+/* Big-endian 64-bit integers in the byte layouts of signed tokens
+ * (cursors, preview links). */
+void crypto_put_be64(uint8_t *p, uint64_t v);
+uint64_t crypto_get_be64(const uint8_t *p);
+
 /* Unpadded base64url. encode writes 4*ceil(len/3) bytes at most plus NUL and
  * returns the text length; decode returns the byte count or -1 on a bad
  * character or a length that cannot be base64url. */
