@@ -9,7 +9,9 @@
  * max-age=31536000, immutable` and kept, once rendered, in a cache of their
  * own (the engine of src/cache, without expiry): a second request for them
  * costs the token check, one indexed lookup proving the item still exists,
- * and a copy. They are dropped only when their item is deleted (tag
+ * and a copy. A page of the version list is kept the same way under a key
+ * holding the item's latest and published versions, which is all that can
+ * change it (but retention). They are dropped only when their item is deleted (tag
  * "history:SITE_ID:ID") or when retention removes versions. The key holds
  * the item's creation time as well as its id, so an id reused by SQLite
  * after a delete can never meet the old item's entries — not even on
@@ -155,12 +157,12 @@ void history_keep(const char *key, int64_t site_id, int64_t id, const char *cont
 }
 
 /* The guards every history route shares: site, token role, item id, and
- * the item's creation time (part of the cache keys). */
-static bool history_guard(api_ctx *c, store_role role, int64_t *id, int64_t *created_at)
+ * what the item's row says (its creation time is part of every key). */
+static bool history_guard(api_ctx *c, store_role role, int64_t *id, store_item_facts *item)
 {
     if (!api_resolve_site(c) || !api_require_role(c, role) || !api_param_id(c, 1, "the item id", id))
         return false;
-    int rc = store_item_exists(c->store, c->site_id, *id, created_at, NULL);
+    int rc = store_item_exists(c->store, c->site_id, *id, item);
     if (rc != STORE_OK) {
         api_store_failed(c, rc);
         return false;
@@ -193,11 +195,12 @@ static void version_key(char *out, size_t size, int64_t site_id, int64_t id, int
 void handle_version_get(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at, number;
-    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !api_param_id(&c, 2, "the version number", &number))
+    int64_t id, number;
+    store_item_facts item;
+    if (!history_guard(&c, ROLE_READ, &id, &item) || !api_param_id(&c, 2, "the version number", &number))
         return;
     char key[128];
-    version_key(key, sizeof key, c.site_id, id, created_at, number);
+    version_key(key, sizeof key, c.site_id, id, item.created_at, number);
     cache_entry *e = doc_lookup(key);
     if (e) {
         doc_send(&c, cache_entry_value(e), "hit");
@@ -259,12 +262,16 @@ static bool hcursor_decode(api_ctx *c, const char *text, int64_t id, int64_t *be
     return false;
 }
 
+/* A page of the list is fixed by the item's latest and published
+ * versions and the page's position: with those in its key it never
+ * changes either (retention, which can change it, drops the cache). */
 void handle_versions_list(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at, before = 0;
+    int64_t id, before = 0;
+    store_item_facts item;
     int limit;
-    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !api_query_int(&c, "limit", 1, 100, 20, &limit))
+    if (!history_guard(&c, ROLE_READ, &id, &item) || !api_query_int(&c, "limit", 1, 100, 20, &limit))
         return;
     char cursor[256];
     bool bad = false;
@@ -272,27 +279,33 @@ void handle_versions_list(const http_request *req, store_t *store, http_response
         return;
     if (bad)
         return;
+    http_response_header(res, "cache-control", "private, no-store");
+    char key[192];
+    snprintf(key, sizeof key, "%lld:%lld:%lld:l:%lld:%lld:%lld:%d", (long long)c.site_id, (long long)id,
+             (long long)item.created_at, (long long)item.draft_version, (long long)item.published_version,
+             (long long)before, limit);
+    if (history_send_cached(&c, key))
+        return;
     json_t *versions = NULL;
-    int64_t next = 0, latest = 0;
+    int64_t next = 0;
     int rc = store_version_list(store, c.site_id, c.site, id, before, limit, &versions, &next);
-    if (rc == STORE_OK)
-        rc = store_item_exists(store, c.site_id, id, NULL, &latest);
     if (rc != STORE_OK) {
-        json_decref(versions);
         api_store_failed(&c, rc);
         return;
     }
     char next_text[64];
     if (next > 0)
         hcursor_encode(id, next, next_text);
-    json_t *doc = json_pack("{s:I, s:I, s:o, s:s?}", "item", (json_int_t)id, "latest", (json_int_t)latest, "versions",
-                            versions, "next_cursor", next > 0 ? next_text : NULL);
-    if (!doc) {
+    json_t *doc = json_pack("{s:I, s:I, s:o, s:s?}", "item", (json_int_t)id, "latest", (json_int_t)item.draft_version,
+                            "versions", versions, "next_cursor", next > 0 ? next_text : NULL);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
         http_problem(res, req, 500, "internal", "the version list could not be built");
         return;
     }
-    http_response_header(res, "cache-control", "private, no-store");
-    api_send_json(&c, 200, doc);
+    history_keep(key, c.site_id, id, "application/json", text, strlen(text));
+    http_response_body(res, 200, "application/json", text, strlen(text));
 }
 
 /* ---- diff -------------------------------------------------------------------------- */
@@ -459,13 +472,14 @@ static bool query_format(api_ctx *c, diff_format *format)
 void handle_diff(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at, from, to;
+    int64_t id, from, to;
+    store_item_facts item;
     diff_format format;
-    if (!history_guard(&c, ROLE_READ, &id, &created_at) || !query_version(&c, "from", &from) ||
+    if (!history_guard(&c, ROLE_READ, &id, &item) || !query_version(&c, "from", &from) ||
         !query_version(&c, "to", &to) || !query_format(&c, &format))
         return;
     char key[160];
-    diff_key(key, sizeof key, c.site_id, id, created_at, from, to, format);
+    diff_key(key, sizeof key, c.site_id, id, item.created_at, from, to, format);
     cache_entry *e = doc_lookup(key);
     if (e) {
         doc_send(&c, cache_entry_value(e), "hit");
@@ -491,8 +505,9 @@ void handle_diff(const http_request *req, store_t *store, http_response *res)
 void handle_version_restore(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at, number, base, version = 0;
-    if (!history_guard(&c, ROLE_WRITE, &id, &created_at) || !api_param_id(&c, 2, "the version number", &number) ||
+    int64_t id, number, base, version = 0;
+    store_item_facts item;
+    if (!history_guard(&c, ROLE_WRITE, &id, &item) || !api_param_id(&c, 2, "the version number", &number) ||
         !api_if_match_version(&c, id, false, &base))
         return;
     json_t *draft = NULL;
@@ -510,9 +525,10 @@ void handle_version_restore(const http_request *req, store_t *store, http_respon
 void handle_autosave_put(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at, base;
+    int64_t id, base;
+    store_item_facts item;
     json_t *doc;
-    if (!history_guard(&c, ROLE_WRITE, &id, &created_at) || !api_if_match_version(&c, id, true, &base) ||
+    if (!history_guard(&c, ROLE_WRITE, &id, &item) || !api_if_match_version(&c, id, true, &base) ||
         !api_json_body(&c, true, &doc))
         return;
     edit_input in;
@@ -534,8 +550,9 @@ void handle_autosave_put(const http_request *req, store_t *store, http_response 
 void handle_autosave_get(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, created_at;
-    if (!history_guard(&c, ROLE_WRITE, &id, &created_at))
+    int64_t id;
+    store_item_facts item;
+    if (!history_guard(&c, ROLE_WRITE, &id, &item))
         return;
     json_t *slot = NULL;
     int rc = store_autosave_get(store, c.site_id, id, c.token.name, &slot);
@@ -581,14 +598,15 @@ static int64_t payload_int(const json_t *payload, const char *key)
 static int diff_job(store_t *st, const json_t *payload, char *err, size_t err_size)
 {
     int64_t site_id = payload_int(payload, "site_id"), id = payload_int(payload, "item");
-    int64_t from = payload_int(payload, "from"), to = payload_int(payload, "to"), created_at = 0;
+    int64_t from = payload_int(payload, "from"), to = payload_int(payload, "to");
+    store_item_facts item = {0};
     if (site_id <= 0 || id <= 0 || from <= 0 || to <= 0) {
         snprintf(err, err_size, "a diff job needs positive site_id, item, from and to");
         return -1;
     }
-    int rc = store_item_exists(st, site_id, id, &created_at, NULL);
+    int rc = store_item_exists(st, site_id, id, &item);
     char key[160];
-    diff_key(key, sizeof key, site_id, id, created_at, from, to, FORMAT_JSON);
+    diff_key(key, sizeof key, site_id, id, item.created_at, from, to, FORMAT_JSON);
     cache_entry *e = rc == STORE_OK ? doc_lookup(key) : NULL;
     if (rc == STORE_NOT_FOUND || e) {
         cache_entry_release(&e);

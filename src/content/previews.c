@@ -137,7 +137,7 @@ static bool preview_options(api_ctx *c, json_t *doc, int64_t *version, int64_t *
 void handle_preview_create(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    int64_t id, version = 0, draft_version = 0;
+    int64_t id, version = 0;
     int64_t max_ttl = api_config()->history_preview_max_ttl_s;
     int64_t ttl_s = max_ttl < TTL_DEFAULT_S ? max_ttl : TTL_DEFAULT_S;
     json_t *doc;
@@ -149,9 +149,10 @@ void handle_preview_create(const http_request *req, store_t *store, http_respons
     json_decref(doc);
     if (!ok)
         return;
-    int rc = store_item_exists(store, c.site_id, id, NULL, &draft_version);
+    store_item_facts item;
+    int rc = store_item_exists(store, c.site_id, id, &item);
     if (rc == STORE_OK && version == 0)
-        version = draft_version;
+        version = item.draft_version;
     else if (rc == STORE_OK)
         rc = store_version_exists(store, id, version);
     preview_link link = {.site_id = c.site_id, .item_id = id, .version = version};

@@ -42,8 +42,9 @@ static json_t *slot_json(int64_t id, const char *author, int64_t base_version, i
 static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
                           json_t **snapshot, char **data)
 {
-    int64_t latest = 0;
-    int status = store_item_exists(st, site_id, id, NULL, &latest);
+    store_item_facts item;
+    int status = store_item_exists(st, site_id, id, &item);
+    int64_t latest = status == STORE_OK ? item.draft_version : 0;
     if (status == STORE_OK && base_version != latest)
         status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
                          (long long)latest, (long long)base_version);
@@ -61,8 +62,9 @@ static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base
 static int autosave_write_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const char *author,
                              const char *data, int64_t now)
 {
-    int64_t latest = 0;
-    int status = store_item_exists(st, site_id, id, NULL, &latest);
+    store_item_facts item;
+    int status = store_item_exists(st, site_id, id, &item);
+    int64_t latest = status == STORE_OK ? item.draft_version : 0;
     if (status == STORE_OK && base_version != latest)
         status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
                          (long long)latest, (long long)base_version);
@@ -107,7 +109,7 @@ int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *aut
 {
     sq_clear_error(st);
     *slot = NULL;
-    int status = store_item_exists(st, site_id, id, NULL, NULL);
+    int status = store_item_exists(st, site_id, id, NULL);
     if (status != STORE_OK)
         return status;
     sq_query q;

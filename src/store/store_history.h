@@ -37,10 +37,16 @@ typedef struct store_version_meta {
  * memory. */
 json_t *store_version_meta_json(const store_version_meta *meta);
 
-/* Checks that item id exists in the site; *created_at (if not NULL) gets its
- * creation time (ms), *draft_version the latest version's number. One
- * indexed lookup. STORE_NOT_FOUND otherwise. */
-int store_item_exists(store_t *st, int64_t site_id, int64_t id, int64_t *created_at, int64_t *draft_version);
+/* What the history routes need to know of an item first. */
+typedef struct store_item_facts {
+    int64_t created_at;        /* ms */
+    int64_t draft_version;     /* the latest version's number */
+    int64_t published_version; /* 0: never published */
+} store_item_facts;
+
+/* Checks that item id exists in the site and fills *facts (if not NULL).
+ * One indexed lookup. STORE_NOT_FOUND otherwise. */
+int store_item_exists(store_t *st, int64_t site_id, int64_t id, store_item_facts *facts);
 
 /* Versions of item id, newest first, numbers below `before` (0: from the
  * latest), at most limit (1..100). *versions: [{"number","kind","author",

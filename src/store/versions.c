@@ -343,21 +343,23 @@ int sq_version_append(store_t *st, int64_t item_id, int64_t number, const char *
 
 /* ---- reads ---------------------------------------------------------------- */
 
-int store_item_exists(store_t *st, int64_t site_id, int64_t id, int64_t *created_at, int64_t *draft_version)
+int store_item_exists(store_t *st, int64_t site_id, int64_t id, store_item_facts *facts)
 {
     sq_clear_error(st);
     sq_query q;
-    int status = sq_query_start(st, "SELECT created_at, draft_version FROM items WHERE id = :id AND site_id = :site",
+    int status = sq_query_start(st,
+                                "SELECT created_at, draft_version, IFNULL(published_version, 0) FROM items "
+                                "WHERE id = :id AND site_id = :site",
                                 &q);
     if (status != STORE_OK)
         return status;
     sq_bind_int(&q, ":id", id);
     sq_bind_int(&q, ":site", site_id);
     bool found = sq_next_row(&q);
-    if (found && created_at)
-        *created_at = sqlite3_column_int64(q.stmt, 0);
-    if (found && draft_version)
-        *draft_version = sqlite3_column_int64(q.stmt, 1);
+    if (found && facts)
+        *facts = (store_item_facts){.created_at = sqlite3_column_int64(q.stmt, 0),
+                                    .draft_version = sqlite3_column_int64(q.stmt, 1),
+                                    .published_version = sqlite3_column_int64(q.stmt, 2)};
     status = sq_query_end(&q, "reading the item");
     if (status == STORE_OK && !found)
         status = sq_fail(st, STORE_NOT_FOUND, "no item %lld in this site", (long long)id);
@@ -483,10 +485,11 @@ int store_version_get(store_t *st, int64_t site_id, int64_t id, int64_t number, 
                       json_t **snapshot)
 {
     *snapshot = NULL;
-    int64_t latest = 0;
-    int status = store_item_exists(st, site_id, id, NULL, &latest);
+    store_item_facts item;
+    int status = store_item_exists(st, site_id, id, &item);
     if (status != STORE_OK)
         return status;
+    int64_t latest = item.draft_version;
     sq_query q;
     status = sq_query_start(st, "SELECT " META_COLUMNS " FROM versions WHERE item_id = :item AND number = :number",
                             &q);
