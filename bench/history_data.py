@@ -10,9 +10,11 @@ measurements of bench/history.sh (issue 5), through strata's HTTP API.
           apart. Prints one JSON line: the ids, a cursor deep in B's version
           list, the save latencies, and B's bytes per version (from the
           version list's size and stored_bytes).
-  cold    requests that no cache can answer, one at a time: diffs of C
-          between pairs of versions never asked before, and versions of B
-          never read before. Prints their latency percentiles as JSON.
+  cold    requests that no cache can answer, one at a time: B's first
+          and deep version list pages at every limit 1..100 (each one a new
+          page), diffs of C between pairs of versions never asked before,
+          and versions of B never read before. Prints their latency
+          percentiles as JSON.
 
 Deterministic (seeded), bounded (every request has a timeout), loopback
 only. Standard library only (Debian's python3).
@@ -151,9 +153,20 @@ def build(api, versions_b, seed):
     }))
 
 
-def cold(api, item_b, item_c, versions_b, samples, seed):
+def cold(api, item_b, item_c, versions_b, samples, seed, deep_cursor):
     rng = random.Random(seed)
     diff_ms, version_ms = [], []
+    # Version list pages no cache holds: each limit 1..100 once, on B's
+    # first page and on the deep page, interleaved.
+    list_ms = {"first": [], "deep": []}
+    limits = list(range(1, 101))
+    rng.shuffle(limits)
+    for limit in limits:
+        for where, suffix in (("first", ""), ("deep", f"&cursor={deep_cursor}")):
+            status, headers, data, ms = api.call("GET", f"/content/{item_b}/versions?limit={limit}{suffix}")
+            if status != 200:
+                sys.exit(f"history_data: list {where} limit {limit}: {status} {data[:200]!r}")
+            list_ms[where].append(ms)
     pairs = set()
     while len(pairs) < samples:
         a, b = rng.randrange(1, 61), rng.randrange(1, 61)
@@ -175,6 +188,10 @@ def cold(api, item_b, item_c, versions_b, samples, seed):
         "diff_cold_p99_ms": round(percentile(diff_ms, 99), 3), "diff_cold_max_ms": round(max(diff_ms), 3),
         "version_cold_n": len(version_ms), "version_cold_p50_ms": round(statistics.median(version_ms), 3),
         "version_cold_p99_ms": round(percentile(version_ms, 99), 3),
+        "list_cold_first_p50_ms": round(statistics.median(list_ms["first"]), 3),
+        "list_cold_first_p99_ms": round(percentile(list_ms["first"], 99), 3),
+        "list_cold_deep_p50_ms": round(statistics.median(list_ms["deep"]), 3),
+        "list_cold_deep_p99_ms": round(percentile(list_ms["deep"], 99), 3),
     }))
 
 
@@ -188,12 +205,13 @@ def main():
     p.add_argument("--item-b", type=int)
     p.add_argument("--item-c", type=int)
     p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--deep-cursor")
     args = p.parse_args()
     api = Api(args.port, args.token)
     if args.mode == "build":
         build(api, args.versions, args.seed)
     else:
-        cold(api, args.item_b, args.item_c, args.versions, args.samples, args.seed)
+        cold(api, args.item_b, args.item_c, args.versions, args.samples, args.seed, args.deep_cursor)
 
 
 if __name__ == "__main__":
