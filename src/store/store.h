@@ -46,6 +46,11 @@ const char *store_status_name(int status);
 
 /* Opens (creating if absent) the database at path. Does not migrate. */
 int store_open(const char *path, store_t **out);
+/* This connection's commits no longer wait for fsync (synchronous=NORMAL
+ * in WAL mode: atomic and consistent, but the last commits may be lost to
+ * a power cut, never to a crash of the process). Only for writes that are
+ * safe to redo: the job runner's bookkeeping. */
+void store_relax_durability(store_t *st);
 /* Closes the connection, finalises its statements, sets *st to NULL. */
 void store_close(store_t **st);
 /* The last failure's explanation ("" after success). Owned by the store.

@@ -445,6 +445,11 @@ int store_open(const char *path, store_t **out)
     return STORE_OK;
 }
 
+void store_relax_durability(store_t *st)
+{
+    (void)run_fixed(st, "PRAGMA synchronous = NORMAL", "configuring the connection"); /* FULL stays on failure: safe */
+}
+
 void store_close(store_t **st)
 {
     if (!*st)
