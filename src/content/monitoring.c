@@ -1,0 +1,64 @@
+/*
+ * monitoring.c — the operator's read-outs of src/metrics: GET /metrics
+ * (Prometheus), GET /api/performance/metrics (the JSON summary) and
+ * GET /v1/slow-queries (docs/monitoring.md).
+ *
+ * They run on a worker: the summary reads the job queue and the list of
+ * sites from the database, and the admin check needs the token table.
+ * /metrics is public unless metrics.token_required says otherwise (a
+ * Prometheus server then sends the token as a bearer credential); the
+ * other two always need an admin token. None of them is ever cached.
+ */
+#include <stdlib.h>
+
+#include "alerts/alerts.h"
+#include "content/api.h"
+#include "content/content.h"
+#include "metrics/metrics.h"
+#include "vitals/vitals.h"
+
+void handle_metrics(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    char site[65];
+    if (api_config()->metrics_token_required && !api_require_admin_token(&c, site))
+        return;
+    size_t len = 0;
+    char *text = metrics_prometheus(store, &len);
+    if (text == NULL) {
+        http_problem(res, req, 503, "out_of_memory", "the metrics could not be formatted: out of memory");
+        return;
+    }
+    http_response_body(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    http_response_header(res, "cache-control", "no-store");
+}
+
+void handle_performance_metrics(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    char site[65];
+    if (!api_require_admin_token(&c, site))
+        return;
+    json_t *summary = metrics_summary_json(store);
+    if (summary == NULL) {
+        api_store_failed(&c, STORE_ERROR);
+        return;
+    }
+    json_t *vitals = vitals_summary_json(), *alerts = alerts_active_json();
+    json_object_set_new(summary, "web_vitals", vitals != NULL ? vitals : json_null());
+    json_object_set_new(summary, "alerts", alerts != NULL ? alerts : json_null());
+    http_response_header(res, "cache-control", "private, no-store");
+    api_send_json(&c, 200, summary);
+}
+
+void handle_slow_queries(const http_request *req, store_t *store, http_response *res)
+{
+    api_ctx c = {.req = req, .store = store, .res = res};
+    char site[65];
+    if (!api_require_admin_token(&c, site))
+        return;
+    http_response_header(res, "cache-control", "private, no-store");
+    api_send_json(&c, 200,
+                  json_pack("{s:i, s:I, s:o}", "slow_query_ms", metrics_slow_query_ms(), "total",
+                            (json_int_t)metrics_slow_queries_total(), "queries", metrics_slow_queries_json()));
+}

@@ -1,0 +1,481 @@
+/*
+ * export.c — what metrics.c recorded, and what the cache, the job queue and
+ * the process say of themselves, as Prometheus text and as the JSON summary.
+ *
+ * Both are built on a worker thread at request time, from merged copies:
+ * nothing here runs on the request path. The Prometheus text follows the
+ * exposition format 0.0.4 and Prometheus's naming rules: a `strata_` prefix,
+ * base units (seconds, bytes), `_total` on counters, HELP and TYPE before
+ * each family and a family's samples together, labels that name routes by
+ * pattern and statements by a short stable name (never an item id).
+ *
+ * Latency histograms are exported in fixed `le` buckets (100 µs … 10 s),
+ * each counting the fine buckets (hist.h) that lie wholly below it, so a
+ * bucket is exact to within one fine bucket (< 1 %).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "jobs/jobs.h"
+#include "metrics/metrics.h"
+
+static const double le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+#define LE_COUNT (sizeof(le_seconds) / sizeof(le_seconds[0]))
+#define TOP_STATEMENTS 20 /* in the JSON summary */
+
+static const char *const class_names[METRICS_CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+/* ---- the text buffer -------------------------------------------------------------------- */
+
+typedef struct prom {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} prom;
+
+static void prom_grow(prom *p, size_t more)
+{
+    if (p->failed || p->len + more + 1 <= p->cap)
+        return;
+    size_t cap = p->cap ? p->cap : 16384;
+    while (cap < p->len + more + 1)
+        cap *= 2;
+    char *buf = realloc(p->buf, cap);
+    if (buf == NULL) {
+        p->failed = true;
+        return;
+    }
+    p->buf = buf;
+    p->cap = cap;
+}
+
+static void prom_printf(prom *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prom_printf(prom *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    prom_grow(p, (size_t)n);
+    if (p->failed)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
+    va_end(ap);
+    p->len += (size_t)n;
+}
+
+static void prom_family(prom *p, const char *name, const char *type, const char *help)
+{
+    prom_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{k="v",…} value — labels are NULL-terminated key, value pairs; a
+ * value is escaped as the format wants (\\, \", \n). */
+static void prom_sample(prom *p, const char *name, const char *const *labels, double value)
+{
+    prom_printf(p, "%s", name);
+    for (size_t i = 0; labels != NULL && labels[i] != NULL; i += 2) {
+        prom_printf(p, "%s%s=\"", i == 0 ? "{" : ",", labels[i]);
+        for (const char *c = labels[i + 1]; *c; c++)
+            if (*c == '\\' || *c == '"')
+                prom_printf(p, "\\%c", *c);
+            else if (*c == '\n')
+                prom_printf(p, "\\n");
+            else
+                prom_printf(p, "%c", *c);
+        prom_printf(p, "\"%s", labels[i + 2] == NULL ? "}" : "");
+    }
+    if (value == floor(value) && fabs(value) < 1e15)
+        prom_printf(p, " %.0f\n", value);
+    else
+        prom_printf(p, " %.9g\n", value);
+}
+
+#define LABELS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* One histogram's _bucket, _sum and _count lines, from µs. */
+static void prom_histogram(prom *p, const char *name, const char *const *labels, size_t label_count, const hist *h)
+{
+    char metric[128], le[32];
+    const char *with_le[16];
+    if (label_count > 6)
+        return;
+    for (size_t i = 0; i < label_count * 2; i++)
+        with_le[i] = labels[i];
+    with_le[label_count * 2] = "le";
+    with_le[label_count * 2 + 1] = le;
+    with_le[label_count * 2 + 2] = NULL;
+    snprintf(metric, sizeof(metric), "%s_bucket", name);
+    for (size_t i = 0; i < LE_COUNT; i++) {
+        snprintf(le, sizeof(le), "%g", le_seconds[i]);
+        prom_sample(p, metric, with_le, (double)hist_count_le(h, (uint64_t)llround(le_seconds[i] * 1e6)));
+    }
+    snprintf(le, sizeof(le), "+Inf");
+    prom_sample(p, metric, with_le, (double)h->total);
+    snprintf(metric, sizeof(metric), "%s_sum", name);
+    prom_sample(p, metric, label_count ? labels : NULL, (double)h->sum / 1e6);
+    snprintf(metric, sizeof(metric), "%s_count", name);
+    prom_sample(p, metric, label_count ? labels : NULL, (double)h->total);
+}
+
+/* ---- what is read from the others ------------------------------------------------------- */
+
+static double num(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+/* {"site name": http_cache_stats(site)…} for every site of the database
+ * (only those the cache has seen have numbers). NULL if the cache is off. */
+static json_t *cache_by_site(store_t *st, json_t **all)
+{
+    json_t *sites = NULL, *out = json_object(), *entry;
+    size_t i;
+    *all = NULL;
+    if (store_site_list(st, &sites) != STORE_OK || out == NULL) {
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(sites, i, entry)
+    {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        json_t *stats = name != NULL ? http_cache_stats(name) : NULL;
+        if (stats != NULL && json_is_true(json_object_get(stats, "enabled"))) {
+            if (*all == NULL)
+                *all = json_incref(stats);
+            json_object_set_new(out, name, stats);
+        } else {
+            json_decref(stats);
+        }
+    }
+    json_decref(sites);
+    if (*all == NULL) { /* no site, or the cache is off: the process-wide view */
+        *all = http_cache_stats("");
+        if (!json_is_true(json_object_get(*all, "enabled"))) {
+            json_decref(*all);
+            *all = NULL;
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* ---- Prometheus --------------------------------------------------------------------------- */
+
+static void export_http(prom *p)
+{
+    size_t n = 0;
+    metrics_route_sample *routes = metrics_routes_collect(&n);
+    prom_family(p, "strata_http_requests_total", "counter",
+                "HTTP requests answered, by route pattern, method and status class (none: the client left first).");
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < METRICS_CLASSES; c++)
+            if (routes[i].by_class[c] != 0)
+                prom_sample(p, "strata_http_requests_total",
+                            LABELS("route", routes[i].route, "method", routes[i].method, "code_class", class_names[c]),
+                            (double)routes[i].by_class[c]);
+    prom_family(p, "strata_http_request_duration_seconds", "histogram",
+                "Time from a request's first byte to its response's last, by route pattern and method.");
+    for (size_t i = 0; i < n; i++)
+        if (routes[i].latency.total != 0)
+            prom_histogram(p, "strata_http_request_duration_seconds",
+                           LABELS("route", routes[i].route, "method", routes[i].method), 2, &routes[i].latency);
+    free(routes);
+}
+
+typedef struct cache_counter {
+    const char *metric; /* without strata_cache_ and _total */
+    const char *key;    /* in http_cache_stats' "site" object */
+    const char *l2_key; /* in its "l2" object, or NULL */
+    const char *help;
+} cache_counter;
+
+static const cache_counter cache_counters[] = {
+    {"hits", "hits", "hits", "Fresh cache hits, by tier and site (the L2 is counted for all sites together: _all)."},
+    {"stale_hits", "stale_hits", NULL, "Stale hits served while one refresh runs."},
+    {"misses", "misses", "misses", "Cache misses, by tier and site."},
+    {"expired_hits", "expired_hits", NULL, "Lookups that found only an expired copy (kept for fail-safe)."},
+    {"coalesced", "coalesced", NULL, "Requests that waited for another request's fill of the same key."},
+    {"fills", "fills", NULL, "Fills of the cache from the database."},
+    {"inserts", "inserts", "stored", "Entries stored, by tier and site."},
+    {"evictions", "evictions", NULL, "Entries evicted to stay within the memory budget."},
+    {"invalidations", "invalidations", NULL, "Entries removed by tag or key invalidation."},
+};
+
+/* PREFIX_KEY_total for each {key, help}, its value from the JSON object. */
+static void export_counters(prom *p, const char *prefix, const char *const (*table)[2], size_t count,
+                            const json_t *from)
+{
+    char name[96];
+    for (size_t i = 0; i < count; i++) {
+        snprintf(name, sizeof(name), "%s_%s_total", prefix, table[i][0]);
+        prom_family(p, name, "counter", table[i][1]);
+        prom_sample(p, name, NULL, num(from, table[i][0]));
+    }
+}
+
+static void export_cache(prom *p, const json_t *sites, const json_t *all)
+{
+    const char *site;
+    json_t *stats;
+    json_t *l2 = json_object_get(all, "l2"), *bus = json_object_get(all, "bus");
+    char name[96];
+    for (size_t i = 0; i < sizeof(cache_counters) / sizeof(cache_counters[0]); i++) {
+        const cache_counter *cc = &cache_counters[i];
+        snprintf(name, sizeof(name), "strata_cache_%s_total", cc->metric);
+        prom_family(p, name, "counter", cc->help);
+        json_object_foreach((json_t *)sites, site, stats)
+            prom_sample(p, name, LABELS("tier", "l1", "site", site), num(json_object_get(stats, "site"), cc->key));
+        if (l2 != NULL && cc->l2_key != NULL)
+            prom_sample(p, name, LABELS("tier", "l2", "site", "_all"), num(l2, cc->l2_key));
+    }
+    prom_family(p, "strata_cache_entries", "gauge", "Entries held in the L1, by site.");
+    json_object_foreach((json_t *)sites, site, stats) prom_sample(
+        p, "strata_cache_entries", LABELS("tier", "l1", "site", site), num(json_object_get(stats, "site"), "entries"));
+    prom_family(p, "strata_cache_bytes", "gauge", "Bytes held in the L1, by site.");
+    json_object_foreach((json_t *)sites, site, stats) prom_sample(
+        p, "strata_cache_bytes", LABELS("tier", "l1", "site", site), num(json_object_get(stats, "site"), "bytes"));
+    prom_family(p, "strata_cache_max_bytes", "gauge", "The L1's memory budget (cache.l1_max_bytes).");
+    prom_sample(p, "strata_cache_max_bytes", LABELS("tier", "l1"), num(all, "max_bytes"));
+    if (l2 != NULL) {
+        static const char *const l2_counters[][2] = {
+            {"lookups", "L2 (Redis) lookups."},
+            {"busy", "L2 lookups that found another instance filling the key."},
+            {"errors", "L2 commands that failed."},
+            {"timeouts", "L2 commands that timed out."},
+            {"refused", "L2 stores refused by the fence (a newer invalidation)."},
+        };
+        export_counters(p, "strata_cache_l2", l2_counters, sizeof(l2_counters) / sizeof(l2_counters[0]), l2);
+        json_t *breaker = json_object_get(l2, "breaker");
+        prom_family(p, "strata_cache_l2_breaker_opens_total", "counter", "Times the L2 circuit breaker opened.");
+        prom_sample(p, "strata_cache_l2_breaker_opens_total", NULL, num(breaker, "opens"));
+        prom_family(p, "strata_cache_l2_connections", "gauge", "L2 connections up.");
+        prom_sample(p, "strata_cache_l2_connections", NULL, num(l2, "connections_up"));
+        prom_family(p, "strata_cache_l2_breaker_open", "gauge", "1 while the L2 circuit breaker is open.");
+        prom_sample(p, "strata_cache_l2_breaker_open", NULL, json_is_true(json_object_get(breaker, "open")));
+    }
+    if (bus != NULL) {
+        static const char *const bus_counters[][2] = {
+            {"published", "Invalidations published to the other instances."},
+            {"publish_failures", "Invalidations that could not be published."},
+            {"received", "Invalidations received from the bus."},
+            {"applied", "Received invalidations applied to this L1."},
+            {"resets", "Full L1 resets after the bus lost messages."},
+            {"reconnects", "Reconnections of the bus subscriber."},
+        };
+        export_counters(p, "strata_cache_bus", bus_counters, sizeof(bus_counters) / sizeof(bus_counters[0]), bus);
+        prom_family(p, "strata_cache_bus_connected", "gauge", "1 while the invalidation bus is connected.");
+        prom_sample(p, "strata_cache_bus_connected", NULL, json_is_true(json_object_get(bus, "connected")));
+    }
+}
+
+static void export_db(prom *p)
+{
+    size_t n = 0;
+    metrics_statement_sample *statements = metrics_statements_collect(&n);
+    prom_family(p, "strata_db_queries_total", "counter", "SQL statements run, by statement (verb_table_hash).");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(p, "strata_db_queries_total", LABELS("statement", statements[i].name),
+                    (double)statements[i].queries);
+    prom_family(p, "strata_db_query_duration_seconds_total", "counter",
+                "Time spent in SQL statements, from start to end of each query, by statement.");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(p, "strata_db_query_duration_seconds_total", LABELS("statement", statements[i].name),
+                    (double)statements[i].total_ns / 1e9);
+    free(statements);
+    prom_family(p, "strata_db_slow_queries_total", "counter", "Statements slower than db.slow_query_ms.");
+    prom_sample(p, "strata_db_slow_queries_total", NULL, (double)metrics_slow_queries_total());
+    prom_family(p, "strata_db_slow_query_threshold_seconds", "gauge", "db.slow_query_ms, in seconds.");
+    prom_sample(p, "strata_db_slow_query_threshold_seconds", NULL, metrics_slow_query_ms() / 1e3);
+}
+
+static void export_pool(prom *p)
+{
+    static metrics_pool_sample pool; /* 21 KB; one export at a time under export_lock */
+    metrics_pool_collect(&pool);
+    prom_family(p, "strata_worker_pool_workers", "gauge", "Database worker threads (one connection each).");
+    prom_sample(p, "strata_worker_pool_workers", NULL, (double)pool.workers);
+    prom_family(p, "strata_worker_pool_busy_workers", "gauge", "Workers running a job now.");
+    prom_sample(p, "strata_worker_pool_busy_workers", NULL, (double)pool.busy);
+    prom_family(p, "strata_worker_pool_queue_length", "gauge", "Jobs waiting for a worker.");
+    prom_sample(p, "strata_worker_pool_queue_length", NULL, (double)pool.queued);
+    prom_family(p, "strata_worker_pool_queue_wait_seconds", "histogram", "Time a job waited for a worker.");
+    prom_histogram(p, "strata_worker_pool_queue_wait_seconds", NULL, 0, &pool.wait);
+}
+
+static void export_jobs(prom *p, store_t *st)
+{
+    json_t *jobs = jobs_stats(st);
+    if (jobs == NULL)
+        return;
+    prom_family(p, "strata_jobs", "gauge", "Jobs in the persistent queue, by state (shared by every instance).");
+    static const char *const states[] = {"queued", "due", "running", "failed"};
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        prom_sample(p, "strata_jobs", LABELS("state", states[i]), num(jobs, states[i]));
+    prom_family(p, "strata_jobs_oldest_due_seconds", "gauge", "How long the oldest due job has waited.");
+    prom_sample(p, "strata_jobs_oldest_due_seconds", NULL, num(jobs, "oldest_due_ms") / 1e3);
+    json_t *runner = json_object_get(jobs, "runner");
+    prom_family(p, "strata_jobs_runs_total", "counter", "Jobs this instance's runner ran.");
+    prom_sample(p, "strata_jobs_runs_total", NULL, num(runner, "jobs_run"));
+    prom_family(p, "strata_jobs_run_failures_total", "counter", "Job runs of this instance that failed.");
+    prom_sample(p, "strata_jobs_run_failures_total", NULL, num(runner, "jobs_failed"));
+    json_decref(jobs);
+}
+
+static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
+
+char *metrics_prometheus(store_t *st, size_t *len)
+{
+    prom p = {0};
+    json_t *all = NULL, *sites = cache_by_site(st, &all);
+    pthread_mutex_lock(&export_lock);
+    export_http(&p);
+    if (sites != NULL)
+        export_cache(&p, sites, all);
+    export_db(&p);
+    export_pool(&p);
+    pthread_mutex_unlock(&export_lock);
+    export_jobs(&p, st);
+    prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
+    prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
+    prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");
+    prom_sample(&p, "strata_uptime_seconds", NULL, metrics_uptime_s());
+    prom_family(&p, "strata_metrics_enabled", "gauge", "1 when metrics are recorded (metrics.enabled).");
+    prom_sample(&p, "strata_metrics_enabled", NULL, metrics_enabled());
+    json_decref(sites);
+    json_decref(all);
+    if (p.failed) {
+        free(p.buf);
+        return NULL;
+    }
+    *len = p.len;
+    return p.buf;
+}
+
+/* ---- the JSON summary ---------------------------------------------------------------------- */
+
+static json_t *latency_json(const hist *h)
+{
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "p50", hist_quantile(h, 0.50) / 1e3, "p95",
+                     hist_quantile(h, 0.95) / 1e3, "p99", hist_quantile(h, 0.99) / 1e3, "p999",
+                     hist_quantile(h, 0.999) / 1e3, "max", h->max / 1e3, "mean",
+                     h->total ? (double)h->sum / (double)h->total / 1e3 : 0.0);
+}
+
+static json_t *api_json(void)
+{
+    size_t n = 0;
+    metrics_route_sample *routes = metrics_routes_collect(&n);
+    json_t *list = json_array();
+    static hist all; /* under export_lock */
+    hist_reset(&all);
+    uint64_t requests = 0, errors = 0;
+    for (size_t i = 0; i < n; i++) {
+        const metrics_route_sample *r = &routes[i];
+        json_t *status = json_object();
+        for (size_t c = 0; c < METRICS_CLASSES; c++)
+            if (r->by_class[c] != 0)
+                json_object_set_new(status, class_names[c], json_integer((json_int_t)r->by_class[c]));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o, s:o}", "route", r->route, "method",
+                                        r->method, "count", (json_int_t)r->requests, "errors",
+                                        (json_int_t)r->by_class[5], "client_errors", (json_int_t)r->by_class[4],
+                                        "error_rate", r->requests ? (double)r->by_class[5] / (double)r->requests : 0.0,
+                                        "status", status, "latency_ms", latency_json(&r->latency)));
+        requests += r->requests;
+        errors += r->by_class[5];
+        hist_merge(&all, &r->latency);
+    }
+    free(routes);
+    return json_pack("{s:I, s:I, s:f, s:o, s:o}", "requests", (json_int_t)requests, "errors", (json_int_t)errors,
+                     "error_rate", requests ? (double)errors / (double)requests : 0.0, "latency_ms", latency_json(&all),
+                     "routes", list);
+}
+
+static double ratio(double hits, double lookups)
+{
+    return lookups > 0 ? hits / lookups : 0.0;
+}
+
+static json_t *cache_json(const json_t *sites, const json_t *all)
+{
+    if (sites == NULL)
+        return json_pack("{s:b}", "enabled", 0);
+    json_t *per_site = json_object(), *stats;
+    const char *site;
+    double hits = 0, stale = 0, misses = 0, bytes = 0, entries = 0, evictions = 0;
+    json_object_foreach((json_t *)sites, site, stats)
+    {
+        json_t *s = json_object_get(stats, "site");
+        hits += num(s, "hits"), stale += num(s, "stale_hits"), misses += num(s, "misses");
+        bytes += num(s, "bytes"), entries += num(s, "entries"), evictions += num(s, "evictions");
+        json_object_set(per_site, site, s);
+    }
+    json_t *l1 = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:o}", "hits", hits, "stale_hits", stale, "misses",
+                           misses, "hit_ratio", ratio(hits + stale, hits + stale + misses), "bytes", bytes, "entries",
+                           entries, "evictions", evictions, "max_bytes", num(all, "max_bytes"), "sites", per_site);
+    json_t *l2 = json_object_get(all, "l2"), *bus = json_object_get(all, "bus");
+    return json_pack("{s:b, s:o, s:O?, s:O?}", "enabled", 1, "l1", l1, "l2", l2, "bus", bus);
+}
+
+static json_t *db_json(void)
+{
+    size_t n = 0;
+    metrics_statement_sample *statements = metrics_statements_collect(&n);
+    json_t *top = json_array();
+    uint64_t queries = 0, total_ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        const metrics_statement_sample *s = &statements[i];
+        queries += s->queries;
+        total_ns += s->total_ns;
+        if (i < TOP_STATEMENTS)
+            json_array_append_new(top,
+                                  json_pack("{s:s, s:s, s:I, s:f, s:f, s:f}", "statement", s->name, "sql", s->sql,
+                                            "count", (json_int_t)s->queries, "total_ms", s->total_ns / 1e6, "mean_ms",
+                                            s->queries ? (double)s->total_ns / (double)s->queries / 1e6 : 0.0, "max_ms",
+                                            s->max_ns / 1e6));
+    }
+    free(statements);
+    return json_pack("{s:I, s:f, s:I, s:o, s:i, s:I, s:o}", "queries", (json_int_t)queries, "time_ms", total_ns / 1e6,
+                     "statements", (json_int_t)n, "top_statements", top, "slow_query_ms", metrics_slow_query_ms(),
+                     "slow_queries_total", (json_int_t)metrics_slow_queries_total(), "slow_queries",
+                     metrics_slow_queries_json());
+}
+
+static json_t *pool_json(void)
+{
+    static metrics_pool_sample pool; /* under export_lock */
+    metrics_pool_collect(&pool);
+    return json_pack("{s:I, s:I, s:I, s:f, s:o}", "workers", (json_int_t)pool.workers, "busy", (json_int_t)pool.busy,
+                     "queue_length", (json_int_t)pool.queued, "utilisation",
+                     pool.workers ? (double)pool.busy / (double)pool.workers : 0.0, "queue_wait_ms",
+                     latency_json(&pool.wait));
+}
+
+json_t *metrics_summary_json(store_t *st)
+{
+    json_t *all = NULL, *sites = cache_by_site(st, &all);
+    pthread_mutex_lock(&export_lock);
+    json_t *api = api_json(), *cache = cache_json(sites, all), *db = db_json(), *pool = pool_json();
+    pthread_mutex_unlock(&export_lock);
+    json_t *jobs = jobs_stats(st);
+    json_t *out =
+        json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "enabled", metrics_enabled(), "uptime_s",
+                  metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",
+                  jobs != NULL ? jobs : json_null(), "memory", "rss_bytes", (json_int_t)metrics_rss_bytes(),
+                  "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
+    json_decref(sites);
+    json_decref(all);
+    return out;
+}

@@ -1,0 +1,132 @@
+/*
+ * metrics.h — what strata measures about itself, and how others read it.
+ *
+ * Recorded: per route and method, requests by status class and a latency
+ * histogram (hist.h); per SQL statement, queries and time; slow queries
+ * with their plan (a ring of the last METRICS_SLOW_RING); the worker
+ * pool's busy workers, queue length and queue wait. The response cache,
+ * the job queue and memory are read from their owners when asked
+ * (export.c).
+ *
+ * Threads. Every recording thread (event loops, workers, the job runner)
+ * writes its own shard, made on its first record and kept for the life of
+ * the process; readers merge the shards. The request path therefore takes
+ * no lock, makes no atomic read-modify-write and allocates nothing (a
+ * route's histogram is allocated the first time that thread serves it).
+ * Slow queries, which are rare, go through one mutex.
+ *
+ * Routes are named by their pattern ("/v1/:site/content/:id"), never by
+ * what a request put in it; requests that matched no route (404, 405, and
+ * h2o's own errors) share the name "unmatched".
+ *
+ * metrics.enabled = false makes every record function return at once.
+ */
+#ifndef STRATA_METRICS_H
+#define STRATA_METRICS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "metrics/hist.h"
+
+#define METRICS_METHODS 8 /* bit i of http_method (http.h) is method index i */
+#define METRICS_CLASSES 6 /* 0: no response (the client left), 1..5: 1xx..5xx */
+#define METRICS_SLOW_RING 50
+#define METRICS_UNMATCHED "unmatched"
+
+/* Once, before any thread records: the configuration and the route
+ * patterns (static strings; the array is copied). Later calls only change
+ * the settings. 0, or -1 when out of memory. */
+int metrics_init(const strata_config *cfg, const char *const *route_patterns, size_t route_count);
+
+extern bool metrics_on; /* read through metrics_enabled() */
+static inline bool metrics_enabled(void)
+{
+    return metrics_on;
+}
+
+uint64_t metrics_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* ---- recording (any thread, each into its own shard) ---------------------- */
+
+/* One answered request: route index (−1 or out of range: unmatched), the
+ * method's index (METRICS_METHODS), its status (0: none was sent) and how
+ * long it took in µs. */
+void metrics_request(int route, unsigned method_index, int status, uint64_t micros);
+
+/* The worker pool: a job queued (returns its stamp, 0 when off), a worker
+ * taking it (the stamp gives the queue wait), a worker done with it. */
+void metrics_pool_workers(size_t count);
+uint64_t metrics_pool_enqueued(void);
+void metrics_pool_started(uint64_t stamp);
+void metrics_pool_finished(void);
+
+/* A statement run from start to end (ns), by its SQL text. */
+void metrics_query(const char *sql, uint64_t nanos);
+/* The slow-query threshold in ns (db.slow_query_ms); UINT64_MAX when off. */
+uint64_t metrics_slow_query_ns(void);
+/* A statement over the threshold: logged at warn with its plan and kept in
+ * the ring. plan may be NULL. */
+void metrics_slow_query(const char *sql, uint64_t nanos, const char *plan);
+
+/* ---- reading (any thread; everything returned is the caller's) ------------ */
+
+typedef struct metrics_route_sample {
+    const char *route;  /* the pattern, or METRICS_UNMATCHED */
+    const char *method; /* "GET" … */
+    uint64_t by_class[METRICS_CLASSES];
+    uint64_t requests; /* the sum of by_class */
+    hist latency;      /* merged over the threads */
+} metrics_route_sample;
+
+/* Every (route, method) that has had a request, in route-table order.
+ * free() the array. NULL with *count 0 when there is none. */
+metrics_route_sample *metrics_routes_collect(size_t *count);
+
+typedef struct metrics_statement_sample {
+    char name[48];   /* stable short name: "select_items_3fa2c91d" */
+    const char *sql; /* kept by metrics for the life of the process */
+    uint64_t queries;
+    uint64_t total_ns;
+    uint64_t max_ns;
+} metrics_statement_sample;
+
+/* Per SQL text over every connection, by total time, largest first.
+ * free() the array. */
+metrics_statement_sample *metrics_statements_collect(size_t *count);
+/* A statement's stable short name: its verb, its first table, and eight hex
+ * digits of the hash of its text. */
+void metrics_statement_name(const char *sql, char out[48]);
+
+typedef struct metrics_pool_sample {
+    size_t workers;
+    int64_t busy;
+    int64_t queued;
+    hist wait; /* queue wait, µs */
+} metrics_pool_sample;
+void metrics_pool_collect(metrics_pool_sample *out);
+
+/* The slow-query ring, newest first: [{"at","statement","sql","ms","plan"}…]. */
+json_t *metrics_slow_queries_json(void);
+uint64_t metrics_slow_queries_total(void);
+int metrics_slow_query_ms(void);
+
+/* Resident memory from /proc/self/statm, in bytes (0 if unreadable). */
+uint64_t metrics_rss_bytes(void);
+/* Seconds since metrics_init. */
+double metrics_uptime_s(void);
+
+/* ---- exposition (export.c; a worker thread: jobs and sites need store) ---- */
+
+struct store;
+/* The Prometheus text exposition format 0.0.4 of everything above, the
+ * cache, the job queue and memory. malloc'd; *len its length. NULL when out
+ * of memory. */
+char *metrics_prometheus(struct store *st, size_t *len);
+/* GET /api/performance/metrics (docs/monitoring.md). */
+json_t *metrics_summary_json(struct store *st);
+
+#endif
