@@ -42,6 +42,36 @@ build/.deps-test: scripts/deps.sh
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
+# ---- browser assets (web/; docs/web-vitals.md) -------------------------------
+# npm packages come from the committed web/package-lock.json: `npm ci` runs
+# when web/node_modules is missing or older than the lockfile, and never
+# downloads a browser. The bundles are the packages' prebuilt dist files
+# concatenated with our sources from web/src; src/web/assets_blob.S links
+# them into the binary.
+WEB_OUT := build/web
+WEB_ASSETS := $(WEB_OUT)/vitals.js $(WEB_OUT)/dashboard.html $(WEB_OUT)/dashboard.js $(WEB_OUT)/dashboard.css
+WEB_MODULES := web/node_modules/.package-lock.json
+
+$(WEB_MODULES): web/package.json web/package-lock.json | build/.deps-run
+	@echo "  NPM     web (npm ci)"
+	@cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(WEB_OUT)/vitals.js: web/src/vitals-beacon.js $(WEB_MODULES)
+	@mkdir -p $(@D)
+	@echo "  WEB     $@"
+	@{ sed '/^\/\/# sourceMappingURL=/d' web/node_modules/web-vitals/dist/web-vitals.attribution.iife.js; cat $<; } >$@
+$(WEB_OUT)/dashboard.js: web/src/dashboard.js $(WEB_MODULES)
+	@mkdir -p $(@D)
+	@echo "  WEB     $@"
+	@{ cat web/node_modules/uplot/dist/uPlot.iife.min.js; echo; cat $<; } >$@
+$(WEB_OUT)/dashboard.css: web/src/dashboard.css $(WEB_MODULES)
+	@mkdir -p $(@D)
+	@{ cat web/node_modules/uplot/dist/uPlot.min.css; echo; cat $<; } >$@
+$(WEB_OUT)/dashboard.html: web/src/dashboard.html
+	@mkdir -p $(@D)
+	@cp $< $@
+$(REL_DIR)/src/web/assets_blob.o $(ASAN_DIR)/src/web/assets_blob.o: $(WEB_ASSETS)
+
 # ---- release build ---------------------------------------------------------
 REL_OBJ := $(SRC:%.c=$(REL_DIR)/%.o) $(ASM:%.S=$(REL_DIR)/%.o)
 
@@ -111,6 +141,7 @@ bench: build/strata
 	@bench/l2.sh
 	@bench/cache_bench.sh
 	@bench/history.sh
+	@bench/monitoring.sh
 
 format:
 	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')

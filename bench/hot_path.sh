@@ -188,27 +188,14 @@ declare -A LABEL=(
 )
 declare -A RPS P50 P99 NON2XX ERRS RESP CPU_US USR_US STEAL
 
-# cpu_ticks PID — user and system clock ticks used so far by PID (all its
-# threads) and its direct children (nginx's workers), as "TOTAL USER".
-cpu_ticks() {
-    local p total=0 user=0 f
-    for p in "$1" $(pgrep -P "$1" || true); do
-        # fields after the ")" that ends the command name: utime is the 12th, stime the 13th
-        f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-        read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ <<<"$f"
-        total=$((total + ut + st)) user=$((user + ut))
-    done
-    echo "$total $user"
-}
-
 measure() { # KEY URL PID LOG [WRK_ARG...]
     local key=$1 url=$2 pid=$3 log=$4 before after warm_n cpu usr m_before m_after
     shift 4
-    before=$(cpu_ticks "$pid")
+    before=$(bench_cpu_ticks "$pid")
     m_before=$(bench_machine_ticks)
     bench_wrk_args "$key-run$RUN" "$url" "$pid" "$log" "$@"
     m_after=$(bench_machine_ticks)
-    after=$(cpu_ticks "$pid")
+    after=$(bench_cpu_ticks "$pid")
     STEAL[$RUN.$key]=$(awk -v b="$m_before" -v a="$m_after" 'BEGIN { split(b, x, " "); split(a, y, " ")
         d = y[2] - x[2]; pct = 0; if (d > 0) pct = 100 * (y[1] - x[1]) / d; printf "%.1f\n", pct }')
     RPS[$RUN.$key]=$WRK_RPS P50[$RUN.$key]=$WRK_P50_MS P99[$RUN.$key]=$WRK_P99_MS

@@ -448,6 +448,19 @@ bench_machine_ticks() {
     awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
 }
 
+# bench_cpu_ticks PID — user and system clock ticks used so far by PID (all
+# its threads) and its direct children (nginx's workers), as "TOTAL USER".
+bench_cpu_ticks() {
+    local p total=0 user=0 f
+    for p in "$1" $(pgrep -P "$1" || true); do
+        # fields after the ")" that ends the command name: utime is the 12th, stime the 13th
+        f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+        read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ <<<"$f"
+        total=$((total + ut + st)) user=$((user + ut))
+    done
+    echo "$total $user"
+}
+
 # ---- strata ------------------------------------------------------------------
 
 STRATA_PID="" STRATA_LOG="" STRATA_PORT="" STRATA_EXIT=0

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus)
 bench_pkgs=("${run_pkgs[@]}" wrk nginx-light curl redis-server redis-tools python3)
 
 case "${1:-}" in
@@ -27,6 +27,8 @@ done
 if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v nginx >/dev/null; then
   missing=("${missing[@]/nginx-light}")
 fi
+# node and npm build the browser assets (web/); any installed npm will do.
+command -v npm >/dev/null || missing+=(nodejs npm)
 read -r -a missing <<<"${missing[*]}"
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts/alerts.h"
 #include "config/config.h"
 #include "content/content.h"
 #include "core/log.h"
@@ -114,12 +115,14 @@ static int load_config(strata_config *cfg)
     return 0;
 }
 
-/* The settings jobs read (schedules, the purge endpoint) are checked apart
- * from config.c's table; a bad one is a configuration error all the same. */
+/* The settings jobs and alerts read (schedules, the purge endpoint, route
+ * budgets, the webhook) are checked apart from config.c's table; a bad one
+ * is a configuration error all the same. */
 static int configure_jobs(const strata_config *cfg)
 {
     char err[CONFIG_ERR_MAX];
-    if (jobs_configure(cfg, err, sizeof err) != 0) {
+    if (jobs_configure(cfg, err, sizeof err) != 0 ||
+        alerts_configure(cfg, content_routes, content_route_count, err, sizeof err) != 0) {
         fprintf(stderr, "strata: configuration error: %s\n", err);
         return 2;
     }
@@ -167,6 +170,14 @@ static void serve_started(store_t *store)
      * it; a row is rewritten only while still plain, so that is harmless. */
     jobs_enqueue(store, "compress", NULL, 0, NULL);
     jobs_start();
+    alerts_start();
+}
+
+/* Shutdown begins: background work stops before what it uses goes. */
+static void serve_stopping(void)
+{
+    alerts_stop();
+    jobs_stop();
 }
 
 static int cmd_serve(void)
@@ -186,7 +197,7 @@ static int cmd_serve(void)
                     .worker_init = content_worker_init,
                     .reload = reload_config,
                     .on_start = serve_started,
-                    .on_stop = jobs_stop,
+                    .on_stop = serve_stopping,
                     .periodic = tasks,
                     .periodic_count = 1};
     store_checkpointer_start(cfg.db_path); /* without it, commits checkpoint themselves */

@@ -2,10 +2,10 @@
 # run.sh — run every test and end with one line "N passed, N failed".
 #
 # Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
-# UBSan). System tests: pytest (Debian's python3-pytest, /usr/bin/python3)
-# against build/asan/strata, so every request of every system test also runs
-# under the sanitizers. Counts come from cmocka's summary lines and from
-# pytest's JUnit XML report, not from exit codes alone.
+# UBSan). System tests, then browser tests: pytest (Debian's python3-pytest,
+# /usr/bin/python3) against build/asan/strata, so every request of every
+# system test also runs under the sanitizers. Counts come from cmocka's
+# summary lines and from pytest's JUnit XML report, not from exit codes alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,11 +40,11 @@ for t in build/asan/tests/test_* build/tsan/test_*; do
   failed=$((failed + f))
 done
 
-if [ "$unit_only" -eq 0 ]; then
-  export STRATA_BIN="$PWD/build/asan/strata"
-  xml="$out/system.xml"
+# One pytest directory against build/asan/strata; its counts from the JUnit XML.
+pytest_suite() {
+  local name=$1 dir=$2 xml="$out/$1.xml" p f
   rm -f "$xml"
-  /usr/bin/python3 -m pytest tests/system -q -p no:cacheprovider --junitxml="$xml" 2>&1 | tee "$out/system.log" | tail -n 60
+  /usr/bin/python3 -m pytest "$dir" -q -p no:cacheprovider --junitxml="$xml" 2>&1 | tee "$out/$name.log" | tail -n 60
   if [ -f "$xml" ]; then
     read -r p f < <(/usr/bin/python3 - "$xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -60,9 +60,16 @@ PY
     p=0
     f=1
   fi
-  echo "system: $p passed, $f failed"
+  echo "$name: $p passed, $f failed"
   passed=$((passed + p))
   failed=$((failed + f))
+}
+
+if [ "$unit_only" -eq 0 ]; then
+  export STRATA_BIN="$PWD/build/asan/strata"
+  pytest_suite system tests/system
+  # Debian's chromium driven by playwright-core (web/node_modules): /vitals.js and the dashboard
+  pytest_suite browser tests/browser
 fi
 
 echo "$passed passed, $failed failed"

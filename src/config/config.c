@@ -24,7 +24,14 @@
 #include <strings.h>
 #include <unistd.h>
 
-typedef enum setting_type { SETTING_STRING, SETTING_INT, SETTING_INT64, SETTING_BOOL, SETTING_LOG_LEVEL } setting_type;
+typedef enum setting_type {
+    SETTING_STRING,
+    SETTING_INT,
+    SETTING_INT64,
+    SETTING_BOOL,
+    SETTING_LOG_LEVEL,
+    SETTING_DOUBLE
+} setting_type;
 
 typedef struct setting {
     const char *key;  /* INI "section.name" */
@@ -40,6 +47,10 @@ typedef struct setting {
 } setting;
 
 #define FIELD(name) offsetof(strata_config, name), sizeof(((strata_config *)0)->name)
+
+/* A number with a fraction (ratios, budgets), bounded by the integers lo..hi. */
+#define DOUBLE_ROW(key, flag, env, name, lo, hi, def, help)                                                           \
+    {key, flag, env, SETTING_DOUBLE, FIELD(name), lo, hi, def, false, help}
 
 /* The three lifetimes of one cache class (see config.h). */
 #define CLASS_ROWS(name, NAME, index, ttl, swr, grace)                                                                       \
@@ -73,6 +84,9 @@ static const setting settings[] = {
      "on SIGTERM, wait this long for in-flight requests"},
     {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
      "SQLite database file"},
+    {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,
+     3600000, "50", false,
+     "a statement slower than this is logged (warn) with its plan and kept for GET /v1/slow-queries"},
     {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
      true, "debug | info | warn | error"},
     {"cache.enabled", "cache", "STRATA_CACHE", SETTING_BOOL, FIELD(cache_enabled), 0, 1, "true", false,
@@ -155,6 +169,43 @@ static const setting settings[] = {
     {"debug.fault_injection", "debug-fault-injection", "STRATA_DEBUG_FAULT_INJECTION", SETTING_BOOL,
      FIELD(debug_fault_injection), 0, 1, "false", false,
      "allow POST /v1/debug/faults (admin) to make the database fail, for drills and tests"},
+    {"metrics.enabled", "metrics-enabled", "STRATA_METRICS_ENABLED", SETTING_BOOL, FIELD(metrics_enabled), 0, 1, "true",
+     false, "record request, database and pool metrics (false: nothing is recorded, for measuring their cost)"},
+    {"metrics.token_required", "metrics-token-required", "STRATA_METRICS_TOKEN_REQUIRED", SETTING_BOOL,
+     FIELD(metrics_token_required), 0, 1, "false", false, "GET /metrics needs an admin token (else it is public)"},
+    DOUBLE_ROW("budget.api_p95_ms", "budget-api-p95-ms", "STRATA_BUDGET_API_P95_MS", budget_api_p95_ms, 0, 3600000, "0",
+               "alert when the p95 of request time, every route together, is above this (ms; 0 = no budget)"),
+    {"budget.api_p95_routes", "budget-api-p95-routes", "STRATA_BUDGET_API_P95_ROUTES", SETTING_STRING,
+     FIELD(budget_api_p95_routes), 0, 0, "", false,
+     "per-route p95 budgets: PATTERN=MS,PATTERN=MS (\"/v1/:site/content=50\"); every method of the pattern"},
+    DOUBLE_ROW("budget.error_rate", "budget-error-rate", "STRATA_BUDGET_ERROR_RATE", budget_error_rate, 0, 1, "0",
+               "alert when the share of 5xx responses is above this (0..1; 0 = no budget)"),
+    DOUBLE_ROW("budget.db_query_ms", "budget-db-query-ms", "STRATA_BUDGET_DB_QUERY_MS", budget_db_query_ms, 0, 3600000,
+               "0", "alert when the mean database statement time is above this (ms; 0 = no budget)"),
+    DOUBLE_ROW("budget.hit_ratio_min", "budget-hit-ratio-min", "STRATA_BUDGET_HIT_RATIO_MIN", budget_hit_ratio_min, 0, 1,
+               "0", "alert when the response cache's hit ratio is below this (0..1; 0 = no budget)"),
+    {"budget.memory_mb", "budget-memory-mb", "STRATA_BUDGET_MEMORY_MB", SETTING_INT64, FIELD(budget_memory_mb), 0,
+     16777216, "0", false, "alert when the resident memory is above this (MB; 0 = no budget)"},
+    DOUBLE_ROW("budget.lcp_p75_ms", "budget-lcp-p75-ms", "STRATA_BUDGET_LCP_P75_MS", budget_lcp_p75_ms, 0, 600000, "0",
+               "alert when the p75 of browsers' Largest Contentful Paint is above this (ms; 0 = no budget)"),
+    DOUBLE_ROW("budget.inp_p75_ms", "budget-inp-p75-ms", "STRATA_BUDGET_INP_P75_MS", budget_inp_p75_ms, 0, 600000, "0",
+               "alert when the p75 of browsers' Interaction to Next Paint is above this (ms; 0 = no budget)"),
+    DOUBLE_ROW("budget.cls_p75", "budget-cls-p75", "STRATA_BUDGET_CLS_P75", budget_cls_p75, 0, 100, "0",
+               "alert when the p75 of browsers' Cumulative Layout Shift is above this (0 = no budget)"),
+    {"alerts.interval_ms", "alerts-interval-ms", "STRATA_ALERTS_INTERVAL_MS", SETTING_INT, FIELD(alerts_interval_ms), 10,
+     600000, "1000", false, "how often the budgets are evaluated"},
+    {"alerts.window_s", "alerts-window-s", "STRATA_ALERTS_WINDOW_S", SETTING_INT, FIELD(alerts_window_s), 1, 86400,
+     "60", false, "the sliding window each evaluation measures over"},
+    {"alerts.raise_after", "alerts-raise-after", "STRATA_ALERTS_RAISE_AFTER", SETTING_INT, FIELD(alerts_raise_after), 1,
+     10000, "3", false, "evaluations in a row over budget that raise an alert"},
+    {"alerts.clear_after", "alerts-clear-after", "STRATA_ALERTS_CLEAR_AFTER", SETTING_INT, FIELD(alerts_clear_after), 1,
+     10000, "5", false, "evaluations in a row clearly within budget that clear it"},
+    DOUBLE_ROW("alerts.clear_margin", "alerts-clear-margin", "STRATA_ALERTS_CLEAR_MARGIN", alerts_clear_margin, 0, 1,
+               "0.1", "clearly within: below budget × (1 − margin) (a floor: margin × the way to 1 above it)"),
+    {"alerts.min_requests", "alerts-min-requests", "STRATA_ALERTS_MIN_REQUESTS", SETTING_INT, FIELD(alerts_min_requests),
+     1, 1000000, "10", false, "fewer requests (lookups, statements) in the window is no data: it neither raises nor clears"},
+    {"alerts.webhook_url", "alerts-webhook-url", "STRATA_ALERTS_WEBHOOK_URL", SETTING_STRING, FIELD(alerts_webhook_url),
+     0, 0, "", false, "http://HOST:PORT/PATH told each raise and clear as JSON (a queued job, retried); empty: none"},
 };
 
 #define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
@@ -236,6 +287,18 @@ static int setting_apply(strata_config *cfg, const setting *s, const char *value
             return -1;
         }
         return 0;
+    case SETTING_DOUBLE: {
+        char *end;
+        errno = 0;
+        double d = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !(d >= (double)s->min && d <= (double)s->max)) {
+            snprintf(err, CONFIG_ERR_MAX, "%s: must be a number in %lld..%lld, got '%s'", source, (long long)s->min,
+                     (long long)s->max, value);
+            return -1;
+        }
+        *(double *)field = d;
+        return 0;
+    }
     }
     return -1;
 }

@@ -42,6 +42,7 @@ typedef struct strata_config {
     int shutdown_timeout_ms;
     /* [db] */
     char db_path[512];
+    int db_slow_query_ms; /* a statement slower than this is logged with its plan */
     /* [log] */
     log_level log_level;
     /* [cache] */
@@ -84,6 +85,27 @@ typedef struct strata_config {
     char cdn_purge_header[64];
     /* [debug] */
     bool debug_fault_injection;
+    /* [metrics] */
+    bool metrics_enabled;
+    bool metrics_token_required; /* GET /metrics needs an admin token */
+    /* [budget] (0 = no budget; src/alerts) */
+    double budget_api_p95_ms;
+    char budget_api_p95_routes[1024]; /* "PATTERN=MS,…" */
+    double budget_error_rate;
+    double budget_db_query_ms;
+    double budget_hit_ratio_min;
+    int64_t budget_memory_mb;
+    double budget_lcp_p75_ms;
+    double budget_inp_p75_ms;
+    double budget_cls_p75;
+    /* [alerts] */
+    int alerts_interval_ms;
+    int alerts_window_s;
+    int alerts_raise_after;
+    int alerts_clear_after;
+    double alerts_clear_margin;
+    int alerts_min_requests;
+    char alerts_webhook_url[256]; /* "" = no webhook */
 } strata_config;
 
 #define CONFIG_ERR_MAX 512

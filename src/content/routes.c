@@ -14,6 +14,8 @@
  */
 #include "content/api.h"
 #include "content/content.h"
+#include "vitals/vitals.h"
+#include "web/web.h"
 
 /* docs/openapi.yaml, linked into the binary by openapi_blob.S. */
 extern const char openapi_yaml[];
@@ -56,9 +58,19 @@ const http_route content_routes[] = {
     {HTTP_GET, "/healthz", LOOP(handle_healthz), NULL},
     {HTTP_GET, "/readyz", WORKER(handle_readyz), NULL},
     {HTTP_GET, "/openapi.yaml", LOOP(handle_openapi), NULL},
+    {HTTP_GET, "/metrics", WORKER(handle_metrics), NULL},
+    {HTTP_GET, "/api/performance/metrics", WORKER(handle_performance_metrics), NULL},
+    {HTTP_POST, "/api/performance/metrics", LOOP(vitals_beacon), NULL},
+    {HTTP_GET, "/api/performance/vitals", WORKER(handle_vitals_summary), NULL},
+    {HTTP_GET, "/vitals.js", LOOP(web_vitals_js), NULL},
+    {HTTP_GET, "/dashboard", LOOP(web_dashboard), NULL},
+    {HTTP_GET, "/dashboard.js", LOOP(web_dashboard_js), NULL},
+    {HTTP_GET, "/dashboard.css", LOOP(web_dashboard_css), NULL},
     {HTTP_GET, "/preview/:token", WORKER(handle_preview), NULL},
     {HTTP_GET, "/v1/cache/stats", WORKER(handle_cache_stats), NULL},
     {HTTP_GET, "/v1/jobs", WORKER(handle_jobs_stats), NULL},
+    {HTTP_GET, "/v1/slow-queries", WORKER(handle_slow_queries), NULL},
+    {HTTP_GET, "/v1/alerts", WORKER(handle_alerts), NULL},
     {HTTP_POST, "/v1/debug/faults", WORKER(handle_debug_faults), NULL},
     {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &item_rule},
     {HTTP_GET, "/v1/:site/content", WORKER(handle_list), &list_rule},

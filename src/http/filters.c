@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "http/server_internal.h"
+#include "metrics/metrics.h"
 
 /* ---- h2o's own errors as problem+json ------------------------------------------- */
 
@@ -67,9 +68,15 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
 
 /* ---- access log ------------------------------------------------------------------- */
 
-static int64_t micros_between(struct timeval a, struct timeval b)
+uint64_t filters_request_micros(h2o_req_t *req)
 {
-    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000 + (b.tv_usec - a.tv_usec);
+    struct timeval begin = req->timestamps.request_begin_at, end = req->timestamps.response_end_at;
+    if (begin.tv_sec == 0)
+        return 0;
+    if (end.tv_sec == 0)
+        gettimeofday(&end, NULL);
+    int64_t us = (int64_t)(end.tv_sec - begin.tv_sec) * 1000000 + (end.tv_usec - begin.tv_usec);
+    return us > 0 ? (uint64_t)us : 0;
 }
 
 /* Preview links are credentials: a path holding one is logged up to the
@@ -92,11 +99,12 @@ static size_t path_without_secrets(const char *path, size_t len, bool *cut)
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
+    /* Requests routed by strata are counted by their tracker (request.c),
+     * which knows the route; the fallback path has h2o's own early errors. */
+    if (metrics_enabled() && req->pathconf == &req->hostconf->fallback_path)
+        metrics_request(-1, request_method_index(req->input.method), req->res.status, filters_request_micros(req));
     if (!log_enabled(LOG_INFO))
         return;
-    struct timeval end = req->timestamps.response_end_at;
-    if (end.tv_sec == 0)
-        gettimeofday(&end, NULL);
     log_line line;
     log_begin(&line, req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request");
     log_strn(&line, "method", req->input.method.base, req->input.method.len);
@@ -112,7 +120,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     }
     log_int(&line, "status", req->res.status);
     log_int(&line, "bytes", (int64_t)req->bytes_sent);
-    log_int(&line, "us", req->timestamps.request_begin_at.tv_sec ? micros_between(req->timestamps.request_begin_at, end) : 0);
+    log_int(&line, "us", (int64_t)filters_request_micros(req));
     ssize_t id = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     if (id >= 0)
         log_strn(&line, "request_id", req->res.headers.entries[id].value.base, req->res.headers.entries[id].value.len);

@@ -44,6 +44,7 @@
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 8
 #define HTTP_REQUEST_ID_MAX 64
+#define HTTP_PEER_MAX 45 /* INET6_ADDRSTRLEN - 1 */
 
 typedef enum http_method {
     HTTP_GET = 1 << 0,
@@ -75,7 +76,9 @@ typedef struct http_request {
     char *if_none_match;
     char *content_type;
     char *accept;
+    char *forwarded_for; /* X-Forwarded-For, NULL if absent (trust is the handler's call) */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
+    char peer[HTTP_PEER_MAX + 1]; /* the connection's peer address ("127.0.0.1", "::1"); "" if unknown */
 } http_request;
 
 typedef struct http_header {

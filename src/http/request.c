@@ -26,12 +26,14 @@
  * that disconnects while its job runs frees nothing a worker reads; its
  * tracker tells the job, and the result is dropped.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fmt.h"
 #include "core/log.h"
 #include "http/server_internal.h"
+#include "metrics/metrics.h"
 
 struct job {
     pool_job super;                 /* worker queue link */
@@ -118,6 +120,7 @@ static void request_free(http_request *rq)
     free(rq->if_none_match);
     free(rq->content_type);
     free(rq->accept);
+    free(rq->forwarded_for);
     memset(rq, 0, sizeof(*rq));
 }
 
@@ -134,6 +137,21 @@ static http_method method_of(h2o_iovec_t m)
         if (h2o_memis(m.base, m.len, methods[i].name, strlen(methods[i].name)))
             return methods[i].method;
     return HTTP_OTHER;
+}
+
+unsigned request_method_index(h2o_iovec_t method) { return (unsigned)__builtin_ctz((unsigned)method_of(method)); }
+
+static void copy_peer(h2o_req_t *req, char out[HTTP_PEER_MAX + 1])
+{
+    struct sockaddr_storage ss;
+    out[0] = '\0';
+    if (req->conn->callbacks->get_peername == NULL ||
+        req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, HTTP_PEER_MAX + 1);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, HTTP_PEER_MAX + 1);
 }
 
 /* Copies what a handler may read. caps may be NULL (no parameters). */
@@ -154,6 +172,8 @@ static int request_copy(h2o_req_t *req, const request_tracker *tracker, int rout
     rq->if_none_match = copy_header(req, H2O_TOKEN_IF_NONE_MATCH);
     rq->content_type = copy_header(req, H2O_TOKEN_CONTENT_TYPE);
     rq->accept = copy_header(req, H2O_TOKEN_ACCEPT);
+    rq->forwarded_for = copy_header(req, H2O_TOKEN_X_FORWARDED_FOR);
+    copy_peer(req, rq->peer);
     if (rq->path == NULL || rq->body == NULL || (req->query_at != SIZE_MAX && rq->query == NULL))
         return -1;
     return caps != NULL ? http_request_set_params(rq, req->path.base, caps) : 0;
@@ -207,6 +227,17 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v.base, v.len);
 }
 
+/* An HTML page (the dashboard, a preview) learns its own response's id from
+ * its navigation entry's serverTiming, and tags its Web Vitals beacons with
+ * it (docs/web-vitals.md). Never on a cache hit: those are JSON. */
+static void add_request_id_timing(h2o_req_t *req, const char *request_id)
+{
+    char value[HTTP_REQUEST_ID_MAX + 16];
+    int n = snprintf(value, sizeof(value), "reqid;desc=\"%s\"", request_id);
+    if (n > 0 && (size_t)n < sizeof(value))
+        add_header(req, "server-timing", value, (size_t)n);
+}
+
 static void send_response(h2o_req_t *req, const char *request_id, const http_request *rq, http_response *res)
 {
     if (res->status == 0)
@@ -217,6 +248,8 @@ static void send_response(h2o_req_t *req, const char *request_id, const http_req
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, res->content_type,
                        strlen(res->content_type));
     add_header(req, "x-request-id", request_id, strlen(request_id));
+    if (res->content_type != NULL && strncmp(res->content_type, "text/html", 9) == 0)
+        add_request_id_timing(req, request_id);
     for (size_t i = 0; i < res->header_count; i++)
         add_header(req, res->headers[i].name, res->headers[i].value, strlen(res->headers[i].value));
     if (res->status == 204 || res->status == 304) {
@@ -629,6 +662,12 @@ static void on_waiter_timeout(h2o_timeout_entry_t *entry)
 static void on_request_disposed(void *p)
 {
     request_tracker *t = p;
+    /* h2o lets the request's memory go once its response is sent, while
+     * the request is still whole: its status is final. h2o's timestamps
+     * are the loop's cached clock (a hit begins and ends within one tick),
+     * so the time is measured from the handler's start. */
+    if (metrics_enabled())
+        metrics_request(t->route, t->method_index, t->req->res.status, (rc_now_ns() - t->started_ns) / 1000);
     t->owner->active_requests--;
     if (t->job != NULL)
         t->job->req = NULL;
@@ -742,7 +781,11 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     server *srv = ((strata_handler *)self)->srv;
     loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx);
     request_tracker *t = h2o_mem_alloc_shared(&req->pool, sizeof(*t), on_request_disposed);
-    *t = (request_tracker){.owner = lt, .started_ns = rc_now_ns()};
+    *t = (request_tracker){.owner = lt,
+                           .started_ns = rc_now_ns(),
+                           .req = req,
+                           .route = -1,
+                           .method_index = request_method_index(req->method)};
     lt->active_requests++;
     assign_request_id(lt, req, t->request_id);
 
@@ -761,11 +804,12 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
-    http_method method = method_of(req->method);
+    http_method method = (http_method)(1u << t->method_index);
     http_captures caps;
     unsigned allowed;
     int index = http_route_find(srv->app->routes, srv->app->route_count, method, req->path.base, path_length(req),
                                 &caps, &allowed);
+    t->route = index;
     if (index < 0) {
         if (allowed == 0) {
             send_problem(req, t, 404, "no_route", "no route for this path", NULL);

@@ -31,6 +31,7 @@
 
 #include "core/log.h"
 #include "http/server_internal.h"
+#include "metrics/metrics.h"
 
 /* ---- loop threads -------------------------------------------------------------------- */
 
@@ -355,6 +356,17 @@ static void wait_for_signals(server *srv, const sigset_t *signals, http_reload_f
     }
 }
 
+/* Metrics name routes by their patterns (src/metrics). */
+static int metrics_start(const strata_config *cfg, const http_app *app)
+{
+    const char **patterns = calloc(app->route_count + 1, sizeof(*patterns));
+    for (size_t i = 0; patterns != NULL && i < app->route_count; i++)
+        patterns[i] = app->routes[i].pattern;
+    int rc = patterns != NULL ? metrics_init(cfg, patterns, app->route_count) : -1;
+    free(patterns);
+    return rc;
+}
+
 int http_serve(strata_config *cfg, const http_app *app)
 {
     server srv = {.cfg = cfg, .app = app};
@@ -376,7 +388,7 @@ int http_serve(strata_config *cfg, const http_app *app)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (rc_init(cfg, app->routes, app->route_count) != 0) {
+    if (metrics_start(cfg, app) != 0 || rc_init(cfg, app->routes, app->route_count) != 0) {
         log_event(LOG_ERROR, "cannot start: the cache could not be created");
         return 1;
     }

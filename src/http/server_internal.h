@@ -94,6 +94,10 @@ typedef struct request_tracker {
     job *job;
     waiter *waiter;
     uint64_t started_ns;
+    /* metrics, recorded when the request's memory is let go (request.c) */
+    h2o_req_t *req;
+    int route;             /* −1 until routed, or when no route matched */
+    unsigned method_index; /* bit index of its http_method */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
 } request_tracker;
 
@@ -105,8 +109,12 @@ void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_
  * jobs_done, with *running cleared. detached: nobody is told (shutdown). */
 void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running);
 void request_submit_detached_task(server *srv, void (*task)(store_t *store));
+/* The bit index of a method's http_method (metrics' method index). */
+unsigned request_method_index(h2o_iovec_t method);
 
 /* filters.c */
 void filters_register(h2o_pathconf_t *pathconf);
+/* From the request's first byte to its response's last (or now), µs. */
+uint64_t filters_request_micros(h2o_req_t *req);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "core/log.h"
+#include "metrics/metrics.h"
 
 typedef struct worker_start {
     worker_pool *pool;
@@ -52,7 +53,11 @@ static void *worker_main(void *arg)
         pool->queued--;
         pthread_mutex_unlock(&pool->lock);
         job->next = NULL;
+        uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
+        metrics_pool_started(stamp);
         job->run(job, store);
+        if (stamp != 0)
+            metrics_pool_finished();
     }
     store_close(&store);
     return NULL;
@@ -76,6 +81,7 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool
         pthread_cond_wait(&pool->wake, &pool->lock);
     int failed = pool->start_error != 0 || pool->thread_count < count;
     pthread_mutex_unlock(&pool->lock);
+    metrics_pool_workers(failed ? 0 : count);
     if (failed) {
         worker_pool_stop(pool);
         return -1;
@@ -86,6 +92,7 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool
 void worker_pool_submit(worker_pool *pool, pool_job *job)
 {
     job->next = NULL;
+    job->queued_stamp = metrics_pool_enqueued();
     pthread_mutex_lock(&pool->lock);
     if (pool->tail != NULL)
         pool->tail->next = job;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -20,6 +21,7 @@ typedef struct pool_job pool_job;
 struct pool_job {
     pool_job *next;
     void (*run)(pool_job *job, store_t *store);
+    uint64_t queued_stamp; /* metrics: when it was queued (0: not measured) */
 };
 
 typedef int (*pool_worker_init_fn)(store_t *store);

@@ -9,7 +9,8 @@
  * status line is read: it says all a purge needs, and closing early never
  * loses anything (the endpoint acted before it answered). Name resolution
  * itself is the resolver's own (bounded by resolv.conf's timeouts); use an
- * address in the URL where that matters.
+ * address in the URL where that matters. A webhook's JSON POST goes the
+ * same way (exchange), with a body after the head.
  */
 #include "jobs/purge.h"
 
@@ -93,6 +94,26 @@ static int authority_parse(const char *authority, size_t len, purge_target *out)
     return 0;
 }
 
+int purge_endpoint_parse(const char *url, const char *key, purge_target *out, char *err, size_t err_size)
+{
+    memset(out, 0, sizeof *out);
+    size_t len = strlen(url);
+    const char *authority = url + strlen("http://");
+    const char *slash = len > 7 ? strchr(authority, '/') : NULL;
+    size_t authority_len = slash ? (size_t)(slash - authority) : len > 7 ? strlen(authority) : 0;
+    const char *path = slash ? slash : "/";
+    if (len <= 7 || strncasecmp(url, "http://", 7) != 0 || !is_visible(url, len) || strlen(path) >= sizeof out->path ||
+        authority_parse(authority, authority_len, out) != 0) {
+        snprintf(err, err_size,
+                 "%s: '%s' is not http://HOST[:PORT][/PATH] (HOST a name, an IPv4 address or [IPv6]; "
+                 "https is not spoken: put a local Varnish or proxy in front)",
+                 key, url);
+        return -1;
+    }
+    snprintf(out->path, sizeof out->path, "%s", path);
+    return 0;
+}
+
 int purge_target_parse(const char *url, const char *method, const char *header, purge_target *out, char *err,
                        size_t err_size)
 {
@@ -107,22 +128,10 @@ int purge_target_parse(const char *url, const char *method, const char *header, 
                  sizeof out->header - 1);
         return -1;
     }
+    if (purge_endpoint_parse(url, "cdn.purge_url", out, err, err_size) != 0)
+        return -1;
     snprintf(out->method, sizeof out->method, "%s", method);
     snprintf(out->header, sizeof out->header, "%s", header);
-    size_t len = strlen(url);
-    const char *authority = url + strlen("http://");
-    const char *slash = len > 7 ? strchr(authority, '/') : NULL;
-    size_t authority_len = slash ? (size_t)(slash - authority) : len > 7 ? strlen(authority) : 0;
-    const char *path = slash ? slash : "/";
-    if (len <= 7 || strncasecmp(url, "http://", 7) != 0 || !is_visible(url, len) || strlen(path) >= sizeof out->path ||
-        authority_parse(authority, authority_len, out) != 0) {
-        snprintf(err, err_size,
-                 "cdn.purge_url: '%s' is not http://HOST[:PORT][/PATH] (HOST a name, an IPv4 address or [IPv6]; "
-                 "https is not spoken: put a local Varnish or proxy in front)",
-                 url);
-        return -1;
-    }
-    snprintf(out->path, sizeof out->path, "%s", path);
     return 0;
 }
 
@@ -227,6 +236,25 @@ static int status_read(int fd, int64_t deadline)
     return status;
 }
 
+/* Connects, sends head then body, reads the status line, all within
+ * timeout_ms: the status, or -1 with err. */
+static int exchange(const purge_target *t, const char *method, const char *head, size_t head_len, const char *body,
+                    size_t body_len, int timeout_ms, char *err, size_t err_size)
+{
+    int64_t deadline = monotonic_ms() + timeout_ms;
+    int fd = connect_any(t, deadline, err, err_size);
+    if (fd < 0)
+        return -1;
+    int status = send_all(fd, head, head_len, deadline) == 0 && send_all(fd, body, body_len, deadline) == 0
+                     ? status_read(fd, deadline)
+                     : -1;
+    close(fd);
+    if (status < 0)
+        snprintf(err, err_size, "%s %s:%s%s: no HTTP answer within %d ms", method, t->host, t->port, t->path,
+                 timeout_ms);
+    return status;
+}
+
 static int request_build(const purge_target *t, const char *const *keys, size_t count, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: strata\r\n%s:", t->method, t->path,
@@ -255,19 +283,32 @@ int purge_send(const purge_target *t, const char *const *keys, size_t count, int
                  PURGE_KEYS_MAX_BYTES);
         return -1;
     }
-    int64_t deadline = monotonic_ms() + timeout_ms;
-    int fd = connect_any(t, deadline, err, err_size);
-    if (fd < 0)
+    int status = exchange(t, t->method, request, (size_t)len, NULL, 0, timeout_ms, err, err_size);
+    if (status < 0)
         return -1;
-    int status = send_all(fd, request, (size_t)len, deadline) == 0 ? status_read(fd, deadline) : -1;
-    close(fd);
-    if (status < 0) {
-        snprintf(err, err_size, "%s %s:%s%s: no HTTP answer within %d ms", t->method, t->host, t->port, t->path,
-                 timeout_ms);
-        return -1;
-    }
     if ((status >= 200 && status < 300) || status == 404)
         return 0;
     snprintf(err, err_size, "%s %s:%s%s answered %d", t->method, t->host, t->port, t->path, status);
+    return -1;
+}
+
+int purge_post_json(const purge_target *t, const char *body, size_t body_len, int timeout_ms, char *err,
+                    size_t err_size)
+{
+    char head[REQUEST_MAX];
+    int len = snprintf(head, sizeof head,
+                       "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: strata\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                       t->path, t->host_header, body_len);
+    if (len < 0 || (size_t)len >= sizeof head) {
+        snprintf(err, err_size, "the request head does not fit in %d bytes", REQUEST_MAX);
+        return -1;
+    }
+    int status = exchange(t, "POST", head, (size_t)len, body, body_len, timeout_ms, err, err_size);
+    if (status < 0)
+        return -1;
+    if (status >= 200 && status < 300)
+        return 0;
+    snprintf(err, err_size, "POST %s:%s%s answered %d", t->host, t->port, t->path, status);
     return -1;
 }

@@ -8,6 +8,9 @@
  * Everything is bounded: the connection, the request and the status line
  * share one deadline, on a non-blocking socket watched with poll(2). Only
  * http:// is spoken (put a local Varnish or proxy in front of a TLS CDN).
+ *
+ * The same client posts JSON to other endpoints (alert webhooks):
+ * purge_endpoint_parse, then purge_post_json.
  */
 #ifndef STRATA_PURGE_H
 #define STRATA_PURGE_H
@@ -32,6 +35,15 @@ typedef struct purge_target {
  * 0, or -1 with err saying which is wrong. */
 int purge_target_parse(const char *url, const char *method, const char *header, purge_target *out, char *err,
                        size_t err_size);
+
+/* Parses only url into out's host, port, host_header and path; messages
+ * name the setting `key` ("alerts.webhook_url"). 0, or -1 with err. */
+int purge_endpoint_parse(const char *url, const char *key, purge_target *out, char *err, size_t err_size);
+
+/* POSTs body (body_len bytes of JSON) to the target's URL within
+ * timeout_ms. 0 when it answered 2xx; -1 with err otherwise. */
+int purge_post_json(const purge_target *target, const char *body, size_t body_len, int timeout_ms, char *err,
+                    size_t err_size);
 
 /* True if key can travel in the header: 1..PURGE_KEY_MAX visible ASCII
  * bytes, no spaces. */

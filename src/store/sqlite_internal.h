@@ -66,6 +66,7 @@ typedef struct sq_query {
     store_t *st;
     sqlite3_stmt *stmt;
     int rc; /* the first SQLite failure, or SQLITE_OK */
+    uint64_t started_ns; /* metrics: when it started (0: not measured) */
 } sq_query;
 
 /* Takes sql's statement from the cache (compiling it on first use), reset

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
 #include "store/sqlite_internal.h"
 
 enum {
@@ -160,7 +161,7 @@ void store_inject_faults(int64_t until_ms) { atomic_store(&faults_until_ms, unti
 
 int sq_query_start(store_t *st, const char *sql, sq_query *q)
 {
-    *q = (sq_query){.st = st, .stmt = NULL, .rc = SQLITE_OK};
+    *q = (sq_query){.st = st, .stmt = NULL, .rc = SQLITE_OK, .started_ns = metrics_enabled() ? metrics_now_ns() : 0};
     atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
     int64_t faults_until = atomic_load_explicit(&faults_until_ms, memory_order_relaxed);
     if (faults_until != 0 && store_now_ms() < faults_until) {
@@ -257,10 +258,52 @@ bool sq_next_row(sq_query *q)
     return false;
 }
 
+/* EXPLAIN QUERY PLAN of sql as indented lines, like the sqlite3 shell's;
+ * "" if it cannot be explained. Parameters stay unbound (NULL): the plan
+ * does not depend on their values. */
+static void explain_plan(store_t *st, const char *sql, char *out, size_t size)
+{
+    char *text = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *stmt = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (text != NULL && sqlite3_prepare_v2(st->db, text, -1, &stmt, NULL) == SQLITE_OK) {
+        int ids[64], depths[64], known = 0;
+        while (sqlite3_step(stmt) == SQLITE_ROW && len + 1 < size) {
+            int id = sqlite3_column_int(stmt, 0), parent = sqlite3_column_int(stmt, 1), depth = 0;
+            for (int i = 0; i < known; i++)
+                if (ids[i] == parent)
+                    depth = depths[i] + 1;
+            if (known < 64)
+                ids[known] = id, depths[known++] = depth;
+            const char *detail = (const char *)sqlite3_column_text(stmt, 3);
+            int n = snprintf(out + len, size - len, "%s%*s%s", len ? "\n" : "", depth * 2, "", detail ? detail : "");
+            len = n < 0 ? len : len + (size_t)n < size ? len + (size_t)n : size - 1;
+        }
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_free(text);
+}
+
+/* Metrics: the statement's time by its text; a slow one with its plan. */
+static void query_measured(const sq_query *q)
+{
+    uint64_t nanos = metrics_now_ns() - q->started_ns;
+    const char *sql = sqlite3_sql(q->stmt);
+    metrics_query(sql, nanos);
+    if (nanos >= metrics_slow_query_ns()) {
+        char plan[1024];
+        explain_plan(q->st, sql, plan, sizeof(plan));
+        metrics_slow_query(sql, nanos, plan);
+    }
+}
+
 int sq_query_end(sq_query *q, const char *doing)
 {
     /* reset repeats the step failure already kept in q->rc */
     sqlite3_reset(q->stmt);
+    if (q->started_ns != 0 && q->stmt != NULL)
+        query_measured(q);
     if (q->rc == SQLITE_OK)
         return STORE_OK;
     return sq_fail_sqlite(q->st, q->rc, doing);
