@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "jobs/jobs.h"
 #include "jobs/purge.h"
+#include "vitals/vitals.h"
 
 enum {
     SOURCES_MAX = 64,
@@ -234,6 +235,9 @@ int alerts_configure(const strata_config *cfg, const http_route *routes, size_t 
     source_put("memory_bytes", source_memory_bytes, NULL, false);
     source_put("hit_ratio", source_hit_ratio, NULL, false);
     source_put("db_query_ms", source_db_query_ms, NULL, false);
+    source_put("lcp_p75_ms", source_vitals_p75, source_vitals_window(VITALS_LCP), false);
+    source_put("inp_p75_ms", source_vitals_p75, source_vitals_window(VITALS_INP), false);
+    source_put("cls_p75", source_vitals_p75, source_vitals_window(VITALS_CLS), false);
     pthread_mutex_unlock(&alerts.lock);
 
     int64_t window_ms = (int64_t)cfg->alerts_window_s * 1000;

@@ -4,20 +4,22 @@
  * time (alerts_internal.h).
  *
  * Memory is a gauge: its value is the resident size now (the budget's
- * hysteresis does the smoothing). The other two come from counters that
- * only grow (cache hits and lookups; statements and their total time):
+ * hysteresis does the smoothing). The hit ratio and statement time come
+ * from counters that only grow (cache hits and lookups; statements and their total time):
  * each evaluation keeps a sample (time, part, whole) in a ring sized for
  * the window, and the ratio over the window is the difference between the
  * newest sample and the oldest one still inside the window (the oldest
- * kept while the ring fills). Only the evaluator thread calls these, so
- * the rings need no lock.
+ * kept while the ring fills). The Web Vitals p75s come from the vitals
+ * module's cumulative histograms the same way (see below). Only the
+ * evaluator thread calls these, so the rings need no lock.
  */
 #include <stdlib.h>
 
 #include "alerts/alerts_internal.h"
 #include "metrics/metrics.h"
+#include "vitals/vitals.h"
 
-enum { HISTORY_MAX = 4096 };
+enum { HISTORY_MAX = 4096, VITALS_BOUNDS = 400, VITALS_SAMPLES = 128 };
 
 typedef struct counter_sample {
     int64_t at_ms;
@@ -43,15 +45,105 @@ static int counter_window_init(counter_window *w, size_t size)
     return w->ring != NULL ? 0 : -1;
 }
 
+/* ---- Web Vitals p75 over the window ------------------------------------------
+ *
+ * The vitals module counts, since start, how many values of a metric fall
+ * at or under any bounds asked for (vitals_count_le). A sample here is
+ * those counts for VITALS_BOUNDS bounds 3 % apart, plus the total; the
+ * window is the difference between the latest sample and the oldest one
+ * still inside it, and its p75 the first bound under which three quarters
+ * of the window's values fall: an upper estimate within 3 %. Samples are
+ * kept at least window/(VITALS_SAMPLES - 2) apart, so memory is bounded
+ * whatever the interval (400 KB a metric). */
+
+typedef struct vitals_window {
+    vitals_metric metric;
+    double bounds[VITALS_BOUNDS];
+    int64_t at_ms[VITALS_SAMPLES];
+    uint64_t *counts; /* VITALS_SAMPLES rows of VITALS_BOUNDS counts and the total */
+    size_t count, next;
+    int64_t spacing_ms;
+} vitals_window;
+
+static vitals_window vitals_windows[3];
+
+static int vitals_window_init(vitals_window *w, vitals_metric metric, double first_bound, int64_t window_ms)
+{
+    free(w->counts);
+    *w = (vitals_window){.metric = metric, .spacing_ms = window_ms / (VITALS_SAMPLES - 2)};
+    for (size_t i = 0; i < VITALS_BOUNDS; i++)
+        w->bounds[i] = i == 0 ? first_bound : w->bounds[i - 1] * 1.03;
+    w->counts = calloc((size_t)VITALS_SAMPLES * (VITALS_BOUNDS + 1), sizeof *w->counts);
+    return w->counts != NULL ? 0 : -1;
+}
+
+static uint64_t *vitals_row(const vitals_window *w, size_t slot)
+{
+    return w->counts + slot * (VITALS_BOUNDS + 1);
+}
+
+bool source_vitals_p75(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
+{
+    vitals_window *w = ctx;
+    if (w->counts == NULL)
+        return false;
+    size_t last = (w->next + VITALS_SAMPLES - 1) % VITALS_SAMPLES;
+    if (w->count == 0 || now_ms - w->at_ms[last] >= w->spacing_ms) { /* take a sample */
+        uint64_t *row = vitals_row(w, w->next);
+        vitals_count_le(w->metric, w->bounds, VITALS_BOUNDS, row);
+        vitals_stats stats;
+        vitals_stats_get(w->metric, &stats);
+        row[VITALS_BOUNDS] = stats.count;
+        w->at_ms[w->next] = now_ms;
+        last = w->next;
+        w->next = (w->next + 1) % VITALS_SAMPLES;
+        if (w->count < VITALS_SAMPLES)
+            w->count++;
+    }
+    size_t base = last;
+    for (size_t i = 1; i < w->count; i++) {
+        size_t slot = (last + VITALS_SAMPLES - i) % VITALS_SAMPLES;
+        if (w->at_ms[slot] < now_ms - window_ms)
+            break;
+        base = slot;
+    }
+    const uint64_t *now = vitals_row(w, last), *then = vitals_row(w, base);
+    uint64_t total = now[VITALS_BOUNDS] - then[VITALS_BOUNDS];
+    if (base == last || total < (uint64_t)sources.min_events)
+        return false;
+    double wanted = 0.75 * (double)total;
+    for (size_t i = 0; i < VITALS_BOUNDS; i++) {
+        if ((double)(now[i] - then[i]) >= wanted) {
+            *value = w->bounds[i];
+            return true;
+        }
+    }
+    *value = w->bounds[VITALS_BOUNDS - 1]; /* beyond the last bound: at least that */
+    return true;
+}
+
 int sources_configure(int64_t window_ms, int interval_ms, int min_events)
 {
     int64_t size = window_ms / (interval_ms > 0 ? interval_ms : 1) + 2;
     size = size < HISTORY_MAX ? size : HISTORY_MAX;
     sources.min_events = min_events > 0 ? min_events : 1;
     if (counter_window_init(&sources.hits, (size_t)size) != 0 ||
-        counter_window_init(&sources.queries, (size_t)size) != 0)
+        counter_window_init(&sources.queries, (size_t)size) != 0 ||
+        vitals_window_init(&vitals_windows[0], VITALS_LCP, 1.0, window_ms) != 0 ||
+        vitals_window_init(&vitals_windows[1], VITALS_INP, 1.0, window_ms) != 0 ||
+        vitals_window_init(&vitals_windows[2], VITALS_CLS, 0.0001, window_ms) != 0)
         return -1;
     return 0;
+}
+
+void *source_vitals_window(int metric)
+{
+    switch (metric) {
+    case VITALS_LCP: return &vitals_windows[0];
+    case VITALS_INP: return &vitals_windows[1];
+    case VITALS_CLS: return &vitals_windows[2];
+    default: return NULL;
+    }
 }
 
 /* Adds the sample now; true with *part and *whole the differences over

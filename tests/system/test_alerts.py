@@ -250,3 +250,33 @@ def test_slow_writes_raise_their_route_budget_and_clear_when_fast_again(server_f
         lock.stop()
         traffic.stop()
     assert traffic.statuses.get(200, 0) > 0, traffic.statuses
+
+
+def test_slow_pages_in_readers_browsers_raise_the_lcp_budget_and_fast_ones_clear_it(server_factory,
+                                                                                      fresh_deployment, receiver):
+    """The Web Vitals budgets: LCP p75 over the window, from the beacons
+    readers' browsers send (POST /api/performance/metrics)."""
+    admin = fresh_deployment.tokens["admin"]
+    srv = server_factory(args=("--budget-lcp-p75-ms", "2500", "--alerts-window-s", "3",
+                               "--alerts-min-requests", "5", "--alerts-webhook-url", receiver.url, *FAST))
+    client = srv.client()
+    sent = [0]
+
+    def beacons(value, n=10):
+        body = [{"name": "LCP", "value": value, "id": f"v5-lcp-{sent[0] + i}", "page": "/slow",
+                 "rating": "poor", "navigationType": "navigate"} for i in range(n)]
+        sent[0] += n
+        resp = client.post("/api/performance/metrics", body=json.dumps(body), content_type="text/plain",
+                           headers={"X-Forwarded-For": f"203.0.113.{sent[0] % 250 + 1}"})
+        assert resp.status == 204, resp
+
+    beacons(4000.0)
+    firing = poll(lambda: (beacons(4000.0, 2), active(srv, admin, "lcp_p75_ms"))[1], timeout=10, interval=0.2,
+                  what="the lcp_p75_ms alert in /v1/alerts")
+    assert 4000 <= firing[0]["value"] <= 4000 * 1.03 and firing[0]["budget"] == 2500, firing
+    poll(lambda: receiver.received("firing", "lcp_p75_ms"), timeout=10, what="'firing' at the webhook")
+    # The pages got fast: once the slow ones leave the 3 s window, p75 is low.
+    poll(lambda: (beacons(900.0, 4), active(srv, admin, "lcp_p75_ms") == [])[1], timeout=15, interval=0.2,
+         what="the lcp_p75_ms alert cleared")
+    resolved = poll(lambda: receiver.received("resolved", "lcp_p75_ms"), timeout=10, what="'resolved' at the webhook")
+    assert resolved[0]["json"]["value"] <= 2500 * 0.9, resolved
