@@ -47,6 +47,10 @@ void handle_performance_metrics(const http_request *req, store_t *store, http_re
     json_t *vitals = vitals_summary_json(), *alerts = alerts_active_json();
     json_object_set_new(summary, "web_vitals", vitals != NULL ? vitals : json_null());
     json_object_set_new(summary, "alerts", alerts != NULL ? alerts : json_null());
+    json_t *judged = alerts_json(); /* the budgets, each with its state and latest value */
+    json_t *budgets = json_object_get(judged, "budgets");
+    json_object_set(summary, "budgets", budgets != NULL ? budgets : json_null());
+    json_decref(judged);
     http_response_header(res, "cache-control", "private, no-store");
     api_send_json(&c, 200, summary);
 }

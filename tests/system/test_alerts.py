@@ -129,6 +129,11 @@ def test_alerts_need_an_admin_token_and_list_the_budgets(server_factory, fresh_d
     admin = fresh_deployment.tokens["admin"]
     poll(lambda: [b for b in alerts_doc(srv, admin)["budgets"] if b["quantity"] == "memory_bytes" and b["value"]],
          timeout=5, what="memory measured")
+    # the JSON summary carries the budgets and the active alerts too
+    summary = c.get("/api/performance/metrics", token=admin)
+    assert summary.status == 200, summary
+    assert {b["quantity"] for b in summary.json["budgets"]} == {"error_rate", "memory_bytes", "lcp_p75_ms"}
+    assert summary.json["alerts"] is not None
 
 
 def test_bad_budgets_are_refused_naming_the_key(fresh_deployment):
