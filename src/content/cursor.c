@@ -43,10 +43,7 @@ void api_cursor_encode(const store_list_query *q, const store_keyset *k, char ou
     buf[26] = (uint8_t)(text_len >> 8);
     buf[27] = (uint8_t)text_len;
     memcpy(buf + CURSOR_HEADER, k->key_text, text_len);
-    uint8_t mac[32];
-    crypto_hmac_sha256(api_secret(), buf, CURSOR_HEADER + text_len, mac);
-    memcpy(buf + CURSOR_HEADER + text_len, mac, CURSOR_MAC);
-    base64url_encode(buf, CURSOR_HEADER + text_len + CURSOR_MAC, out);
+    crypto_seal(api_secret(), buf, CURSOR_HEADER + text_len, CURSOR_MAC, out);
 }
 
 static bool bad_cursor(api_ctx *c, const char *why)
@@ -58,16 +55,10 @@ static bool bad_cursor(api_ctx *c, const char *why)
 bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, store_keyset *out)
 {
     uint8_t buf[CURSOR_BYTES_MAX];
-    long n = base64url_decode(text, strlen(text), buf, sizeof(buf));
-    if (n < CURSOR_HEADER + CURSOR_MAC || buf[0] != CURSOR_VERSION)
-        return bad_cursor(c, "the cursor is not one this server made");
-    size_t text_len = (size_t)buf[26] << 8 | buf[27];
-    if ((size_t)n != CURSOR_HEADER + text_len + CURSOR_MAC)
-        return bad_cursor(c, "the cursor is not one this server made");
-    uint8_t mac[32];
-    crypto_hmac_sha256(api_secret(), buf, CURSOR_HEADER + text_len, mac);
-    if (!crypto_equal(mac, buf + CURSOR_HEADER + text_len, CURSOR_MAC))
-        return bad_cursor(c, "the cursor was altered or forged");
+    long n = crypto_unseal(api_secret(), text, strlen(text), CURSOR_MAC, buf, sizeof(buf));
+    if (n < CURSOR_HEADER || buf[0] != CURSOR_VERSION || (size_t)n != CURSOR_HEADER + ((size_t)buf[26] << 8 | buf[27]))
+        return bad_cursor(c, "the cursor is not one this server made, or was altered");
+    size_t text_len = (size_t)n - CURSOR_HEADER;
     uint8_t expected[8];
     filters_hash(q, expected);
     if (buf[1] != (uint8_t)q->sort || memcmp(expected, buf + 2, 8) != 0)

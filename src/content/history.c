@@ -148,8 +148,7 @@ bool history_send_cached(api_ctx *c, const char *key)
     return true;
 }
 
-void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body,
-                  size_t len)
+void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body, size_t len)
 {
     history_doc *d = doc_new(content_type, body, len);
     if (d)
@@ -236,26 +235,21 @@ enum { HCURSOR_BYTES = 1 + 8 + 8 + 16 };
 
 static void hcursor_encode(int64_t id, int64_t before, char out[64])
 {
-    uint8_t raw[HCURSOR_BYTES], mac[32];
+    uint8_t raw[HCURSOR_BYTES];
     raw[0] = 'h';
     crypto_put_be64(raw + 1, (uint64_t)id);
     crypto_put_be64(raw + 9, (uint64_t)before);
-    crypto_hmac_sha256(api_secret(), raw, 17, mac);
-    memcpy(raw + 17, mac, 16);
-    base64url_encode(raw, sizeof raw, out);
+    crypto_seal(api_secret(), raw, 17, 16, out);
 }
 
 static bool hcursor_decode(api_ctx *c, const char *text, int64_t id, int64_t *before)
 {
-    uint8_t raw[HCURSOR_BYTES + 4], mac[32];
-    long n = base64url_decode(text, strlen(text), raw, sizeof raw);
-    if (n == HCURSOR_BYTES && raw[0] == 'h') {
-        crypto_hmac_sha256(api_secret(), raw, 17, mac);
-        int64_t at = (int64_t)crypto_get_be64(raw + 9);
-        if (crypto_equal(mac, raw + 17, 16) && (int64_t)crypto_get_be64(raw + 1) == id && at > 0) {
-            *before = at;
-            return true;
-        }
+    uint8_t raw[HCURSOR_BYTES + 4];
+    long n = crypto_unseal(api_secret(), text, strlen(text), 16, raw, sizeof raw);
+    int64_t at = n == 17 ? (int64_t)crypto_get_be64(raw + 9) : 0;
+    if (n == 17 && raw[0] == 'h' && (int64_t)crypto_get_be64(raw + 1) == id && at > 0) {
+        *before = at;
+        return true;
     }
     http_problem(c->res, c->req, 400, "bad_cursor",
                  "cursor is not one this server made for this item's versions (altered, or from another item)");
@@ -320,9 +314,9 @@ static char *snapshot_text(const json_t *s, size_t *len)
         return NULL;
     const char *category = json_string_value(json_object_get(s, "category"));
     char *fields = json_dumps(json_object_get(s, "fields"), JSON_COMPACT | JSON_SORT_KEYS);
-    fprintf(f, "title: %s\nslug: %s\nexcerpt: %s\ncategory: %s\ntags: ",
-            json_string_value(json_object_get(s, "title")), json_string_value(json_object_get(s, "slug")),
-            json_string_value(json_object_get(s, "excerpt")), category ? category : "");
+    fprintf(f, "title: %s\nslug: %s\nexcerpt: %s\ncategory: %s\ntags: ", json_string_value(json_object_get(s, "title")),
+            json_string_value(json_object_get(s, "slug")), json_string_value(json_object_get(s, "excerpt")),
+            category ? category : "");
     size_t i;
     json_t *tag;
     json_array_foreach(json_object_get(s, "tags"), i, tag) fprintf(f, "%s%s", i ? ", " : "", json_string_value(tag));
@@ -351,8 +345,7 @@ static json_t *fields_changed(const json_t *a, const json_t *b)
 typedef enum diff_format { FORMAT_JSON = 'j', FORMAT_UNIFIED = 'u', FORMAT_HTML = 'h' } diff_format;
 
 /* Renders the diff of two snapshots; NULL when out of memory. */
-static history_doc *diff_doc(int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b,
-                             diff_format format)
+static history_doc *diff_doc(int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b, diff_format format)
 {
     size_t a_len = 0, b_len = 0, len = 0;
     char *a_text = snapshot_text(a, &a_len), *b_text = snapshot_text(b, &b_len);
@@ -433,15 +426,13 @@ static bool query_version(api_ctx *c, const char *name, int64_t *out)
     bool bad = false;
     if (!api_query(c, name, text, sizeof text, &bad)) {
         if (!bad)
-            http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' (a version number) is required",
-                         name);
+            http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' (a version number) is required", name);
         return false;
     }
     char *end = NULL;
     long long v = strtoll(text, &end, 10);
     if (end == text || *end != '\0' || v < 1) {
-        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be a version number (1, 2, …)",
-                     name);
+        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be a version number (1, 2, …)", name);
         return false;
     }
     *out = v;

@@ -65,8 +65,7 @@ static bool link_sign(preview_link *link)
     crypto_put_be64(raw + 25, (uint64_t)link->expires_at);
     if (crypto_random(raw + 33, LINK_NONCE) != 0)
         return false;
-    crypto_hmac_sha256(api_secret(), raw, LINK_SIGNED, raw + LINK_SIGNED);
-    base64url_encode(raw, LINK_BYTES, link->text);
+    crypto_seal(api_secret(), raw, LINK_SIGNED, 32, link->text);
     crypto_sha256(link->text, LINK_TEXT_LEN, link->hash);
     return true;
 }
@@ -76,11 +75,9 @@ static bool link_sign(preview_link *link)
  * match is false. */
 static bool link_verify(const char *text, size_t len, preview_link *link)
 {
-    uint8_t raw[LINK_BYTES], mac[32];
-    if (len != LINK_TEXT_LEN || base64url_decode(text, len, raw, sizeof(raw)) != LINK_BYTES)
-        return false;
-    crypto_hmac_sha256(api_secret(), raw, LINK_SIGNED, mac);
-    if (!crypto_equal(mac, raw + LINK_SIGNED, sizeof(mac)) || raw[0] != LINK_FORMAT)
+    uint8_t raw[LINK_BYTES];
+    if (len != LINK_TEXT_LEN || crypto_unseal(api_secret(), text, len, 32, raw, sizeof(raw)) != LINK_SIGNED ||
+        raw[0] != LINK_FORMAT)
         return false;
     link->site_id = (int64_t)crypto_get_be64(raw + 1);
     link->item_id = (int64_t)crypto_get_be64(raw + 9);

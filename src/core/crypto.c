@@ -90,3 +90,22 @@ uint64_t crypto_get_be64(const uint8_t *p)
         v = v << 8 | p[i];
     return v;
 }
+
+size_t crypto_seal(const uint8_t key[32], uint8_t *buf, size_t len, size_t mac_len, char *out)
+{
+    uint8_t mac[32];
+    crypto_hmac_sha256(key, buf, len, mac);
+    memcpy(buf + len, mac, mac_len);
+    return base64url_encode(buf, len + mac_len, out);
+}
+
+long crypto_unseal(const uint8_t key[32], const char *text, size_t text_len, size_t mac_len, uint8_t *buf, size_t size)
+{
+    long n = base64url_decode(text, text_len, buf, size);
+    if (n < (long)mac_len)
+        return -1;
+    size_t len = (size_t)n - mac_len;
+    uint8_t mac[32];
+    crypto_hmac_sha256(key, buf, len, mac);
+    return crypto_equal(mac, buf + len, mac_len) ? (long)len : -1;
+}

@@ -30,4 +30,14 @@ uint64_t crypto_get_be64(const uint8_t *p);
 size_t base64url_encode(const uint8_t *data, size_t len, char *out);
 long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_size);
 
+/* Sealed tokens (cursors, preview links): payload bytes followed by the
+ * first mac_len (1..32) bytes of their HMAC-SHA256 under key, as base64url.
+ * crypto_seal writes the MAC at buf + len (buf needs len + mac_len bytes)
+ * and the text to out (4*ceil((len+mac_len)/3) + 1 bytes); returns the
+ * text's length. crypto_unseal decodes text into buf (size bytes) and
+ * returns the payload's length, or -1 if the text is not base64url, is too
+ * short or too long, or its MAC does not match (compared in constant time). */
+size_t crypto_seal(const uint8_t key[32], uint8_t *buf, size_t len, size_t mac_len, char *out);
+long crypto_unseal(const uint8_t key[32], const char *text, size_t text_len, size_t mac_len, uint8_t *buf, size_t size);
+
 #endif
