@@ -282,7 +282,7 @@ void handle_versions_list(const http_request *req, store_t *store, http_response
         return;
     json_t *versions = NULL;
     int64_t next = 0;
-    int rc = store_version_list(store, c.site_id, c.site, id, before, limit, &versions, &next);
+    int rc = store_version_list(store, c.site_id, id, before, limit, &versions, &next);
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;

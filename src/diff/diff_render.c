@@ -8,7 +8,8 @@
  * visit_hunk_lines hands each line of a hunk to the renderer with its
  * numbers. Refined lines are cut into segments (common bytes, changed
  * words) by for_each_segment. Text goes out as bytes in unified output and
- * as valid UTF-8 in JSON and HTML, an invalid byte replaced by U+FFFD.
+ * as valid UTF-8 in JSON and HTML (write_text, with each format's escape
+ * of single bytes), an invalid byte replaced by U+FFFD.
  * Text renderers write to an open_memstream; a write that fails sets the
  * stream's error flag, checked once at the end.
  */
@@ -187,6 +188,32 @@ static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
     return len;
 }
 
+/* Writes bytes as valid UTF-8: each well-formed sequence as it is, but a
+ * one-byte one for which escape() gives a replacement; an invalid byte as
+ * U+FFFD. The JSON and HTML renderers differ only in escape(). */
+typedef const char *byte_escape(unsigned char c, char buf[8]);
+
+static void write_text(FILE *out, const char *bytes, size_t len, byte_escape *escape)
+{
+    size_t plain = 0; /* bytes[plain, i) go out as they are */
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        char buf[8];
+        const char *replacement = NULL;
+        if (n == 0)
+            replacement = replacement_character, n = 1;
+        else if (n == 1)
+            replacement = escape((unsigned char)bytes[i], buf);
+        if (replacement != NULL) {
+            fwrite(bytes + plain, 1, i - plain, out);
+            fputs(replacement, out);
+            plain = i + n;
+        }
+        i += n;
+    }
+    fwrite(bytes + plain, 1, len - plain, out);
+}
+
 /* Closes the stream; returns its buffer, or NULL (freed) if a write failed. */
 static char *close_stream(FILE *out, char **buffer)
 {
@@ -205,47 +232,27 @@ static char *close_stream(FILE *out, char **buffer)
  * tens of thousands of segments, and an object per segment cost more than
  * the diff itself. */
 
-/* The bytes as the inside of a JSON string: valid UTF-8 (an invalid byte
- * becomes U+FFFD), '"', '\\' and control characters escaped (NUL as
- * \u0000). */
-static void json_string_body(FILE *out, const char *bytes, size_t len)
+/* The JSON escape of one ASCII byte, or NULL when it goes out as it is. */
+static const char *json_escape(unsigned char c, char buf[8])
 {
-    size_t plain = 0; /* bytes[plain, i) go out as they are */
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)bytes[i];
-        size_t n = c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
-                       ? 1
-                       : utf8_sequence_len((const unsigned char *)bytes + i, len - i);
-        char escape[8];
-        const char *replacement = NULL;
-        if (n == 0) {
-            replacement = replacement_character, n = 1;
-        } else if (n == 1 && (c < 0x20 || c == '"' || c == '\\')) {
-            switch (c) {
-            case '"': replacement = "\\\""; break;
-            case '\\': replacement = "\\\\"; break;
-            case '\n': replacement = "\\n"; break;
-            case '\t': replacement = "\\t"; break;
-            case '\r': replacement = "\\r"; break;
-            default:
-                snprintf(escape, sizeof escape, "\\u%04x", c);
-                replacement = escape;
-            }
-        }
-        if (replacement != NULL) {
-            fwrite(bytes + plain, 1, i - plain, out);
-            fputs(replacement, out);
-            plain = i + n;
-        }
-        i += n;
+    switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\t': return "\\t";
+    case '\r': return "\\r";
+    default:
+        if (c >= 0x20)
+            return NULL;
+        snprintf(buf, 8, "\\u%04x", c);
+        return buf;
     }
-    fwrite(bytes + plain, 1, len - plain, out);
 }
 
 static void json_text(FILE *out, const char *bytes, size_t len)
 {
     fputc('"', out);
-    json_string_body(out, bytes, len);
+    write_text(out, bytes, len, json_escape);
     fputc('"', out);
 }
 
@@ -355,32 +362,19 @@ char *diff_render_unified(const diff_result *r, unsigned context, const char *a_
 
 /* ---- HTML ------------------------------------------------------------------------- */
 
-/* Writes the bytes as HTML text: escaped, valid UTF-8, no NUL. */
-static void html_text(FILE *out, const char *bytes, size_t len)
+/* The HTML escape of one ASCII byte (NUL included), or NULL. */
+static const char *html_escape(unsigned char c, char buf[8])
 {
-    size_t plain = 0; /* bytes[plain, i) go out as they are */
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
-        const char *replacement = NULL;
-        if (n == 0)
-            replacement = replacement_character, n = 1;
-        else if (n == 1)
-            switch (bytes[i]) {
-            case '&': replacement = "&amp;"; break;
-            case '<': replacement = "&lt;"; break;
-            case '>': replacement = "&gt;"; break;
-            case '"': replacement = "&quot;"; break;
-            case '\'': replacement = "&#39;"; break;
-            case '\0': replacement = replacement_character; break;
-            }
-        if (replacement != NULL) {
-            fwrite(bytes + plain, 1, i - plain, out);
-            fputs(replacement, out);
-            plain = i + n;
-        }
-        i += n;
+    (void)buf;
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&#39;";
+    case '\0': return replacement_character;
+    default: return NULL;
     }
-    fwrite(bytes + plain, 1, len - plain, out);
 }
 
 typedef struct html_walk {
@@ -393,7 +387,7 @@ static void html_segment(void *ctx, const char *bytes, size_t len, bool changed)
     html_walk *w = ctx;
     if (changed)
         fprintf(w->out, "<%s>", w->changed_tag);
-    html_text(w->out, bytes, len);
+    write_text(w->out, bytes, len, html_escape);
     if (changed)
         fprintf(w->out, "</%s>", w->changed_tag);
 }
@@ -417,7 +411,7 @@ static void html_line(void *ctx, const hunk_line *line)
         w->changed_tag = line->op->kind == DIFF_DELETE ? "del" : "ins";
         for_each_segment(line, html_segment, w);
     } else {
-        html_text(w->out, line->bytes, line->len);
+        write_text(w->out, line->bytes, line->len, html_escape);
     }
     fputs("</td></tr>\n", w->out);
     if (!line->newline)

@@ -36,18 +36,24 @@ static json_t *slot_json(int64_t id, const char *author, int64_t base_version, i
     return slot;
 }
 
+/* STORE_OK if item id exists and base_version is its latest version. */
+static int base_is_latest(store_t *st, int64_t site_id, int64_t id, int64_t base_version)
+{
+    store_item_facts item;
+    int status = store_item_exists(st, site_id, id, &item);
+    if (status == STORE_OK && base_version != item.draft_version)
+        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+                         (long long)item.draft_version, (long long)base_version);
+    return status;
+}
+
 /* The slot's JSON: the edit merged over version base_version, which is
  * immutable, so this is built before the write transaction (the lock is
  * held only for the check and the write). */
 static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
                           json_t **snapshot, char **data)
 {
-    store_item_facts item;
-    int status = store_item_exists(st, site_id, id, &item);
-    int64_t latest = status == STORE_OK ? item.draft_version : 0;
-    if (status == STORE_OK && base_version != latest)
-        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
-                         (long long)latest, (long long)base_version);
+    int status = base_is_latest(st, site_id, id, base_version);
     if (status == STORE_OK)
         status = sq_version_snapshot(st, id, base_version, snapshot);
     if (status == STORE_OK && !sq_snapshot_merge_edit(*snapshot, edit))
@@ -62,12 +68,7 @@ static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base
 static int autosave_write_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const char *author,
                              const char *data, int64_t now)
 {
-    store_item_facts item;
-    int status = store_item_exists(st, site_id, id, &item);
-    int64_t latest = status == STORE_OK ? item.draft_version : 0;
-    if (status == STORE_OK && base_version != latest)
-        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
-                         (long long)latest, (long long)base_version);
+    int status = base_is_latest(st, site_id, id, base_version);
     sq_query q;
     if (status == STORE_OK)
         status = sq_query_start(st,

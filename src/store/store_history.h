@@ -54,8 +54,8 @@ int store_item_exists(store_t *st, int64_t site_id, int64_t id, store_item_facts
  * says the version is the item's published one. *next: the number to pass
  * as `before` for the next page, 0 when this page reached version 1. Cost
  * is O(limit) whatever the depth (a primary-key range). */
-int store_version_list(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t before, int limit,
-                       json_t **versions, int64_t *next);
+int store_version_list(store_t *st, int64_t site_id, int64_t id, int64_t before, int limit, json_t **versions,
+                       int64_t *next);
 
 /* Version n's metadata and snapshot ({"slug","title","excerpt","body",
  * "fields","category","tags"}). STORE_NOT_FOUND if the item or the version

@@ -413,31 +413,19 @@ json_t *store_version_meta_json(const store_version_meta *m)
 
 #define META_COLUMNS "number, kind, author, created_at, size, length(data), hash"
 
-int store_version_list(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t before, int limit,
-                       json_t **versions, int64_t *next)
+int store_version_list(store_t *st, int64_t site_id, int64_t id, int64_t before, int limit, json_t **versions,
+                       int64_t *next)
 {
-    (void)site_name;
-    sq_clear_error(st);
     *versions = NULL;
     *next = 0;
+    store_item_facts item;
+    int status = store_item_exists(st, site_id, id, &item);
+    if (status != STORE_OK)
+        return status;
     if (limit < 1 || limit > 100)
         return sq_fail(st, STORE_INVALID, "limit must be 1..100");
+    int64_t published = item.published_version;
     sq_query q;
-    int status = sq_query_start(st,
-                                "SELECT IFNULL(published_version, 0) FROM items WHERE id = :id AND site_id = :site",
-                                &q);
-    if (status != STORE_OK)
-        return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    bool found = sq_next_row(&q);
-    int64_t published = found ? sqlite3_column_int64(q.stmt, 0) : 0;
-    status = sq_query_end(&q, "reading the item");
-    if (status == STORE_OK && !found)
-        status = sq_fail(st, STORE_NOT_FOUND, "no item %lld in this site", (long long)id);
-    if (status != STORE_OK)
-        return status;
-
     json_t *list = json_array();
     if (!list)
         return sq_fail(st, STORE_ERROR, "out of memory listing versions");

@@ -538,7 +538,7 @@ static void test_version_list_pages(void **state)
     do {
         json_t *versions = NULL;
         int64_t next = 0;
-        assert_int_equal(store_version_list(f->st, f->site_id, "main", id, before, 3, &versions, &next), STORE_OK);
+        assert_int_equal(store_version_list(f->st, f->site_id, id, before, 3, &versions, &next), STORE_OK);
         size_t i;
         json_t *v;
         json_array_foreach(versions, i, v)
@@ -555,7 +555,7 @@ static void test_version_list_pages(void **state)
     assert_int_equal(pages, 4);
     json_t *versions = NULL;
     int64_t next = 0;
-    assert_int_equal(store_version_list(f->st, f->site_id, "main", id + 1, 0, 3, &versions, &next), STORE_NOT_FOUND);
+    assert_int_equal(store_version_list(f->st, f->site_id, id + 1, 0, 3, &versions, &next), STORE_NOT_FOUND);
 }
 
 static void test_retention_keeps_what_it_must(void **state)
