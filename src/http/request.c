@@ -154,9 +154,11 @@ static void copy_peer(h2o_req_t *req, char out[HTTP_PEER_MAX + 1])
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, HTTP_PEER_MAX + 1);
 }
 
-/* Copies what a handler may read. caps may be NULL (no parameters). */
+/* Copies what a handler may read. caps may be NULL (no parameters). The
+ * client's address (peer, X-Forwarded-For) only with `client`: loop
+ * handlers (beacons) rate-limit by it, database routes never read it. */
 static int request_copy(h2o_req_t *req, const request_tracker *tracker, int route_index, const http_captures *caps,
-                        http_request *rq)
+                        bool client, http_request *rq)
 {
     size_t plen = path_length(req);
     rq->route_id = route_index;
@@ -172,8 +174,10 @@ static int request_copy(h2o_req_t *req, const request_tracker *tracker, int rout
     rq->if_none_match = copy_header(req, H2O_TOKEN_IF_NONE_MATCH);
     rq->content_type = copy_header(req, H2O_TOKEN_CONTENT_TYPE);
     rq->accept = copy_header(req, H2O_TOKEN_ACCEPT);
-    rq->forwarded_for = copy_header(req, H2O_TOKEN_X_FORWARDED_FOR);
-    copy_peer(req, rq->peer);
+    if (client) {
+        rq->forwarded_for = copy_header(req, H2O_TOKEN_X_FORWARDED_FOR);
+        copy_peer(req, rq->peer);
+    }
     if (rq->path == NULL || rq->body == NULL || (req->query_at != SIZE_MAX && rq->query == NULL))
         return -1;
     return caps != NULL ? http_request_set_params(rq, req->path.base, caps) : 0;
@@ -374,7 +378,7 @@ static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker 
 {
     const http_route *route = &lt->srv->app->routes[route_index];
     job *j = job_new(lt, route);
-    if (j == NULL || request_copy(req, t, route_index, caps, &j->rq) != 0) {
+    if (j == NULL || request_copy(req, t, route_index, caps, false, &j->rq) != 0) {
         if (j != NULL)
             job_free(j);
         if (flight != NULL)
@@ -696,7 +700,7 @@ static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, i
         return;
     }
     job *j = job_new(lt, &lt->srv->app->routes[route_index]);
-    if (j == NULL || request_copy(req, t, route_index, caps, &j->rq) != 0) {
+    if (j == NULL || request_copy(req, t, route_index, caps, false, &j->rq) != 0) {
         if (j != NULL)
             job_free(j);
         cache_flight_finish(rc_cache(), flight, NULL, rc_now_ms(), NULL);
@@ -832,7 +836,7 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     if (route->loop_handler != NULL) {
         http_request rq = {0};
         http_response res = {0};
-        bool answered = request_copy(req, t, index, &caps, &rq) == 0 && route->loop_handler(&rq, &res);
+        bool answered = request_copy(req, t, index, &caps, true, &rq) == 0 && route->loop_handler(&rq, &res);
         if (answered)
             send_response(req, t->request_id, &rq, &res);
         http_response_free(&res);
