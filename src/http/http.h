@@ -76,9 +76,9 @@ typedef struct http_request {
     char *if_none_match;
     char *content_type;
     char *accept;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
     /* For loop handlers only (worker handlers get NULL and ""): */
     char *forwarded_for; /* X-Forwarded-For, NULL if absent (trust is the handler's call) */
-    char request_id[HTTP_REQUEST_ID_MAX + 1];
     char peer[HTTP_PEER_MAX + 1]; /* the connection's peer address ("127.0.0.1", "::1"); "" if unknown */
 } http_request;
 
