@@ -662,18 +662,18 @@ def test_large_diff_is_fast_and_exact(client, w, strata_bin):
     body_lines = uni.text.split("\n")
     assert sum(1 for x in body_lines[2:] if x.startswith("+")) == doc["lines_added"]
     assert sum(1 for x in body_lines[2:] if x.startswith("-")) == doc["lines_removed"]
-    if shutil.which("patch"):
-        with tempfile.TemporaryDirectory() as tmp:
-            a_path, p_path, out_path = (os.path.join(tmp, n) for n in ("a.txt", "d.patch", "out.txt"))
-            with open(a_path, "w") as f:
-                f.write(a_text)
-            with open(p_path, "wb") as f:
-                f.write(uni.body)
-            proc = subprocess.run(["patch", "-s", "-o", out_path, a_path, p_path],
-                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
-            assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-            with open(out_path) as f:
-                assert f.read() == b_text, "patch(1) with the unified diff turns version 1 into version 2"
+    assert shutil.which("patch"), "patch(1) is a test dependency (scripts/deps.sh test)"
+    with tempfile.TemporaryDirectory() as tmp:
+        a_path, p_path, out_path = (os.path.join(tmp, n) for n in ("a.txt", "d.patch", "out.txt"))
+        with open(a_path, "w") as f:
+            f.write(a_text)
+        with open(p_path, "wb") as f:
+            f.write(uni.body)
+        proc = subprocess.run(["patch", "-s", "-o", out_path, a_path, p_path],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        with open(out_path) as f:
+            assert f.read() == b_text, "patch(1) with the unified diff turns version 1 into version 2"
     html = diff(client, w, d["id"], 1, 2, "html")
     assert_status(html, 200)
     assert '<table class="diff' in html.text
