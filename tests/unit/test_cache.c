@@ -480,7 +480,17 @@ static void test_no_stale_read_after_invalidation_under_threads(void **state)
     pthread_t readers[3];
     for (int i = 0; i < 3; i++)
         pthread_create(&readers[i], NULL, coherent_reader, &s);
-    for (long version = 1; version <= 20000; version++) {
+    /* At least 20,000 writes, and on until the readers have read enough to
+     * mean something (the scheduler may starve them on a busy 2-core
+     * machine): bounded by 10 s. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long version = 1;; version++) {
+        if (version > 20000 && (version % 1024) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (atomic_load(&s.reads) > 1000 || now.tv_sec - start.tv_sec >= 10)
+                break;
+        }
         atomic_store(&s.database, version);
         cache_invalidate_tag(s.c, "main:item:1");
         atomic_store(&s.must_see_at_least, version);
