@@ -7,8 +7,8 @@
 set -euo pipefail
 
 run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch)
-bench_pkgs=("${run_pkgs[@]}" wrk nginx-light curl redis-server redis-tools python3)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2)
+bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev)
 
 case "${1:-}" in
   run) wanted=("${run_pkgs[@]}") ;;
