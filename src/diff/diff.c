@@ -519,7 +519,8 @@ diff_result *diff_compute(const void *a, size_t a_len, const void *b, size_t b_l
     if (opts == NULL)
         opts = &defaults;
     if (a_len > UINT32_MAX || b_len > UINT32_MAX - a_len)
-        return NULL; /* ids and interned lengths are 32-bit */
+        return NULL;                                /* ids and interned lengths are 32-bit */
+    a = a_len > 0 ? a : "", b = b_len > 0 ? b : ""; /* no arithmetic on a NULL pointer, even of 0 */
     uint64_t deadline_ns = 0;
     if (opts->max_time_us != 0 && opts->max_time_us < UINT64_MAX / 2000) /* else: no limit in practice */
         deadline_ns = monotonic_ns() + opts->max_time_us * 1000;
@@ -542,9 +543,10 @@ diff_result *diff_compute(const void *a, size_t a_len, const void *b, size_t b_l
             !refine_replacement(s, &op[-1], op, opts, &word_budget))
             goto fail;
     }
-    /* spans were appended in op order */
+    /* spans were appended in op order; a refined op may have none (its
+     * only change a newline), and then spans may still be NULL */
     for (size_t i = 0, next_span = 0; i < r->op_count; i++) {
-        if (s->ops[i].refined) {
+        if (s->ops[i].refined && s->ops[i].word_count > 0) {
             s->ops[i].words = s->spans + next_span;
             next_span += s->ops[i].word_count;
         }

@@ -101,7 +101,7 @@ typedef struct diff_op {
      * newlines, which a span never covers). When not refined, the lines
      * changed as a whole. */
     bool refined;
-    const diff_span *words;
+    const diff_span *words; /* NULL when word_count is 0 */
     size_t word_count;
 } diff_op;
 

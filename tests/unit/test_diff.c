@@ -657,6 +657,36 @@ static void bench_article(size_t wrap, const char *what)
     free(b);
 }
 
+/* "x\na" -> "x\na\n": the replacement "a" -> "a\n" is refined, yet its only
+ * changed word is the newline, which no span covers, so the diff has a
+ * refined op and no span at all. Found by clang's UBSan (arithmetic on the
+ * NULL span array); every renderer must take it too. */
+static void test_refined_replacement_without_words(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {{"x\na", "x\na\n"}, {"a\n", "a"}, {"x\na", "x\na\n\n"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        diff_result *r = diff_strings(pairs[i][0], pairs[i][1]);
+        assert_ops_rebuild_b(r, pairs[i][0], strlen(pairs[i][0]), pairs[i][1], strlen(pairs[i][1]));
+        size_t len = 0;
+        char *html = diff_render_html(r, DIFF_DEFAULT_CONTEXT, &len);
+        char *unified = diff_render_unified(r, DIFF_DEFAULT_CONTEXT, "a", "b", &len);
+        json_t *json = diff_render_json(r, DIFF_DEFAULT_CONTEXT);
+        assert_non_null(html);
+        assert_non_null(unified);
+        assert_non_null(json);
+        free(html);
+        free(unified);
+        json_decref(json);
+        diff_free(&r);
+    }
+    diff_result *r = diff_strings("x\na", "x\na\n");
+    assert_int_equal(r->op_count, 3); /* equal, delete, insert */
+    assert_true(r->ops[1].refined && r->ops[2].refined);
+    assert_int_equal(r->ops[1].word_count + r->ops[2].word_count, 0);
+    diff_free(&r);
+}
+
 static void test_benchmark_50kb_article(void **state)
 {
     (void)state;
@@ -680,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_json_has_documented_shape),
         cmocka_unit_test(test_nul_bytes_and_invalid_utf8),
         cmocka_unit_test(test_random_bytes_rebuild_b),
+        cmocka_unit_test(test_refined_replacement_without_words),
         cmocka_unit_test(test_benchmark_50kb_article),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
