@@ -736,6 +736,7 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
 bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value, uint64_t epoch,
                   uint64_t now_ms)
 {
+    /* The value is ours from here on, installed or not (cache.h). */
     uint64_t hash = hash_bytes(key, key_len);
     shard *s = shard_for(c, hash);
     cache_entry *e = entry_create(ns, hash, key, key_len, value, now_ms);
@@ -749,7 +750,7 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
     if (installed)
         fence_flights_of(s, hash, key, key_len); /* an older fill must not overwrite this value */
     pthread_mutex_unlock(&s->lock);
-    cache_entry_release(&e);
+    cache_entry_release(&e); /* ours; if refused, the last one: the value goes with it */
     return installed;
 }
 

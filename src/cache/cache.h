@@ -28,6 +28,15 @@
  * that epoch is not installed, so a fill racing a write cannot put the old
  * value back.
  *
+ * Ownership of values: every call that is given a cache_value (cache_insert,
+ * cache_flight_finish, cache_entry_new) takes the value over, whatever it
+ * returns. Installed, the value lives in the entry and is freed (by
+ * free_value) with it; refused — fenced, share_only, larger than one
+ * shard's budget, or out of memory — it is freed before the call returns.
+ * Either way the caller must neither free the value nor touch it after the
+ * call (an installed entry can be evicted, and its value freed, by another
+ * thread at once): use the reference the call hands back instead.
+ *
  * Single flight: the first miss of a key becomes the leader of a flight and
  * fills; later misses join as waiters and are called back with the leader's
  * entry (or NULL if the fill failed). A waiter can leave (time out) at any
@@ -91,7 +100,7 @@ void cache_entry_release(cache_entry **e);
 /* ---- filling ------------------------------------------------------------ */
 
 typedef struct cache_value {
-    void *value;                     /* owned by the entry once given */
+    void *value;                     /* the cache's once given, installed or not */
     void (*free_value)(void *value); /* called once, when the entry dies */
     size_t charge;                   /* bytes this value costs */
     const char *const *tags;         /* copied */
@@ -142,7 +151,9 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
 bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter *waiter);
 
 /* Inserts without a flight (write-through, warming). Fenced like a flight
- * that began at `epoch` (from cache_epoch before the data was read). */
+ * that began at `epoch` (from cache_epoch before the data was read).
+ * Takes value->value over in every case (see "Ownership" above): true if
+ * it was installed; false if it was refused, and then already freed. */
 bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value,
                   uint64_t epoch, uint64_t now_ms);
 uint64_t cache_epoch(cache *c);
