@@ -15,10 +15,11 @@
  *
  * A run ends in one of three writes, each fenced by the attempt it ran as:
  * complete (deleted, or a marker for a keyed job), retry (run_at moved by
- * the backoff) or bury (failed_at). A claim whose attempts already exceed
- * max_attempts is a job whose runner died during its last attempt: it is
- * buried without running again, so a job that crashes the process cannot
- * crash every instance in turn forever.
+ * the backoff) or bury (failed_at). Attempts are counted at the claim, and
+ * a job claimed max_attempts times whose last attempt never ended (its
+ * process crashed or was killed while running it) is buried by the next
+ * claim without running again (store_job_claim), so a job that crashes the
+ * process cannot crash every instance in turn forever.
  */
 #include "jobs/jobs.h"
 
@@ -266,10 +267,6 @@ static int64_t backoff_ms(int attempt)
 /* Runs the job's function; 0, or nonzero with err filled. */
 static int job_execute(store_t *st, const store_job *job, char *err, size_t err_size)
 {
-    if (job->attempts > runner.cfg->jobs_max_attempts) {
-        snprintf(err, err_size, "its lease ran out during the last attempt (the instance running it stopped)");
-        return -1;
-    }
     const job_kind *kind = kind_find(job->kind);
     if (kind == NULL) {
         snprintf(err, err_size, "no function is registered for kind '%s' in this instance", job->kind);
@@ -328,7 +325,14 @@ static int run_finish(store_t *st, const store_job *job, int rc, const char *err
 static int run_one(store_t *st)
 {
     store_job job;
-    int status = store_job_claim(st, store_now_ms(), runner.cfg->jobs_lease_ms, &job);
+    int status = store_job_claim(st, store_now_ms(), runner.cfg->jobs_lease_ms, runner.cfg->jobs_max_attempts, &job);
+    if (job.buried > 0) {
+        log_line line;
+        log_begin(&line, LOG_WARN, "jobs buried: attempts used up, the last one never ended");
+        log_int(&line, "jobs", job.buried);
+        log_int(&line, "max_attempts", runner.cfg->jobs_max_attempts);
+        log_end(&line);
+    }
     if (status == STORE_NOT_FOUND)
         return 0;
     if (status != STORE_OK) {

@@ -9,6 +9,14 @@
  * start; markers sit at its far end (run_at = STORE_JOB_DONE) and are never
  * reached by a run_at <= now range.
  *
+ * Poison jobs. An attempt is counted when it is claimed, before it runs, so
+ * a job whose runner dies while running it (a crash, kill -9) has still
+ * used that attempt. The claim first buries every due, unleased job whose
+ * attempts are used up (attempts >= max_attempts: the last attempt ended
+ * without any outcome recorded), in the same transaction, and only then
+ * chooses among the others: a job that crashes its process runs at most
+ * max_attempts times, then stays failed for the operator to see.
+ *
  * Fencing. complete, retry and bury match `id AND attempts`: a runner whose
  * lease ran out and whose job was claimed again (attempts + 1) changes
  * nothing, and hears STORE_STALE.
@@ -59,15 +67,40 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
     return status;
 }
 
-static int claim_tx(store_t *st, int64_t now, int64_t lease_ms, store_job *out)
+/* Buries the due, unleased jobs whose attempts are used up; *buried gets
+ * how many. */
+static int bury_exhausted(store_t *st, int64_t now, int max_attempts, int *buried)
 {
     sq_query q;
-    int status = sq_query_start(st,
-                                "UPDATE jobs SET locked_until = :lease_end, attempts = attempts + 1 "
-                                "WHERE id = (SELECT id FROM jobs WHERE failed_at IS NULL AND run_at <= :now "
-                                "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1) "
-                                "RETURNING id, kind, payload, attempts, run_at",
-                                &q);
+    int status = sq_query_start(
+        st,
+        "UPDATE jobs SET failed_at = :now, locked_until = NULL, last_error = 'claimed ' || attempts || "
+        "' times (max_attempts ' || :max || ') and the last attempt recorded no outcome: the process running it "
+        "stopped (crashed or killed)' "
+        "WHERE failed_at IS NULL AND run_at <= :now AND (locked_until IS NULL OR locked_until <= :now) "
+        "AND attempts >= :max",
+        &q);
+    if (status != STORE_OK)
+        return status;
+    sq_bind_int(&q, ":now", now);
+    sq_bind_int(&q, ":max", max_attempts);
+    status = sq_query_run(&q, "burying jobs whose attempts are used up");
+    *buried = status == STORE_OK ? (int)sq_changes(st) : 0;
+    return status;
+}
+
+static int claim_tx(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out)
+{
+    int status = bury_exhausted(st, now, max_attempts, &out->buried);
+    if (status != STORE_OK)
+        return status;
+    sq_query q;
+    status = sq_query_start(st,
+                            "UPDATE jobs SET locked_until = :lease_end, attempts = attempts + 1 "
+                            "WHERE id = (SELECT id FROM jobs WHERE failed_at IS NULL AND run_at <= :now "
+                            "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1) "
+                            "RETURNING id, kind, payload, attempts, run_at",
+                            &q);
     if (status != STORE_OK)
         return status;
     sq_bind_int(&q, ":lease_end", now + lease_ms);
@@ -90,14 +123,14 @@ static int claim_tx(store_t *st, int64_t now, int64_t lease_ms, store_job *out)
     return status;
 }
 
-int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, store_job *out)
+int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out)
 {
     sq_clear_error(st);
     memset(out, 0, sizeof *out);
     int status = sq_begin(st);
     if (status != STORE_OK)
         return status;
-    status = claim_tx(st, now, lease_ms, out);
+    status = claim_tx(st, now, lease_ms, max_attempts, out);
     /* nothing due is an answer, not a failure: commit the empty transaction */
     int ended = sq_end(st, status == STORE_NOT_FOUND ? STORE_OK : status);
     if (ended != STORE_OK || status != STORE_OK)

@@ -8,7 +8,9 @@
  * the database claims from the same table; a claim is one BEGIN IMMEDIATE
  * transaction that takes the oldest due job and leases it, so two runners
  * never hold the same job. A runner that dies while holding a job simply
- * lets the lease run out, and the job is due again.
+ * lets the lease run out, and the job is due again — until it has been
+ * claimed max_attempts times: then the next claim buries it (poison jobs,
+ * store/jobs.c), so a job that kills its process cannot do so forever.
  *
  * The claim's attempts count is the lease's fence: complete, retry and bury
  * name the attempt they finish, and do nothing (STORE_STALE) when the job
@@ -45,6 +47,7 @@ typedef struct store_job {
     char *payload;
     int attempts; /* counting this one */
     int64_t run_at;
+    int buried; /* jobs this claim buried (attempts used up), whatever it returned */
 } store_job;
 
 /* Adds a job due at run_at. payload: JSON text (NULL: "{}"), at most
@@ -56,9 +59,11 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
                       int64_t *id);
 
 /* Claims the oldest job due at now (not failed, not leased), leasing it
- * until now + lease_ms and counting an attempt. STORE_NOT_FOUND when none
- * is due. */
-int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, store_job *out);
+ * until now + lease_ms and counting an attempt. A due job already claimed
+ * max_attempts times is not claimed but buried, in the same transaction
+ * (failed_at = now, last_error says its runner stopped), and counted in
+ * out->buried. STORE_NOT_FOUND when none is due. */
+int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out);
 void store_job_release(store_job *job);
 
 /* The claimed attempt succeeded: the job is deleted (or, with a unique key,

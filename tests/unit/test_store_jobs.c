@@ -30,6 +30,7 @@ typedef struct fixture {
 static const int64_t T0 = 1790035200000LL; /* 2026-09-22T00:00:00Z: a day starts there */
 #define HOUR_MS 3600000LL
 #define DAY_MS (24 * HOUR_MS)
+#define MAX_ATTEMPTS 3 /* what the claims of these tests pass */
 
 /* ---- fixture and raw SQL --------------------------------------------------- */
 
@@ -96,7 +97,7 @@ static int64_t enqueue(fixture *f, const char *kind, int64_t run_at, const char 
 static store_job claim_one(fixture *f, int64_t now, int64_t lease_ms)
 {
     store_job job;
-    assert_int_equal(store_job_claim(f->st, now, lease_ms, &job), STORE_OK);
+    assert_int_equal(store_job_claim(f->st, now, lease_ms, MAX_ATTEMPTS, &job), STORE_OK);
     store_job_release(&job);
     return job;
 }
@@ -104,7 +105,7 @@ static store_job claim_one(fixture *f, int64_t now, int64_t lease_ms)
 static void nothing_due(fixture *f, int64_t now)
 {
     store_job job;
-    assert_int_equal(store_job_claim(f->st, now, 1000, &job), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, &job), STORE_NOT_FOUND);
     assert_null(job.payload);
 }
 
@@ -119,7 +120,7 @@ static void test_claim_runs_due_jobs_oldest_first(void **state)
     assert_true(later > 0 && first > 0 && future > 0);
 
     store_job job;
-    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, &job), STORE_OK);
+    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, &job), STORE_OK);
     assert_int_equal(job.id, first);
     assert_string_equal(job.kind, "a");
     assert_string_equal(job.payload, "{\"n\":1}");
@@ -169,6 +170,63 @@ static void test_retry_and_bury(void **state)
     assert_string_equal(json_string_value(json_object_get(failure, "error")), "refused again");
     assert_int_equal(json_integer_value(json_object_get(failure, "attempts")), 2);
     json_decref(stats);
+}
+
+/* A job whose runner dies while running it (the process crashed or was
+ * killed: no complete, retry or bury ever comes) is claimed again when its
+ * lease runs out — until it has been claimed MAX_ATTEMPTS times. The claim
+ * after that buries it instead of handing it out, and takes the next job. */
+static void test_a_job_claimed_max_attempts_times_without_an_outcome_is_buried(void **state)
+{
+    fixture *f = *state;
+    int64_t poison = enqueue(f, "poison", T0, NULL);
+    int64_t now = T0;
+    for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        store_job job = claim_one(f, now, 1000);
+        assert_int_equal(job.id, poison);
+        assert_int_equal(job.attempts, attempt);
+        assert_int_equal(job.buried, 0);
+        nothing_due(f, now + 999); /* leased */
+        now += 1000;               /* the runner died: its lease runs out */
+    }
+    int64_t healthy = enqueue(f, "healthy", now, NULL);
+    store_job job;
+    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, &job), STORE_OK);
+    assert_int_equal(job.id, healthy); /* not the poison job */
+    assert_int_equal(job.buried, 1);
+    store_job_release(&job);
+    assert_int_equal(store_job_complete(f->st, healthy, 1, now), STORE_OK);
+    nothing_due(f, now + DAY_MS); /* never again */
+
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT failed_at FROM jobs WHERE id = %lld", (long long)poison);
+    assert_int_equal(db_int(f, sql), now);
+    snprintf(sql, sizeof sql, "SELECT attempts FROM jobs WHERE id = %lld", (long long)poison);
+    assert_int_equal(db_int(f, sql), MAX_ATTEMPTS);
+    json_t *stats = NULL;
+    assert_int_equal(store_jobs_stats(f->st, now, &stats), STORE_OK);
+    assert_int_equal(json_integer_value(json_object_get(stats, "failed")), 1);
+    json_t *failure = json_array_get(json_object_get(stats, "recent_failures"), 0);
+    assert_string_equal(json_string_value(json_object_get(failure, "kind")), "poison");
+    assert_non_null(strstr(json_string_value(json_object_get(failure, "error")), "claimed 3 times"));
+    json_decref(stats);
+}
+
+/* A job that failed and was retried keeps its attempts: it is buried by the
+ * claim once they are used up too (max_attempts lowered since, say), and a
+ * claim that finds nothing else says NOT_FOUND with the burial counted. */
+static void test_used_up_attempts_are_buried_even_with_nothing_else_due(void **state)
+{
+    fixture *f = *state;
+    int64_t id = enqueue(f, "flaky", T0, NULL);
+    for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        claim_one(f, T0 + attempt, 60000);
+        assert_int_equal(store_job_retry(f->st, id, attempt, T0 + attempt + 1, "refused"), STORE_OK);
+    }
+    store_job job;
+    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, &job), STORE_NOT_FOUND);
+    assert_int_equal(job.buried, 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM jobs WHERE failed_at IS NOT NULL"), 1);
 }
 
 static void test_a_unique_key_names_one_run(void **state)
@@ -303,6 +361,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_lease_that_runs_out_is_claimed_again_and_fences_the_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retry_and_bury, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_job_claimed_max_attempts_times_without_an_outcome_is_buried, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_used_up_attempts_are_buried_even_with_nothing_else_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_unique_key_names_one_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_refuses_what_it_cannot_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_enqueue_joins_the_callers_transaction, setup, teardown),
