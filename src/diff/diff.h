@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DIFF_DEFAULT_CONTEXT 3 /* lines of context around a change, as diff -u */
 
@@ -172,5 +173,15 @@ char *diff_render_unified(const diff_result *r, unsigned context, const char *a_
  * Returns a malloc'd NUL-terminated buffer and its length; NULL when out of
  * memory. */
 char *diff_render_html(const diff_result *r, unsigned context, size_t *len);
+
+/* The same documents written to a stream the caller chose (a bounded one,
+ * core/textbuf.h, for a server that must not build what it cannot send).
+ * Each stops at the first write that fails (ferror(out)), so the work done
+ * past a refused write is at most one line's; 0, or -1 when a write failed.
+ * diff_write_json_members writes the JSON document's members without its
+ * braces, for a caller that puts members of its own around them. */
+int diff_write_json_members(const diff_result *r, unsigned context, FILE *out);
+int diff_write_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, FILE *out);
+int diff_write_html(const diff_result *r, unsigned context, FILE *out);
 
 #endif

@@ -10,8 +10,11 @@
  * words) by for_each_segment. Text goes out as bytes in unified output and
  * as valid UTF-8 in JSON and HTML (write_text, with each format's escape
  * of single bytes), an invalid byte replaced by U+FFFD.
- * Text renderers write to an open_memstream; a write that fails sets the
- * stream's error flag, checked once at the end.
+ * Renderers write to a stdio stream. A write that fails sets the stream's
+ * error flag; the walk looks at it before every line (and inside a long
+ * line between escapes) and stops there, so a stream that refuses to grow
+ * past a bound (core/textbuf.h) ends the rendering as soon as the output
+ * passes it, whatever the size of the diff.
  */
 #include "diff/diff.h"
 
@@ -101,12 +104,12 @@ typedef struct hunk_line {
 
 typedef void line_visitor(void *ctx, const hunk_line *line);
 
-static void visit_op_lines(const diff_result *r, const diff_op *op, size_t from, size_t to, line_visitor *visit,
-                           void *ctx)
+static void visit_op_lines(const diff_result *r, const diff_op *op, size_t from, size_t to, FILE *out,
+                           line_visitor *visit, void *ctx)
 {
     const diff_text *text = op->kind == DIFF_INSERT ? &r->b : &r->a;
     size_t first = op->kind == DIFF_INSERT ? op->b_line : op->a_line;
-    for (size_t i = from; i < to; i++) {
+    for (size_t i = from; i < to && !ferror(out); i++) {
         size_t index = first + i, len = diff_line_len(text, index);
         hunk_line line = {.op = op, .bytes = diff_line_bytes(text, index), .offset = text->line_start[index]};
         line.newline = line.bytes[len - 1] == '\n';
@@ -117,16 +120,17 @@ static void visit_op_lines(const diff_result *r, const diff_op *op, size_t from,
     }
 }
 
-static void visit_hunk_lines(const diff_result *r, const hunk *h, line_visitor *visit, void *ctx)
+/* Hands each line of h to visit, until a write to out fails. */
+static void visit_hunk_lines(const diff_result *r, const hunk *h, FILE *out, line_visitor *visit, void *ctx)
 {
     if (h->lead > 0) {
         const diff_op *before = &r->ops[h->first_op - 1];
-        visit_op_lines(r, before, before->line_count - h->lead, before->line_count, visit, ctx);
+        visit_op_lines(r, before, before->line_count - h->lead, before->line_count, out, visit, ctx);
     }
     for (size_t i = h->first_op; i <= h->last_op; i++)
-        visit_op_lines(r, &r->ops[i], 0, r->ops[i].line_count, visit, ctx);
+        visit_op_lines(r, &r->ops[i], 0, r->ops[i].line_count, out, visit, ctx);
     if (h->trail > 0)
-        visit_op_lines(r, &r->ops[h->last_op + 1], 0, h->trail, visit, ctx);
+        visit_op_lines(r, &r->ops[h->last_op + 1], 0, h->trail, out, visit, ctx);
 }
 
 typedef void segment_visitor(void *ctx, const char *bytes, size_t len, bool changed);
@@ -208,11 +212,15 @@ static void write_text(FILE *out, const char *bytes, size_t len, byte_escape *es
             fwrite(bytes + plain, 1, i - plain, out);
             fputs(replacement, out);
             plain = i + n;
+            if (ferror(out)) /* refused: the rest of a long line would be too */
+                return;
         }
         i += n;
     }
     fwrite(bytes + plain, 1, len - plain, out);
 }
+
+typedef int stream_writer(const diff_result *r, unsigned context, const void *arg, FILE *out);
 
 /* Closes the stream; returns its buffer, or NULL (freed) if a write failed. */
 static char *close_stream(FILE *out, char **buffer)
@@ -224,6 +232,23 @@ static char *close_stream(FILE *out, char **buffer)
         return NULL;
     }
     return *buffer;
+}
+
+/* What write() writes, in a malloc'd buffer (open_memstream). */
+static char *render_to_memory(const diff_result *r, unsigned context, const void *arg, stream_writer *write,
+                              size_t *len)
+{
+    char *buffer = NULL;
+    FILE *out = open_memstream(&buffer, len);
+    if (out == NULL)
+        return NULL;
+    write(r, context, arg, out);
+    return close_stream(out, &buffer);
+}
+
+static int stream_status(FILE *out)
+{
+    return ferror(out) ? -1 : 0;
 }
 
 /* ---- JSON ------------------------------------------------------------------------- */
@@ -293,28 +318,38 @@ static void json_line(void *ctx, const hunk_line *line)
     w->first_line = false;
 }
 
-char *diff_render_json_text(const diff_result *r, unsigned context, size_t *len)
+int diff_write_json_members(const diff_result *r, unsigned context, FILE *out)
 {
-    char *buffer = NULL;
-    FILE *out = open_memstream(&buffer, len);
-    if (out == NULL)
-        return NULL;
     fprintf(out,
-            "{\"lines_added\":%zu,\"lines_removed\":%zu,\"fallback\":%s,\"words_incomplete\":%s,"
+            "\"lines_added\":%zu,\"lines_removed\":%zu,\"fallback\":%s,\"words_incomplete\":%s,"
             "\"context\":%u,\"hunks\":[",
             r->lines_added, r->lines_removed, r->fallback ? "true" : "false", r->words_incomplete ? "true" : "false",
             context);
     json_walk w = {.out = out};
     hunk h;
-    for (size_t cursor = 0, n = 0; next_hunk(r, context, &cursor, &h); n++) {
+    for (size_t cursor = 0, n = 0; !ferror(out) && next_hunk(r, context, &cursor, &h); n++) {
         fprintf(out, "%s{\"a_start\":%zu,\"a_count\":%zu,\"b_start\":%zu,\"b_count\":%zu,\"lines\":[", n ? "," : "",
                 header_start(h.a_start, h.a_count), h.a_count, header_start(h.b_start, h.b_count), h.b_count);
         w.first_line = true;
-        visit_hunk_lines(r, &h, json_line, &w);
+        visit_hunk_lines(r, &h, out, json_line, &w);
         fputs("]}", out);
     }
-    fputs("]}", out);
-    return close_stream(out, &buffer);
+    fputc(']', out);
+    return stream_status(out);
+}
+
+static int json_document(const diff_result *r, unsigned context, const void *arg, FILE *out)
+{
+    (void)arg;
+    fputc('{', out);
+    diff_write_json_members(r, context, out);
+    fputc('}', out);
+    return stream_status(out);
+}
+
+char *diff_render_json_text(const diff_result *r, unsigned context, size_t *len)
+{
+    return render_to_memory(r, context, NULL, json_document, len);
 }
 
 json_t *diff_render_json(const diff_result *r, unsigned context)
@@ -341,23 +376,31 @@ static void unified_line(void *ctx, const hunk_line *line)
         fprintf(out, "%s\n", no_newline_note);
 }
 
-char *diff_render_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, size_t *len)
+int diff_write_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, FILE *out)
 {
-    char *buffer = NULL;
-    FILE *out = open_memstream(&buffer, len);
-    if (out == NULL)
-        return NULL;
     bool labels_due = a_label != NULL && b_label != NULL; /* before the first hunk */
     hunk h;
-    for (size_t cursor = 0; next_hunk(r, context, &cursor, &h);) {
+    for (size_t cursor = 0; !ferror(out) && next_hunk(r, context, &cursor, &h);) {
         if (labels_due)
             fprintf(out, "--- %s\n+++ %s\n", a_label, b_label);
         labels_due = false;
         print_hunk_header(out, &h);
         fputc('\n', out);
-        visit_hunk_lines(r, &h, unified_line, out);
+        visit_hunk_lines(r, &h, out, unified_line, out);
     }
-    return close_stream(out, &buffer);
+    return stream_status(out);
+}
+
+static int unified_document(const diff_result *r, unsigned context, const void *arg, FILE *out)
+{
+    const char *const *labels = arg;
+    return diff_write_unified(r, context, labels[0], labels[1], out);
+}
+
+char *diff_render_unified(const diff_result *r, unsigned context, const char *a_label, const char *b_label, size_t *len)
+{
+    const char *labels[] = {a_label, b_label};
+    return render_to_memory(r, context, labels, unified_document, len);
 }
 
 /* ---- HTML ------------------------------------------------------------------------- */
@@ -418,22 +461,29 @@ static void html_line(void *ctx, const hunk_line *line)
         fprintf(w->out, "<tr class=\"diff-no-newline\"><td colspan=\"3\">%s</td></tr>\n", no_newline_note);
 }
 
-char *diff_render_html(const diff_result *r, unsigned context, size_t *len)
+int diff_write_html(const diff_result *r, unsigned context, FILE *out)
 {
-    char *buffer = NULL;
-    FILE *out = open_memstream(&buffer, len);
-    if (out == NULL)
-        return NULL;
     html_walk w = {.out = out};
     fprintf(out, "<table class=\"diff%s\">\n", r->fallback ? " diff-fallback" : "");
     hunk h;
-    for (size_t cursor = 0; next_hunk(r, context, &cursor, &h);) {
+    for (size_t cursor = 0; !ferror(out) && next_hunk(r, context, &cursor, &h);) {
         fputs("<tbody class=\"diff-hunk\">\n<tr class=\"diff-hunk-header\"><td colspan=\"3\">", out);
         print_hunk_header(out, &h);
         fputs("</td></tr>\n", out);
-        visit_hunk_lines(r, &h, html_line, &w);
+        visit_hunk_lines(r, &h, out, html_line, &w);
         fputs("</tbody>\n", out);
     }
     fputs("</table>\n", out);
-    return close_stream(out, &buffer);
+    return stream_status(out);
+}
+
+static int html_document(const diff_result *r, unsigned context, const void *arg, FILE *out)
+{
+    (void)arg;
+    return diff_write_html(r, context, out);
+}
+
+char *diff_render_html(const diff_result *r, unsigned context, size_t *len)
+{
+    return render_to_memory(r, context, NULL, html_document, len);
 }
