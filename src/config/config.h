@@ -70,6 +70,7 @@ typedef struct strata_config {
     int64_t history_draft_max_age_s; /* older unpublished versions are removed; 0 = keep all */
     int64_t history_autosave_max_age_s; /* autosave slots untouched this long are removed; 0 = keep */
     int history_preview_max_ttl_s;
+    int64_t history_max_render_bytes; /* a diff or preview page larger than this is refused, not built */
     /* [jobs] */
     bool jobs_enabled;
     int jobs_poll_interval_ms;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/textbuf.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -169,11 +170,25 @@ void history_forget_all(void);
 /* The same cache for other renderings that never change under a key the
  * caller makes (a preview page: token, published version, format):
  * history_send_cached answers 200 with the document kept under key, if
- * any (no header of its own); history_keep keeps a copy of body under key,
- * dropped with the item's history. content_type must be static. */
+ * any (no header of its own). A rendering is written to the stream of
+ * history_render_begin (NULL when out of memory), which refuses to grow
+ * past history.max_render_bytes: the renderer stops at its first refused
+ * write (ferror). history_render_send then answers 200 with the document
+ * and keeps it under key, dropped with the item's history; or, when the
+ * bound was reached, 422 too_large_to_render naming `what`, the limit and
+ * source_bytes (the size of what was being rendered); or 500.
+ * content_type must be static. history_render_json writes a JSON document
+ * (compact) to the stream, stopping when it refuses. */
+typedef struct history_render {
+    textbuf buf;
+    FILE *out;
+    bool failed; /* a write failed for another reason than the bound */
+} history_render;
+FILE *history_render_begin(history_render *r);
+void history_render_send(api_ctx *c, history_render *r, const char *key, int64_t site_id, int64_t id,
+                         const char *content_type, const char *what, size_t source_bytes);
+void history_render_json(history_render *r, const json_t *doc);
 bool history_send_cached(api_ctx *c, const char *key);
-void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body,
-                  size_t len);
 
 /* Preview links (previews.c). */
 void handle_preview_create(const http_request *req, store_t *store, http_response *res);

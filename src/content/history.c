@@ -20,8 +20,21 @@
  * These routes carry an Authorization header, so the shared response
  * cache (src/http/response_cache.c) never sees them: this cache is only
  * reached after the handler has checked the token.
+ *
+ * Bounded rendering. A diff is rendered (and a preview page, previews.c)
+ * straight into the buffer that becomes the cached document — no copy
+ * between renderer and cache — through a stream that refuses to grow past
+ * history.max_render_bytes (core/textbuf.h). An HTML diff is some 50
+ * times the edit it shows, so a 1 MB edit would otherwise make a 50 MB
+ * document per request: past the bound, rendering stops at once and the
+ * request is answered 422 too_large_to_render (the background diff job
+ * simply ends: the editor's request will say so). A document under the
+ * bound but over one shard of this cache (64 MB / 16 shards = 4 MiB) is
+ * sent but not kept: cache_insert refuses it and frees it (it owns what it
+ * is given, cache.h).
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,19 +96,25 @@ void history_forget_all(void)
         cache_clear(docs());
 }
 
+/* Fills the header of a document whose len bytes of body are in place. */
+static void doc_seal(history_doc *d, const char *content_type, size_t len)
+{
+    d->content_type = content_type;
+    d->len = len;
+    d->body[len] = '\0';
+    d->etag[0] = '"';
+    fmt_hex(d->etag + 1, XXH3_64bits(d->body, len), 16);
+    d->etag[17] = '"';
+    d->etag[18] = '\0';
+}
+
 static history_doc *doc_new(const char *content_type, const char *body, size_t len)
 {
     history_doc *d = malloc(sizeof *d + len + 1);
     if (!d)
         return NULL;
-    d->content_type = content_type;
-    d->len = len;
     memcpy(d->body, body, len);
-    d->body[len] = '\0';
-    d->etag[0] = '"';
-    fmt_hex(d->etag + 1, XXH3_64bits(body, len), 16);
-    d->etag[17] = '"';
-    d->etag[18] = '\0';
+    doc_seal(d, content_type, len);
     return d;
 }
 
@@ -108,6 +127,9 @@ static cache_entry *doc_lookup(const char *key)
     return e;
 }
 
+/* Gives d to the cache: it is kept, or (too large for a shard, fenced)
+ * freed by cache_insert, which owns it from this call on either way. The
+ * caller must not touch d afterwards. */
 static void doc_store(const char *key, int64_t site_id, int64_t id, history_doc *d)
 {
     char tag[64];
@@ -119,8 +141,10 @@ static void doc_store(const char *key, int64_t site_id, int64_t id, history_doc 
                      .tags = tags,
                      .tag_count = 1,
                      .fresh_ms = FOREVER_MS};
-    if (!docs() || !cache_insert(docs(), 0, key, strlen(key), &v, cache_epoch(docs()), (uint64_t)store_now_ms()))
-        free(d); /* too large for a shard, or fenced: simply not kept */
+    if (docs())
+        cache_insert(docs(), 0, key, strlen(key), &v, cache_epoch(docs()), (uint64_t)store_now_ms());
+    else
+        free(d);
 }
 
 /* 304 when If-None-Match names the document, else 200 with it. */
@@ -148,11 +172,79 @@ bool history_send_cached(api_ctx *c, const char *key)
     return true;
 }
 
-void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body, size_t len)
+static void history_keep(const char *key, int64_t site_id, int64_t id, const char *content_type, const char *body,
+                         size_t len)
 {
     history_doc *d = doc_new(content_type, body, len);
     if (d)
         doc_store(key, site_id, id, d);
+}
+
+/* ---- bounded rendering ------------------------------------------------------------- */
+
+FILE *history_render_begin(history_render *r)
+{
+    r->failed = false;
+    r->out = textbuf_open(&r->buf, offsetof(history_doc, body), (size_t)api_config()->history_max_render_bytes);
+    return r->out;
+}
+
+typedef enum render_outcome { RENDERED, RENDER_TOO_LARGE, RENDER_NO_MEMORY } render_outcome;
+
+/* Closes the stream; *d gets the document when RENDERED. */
+static render_outcome render_finish(history_render *r, const char *content_type, history_doc **d)
+{
+    *d = NULL;
+    if (r->out == NULL)
+        return RENDER_NO_MEMORY;
+    bool ok = textbuf_close(&r->buf, r->out) && !r->failed;
+    r->out = NULL;
+    if (!ok) {
+        render_outcome why = r->buf.over ? RENDER_TOO_LARGE : RENDER_NO_MEMORY;
+        textbuf_free(&r->buf);
+        return why;
+    }
+    size_t len = r->buf.len;
+    *d = (history_doc *)textbuf_take(&r->buf);
+    doc_seal(*d, content_type, len);
+    return RENDERED;
+}
+
+static void render_refused(api_ctx *c, const char *what, size_t source_bytes)
+{
+    http_problem(c->res, c->req, 422, "too_large_to_render",
+                 "%s would be larger than history.max_render_bytes (%lld bytes; it passed that bound while being "
+                 "rendered, from %zu bytes of text), so it is not built",
+                 what, (long long)api_config()->history_max_render_bytes, source_bytes);
+}
+
+void history_render_send(api_ctx *c, history_render *r, const char *key, int64_t site_id, int64_t id,
+                         const char *content_type, const char *what, size_t source_bytes)
+{
+    history_doc *d = NULL;
+    render_outcome outcome = render_finish(r, content_type, &d);
+    if (outcome == RENDER_TOO_LARGE) {
+        render_refused(c, what, source_bytes);
+        return;
+    }
+    if (outcome == RENDER_NO_MEMORY) {
+        http_problem(c->res, c->req, 500, "internal", "%s could not be built (out of memory)", what);
+        return;
+    }
+    http_response_copy(c->res, 200, d->content_type, d->body, d->len);
+    doc_store(key, site_id, id, d);
+}
+
+static int json_to_stream(const char *buffer, size_t size, void *data)
+{
+    FILE *out = data;
+    return fwrite(buffer, 1, size, out) == size && !ferror(out) ? 0 : -1;
+}
+
+void history_render_json(history_render *r, const json_t *doc)
+{
+    if (r->out != NULL && json_dump_callback(doc, json_to_stream, r->out, JSON_COMPACT) != 0 && !ferror(r->out))
+        r->failed = true; /* jansson's own failure (out of memory), not a refused write */
 }
 
 /* The guards every history route shares: site, token role, item id, and
@@ -344,55 +436,59 @@ static json_t *fields_changed(const json_t *a, const json_t *b)
 
 typedef enum diff_format { FORMAT_JSON = 'j', FORMAT_UNIFIED = 'u', FORMAT_HTML = 'h' } diff_format;
 
-/* Renders the diff of two snapshots; NULL when out of memory. */
-static history_doc *diff_doc(int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b, diff_format format)
+static const char *format_type(diff_format format)
 {
-    size_t a_len = 0, b_len = 0, len = 0;
+    return format == FORMAT_JSON      ? "application/json"
+           : format == FORMAT_UNIFIED ? "text/plain; charset=utf-8"
+                                      : "text/html; charset=utf-8";
+}
+
+static const char *format_name(diff_format format)
+{
+    return format == FORMAT_JSON ? "JSON" : format == FORMAT_UNIFIED ? "unified" : "HTML";
+}
+
+/* The diff's own JSON members, with the request's facts put first. */
+static void diff_write_json(FILE *out, int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b,
+                            const diff_result *r)
+{
+    json_t *changed = fields_changed(a, b);
+    char *changed_text = changed ? json_dumps(changed, JSON_COMPACT) : NULL;
+    json_decref(changed);
+    fprintf(out, "{\"item\":%lld,\"from\":%lld,\"to\":%lld,\"fields_changed\":%s,", (long long)id, (long long)from,
+            (long long)to, changed_text ? changed_text : "[]");
+    free(changed_text);
+    diff_write_json_members(r, DIFF_DEFAULT_CONTEXT, out);
+    fputc('}', out);
+}
+
+/* Renders the diff of two snapshots into hr (bounded: the renderer stops
+ * at the first refused write); *source_bytes gets the texts' total size. */
+static void diff_render(history_render *hr, int64_t id, int64_t from, int64_t to, const json_t *a, const json_t *b,
+                        diff_format format, size_t *source_bytes)
+{
+    size_t a_len = 0, b_len = 0;
     char *a_text = snapshot_text(a, &a_len), *b_text = snapshot_text(b, &b_len);
     diff_result *r = a_text && b_text ? diff_compute(a_text, a_len, b_text, b_len, NULL) : NULL;
     free(a_text);
     free(b_text);
-    if (!r)
-        return NULL;
-    history_doc *d = NULL;
-    char *out = NULL;
-    const char *type = "application/json";
+    *source_bytes = a_len + b_len;
+    if (!r || !hr->out) {
+        hr->failed = true;
+        diff_free(&r);
+        return;
+    }
     if (format == FORMAT_JSON) {
-        /* The diff's own document, with the request's facts put first. */
-        size_t body_len = 0;
-        char *body = diff_render_json_text(r, DIFF_DEFAULT_CONTEXT, &body_len);
-        json_t *changed = fields_changed(a, b);
-        char *changed_text = changed ? json_dumps(changed, JSON_COMPACT) : NULL;
-        json_decref(changed);
-        if (body && changed_text) {
-            FILE *f = open_memstream(&out, &len);
-            if (f) {
-                fprintf(f, "{\"item\":%lld,\"from\":%lld,\"to\":%lld,\"fields_changed\":%s,", (long long)id,
-                        (long long)from, (long long)to, changed_text);
-                fwrite(body + 1, 1, body_len - 1, f); /* without its '{' */
-                if (fclose(f) != 0) {
-                    free(out);
-                    out = NULL;
-                }
-            }
-        }
-        free(changed_text);
-        free(body);
+        diff_write_json(hr->out, id, from, to, a, b, r);
     } else if (format == FORMAT_UNIFIED) {
         char a_label[32], b_label[32];
         snprintf(a_label, sizeof a_label, "v%lld", (long long)from);
         snprintf(b_label, sizeof b_label, "v%lld", (long long)to);
-        out = diff_render_unified(r, DIFF_DEFAULT_CONTEXT, a_label, b_label, &len);
-        type = "text/plain; charset=utf-8";
+        diff_write_unified(r, DIFF_DEFAULT_CONTEXT, a_label, b_label, hr->out);
     } else {
-        out = diff_render_html(r, DIFF_DEFAULT_CONTEXT, &len);
-        type = "text/html; charset=utf-8";
+        diff_write_html(r, DIFF_DEFAULT_CONTEXT, hr->out);
     }
-    if (out)
-        d = doc_new(type, out, len);
-    free(out);
     diff_free(&r);
-    return d;
 }
 
 static void diff_key(char *out, size_t size, int64_t site_id, int64_t id, int64_t created_at, int64_t from, int64_t to,
@@ -402,19 +498,18 @@ static void diff_key(char *out, size_t size, int64_t site_id, int64_t id, int64_
              (long long)from, (long long)to, (char)format);
 }
 
-/* Loads both versions and renders their diff; a store failure is
- * returned (errmsg set), *d NULL when out of memory. */
+/* Loads both versions and renders their diff into hr (begun by the
+ * caller); a store failure is returned (errmsg set). */
 static int diff_build(store_t *store, int64_t site_id, int64_t id, int64_t from, int64_t to, diff_format format,
-                      history_doc **d)
+                      history_render *hr, size_t *source_bytes)
 {
-    *d = NULL;
     store_version_meta meta;
     json_t *a = NULL, *b = NULL;
     int rc = store_version_get(store, site_id, id, from, &meta, &a);
     if (rc == STORE_OK)
         rc = store_version_get(store, site_id, id, to, &meta, &b);
     if (rc == STORE_OK)
-        *d = diff_doc(id, from, to, a, b, format);
+        diff_render(hr, id, from, to, a, b, format, source_bytes);
     json_decref(a);
     json_decref(b);
     return rc;
@@ -477,18 +572,26 @@ void handle_diff(const http_request *req, store_t *store, http_response *res)
         cache_entry_release(&e);
         return;
     }
+    history_render hr;
+    size_t source_bytes = 0;
+    history_render_begin(&hr);
+    int rc = diff_build(store, c.site_id, id, from, to, format, &hr, &source_bytes);
     history_doc *d = NULL;
-    int rc = diff_build(store, c.site_id, id, from, to, format, &d);
+    render_outcome outcome = render_finish(&hr, format_type(format), &d);
     if (rc != STORE_OK) {
+        free(d);
         api_store_failed(&c, rc);
-        return;
-    }
-    if (!d) {
+    } else if (outcome == RENDER_TOO_LARGE) {
+        char what[96];
+        snprintf(what, sizeof what, "the %s diff of versions %lld and %lld", format_name(format), (long long)from,
+                 (long long)to);
+        render_refused(&c, what, source_bytes);
+    } else if (outcome == RENDER_NO_MEMORY) {
         http_problem(res, req, 500, "internal", "the diff could not be computed (out of memory)");
-        return;
+    } else {
+        doc_send(&c, d, "miss");
+        doc_store(key, c.site_id, id, d);
     }
-    doc_send(&c, d, "miss");
-    doc_store(key, c.site_id, id, d);
 }
 
 /* ---- restore and autosave ------------------------------------------------------------ */
@@ -583,9 +686,23 @@ static int64_t payload_int(const json_t *payload, const char *key)
     return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
+static void log_too_large(int64_t id, int64_t from, int64_t to, size_t source_bytes)
+{
+    log_line line;
+    log_begin(&line, LOG_INFO, "diff too large to precompute");
+    log_int(&line, "item", id);
+    log_int(&line, "from", from);
+    log_int(&line, "to", to);
+    log_int(&line, "source_bytes", (int64_t)source_bytes);
+    log_int(&line, "max_render_bytes", api_config()->history_max_render_bytes);
+    log_end(&line);
+}
+
 /* "diff" {"site_id","item","from","to"}: renders the JSON diff into the
  * history cache, so the editor's next look at it is a hit. An item deleted
- * since is nothing to do. */
+ * since is nothing to do, and so is a diff over history.max_render_bytes
+ * (rendering stops at the bound; the request for it is answered 422): the
+ * job ends, it is not retried. */
 static int diff_job(store_t *st, const json_t *payload, char *err, size_t err_size)
 {
     int64_t site_id = payload_int(payload, "site_id"), id = payload_int(payload, "item");
@@ -603,16 +720,28 @@ static int diff_job(store_t *st, const json_t *payload, char *err, size_t err_si
         cache_entry_release(&e);
         return 0;
     }
+    if (rc != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(st));
+        return -1;
+    }
+    history_render hr;
+    size_t source_bytes = 0;
+    history_render_begin(&hr);
+    rc = diff_build(st, site_id, id, from, to, FORMAT_JSON, &hr, &source_bytes);
     history_doc *d = NULL;
-    if (rc == STORE_OK)
-        rc = diff_build(st, site_id, id, from, to, FORMAT_JSON, &d);
+    render_outcome outcome = render_finish(&hr, format_type(FORMAT_JSON), &d);
+    if (rc == STORE_OK && outcome == RENDERED)
+        doc_store(key, site_id, id, d);
+    else
+        free(d);
     if (rc == STORE_NOT_FOUND)
         return 0;
-    if (rc != STORE_OK || !d) {
+    if (rc != STORE_OK || outcome == RENDER_NO_MEMORY) {
         snprintf(err, err_size, "%s", rc != STORE_OK ? store_errmsg(st) : "out of memory");
         return -1;
     }
-    doc_store(key, site_id, id, d);
+    if (outcome == RENDER_TOO_LARGE) /* done: the request for it is refused as well */
+        log_too_large(id, from, to, source_bytes);
     return 0;
 }
 

@@ -25,6 +25,11 @@
  * `private, no-store`, `noindex` and `no-referrer` (the token must not leak
  * through a Referer either). The page is self-contained HTML without scripts, under
  * a Content-Security-Policy that allows nothing but its inline style.
+ *
+ * Escaping can make a page five times its text ("&" is "&amp;"), so a page
+ * is rendered through history.c's bounded stream and stops as soon as it
+ * passes history.max_render_bytes: 422 too_large_to_render, never a page
+ * built first and measured after.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +278,8 @@ static void html_escaped(FILE *out, const char *s, size_t len)
         }
         s += run + 1;
         len -= run + 1;
+        if (ferror(out)) /* the page passed its bound: stop here */
+            return;
     }
 }
 
@@ -299,7 +306,7 @@ static void html_body(FILE *out, const json_t *body)
         return;
     const char *end = text + json_string_length(body);
     bool open = false;
-    for (const char *line = text; line < end;) {
+    for (const char *line = text; line < end && !ferror(out);) {
         const char *newline = memchr(line, '\n', (size_t)(end - line));
         const char *line_end = newline != NULL ? newline : end;
         if (is_blank(line, line_end)) {
@@ -393,37 +400,41 @@ static void html_page(FILE *out, const previewed *v)
     fputs(".</footer>\n</body>\n</html>\n", out);
 }
 
+/* The bytes of text a rendering of the version is made from. */
+static size_t snapshot_bytes(const previewed *v)
+{
+    static const char *const members[] = {"title", "excerpt", "category", "body"};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof members / sizeof *members; i++)
+        total += json_string_length(json_object_get(v->snapshot, members[i]));
+    return total;
+}
+
 static void send_page(api_ctx *c, const previewed *v, const char *key)
 {
-    char *page = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&page, &len);
-    bool failed = out == NULL;
-    if (out != NULL) {
+    history_render r;
+    FILE *out = history_render_begin(&r);
+    if (out != NULL)
         html_page(out, v);
-        failed = ferror(out) != 0;
-        failed |= fclose(out) != 0;
-    }
-    if (failed) {
-        free(page);
-        http_problem(c->res, c->req, 500, "internal", "the preview page could not be built");
-        return;
-    }
-    history_keep(key, v->link->site_id, v->link->item_id, "text/html; charset=utf-8", page, len);
-    http_response_body(c->res, 200, "text/html; charset=utf-8", page, len);
+    char what[64];
+    snprintf(what, sizeof what, "the preview page of version %lld", (long long)v->meta.number);
+    history_render_send(c, &r, key, v->link->site_id, v->link->item_id, "text/html; charset=utf-8", what,
+                        snapshot_bytes(v));
 }
 
 static void send_json(api_ctx *c, const previewed *v, const char *key)
 {
     json_t *doc = version_json(v);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    history_render r;
+    history_render_begin(&r);
+    if (doc != NULL)
+        history_render_json(&r, doc);
+    else
+        r.failed = true;
     json_decref(doc);
-    if (!text) {
-        http_problem(c->res, c->req, 500, "internal", "the preview could not be serialised");
-        return;
-    }
-    history_keep(key, v->link->site_id, v->link->item_id, "application/json", text, strlen(text));
-    http_response_body(c->res, 200, "application/json", text, strlen(text));
+    char what[64];
+    snprintf(what, sizeof what, "the JSON preview of version %lld", (long long)v->meta.number);
+    history_render_send(c, &r, key, v->link->site_id, v->link->item_id, "application/json", what, snapshot_bytes(v));
 }
 
 static void link_refused(api_ctx *c, int status, const char *detail)
