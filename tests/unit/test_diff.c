@@ -4,7 +4,8 @@
  * (against an O(N·M) LCS table); word refinement marks exactly the changed
  * words and never splits a UTF-8 sequence; the budget bounds the time on
  * large unrelated texts and says it fell back; the three renderers (unified
- * text as GNU diff -u prints it, escaped HTML, the documented JSON); and a
+ * text as GNU diff -u prints it, escaped HTML, the documented JSON); the
+ * renderers stopping at the first write a bounded stream refuses; and a
  * microbenchmark that prints the time to diff two 50 KB articles.
  */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "core/textbuf.h"
 #include "diff/diff.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -687,6 +689,82 @@ static void test_refined_replacement_without_words(void **state)
     diff_free(&r);
 }
 
+/* A stream that takes `room` bytes and refuses every write after, counting
+ * the writes it was offered once full. */
+typedef struct refusing_sink {
+    size_t room, taken;
+    int offered_after_refusal;
+    bool refused;
+} refusing_sink;
+
+static ssize_t refusing_write(void *cookie, const char *bytes, size_t size)
+{
+    (void)bytes;
+    refusing_sink *sink = cookie;
+    if (sink->refused || size > sink->room - sink->taken) {
+        sink->offered_after_refusal += sink->refused;
+        sink->refused = true;
+        return 0;
+    }
+    sink->taken += size;
+    return (ssize_t)size;
+}
+
+/* The renderers stop at the first refused write: a 10 MB HTML diff offered
+ * to a stream that holds 64 KiB costs a few more writes, not the rest of
+ * the document; the same through a bounded textbuf, which never holds more
+ * than its bound. */
+static void test_renderers_stop_at_the_first_refused_write(void **state)
+{
+    (void)state;
+    enum { LINES = 50000, ROOM = 64 * 1024 };
+    char *a = malloc(2 * LINES + 1), *b = malloc(2 * LINES + 1);
+    for (size_t i = 0; i < LINES; i++)
+        memcpy(a + 2 * i, "x\n", 2), memcpy(b + 2 * i, "y\n", 2);
+    diff_result *r = diff_compute(a, 2 * LINES, b, 2 * LINES, NULL);
+    assert_non_null(r);
+    size_t full_len = 0;
+    char *full = diff_render_html(r, DIFF_DEFAULT_CONTEXT, &full_len);
+    assert_true(full_len > 100 * (size_t)ROOM); /* what it would have been */
+    free(full);
+
+    for (int format = 0; format < 3; format++) {
+        refusing_sink sink = {.room = ROOM};
+        FILE *out = fopencookie(&sink, "w", (cookie_io_functions_t){.write = refusing_write});
+        assert_non_null(out);
+        int rc = format == 0   ? diff_write_html(r, DIFF_DEFAULT_CONTEXT, out)
+                 : format == 1 ? diff_write_json_members(r, DIFF_DEFAULT_CONTEXT, out)
+                               : diff_write_unified(r, DIFF_DEFAULT_CONTEXT, "a", "b", out);
+        assert_int_equal(rc, -1);
+        fclose(out);
+        assert_true(sink.refused);
+        assert_true(sink.offered_after_refusal <= 3); /* the closing tags and the final flush */
+    }
+
+    textbuf buf;
+    FILE *out = textbuf_open(&buf, 16, ROOM);
+    assert_non_null(out);
+    assert_int_equal(diff_write_html(r, DIFF_DEFAULT_CONTEXT, out), -1);
+    assert_false(textbuf_close(&buf, out));
+    assert_true(buf.over && !buf.no_memory);
+    assert_true(buf.len <= ROOM && buf.capacity <= 16 + ROOM + 1);
+    textbuf_free(&buf);
+
+    out = textbuf_open(&buf, 16, 2 * full_len); /* room enough: the same bytes as diff_render_html */
+    assert_int_equal(diff_write_html(r, DIFF_DEFAULT_CONTEXT, out), 0);
+    assert_true(textbuf_close(&buf, out));
+    full = diff_render_html(r, DIFF_DEFAULT_CONTEXT, &full_len);
+    assert_int_equal(buf.len, full_len);
+    char *taken = textbuf_take(&buf);
+    assert_memory_equal(taken + 16, full, full_len);
+    assert_int_equal(taken[16 + full_len], '\0');
+    free(taken);
+    free(full);
+    diff_free(&r);
+    free(a);
+    free(b);
+}
+
 static void test_benchmark_50kb_article(void **state)
 {
     (void)state;
@@ -711,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_nul_bytes_and_invalid_utf8),
         cmocka_unit_test(test_random_bytes_rebuild_b),
         cmocka_unit_test(test_refined_replacement_without_words),
+        cmocka_unit_test(test_renderers_stop_at_the_first_refused_write),
         cmocka_unit_test(test_benchmark_50kb_article),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
