@@ -398,17 +398,22 @@ void handle_versions_list(const http_request *req, store_t *store, http_response
 
 /* The snapshot as one text, fields first, one per line, then the body:
  * what a diff shows. */
+/* A member's text; "" when absent or not a string (a null excerpt). */
+static const char *member_text(const json_t *s, const char *key)
+{
+    const char *text = json_string_value(json_object_get(s, key));
+    return text ? text : "";
+}
+
 static char *snapshot_text(const json_t *s, size_t *len)
 {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
     if (!f)
         return NULL;
-    const char *category = json_string_value(json_object_get(s, "category"));
     char *fields = json_dumps(json_object_get(s, "fields"), JSON_COMPACT | JSON_SORT_KEYS);
-    fprintf(f, "title: %s\nslug: %s\nexcerpt: %s\ncategory: %s\ntags: ", json_string_value(json_object_get(s, "title")),
-            json_string_value(json_object_get(s, "slug")), json_string_value(json_object_get(s, "excerpt")),
-            category ? category : "");
+    fprintf(f, "title: %s\nslug: %s\nexcerpt: %s\ncategory: %s\ntags: ", member_text(s, "title"),
+            member_text(s, "slug"), member_text(s, "excerpt"), member_text(s, "category"));
     size_t i;
     json_t *tag;
     json_array_foreach(json_object_get(s, "tags"), i, tag) fprintf(f, "%s%s", i ? ", " : "", json_string_value(tag));
