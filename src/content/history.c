@@ -307,16 +307,25 @@ void handle_version_get(const http_request *req, store_t *store, http_response *
     }
     json_t *doc = history_version_json(c.site, id, &meta, snapshot);
     json_decref(snapshot);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    history_render hr;
+    history_render_begin(&hr);
+    if (doc)
+        history_render_json(&hr, doc);
+    else
+        hr.failed = true;
     json_decref(doc);
-    history_doc *d = text ? doc_new("application/json", text, strlen(text)) : NULL;
-    free(text);
-    if (!d) {
+    history_doc *d = NULL;
+    render_outcome outcome = render_finish(&hr, "application/json", &d);
+    if (outcome == RENDER_TOO_LARGE) {
+        char what[64];
+        snprintf(what, sizeof what, "version %lld as JSON", (long long)number);
+        render_refused(&c, what, (size_t)meta.size);
+    } else if (outcome == RENDER_NO_MEMORY) {
         http_problem(res, req, 500, "internal", "the version could not be serialised");
-        return;
+    } else {
+        doc_send(&c, d, "miss");
+        doc_store(key, c.site_id, id, d);
     }
-    doc_send(&c, d, "miss");
-    doc_store(key, c.site_id, id, d);
 }
 
 /* ---- the version list -------------------------------------------------------------- */

@@ -14,7 +14,9 @@ documents well over 4 MiB:
 and after each the server is alive and answers. The three: the background
 diff job after one large save; GET …/diff?format=html with a read token;
 GET /preview/{token} of a version whose body is all `&` (5 bytes each once
-escaped).
+escaped). The version as JSON (GET …/versions/{n}, and the preview with
+Accept: application/json) is bounded the same way: a control character is
+six bytes in JSON.
 
 Jobs: a restarted server with such a diff job queued stays up and the job
 ends; a job that was running when its server was killed (kill -9) runs at
@@ -37,7 +39,7 @@ MiB = 1 << 20
 SHARD_BYTES = 4 * MiB            # 64 MB history cache / 16 shards
 DEFAULT_LIMIT = 8 * MiB          # history.max_render_bytes' default
 RAISED_LIMIT = 64 * MiB          # over every document of this file
-BODY_LIMIT = 8 * MiB             # server.max_body_bytes for the large saves
+BODY_LIMIT = 16 * MiB            # server.max_body_bytes for the large saves
 
 # "x\n" lines replaced by "y\n" lines: nothing in common, and every line of
 # both sides shows in the diff (JSON ~38 bytes a line, HTML ~105).
@@ -45,6 +47,7 @@ JOB_LINES = 150_000              # 300 KB a side: a JSON diff of ~11 MB
 HTML_LINES = 48_000              # 96 KB a side: an HTML diff of ~10 MB
 AMP_SMALL = 1_000_000            # 1 MB of '&': a ~5 MB preview page
 AMP_LARGE = 2_000_000            # 2 MB of '&': a ~10 MB preview page
+CONTROL = 1_600_000              # 1.6 MB of U+0001: JSON of ~9.6 MB ("\u0001" each)
 
 
 def env_with(limit=None, **extra):
@@ -193,6 +196,30 @@ def test_preview_of_a_body_of_ampersands(server_factory, fresh_deployment, limit
         # JSON escapes no '&': the version as JSON is well under every bound.
         as_json = client.get(link["url"], headers={"Accept": "application/json"})
         assert as_json.status == 200 and len(as_json.json["content"]["body"]) == count
+
+
+# ---- the version as JSON: six bytes a control character ----------------------------------
+
+@LIMITS
+def test_version_json_of_control_characters(server_factory, fresh_deployment, limit):
+    srv = server_factory(env=env_with(limit, STRATA_JOBS="false"))
+    w, r = fresh_deployment.tokens["write"], fresh_deployment.tokens["read"]
+    client = srv.client(timeout=60)
+    draft = create_item(client, w, body="\x01" * CONTROL)
+    link = assert_json(client.post(f"/v1/main/content/{draft['id']}/previews", token=w), 201)
+    for attempt in range(2):
+        version = client.get(f"/v1/main/content/{draft['id']}/versions/1", token=r)
+        preview = client.get(link["url"], headers={"Accept": "application/json"})
+        if limit == RAISED_LIMIT:
+            for resp in (version, preview):
+                assert resp.status == 200, resp
+                assert len(resp.body) > 2 * SHARD_BYTES
+                assert resp.json["content"]["body"] == "\x01" * CONTROL
+            assert version.headers["x-history-cache"] == "miss"  # built, sent, not kept
+        else:
+            check_refused(version, "version 1 as JSON")
+            check_refused(preview, "JSON preview of version 1")
+        assert_alive(srv, r)
 
 
 # ---- restarts -------------------------------------------------------------------------------
