@@ -148,40 +148,22 @@ struct cache {
     uint64_t fence_floor;
 };
 
-static uint64_t hash_bytes(const void *p, size_t len)
-{
-    return XXH3_64bits(p, len);
-}
+static uint64_t hash_bytes(const void *p, size_t len) { return XXH3_64bits(p, len); }
 
 static cache_stats *stats_for(shard *s, uint32_t ns)
 {
     return &s->stats[ns < CACHE_MAX_NAMESPACES ? ns : CACHE_MAX_NAMESPACES];
 }
 
-static shard *shard_for(cache *c, uint64_t hash)
-{
-    return &c->shards[(hash >> 32) & c->shard_mask];
-}
+static shard *shard_for(cache *c, uint64_t hash) { return &c->shards[(hash >> 32) & c->shard_mask]; }
 
 /* ---- entries and references ------------------------------------------------- */
 
-void *cache_entry_value(const cache_entry *e)
-{
-    return e->value;
-}
-uint64_t cache_entry_created(const cache_entry *e)
-{
-    return e->created;
-}
-uint64_t cache_entry_fresh_until(const cache_entry *e)
-{
-    return e->fresh_until;
-}
+void *cache_entry_value(const cache_entry *e) { return e->value; }
+uint64_t cache_entry_created(const cache_entry *e) { return e->created; }
+uint64_t cache_entry_fresh_until(const cache_entry *e) { return e->fresh_until; }
 
-void cache_entry_retain(cache_entry *e)
-{
-    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-}
+void cache_entry_retain(cache_entry *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
 
 void cache_entry_release(cache_entry **ep)
 {
@@ -595,10 +577,7 @@ static bool is_fenced(cache *c, const char *const *tags, size_t count, uint64_t 
     return fenced;
 }
 
-uint64_t cache_epoch(cache *c)
-{
-    return atomic_load(&c->epoch);
-}
+uint64_t cache_epoch(cache *c) { return atomic_load(&c->epoch); }
 
 /* ---- creation ------------------------------------------------------------------------- */
 
@@ -681,10 +660,7 @@ void cache_destroy(cache **cp)
     free(c);
 }
 
-size_t cache_max_bytes(const cache *c)
-{
-    return c->max_bytes;
-}
+size_t cache_max_bytes(const cache *c) { return c->max_bytes; }
 
 /* ---- reading -------------------------------------------------------------------------- */
 
@@ -857,15 +833,16 @@ static bool install(cache *c, shard *s, cache_entry *e, const cache_value *v, ui
     return link_tags(s, e, v->tags);
 }
 
-bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms, cache_entry **out)
+bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms,
+                         cache_entry **out)
 {
     if (out != NULL)
         *out = NULL;
     if (flight == NULL) /* a leader without a flight (out of memory at join) */
         return false;
     shard *s = shard_for(c, flight->hash);
-    cache_entry *e =
-        value != NULL ? entry_create(flight->ns, flight->hash, flight->key, flight->key_len, value, now_ms) : NULL;
+    cache_entry *e = value != NULL ? entry_create(flight->ns, flight->hash, flight->key, flight->key_len, value, now_ms)
+                                   : NULL;
     if (e == NULL && value != NULL && value->free_value != NULL)
         value->free_value(value->value);
     bool installed = false;

@@ -141,7 +141,8 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
  * is returned even when fenced: it is what the fill produced, fit to answer
  * the requests that were waiting, only not cached). With value NULL: every
  * waiter gets NULL. Returns true if the entry was installed. */
-bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms, cache_entry **out);
+bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms,
+                         cache_entry **out);
 
 /* Removes a waiter that gave up. True if it was still waiting (it will not
  * be called); false if it has already been called. */
@@ -149,8 +150,8 @@ bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter 
 
 /* Inserts without a flight (write-through, warming). Fenced like a flight
  * that began at `epoch` (from cache_epoch before the data was read). */
-bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value, uint64_t epoch,
-                  uint64_t now_ms);
+bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value,
+                  uint64_t epoch, uint64_t now_ms);
 uint64_t cache_epoch(cache *c);
 
 /* ---- invalidating ------------------------------------------------------- */

@@ -1,15 +1,13 @@
 /*
  * test_cache.c — the cache engine's properties, one test each: refcounted
  * entries, the byte bound, S3-FIFO keeping read entries (and a warm set
- * through a flood of one-hit keys), negative entries under their own
- * budget, lifetimes and
- * jitter, tag invalidation that reclaims memory, fencing of fills that race
- * an invalidation, single flight across threads, leaving a flight, stats per
+ * through a flood of one-hit keys), ghosts, negative entries under their
+ * own budget, lifetimes and jitter, tag invalidation that reclaims
+ * memory, fencing of fills that race an invalidation, single flight across threads, leaving a flight, stats per
  * namespace, and a threaded race that checks no stale value survives an
  * invalidation. `make tsan` runs this file under ThreadSanitizer.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sched.h>
 
 #include <cmocka.h>
 
@@ -35,20 +34,11 @@ static cache_value make_value(long n, const char *const *tags, size_t tag_count)
 {
     long *v = malloc(sizeof(*v));
     *v = n;
-    return (cache_value){.value = v,
-                         .free_value = count_free,
-                         .charge = 100,
-                         .tags = tags,
-                         .tag_count = tag_count,
-                         .fresh_ms = 1000,
-                         .stale_ms = 1000,
-                         .grace_ms = 1000};
+    return (cache_value){.value = v, .free_value = count_free, .charge = 100, .tags = tags, .tag_count = tag_count,
+                         .fresh_ms = 1000, .stale_ms = 1000, .grace_ms = 1000};
 }
 
-static long value_of(cache_entry *e)
-{
-    return *(long *)cache_entry_value(e);
-}
+static long value_of(cache_entry *e) { return *(long *)cache_entry_value(e); }
 
 static cache *new_cache(size_t max_bytes, unsigned shards)
 {
@@ -531,7 +521,9 @@ static void *miss_same_key(void *arg)
             sched_yield();
         assert_int_equal(w.value, 77);
         break;
-    case CACHE_FILLED: cache_entry_release(&filled); break;
+    case CACHE_FILLED:
+        cache_entry_release(&filled);
+        break;
     }
     atomic_fetch_add(&r->answered, 1);
     return NULL;
