@@ -3,9 +3,10 @@
  * entries, the byte bound, S3-FIFO keeping read entries (and a warm set
  * through a flood of one-hit keys), ghosts, negative entries under their
  * own budget, lifetimes and jitter, tag invalidation that reclaims
- * memory, fencing of fills that race an invalidation, single flight across threads, leaving a flight, stats per
- * namespace, and a threaded race that checks no stale value survives an
- * invalidation. `make tsan` runs this file under ThreadSanitizer.
+ * memory, fencing of fills that race an invalidation, single flight
+ * across threads, leaving a flight, stats per namespace, and a threaded
+ * race that checks no stale value survives an invalidation. `make tsan`
+ * runs this file under ThreadSanitizer.
  */
 #include <pthread.h>
 #include <setjmp.h>
