@@ -27,7 +27,8 @@
  * nothing (the handler says so: http_response.negative) — are stored, so a
  * repeated junk request costs no query, but only for cache.negative_ttl_s
  * (no stale, no grace), under the L1's separate negative budget, and in
- * the L2 with that TTL. A stored problem (404) keeps its body without the
+ * the L2 with that TTL (at most cache.negative_l2_per_s of them a second
+ * per instance). A stored problem (404) keeps its body without the
  * per-request fields; each answer is completed with its own instance and
  * request id.
  *
@@ -600,10 +601,23 @@ static void write_representation(wire *w, const representation *rep)
     wire_uint(w, rep->compress_us, 8);
 }
 
+/* At most cache.negative_l2_per_s negative records a second go to Redis
+ * from this instance (a fixed one-second window, shared by the workers):
+ * with their TTL, that bounds the keys a junk flood can leave there. The
+ * rest are kept in this instance's L1 only. */
+static bool negative_l2_admit(void)
+{
+    static _Atomic uint64_t window, count;
+    uint64_t second = wall_ms() / 1000u, seen = atomic_load(&window);
+    if (seen != second && atomic_compare_exchange_strong(&window, &seen, second))
+        atomic_store(&count, 0);
+    return atomic_fetch_add(&count, 1) < (uint64_t)rc.cfg->cache_negative_l2_per_s;
+}
+
 bool rc_l2_record(const cache_entry *e, uint64_t snapshot, l2_record *out, uint64_t *ttl_ms)
 {
     const representation *rep = cache_entry_value(e);
-    if ((rep->status != 200 && !rep->negative) || rep->tag_count == 0)
+    if ((rep->status != 200 && !rep->negative) || rep->tag_count == 0 || (rep->negative && !negative_l2_admit()))
         return false;
     wire measure = {0};
     write_representation(&measure, rep);
