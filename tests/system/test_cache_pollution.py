@@ -193,3 +193,24 @@ def test_a_negative_answer_ends_with_the_write_that_makes_it_wrong(srv):
         assert [it["id"] for it in r["items"]] == [draft["id"]], (path, r)
     assert assert_json(client.get(by_slug))["id"] == draft["id"]
     assert assert_json(client.get(f"/v1/main/content/{draft['id']}"))["title"] == "Late"
+
+
+def test_a_negative_404_from_redis_is_completed_for_each_request(srv, server_factory, redis):
+    """Another instance reads a's stored 404 from Redis: it is served with
+    the reader's own instance and request id, and kept as briefly."""
+    other = server_factory(srv.deployment, name="reader", args=(
+        "--redis", redis.url, "--cache-warm-items", "0", "--cache-negative-ttl-s", str(NEGATIVE_TTL_S)))
+    admin = srv.deployment.tokens["admin"]
+    wait_bus_connected(other, admin)
+    wait_l2_connected(other, admin)
+    filled = srv.client().get("/v1/main/content/0876543")
+    assert_problem(filled, 404)
+    assert cache_status(filled) == MISS_STORED
+    ttls = [t for k, t in redis_ttls(redis).items() if ":v:" in k and k.endswith("main6:876543")]
+    assert len(ttls) == 1 and 0 < ttls[0] <= NEGATIVE_TTL_S * 1000, ttls
+    shared = other.client().get("/v1/main/content/876543")
+    p = assert_problem(shared, 404)  # request_id checked against X-Request-Id
+    assert cache_status(shared) == "strata; hit; detail=l2"
+    assert p["instance"] == "/v1/main/content/876543"
+    assert p["request_id"] != filled.json["request_id"]
+    assert cache_status(other.client().get("/v1/main/content/876543")) == HIT
