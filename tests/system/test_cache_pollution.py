@@ -214,3 +214,23 @@ def test_a_negative_404_from_redis_is_completed_for_each_request(srv, server_fac
     assert p["instance"] == "/v1/main/content/876543"
     assert p["request_id"] != filled.json["request_id"]
     assert cache_status(other.client().get("/v1/main/content/876543")) == HIT
+
+
+def test_query_spellings_the_handler_reads_alike_are_one_key(srv):
+    client = srv.client()
+    admin = srv.deployment.tokens["admin"]
+    typ, tag = uniq("qs"), uniq("qtag")
+    for i in range(2):
+        published_item(client, admin, type=typ, tags=[tag], title=f"Spelled {i}")
+    first = client.get(f"/v1/main/content?type={typ}&tag={tag}&limit=5")
+    assert_status(first, 200)
+    assert cache_status(first) == MISS_STORED
+    for spelling in (f"limit=%2B5&tag={tag.upper()}", f"limit=+5&tag={tag}", f"limit=0005&tag={tag.title()}",
+                     f"limit=%20%205&tag={tag}"):
+        r = client.get(f"/v1/main/content?type={typ}&{spelling}")
+        assert r.status == 200 and cache_status(r) == HIT and r.body == first.body, (spelling, cache_status(r))
+    for bad in ("-5", "0", "101", "5x", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+                "0" * 40 + "5"):
+        r = client.get(f"/v1/main/content?type={typ}&limit={bad}")
+        assert_problem(r, 400, mentions="limit")
+        assert "stored" not in cache_status(r), (bad, cache_status(r))
