@@ -1,11 +1,28 @@
 /*
- * cache.c — the L1 engine: shards, SIEVE, tags, fencing, flights, stats.
+ * cache.c — the L1 engine: shards, S3-FIFO, tags, fencing, flights, stats.
  *
  * Layout. The key's 64-bit hash (XXH3) picks a shard; each shard has one
- * mutex guarding its hash table, its SIEVE FIFO, its tag index, its flights
+ * mutex guarding its hash table, its queues, its tag index, its flights
  * and its stats, so one lock acquisition covers a whole operation and the
  * counters cost nothing extra. Critical sections are a few pointer moves; at
  * 64 shards two loop threads rarely meet on one.
+ *
+ * Admission and eviction: S3-FIFO (SOSP'23). A shard keeps three FIFOs:
+ * `small` (new entries, about a tenth of the budget), `main` (entries read
+ * at least once while in small, or refilled soon after leaving), and
+ * `negative` (entries the caller marks negative, under their own budget).
+ * A hit only raises the entry's 2-bit read count, as SIEVE's visited bit
+ * did: no list move, no extra lock. Room is made at insert: from small
+ * while small (with the newcomer) is over its share — an entry read since
+ * it came in moves to main, one never read leaves and its hash goes to the
+ * ghost table — otherwise from main, where an entry with reads left is
+ * moved to the head with one read fewer (CLOCK) and the first with none is
+ * evicted. A flood of keys read once therefore cycles through small and
+ * the ghosts and never reaches main, where the warm entries live. The
+ * ghost table is direct-mapped (hash → slot, a newer ghost overwrites): a
+ * key that is filled again while its ghost remains goes straight to main.
+ * An entry of main that is invalidated or expires leaves a ghost too, so
+ * its refill keeps its place.
  *
  * Tags. Each shard indexes, per tag, the entries of that shard carrying it
  * (intrusive lists through per-entry memberships). Invalidating a tag visits
@@ -53,12 +70,13 @@ struct cache_entry {
     uint32_t ns;
     uint64_t hash;
     cache_entry *bucket_next;
-    cache_entry *newer, *older; /* SIEVE FIFO: newest at the head */
+    cache_entry *newer, *older; /* its queue: newest at the head */
     uint64_t created, fresh_until, stale_until, grace_until;
     size_t charge;
     void *value;
     void (*free_value)(void *value);
-    bool visited;
+    uint8_t reads; /* since it came in, or since main's hand passed (0..READS_MAX) */
+    uint8_t queue; /* Q_SMALL, Q_MAIN or Q_NEGATIVE */
     bool linked;
     uint16_t tag_count;
     membership *tags;
@@ -79,13 +97,27 @@ struct cache_flight {
     char key[];
 };
 
+enum { Q_SMALL, Q_MAIN, Q_NEGATIVE, Q_COUNT };
+#define READS_MAX 3
+#define GHOSTS_MIN 64
+#define GHOSTS_MAX (1u << 20)
+
+typedef struct fifo {
+    cache_entry *newest, *oldest;
+    size_t bytes;
+} fifo;
+
 typedef struct shard {
     pthread_mutex_t lock;
     cache_entry **buckets;
     size_t bucket_mask;
     size_t count;
-    cache_entry *newest, *oldest, *hand;
-    size_t bytes, max_bytes;
+    fifo queues[Q_COUNT];
+    size_t max_bytes;          /* small + main */
+    size_t small_max_bytes;    /* small's share of it */
+    size_t negative_max_bytes; /* the negative queue's own budget */
+    uint64_t *ghosts;          /* hashes of entries that left small unread; 0 = empty */
+    size_t ghost_mask;
     tag_node **tag_buckets;
     size_t tag_mask;
     size_t tag_count;
@@ -173,6 +205,7 @@ static cache_entry *entry_create(uint32_t ns, uint64_t hash, const void *key, si
     e->grace_until = e->stale_until + v->grace_ms;
     e->value = v->value;
     e->free_value = v->free_value;
+    e->queue = v->negative ? Q_NEGATIVE : Q_SMALL; /* link_entry may choose main */
     e->tag_count = (uint16_t)v->tag_count;
     e->tags = (membership *)(e->key + key_space);
     e->key_len = key_len;
@@ -304,51 +337,149 @@ static void tag_detach(shard *s, membership *m)
 
 /* ---- linking and unlinking --------------------------------------------------------- */
 
+static void fifo_push(fifo *q, cache_entry *e)
+{
+    e->older = q->newest;
+    e->newer = NULL;
+    if (q->newest != NULL)
+        q->newest->newer = e;
+    else
+        q->oldest = e;
+    q->newest = e;
+    q->bytes += e->charge;
+}
+
+static void fifo_remove(fifo *q, cache_entry *e)
+{
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        q->newest = e->older;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        q->oldest = e->newer;
+    q->bytes -= e->charge;
+}
+
 static void unlink_entry(shard *s, cache_entry *e)
 {
     *bucket_slot(s, e->hash, e->key, e->key_len) = e->bucket_next;
     s->count--;
-    if (s->hand == e)
-        s->hand = e->newer;
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        s->newest = e->older;
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        s->oldest = e->newer;
+    fifo_remove(&s->queues[e->queue], e);
     for (uint16_t i = 0; i < e->tag_count; i++)
         tag_detach(s, &e->tags[i]);
-    s->bytes -= e->charge;
     cache_stats *st = stats_for(s, e->ns);
     st->entries--;
     st->bytes -= e->charge;
+    if (e->queue == Q_NEGATIVE) {
+        st->negative_entries--;
+        st->negative_bytes -= e->charge;
+    }
     e->linked = false;
     cache_entry_release(&e);
 }
 
-/* SIEVE: sweep from the hand toward newer entries, clearing visited bits,
- * and evict the first entry not visited since the hand last passed. */
-static void evict_one(shard *s)
+/* ---- admission and eviction (S3-FIFO) ----------------------------------------------- */
+
+static void ghost_add(shard *s, uint64_t hash)
 {
-    cache_entry *e = s->hand != NULL ? s->hand : s->oldest;
-    while (e->visited) {
-        e->visited = false;
-        e = e->newer != NULL ? e->newer : s->oldest;
-    }
-    s->hand = e->newer;
+    s->ghosts[hash & s->ghost_mask] = hash;
+}
+
+/* True (and the ghost is gone) if hash left small unread, or main, lately. */
+static bool ghost_take(shard *s, uint64_t hash)
+{
+    uint64_t *slot = &s->ghosts[hash & s->ghost_mask];
+    if (hash == 0 || *slot != hash)
+        return false;
+    *slot = 0;
+    return true;
+}
+
+/* Removes an entry that is not evicted (invalidated, expired): one from
+ * main leaves a ghost, so its refill goes back to main. */
+static void retire_entry(shard *s, cache_entry *e)
+{
+    if (e->queue == Q_MAIN)
+        ghost_add(s, e->hash);
+    unlink_entry(s, e);
+}
+
+static void evict_entry(shard *s, cache_entry *e)
+{
     stats_for(s, e->ns)->evictions++;
     unlink_entry(s, e);
+}
+
+/* Small's oldest entry moves to main if it was read since it came in;
+ * otherwise it leaves, remembered as a ghost. */
+static void evict_small(shard *s)
+{
+    cache_entry *e = s->queues[Q_SMALL].oldest;
+    if (e->reads > 0) {
+        fifo_remove(&s->queues[Q_SMALL], e);
+        e->queue = Q_MAIN;
+        fifo_push(&s->queues[Q_MAIN], e);
+        return;
+    }
+    ghost_add(s, e->hash);
+    evict_entry(s, e);
+}
+
+/* CLOCK over main: an entry with reads left goes round again with one
+ * fewer; the first without is evicted. Ends within READS_MAX rounds. */
+static void evict_main(shard *s)
+{
+    fifo *q = &s->queues[Q_MAIN];
+    cache_entry *e;
+    while ((e = q->oldest)->reads > 0) {
+        e->reads--;
+        fifo_remove(q, e);
+        fifo_push(q, e);
+    }
+    evict_entry(s, e);
+}
+
+/* Evicts until e (not linked yet) fits its budget. */
+static void make_room(shard *s, const cache_entry *e)
+{
+    fifo *small = &s->queues[Q_SMALL], *main_queue = &s->queues[Q_MAIN], *negative = &s->queues[Q_NEGATIVE];
+    if (e->queue == Q_NEGATIVE) {
+        while (negative->bytes + e->charge > s->negative_max_bytes && negative->oldest != NULL)
+            evict_entry(s, negative->oldest);
+        return;
+    }
+    /* the newcomer counts toward small's share: with small shards (a few
+     * entries each) small would otherwise never be over it, and main
+     * would pay for every one-off key */
+    size_t incoming = e->queue == Q_SMALL ? e->charge : 0;
+    while (small->bytes + main_queue->bytes + e->charge > s->max_bytes &&
+           (small->oldest != NULL || main_queue->oldest != NULL)) {
+        if (main_queue->oldest == NULL || (small->oldest != NULL && small->bytes + incoming > s->small_max_bytes))
+            evict_small(s);
+        else
+            evict_main(s);
+    }
+}
+
+/* Which queue a new entry joins: negative ones their own; a key that
+ * replaces an entry of main, or whose ghost remains, main; others small. */
+static uint8_t admit_to(shard *s, const cache_entry *e, const cache_entry *replaced)
+{
+    if (e->queue == Q_NEGATIVE)
+        return Q_NEGATIVE;
+    bool was_main = replaced != NULL && replaced->queue == Q_MAIN;
+    return ghost_take(s, e->hash) || was_main ? Q_MAIN : Q_SMALL;
 }
 
 static void link_entry(shard *s, cache_entry *e, double jitter)
 {
     cache_entry **slot = bucket_slot(s, e->hash, e->key, e->key_len);
+    e->queue = admit_to(s, e, *slot);
     if (*slot != NULL)
         unlink_entry(s, *slot);
-    while (s->bytes + e->charge > s->max_bytes && s->oldest != NULL)
-        evict_one(s);
+    make_room(s, e);
     if (jitter > 0) {
         uint64_t lifetime = e->fresh_until - e->created;
         uint64_t cut = (uint64_t)((double)lifetime * jitter * (double)(next_random(s) >> 11) / 9007199254740992.0);
@@ -359,18 +490,15 @@ static void link_entry(shard *s, cache_entry *e, double jitter)
     *slot = e;
     if (++s->count > s->bucket_mask + 1)
         table_grow(s);
-    e->older = s->newest;
-    e->newer = NULL;
-    if (s->newest != NULL)
-        s->newest->newer = e;
-    else
-        s->oldest = e;
-    s->newest = e;
+    fifo_push(&s->queues[e->queue], e);
     e->linked = true;
-    s->bytes += e->charge;
     cache_stats *st = stats_for(s, e->ns);
     st->entries++;
     st->bytes += e->charge;
+    if (e->queue == Q_NEGATIVE) {
+        st->negative_entries++;
+        st->negative_bytes += e->charge;
+    }
     st->inserts++;
     cache_entry_retain(e); /* the cache's own reference */
 }
@@ -481,12 +609,19 @@ cache *cache_create(const cache_options *opts)
         shard *s = &c->shards[i];
         pthread_mutex_init(&s->lock, NULL);
         s->max_bytes = opts->max_bytes / shards;
+        s->small_max_bytes = s->max_bytes / 10;
+        s->negative_max_bytes = opts->negative_max_bytes / shards;
+        size_t ghosts = GHOSTS_MIN;
+        while (ghosts < GHOSTS_MAX && ghosts < s->max_bytes / 1024)
+            ghosts <<= 1; /* about one per KB of budget: main's entry count, roughly */
+        s->ghost_mask = ghosts - 1;
+        s->ghosts = calloc(ghosts, sizeof(*s->ghosts));
         s->bucket_mask = 63;
         s->buckets = calloc(64, sizeof(*s->buckets));
         s->tag_mask = 63;
         s->tag_buckets = calloc(64, sizeof(*s->tag_buckets));
         s->rng = (seed + i * 0x9E3779B97F4A7C15ULL) | 1;
-        if (s->buckets == NULL || s->tag_buckets == NULL) {
+        if (s->buckets == NULL || s->tag_buckets == NULL || s->ghosts == NULL) {
             cache_destroy(&c);
             return NULL;
         }
@@ -502,8 +637,9 @@ void cache_destroy(cache **cp)
         return;
     for (size_t i = 0; i <= c->shard_mask; i++) {
         shard *s = &c->shards[i];
-        while (s->oldest != NULL)
-            unlink_entry(s, s->oldest);
+        for (int q = 0; q < Q_COUNT; q++)
+            while (s->queues[q].oldest != NULL)
+                unlink_entry(s, s->queues[q].oldest);
         while (s->flights != NULL) {
             cache_flight *f = s->flights;
             s->flights = f->next;
@@ -515,6 +651,7 @@ void cache_destroy(cache **cp)
         }
         free(s->buckets);
         free(s->tag_buckets);
+        free(s->ghosts);
         pthread_mutex_destroy(&s->lock);
     }
     fence_clear(c);
@@ -537,7 +674,7 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
     cache_stats *st = stats_for(s, ns);
     cache_entry *e = *bucket_slot(s, hash, key, key_len);
     if (e != NULL && now_ms >= e->grace_until) {
-        unlink_entry(s, e);
+        retire_entry(s, e);
         e = NULL;
     }
     if (e == NULL) {
@@ -556,8 +693,8 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
     if (e != NULL) {
         /* write only when it changes: a store to a line the other core
          * reads costs more than the test */
-        if (state != CACHE_EXPIRED && !e->visited)
-            e->visited = true;
+        if (state != CACHE_EXPIRED && e->reads < READS_MAX)
+            e->reads++;
         cache_entry_retain(e);
         *out = e;
     }
@@ -690,7 +827,7 @@ static bool install(cache *c, shard *s, cache_entry *e, const cache_value *v, ui
         st->fenced++;
         return false;
     }
-    if (e->charge > s->max_bytes)
+    if (e->charge > (e->queue == Q_NEGATIVE ? s->negative_max_bytes : s->max_bytes))
         return false;
     link_entry(s, e, c->jitter);
     return link_tags(s, e, v->tags);
@@ -774,7 +911,7 @@ size_t cache_invalidate_tag(cache *c, const char *tag)
         while (*slot != NULL) {
             cache_entry *e = (*slot)->head->entry;
             stats_for(s, e->ns)->invalidations++;
-            unlink_entry(s, e);
+            retire_entry(s, e);
             removed++;
             slot = tag_slot(s, hash, tag);
         }
@@ -791,7 +928,7 @@ bool cache_invalidate_key(cache *c, const void *key, size_t key_len)
     cache_entry *e = *bucket_slot(s, hash, key, key_len);
     if (e != NULL) {
         stats_for(s, e->ns)->invalidations++;
-        unlink_entry(s, e);
+        retire_entry(s, e);
     }
     fence_flights_of(s, hash, key, key_len);
     pthread_mutex_unlock(&s->lock);
@@ -809,10 +946,12 @@ size_t cache_clear(cache *c)
     for (size_t i = 0; i <= c->shard_mask; i++) {
         shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);
-        while (s->oldest != NULL) {
-            stats_for(s, s->oldest->ns)->invalidations++;
-            unlink_entry(s, s->oldest);
-            removed++;
+        for (int q = 0; q < Q_COUNT; q++) {
+            while (s->queues[q].oldest != NULL) {
+                stats_for(s, s->queues[q].oldest->ns)->invalidations++;
+                unlink_entry(s, s->queues[q].oldest);
+                removed++;
+            }
         }
         for (cache_flight *f = s->flights; f != NULL; f = f->next)
             f->fenced = true;
@@ -837,6 +976,8 @@ static void stats_add(cache_stats *sum, const cache_stats *x)
     sum->invalidations += x->invalidations;
     sum->entries += x->entries;
     sum->bytes += x->bytes;
+    sum->negative_entries += x->negative_entries;
+    sum->negative_bytes += x->negative_bytes;
 }
 
 void cache_get_stats(cache *c, uint32_t ns, cache_stats *out)

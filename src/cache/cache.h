@@ -11,10 +11,14 @@
  * serve a value without copying it while eviction or invalidation removes
  * the entry from the cache; the value is freed when the last reference goes.
  *
- * Eviction is SIEVE (NSDI'24): one FIFO per shard, a "visited" bit set on a
- * hit (no list move), and a hand that sweeps from old to new evicting the
- * first unvisited entry. On skewed traffic it beats LRU by about ten points
- * of hit ratio (see bench/cache_sim) at a lower cost per hit.
+ * Admission and eviction are S3-FIFO (SOSP'23): a new entry waits in a
+ * small FIFO (a tenth of the budget) and reaches the main one only if it
+ * is read before it leaves, or filled again soon after (a ghost of its key
+ * is kept); a hit only bumps a 2-bit counter (no list move). Keys read once
+ * — a crawler, a flood of junk — pass through small and cannot push out
+ * the warm entries of main. Entries the caller marks negative ("no such
+ * item", an empty page) live in a third FIFO with their own, separate
+ * budget, so they cannot take the room of positive ones either.
  *
  * Lifetimes: an entry is fresh until fresh_ms has passed (minus a random
  * jitter so entries filled together do not expire together), then stale for
@@ -59,12 +63,14 @@ typedef struct cache_flight cache_flight;
 /* Memory: each entry is charged its value's `charge` plus the engine's own
  * bytes (about 128 + key + tags). Every shard gets max_bytes / shards, and a
  * value larger than one shard's budget is not stored (4 MB at the default
- * 256 MB and 64 shards). */
+ * 256 MB and 64 shards); negative entries are charged to their own budget
+ * the same way. The ghost table costs 8 bytes per KB of max_bytes. */
 typedef struct cache_options {
-    size_t max_bytes;     /* total budget across shards */
-    unsigned shard_count; /* rounded up to a power of two; 0 = 64 */
-    double ttl_jitter;    /* 0..0.5: fresh lifetime shortened by up to this fraction */
-    uint64_t seed;        /* for jitter; 0 = from the clock */
+    size_t max_bytes;          /* total budget across shards */
+    size_t negative_max_bytes; /* negative entries' budget, apart from max_bytes */
+    unsigned shard_count;      /* rounded up to a power of two; 0 = 64 */
+    double ttl_jitter;         /* 0..0.5: fresh lifetime shortened by up to this fraction */
+    uint64_t seed;             /* for jitter; 0 = from the clock */
 } cache_options;
 
 cache *cache_create(const cache_options *opts);
@@ -107,6 +113,7 @@ typedef struct cache_value {
     size_t tag_count;
     uint64_t fresh_ms, stale_ms, grace_ms;
     bool share_only; /* hand it to the flight's waiters, never install it */
+    bool negative;   /* an answer that something does not exist: the negative budget */
 } cache_value;
 
 /* An entry that lives outside any cache (one reference): the same handle
@@ -179,7 +186,8 @@ typedef struct cache_stats {
     uint64_t coalesced;     /* waiters that joined a flight */
     uint64_t fills, fenced; /* flights finished with a value; of which not installed */
     uint64_t inserts, evictions, invalidations;
-    uint64_t entries, bytes; /* now */
+    uint64_t entries, bytes;                   /* now, negative ones included */
+    uint64_t negative_entries, negative_bytes; /* now */
 } cache_stats;
 
 /* Sums over shards. ns = UINT32_MAX for every namespace together. */

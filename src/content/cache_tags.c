@@ -13,6 +13,11 @@
  * than guessing which pages held it; lists refill through single flights,
  * one database query per page. The finer list tags are for operators and
  * for CDNs (Surrogate-Key).
+ *
+ * Negative answers (reads.c) carry the tags of what would end them: a 404
+ * by id <site>:item:<id>, a 404 by slug and an empty list page
+ * <site>:lists. The item write that makes them wrong (a publish, a
+ * restore) invalidates both here, before it is answered, like any entry.
  */
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,20 @@
  * (any role) also sees drafts and archived items: it may list them with
  * `status` and read them by id or slug. Unknown query parameters are
  * ignored; known ones are validated strictly (400 naming the parameter).
+ *
+ * Negative answers. Anyone can ask for ids, slugs, types, tags and
+ * categories that do not exist, each a new cache key; such answers are
+ * marked negative (http_response.negative), and the cache keeps them only
+ * briefly and under their own budget. Negative: a 404 for an id or slug,
+ * and a first page with no items whose filters match nothing. Types and
+ * tags exist only on items, so an empty first page filtered by one is
+ * negative; a category exists on its own, so the empty first page of a
+ * real category is an ordinary answer (a new section is read often) —
+ * only an unknown category's is negative. Their tags make the write that
+ * ends them invalidate them: item:<id> for an id, and lists for a slug and
+ * for list pages, both dropped by every item write (cache_tags.c).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "content/api.h"
@@ -45,6 +58,32 @@ static bool word_filter(api_ctx *c, const char *name, size_t max, char *buf, siz
     }
     *out = buf;
     return true;
+}
+
+/* Does the category exist? Asked only for an empty page; on a failure,
+ * the answer that keeps the page briefly. */
+static bool category_exists(api_ctx *c, const char *slug)
+{
+    json_t *doc = NULL;
+    bool found = false;
+    if (store_category_list(c->store, c->site_id, &doc) == STORE_OK) {
+        size_t i;
+        json_t *category;
+        json_array_foreach(json_object_get(doc, "categories"), i, category)
+        {
+            found = found || strcmp(json_string_value(json_object_get(category, "slug")), slug) == 0;
+        }
+    }
+    json_decref(doc);
+    return found;
+}
+
+/* An empty first page: is it because a filter names nothing? */
+static bool list_filters_match_nothing(api_ctx *c, const store_list_query *q)
+{
+    if (q->type != NULL || q->tag != NULL)
+        return true;
+    return q->category != NULL && !category_exists(c, q->category);
 }
 
 void handle_list(const http_request *req, store_t *store, http_response *res)
@@ -97,6 +136,7 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
+    res->negative = json_array_size(items) == 0 && !q.after.present && list_filters_match_nothing(&c, &q);
     json_t *next_cursor = json_null();
     if (next.present) {
         api_cursor_encode(&q, &next, cursor);
@@ -106,8 +146,16 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     api_send_json(&c, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next_cursor));
 }
 
-static void send_item_or_failure(api_ctx *c, int rc, json_t *item)
+/* A 404 is negative, tagged with what a write that creates the item
+ * invalidates: `missing_tag` (item:<id> by id, lists by slug). */
+static void send_item_or_failure(api_ctx *c, int rc, json_t *item, const char *missing_tag)
 {
+    if (rc == STORE_NOT_FOUND) {
+        api_store_failed(c, rc);
+        c->res->negative = true;
+        api_tag_named(c->res, c->site, missing_tag);
+        return;
+    }
     if (rc != STORE_OK) {
         api_store_failed(c, rc);
         return;
@@ -124,7 +172,9 @@ void handle_get(const http_request *req, store_t *store, http_response *res)
         return;
     json_t *item = NULL;
     int rc = store_item_get(store, c.site_id, c.site, id, !c.has_token, &item);
-    send_item_or_failure(&c, rc, item);
+    char missing_tag[32];
+    snprintf(missing_tag, sizeof(missing_tag), "item:%lld", (long long)id);
+    send_item_or_failure(&c, rc, item, missing_tag);
 }
 
 void handle_get_by_slug(const http_request *req, store_t *store, http_response *res)
@@ -136,7 +186,7 @@ void handle_get_by_slug(const http_request *req, store_t *store, http_response *
         return;
     json_t *item = NULL;
     int rc = store_item_get_by_slug(store, c.site_id, c.site, type, slug, !c.has_token, &item);
-    send_item_or_failure(&c, rc, item);
+    send_item_or_failure(&c, rc, item, "lists");
 }
 
 void handle_popular(const http_request *req, store_t *store, http_response *res)
@@ -158,6 +208,7 @@ void handle_popular(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
+    res->negative = type_filter != NULL && json_array_size(items) == 0;
     api_tag_named(res, c.site, "popular");
     api_send_json(&c, 200, json_pack("{s:s, s:o}", "window", windows[window], "items", items));
 }

@@ -10,7 +10,8 @@
  * A cache rule names the data class (its lifetimes come from the
  * configuration) and every query parameter the handler reads, with the
  * default the handler assumes, sorted by name: exactly what makes two
- * requests the same response.
+ * requests the same response. It also names the path captures that are
+ * integers, so every spelling of an id ("0001", "%30001") is one key.
  */
 #include "content/api.h"
 #include "content/content.h"
@@ -36,20 +37,25 @@ static bool handle_openapi(const http_request *req, http_response *res)
 }
 
 static const http_cache_param list_params[] = {
-    {"category", "", false}, {"cursor", "", false}, {"limit", "20", true}, {"sort", "-published_at", false},
-    {"status", "published", false}, {"tag", "", false}, {"type", "", false},
+    {"category", "", false, false}, {"cursor", "", false, false},   {"limit", "20", true, false},
+    {"sort", "-published_at", false, false}, {"status", "published", false, false},
+    {"tag", "", false, true}, /* tags are compared lowercased */
+    {"type", "", false, false},
 };
 static const http_cache_param popular_params[] = {
-    {"limit", "10", true},
-    {"type", "", false},
-    {"window", "24h", false},
+    {"limit", "10", true, false},
+    {"type", "", false, false},
+    {"window", "24h", false, false},
 };
 
-static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, NULL, 0};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, list_params, sizeof(list_params) / sizeof(list_params[0])};
-static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, popular_params,
+/* Captures: 0 is the site; 1 the item id (an integer) or the type. */
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, NULL, 0};
+static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, NULL, 0};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params,
+                                          sizeof(list_params) / sizeof(list_params[0])};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params,
                                              sizeof(popular_params) / sizeof(popular_params[0])};
-static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, NULL, 0};
+static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};
 
 #define WORKER(h) h, NULL
 #define LOOP(h) NULL, h
@@ -72,7 +78,7 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/slow-queries", WORKER(handle_slow_queries), NULL},
     {HTTP_GET, "/v1/alerts", WORKER(handle_alerts), NULL},
     {HTTP_POST, "/v1/debug/faults", WORKER(handle_debug_faults), NULL},
-    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &item_rule},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &slug_rule},
     {HTTP_GET, "/v1/:site/content", WORKER(handle_list), &list_rule},
     {HTTP_POST, "/v1/:site/content", WORKER(handle_create), NULL},
     {HTTP_GET, "/v1/:site/content/:id", WORKER(handle_get), &item_rule},

@@ -92,6 +92,11 @@ typedef struct http_response {
     char *tags; /* space-separated cache tags, malloc'd (http_response_tag) */
     size_t tags_len;
     bool uncacheable; /* a tag could not be recorded: never store this */
+    /* An answer that what was asked for does not exist (404, an empty page
+     * of a filter value that matches nothing): kept only briefly
+     * (cache.negative_ttl_s), under its own budget, and its tags must name
+     * what a write that makes it exist invalidates. */
+    bool negative;
     const char *content_type; /* static; NULL when there is no body */
     char *body;               /* malloc'd, owned by the response */
     size_t body_len;
@@ -108,10 +113,12 @@ typedef struct http_cache_param {
     const char *name;
     const char *default_value; /* what the handler assumes when it is absent */
     bool integer;              /* canonicalised ("020" and "20" share a key) */
+    bool fold_case;            /* ASCII letters lowercased, as the handler does */
 } http_cache_param;
 
 typedef struct http_cache_rule {
     cache_class data_class;
+    unsigned integer_captures; /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
 } http_cache_rule;

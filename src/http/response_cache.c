@@ -16,7 +16,21 @@
  * different requests collide: route index, each decoded path parameter,
  * then each query parameter the route's rule names, in name order, with
  * its default when absent and integers canonicalised. Anything else in the
- * query is ignored, as the handlers ignore it.
+ * query is ignored, as the handlers ignore it. Every spelling a handler
+ * reads as the same request is one key: integer path captures lose their
+ * leading zeros ("/content/0001" is "/content/1"; a sign or a space stays
+ * as sent, and the handler refuses it), integer query values are written
+ * back in decimal ("limit=+020" is "limit=20"), case-folded ones are
+ * lowercased. Otherwise a client could mint endless keys for one answer.
+ *
+ * Negative answers — a 404, an empty page for a filter value that matches
+ * nothing (the handler says so: http_response.negative) — are stored, so a
+ * repeated junk request costs no query, but only for cache.negative_ttl_s
+ * (no stale, no grace), under the L1's separate negative budget, and in
+ * the L2 with that TTL (at most cache.negative_l2_per_s of them a second
+ * per instance). A stored problem (404) keeps its body without the
+ * per-request fields; each answer is completed with its own instance and
+ * request id.
  *
  * Namespaces: stats are kept per site. A site gets a namespace number the
  * first time one of its responses is stored (a worker registers it), so
@@ -57,6 +71,7 @@ typedef struct representation {
     size_t tag_count;
     uint64_t handler_us;
     uint64_t compress_us;
+    bool negative;      /* stored briefly; a problem's body is completed per request */
     l2_lifetimes life; /* as built: created (wall clock) and the class's lifetimes */
     char *block;       /* decoded from the L2: every string above lives in it */
 } representation;
@@ -126,6 +141,7 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
     /* cache.l1 = false: a budget of nothing, so no value is kept, while
      * flights still collapse concurrent misses */
     cache_options opts = {.max_bytes = cfg->cache_l1 ? (size_t)cfg->cache_l1_max_bytes : 0,
+                          .negative_max_bytes = cfg->cache_l1 ? (size_t)cfg->cache_negative_max_bytes : 0,
                           .ttl_jitter = cfg->cache_ttl_jitter_pct / 100.0};
     rc.cache = cache_create(&opts);
     if (rc.cache == NULL)
@@ -241,6 +257,48 @@ static void key_put(key_writer *w, const char *s, size_t len)
     w->len += n + len;
 }
 
+/* An all-digit value without its leading zeros (at least one digit is
+ * kept): how a handler reads an id. Anything else is left as it is. */
+static long canonical_digits(char *v, long len)
+{
+    long zeros = 0;
+    for (long i = 0; i < len; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return len;
+    while (zeros < len - 1 && v[zeros] == '0')
+        zeros++;
+    memmove(v, v + zeros, (size_t)(len - zeros));
+    v[len - zeros] = '\0';
+    return len - zeros;
+}
+
+/* An integer query value as the handler reads it (strtol over at most 31
+ * bytes: spaces and a sign allowed), written back in decimal. A value the
+ * handler refuses (not a number, out of range) stays as sent: it gets a
+ * 400, which is never stored. */
+static long canonical_integer(char *v, long len)
+{
+    if (len >= 32)
+        return len;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno != 0)
+        return len;
+    long out = 0;
+    if (n < 0)
+        v[out++] = '-';
+    uint64_t magnitude = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+    return out + (long)fmt_u64(v + out, magnitude);
+}
+
+static void fold_case(char *v, long len)
+{
+    for (long i = 0; i < len; i++)
+        if (v[i] >= 'A' && v[i] <= 'Z')
+            v[i] = (char)(v[i] - 'A' + 'a');
+}
+
 size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
               char key[RC_KEY_MAX], uint32_t *ns, char site[RC_SITE_MAX + 1])
 {
@@ -256,6 +314,8 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
         long len = http_capture_decode(path, caps, i, value, sizeof(value));
         if (len < 0 || memchr(value, '\0', (size_t)len) != NULL)
             return 0;
+        if (route->cache->integer_captures & (1u << i))
+            len = canonical_digits(value, len);
         key_put(&w, value, (size_t)len);
         if (i == 0 && route_has_site(route)) {
             if (len > RC_SITE_MAX)
@@ -274,21 +334,10 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
         if (len == -1) {
             v = p->default_value;
             len = (long)strlen(v);
-        } else if (p->integer && len <= 18) {
-            /* Canonical only where the handler accepts it too (it reads at
-             * most 31 bytes, strtol-style): a longer value stays as sent
-             * and gets the handler's own answer. */
-            char *end;
-            errno = 0;
-            long n = strtol(value, &end, 10);
-            if (end != value && *end == '\0' && errno == 0) {
-                len = 0;
-                if (n < 0) {
-                    value[len++] = '-';
-                    n = -n;
-                }
-                len += (long)fmt_u64(value + len, (uint64_t)n);
-            }
+        } else if (p->integer) {
+            len = canonical_integer(value, len);
+        } else if (p->fold_case) {
+            fold_case(value, len);
         }
         key_put(&w, p->name, strlen(p->name));
         key_put(&w, v, (size_t)len);
@@ -397,7 +446,26 @@ static void value_of(representation *rep, uint64_t fresh_ms, uint64_t stale_ms, 
                          .fresh_ms = fresh_ms,
                          .stale_ms = stale_ms,
                          .grace_ms = grace_ms,
-                         .share_only = share_only};
+                         .share_only = share_only,
+                         .negative = rep->negative};
+}
+
+/* A problem's body without its per-request members and its closing brace:
+ * rc_send appends each request's own. False if it is no JSON object. */
+static bool problem_strip(representation *rep)
+{
+    h2o_iovec_t *body = &rep->body[ENC_IDENTITY];
+    json_t *doc = json_loadb(body->base, body->len, 0, NULL);
+    json_object_del(doc, "instance");
+    json_object_del(doc, "request_id");
+    char *text = json_object_size(doc) > 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL)
+        return false;
+    free(body->base);
+    body->base = text;
+    body->len = strlen(text) - 1; /* without the '}' */
+    return true;
 }
 
 bool rc_build(const http_route *route, const http_response *res, uint64_t handler_us, cache_value *out)
@@ -414,8 +482,16 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
     if (ok && res->body_len > 0)
         memcpy(rep->body[ENC_IDENTITY].base, res->body, res->body_len);
 
-    const cache_lifetimes *life = &rc.cfg->cache_class[route->cache->data_class];
-    bool storable = res->status == 200 && res->tags_len > 0 && !res->uncacheable && rc.cache != NULL;
+    /* a negative answer lives cache.negative_ttl_s, with no stale or grace
+     * time: serving "does not exist" past a write that made it exist would
+     * be wrong, and a junk key must not outlive that */
+    const cache_lifetimes *class_life = &rc.cfg->cache_class[route->cache->data_class];
+    const cache_lifetimes negative_life = {rc.cfg->cache_negative_ttl_s, 0, 0};
+    bool negative_answer = res->negative && (res->status == 200 || res->status == 404);
+    const cache_lifetimes *life = negative_answer ? &negative_life : class_life;
+    rep->negative = negative_answer && negative_life.ttl_s > 0;
+    bool storable = ((res->status == 200 && !negative_answer) || rep->negative) && res->tags_len > 0 &&
+                    !res->uncacheable && rc.cache != NULL;
     if (ok && res->status == 200) {
         int browser = rc.cfg->cache_browser_ttl_s < life->ttl_s ? rc.cfg->cache_browser_ttl_s : life->ttl_s;
         ok = add_variants(rep);
@@ -423,13 +499,19 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
                                           browser, life->ttl_s, life->swr_s, life->grace_s);
         rep->cdn_cache_control = printf_iovec("max-age=%d, stale-while-revalidate=%d, stale-if-error=%d", life->ttl_s,
                                               life->swr_s, life->grace_s);
-        rep->surrogate_key = printf_iovec("%.*s", (int)res->tags_len, res->tags ? res->tags : "");
-        ok = ok && rep->cache_control.base && rep->cdn_cache_control.base && rep->surrogate_key.base &&
-             split_tags(rep, res->tags ? res->tags : "", res->tags_len);
     } else if (ok) {
         rep->cache_control = printf_iovec("no-store");
         ok = rep->cache_control.base != NULL;
+        if (ok && rep->negative && !problem_strip(rep))
+            rep->negative = storable = false; /* not a problem object: answered, not stored */
     }
+    if (ok && (res->status == 200 || rep->negative)) {
+        /* a negative 404 keeps its tags too: for invalidation, and the L2
+         * rebuilds them from the surrogate key */
+        rep->surrogate_key = printf_iovec("%.*s", (int)res->tags_len, res->tags ? res->tags : "");
+        ok = rep->surrogate_key.base && split_tags(rep, res->tags ? res->tags : "", res->tags_len);
+    }
+    ok = ok && (res->status != 200 || (rep->cache_control.base && rep->cdn_cache_control.base));
     for (size_t i = 0; ok && i < res->header_count; i++) {
         rep->headers[i].name = strdup(res->headers[i].name);
         rep->headers[i].value = printf_iovec("%s", res->headers[i].value);
@@ -462,7 +544,7 @@ int rc_status(const cache_entry *e) { return ((const representation *)cache_entr
  * The payload of an L2 record (l2.c frames it): every field length-prefixed,
  * big-endian —
  *
- *     u16 status | u8 encodings available | str content type
+ *     u16 status | u8 encodings available, bit 7: negative | str content type
  *     | per available encoding, in enum order: str etag, u32 body length, body
  *     | str cache-control | str cdn-cache-control | str surrogate-key
  *     | u8 header count | per header: str name, str value
@@ -470,6 +552,8 @@ int rc_status(const cache_entry *e) { return ((const representation *)cache_entr
  *
  * where str is a u32 length and the bytes. The tags are the surrogate
  * key's words, so they are not stored twice. */
+
+#define NEGATIVE_FLAG 0x80u
 
 typedef struct wire {
     unsigned char *p, *end; /* writing: p == NULL measures */
@@ -497,7 +581,7 @@ static void wire_str(wire *w, const char *s, size_t len)
 static void write_representation(wire *w, const representation *rep)
 {
     wire_uint(w, (uint64_t)rep->status, 2);
-    wire_uint(w, rep->available, 1);
+    wire_uint(w, rep->available | (rep->negative ? NEGATIVE_FLAG : 0u), 1);
     wire_str(w, rep->content_type ? rep->content_type : "", rep->content_type ? strlen(rep->content_type) : 0);
     for (int e = 0; e < ENC_COUNT; e++) {
         if ((rep->available & (1u << e)) == 0)
@@ -517,10 +601,23 @@ static void write_representation(wire *w, const representation *rep)
     wire_uint(w, rep->compress_us, 8);
 }
 
+/* At most cache.negative_l2_per_s negative records a second go to Redis
+ * from this instance (a fixed one-second window, shared by the workers):
+ * with their TTL, that bounds the keys a junk flood can leave there. The
+ * rest are kept in this instance's L1 only. */
+static bool negative_l2_admit(void)
+{
+    static _Atomic uint64_t window, count;
+    uint64_t second = wall_ms() / 1000u, seen = atomic_load(&window);
+    if (seen != second && atomic_compare_exchange_strong(&window, &seen, second))
+        atomic_store(&count, 0);
+    return atomic_fetch_add(&count, 1) < (uint64_t)rc.cfg->cache_negative_l2_per_s;
+}
+
 bool rc_l2_record(const cache_entry *e, uint64_t snapshot, l2_record *out, uint64_t *ttl_ms)
 {
     const representation *rep = cache_entry_value(e);
-    if (rep->status != 200 || rep->tag_count == 0)
+    if ((rep->status != 200 && !rep->negative) || rep->tag_count == 0 || (rep->negative && !negative_l2_admit()))
         return false;
     wire measure = {0};
     write_representation(&measure, rep);
@@ -593,7 +690,9 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
     rep->block = block;
     wire w = {.p = (unsigned char *)r->payload, .end = (unsigned char *)r->payload + r->payload_len, .copy_to = block};
     rep->status = (int)read_uint(&w, 2);
-    rep->available = (unsigned)read_uint(&w, 1);
+    unsigned flags = (unsigned)read_uint(&w, 1);
+    rep->available = flags & ~NEGATIVE_FLAG;
+    rep->negative = (flags & NEGATIVE_FLAG) != 0;
     rep->content_type = read_str(&w).base;
     for (int e = 0; e < ENC_COUNT && !w.bad; e++) {
         if ((rep->available & (1u << e)) == 0)
@@ -615,7 +714,8 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
     rep->handler_us = read_uint(&w, 8);
     rep->compress_us = read_uint(&w, 8);
     rep->life = r->life;
-    bool ok = !w.bad && w.p == w.end && rep->status == 200 && (rep->available & (1u << ENC_IDENTITY)) != 0 &&
+    bool ok = !w.bad && w.p == w.end && (rep->status == 200 || (rep->negative && rep->status == 404)) &&
+              (rep->available & (1u << ENC_IDENTITY)) != 0 &&
               split_tags(rep, rep->surrogate_key.base, rep->surrogate_key.len);
     if (!ok) {
         representation_free(rep);
@@ -673,6 +773,38 @@ static const char *const outcome_status[] = {
     [RC_STALE_WAITING] = "strata; hit; detail=stale-while-another-instance-fills",
 };
 
+/* Appends ,"NAME":"VALUE" — or nothing when VALUE has a byte outside
+ * printable ASCII (http_problem leaves such a field out too). */
+static char *put_member(char *p, const char *name, const char *value, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)value[i] < 0x20 || (unsigned char)value[i] > 0x7e)
+            return p;
+    p += sprintf(p, ",\"%s\":\"", name);
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] == '"' || value[i] == '\\')
+            *p++ = '\\';
+        *p++ = value[i];
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* A stored problem's body completed for this request: its instance (the
+ * path without the query) and request id, as http_problem writes them. */
+static h2o_iovec_t problem_complete(h2o_req_t *req, const representation *rep, const char *request_id)
+{
+    h2o_iovec_t prefix = rep->body[ENC_IDENTITY];
+    const char *q = memchr(req->path.base, '?', req->path.len);
+    size_t path_len = q ? (size_t)(q - req->path.base) : req->path.len, id_len = strlen(request_id);
+    char *out = h2o_mem_alloc_pool(&req->pool, prefix.len + 2 * (path_len + id_len) + 64), *p = out;
+    memcpy(p, prefix.base, prefix.len);
+    p = put_member(p + prefix.len, "instance", req->path.base, path_len);
+    p = put_member(p, "request_id", request_id, id_len);
+    *p++ = '}';
+    return h2o_iovec_init(out, (size_t)(p - out));
+}
+
 void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_outcome outcome, uint64_t started_ns)
 {
     const representation *rep = cache_entry_value(*entry);
@@ -724,7 +856,7 @@ void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_out
         return;
     }
     static h2o_generator_t generator = {NULL, NULL};
-    h2o_iovec_t body = rep->body[enc];
+    h2o_iovec_t body = rep->negative && rep->status != 200 ? problem_complete(req, rep, request_id) : rep->body[enc];
     req->res.content_length = body.len;
     h2o_start_response(req, &generator);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
@@ -832,12 +964,14 @@ bool http_cache_holds(const char *path)
 static json_t *stats_json(const cache_stats *st)
 {
     uint64_t lookups = st->hits + st->stale_hits + st->misses;
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "hits", (json_int_t)st->hits,
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "hits",
+                     (json_int_t)st->hits,
                      "stale_hits", (json_int_t)st->stale_hits, "misses", (json_int_t)st->misses, "expired_hits",
                      (json_int_t)st->expired_hits, "coalesced", (json_int_t)st->coalesced, "fills",
                      (json_int_t)st->fills, "fenced", (json_int_t)st->fenced, "inserts", (json_int_t)st->inserts,
                      "evictions", (json_int_t)st->evictions, "invalidations", (json_int_t)st->invalidations, "entries",
-                     (json_int_t)st->entries, "bytes", (json_int_t)st->bytes, "hit_ratio",
+                     (json_int_t)st->entries, "bytes", (json_int_t)st->bytes, "negative_entries",
+                     (json_int_t)st->negative_entries, "negative_bytes", (json_int_t)st->negative_bytes, "hit_ratio",
                      lookups ? (double)(st->hits + st->stale_hits) / (double)lookups : 0.0);
 }
 

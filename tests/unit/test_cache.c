@@ -1,10 +1,12 @@
 /*
  * test_cache.c — the cache engine's properties, one test each: refcounted
- * entries, the byte bound, SIEVE keeping visited entries, lifetimes and
- * jitter, tag invalidation that reclaims memory, fencing of fills that race
- * an invalidation, single flight across threads, leaving a flight, stats per
- * namespace, and a threaded race that checks no stale value survives an
- * invalidation. `make tsan` runs this file under ThreadSanitizer.
+ * entries, the byte bound, S3-FIFO keeping read entries (and a warm set
+ * through a flood of one-hit keys), ghosts, negative entries under their
+ * own budget, lifetimes and jitter, tag invalidation that reclaims
+ * memory, fencing of fills that race an invalidation, single flight
+ * across threads, leaving a flight, stats per namespace, and a threaded
+ * race that checks no stale value survives an invalidation. `make tsan`
+ * runs this file under ThreadSanitizer.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -92,7 +94,7 @@ static void test_bytes_stay_within_the_bound(void **state)
     cache_destroy(&c);
 }
 
-static void test_sieve_keeps_visited_entries(void **state)
+static void test_read_entries_outlive_one_off_keys(void **state)
 {
     (void)state;
     cache *c = new_cache(40 * 1024, 1);
@@ -358,6 +360,119 @@ static void test_stats_are_kept_per_namespace(void **state)
     cache_destroy(&c);
 }
 
+/* ---- admission ------------------------------------------------------------------ */
+
+static bool holds(cache *c, const char *key)
+{
+    cache_entry *e;
+    cache_state state = cache_get(c, 0, key, strlen(key), 0, &e);
+    cache_entry_release(&e);
+    return state == CACHE_FRESH;
+}
+
+/* The pollution of issue 11: a warm set read now and then, and 60,000 keys
+ * of varied sizes each filled once, through a 1 MiB cache of 64 shards
+ * (16 KiB, about a dozen entries, each). The warm set is read every 2,000
+ * junk inserts — about 30 per shard, more than a shard holds — so it
+ * survives only if one-hit keys cannot evict it (under LRU or FIFO they
+ * would). */
+static void test_warm_set_survives_a_flood_of_one_hit_keys(void **state)
+{
+    (void)state;
+    enum { WARM = 200, JUNK = 60000, READ_EVERY = 2000 };
+    cache *c = new_cache(1 << 20, 64);
+    char key[32];
+    for (int i = 0; i < WARM; i++) {
+        snprintf(key, sizeof(key), "warm-%d", i);
+        cache_value v = make_value(i, NULL, 0);
+        v.charge = 1000;
+        assert_true(cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0));
+    }
+    for (int j = 0; j < JUNK; j++) {
+        if (j % READ_EVERY == 0) {
+            for (int i = 0; i < WARM; i++) {
+                snprintf(key, sizeof(key), "warm-%d", i);
+                assert_true(holds(c, key));
+            }
+        }
+        snprintf(key, sizeof(key), "junk-%d", j);
+        cache_value v = make_value(j, NULL, 0);
+        v.charge = 200 + (size_t)(j * 7919 % 1800); /* responses differ in size */
+        cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0);
+    }
+    int kept = 0;
+    for (int i = 0; i < WARM; i++) {
+        snprintf(key, sizeof(key), "warm-%d", i);
+        kept += holds(c, key);
+    }
+    assert_int_equal(kept, WARM);
+    cache_stats st;
+    cache_get_stats(c, UINT32_MAX, &st);
+    assert_true(st.bytes <= 1 << 20);
+    assert_true(st.evictions >= JUNK - 1000); /* the junk went through, and out */
+    cache_destroy(&c);
+}
+
+/* A key that left small unread and is filled again soon after is let into
+ * main: a second request is the sign of a key worth keeping. */
+static void test_a_key_filled_again_after_leaving_goes_to_main(void **state)
+{
+    (void)state;
+    cache *c = new_cache(16 * 1024, 1);
+    char key[32];
+    cache_entry *e;
+    put(c, "again", 1, NULL, 0, 0);
+    int streamed = 0;
+    while (cache_peek(c, "again", 5, 0, &e) != CACHE_MISS) { /* one-off keys until it is gone */
+        cache_entry_release(&e);
+        snprintf(key, sizeof(key), "junk-a-%d", streamed++);
+        put(c, key, 0, NULL, 0, 0);
+        assert_true(streamed < 1000);
+    }
+    put(c, "again", 2, NULL, 0, 0);
+    for (int i = 0; i < 1000; i++) { /* not read again, yet it stays: junk does not reach main */
+        snprintf(key, sizeof(key), "junk-b-%d", i);
+        put(c, key, i, NULL, 0, 0);
+    }
+    assert_int_equal(cache_peek(c, "again", 5, 0, &e), CACHE_FRESH);
+    assert_int_equal(value_of(e), 2);
+    cache_entry_release(&e);
+    cache_destroy(&c);
+}
+
+/* Negative entries are kept under their own budget: a flood of them leaves
+ * the positive entries alone and stays within it. */
+static void test_negative_entries_have_their_own_budget(void **state)
+{
+    (void)state;
+    cache_options o = {.max_bytes = 64 * 1024, .negative_max_bytes = 8 * 1024, .shard_count = 1, .seed = 7};
+    cache *c = cache_create(&o);
+    assert_non_null(c);
+    char key[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "real-%d", i);
+        put(c, key, i, NULL, 0, 0);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "missing-%d", i);
+        cache_value v = make_value(i, NULL, 0);
+        v.negative = true;
+        cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "real-%d", i);
+        assert_true(holds(c, key));
+    }
+    assert_true(holds(c, "missing-4999")); /* the newest negative one is there */
+    assert_false(holds(c, "missing-0"));
+    cache_stats st;
+    cache_get_stats(c, UINT32_MAX, &st);
+    assert_true(st.negative_bytes <= 8 * 1024);
+    assert_true(st.negative_entries > 10);
+    assert_int_equal(st.entries - st.negative_entries, 100);
+    cache_destroy(&c);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 typedef struct flight_race {
@@ -510,7 +625,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_is_a_reference_that_outlives_removal),
         cmocka_unit_test(test_bytes_stay_within_the_bound),
-        cmocka_unit_test(test_sieve_keeps_visited_entries),
+        cmocka_unit_test(test_read_entries_outlive_one_off_keys),
         cmocka_unit_test(test_lifetimes_fresh_stale_expired_gone),
         cmocka_unit_test(test_jitter_shortens_within_bounds),
         cmocka_unit_test(test_tag_invalidation_removes_tagged_only_and_frees),
@@ -522,6 +637,9 @@ int main(void)
         cmocka_unit_test(test_a_waiter_that_left_is_not_called),
         cmocka_unit_test(test_peek_is_not_a_read),
         cmocka_unit_test(test_stats_are_kept_per_namespace),
+        cmocka_unit_test(test_warm_set_survives_a_flood_of_one_hit_keys),
+        cmocka_unit_test(test_a_key_filled_again_after_leaving_goes_to_main),
+        cmocka_unit_test(test_negative_entries_have_their_own_budget),
         cmocka_unit_test(test_concurrent_misses_make_one_fill),
         cmocka_unit_test(test_no_stale_read_after_invalidation_under_threads),
     };
