@@ -21,11 +21,13 @@
  * a read-callback wrapper would miss the second request of a pipeline.
  * Every head does pass through phr_parse_request, and libh2o calls it (and
  * h2o_socket_write, h2o_send_error_generic) through its PLT (objdump -d
- * libh2o-evloop.so.0.13.5), so strata defines them: ELF symbol interposition, the executable's
- * definition coming first. phr_parse_request below calls h2o's own parser
- * and, when the head is complete but its framing is ambiguous, reports it
- * as malformed (-1); h2o then refuses it the way it refuses any malformed
- * head: send_bad_request, read stopped, connection closed after the write.
+ * libh2o-evloop.so.0.13.5), so strata defines them: ELF symbol
+ * interposition, the executable's definition coming first; each calls
+ * libh2o's own (dlsym RTLD_NEXT). phr_parse_request below runs h2o's
+ * parser and, when the head is complete but its framing is ambiguous,
+ * reports it as malformed (-1); h2o then refuses it the way it refuses any
+ * malformed head: send_bad_request, read stopped, connection closed after
+ * the write.
  * protocol_guard_installed() checks at start that the executable's
  * definitions are the ones in effect.
  *
@@ -358,17 +360,17 @@ typedef int (*parse_request_fn)(const char *buf, size_t len, const char **method
 typedef void (*socket_write_fn)(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socket_cb cb);
 typedef void (*send_error_fn)(h2o_req_t *req, int status, const char *reason, const char *body, int flags);
 
-static parse_request_fn h2o_parse_request;
-static socket_write_fn h2o_write;
-static send_error_fn h2o_send_error;
+static parse_request_fn libh2o_parse_request;
+static socket_write_fn libh2o_socket_write;
+static send_error_fn libh2o_send_error;
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 
 static void resolve_h2o(void)
 {
-    h2o_parse_request = (parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
-    h2o_write = (socket_write_fn)dlsym(RTLD_NEXT, "h2o_socket_write");
-    h2o_send_error = (send_error_fn)dlsym(RTLD_NEXT, "h2o_send_error_generic");
-    if (h2o_parse_request == NULL || h2o_write == NULL || h2o_send_error == NULL) {
+    libh2o_parse_request = (parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
+    libh2o_socket_write = (socket_write_fn)dlsym(RTLD_NEXT, "h2o_socket_write");
+    libh2o_send_error = (send_error_fn)dlsym(RTLD_NEXT, "h2o_send_error_generic");
+    if (libh2o_parse_request == NULL || libh2o_socket_write == NULL || libh2o_send_error == NULL) {
         log_event(LOG_ERROR, "libh2o's phr_parse_request, h2o_socket_write or h2o_send_error_generic is missing");
         abort();
     }
@@ -379,8 +381,8 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       size_t last_len)
 {
     pthread_once(&resolved, resolve_h2o);
-    int r =
-        h2o_parse_request(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers, last_len);
+    int r = libh2o_parse_request(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers,
+                                 last_len);
     if (r <= 0)
         return r;
     framing f = {0};
@@ -458,11 +460,11 @@ void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_
         size_t len;
         if (g != NULL && g->response == NULL && (g->response = early_error_response(lt, &r, &len)) != NULL) {
             h2o_iovec_t mine = h2o_iovec_init(g->response, len);
-            h2o_write(sock, &mine, 1, cb);
+            libh2o_socket_write(sock, &mine, 1, cb);
             return;
         }
     }
-    h2o_write(sock, bufs, bufcnt, cb);
+    libh2o_socket_write(sock, bufs, bufcnt, cb);
 }
 
 /* h2o's errors sent through h2o_send_error_* (a broken chunked body, an
@@ -476,7 +478,7 @@ void h2o_send_error_generic(h2o_req_t *req, int status, const char *reason, cons
     pthread_once(&resolved, resolve_h2o);
     const char *outer = h2o_error_text;
     h2o_error_text = body;
-    h2o_send_error(req, status, reason, body, flags);
+    libh2o_send_error(req, status, reason, body, flags);
     h2o_error_text = outer;
 }
 
