@@ -442,7 +442,7 @@ def test_rapid_reset_closes_the_connection_and_bounds_the_database_work(server, 
     bound = per_request * (MAX_RESETS + 1) + 5
     assert fills <= bound, f"{fills} item reads for {sent} reset streams (bound {bound:.0f})"
     assert sent >= 1000 and fills * 5 < sent * per_request, f"{fills} item reads for {sent} streams"
-    print(f"rapid reset: {sent} streams sent in {took:.2f}s before the close, {fills:.0f} item reads "
+    print(f"rapid reset: {sent} streams written in {took:.2f}s until the close, {fills:.0f} item reads "
           f"({per_request:.1f} per request)")
     logged = [r for r in server.log_records() if "rapid reset" in r.get("msg", "")]
     assert logged, "the close is not logged"
