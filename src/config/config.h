@@ -36,6 +36,8 @@ typedef struct strata_config {
     int threads; /* 0 = one per core */
     int workers; /* database worker threads */
     bool http2;
+    int http2_max_resets;      /* streams reset before a response, per connection and window */
+    int http2_reset_window_ms; /* that window */
     int64_t max_body_bytes;
     int64_t max_header_bytes;
     int idle_timeout_ms;

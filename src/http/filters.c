@@ -1,10 +1,12 @@
 /*
  * filters.c — h2o hooks: its own errors as problem+json, and the access log.
  *
- * Errors h2o produces by itself (400 on a malformed request, 413 on an
+ * Errors h2o produces by itself (400 on a broken chunked body, 413 on an
  * oversize body) are plain text and bypass strata's handlers; a filter on
  * both the handler's path and the host's fallback path rewrites them into
- * problem+json so a client always gets the same kind of error body.
+ * problem+json with a request id so a client always gets the same kind of
+ * error body. (The 400 h2o writes for a head it cannot parse never reaches
+ * a filter: protocol_guard.c rewrites that one.)
  *
  * The access log is an h2o logger, so it sees every response, those h2o
  * makes itself included: one JSON line per request, with its id.
@@ -51,9 +53,14 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
             snprintf(detail, sizeof(detail), "the request body is larger than the limit of %zu bytes (server.max_body_bytes)",
                      req->conn->ctx->globalconf->max_request_entity_size);
         else
-            snprintf(detail, sizeof(detail), "%s", req->res.reason);
+            snprintf(detail, sizeof(detail), "%s",
+                     protocol_guard_h2o_error_text() != NULL ? protocol_guard_h2o_error_text() : req->res.reason);
+        http_request rq = {0};
         http_response res = {0};
-        http_problem(&res, NULL, req->res.status, req->res.status == 413 ? "body_too_large" : "bad_request", "%s",
+        assign_request_id(H2O_STRUCT_FROM_MEMBER(loop_thread, ctx, req->conn->ctx), req, rq.request_id);
+        h2o_iovec_t id = h2o_strdup(&req->pool, rq.request_id, SIZE_MAX);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 1, NULL, id.base, id.len);
+        http_problem(&res, &rq, req->res.status, req->res.status == 413 ? "body_too_large" : "bad_request", "%s",
                      detail);
         problem_ostream *p = (problem_ostream *)h2o_add_ostream(req, sizeof(*p), slot);
         p->super.do_send = problem_ostream_send;

@@ -196,7 +196,7 @@ static bool request_id_is_sane(h2o_iovec_t v)
     return true;
 }
 
-static void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID_MAX + 1])
+void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID_MAX + 1])
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     if (i >= 0 && request_id_is_sane(req->headers.entries[i].value)) {
@@ -204,6 +204,11 @@ static void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQ
         out[req->headers.entries[i].value.len] = '\0';
         return;
     }
+    request_id_generate(lt, out);
+}
+
+void request_id_generate(loop_thread *lt, char out[HTTP_REQUEST_ID_MAX + 1])
+{
     /* <instance:8 hex>-<loop:2 hex>-<sequence>, without printf: every
      * request, cache hits included, pays for this */
     char *p = out;
@@ -673,6 +678,7 @@ static void on_request_disposed(void *p)
     if (metrics_enabled())
         metrics_request(t->route, t->method_index, t->req->res.status, (rc_now_ns() - t->started_ns) / 1000);
     t->owner->active_requests--;
+    protocol_guard_stream_disposed(t->req);
     if (t->job != NULL)
         t->job->req = NULL;
     waiter *w = t->waiter;
@@ -794,6 +800,10 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     assign_request_id(lt, req, t->request_id);
 
     char detail[160];
+    if (protocol_guard_stream_refused(req, detail, sizeof(detail))) {
+        send_problem(req, t, 429, "too_many_resets", detail, NULL);
+        return 0;
+    }
     int64_t limit = atomic_load_explicit(&srv->max_header_bytes, memory_order_relaxed);
     if ((int64_t)req->path.len > limit) {
         snprintf(detail, sizeof(detail), "the request target is %zu bytes; the limit is %lld (server.max_header_bytes)",

@@ -388,6 +388,10 @@ int http_serve(strata_config *cfg, const http_app *app)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!protocol_guard_installed()) {
+        log_event(LOG_ERROR, "cannot start: strata's checks of h2o's request parsing are not in effect");
+        return 1;
+    }
     if (metrics_start(cfg, app) != 0 || rc_init(cfg, app->routes, app->route_count) != 0) {
         log_event(LOG_ERROR, "cannot start: the cache could not be created");
         return 1;

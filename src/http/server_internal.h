@@ -5,6 +5,7 @@
  *   server.c   threads, listeners, signals, graceful shutdown, periodic work
  *   request.c  the request path: routing, the response cache, jobs, waiters
  *   filters.c  h2o's own errors as problem+json, and the access log
+ *   protocol_guard.c  ambiguous framing, h2o's early errors, HTTP/2 resets
  *
  * Threading rule: everything reachable from a loop_thread (its h2o
  * context, requests, trackers, waiters' requests) is touched only by that
@@ -111,10 +112,45 @@ void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *ru
 void request_submit_detached_task(server *srv, void (*task)(store_t *store));
 /* The bit index of a method's http_method (metrics' method index). */
 unsigned request_method_index(h2o_iovec_t method);
+/* A new request id (<instance>-<loop>-<sequence>), on lt's thread. */
+void request_id_generate(loop_thread *lt, char out[HTTP_REQUEST_ID_MAX + 1]);
+/* The client's X-Request-Id when it is sane, else a new one. */
+void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID_MAX + 1]);
 
 /* filters.c */
 void filters_register(h2o_pathconf_t *pathconf);
 /* From the request's first byte to its response's last (or now), µs. */
 uint64_t filters_request_micros(h2o_req_t *req);
+
+/* protocol_guard.c */
+typedef enum protocol_head {
+    PROTOCOL_HEAD_OK,         /* complete, nothing refused */
+    PROTOCOL_HEAD_INCOMPLETE, /* nothing refused in its complete lines so far */
+    PROTOCOL_HEAD_REFUSED,    /* see the refusal */
+} protocol_head;
+
+typedef struct protocol_refusal {
+    int status;       /* 400, 431 or 501 */
+    const char *code; /* problem+json code, static */
+    char detail[200];
+} protocol_refusal;
+
+/* Reads the request head at the start of bytes (len bytes received so far,
+ * the head and maybe more) as h2o's parser does, and refuses, besides what
+ * h2o refuses, a body length that could be read two ways. */
+protocol_head protocol_guard_check_head(const char *bytes, size_t len, protocol_refusal *refusal);
+/* True when libh2o's calls reach strata's phr_parse_request,
+ * h2o_socket_write and h2o_send_error_generic (ELF interposition; checked
+ * at start). */
+bool protocol_guard_installed(void);
+/* While h2o sends an error of its own, its plain-text body (the precise
+ * reason), else NULL. */
+const char *protocol_guard_h2o_error_text(void);
+/* HTTP/2: a request is let go (request.c's dispose); counted against its
+ * connection when no response had begun. */
+void protocol_guard_stream_disposed(h2o_req_t *req);
+/* HTTP/2: true (detail filled) when req's connection has reset too many
+ * streams; it is then sent GOAWAY, and req is to be refused. */
+bool protocol_guard_stream_refused(h2o_req_t *req, char *detail, size_t size);
 
 #endif
