@@ -10,7 +10,8 @@
  * first that is not is the client. Anything to its left was written by
  * the client and is ignored, so a client cannot choose its own bucket by
  * sending the header. An entry that is not an address ends the walk at
- * the hop that wrote it.
+ * the hop that wrote it, and so do HOPS_MAX trusted hops (a bound on the
+ * work a long header can cause).
  *
  * Per client (anonymous requests, by address). Every /v1/ request, cache
  * hits included, takes a token from its client's bucket before anything
@@ -48,6 +49,7 @@
 #define LOOPS_MAX 256
 #define CLIENT_SLOTS 16384 /* per loop: 512 KiB */
 #define TOKEN_SLOTS 4096
+#define HOPS_MAX 16 /* trusted proxies walked through in X-Forwarded-For */
 
 /* ---- trusted proxies -------------------------------------------------------------- */
 
@@ -65,6 +67,16 @@ typedef struct address {
 
 static cidr proxies[PROXIES_MAX] = {{AF_INET, {127}, 8}, {AF_INET6, {[15] = 1}, 128}};
 static size_t proxy_count = 2;
+
+/* An IPv4-mapped IPv6 address (a dual-stack listener's IPv4 peer) is IPv4. */
+static void address_fold_mapped(address *a)
+{
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (a->family == AF_INET6 && memcmp(a->bytes, mapped, 12) == 0) {
+        memmove(a->bytes, a->bytes + 12, 4);
+        a->family = AF_INET;
+    }
+}
 
 /* Parses "1.2.3.4", "::1", "[::1]", an IPv4-mapped IPv6 address as IPv4. */
 static bool address_parse(const char *text, size_t len, address *out)
@@ -84,12 +96,8 @@ static bool address_parse(const char *text, size_t len, address *out)
     }
     if (inet_pton(AF_INET6, buf, out->bytes) != 1)
         return false;
-    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
     out->family = AF_INET6;
-    if (memcmp(out->bytes, mapped, 12) == 0) {
-        memmove(out->bytes, out->bytes + 12, 4);
-        out->family = AF_INET;
-    }
+    address_fold_mapped(out);
     return true;
 }
 
@@ -190,7 +198,7 @@ static void client_resolve(const address *peer, const char *xff, size_t xff_len,
     bool named = false;
     if (trusted(peer) && xff != NULL) {
         const char *end = xff + xff_len, *start;
-        for (;;) {
+        for (int hops = 0; hops < HOPS_MAX; hops++) {
             size_t len;
             const char *entry = entry_before(xff, end, &start, &len);
             address a;
@@ -219,7 +227,7 @@ void ratelimit_client_of(const char *peer, const char *forwarded_for, ratelimit_
 static bool client_of_req(h2o_req_t *req, ratelimit_client *out)
 {
     struct sockaddr_storage ss;
-    address a;
+    address a = {0};
     *out = (ratelimit_client){0};
     if (req->conn->callbacks->get_peername == NULL ||
         req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
@@ -228,10 +236,9 @@ static bool client_of_req(h2o_req_t *req, ratelimit_client *out)
         a.family = AF_INET;
         memcpy(a.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
-        char text[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, text, sizeof(text));
-        if (!address_parse(text, strlen(text), &a)) /* folds IPv4-mapped addresses */
-            return false;
+        a.family = AF_INET6;
+        memcpy(a.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        address_fold_mapped(&a);
     } else {
         return false;
     }

@@ -446,7 +446,8 @@ static bool rate_limited(const http_request *req, http_response *res, double cos
     ratelimit_client client;
     ratelimit_client_of(req->peer, req->forwarded_for, &client);
     limiter_verdict v;
-    if (beacon_limiter == NULL || limiter_take(beacon_limiter, client.key, client.key_len, &beacon_shape, cost, now_ns(), &v))
+    if (beacon_limiter == NULL ||
+        limiter_take(beacon_limiter, client.key, client.key_len, &beacon_shape, cost, now_ns(), &v))
         return false;
     unsigned retry_after = v.retry_after_s;
     count(&state.counters.rate_limited);

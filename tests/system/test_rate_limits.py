@@ -61,7 +61,6 @@ def test_a_client_gets_its_burst_then_429_with_the_ratelimit_fields(server_facto
     # the burst, plus what refilled meanwhile at 5/s
     assert 10 <= answered <= 10 + int(5 * elapsed) + 1, (answered, elapsed)
     assert_rate_limited(refused, "client", 5, 10)
-    assert "no-store" in refused.headers.get("cache-control", "no-store")
     # another client, and the proxy itself, are not affected
     assert_status(client.get(path, headers=as_client("203.0.113.11")), 200)
     for _ in range(30):
