@@ -154,6 +154,18 @@ def test_a_token_is_limited_by_its_role(server_factory, fresh_deployment):
     assert_status(r, 429)
 
 
+def test_a_token_used_on_another_site_spends_nothing(server_factory, fresh_deployment):
+    # a 429 there would tell that the token is valid somewhere: it is 401
+    # like an unknown token, and its own bucket is untouched
+    srv = server_factory(args=["--threads", "1", "--limits-write-rps", "1", "--limits-write-burst", "4"])
+    tokens = fresh_deployment.tokens
+    client = srv.client()
+    for _ in range(20):
+        assert_problem(client.get("/v1/main/content?status=any", token=tokens["other_write"]), 401)
+    answered, refused = first_refusal(client, "/v1/other/content?status=any", 10, token=tokens["other_write"])
+    assert answered == 4 and refused is not None, answered
+
+
 def test_made_up_tokens_are_bounded_by_address(server_factory):
     # each made-up token costs a database lookup: per address, requests
     # with Authorization get the most generous role's allowance, no more
