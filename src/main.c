@@ -17,6 +17,7 @@
 #include "content/content.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/ratelimit.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
 
@@ -121,7 +122,7 @@ static int load_config(strata_config *cfg)
 static int configure_jobs(const strata_config *cfg)
 {
     char err[CONFIG_ERR_MAX];
-    if (jobs_configure(cfg, err, sizeof err) != 0 ||
+    if (jobs_configure(cfg, err, sizeof err) != 0 || ratelimit_configure(cfg, err) != 0 ||
         alerts_configure(cfg, content_routes, content_route_count, err, sizeof err) != 0) {
         fprintf(stderr, "strata: configuration error: %s\n", err);
         return 2;

@@ -42,6 +42,7 @@ typedef struct strata_config {
     int64_t max_header_bytes;
     int idle_timeout_ms;
     int shutdown_timeout_ms;
+    char trusted_proxies[512]; /* addresses/CIDRs whose X-Forwarded-For is believed */
     /* [db] */
     char db_path[512];
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */
@@ -69,6 +70,9 @@ typedef struct strata_config {
     int redis_breaker_cooldown_ms;
     /* [views] */
     int views_flush_interval_ms;
+    int views_client_rps; /* beacons per second per client (0 = no limit) */
+    int views_client_burst;
+    int views_dedupe_window_s; /* one client's views of one item count once per window (0 = every beacon) */
     /* [history] */
     int history_keyframe_interval; /* versions per zstd keyframe group (skip-deltas in between) */
     int history_keep_latest;       /* retention never removes an item's latest N versions */
@@ -94,6 +98,16 @@ typedef struct strata_config {
     /* [metrics] */
     bool metrics_enabled;
     bool metrics_token_required; /* GET /metrics needs an admin token */
+    bool metrics_public_site_labels; /* public /metrics names the sites */
+    /* [limits] (token buckets, 0 = off; src/http/ratelimit.c) */
+    int limits_client_rps; /* anonymous /v1/ requests per client address */
+    int limits_client_burst;
+    int limits_read_rps; /* per token, by role */
+    int limits_read_burst;
+    int limits_write_rps;
+    int limits_write_burst;
+    int limits_admin_rps;
+    int limits_admin_burst;
     /* [budget] (0 = no budget; src/alerts) */
     double budget_api_p95_ms;
     char budget_api_p95_routes[1024]; /* "PATTERN=MS,…" */

@@ -3,8 +3,11 @@
  *
  * Authentication: the bearer token's SHA-256 is looked up (the store
  * compares the stored hash in constant time). A token is never accepted for
- * another site than its own, and errors say which rule failed without
- * revealing whether a token exists elsewhere.
+ * another site than its own, and a token of another site is answered
+ * exactly as a token that does not exist (401, one detail): a caller
+ * cannot learn that a guessed or leaked token is valid somewhere. Errors
+ * otherwise say which rule failed. A valid token then takes one request
+ * from its role's rate-limit bucket (http/ratelimit.h).
  */
 #include "content/api.h"
 
@@ -18,6 +21,7 @@
 #include "content/content.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 #include "store/store_history.h"
 
 /* ---- the signing secret ------------------------------------------------------- */
@@ -30,7 +34,10 @@ void content_init(const strata_config *cfg)
     store_history_configure(cfg->history_keyframe_interval);
 }
 
-const strata_config *api_config(void) { return content_cfg; }
+const strata_config *api_config(void)
+{
+    return content_cfg;
+}
 
 static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t secret[32];
@@ -46,7 +53,10 @@ int content_worker_init(store_t *store)
     return rc == STORE_OK ? 0 : -1;
 }
 
-const uint8_t *api_secret(void) { return secret; }
+const uint8_t *api_secret(void)
+{
+    return secret;
+}
 
 int content_token_generate(char text[CONTENT_TOKEN_TEXT_MAX], uint8_t hash[32])
 {
@@ -135,9 +145,12 @@ static void unauthorized(api_ctx *c, const char *detail)
     http_response_header(c->res, "www-authenticate", "Bearer realm=\"strata\"");
 }
 
-/* Parses "Bearer <token>" and looks the token up: 1 found, 0 no header,
- * -1 refused (response filled). */
-static int lookup_bearer(api_ctx *c)
+/* One answer for "no such token" and "not a token of this site". */
+static const char invalid_token[] = "the bearer token is not valid for this site (unknown, revoked or expired)";
+
+/* Parses "Bearer <token>" and looks the token up: 1 found (its hash in
+ * hash), 0 no header, -1 refused (response filled). */
+static int lookup_bearer(api_ctx *c, uint8_t hash[32])
 {
     const char *auth = c->req->authorization;
     if (auth == NULL)
@@ -146,11 +159,10 @@ static int lookup_bearer(api_ctx *c)
         unauthorized(c, "the Authorization header must be 'Bearer <token>'");
         return -1;
     }
-    uint8_t hash[32];
     crypto_sha256(auth + 7, strlen(auth + 7), hash);
     int rc = store_token_lookup(c->store, hash, &c->token);
     if (rc == STORE_NOT_FOUND) {
-        unauthorized(c, "the bearer token is not valid (unknown or revoked)");
+        unauthorized(c, invalid_token);
         return -1;
     }
     if (rc != STORE_OK) {
@@ -160,25 +172,37 @@ static int lookup_bearer(api_ctx *c)
     return 1;
 }
 
+/* The token's role bucket (after it is known to be valid here, so that a
+ * 429 tells nothing a 401 would not). */
+static bool token_admitted(api_ctx *c, const uint8_t hash[32])
+{
+    int role = c->token.role == ROLE_ADMIN ? 2 : c->token.role == ROLE_WRITE ? 1 : 0;
+    return !ratelimit_refuse_token(hash, role, c->req, c->res);
+}
+
 bool api_read_token(api_ctx *c)
 {
-    int found = lookup_bearer(c);
+    uint8_t hash[32];
+    int found = lookup_bearer(c, hash);
     if (found <= 0)
         return found == 0;
     if (c->token.site_id != c->site_id) {
-        http_problem(c->res, c->req, 403, "wrong_site", "this token belongs to another site than '%s'", c->site);
+        unauthorized(c, invalid_token);
         return false;
     }
+    if (!token_admitted(c, hash))
+        return false;
     c->has_token = true;
     return true;
 }
 
 bool api_require_admin_token(api_ctx *c, char site_name[65])
 {
-    int found = lookup_bearer(c);
+    uint8_t hash[32];
+    int found = lookup_bearer(c, hash);
     if (found == 0)
         unauthorized(c, "this route needs an admin bearer token (Authorization: Bearer <token>)");
-    if (found <= 0)
+    if (found <= 0 || !token_admitted(c, hash))
         return false;
     if (c->token.role < ROLE_ADMIN) {
         http_problem(c->res, c->req, 403, "forbidden", "this route needs an admin token");
@@ -219,8 +243,8 @@ bool api_require_role(api_ctx *c, store_role role)
         return false;
     }
     if (c->token.role < role) {
-        http_problem(c->res, c->req, 403, "forbidden", "this route needs a %s token; this one is %s",
-                     role_name(role), role_name(c->token.role));
+        http_problem(c->res, c->req, 403, "forbidden", "this route needs a %s token; this one is %s", role_name(role),
+                     role_name(c->token.role));
         return false;
     }
     return true;
@@ -233,8 +257,8 @@ bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad)
     const char *q = c->req->query;
     long n = q != NULL ? http_query_value(q, strlen(q), name, buf, size) : -1;
     if (n == -2) {
-        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' is longer than %zu bytes or holds a NUL byte",
-                     name, size - 1);
+        http_problem(c->res, c->req, 400, "bad_query",
+                     "query parameter '%s' is longer than %zu bytes or holds a NUL byte", name, size - 1);
         *bad = true;
     }
     return n >= 0;
@@ -353,21 +377,11 @@ void api_store_failed(api_ctx *c, int rc)
 {
     const char *msg = store_errmsg(c->store);
     switch (rc) {
-    case STORE_NOT_FOUND:
-        http_problem(c->res, c->req, 404, "not_found", "%s", msg[0] ? msg : "not found");
-        return;
-    case STORE_CONFLICT:
-        http_problem(c->res, c->req, 409, "conflict", "%s", msg);
-        return;
-    case STORE_STATE:
-        http_problem(c->res, c->req, 409, "wrong_state", "%s", msg);
-        return;
-    case STORE_STALE:
-        http_problem(c->res, c->req, 412, "stale_version", "%s", msg);
-        return;
-    case STORE_INVALID:
-        http_problem(c->res, c->req, 422, "invalid_reference", "%s", msg);
-        return;
+    case STORE_NOT_FOUND: http_problem(c->res, c->req, 404, "not_found", "%s", msg[0] ? msg : "not found"); return;
+    case STORE_CONFLICT: http_problem(c->res, c->req, 409, "conflict", "%s", msg); return;
+    case STORE_STATE: http_problem(c->res, c->req, 409, "wrong_state", "%s", msg); return;
+    case STORE_STALE: http_problem(c->res, c->req, 412, "stale_version", "%s", msg); return;
+    case STORE_INVALID: http_problem(c->res, c->req, 422, "invalid_reference", "%s", msg); return;
     case STORE_BUSY:
         http_problem(c->res, c->req, 503, "database_busy", "the database is busy; retry shortly");
         http_response_header(c->res, "retry-after", "1");

@@ -4,9 +4,11 @@
  * A cursor is the position after the last item of a page: the sort key and
  * the id, which is all keyset pagination needs (no OFFSET, so inserts
  * between pages can neither duplicate nor skip an item). It also carries the
- * sort and a hash of the filters it was made for, and an HMAC-SHA256 (cut to
- * 16 bytes) under the database's secret, so a client can neither forge a
- * position nor reuse a cursor with another query. Layout, before base64url:
+ * sort and a hash of the site and filters it was made for, and an
+ * HMAC-SHA256 (cut to 16 bytes) under the database's secret, so a client can
+ * neither forge a position nor reuse a cursor with another query or on
+ * another site. Its text is canonical base64url (core/crypto.h): one
+ * cursor has one spelling, so one cache key. Layout, before base64url:
  *
  *   version(1) sort(1) filters(8) id(8) key_int(8) text_len(2) text(n) mac(16)
  */
@@ -15,17 +17,18 @@
 #include "content/api.h"
 #include "core/crypto.h"
 
-#define CURSOR_VERSION 1
+#define CURSOR_VERSION 2 /* 2: the site is in the filters hash */
 #define CURSOR_HEADER 28
 #define CURSOR_MAC 16
 #define CURSOR_BYTES_MAX (CURSOR_HEADER + sizeof(((store_keyset *)0)->key_text) + CURSOR_MAC)
 
-/* The identity of a query's filters: what the cursor must be reused with. */
+/* The identity of a query's site and filters: what the cursor must be
+ * reused with. */
 static void filters_hash(const store_list_query *q, uint8_t out[8])
 {
     char text[512];
-    int n = snprintf(text, sizeof(text), "%d|%s|%s|%s", (int)q->status, q->type ? q->type : "",
-                     q->category ? q->category : "", q->tag ? q->tag : "");
+    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s", (long long)q->site_id, (int)q->status,
+                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "");
     uint8_t full[32];
     crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
     memcpy(out, full, 8);
@@ -62,7 +65,7 @@ bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, 
     uint8_t expected[8];
     filters_hash(q, expected);
     if (buf[1] != (uint8_t)q->sort || memcmp(expected, buf + 2, 8) != 0)
-        return bad_cursor(c, "the cursor was made for another sort or other filters than this request's");
+        return bad_cursor(c, "the cursor was made for another site, sort or other filters than this request's");
     out->present = true;
     out->id = (int64_t)crypto_get_be64(buf + 10);
     out->key_int = (int64_t)crypto_get_be64(buf + 18);

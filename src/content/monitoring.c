@@ -21,10 +21,11 @@ void handle_metrics(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     char site[65];
-    if (api_config()->metrics_token_required && !api_require_admin_token(&c, site))
+    const strata_config *cfg = api_config();
+    if (cfg->metrics_token_required && !api_require_admin_token(&c, site))
         return;
     size_t len = 0;
-    char *text = metrics_prometheus(store, &len);
+    char *text = metrics_prometheus(store, cfg->metrics_token_required || cfg->metrics_public_site_labels, &len);
     if (text == NULL) {
         http_problem(res, req, 503, "out_of_memory", "the metrics could not be formatted: out of memory");
         return;

@@ -18,7 +18,9 @@
 
 #include "content/api.h"
 #include "content/content.h"
+#include "core/limiter.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 
 typedef struct view_slot {
     char site[65]; /* "" marks an empty slot */
@@ -131,13 +133,91 @@ void content_flush_views(store_t *store)
     free(taken);
 }
 
-/* Loop thread: a beacon for an item the cache holds needs no database. */
+/* ---- per client: a bucket, and one count per item and window --------------------------- */
+
+#define DEDUPE_SLOTS 65536
+#define DEDUPE_WAYS 4
+#define BEACON_SLOTS 16384
+
+typedef struct seen_view {
+    uint64_t key; /* hash of client, site and item; 0: free */
+    uint64_t at_ms;
+} seen_view;
+
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static seen_view seen[DEDUPE_SLOTS];
+static pthread_once_t beacon_once = PTHREAD_ONCE_INIT;
+static limiter *beacon_limiter;
+
+static void beacon_limiter_create(void)
+{
+    beacon_limiter = limiter_new(BEACON_SLOTS, true);
+}
+
+/* True if the client's view of the item counted within the window; else
+ * the view is remembered as counted now. */
+static bool view_repeated(const ratelimit_client *client, const char *site, int64_t id, uint64_t window_ms)
+{
+    char text[RATELIMIT_KEY_MAX + 64 + 1 + 20];
+    size_t n = client->key_len;
+    memcpy(text, client->key, n);
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "%s/%lld", site, (long long)id); /* "01" is 1 */
+    uint64_t key = XXH3_64bits(text, n < sizeof(text) ? n : sizeof(text) - 1) | 1;
+    uint64_t now = limiter_now_ns() / 1000000;
+    pthread_mutex_lock(&seen_lock);
+    seen_view *set = &seen[(key % (DEDUPE_SLOTS / DEDUPE_WAYS)) * DEDUPE_WAYS], *slot = &set[0];
+    for (int i = 0; i < DEDUPE_WAYS; i++) {
+        if (set[i].key == key) {
+            slot = &set[i];
+            break;
+        }
+        if (set[i].at_ms < slot->at_ms)
+            slot = &set[i];
+    }
+    bool repeated = slot->key == key && now - slot->at_ms < window_ms;
+    if (!repeated)
+        *slot = (seen_view){.key = key, .at_ms = now};
+    pthread_mutex_unlock(&seen_lock);
+    return repeated;
+}
+
+/* The client's bucket and the dedupe: false when the beacon is answered
+ * here (429, or 204 for a repeat); true when it is to be counted. */
+static bool beacon_admitted(const http_request *req, http_response *res)
+{
+    const strata_config *cfg = api_config();
+    ratelimit_client client;
+    ratelimit_client_of(req->peer, req->forwarded_for, &client);
+    if (cfg == NULL || client.proxy_own || client.key_len == 0)
+        return true;
+    limiter_rate shape = {cfg->views_client_rps, cfg->views_client_burst > cfg->views_client_rps
+                                                     ? cfg->views_client_burst
+                                                     : cfg->views_client_rps};
+    limiter_verdict v;
+    pthread_once(&beacon_once, beacon_limiter_create);
+    if (shape.rate > 0 && beacon_limiter != NULL &&
+        !limiter_take(beacon_limiter, client.key, client.key_len, &shape, 1, limiter_now_ns(), &v)) {
+        ratelimit_problem(res, req, "views", &shape, &v, "view beacons from this client address");
+        return false;
+    }
+    if (cfg->views_dedupe_window_s > 0 && view_repeated(&client, req->params[0], strtoll(req->params[1], NULL, 10),
+                                                        (uint64_t)cfg->views_dedupe_window_s * 1000)) {
+        res->status = 204; /* counted once already */
+        return false;
+    }
+    return true;
+}
+
+/* Loop thread: every beacon passes the client's checks here; one for an
+ * item the cache holds then needs no database. */
 bool handle_view_cached(const http_request *req, http_response *res)
 {
     const char *site = req->params[0], *id = req->params[1];
     if (!api_is_word(site, req->param_len[0], 64) || strspn(id, "0123456789") != req->param_len[1] ||
         req->param_len[1] == 0 || req->param_len[1] > 18)
         return false;
+    if (!beacon_admitted(req, res))
+        return true;
     char path[128];
     snprintf(path, sizeof(path), "/v1/%s/content/%s", site, id);
     if (!http_cache_holds(path))

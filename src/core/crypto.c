@@ -1,5 +1,10 @@
 /*
  * crypto.c — hashing, HMAC, randomness and base64url (see crypto.h).
+ *
+ * base64url is decoded strictly: only the canonical text of some bytes is
+ * accepted (the alphabet, no padding, no length that leaves 6 bits, and
+ * zero unused bits in the last character), so bytes and text correspond
+ * one to one and a sealed token cannot be respelled.
  */
 #include "core/crypto.h"
 
@@ -10,7 +15,10 @@
 #include <openssl/sha.h>
 #include <string.h>
 
-void crypto_sha256(const void *data, size_t len, uint8_t out[32]) { SHA256(data, len, out); }
+void crypto_sha256(const void *data, size_t len, uint8_t out[32])
+{
+    SHA256(data, len, out);
+}
 
 void crypto_hmac_sha256(const uint8_t key[32], const void *data, size_t len, uint8_t out[32])
 {
@@ -18,9 +26,15 @@ void crypto_hmac_sha256(const uint8_t key[32], const void *data, size_t len, uin
     HMAC(EVP_sha256(), key, 32, data, len, out, &out_len);
 }
 
-bool crypto_equal(const void *a, const void *b, size_t len) { return CRYPTO_memcmp(a, b, len) == 0; }
+bool crypto_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
 
-int crypto_random(void *out, size_t len) { return RAND_bytes(out, (int)len) == 1 ? 0 : -1; }
+int crypto_random(void *out, size_t len)
+{
+    return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
+}
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -74,6 +88,11 @@ long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_siz
             out[n++] = (uint8_t)(acc >> bits);
         }
     }
+    /* The last character's unused low bits must be zero: otherwise 3 (or
+     * 15) other texts would decode to the same bytes, and a signed token
+     * would have several spellings (each its own cache key). */
+    if ((acc & ((1u << bits) - 1)) != 0)
+        return -1;
     return (long)n;
 }
 

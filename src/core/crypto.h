@@ -26,7 +26,9 @@ uint64_t crypto_get_be64(const uint8_t *p);
 
 /* Unpadded base64url. encode writes 4*ceil(len/3) bytes at most plus NUL and
  * returns the text length; decode returns the byte count or -1 on a bad
- * character or a length that cannot be base64url. */
+ * character, a length that cannot be base64url, or a text that is not
+ * the canonical encoding of its bytes (non-zero unused bits in the last
+ * character): decode(text) succeeds only if encode(bytes) == text. */
 size_t base64url_encode(const uint8_t *data, size_t len, char *out);
 long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_size);
 
@@ -35,8 +37,8 @@ long base64url_decode(const char *text, size_t len, uint8_t *out, size_t out_siz
  * crypto_seal writes the MAC at buf + len (buf needs len + mac_len bytes)
  * and the text to out (4*ceil((len+mac_len)/3) + 1 bytes); returns the
  * text's length. crypto_unseal decodes text into buf (size bytes) and
- * returns the payload's length, or -1 if the text is not base64url, is too
- * short or too long, or its MAC does not match (compared in constant time). */
+ * returns the payload's length, or -1 if the text is not canonical
+ * base64url, is too short or too long, or its MAC does not match (compared in constant time). */
 size_t crypto_seal(const uint8_t key[32], uint8_t *buf, size_t len, size_t mac_len, char *out);
 long crypto_unseal(const uint8_t key[32], const char *text, size_t text_len, size_t mac_len, uint8_t *buf, size_t size);
 

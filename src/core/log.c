@@ -4,6 +4,14 @@
  * Timestamps are RFC 3339 UTC with microseconds. A line that would overflow
  * its buffer is cut at a field boundary and marked "truncated":true rather
  * than written as invalid JSON.
+ *
+ * Every line is valid JSON, whatever bytes a client sent: strings keep
+ * valid UTF-8 as it is, and each byte that is not part of a valid UTF-8
+ * sequence is written as \u00XX of that byte (0xff → "\u00ff"). The byte's
+ * value survives for the reader of the log; decoded, it reads as the
+ * Latin-1 character of that value, which a valid UTF-8 character would
+ * have written raw rather than escaped (so the log's text tells them
+ * apart).
  */
 #include "core/log.h"
 
@@ -17,9 +25,15 @@ static volatile int log_threshold = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void log_set_level(log_level level) { log_threshold = level; }
+void log_set_level(log_level level)
+{
+    log_threshold = level;
+}
 
-bool log_enabled(log_level level) { return (int)level >= log_threshold; }
+bool log_enabled(log_level level)
+{
+    return (int)level >= log_threshold;
+}
 
 int log_level_parse(const char *name, log_level *out)
 {
@@ -32,23 +46,59 @@ int log_level_parse(const char *name, log_level *out)
     return -1;
 }
 
+/* The length (2..4) of the valid UTF-8 sequence at s (n bytes left), or 0
+ * if it is not one: overlong forms, surrogates and code points above
+ * U+10FFFF are not (RFC 3629 section 4). */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > n)
+        return 0;
+    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
 char *json_escape_into(char *out, const char *out_end, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len && out < out_end; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c = u[i];
+        size_t seq = c >= 0x80 ? utf8_sequence(u + i, len - i) : 0;
         if (c == '"' || c == '\\') {
             if (out_end - out < 2)
                 break;
             *out++ = '\\';
             *out++ = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            if (out_end - out < 6)
+        } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && seq == 0)) {
+            if (out_end - out < 6) /* a byte of no valid UTF-8: \u00XX of it */
                 break;
             memcpy(out, "\\u00", 4);
             out[4] = hex[c >> 4];
             out[5] = hex[c & 15];
             out += 6;
+        } else if (seq > 0) {
+            if ((size_t)(out_end - out) < seq) /* never half a character */
+                break;
+            memcpy(out, u + i, seq);
+            out += seq;
+            i += seq - 1;
         } else {
             *out++ = (char)c;
         }

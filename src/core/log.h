@@ -43,8 +43,10 @@ void log_event(log_level level, const char *msg);
 void log_event_str(log_level level, const char *msg, const char *key, const char *value);
 
 /* Appends s (len bytes) to out as the inside of a JSON string, escaping
- * quotes, backslashes and control bytes; stops before out_end. Returns the
- * new end. Shared with anything that hand-writes JSON. */
+ * quotes, backslashes, control bytes, and every byte that is not part of
+ * valid UTF-8 (as \u00XX of the byte); stops before out_end, never within
+ * an escape or a character. Returns the new end. Shared with anything that
+ * hand-writes JSON. */
 char *json_escape_into(char *out, const char *out_end, const char *s, size_t len);
 
 #endif

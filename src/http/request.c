@@ -32,6 +32,7 @@
 
 #include "core/fmt.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
 
@@ -837,6 +838,10 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
+    if (ratelimit_refuse_client(lt->index, req, detail, sizeof(detail))) {
+        send_problem(req, t, 429, "rate_limited", detail, NULL);
+        return 0;
+    }
     const http_route *route = &srv->app->routes[index];
     bool anonymous = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
     if (route->cache != NULL && rc_cache() != NULL && anonymous && (method == HTTP_GET || method == HTTP_HEAD)) {

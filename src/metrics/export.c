@@ -333,12 +333,35 @@ static void export_jobs(prom *p, store_t *st)
     json_decref(jobs);
 }
 
+/* The per-site cache numbers summed into one pseudo-site, "_all": what a
+ * public /metrics shows unless metrics.public_site_labels, so that it does
+ * not list the tenants. */
+static json_t *sites_summed(json_t *sites)
+{
+    json_t *sum = json_object(), *stats;
+    const char *site, *key;
+    json_t *value;
+    json_object_foreach(sites, site, stats)
+    {
+        json_object_foreach(json_object_get(stats, "site"), key, value)
+        {
+            if (json_is_number(value))
+                json_object_set_new(sum, key, json_real(num(sum, key) + json_number_value(value)));
+        }
+    }
+    json_t *out = json_pack("{s:{s:o}}", "_all", "site", sum);
+    json_decref(sites);
+    return out;
+}
+
 static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 
-char *metrics_prometheus(store_t *st, size_t *len)
+char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
 {
     prom p = {0};
     json_t *all = NULL, *sites = cache_by_site(st, &all);
+    if (sites != NULL && !site_labels)
+        sites = sites_summed(sites);
     pthread_mutex_lock(&export_lock);
     export_http(&p);
     if (sites != NULL)

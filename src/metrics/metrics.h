@@ -124,8 +124,9 @@ double metrics_uptime_s(void);
 struct store;
 /* The Prometheus text exposition format 0.0.4 of everything above, the
  * cache, the job queue and memory. malloc'd; *len its length. NULL when out
- * of memory. */
-char *metrics_prometheus(struct store *st, size_t *len);
+ * of memory. Without site_labels the per-site cache samples are summed
+ * into site="_all" (a public /metrics does not list the tenants). */
+char *metrics_prometheus(struct store *st, bool site_labels, size_t *len);
 /* GET /api/performance/metrics (docs/monitoring.md). */
 json_t *metrics_summary_json(struct store *st);
 

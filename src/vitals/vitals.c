@@ -24,14 +24,13 @@
  *
  * Privacy: no cookie is read or set, and the client's address is used only
  * as the key of its rate-limit bucket (hashed), never stored or logged.
- * Behind a proxy on the same host (a loopback peer), the last address of
- * X-Forwarded-For (the one that proxy saw) is the client's.
+ * Behind a trusted proxy (server.trusted_proxies), X-Forwarded-For names
+ * the client (http/ratelimit.h); IPv6 clients are keyed by their /64.
  *
  * Locking: one mutex for the histograms, pages, id sets and samples; the
  * limiter has its own. A beacon holds the lock for a few hash lookups and
  * histogram increments; a summary holds it while it builds its JSON.
  */
-#include <arpa/inet.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,7 +40,9 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "core/limiter.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 #include "vitals/vitals.h"
 #include "vitals/vitals_internal.h"
 
@@ -141,12 +142,10 @@ static struct {
 } state = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t limiter_once = PTHREAD_ONCE_INIT;
-static vitals_limiter *limiter;
+static limiter *beacon_limiter;
+static const limiter_rate beacon_shape = {VITALS_RATE_PER_S, VITALS_BURST};
 
-static void limiter_create(void)
-{
-    limiter = vitals_limiter_new(VITALS_RATE_PER_S, VITALS_BURST);
-}
+static void limiter_create(void) { beacon_limiter = limiter_new(VITALS_LIMITER_SLOTS, true); }
 
 static uint64_t now_ns(void)
 {
@@ -434,37 +433,6 @@ static bool content_type_accepted(const char *ct)
            (n == 10 && strncasecmp(ct, "text/plain", 10) == 0);
 }
 
-/* The rate-limit key: the peer's address, or behind a local proxy the
- * last X-Forwarded-For address; IPv6 clients by their /64. */
-static size_t client_key(const http_request *req, char *out, size_t size)
-{
-    const char *addr = req->peer;
-    char forwarded[HTTP_PEER_MAX + 1];
-    bool loopback = strncmp(req->peer, "127.", 4) == 0 || strcmp(req->peer, "::1") == 0;
-    if (loopback && req->forwarded_for != NULL) {
-        const char *last = strrchr(req->forwarded_for, ',');
-        last = last != NULL ? last + 1 : req->forwarded_for;
-        last += strspn(last, " \t");
-        size_t n = strcspn(last, " \t");
-        if (n > 0 && n <= HTTP_PEER_MAX) {
-            memcpy(forwarded, last, n);
-            forwarded[n] = '\0';
-            addr = forwarded;
-        }
-    }
-    unsigned char bin[16];
-    if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, bin) == 1) {
-        memset(bin + 8, 0, 8);
-        memcpy(out, bin, 8);
-        return 8;
-    }
-    size_t n = strlen(addr);
-    if (n > size)
-        n = size;
-    memcpy(out, addr, n);
-    return n;
-}
-
 static void count(uint64_t *counter)
 {
     pthread_mutex_lock(&state.lock);
@@ -475,11 +443,13 @@ static void count(uint64_t *counter)
 static bool rate_limited(const http_request *req, http_response *res, double cost)
 {
     pthread_once(&limiter_once, limiter_create);
-    char key[HTTP_PEER_MAX + 1];
-    size_t key_len = client_key(req, key, sizeof(key));
-    unsigned retry_after = 1;
-    if (limiter == NULL || vitals_limiter_take(limiter, key, key_len, cost, now_ns(), &retry_after))
+    ratelimit_client client;
+    ratelimit_client_of(req->peer, req->forwarded_for, &client);
+    limiter_verdict v;
+    if (beacon_limiter == NULL ||
+        limiter_take(beacon_limiter, client.key, client.key_len, &beacon_shape, cost, now_ns(), &v))
         return false;
+    unsigned retry_after = v.retry_after_s;
     count(&state.counters.rate_limited);
     http_problem(res, req, 429, "rate_limited",
                  "more than %.0f Web Vitals per second from this client (bursts up to %.0f); retry after %u s",
@@ -727,6 +697,6 @@ void vitals_reset(void)
     state.page_bytes = 0;
     pthread_mutex_unlock(&state.lock);
     pthread_once(&limiter_once, limiter_create);
-    vitals_limiter_free(&limiter);
-    limiter = vitals_limiter_new(VITALS_RATE_PER_S, VITALS_BURST);
+    limiter_free(&beacon_limiter);
+    beacon_limiter = limiter_new(VITALS_LIMITER_SLOTS, true);
 }

@@ -1,8 +1,8 @@
 /*
  * vitals_internal.h — the parts of src/vitals that vitals.c composes and
- * the unit tests reach: the sparse histogram (hist.c) and the per-client
- * rate limiter (limiter.c). Not for other folders: their contract is
- * vitals.h.
+ * the unit tests reach: the sparse histogram (hist.c); the per-client
+ * rate limiter is core/limiter.h. Not for other folders: their contract
+ * is vitals.h.
  */
 #ifndef STRATA_VITALS_INTERNAL_H
 #define STRATA_VITALS_INTERNAL_H
@@ -46,23 +46,7 @@ void vitals_hist_free(vitals_hist *h);
 unsigned vitals_hist_bucket(uint64_t value);
 double vitals_hist_midpoint(unsigned bucket);
 
-/* ---- per-client token buckets (limiter.c) -------------------------------- */
-
-/* A fixed table of VITALS_LIMITER_SLOTS buckets, 4-way set-associative by
- * the hash of the client's key. A bucket that has refilled to its burst is
- * the same as a new one, so it is what gets replaced first: the table
- * loses state only when more clients than it holds are all active. */
+/* Buckets of the per-client beacon limiter (core/limiter.h). */
 #define VITALS_LIMITER_SLOTS 4096
-
-typedef struct vitals_limiter vitals_limiter;
-
-/* rate tokens per second, burst tokens at most. NULL when out of memory. */
-vitals_limiter *vitals_limiter_new(double rate, double burst);
-void vitals_limiter_free(vitals_limiter **lim);
-/* Takes `cost` tokens from the client's bucket at now_ns (a monotonic
- * clock). True if taken; false with *retry_after_s (≥ 1) set when the
- * bucket holds too few. Thread-safe. */
-bool vitals_limiter_take(vitals_limiter *lim, const char *client, size_t client_len, double cost, uint64_t now_ns,
-                         unsigned *retry_after_s);
 
 #endif

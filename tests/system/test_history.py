@@ -333,7 +333,7 @@ def test_history_reads_need_a_token_of_the_site_any_role(client, tokens):
         assert_problem(resp, 401)
         assert resp.headers.get("www-authenticate", "").lower().startswith("bearer"), resp.headers
         assert_problem(client.get(path, token="not-a-token"), 401)
-        assert_problem(client.get(path, token=tokens["other_read"]), 403)
+        assert_problem(client.get(path, token=tokens["other_read"]), 401)
         for role in ("read", "write", "admin"):
             assert_status(client.get(path, token=tokens[role]), 200)
 
@@ -727,7 +727,7 @@ def test_restore_needs_a_write_token(client, tokens):
     d = create_item(client, tokens["write"])
     assert_problem(restore(client, tokens["read"], d["id"], 1), 403)
     assert_problem(restore(client, None, d["id"], 1), 401)
-    assert_problem(restore(client, tokens["other_write"], d["id"], 1), 403)
+    assert_problem(restore(client, tokens["other_write"], d["id"], 1), 401)
     assert len(all_versions(client, tokens["write"], d["id"])) == 1
     assert_json(restore(client, tokens["admin"], d["id"], 1), 200)
 
@@ -872,9 +872,9 @@ def test_autosave_needs_a_write_token(client, tokens):
     d = create_item(client, tokens["write"])
     assert_problem(autosave(client, tokens["read"], d["id"], '"v1"', {"body": "x"}), 403)
     assert_problem(autosave(client, None, d["id"], '"v1"', {"body": "x"}), 401)
-    assert_problem(autosave(client, tokens["other_write"], d["id"], '"v1"', {"body": "x"}), 403)
+    assert_problem(autosave(client, tokens["other_write"], d["id"], '"v1"', {"body": "x"}), 401)
     assert_problem(get_autosave(client, None, d["id"]), 401)
-    assert_problem(get_autosave(client, tokens["other_write"], d["id"]), 403)
+    assert_problem(get_autosave(client, tokens["other_write"], d["id"]), 401)
 
 
 def test_autosave_bad_input(client, w):

@@ -179,7 +179,7 @@ def test_making_a_link_needs_a_write_token_of_the_site(client, w, tokens):
     assert "bearer" in r.headers.get("www-authenticate", "").lower()
     assert_problem(client.post(path, token="st_" + "x" * 43), 401)
     assert_problem(client.post(path, token=tokens["read"]), 403)
-    assert_problem(client.post(path, token=tokens["other_write"]), 403)
+    assert_problem(client.post(path, token=tokens["other_write"]), 401)
     assert_json(client.post(path, token=tokens["admin"]), 201)
 
 
@@ -387,7 +387,7 @@ def test_revoking_needs_a_write_token_of_the_links_site(client, w, tokens):
     path = f"/v1/main/previews/{link['token']}"
     assert_problem(client.delete(path), 401)
     assert_problem(client.delete(path, token=tokens["read"]), 403)
-    assert_problem(client.delete(path, token=tokens["other_write"]), 403)
+    assert_problem(client.delete(path, token=tokens["other_write"]), 401)
     # The other site's own route: not a link of that site.
     r = client.delete(f"/v1/other/previews/{link['token']}", token=tokens["other_write"])
     assert_problem(r, 404)

@@ -1,8 +1,9 @@
 /*
  * test_vitals.c — the Web Vitals store (src/vitals): the histogram's
- * accuracy and bounds, the per-client token buckets, and the beacon
- * handler's validation, dedupe and per-page bounds, called directly with
- * hand-made requests (the system tests send the same over HTTP).
+ * accuracy and bounds, and the beacon handler's validation, dedupe,
+ * per-page bounds and rate limit (the token buckets themselves:
+ * test_limiter.c), called directly with hand-made requests (the system
+ * tests send the same over HTTP).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,50 +68,6 @@ static void test_histogram_memory_is_bounded(void **state)
     assert_true(h.used <= VITALS_HIST_BUCKETS);
     assert_true(vitals_hist_bytes(&h) <= VITALS_HIST_BUCKETS * (sizeof(uint16_t) + sizeof(uint32_t)));
     vitals_hist_free(&h);
-}
-
-/* ---- the limiter ---- */
-
-static void test_token_bucket_limits_and_refills(void **state)
-{
-    (void)state;
-    vitals_limiter *lim = vitals_limiter_new(30, 60);
-    assert_non_null(lim);
-    uint64_t t = 1000000000;
-    unsigned retry = 0;
-    for (int i = 0; i < 60; i++)
-        assert_true(vitals_limiter_take(lim, "10.0.0.1", 8, 1, t, &retry));
-    assert_false(vitals_limiter_take(lim, "10.0.0.1", 8, 1, t, &retry));
-    assert_int_equal(retry, 1);
-    /* another client is not affected */
-    assert_true(vitals_limiter_take(lim, "10.0.0.2", 8, 1, t, &retry));
-    /* 100 ms later: 3 tokens */
-    t += 100000000;
-    for (int i = 0; i < 3; i++)
-        assert_true(vitals_limiter_take(lim, "10.0.0.1", 8, 1, t, &retry));
-    assert_false(vitals_limiter_take(lim, "10.0.0.1", 8, 1, t, &retry));
-    vitals_limiter_free(&lim);
-    assert_null(lim);
-}
-
-static void test_limiter_table_is_fixed_and_keeps_busy_clients(void **state)
-{
-    (void)state;
-    vitals_limiter *lim = vitals_limiter_new(30, 60);
-    uint64_t t = 1000000000;
-    unsigned retry;
-    for (int i = 0; i < 60; i++)
-        assert_true(vitals_limiter_take(lim, "busy", 4, 1, t, &retry));
-    /* a flood of clients, each once, while the busy one keeps trying: the
-     * least recently seen are forgotten, never the busy one */
-    char key[32];
-    for (int i = 0; i < 8 * VITALS_LIMITER_SLOTS; i++) {
-        int n = snprintf(key, sizeof(key), "client-%d", i);
-        assert_true(vitals_limiter_take(lim, key, (size_t)n, 1, ++t, &retry));
-        if (i % 64 == 0)
-            assert_false(vitals_limiter_take(lim, "busy", 4, 1, ++t, &retry));
-    }
-    vitals_limiter_free(&lim);
 }
 
 /* ---- the beacon handler ---- */
@@ -263,8 +220,6 @@ int main(void)
         cmocka_unit_test(test_buckets_are_exact_then_within_one_percent),
         cmocka_unit_test(test_quantiles_of_known_values),
         cmocka_unit_test(test_histogram_memory_is_bounded),
-        cmocka_unit_test(test_token_bucket_limits_and_refills),
-        cmocka_unit_test(test_limiter_table_is_fixed_and_keeps_busy_clients),
         cmocka_unit_test_setup(test_beacon_validation, reset),
         cmocka_unit_test_setup(test_repeated_ids_record_nothing, reset),
         cmocka_unit_test_setup(test_pages_are_bounded_and_separate, reset),

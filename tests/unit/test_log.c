@@ -1,0 +1,66 @@
+/*
+ * test_log.c — JSON escaping of log strings (src/core/log.c): whatever
+ * bytes come in, what goes out is the inside of a valid JSON string, and
+ * valid UTF-8 is kept as it is.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+
+static void assert_escaped(const char *in, size_t len, const char *expected)
+{
+    char out[256];
+    char *end = json_escape_into(out, out + sizeof(out), in, len);
+    *end = '\0';
+    assert_string_equal(out, expected);
+}
+
+static void test_valid_utf8_is_kept(void **state)
+{
+    (void)state;
+    assert_escaped("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    assert_escaped("a\"b\\c\n\x7f", 7, "a\\\"b\\\\c\\u000a\\u007f");
+}
+
+static void test_bytes_of_no_valid_utf8_are_escaped(void **state)
+{
+    (void)state;
+    assert_escaped("\xff\xfe", 2, "\\u00ff\\u00fe");
+    assert_escaped("\xc3", 1, "\\u00c3");                                  /* cut short */
+    assert_escaped("\xc3(", 2, "\\u00c3(");                                /* bad continuation */
+    assert_escaped("\xc0\xaf", 2, "\\u00c0\\u00af");                       /* overlong '/' */
+    assert_escaped("\xe0\x80\xaf", 3, "\\u00e0\\u0080\\u00af");            /* overlong */
+    assert_escaped("\xed\xa0\x80", 3, "\\u00ed\\u00a0\\u0080");            /* a surrogate */
+    assert_escaped("\xf4\x90\x80\x80", 4, "\\u00f4\\u0090\\u0080\\u0080"); /* above U+10FFFF */
+    assert_escaped("\x80"
+                   "abc",
+                   4, "\\u0080abc");
+}
+
+static void test_never_half_a_character_or_escape(void **state)
+{
+    (void)state;
+    char out[8] = {0};
+    /* 4 bytes of room: "ab" fit, the 3-byte euro sign does not after them */
+    char *end = json_escape_into(out, out + 4, "ab\xe2\x82\xac", 5);
+    assert_int_equal(end - out, 2);
+    end = json_escape_into(out, out + 5, "a\xff", 2);
+    assert_int_equal(end - out, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_utf8_is_kept),
+        cmocka_unit_test(test_bytes_of_no_valid_utf8_are_escaped),
+        cmocka_unit_test(test_never_half_a_character_or_escape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
