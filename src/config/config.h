@@ -38,7 +38,7 @@ typedef struct strata_config {
     bool http2;
     int64_t max_body_bytes;
     int64_t max_header_bytes;
-    int max_connections;            /* in total; more are closed at accept */
+    int max_connections;            /* in total, more are closed at accept; 0 = from the open-file limit */
     int max_connections_per_client; /* per address (IPv6: per /64); 0 = no cap */
     int idle_timeout_ms;
     int shutdown_timeout_ms;

@@ -5,16 +5,18 @@
  * the system after a flood.
  *
  * Connection caps. Every accepted socket is counted before h2o sees it, in
- * total (server.max_connections) and per client address
+ * total (server.max_connections; by default 10,000 or what the open-file
+ * limit leaves after 64 descriptors for the database, Redis and files, so
+ * clients cannot take the descriptors the server itself needs) and per
+ * client address
  * (server.max_connections_per_client; an IPv4 address, or an IPv6 /64,
  * which is what one IPv6 client usually holds). A socket over a cap is
  * closed at once, before a byte of it is read: a 503 would need the request
  * read first (a response written before it, then a close with the request
  * unread, reaches the client as a reset more often than not), and a flood
  * is exactly when the server should spend nothing on a connection. The
- * counts live in one table under one mutex, taken at accept and at close
- * only: open addressing with linear probing, twice as many slots as
- * connections may be open, so it never fills; the hash is seeded at start.
+ * counts (client_table.c, its hash seeded at random) live under one mutex,
+ * taken at accept and at close only.
  * The socket's on_close callback (h2o calls it whoever closes) gives the
  * count back, so every path out of h2o is covered.
  *
@@ -77,7 +79,6 @@
 #include <errno.h>
 #include <h2o.h>
 #include <malloc.h>
-#include <netinet/in.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,10 +89,10 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "core/fmt.h"
 #include "core/log.h"
+#include "http/client_table.h"
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
 
@@ -101,17 +102,9 @@
 #define TRIM_CHECK_MS 1000
 #define TRIM_AFTER_DROP 256
 #define DESCRIPTOR_RESERVE 64 /* for the database, Redis, logs, files */
+#define AUTO_MAX_CONNECTIONS 10000
 
-/* ---- the per-client table ------------------------------------------------------------ */
-
-typedef struct client_key {
-    uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d; IPv6 cut to its /64 */
-} client_key;
-
-typedef struct client_slot {
-    client_key key;
-    uint32_t count; /* 0: the slot is empty */
-} client_slot;
+/* ---- the counts ----------------------------------------------------------------------- */
 
 /* A rate-limited log line: the first event of an interval is logged with
  * how many came since the last line. */
@@ -121,13 +114,11 @@ typedef struct rate_log {
 } rate_log;
 
 static struct {
-    pthread_mutex_t lock;
-    client_slot *slots; /* NULL without a per-client cap */
-    size_t mask;
-    uint64_t seed;
+    pthread_mutex_t lock;  /* over the counts and the table */
+    client_table *clients; /* NULL without a per-client cap */
     int max_total, max_per_client;
-    int open;      /* under lock */
-    int peak_open; /* the most open since the last trim, under lock */
+    int open;
+    int peak_open; /* the most open since the last trim */
     rate_log refused_log, descriptors_log;
 } limits = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -160,72 +151,22 @@ static void rate_log_event(rate_log *r, log_level level, const char *msg, const 
     log_end(&line);
 }
 
-static bool client_key_of(h2o_socket_t *sock, client_key *out)
-{
-    struct sockaddr_storage ss;
-    if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) == 0)
-        return false;
-    memset(out, 0, sizeof(*out));
-    if (ss.ss_family == AF_INET) {
-        out->addr[10] = out->addr[11] = 0xff;
-        memcpy(out->addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-        return true;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
-        static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        /* a v4-mapped address is one IPv4 client, kept whole */
-        memcpy(out->addr, a, memcmp(a, v4_mapped, sizeof v4_mapped) == 0 ? 16 : 8);
-        return true;
-    }
-    return false;
-}
-
-static size_t slot_home(const client_key *k)
-{
-    return (size_t)XXH3_64bits_withSeed(k->addr, sizeof k->addr, limits.seed) & limits.mask;
-}
-
-/* The key's slot, or the empty slot where it would go. */
-static size_t slot_find(const client_key *k)
-{
-    size_t i = slot_home(k);
-    while (limits.slots[i].count != 0 && memcmp(&limits.slots[i].key, k, sizeof *k) != 0)
-        i = (i + 1) & limits.mask;
-    return i;
-}
-
-/* Empties slot i and moves back the entries after it that probed past it,
- * so every key stays reachable from its home without tombstones. */
-static void slot_remove(size_t i)
-{
-    limits.slots[i].count = 0;
-    for (size_t j = (i + 1) & limits.mask; limits.slots[j].count != 0; j = (j + 1) & limits.mask) {
-        size_t home = slot_home(&limits.slots[j].key);
-        if (((j - home) & limits.mask) >= ((j - i) & limits.mask)) {
-            limits.slots[i] = limits.slots[j];
-            limits.slots[j].count = 0;
-            i = j;
-        }
-    }
-}
-
 typedef enum admission { ADMITTED, OVER_TOTAL, OVER_CLIENT } admission;
 
 static admission connection_admit(const client_key *client)
 {
     admission verdict = ADMITTED;
+    bool per_client = client != NULL && limits.clients != NULL;
     pthread_mutex_lock(&limits.lock);
-    size_t i = client != NULL && limits.slots != NULL ? slot_find(client) : 0;
     if (limits.open >= limits.max_total)
         verdict = OVER_TOTAL;
-    else if (client != NULL && limits.slots != NULL && limits.slots[i].count >= (uint32_t)limits.max_per_client)
+    else if (per_client && client_table_count(limits.clients, client) >= (uint32_t)limits.max_per_client)
         verdict = OVER_CLIENT;
     if (verdict == ADMITTED) {
         if (++limits.open > limits.peak_open)
             limits.peak_open = limits.open;
-        if (client != NULL && limits.slots != NULL && limits.slots[i].count++ == 0)
-            limits.slots[i].key = *client;
+        if (per_client)
+            client_table_add(limits.clients, client);
     }
     pthread_mutex_unlock(&limits.lock);
     return verdict;
@@ -235,11 +176,8 @@ static void connection_release(const client_key *client)
 {
     pthread_mutex_lock(&limits.lock);
     limits.open--;
-    if (client != NULL && limits.slots != NULL) {
-        size_t i = slot_find(client);
-        if (limits.slots[i].count != 0 && --limits.slots[i].count == 0)
-            slot_remove(i);
-    }
+    if (client != NULL && limits.clients != NULL)
+        client_table_remove(limits.clients, client);
     pthread_mutex_unlock(&limits.lock);
 }
 
@@ -391,7 +329,9 @@ void conn_guard_accept(loop_thread *lt, h2o_socket_t *sock)
         h2o_socket_close(sock);
         return;
     }
-    g->has_client = client_key_of(sock, &g->client);
+    struct sockaddr_storage peer;
+    g->has_client = h2o_socket_getpeername(sock, (struct sockaddr *)&peer) != 0 &&
+                    client_key_of((struct sockaddr *)&peer, &g->client) == 0;
     admission verdict = connection_admit(g->has_client ? &g->client : NULL);
     if (verdict != ADMITTED) {
         free(g);
@@ -486,41 +426,47 @@ void conn_guard_loop_dispose(loop_thread *lt)
     gl->ready = false;
 }
 
-static void warn_if_over_descriptors(int max_total)
+/* server.max_connections = 0: as many as the open-file limit leaves after
+ * DESCRIPTOR_RESERVE for the server's own files, at most AUTO_MAX_CONNECTIONS.
+ * A value set by the operator is kept, with a warning when the limit cannot
+ * hold it (accepting then pauses whenever descriptors run out). */
+static int connections_allowed(int configured)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-        (rlim_t)max_total + DESCRIPTOR_RESERVE <= rl.rlim_cur)
-        return;
+    bool known = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    rlim_t room = known && rl.rlim_cur > DESCRIPTOR_RESERVE + 16 ? rl.rlim_cur - DESCRIPTOR_RESERVE : 16;
+    int allowed = configured;
+    if (configured == 0)
+        allowed = known && room < AUTO_MAX_CONNECTIONS ? (int)room : AUTO_MAX_CONNECTIONS;
     log_line line;
-    log_begin(&line, LOG_WARN,
-              "server.max_connections is above what the open-file limit allows; accepting pauses when descriptors "
-              "run out");
-    log_int(&line, "max_connections", max_total);
-    log_int(&line, "open_file_limit", (int64_t)rl.rlim_cur);
+    log_begin(&line, known && (rlim_t)allowed > room ? LOG_WARN : LOG_INFO,
+              known && (rlim_t)allowed > room
+                  ? "server.max_connections is above what the open-file limit leaves; accepting pauses when "
+                    "descriptors run out"
+                  : "connection caps");
+    log_int(&line, "max_connections", allowed);
+    log_int(&line, "max_connections_per_client", limits.max_per_client);
+    log_int(&line, "open_file_limit", known ? (int64_t)rl.rlim_cur : -1);
     log_end(&line);
+    return allowed;
 }
 
 int conn_guard_init(const strata_config *cfg)
 {
-    limits.max_total = cfg->max_connections;
     limits.max_per_client = cfg->max_connections_per_client;
+    limits.max_total = connections_allowed(cfg->max_connections);
     limits.open = limits.peak_open = 0;
-    if (RAND_bytes((unsigned char *)&limits.seed, sizeof limits.seed) != 1)
-        limits.seed = (uint64_t)clock_ms();
-    warn_if_over_descriptors(limits.max_total);
     if (limits.max_per_client == 0)
         return 0;
-    size_t slots = 16;
-    while (slots < 2 * (size_t)limits.max_total)
-        slots *= 2;
-    limits.slots = calloc(slots, sizeof(*limits.slots));
-    limits.mask = slots - 1;
-    return limits.slots != NULL ? 0 : -1;
+    uint64_t seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
+        seed = clock_ms();
+    limits.clients = client_table_new((size_t)limits.max_total, seed);
+    return limits.clients != NULL ? 0 : -1;
 }
 
 void conn_guard_dispose(void)
 {
-    free(limits.slots);
-    limits.slots = NULL;
+    if (limits.clients != NULL)
+        client_table_free(&limits.clients);
 }
