@@ -9,6 +9,7 @@ ASan (`make test`) the sanitizer's allocator keeps freed memory, so the
 issue's figures are checked on the release build (see
 test_trickling_heads_are_bounded_and_memory_comes_back)."""
 
+import collections
 import json
 import os
 import resource
@@ -190,6 +191,42 @@ def test_a_body_larger_than_the_bound_is_not_taken_for_a_head(small_heads):
         assert resp is not None and resp.status == 401, resp  # no token: the route answered
     finally:
         s.close()
+
+
+def test_pipelined_requests_past_the_bound_together_are_each_served(small_heads):
+    # Eight complete heads of ~2 KB in one write: more than the bound in the
+    # buffer, but each head ends well within it.
+    one = b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + pad_line(0, 2000) + b"\r\n"
+    s = raw_connect(small_heads.port)
+    try:
+        s.sendall(one * 8)
+        for i in range(8):
+            resp = read_response_keep(s)
+            assert resp is not None and resp.status == 200, (i, resp)
+    finally:
+        s.close()
+
+
+Reply = collections.namedtuple("Reply", "status body")
+
+
+def read_response_keep(sock):
+    """One response of several on a keep-alive connection (read_response
+    would read the next ones' bytes into this one's body): byte by byte up
+    to the head, then the Content-Length."""
+    sock.settimeout(5)
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        c = sock.recv(1)
+        if not c:
+            return None
+        head += c
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(l.split(":", 1)[1]) for l in lines if l.lower().startswith("content-length:"))
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return Reply(int(lines[0].split()[1]), body)
 
 
 # ---- connection caps ----------------------------------------------------------------------
