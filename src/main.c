@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "alerts/alerts.h"
 #include "config/config.h"
@@ -181,6 +182,26 @@ static void serve_stopping(void)
     jobs_stop();
 }
 
+/* Every connection is a descriptor, and the default soft limit (often
+ * 1024) is far below what the hard limit allows: serve with the hard one. */
+static void raise_open_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_event(LOG_WARN, "cannot raise the open-file limit to its hard limit");
+        return;
+    }
+    log_line line;
+    log_begin(&line, LOG_INFO, "open-file limit raised");
+    log_int(&line, "from", (int64_t)was);
+    log_int(&line, "to", rl.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_cur);
+    log_end(&line);
+}
+
 static int cmd_serve(void)
 {
     strata_config cfg;
@@ -189,6 +210,7 @@ static int cmd_serve(void)
     if (rc != 0 || (rc = configure_jobs(&cfg)) != 0 || (rc = open_store(&cfg, &store)) != 0)
         return rc;
     store_close(&store);
+    raise_open_file_limit();
     content_init(&cfg);
     jobs_register("warm", warm_job);
     history_jobs_register();

@@ -82,6 +82,13 @@ static const setting settings[] = {
      FIELD(max_body_bytes), 1024, 1073741824, "1048576", false, "largest request body (413 above)"},
     {"server.max_header_bytes", "max-header-bytes", "STRATA_MAX_HEADER_BYTES", SETTING_INT64,
      FIELD(max_header_bytes), 1024, 1048576, "16384", true, "largest total of request headers (431 above)"},
+    {"server.max_connections", "max-connections", "STRATA_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), 0,
+     1000000, "0", false,
+     "open client connections in total, more are closed at accept (0 = 10000, or fewer if the open-file limit "
+     "leaves fewer after 64 for the server's own files)"},
+    {"server.max_connections_per_client", "max-connections-per-client", "STRATA_MAX_CONNECTIONS_PER_CLIENT",
+     SETTING_INT, FIELD(max_connections_per_client), 0, 1000000, "256", false,
+     "open connections from one address (IPv6: one /64); 0 = no per-client cap"},
     {"server.idle_timeout_ms", "idle-timeout-ms", "STRATA_IDLE_TIMEOUT_MS", SETTING_INT,
      FIELD(idle_timeout_ms), 100, 3600000, "10000", false,
      "close a connection idle or sending a request slower than this"},

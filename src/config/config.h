@@ -40,6 +40,8 @@ typedef struct strata_config {
     int http2_reset_window_ms; /* that window */
     int64_t max_body_bytes;
     int64_t max_header_bytes;
+    int max_connections;            /* in total, more are closed at accept; 0 = from the open-file limit */
+    int max_connections_per_client; /* per address (IPv6: per /64); 0 = no cap */
     int idle_timeout_ms;
     int shutdown_timeout_ms;
     char trusted_proxies[512]; /* addresses/CIDRs whose X-Forwarded-For is believed */

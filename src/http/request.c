@@ -680,6 +680,7 @@ static void on_request_disposed(void *p)
         metrics_request(t->route, t->method_index, t->req->res.status, (rc_now_ns() - t->started_ns) / 1000);
     t->owner->active_requests--;
     protocol_guard_stream_disposed(t->req);
+    conn_guard_request_done(t->req);
     if (t->job != NULL)
         t->job->req = NULL;
     waiter *w = t->waiter;

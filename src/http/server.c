@@ -40,10 +40,16 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     loop_thread *lt = listener->data;
-    h2o_socket_t *sock;
-    /* Accept a few per wake-up so a burst of connections drains quickly. */
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
-        h2o_accept(&lt->accept_ctx, sock);
+    /* Accept a few per wake-up so a burst of connections drains quickly;
+     * out of descriptors, the listener rests instead of spinning. */
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL) {
+            conn_guard_accept_failed(lt, errno, on_accept);
+            return;
+        }
+        conn_guard_accept(lt, sock);
+    }
 }
 
 static int open_listener(server *srv)
@@ -253,6 +259,7 @@ static int loop_init(server *srv, loop_thread *lt, int index)
         h2o_timeout_init(lt->ctx.loop, &slot->timeout, (uint64_t)srv->app->periodic[i].interval_ms);
         h2o_timeout_link(lt->ctx.loop, &slot->timeout, &slot->entry);
     }
+    conn_guard_loop_init(lt);
     lt->listen_fd = open_listener(srv);
     if (lt->listen_fd < 0)
         return -1;
@@ -279,6 +286,7 @@ static void loop_dispose(loop_thread *lt)
             h2o_timeout_dispose(lt->ctx.loop, &slot->timeout);
     }
     h2o_timeout_dispose(lt->ctx.loop, &lt->coalesce_timeout);
+    conn_guard_loop_dispose(lt);
     l2_conn_close(&lt->l2);
     h2o_timeout_dispose(lt->ctx.loop, &lt->l2_poll_timeout);
     h2o_evloop_run(lt->ctx.loop, 0); /* the closed sockets are freed */
@@ -392,12 +400,14 @@ int http_serve(strata_config *cfg, const http_app *app)
         log_event(LOG_ERROR, "cannot start: strata's checks of h2o's request parsing are not in effect");
         return 1;
     }
-    if (metrics_start(cfg, app) != 0 || rc_init(cfg, app->routes, app->route_count) != 0) {
+    if (metrics_start(cfg, app) != 0 || conn_guard_init(cfg) != 0 || rc_init(cfg, app->routes, app->route_count) != 0) {
         log_event(LOG_ERROR, "cannot start: the cache could not be created");
+        conn_guard_dispose();
         return 1;
     }
     if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init) != 0) {
         log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_path);
+        conn_guard_dispose();
         rc_dispose();
         return 1;
     }
@@ -446,6 +456,7 @@ int http_serve(strata_config *cfg, const http_app *app)
     pthread_cond_destroy(&srv.phase_changed);
     free(srv.loops);
     h2o_config_dispose(&srv.globalconf);
+    conn_guard_dispose();
     rc_dispose();
     if (exit_code == 0)
         log_event(LOG_INFO, "stopped");

@@ -6,6 +6,8 @@
  *   request.c  the request path: routing, the response cache, jobs, waiters
  *   filters.c  h2o's own errors as problem+json, and the access log
  *   protocol_guard.c  ambiguous framing, h2o's early errors, HTTP/2 resets
+ *   conn_guard.c  connection caps, the bound on an unfinished head, accept
+ *              pauses when descriptors run out, memory back after a flood
  *
  * Threading rule: everything reachable from a loop_thread (its h2o
  * context, requests, trackers, waiters' requests) is touched only by that
@@ -42,6 +44,18 @@ typedef struct periodic_slot {
     bool running;
 } periodic_slot;
 
+/* conn_guard.c's per-loop part. */
+typedef struct conn_guard_loop {
+    h2o_timeout_t rearm_timeout; /* 0 ms: the guard back in front of h2o's reader */
+    h2o_timeout_t accept_pause;  /* out of descriptors: the listener rests this long */
+    h2o_timeout_entry_t accept_resume;
+    h2o_socket_cb on_accept;
+    h2o_timeout_t trim_timeout; /* loop 0: how often to look whether to trim the heap */
+    h2o_timeout_entry_t trim_check;
+    bool trimming; /* a malloc_trim is queued or running */
+    bool ready;
+} conn_guard_loop;
+
 struct loop_thread {
     server *srv;
     int index;
@@ -61,6 +75,7 @@ struct loop_thread {
     uint64_t request_seq;
     bool stopping;
     periodic_slot periodic[MAX_PERIODIC]; /* driven by loop 0 only */
+    conn_guard_loop guard;
 };
 
 struct server {
@@ -152,5 +167,27 @@ void protocol_guard_stream_disposed(h2o_req_t *req);
 /* HTTP/2: true (detail filled) when req's connection has reset too many
  * streams; it is then sent GOAWAY, and req is to be refused. */
 bool protocol_guard_stream_refused(h2o_req_t *req, char *detail, size_t size);
+/* conn_guard.c */
+typedef struct conn_guard conn_guard;
+/* The process-wide caps (server.max_connections, …_per_client). 0, or -1
+ * when out of memory. */
+int conn_guard_init(const strata_config *cfg);
+void conn_guard_dispose(void);
+void conn_guard_loop_init(loop_thread *lt);
+void conn_guard_loop_dispose(loop_thread *lt);
+/* A socket just accepted: counted and handed to h2o behind the head bound,
+ * or closed at once when over a cap. */
+void conn_guard_accept(loop_thread *lt, h2o_socket_t *sock);
+/* accept failed with err: true when it was for want of descriptors or
+ * memory, and the listener now rests for a moment before on_accept again. */
+bool conn_guard_accept_failed(loop_thread *lt, int err, h2o_socket_cb on_accept);
+/* A request's memory is being let go (request.c): the connection may go
+ * back to reading a head, which the guard must bound again. */
+void conn_guard_request_done(h2o_req_t *req);
+/* Writes a whole problem+json response (a new X-Request-Id, connection:
+ * close) straight on an HTTP/1 socket that h2o is reading a head from, for
+ * errors found before h2o has a request; logs it. The caller then has h2o
+ * close the connection. 0 when all of it was written, else -1. */
+int conn_guard_send_problem(loop_thread *lt, h2o_socket_t *sock, int status, const char *code, const char *detail);
 
 #endif

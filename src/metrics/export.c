@@ -356,6 +356,8 @@ static json_t *sites_summed(json_t *sites)
 
 static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void export_connections(prom *p);
+
 char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
 {
     prom p = {0};
@@ -370,6 +372,7 @@ char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
     export_pool(&p);
     pthread_mutex_unlock(&export_lock);
     export_jobs(&p, st);
+    export_connections(&p);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
     prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");
@@ -501,4 +504,24 @@ json_t *metrics_summary_json(store_t *st)
     json_decref(sites);
     json_decref(all);
     return out;
+}
+
+/* ---- connections (appended: http/conn_guard.c) ---------------------------------------------- */
+
+static void export_connections(prom *p)
+{
+    static const char *const reasons[METRICS_CONN_EVENTS] = {"max_connections", "max_connections_per_client",
+                                                             "head_too_large", NULL};
+    metrics_conn_sample c;
+    metrics_connections_collect(&c);
+    prom_family(p, "strata_connections_open", "gauge", "Client connections open now.");
+    prom_sample(p, "strata_connections_open", NULL, (double)c.open);
+    prom_family(p, "strata_connections_refused_total", "counter",
+                "Connections closed by a bound before a response: at accept by a cap, or with 431 mid-head.");
+    for (size_t i = 0; i < METRICS_CONN_EVENTS; i++)
+        if (reasons[i] != NULL)
+            prom_sample(p, "strata_connections_refused_total", LABELS("reason", reasons[i]), (double)c.events[i]);
+    prom_family(p, "strata_accept_paused_total", "counter",
+                "Times accepting stopped for a moment because the process was out of file descriptors.");
+    prom_sample(p, "strata_accept_paused_total", NULL, (double)c.events[METRICS_CONN_ACCEPT_PAUSED]);
 }

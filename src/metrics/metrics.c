@@ -503,3 +503,27 @@ double metrics_uptime_s(void)
 {
     return m.started_ns ? (double)(metrics_now_ns() - m.started_ns) / 1e9 : 0.0;
 }
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+/* Counted per connection, not per request: a relaxed atomic add each is
+ * cheaper than a shard, and they are kept even with metrics.enabled off
+ * because an operator needs them most during an attack. */
+static metrics_conn_sample connections;
+
+void metrics_connection_event(metrics_conn_event event)
+{
+    __atomic_fetch_add(&connections.events[event], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_connections_open(int delta)
+{
+    __atomic_fetch_add(&connections.open, delta, __ATOMIC_RELAXED);
+}
+
+void metrics_connections_collect(metrics_conn_sample *out)
+{
+    for (size_t i = 0; i < METRICS_CONN_EVENTS; i++)
+        out->events[i] = __atomic_load_n(&connections.events[i], __ATOMIC_RELAXED);
+    out->open = __atomic_load_n(&connections.open, __ATOMIC_RELAXED);
+}

@@ -130,4 +130,24 @@ char *metrics_prometheus(struct store *st, bool site_labels, size_t *len);
 /* GET /api/performance/metrics (docs/monitoring.md). */
 json_t *metrics_summary_json(struct store *st);
 
+/* ---- connections (http/conn_guard.c; per connection, never per request) -- */
+
+typedef enum metrics_conn_event {
+    METRICS_CONN_REFUSED_TOTAL,  /* closed at accept: server.max_connections */
+    METRICS_CONN_REFUSED_CLIENT, /* closed at accept: server.max_connections_per_client */
+    METRICS_CONN_HEAD_TOO_LARGE, /* answered 431 before its head had ended */
+    METRICS_CONN_ACCEPT_PAUSED,  /* accept failed for want of descriptors */
+    METRICS_CONN_EVENTS
+} metrics_conn_event;
+
+typedef struct metrics_conn_sample {
+    uint64_t events[METRICS_CONN_EVENTS];
+    int64_t open;
+} metrics_conn_sample;
+
+void metrics_connection_event(metrics_conn_event event);
+/* A connection opened (+1) or closed (−1). */
+void metrics_connections_open(int delta);
+void metrics_connections_collect(metrics_conn_sample *out);
+
 #endif
