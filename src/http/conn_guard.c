@@ -189,21 +189,11 @@ static void connection_release(const client_key *client)
 
 /* ---- a problem written on the socket itself --------------------------------------------- */
 
-/* The same form as request.c's ids: <instance>-<loop>-<sequence>. */
-static void request_id_next(loop_thread *lt, char out[HTTP_REQUEST_ID_MAX + 1])
-{
-    fmt_hex(out, lt->srv->instance_tag, 8);
-    out[8] = '-';
-    fmt_hex(out + 9, (uint64_t)lt->index, 2);
-    out[11] = '-';
-    out[12 + fmt_u64(out + 12, ++lt->request_seq)] = '\0';
-}
-
 int conn_guard_send_problem(loop_thread *lt, h2o_socket_t *sock, int status, const char *code, const char *detail)
 {
     http_request rq = {0};
     http_response res = {0};
-    request_id_next(lt, rq.request_id);
+    request_id_generate(lt, rq.request_id);
     http_problem(&res, &rq, status, code, "%s", detail);
     char date[64], head[512];
     time_t now = time(NULL);
