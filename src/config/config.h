@@ -40,6 +40,8 @@ typedef struct strata_config {
     int64_t max_header_bytes;
     int idle_timeout_ms;
     int shutdown_timeout_ms;
+    int queue_max;        /* jobs waiting for a worker, per lane (load shedding) */
+    int queue_timeout_ms; /* how long an anonymous request may wait for a worker */
     /* [db] */
     char db_path[512];
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */
@@ -98,6 +100,7 @@ typedef struct strata_config {
     double budget_lcp_p75_ms;
     double budget_inp_p75_ms;
     double budget_cls_p75;
+    double budget_shed_rate;
     /* [alerts] */
     int alerts_interval_ms;
     int alerts_window_s;
