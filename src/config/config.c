@@ -87,6 +87,12 @@ static const setting settings[] = {
     {"server.queue_timeout_ms", "queue-timeout-ms", "STRATA_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(queue_timeout_ms),
      10, 600000, "1000", false,
      "an anonymous request that has not reached a worker in this long is answered stale or 503"},
+    {"server.queue_target_ms", "queue-target-ms", "STRATA_QUEUE_TARGET_MS", SETTING_INT, FIELD(queue_target_ms), 0,
+     600000, "50", false,
+     "once the anonymous queue has not been empty for 100 ms, a request that waited longer than this is shed "
+     "(0 = only the deadline)"},
+    {"server.worker_nice", "worker-nice", "STRATA_WORKER_NICE", SETTING_INT, FIELD(worker_nice), 0, 19, "10", false,
+     "database workers run this many nice steps below the event loops, so cache hits never wait for CPU behind fills"},
     {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
      "SQLite database file"},
     {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,

@@ -42,6 +42,8 @@ typedef struct strata_config {
     int shutdown_timeout_ms;
     int queue_max;        /* jobs waiting for a worker, per lane (load shedding) */
     int queue_timeout_ms; /* how long an anonymous request may wait for a worker */
+    int queue_target_ms;  /* …and, while the queue stands, how long it may have waited (CoDel) */
+    int worker_nice;      /* workers' CPU priority below the event loops' */
     /* [db] */
     char db_path[512];
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */

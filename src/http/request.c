@@ -33,7 +33,8 @@
  * the public lane, bounded by server.queue_max, with a deadline of
  * server.queue_timeout_ms to reach a worker. A job that does not fit, or
  * is still waiting at its deadline — the loop's queue_timeout takes it
- * back off the lane, and a worker that takes it late does not run it — is
+ * back off the lane, and a worker that takes it late does not run it — or
+ * waited past server.queue_target_ms in a standing queue (worker_pool.h), is
  * shed: its request is answered on the loop from the stale copy the miss
  * found, if any (Cache-Status: fwd=stale), else with 503, Retry-After and
  * a problem+json detail; its flight ends empty, so its waiters answer
@@ -337,9 +338,10 @@ static void send_overloaded(h2o_req_t *req, request_tracker *t, const strata_con
                  cfg->queue_max, retry_s);
     else if (reason == METRICS_SHED_DEADLINE)
         snprintf(detail, sizeof(detail),
-                 "the server is overloaded: the request waited %d ms for the database without starting "
-                 "(server.queue_timeout_ms); retry after %d s",
-                 cfg->queue_timeout_ms, retry_s);
+                 "the server is overloaded: the request could not start in time for the database "
+                 "(server.queue_timeout_ms %d ms; server.queue_target_ms %d ms while requests queue); "
+                 "retry after %d s",
+                 cfg->queue_timeout_ms, cfg->queue_target_ms, retry_s);
     else
         snprintf(detail, sizeof(detail), "the client closed its connection before the request started");
     snprintf(retry, sizeof(retry), "%d", retry_s);
@@ -388,7 +390,7 @@ static bool job_wanted(job *j)
  * empty, when it must not run (past its deadline, or nobody wants it). */
 static bool job_skip(job *j)
 {
-    if (j->deadline_ns != 0 && rc_now_ns() > j->deadline_ns)
+    if (j->super.late || (j->deadline_ns != 0 && rc_now_ns() > j->deadline_ns))
         j->shed_reason = METRICS_SHED_DEADLINE;
     else if (!job_wanted(j))
         j->shed_reason = METRICS_SHED_CLIENT_GONE;

@@ -394,13 +394,14 @@ int http_serve(strata_config *cfg, const http_app *app)
         log_event(LOG_ERROR, "cannot start: the cache could not be created");
         return 1;
     }
-    if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init) != 0) {
+    if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init, cfg->worker_nice) != 0) {
         log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_path);
         rc_dispose();
         return 1;
     }
     worker_pool_limit(&srv.pool, POOL_PUBLIC, (size_t)cfg->queue_max);
     worker_pool_limit(&srv.pool, POOL_EDITOR, (size_t)cfg->queue_max);
+    worker_pool_target(&srv.pool, (uint64_t)cfg->queue_target_ms);
     configure_h2o(&srv);
 
     srv.loop_count = config_thread_count(cfg);

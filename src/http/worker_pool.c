@@ -1,12 +1,14 @@
 /*
  * worker_pool.c — the database worker threads (see worker_pool.h).
  *
- * A lane is a doubly linked FIFO, so a job whose deadline passes while it
+ * A lane is a doubly linked list, so a job whose deadline passes while it
  * waits is taken back in O(1) (worker_pool_cancel) by the loop that timed
- * it out. A worker picks with lane_pick: the first lane in order with a
- * job, skipping the public lane while public_max workers already run
- * public jobs. A worker that ends a public job wakes the others, since one
- * of them may have been passed over by that cap.
+ * it out. A worker picks with lane_pick: the head of the first lane in
+ * order with a job, skipping the public lane while public_max workers
+ * already run public jobs, and marking a public job late when its lane
+ * has stood non-empty for POOL_STANDING_MS and the job waited past the
+ * target. A worker that ends a public job wakes the others, since one of
+ * them may have been passed over by that cap.
  *
  * Stopping drains: a worker exits only when every lane is empty and
  * stopping is set, so every job submitted before worker_pool_stop runs to
@@ -15,12 +17,25 @@
 #include "http/worker_pool.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "metrics/metrics.h"
 
+static uint64_t clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void lane_push(pool_queue *q, pool_job *job)
 {
+    if (q->head == NULL)
+        q->last_empty_ns = clock_ns();
     job->next = NULL;
     job->prev = q->tail;
     if (q->tail != NULL)
@@ -55,9 +70,15 @@ static pool_job *lane_pick(worker_pool *pool)
         if (q->head == NULL || (lane == POOL_PUBLIC && pool->public_running >= pool->public_max))
             continue;
         pool_job *job = q->head;
-        lane_remove(q, job);
-        if (lane == POOL_PUBLIC)
+        if (lane == POOL_PUBLIC) {
+            uint64_t now = clock_ns();
+            bool standing = now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
+            job->late = standing && pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
             pool->public_running++;
+        }
+        lane_remove(q, job);
+        if (q->head == NULL)
+            q->last_empty_ns = clock_ns();
         return job;
     }
     return NULL;
@@ -73,6 +94,10 @@ static bool lanes_empty(const worker_pool *pool)
 
 static store_t *worker_open(worker_pool *pool)
 {
+    /* per thread on Linux: setpriority on the thread's id */
+    if (pool->nice != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + pool->nice) != 0)
+        log_event(LOG_WARN, "a database worker could not lower its CPU priority");
     store_t *store = NULL;
     int rc = store_open(pool->db_path, &store);
     if (rc == STORE_OK && pool->worker_init != NULL && pool->worker_init(store) != 0)
@@ -123,9 +148,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init)
+int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init, int nice)
 {
-    *pool = (worker_pool){.db_path = db_path, .worker_init = init, .public_max = count > 1 ? count - 1 : 1};
+    *pool =
+        (worker_pool){.db_path = db_path, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pool->threads = calloc(count, sizeof(*pool->threads));
@@ -156,6 +182,13 @@ void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max)
     pthread_mutex_unlock(&pool->lock);
 }
 
+void worker_pool_target(worker_pool *pool, uint64_t target_ms)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->target_ns = target_ms * 1000000u;
+    pthread_mutex_unlock(&pool->lock);
+}
+
 bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
 {
     job->lane = lane;
@@ -166,6 +199,8 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
         return false;
     }
     job->queued_stamp = metrics_pool_enqueued();
+    job->enqueued_ns = clock_ns();
+    job->late = false;
     lane_push(q, job);
     pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
