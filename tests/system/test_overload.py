@@ -182,7 +182,8 @@ def test_clients_that_leave_while_queued_cause_no_fill(deployment, tokens):
             assert is_miss(r), f"{p} was filled for a client that had gone: {cache_status(r)}"
             assert cache_status(client.get(p)) == HIT
     finally:
-        srv.stop(10)
+        rc = srv.stop(10)
+    assert rc == 0, srv.tail()
 
 
 # ---- editors first ----------------------------------------------------------------------------
@@ -231,4 +232,47 @@ def test_writes_succeed_during_a_read_flood(deployment, tokens):
         print(f"reads: {seen}; slowest save {max(times):.3f} s")
         assert max(times) < 2.0, f"a save waited {max(times):.2f} s behind the readers ({seen})"
     finally:
-        srv.stop(10)
+        rc = srv.stop(10)
+    assert rc == 0, srv.tail()
+
+
+# ---- the shed_rate budget ----------------------------------------------------------------------
+
+def test_a_read_flood_raises_the_shed_rate_alert(deployment, tokens):
+    """Readers flood a public lane of two places (as above) until the
+    shed_rate budget (5 %) raises its alert, read with an admin token — an
+    editors' lane request, answered during the flood (bounded: 15 s)."""
+    srv = deployment.server(name="overload-alert", args=[
+        "--workers", 2, "--queue-max", 2, "--budget-shed-rate", "0.05", "--alerts-window-s", 4,
+        "--alerts-min-requests", 5, "--alerts-interval-ms", 100, "--alerts-raise-after", 3,
+    ]).start()
+    stop = threading.Event()
+    statuses = {}
+
+    def reader(n):
+        i = 0
+        while not stop.is_set() and i < 20000:
+            status = get_timed(srv.port, f"/v1/main/content?tag=a{n}x{i}")[0]
+            statuses[status] = statuses.get(status, 0) + 1
+            i += 1
+
+    readers = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+    try:
+        wait_warmed(srv)
+        for t in readers:
+            t.start()
+        admin = srv.client(token=tokens["admin"])
+
+        def firing():
+            doc = assert_json(admin.get("/v1/alerts"), 200)
+            return [a for a in doc["active"] if a["quantity"] == "shed_rate"]
+
+        alert = poll(firing, timeout=15, interval=0.2, what="the shed_rate alert in /v1/alerts")
+        assert alert[0]["value"] > 0.05 and alert[0]["budget"] == 0.05, alert
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(30)
+        rc = srv.stop(10)
+    assert rc == 0, srv.tail()
+    assert statuses.get(503, 0) > 0, statuses
