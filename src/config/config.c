@@ -204,7 +204,8 @@ static const setting settings[] = {
     DOUBLE_ROW("budget.cls_p75", "budget-cls-p75", "STRATA_BUDGET_CLS_P75", budget_cls_p75, 0, 100, "0",
                "alert when the p75 of browsers' Cumulative Layout Shift is above this (0 = no budget)"),
     DOUBLE_ROW("budget.shed_rate", "budget-shed-rate", "STRATA_BUDGET_SHED_RATE", budget_shed_rate, 0, 1, "0",
-               "alert when the share of requests shed under overload (stale or 503) is above this (0..1; 0 = no budget)"),
+               "alert when the share of requests shed under overload (stale or 503) is above this "
+               "(0..1; 0 = no budget)"),
     {"alerts.interval_ms", "alerts-interval-ms", "STRATA_ALERTS_INTERVAL_MS", SETTING_INT, FIELD(alerts_interval_ms), 10,
      600000, "1000", false, "how often the budgets are evaluated"},
     {"alerts.window_s", "alerts-window-s", "STRATA_ALERTS_WINDOW_S", SETTING_INT, FIELD(alerts_window_s), 1, 86400,
