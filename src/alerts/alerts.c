@@ -38,7 +38,7 @@
 
 enum {
     SOURCES_MAX = 64,
-    BUDGETS_MAX = 8 + ALERT_ROUTE_BUDGETS_MAX,
+    BUDGETS_MAX = 9 + ALERT_ROUTE_BUDGETS_MAX, /* the fixed budgets and the route budgets */
     RECENT_MAX = 50,
     OUTBOX_MAX = 64,
     ALERT_ID_MAX = ALERT_QUANTITY_MAX + 24,
@@ -230,8 +230,10 @@ int alerts_configure(const strata_config *cfg, const http_route *routes, size_t 
     budget_add("lcp_p75_ms", cfg->budget_lcp_p75_ms, false, "ms");
     budget_add("inp_p75_ms", cfg->budget_inp_p75_ms, false, "ms");
     budget_add("cls_p75", cfg->budget_cls_p75, false, "");
+    budget_add("shed_rate", cfg->budget_shed_rate, false, "ratio");
     source_put("api_p95_ms", window_p95_ms, (void *)(uintptr_t)0, false);
     source_put("error_rate", window_error_rate, (void *)(uintptr_t)0, false);
+    source_put("shed_rate", window_shed_rate, (void *)(uintptr_t)0, false);
     source_put("memory_bytes", source_memory_bytes, NULL, false);
     source_put("hit_ratio", source_hit_ratio, NULL, false);
     source_put("db_query_ms", source_db_query_ms, NULL, false);

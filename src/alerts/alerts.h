@@ -15,6 +15,7 @@
  *     api_p95_ms            p95 of request time, every route together (ms)
  *     api_p95_ms:PATTERN    the same for one route pattern ("/v1/:site/content")
  *     error_rate            share of responses that were 5xx (0..1)
+ *     shed_rate             share of requests shed under load, answered stale or 503 (0..1)
  *     db_query_ms           database statement time (ms)
  *     hit_ratio             cache hit ratio (0..1): lower is bad, the budget is a floor
  *     memory_bytes          resident set size
@@ -23,7 +24,7 @@
  * Sources are plain functions, so whoever measures a quantity plugs it in
  * (alerts_register_source); a later registration of a name replaces an
  * earlier one. Built in, over the metrics core's counters (metrics.h):
- * api_p95_ms*, error_rate (window.c), db_query_ms (the mean statement
+ * api_p95_ms*, error_rate, shed_rate (window.c), db_query_ms (the mean statement
  * time), memory_bytes, hit_ratio (sources.c). The Web Vitals have none yet.
  * A budget whose quantity has no source, or whose source has too little
  * data (fewer than alerts.min_requests requests, lookups or statements in

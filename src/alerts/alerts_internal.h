@@ -23,6 +23,8 @@ int window_configure(int64_t window_ms, const alert_route_budget *budgets, size_
  * (void *)(uintptr_t): 0 for every route, 1 + i for budgets[i]. */
 bool window_p95_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
 bool window_error_rate(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
+/* Requests shed under load (answered stale or 503) over requests; track 0 only. */
+bool window_shed_rate(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
 
 /* ---- sources.c ---- */
 

@@ -1,6 +1,6 @@
 /*
- * window.c — request time and errors over a sliding window, read from the
- * metrics core (alerts_internal.h).
+ * window.c — request time, errors and shed requests over a sliding window,
+ * read from the metrics core (alerts_internal.h).
  *
  * The metrics core keeps, per route and method, cumulative request counts
  * by status class and a latency histogram, recorded per thread without a
@@ -29,6 +29,7 @@ enum { SNAPSHOTS = 32, TRACKS_MAX = 1 + ALERT_ROUTE_BUDGETS_MAX };
 typedef struct snapshot {
     int64_t at_ms;
     uint64_t requests, errors;
+    uint64_t shed; /* answered shed (every route together; 0 in route tracks) */
     hist *latency; /* owned; NULL until this slot of the ring is first used */
 } snapshot;
 
@@ -112,6 +113,8 @@ static void collect(int64_t now_ms)
         hist *latency = tr->now.latency;
         hist_reset(latency);
         tr->now = (snapshot){.at_ms = now_ms, .latency = latency};
+        if (tr->pattern[0] == '\0')
+            tr->now.shed = metrics_shed_answered();
         for (size_t i = 0; i < count; i++) {
             if (tr->pattern[0] != '\0' && strcmp(tr->pattern, routes[i].route) != 0)
                 continue;
@@ -139,10 +142,10 @@ static const snapshot *track_base(const track *tr, int64_t now_ms, int64_t windo
     return base;
 }
 
-/* The window's requests and errors (and, with latency, its histogram) of
- * the track ctx; false with too few requests. */
+/* The window's requests and errors (and, with latency, its histogram; with
+ * shed, its shed requests) of the track ctx; false with too few requests. */
 static bool track_window(void *ctx, int64_t now_ms, int64_t window_ms, uint64_t *requests, uint64_t *errors,
-                         hist *latency)
+                         hist *latency, uint64_t *shed)
 {
     size_t t = (size_t)(uintptr_t)ctx;
     if (!window.configured || t >= window.track_count)
@@ -158,6 +161,8 @@ static bool track_window(void *ctx, int64_t now_ms, int64_t window_ms, uint64_t 
         return false;
     if (latency != NULL)
         hist_diff(latency, tr->now.latency, base->latency);
+    if (shed != NULL)
+        *shed = tr->now.shed >= base->shed ? tr->now.shed - base->shed : 0;
     return true;
 }
 
@@ -165,7 +170,7 @@ bool window_p95_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
 {
     static hist latency; /* the evaluator's only: 21 KB off its stack */
     uint64_t requests, errors;
-    if (!track_window(ctx, now_ms, window_ms, &requests, &errors, &latency) || latency.total == 0)
+    if (!track_window(ctx, now_ms, window_ms, &requests, &errors, &latency, NULL) || latency.total == 0)
         return false;
     *value = (double)hist_quantile(&latency, 0.95) / 1000.0;
     return true;
@@ -174,8 +179,17 @@ bool window_p95_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
 bool window_error_rate(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
 {
     uint64_t requests, errors;
-    if (!track_window(ctx, now_ms, window_ms, &requests, &errors, NULL))
+    if (!track_window(ctx, now_ms, window_ms, &requests, &errors, NULL, NULL))
         return false;
     *value = (double)errors / (double)requests;
+    return true;
+}
+
+bool window_shed_rate(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
+{
+    uint64_t requests, errors, shed;
+    if (!track_window(ctx, now_ms, window_ms, &requests, &errors, NULL, &shed))
+        return false;
+    *value = (double)shed / (double)requests;
     return true;
 }

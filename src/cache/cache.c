@@ -995,3 +995,14 @@ void cache_get_stats(cache *c, uint32_t ns, cache_stats *out)
         pthread_mutex_unlock(&s->lock);
     }
 }
+
+/* ---- load shedding ---------------------------------------------------------- */
+
+bool cache_flight_has_waiters(cache *c, const cache_flight *flight)
+{
+    shard *s = shard_for(c, flight->hash);
+    pthread_mutex_lock(&s->lock);
+    bool waiting = flight->waiters != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return waiting;
+}

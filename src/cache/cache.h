@@ -156,6 +156,9 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
 /* Removes a waiter that gave up. True if it was still waiting (it will not
  * be called); false if it has already been called. */
 bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter *waiter);
+/* Whether anyone waits on the flight now (its leader's client left: is
+ * the fill still wanted?). The leader's flight is alive until it finishes. */
+bool cache_flight_has_waiters(cache *c, const cache_flight *flight);
 
 /* Inserts without a flight (write-through, warming). Fenced like a flight
  * that began at `epoch` (from cache_epoch before the data was read).

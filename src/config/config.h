@@ -45,6 +45,10 @@ typedef struct strata_config {
     int idle_timeout_ms;
     int shutdown_timeout_ms;
     char trusted_proxies[512]; /* addresses/CIDRs whose X-Forwarded-For is believed */
+    int queue_max;        /* jobs waiting for a worker, per lane (load shedding) */
+    int queue_timeout_ms; /* how long an anonymous request may wait for a worker */
+    int queue_target_ms;  /* …and, while the queue stands, how long it may have waited (CoDel) */
+    int worker_nice;      /* workers' CPU priority below the event loops' */
     /* [db] */
     char db_path[512];
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */
@@ -120,6 +124,7 @@ typedef struct strata_config {
     double budget_lcp_p75_ms;
     double budget_inp_p75_ms;
     double budget_cls_p75;
+    double budget_shed_rate;
     /* [alerts] */
     int alerts_interval_ms;
     int alerts_window_s;

@@ -25,8 +25,31 @@
  * job for the worker pool. A job carries a copy of the request, so a client
  * that disconnects while its job runs frees nothing a worker reads; its
  * tracker tells the job, and the result is dropped.
+ *
+ * Load shedding. Jobs of requests with Authorization go to the pool's
+ * editor lane, ahead of anonymous ones (worker_pool.h), bounded by
+ * server.queue_max and never timed: an editor's save is not shed because
+ * readers are many. An anonymous job (a miss's fill, a preview) goes to
+ * the public lane, bounded by server.queue_max, with a deadline of
+ * server.queue_timeout_ms to reach a worker. A job that does not fit, or
+ * is still waiting at its deadline — the loop's queue_timeout takes it
+ * back off the lane, and a worker that takes it late does not run it — or
+ * waited past server.queue_target_ms in a standing queue (worker_pool.h), is
+ * shed: its request is answered on the loop from the stale copy the miss
+ * found, if any (Cache-Status: fwd=stale), else with 503, Retry-After and
+ * a problem+json detail; its flight ends empty, so its waiters answer
+ * alone (and, once older than the deadline themselves, are shed too).
+ *
+ * A read whose client has gone before a worker takes it is not run unless
+ * someone else waits for its fill (its flight has waiters): the tracker
+ * marks it when h2o lets the request go (an HTTP/2 stream reset), and,
+ * since HTTP/1 in h2o reads nothing while a request is processed, a
+ * probe every QUEUE_PROBE_MS peeks at each queued HTTP/1 client's socket
+ * for its end. A write whose client has gone still runs: its client may
+ * have sent it and died, and it will look for the result.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +58,8 @@
 #include "http/ratelimit.h"
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
+
+#define QUEUE_PROBE_MS 50 /* how often queued HTTP/1 clients are looked at */
 
 struct job {
     pool_job super;                 /* worker queue link */
@@ -71,6 +96,13 @@ struct job {
     /* periodic work */
     void (*task)(store_t *store);
     bool *task_running;
+    /* load shedding */
+    h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
+    h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise */
+    uint64_t deadline_ns;         /* a worker taking it later does not run it; 0: none */
+    atomic_bool client_gone;      /* set on the loop, read by the worker */
+    bool shed;
+    metrics_shed_reason shed_reason;
 };
 
 struct waiter {
@@ -270,20 +302,50 @@ static void send_response(h2o_req_t *req, const char *request_id, const http_req
     h2o_send_inline(req, res->body != NULL ? res->body : "", res->body_len);
 }
 
-/* A problem answered on the loop thread, before any copy of the request. */
-static void send_problem(h2o_req_t *req, request_tracker *t, int status, const char *code, const char *detail,
-                         const char *allow)
+/* A problem answered on the loop thread, before any copy of the request,
+ * with one more header if header_name is not NULL. */
+static void send_problem_with(h2o_req_t *req, request_tracker *t, int status, const char *code, const char *detail,
+                              const char *header_name, const char *header_value)
 {
     http_request rq = {0};
     http_response res = {0};
     memcpy(rq.request_id, t->request_id, sizeof(rq.request_id));
     rq.path = copy_iovec(req->path.base, path_length(req));
     http_problem(&res, &rq, status, code, "%s", detail);
-    if (allow != NULL)
-        http_response_header(&res, "allow", "%s", allow);
+    if (header_name != NULL)
+        http_response_header(&res, header_name, "%s", header_value);
     send_response(req, t->request_id, &rq, &res);
     http_response_free(&res);
     request_free(&rq);
+}
+
+static void send_problem(h2o_req_t *req, request_tracker *t, int status, const char *code, const char *detail,
+                         const char *allow)
+{
+    send_problem_with(req, t, status, code, detail, allow != NULL ? "allow" : NULL, allow);
+}
+
+/* 503 for a request shed under load: Retry-After is the queue's deadline,
+ * rounded up to a second (by then the queue has turned over). */
+static void send_overloaded(h2o_req_t *req, request_tracker *t, const strata_config *cfg, metrics_shed_reason reason)
+{
+    int retry_s = (cfg->queue_timeout_ms + 999) / 1000;
+    char detail[200], retry[16];
+    if (reason == METRICS_SHED_QUEUE_FULL)
+        snprintf(detail, sizeof(detail),
+                 "the server is overloaded: %d requests already wait for the database (server.queue_max); "
+                 "retry after %d s",
+                 cfg->queue_max, retry_s);
+    else if (reason == METRICS_SHED_DEADLINE)
+        snprintf(detail, sizeof(detail),
+                 "the server is overloaded: the request could not start in time for the database "
+                 "(server.queue_timeout_ms %d ms; server.queue_target_ms %d ms while requests queue); "
+                 "retry after %d s",
+                 cfg->queue_timeout_ms, cfg->queue_target_ms, retry_s);
+    else
+        snprintf(detail, sizeof(detail), "the client closed its connection before the request started");
+    snprintf(retry, sizeof(retry), "%d", retry_s);
+    send_problem_with(req, t, 503, "overloaded", detail, "retry-after", retry);
 }
 
 static void allow_header_value(unsigned methods, char *out, size_t size)
@@ -312,10 +374,43 @@ static void job_free(job *j)
     free(j);
 }
 
+/* Any thread: whether the job's work is still wanted by someone — a
+ * write always is; a read while its client is there, or while another
+ * request waits on its flight. */
+static bool job_wanted(job *j)
+{
+    if (j->task != NULL || !atomic_load_explicit(&j->client_gone, memory_order_relaxed))
+        return true;
+    if (j->rq.method != HTTP_GET && j->rq.method != HTTP_HEAD)
+        return true;
+    return j->flight != NULL && cache_flight_has_waiters(rc_cache(), j->flight);
+}
+
+/* Worker thread: true, with the job marked shed and its flight ended
+ * empty, when it must not run (past its deadline, or nobody wants it). */
+static bool job_skip(job *j)
+{
+    if (j->super.late || (j->deadline_ns != 0 && rc_now_ns() > j->deadline_ns))
+        j->shed_reason = METRICS_SHED_DEADLINE;
+    else if (!job_wanted(j))
+        j->shed_reason = METRICS_SHED_CLIENT_GONE;
+    else
+        return false;
+    j->shed = true;
+    if (j->flight != NULL)
+        cache_flight_finish(rc_cache(), j->flight, NULL, rc_now_ms(), NULL);
+    j->flight = NULL;
+    return true;
+}
+
 /* Worker thread. */
 static void job_run(pool_job *pj, store_t *store)
 {
     job *j = H2O_STRUCT_FROM_MEMBER(job, super, pj);
+    if (job_skip(j)) {
+        h2o_multithread_send_message(&j->owner->jobs_done, &j->done);
+        return;
+    }
     if (j->task != NULL) {
         j->task(store);
     } else {
@@ -351,10 +446,12 @@ static job *job_new(loop_thread *lt, const http_route *route)
     return j;
 }
 
+static void job_enqueue(job *j);
+
 static void job_submit(job *j)
 {
     j->owner->jobs_outstanding++;
-    worker_pool_submit(&j->owner->srv->pool, &j->super);
+    job_enqueue(j);
 }
 
 static void fill_start(job *j);
@@ -411,14 +508,34 @@ static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker 
     return true;
 }
 
+/* The answer of a shed job's request: its stale copy, or 503. */
+static void answer_shed(job *j)
+{
+    request_tracker *t = j->tracker;
+    t->job = NULL;
+    if (j->stale != NULL)
+        rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
+    else
+        send_overloaded(j->req, t, j->owner->srv->cfg, j->shed_reason);
+}
+
 /* Answers the job's request, if it still waits, and hands the L2 what the
  * fill owes it. Loop thread; the job is freed. */
 static void job_complete(job *j)
 {
     loop_thread *lt = j->owner;
+    if (h2o_timeout_is_linked(&j->deadline))
+        h2o_timeout_unlink(&j->deadline);
+    if (h2o_linklist_is_linked(&j->queued_link))
+        h2o_linklist_unlink(&j->queued_link);
     if (j->task_running != NULL)
         *j->task_running = false;
-    if (j->req != NULL) {
+    if (j->shed && (j->req != NULL || j->shed_reason == METRICS_SHED_CLIENT_GONE))
+        metrics_shed(j->rq.route_id, j->shed_reason);
+    if (j->shed) {
+        if (j->req != NULL)
+            answer_shed(j);
+    } else if (j->req != NULL) {
         request_tracker *t = j->tracker;
         t->job = NULL;
         if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
@@ -464,7 +581,110 @@ static void on_fill_lookup(void *ctx, const l2_result *r);
 
 static void fill_from_database(job *j)
 {
-    worker_pool_submit(&j->owner->srv->pool, &j->super);
+    job_enqueue(j);
+}
+
+/* ---- load shedding (see the top of the file) ------------------------------------------ */
+
+/* Loop thread: ends a job that will not run (its flight empty), answering
+ * its request as shed. */
+static void job_shed(job *j, metrics_shed_reason reason)
+{
+    if (j->flight != NULL)
+        cache_flight_finish(rc_cache(), j->flight, NULL, rc_now_ms(), NULL);
+    j->flight = NULL;
+    j->shed = true;
+    j->shed_reason = reason;
+    job_complete(j);
+}
+
+static void on_job_deadline(h2o_timeout_entry_t *entry)
+{
+    job *j = H2O_STRUCT_FROM_MEMBER(job, deadline, entry);
+    if (worker_pool_cancel(&j->owner->srv->pool, &j->super))
+        job_shed(j, METRICS_SHED_DEADLINE);
+    /* else a worker has it: it runs, or finds it late and sends it back */
+}
+
+/* Loop thread: the client of a queued job is gone. Taken back and ended
+ * at once if nobody wants it; otherwise the worker decides. */
+static void job_client_gone(job *j)
+{
+    atomic_store_explicit(&j->client_gone, true, memory_order_relaxed);
+    if (!job_wanted(j) && worker_pool_cancel(&j->owner->srv->pool, &j->super))
+        job_shed(j, METRICS_SHED_CLIENT_GONE);
+}
+
+/* Whether an HTTP/1 client has closed its connection (or it broke):
+ * h2o reads nothing from it while its request is processed, so peek. */
+static bool http1_client_gone(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return false;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return false;
+    char byte;
+    ssize_t n = recv(h2o_socket_get_fd(sock), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void on_queue_probe(h2o_timeout_entry_t *entry)
+{
+    loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, queue_probe, entry);
+    h2o_linklist_t *node = lt->queued_jobs.next;
+    while (node != &lt->queued_jobs) {
+        job *j = H2O_STRUCT_FROM_MEMBER(job, queued_link, node);
+        node = node->next; /* j may be freed */
+        if (j->req != NULL && !atomic_load_explicit(&j->client_gone, memory_order_relaxed) && http1_client_gone(j->req))
+            job_client_gone(j);
+    }
+    if (!h2o_linklist_is_empty(&lt->queued_jobs))
+        h2o_timeout_link(lt->ctx.loop, &lt->queue_probe_timeout, &lt->queue_probe);
+}
+
+static pool_lane job_lane(const job *j)
+{
+    if (j->task != NULL)
+        return POOL_TASK;
+    return j->rq.authorization != NULL ? POOL_EDITOR : POOL_PUBLIC;
+}
+
+/* Loop thread: gives the job to the pool, or sheds it when its lane is
+ * full. An anonymous job gets its deadline and a place in the probe's list. */
+static void job_enqueue(job *j)
+{
+    loop_thread *lt = j->owner;
+    pool_lane lane = job_lane(j);
+    bool timed = lane == POOL_PUBLIC;
+    j->deadline_ns = timed ? rc_now_ns() + (uint64_t)lt->srv->cfg->queue_timeout_ms * 1000000u : 0;
+    if (!worker_pool_submit(&lt->srv->pool, &j->super, lane)) {
+        job_shed(j, METRICS_SHED_QUEUE_FULL);
+        return;
+    }
+    if (!timed)
+        return;
+    j->deadline.cb = on_job_deadline;
+    h2o_timeout_link(lt->ctx.loop, &lt->queue_timeout, &j->deadline);
+    h2o_linklist_insert(&lt->queued_jobs, &j->queued_link);
+    if (!h2o_timeout_is_linked(&lt->queue_probe))
+        h2o_timeout_link(lt->ctx.loop, &lt->queue_probe_timeout, &lt->queue_probe);
+}
+
+void request_loop_init(loop_thread *lt)
+{
+    h2o_timeout_init(lt->ctx.loop, &lt->queue_timeout, (uint64_t)lt->srv->cfg->queue_timeout_ms);
+    h2o_timeout_init(lt->ctx.loop, &lt->queue_probe_timeout, QUEUE_PROBE_MS);
+    h2o_linklist_init_anchor(&lt->queued_jobs);
+    lt->queue_probe.cb = on_queue_probe;
+}
+
+void request_loop_dispose(loop_thread *lt)
+{
+    if (h2o_timeout_is_linked(&lt->queue_probe))
+        h2o_timeout_unlink(&lt->queue_probe);
+    h2o_timeout_dispose(lt->ctx.loop, &lt->queue_probe_timeout);
+    h2o_timeout_dispose(lt->ctx.loop, &lt->queue_timeout);
 }
 
 /* Answers the request now with `e` (taking it over) while the job goes
@@ -604,7 +824,7 @@ void request_submit_detached_task(server *srv, void (*task)(store_t *store))
     if (j == NULL)
         return;
     j->task = task;
-    worker_pool_submit(&srv->pool, &j->super);
+    worker_pool_submit(&srv->pool, &j->super, POOL_TASK);
 }
 
 /* ---- waiters (requests collapsed onto another's fill) ------------------------------------ */
@@ -624,15 +844,21 @@ static void on_waiter_called(cache_waiter *cw, cache_entry *e)
     h2o_multithread_send_message(&w->owner->waiters_done, &w->done);
 }
 
-/* The waiter's request is alive and nobody will call it: answer it. */
+/* The waiter's request is alive and nobody will call it: answer it. One
+ * that has already waited longer than a job may is shed, not queued. */
 static void waiter_answer_alone(waiter *w)
 {
     request_tracker *t = w->tracker;
+    const strata_config *cfg = w->owner->srv->cfg;
     t->waiter = NULL;
-    if (w->stale != NULL)
+    if (w->stale != NULL) {
         rc_send(w->req, t->request_id, &w->stale, RC_FAILSAFE, t->started_ns);
-    else
+    } else if (rc_now_ns() - t->started_ns > (uint64_t)cfg->queue_timeout_ms * 1000000u) {
+        metrics_shed(w->route_index, METRICS_SHED_DEADLINE);
+        send_overloaded(w->req, t, cfg, METRICS_SHED_DEADLINE);
+    } else {
         submit_request_job(w->owner, w->req, t, w->route_index, &w->caps, true, NULL, NULL, NULL);
+    }
 }
 
 void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -681,8 +907,10 @@ static void on_request_disposed(void *p)
     t->owner->active_requests--;
     protocol_guard_stream_disposed(t->req);
     conn_guard_request_done(t->req);
-    if (t->job != NULL)
+    if (t->job != NULL) {
         t->job->req = NULL;
+        job_client_gone(t->job);
+    }
     waiter *w = t->waiter;
     if (w != NULL) {
         w->req = NULL;

@@ -249,6 +249,7 @@ static int loop_init(server *srv, loop_thread *lt, int index)
     h2o_multithread_register_receiver(lt->ctx.queue, &lt->control, on_control);
     h2o_timeout_init(lt->ctx.loop, &lt->coalesce_timeout, (uint64_t)srv->cfg->cache_coalesce_timeout_ms);
     h2o_timeout_init(lt->ctx.loop, &lt->l2_poll_timeout, L2_POLL_MS);
+    request_loop_init(lt);
     if (rc_l2() != NULL && (lt->l2 = l2_conn_open(rc_l2(), lt->ctx.loop)) == NULL)
         return -1;
     for (size_t i = 0; index == 0 && i < srv->app->periodic_count && i < MAX_PERIODIC; i++) {
@@ -289,6 +290,7 @@ static void loop_dispose(loop_thread *lt)
     conn_guard_loop_dispose(lt);
     l2_conn_close(&lt->l2);
     h2o_timeout_dispose(lt->ctx.loop, &lt->l2_poll_timeout);
+    request_loop_dispose(lt);
     h2o_evloop_run(lt->ctx.loop, 0); /* the closed sockets are freed */
     /* h2o's HTTP/2 graceful-shutdown timer (GOAWAY resend) may still be
      * armed; a context cannot be disposed with a linked timer. */
@@ -405,12 +407,15 @@ int http_serve(strata_config *cfg, const http_app *app)
         conn_guard_dispose();
         return 1;
     }
-    if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init) != 0) {
+    if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init, cfg->worker_nice) != 0) {
         log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_path);
         conn_guard_dispose();
         rc_dispose();
         return 1;
     }
+    worker_pool_limit(&srv.pool, POOL_PUBLIC, (size_t)cfg->queue_max);
+    worker_pool_limit(&srv.pool, POOL_EDITOR, (size_t)cfg->queue_max);
+    worker_pool_target(&srv.pool, (uint64_t)cfg->queue_target_ms);
     configure_h2o(&srv);
 
     srv.loop_count = config_thread_count(cfg);

@@ -70,6 +70,10 @@ struct loop_thread {
     h2o_timeout_t coalesce_timeout; /* how long a waiter waits for a fill */
     l2_conn *l2;                    /* this loop's Redis connections; NULL without an L2 */
     h2o_timeout_t l2_poll_timeout;  /* between looks at a key another instance fills */
+    h2o_timeout_t queue_timeout;    /* an anonymous job's wait for a worker (server.queue_timeout_ms) */
+    h2o_timeout_t queue_probe_timeout; /* between looks at queued jobs' HTTP/1 clients */
+    h2o_timeout_entry_t queue_probe;
+    h2o_linklist_t queued_jobs; /* this loop's anonymous jobs given to the pool, not yet returned */
     size_t active_requests;         /* requests whose h2o memory is alive */
     size_t jobs_outstanding;        /* jobs submitted and not yet returned */
     uint64_t request_seq;
@@ -131,6 +135,9 @@ unsigned request_method_index(h2o_iovec_t method);
 void request_id_generate(loop_thread *lt, char out[HTTP_REQUEST_ID_MAX + 1]);
 /* The client's X-Request-Id when it is sane, else a new one. */
 void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID_MAX + 1]);
+/* A loop's load-shedding timers, on its own thread (request.c). */
+void request_loop_init(loop_thread *lt);
+void request_loop_dispose(loop_thread *lt);
 
 /* filters.c */
 void filters_register(h2o_pathconf_t *pathconf);

@@ -1,24 +1,103 @@
 /*
  * worker_pool.c — the database worker threads (see worker_pool.h).
  *
- * Stopping drains: a worker exits only when the queue is empty and stopping
- * is set, so every job submitted before worker_pool_stop runs to the end and
- * an acknowledged write is never abandoned half way.
+ * A lane is a doubly linked list, so a job whose deadline passes while it
+ * waits is taken back in O(1) (worker_pool_cancel) by the loop that timed
+ * it out. A worker picks with lane_pick: the head of the first lane in
+ * order with a job, skipping the public lane while public_max workers
+ * already run public jobs, and marking a public job late when its lane
+ * has stood non-empty for POOL_STANDING_MS and the job waited past the
+ * target. A worker that ends a public job wakes the others, since one of
+ * them may have been passed over by that cap.
+ *
+ * Stopping drains: a worker exits only when every lane is empty and
+ * stopping is set, so every job submitted before worker_pool_stop runs to
+ * the end and an acknowledged write is never abandoned half way.
  */
 #include "http/worker_pool.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "metrics/metrics.h"
 
-typedef struct worker_start {
-    worker_pool *pool;
-} worker_start;
-
-static void *worker_main(void *arg)
+static uint64_t clock_ns(void)
 {
-    worker_pool *pool = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lane_push(pool_queue *q, pool_job *job)
+{
+    if (q->head == NULL)
+        q->last_empty_ns = clock_ns();
+    job->next = NULL;
+    job->prev = q->tail;
+    if (q->tail != NULL)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->length++;
+    job->queued = true;
+}
+
+static void lane_remove(pool_queue *q, pool_job *job)
+{
+    if (job->prev != NULL)
+        job->prev->next = job->next;
+    else
+        q->head = job->next;
+    if (job->next != NULL)
+        job->next->prev = job->prev;
+    else
+        q->tail = job->prev;
+    q->length--;
+    job->next = job->prev = NULL;
+    job->queued = false;
+}
+
+/* The job a worker should take now, off its lane; NULL if none may run. */
+static pool_job *lane_pick(worker_pool *pool)
+{
+    for (int lane = 0; lane < POOL_LANES; lane++) {
+        pool_queue *q = &pool->lanes[lane];
+        if (q->head == NULL || (lane == POOL_PUBLIC && pool->public_running >= pool->public_max))
+            continue;
+        pool_job *job = q->head;
+        if (lane == POOL_PUBLIC) {
+            uint64_t now = clock_ns();
+            bool standing = now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
+            job->late = standing && pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
+            pool->public_running++;
+        }
+        lane_remove(q, job);
+        if (q->head == NULL)
+            q->last_empty_ns = clock_ns();
+        return job;
+    }
+    return NULL;
+}
+
+static bool lanes_empty(const worker_pool *pool)
+{
+    for (int lane = 0; lane < POOL_LANES; lane++)
+        if (pool->lanes[lane].head != NULL)
+            return false;
+    return true;
+}
+
+static store_t *worker_open(worker_pool *pool)
+{
+    /* per thread on Linux: setpriority on the thread's id */
+    if (pool->nice != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + pool->nice) != 0)
+        log_event(LOG_WARN, "a database worker could not lower its CPU priority");
     store_t *store = NULL;
     int rc = store_open(pool->db_path, &store);
     if (rc == STORE_OK && pool->worker_init != NULL && pool->worker_init(store) != 0)
@@ -33,39 +112,46 @@ static void *worker_main(void *arg)
         pool->start_error = rc;
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
-    if (rc != STORE_OK) {
+    if (rc != STORE_OK)
         store_close(&store);
-        return NULL;
-    }
+    return store;
+}
 
+static void *worker_main(void *arg)
+{
+    worker_pool *pool = arg;
+    store_t *store = worker_open(pool);
+    if (store == NULL)
+        return NULL;
     for (;;) {
         pthread_mutex_lock(&pool->lock);
-        while (pool->head == NULL && !pool->stopping)
+        pool_job *job;
+        while ((job = lane_pick(pool)) == NULL && !(pool->stopping && lanes_empty(pool)))
             pthread_cond_wait(&pool->wake, &pool->lock);
-        pool_job *job = pool->head;
-        if (job == NULL) { /* stopping and drained */
-            pthread_mutex_unlock(&pool->lock);
-            break;
-        }
-        pool->head = job->next;
-        if (pool->head == NULL)
-            pool->tail = NULL;
-        pool->queued--;
         pthread_mutex_unlock(&pool->lock);
-        job->next = NULL;
+        if (job == NULL) /* stopping and drained */
+            break;
+        bool public = job->lane == POOL_PUBLIC;
         uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
         metrics_pool_started(stamp);
         job->run(job, store);
         if (stamp != 0)
             metrics_pool_finished();
+        if (public) {
+            pthread_mutex_lock(&pool->lock);
+            pool->public_running--;
+            pthread_cond_broadcast(&pool->wake);
+            pthread_mutex_unlock(&pool->lock);
+        }
     }
     store_close(&store);
     return NULL;
 }
 
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init)
+int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init, int nice)
 {
-    *pool = (worker_pool){.db_path = db_path, .worker_init = init};
+    *pool =
+        (worker_pool){.db_path = db_path, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pool->threads = calloc(count, sizeof(*pool->threads));
@@ -89,19 +175,48 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool
     return 0;
 }
 
-void worker_pool_submit(worker_pool *pool, pool_job *job)
+void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max)
 {
-    job->next = NULL;
-    job->queued_stamp = metrics_pool_enqueued();
     pthread_mutex_lock(&pool->lock);
-    if (pool->tail != NULL)
-        pool->tail->next = job;
-    else
-        pool->head = job;
-    pool->tail = job;
-    pool->queued++;
+    pool->lanes[lane].max = lane == POOL_TASK ? 0 : max;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void worker_pool_target(worker_pool *pool, uint64_t target_ms)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->target_ns = target_ms * 1000000u;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
+{
+    job->lane = lane;
+    pthread_mutex_lock(&pool->lock);
+    pool_queue *q = &pool->lanes[lane];
+    if (q->max != 0 && q->length >= q->max) {
+        pthread_mutex_unlock(&pool->lock);
+        return false;
+    }
+    job->queued_stamp = metrics_pool_enqueued();
+    job->enqueued_ns = clock_ns();
+    job->late = false;
+    lane_push(q, job);
     pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
+    return true;
+}
+
+bool worker_pool_cancel(worker_pool *pool, pool_job *job)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool queued = job->queued;
+    if (queued)
+        lane_remove(&pool->lanes[job->lane], job);
+    pthread_mutex_unlock(&pool->lock);
+    if (queued && job->queued_stamp != 0)
+        metrics_pool_dequeued();
+    return queued;
 }
 
 void worker_pool_stop(worker_pool *pool)

@@ -1,11 +1,39 @@
 /*
  * worker_pool.h — internal to src/http: threads that run database work.
  *
- * A FIFO of jobs under one mutex and condition variable. Each worker opens
- * its own store_t at start and keeps it for life (SQLite connections are
- * per-thread here). The pool knows nothing of HTTP: a job is a function and
- * an argument; completion is the job's own business (the server hands it
- * back to its loop thread).
+ * Jobs wait in lanes under one mutex and condition variable; a worker
+ * takes the oldest job of the first lane that has one, in lane order:
+ *
+ *   POOL_EDITOR  requests with Authorization (editors' reads and writes)
+ *   POOL_TASK    the server's own work (periodic tasks, start-up, flushes)
+ *   POOL_PUBLIC  anonymous requests (cache misses, previews)
+ *
+ * so a flood of public misses never stands in front of an editor's save,
+ * and, with two or more workers, public jobs run on at most all but one
+ * of them: one worker is always free for the other lanes, even while
+ * every public job is slow. A lane may be bounded (worker_pool_limit): a
+ * job that does not fit is refused at once, never queued; the task lane
+ * is never bounded (a final flush must not be dropped).
+ *
+ * Every lane is first in, first out. The public lane also tells a standing
+ * queue from a burst, as CoDel does (and Facebook's "Fail at Scale"): once
+ * it has not been empty for POOL_STANDING_MS, a job that has waited longer
+ * than the target (worker_pool_target) is handed to the worker marked
+ * `late`, for the caller to shed instead of run. A burst that drains is
+ * served whole, within the caller's own deadline; under sustained
+ * overload no job waits more than the target, so answered requests stay
+ * fast and the rest are refused quickly instead of waiting the whole
+ * queue.
+ *
+ * Workers run at a lower CPU priority than the rest of the process
+ * (worker_pool_start's nice): with an embedded database a fill is CPU
+ * work, and the event loops answering cache hits must not wait for CPU
+ * behind it.
+ *
+ * Each worker opens its own store_t at start and keeps it for life
+ * (SQLite connections are per-thread here). The pool knows nothing of
+ * HTTP: a job is a function and an argument; completion, deadlines and
+ * what to do with a refused job are the caller's business.
  */
 #ifndef STRATA_HTTP_WORKER_POOL_H
 #define STRATA_HTTP_WORKER_POOL_H
@@ -17,20 +45,37 @@
 
 #include "store/store.h"
 
+typedef enum pool_lane { POOL_EDITOR, POOL_TASK, POOL_PUBLIC, POOL_LANES } pool_lane;
+
 typedef struct pool_job pool_job;
 struct pool_job {
-    pool_job *next;
+    pool_job *next, *prev; /* the lane's list, under the pool's lock */
     void (*run)(pool_job *job, store_t *store);
     uint64_t queued_stamp; /* metrics: when it was queued (0: not measured) */
+    uint64_t enqueued_ns;  /* CLOCK_MONOTONIC */
+    pool_lane lane;
+    bool queued; /* on a lane's list (under the pool's lock) */
+    bool late;   /* taken from a standing public queue after the target: shed it */
 };
 
 typedef int (*pool_worker_init_fn)(store_t *store);
 
+typedef struct pool_queue {
+    pool_job *head, *tail;
+    size_t length;
+    size_t max;             /* 0: unbounded */
+    uint64_t last_empty_ns; /* when it was last seen empty (CLOCK_MONOTONIC) */
+} pool_queue;
+
+#define POOL_STANDING_MS 100
+
 typedef struct worker_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    pool_job *head, *tail;
-    size_t queued;
+    pool_queue lanes[POOL_LANES];
+    size_t public_running; /* workers running a POOL_PUBLIC job */
+    size_t public_max;     /* all workers but one (when there are two or more) */
+    uint64_t target_ns;    /* a standing public queue's longest wait; 0: none */
     bool stopping;
     pthread_t *threads;
     size_t thread_count;
@@ -38,13 +83,23 @@ typedef struct worker_pool {
     int start_error; /* first worker's open failure, if any */
     const char *db_path;
     pool_worker_init_fn worker_init;
+    int nice; /* added to each worker thread's nice value */
 } worker_pool;
 
-/* Starts count workers, each opening db_path; waits until every one has
- * opened its connection. 0, or -1 if a connection could not be opened. */
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init);
-/* Queues a job; never blocks on the database. */
-void worker_pool_submit(worker_pool *pool, pool_job *job);
+/* Starts count workers, each opening db_path, each `nice` steps below the
+ * process's CPU priority (0: the same); waits until every one has opened
+ * its connection. 0, or -1 if a connection could not be opened. */
+int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init, int nice);
+/* Bounds a lane to max waiting jobs (0: unbounded; the task lane always is). */
+void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max);
+/* A standing public queue's target wait (see above); 0: none. */
+void worker_pool_target(worker_pool *pool, uint64_t target_ms);
+/* Queues a job on its lane; never blocks on the database. False, with
+ * nothing queued, when the lane is full. */
+bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
+/* Takes a job back off its lane if no worker has taken it yet: true, and
+ * the job is the caller's again; false, and a worker runs it (or has). */
+bool worker_pool_cancel(worker_pool *pool, pool_job *job);
 /* Runs every queued job, then joins the workers and closes their stores. */
 void worker_pool_stop(worker_pool *pool);
 

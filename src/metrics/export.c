@@ -314,6 +314,19 @@ static void export_pool(prom *p)
     prom_histogram(p, "strata_worker_pool_queue_wait_seconds", NULL, 0, &pool.wait);
 }
 
+static void export_shed(prom *p)
+{
+    size_t n = 0;
+    metrics_shed_sample *shed = metrics_shed_collect(&n);
+    prom_family(p, "strata_http_shed_total", "counter",
+                "Requests shed under load, by route and reason: queue_full and deadline were answered stale or 503; "
+                "client_gone were reads not run because their client had left.");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(p, "strata_http_shed_total", LABELS("route", shed[i].route, "reason", shed[i].reason),
+                    (double)shed[i].count);
+    free(shed);
+}
+
 static void export_jobs(prom *p, store_t *st)
 {
     json_t *jobs = jobs_stats(st);
@@ -370,6 +383,7 @@ char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
         export_cache(&p, sites, all);
     export_db(&p);
     export_pool(&p);
+    export_shed(&p);
     pthread_mutex_unlock(&export_lock);
     export_jobs(&p, st);
     export_connections(&p);
@@ -489,6 +503,24 @@ static json_t *pool_json(void)
                      latency_json(&pool.wait));
 }
 
+/* {"answered": n, "client_gone": n, "routes": [{"route","reason","count"}…]} */
+static json_t *shed_json(void)
+{
+    size_t n = 0;
+    metrics_shed_sample *shed = metrics_shed_collect(&n);
+    json_t *routes = json_array();
+    uint64_t gone = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(shed[i].reason, "client_gone") == 0)
+            gone += shed[i].count;
+        json_array_append_new(routes, json_pack("{s:s, s:s, s:I}", "route", shed[i].route, "reason", shed[i].reason,
+                                                "count", (json_int_t)shed[i].count));
+    }
+    free(shed);
+    return json_pack("{s:I, s:I, s:o}", "answered", (json_int_t)metrics_shed_answered(), "client_gone",
+                     (json_int_t)gone, "routes", routes);
+}
+
 json_t *metrics_summary_json(store_t *st)
 {
     json_t *all = NULL, *sites = cache_by_site(st, &all);
@@ -501,6 +533,8 @@ json_t *metrics_summary_json(store_t *st)
                   metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",
                   jobs != NULL ? jobs : json_null(), "memory", "rss_bytes", (json_int_t)metrics_rss_bytes(),
                   "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
+    if (out != NULL)
+        json_object_set_new(out, "shed", shed_json());
     json_decref(sites);
     json_decref(all);
     return out;

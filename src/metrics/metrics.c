@@ -85,6 +85,7 @@ static struct {
     /* pool */
     size_t pool_workers;
     int64_t pool_busy, pool_queued;
+    uint64_t *shed; /* [(route_count + 1) · METRICS_SHED_REASONS], atomic */
     /* slow ring: next is where the next one goes */
     slow_query slow[METRICS_SLOW_RING];
     size_t slow_next;
@@ -115,6 +116,9 @@ int metrics_init(const strata_config *cfg, const char *const *route_patterns, si
                 m.routes[i] = route_patterns[i];
             m.routes[route_count] = METRICS_UNMATCHED;
             m.route_count = route_count;
+            m.shed = calloc((route_count + 1) * METRICS_SHED_REASONS, sizeof(*m.shed));
+            if (m.shed == NULL)
+                rc = -1;
             m.started_ns = metrics_now_ns();
         }
     }
@@ -252,6 +256,11 @@ void metrics_pool_finished(void)
     __atomic_fetch_sub(&m.pool_busy, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_pool_dequeued(void)
+{
+    __atomic_fetch_sub(&m.pool_queued, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_pool_collect(metrics_pool_sample *out)
 {
     memset(out, 0, sizeof(*out));
@@ -265,6 +274,50 @@ void metrics_pool_collect(metrics_pool_sample *out)
             hist_merge(&out->wait, h);
     }
     pthread_mutex_unlock(&m.lock);
+}
+
+/* ---- load shedding ----------------------------------------------------------------------- */
+
+/* Shedding happens under overload only, so one process-wide counter per
+ * route and reason, bumped atomically, costs nothing worth a shard. */
+static const char *const shed_reason_names[METRICS_SHED_REASONS] = {"queue_full", "deadline", "client_gone"};
+
+void metrics_shed(int route, metrics_shed_reason reason)
+{
+    if (!metrics_on || m.shed == NULL || (unsigned)reason >= METRICS_SHED_REASONS)
+        return;
+    size_t r = route >= 0 && (size_t)route < m.route_count ? (size_t)route : m.route_count;
+    __atomic_fetch_add(&m.shed[r * METRICS_SHED_REASONS + reason], 1, __ATOMIC_RELAXED);
+}
+
+metrics_shed_sample *metrics_shed_collect(size_t *count)
+{
+    *count = 0;
+    if (m.shed == NULL)
+        return NULL;
+    size_t n = 0, cap = (m.route_count + 1) * METRICS_SHED_REASONS;
+    metrics_shed_sample *out = calloc(cap, sizeof(*out));
+    for (size_t i = 0; out != NULL && i < cap; i++) {
+        uint64_t v = __atomic_load_n(&m.shed[i], __ATOMIC_RELAXED);
+        if (v != 0)
+            out[n++] = (metrics_shed_sample){m.routes[i / METRICS_SHED_REASONS],
+                                             shed_reason_names[i % METRICS_SHED_REASONS], v};
+    }
+    if (out != NULL && n == 0) {
+        free(out);
+        out = NULL;
+    }
+    *count = n;
+    return out;
+}
+
+uint64_t metrics_shed_answered(void)
+{
+    uint64_t total = 0;
+    for (size_t r = 0; m.shed != NULL && r <= m.route_count; r++)
+        total += __atomic_load_n(&m.shed[r * METRICS_SHED_REASONS + METRICS_SHED_QUEUE_FULL], __ATOMIC_RELAXED) +
+                 __atomic_load_n(&m.shed[r * METRICS_SHED_REASONS + METRICS_SHED_DEADLINE], __ATOMIC_RELAXED);
+    return total;
 }
 
 /* ---- statements ------------------------------------------------------------------------- */

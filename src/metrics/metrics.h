@@ -63,6 +63,20 @@ void metrics_pool_workers(size_t count);
 uint64_t metrics_pool_enqueued(void);
 void metrics_pool_started(uint64_t stamp);
 void metrics_pool_finished(void);
+/* A queued job taken back before any worker took it (its deadline passed). */
+void metrics_pool_dequeued(void);
+
+/* Load shedding (src/http/request.c): a request answered without its
+ * job, from a stale copy or with 503, because its lane was full or it
+ * could not start before its deadline; or a read whose fill was skipped
+ * because its client had gone before a worker took it. */
+typedef enum metrics_shed_reason {
+    METRICS_SHED_QUEUE_FULL,
+    METRICS_SHED_DEADLINE,
+    METRICS_SHED_CLIENT_GONE,
+    METRICS_SHED_REASONS
+} metrics_shed_reason;
+void metrics_shed(int route, metrics_shed_reason reason);
 
 /* A statement run from start to end (ns), by its SQL text. */
 void metrics_query(const char *sql, uint64_t nanos);
@@ -108,6 +122,18 @@ typedef struct metrics_pool_sample {
     hist wait; /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);
+
+typedef struct metrics_shed_sample {
+    const char *route;  /* the pattern, or METRICS_UNMATCHED */
+    const char *reason; /* "queue_full", "deadline", "client_gone" */
+    uint64_t count;
+} metrics_shed_sample;
+/* Every (route, reason) that has shed, in route-table order. free() the
+ * array. NULL with *count 0 when there is none. */
+metrics_shed_sample *metrics_shed_collect(size_t *count);
+/* Requests shed and answered (queue_full + deadline), every route: what
+ * the shed_rate budget counts. */
+uint64_t metrics_shed_answered(void);
 
 /* The slow-query ring, newest first: [{"at","statement","sql","ms","plan"}…]. */
 json_t *metrics_slow_queries_json(void);

@@ -7,6 +7,7 @@
  * and appends one point to each chart. The summary's counters are totals
  * since the server started, so rates and ratios are the differences
  * between two reads divided by the time between them: requests/s, errors/s,
+ * requests shed under load/s,
  * hit ratio per tier over the interval, database ms per second. A restart
  * (a counter going down) starts the series afresh.
  *
@@ -278,9 +279,11 @@
     var api = data.api || {}, lat = api.latency_ms || {}, cache = data.cache || {}, db = data.db || {};
     var rps = before && dt > 0 ? delta(data, before, ['api', 'requests']) : null;
     var eps = before && dt > 0 ? delta(data, before, ['api', 'errors']) : null;
+    var sps = before && dt > 0 ? delta(data, before, ['shed', 'answered']) : null;
     if (rps !== null) rps /= dt;
     if (eps !== null) eps /= dt;
-    push('chart-rps', x, [rps, eps]);
+    if (sps !== null) sps /= dt;
+    push('chart-rps', x, [rps, eps, sps]);
     push('chart-latency', x, [lat.p50, lat.p95, lat.p99]);
 
     var l1 = null, l2 = null;
@@ -302,6 +305,8 @@
     $('t-rps').textContent = fixed(rps, 1);
     $('t-p95').textContent = ms(lat.p95);
     $('t-err').textContent = fixed(100 * (api.error_rate || 0), 2);
+    $('t-shed').textContent = fixed(sps, 1);
+    $('tile-shed').className = sps ? 'tile shedding' : 'tile';
     $('t-hit').textContent = cache.l1 ? fixed(100 * cache.l1.hit_ratio, 1) : '–';
     $('t-db').textContent = dbt === null ? '–' : fixed(dbt / dt, 1);
     $('t-rss').textContent = data.memory ? fixed(data.memory.rss_bytes / 1048576, 0) : '–';
@@ -345,6 +350,7 @@
   makeChart('chart-rps', [
     { label: 'requests/s', color: COLORS.blue, fill: 'rgba(78, 161, 255, 0.12)', format: function (v) { return v.toFixed(1); } },
     { label: '5xx/s', color: COLORS.poor, format: function (v) { return v.toFixed(2); } },
+    { label: 'shed/s', color: COLORS.ni, format: function (v) { return v.toFixed(2); } },
   ]);
   makeChart('chart-latency', [
     { label: 'p50', color: COLORS.good, unit: ' ms' },

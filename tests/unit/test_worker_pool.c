@@ -1,0 +1,235 @@
+/*
+ * test_worker_pool.c — the worker pool's lanes (src/http/worker_pool.c):
+ * the order workers serve them in, the public lane's worker cap, bounds,
+ * taking a queued job back, and the standing queue's late marking.
+ *
+ * A "gate" job holds its worker until the test opens the gate, so what is
+ * queued behind it, and in which order it then runs, is deterministic.
+ * Workers open a real SQLite store on a temporary file (the pool's
+ * contract); the jobs never touch it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/worker_pool.h"
+
+typedef struct record {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool gate_open;
+    int order[16]; /* job ids in the order they ran */
+    int ran;
+    int running_gates;
+} record;
+
+typedef struct test_job {
+    pool_job super;
+    int id;
+    bool gate; /* hold the worker until the gate opens */
+    bool was_late;
+    record *rec;
+} test_job;
+
+static void test_job_run(pool_job *pj, store_t *store)
+{
+    (void)store;
+    test_job *j = (test_job *)pj;
+    record *r = j->rec;
+    pthread_mutex_lock(&r->lock);
+    j->was_late = pj->late;
+    if (j->gate) {
+        r->running_gates++;
+        pthread_cond_broadcast(&r->changed);
+        while (!r->gate_open)
+            pthread_cond_wait(&r->changed, &r->lock);
+    }
+    r->order[r->ran++] = j->id;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+}
+
+typedef struct fixture {
+    char path[64];
+    worker_pool pool;
+    record rec;
+    test_job jobs[16];
+} fixture;
+
+static fixture *fixture_start(size_t workers)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->path, sizeof f->path, "/tmp/strata-test-pool-XXXXXX");
+    int fd = mkstemp(f->path);
+    assert_true(fd >= 0);
+    close(fd);
+    pthread_mutex_init(&f->rec.lock, NULL);
+    pthread_cond_init(&f->rec.changed, NULL);
+    assert_int_equal(worker_pool_start(&f->pool, workers, f->path, NULL, 0), 0);
+    return f;
+}
+
+static void fixture_stop(fixture *f)
+{
+    pthread_mutex_lock(&f->rec.lock);
+    f->rec.gate_open = true;
+    pthread_cond_broadcast(&f->rec.changed);
+    pthread_mutex_unlock(&f->rec.lock);
+    worker_pool_stop(&f->pool);
+    char side[80];
+    unlink(f->path);
+    snprintf(side, sizeof side, "%s-wal", f->path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", f->path);
+    unlink(side);
+    free(f);
+}
+
+static bool submit(fixture *f, int id, pool_lane lane, bool gate)
+{
+    test_job *j = &f->jobs[id];
+    *j = (test_job){.super.run = test_job_run, .id = id, .gate = gate, .rec = &f->rec};
+    return worker_pool_submit(&f->pool, &j->super, lane);
+}
+
+/* Waits (bounded: 5 s) until `gates` gate jobs hold their workers. */
+static void wait_gates(fixture *f, int gates)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&f->rec.lock);
+    while (f->rec.running_gates < gates)
+        if (pthread_cond_timedwait(&f->rec.changed, &f->rec.lock, &until) != 0)
+            break;
+    int running = f->rec.running_gates;
+    pthread_mutex_unlock(&f->rec.lock);
+    assert_int_equal(running, gates);
+}
+
+static void open_gate_and_drain(fixture *f, int total)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&f->rec.lock);
+    f->rec.gate_open = true;
+    pthread_cond_broadcast(&f->rec.changed);
+    while (f->rec.ran < total)
+        if (pthread_cond_timedwait(&f->rec.changed, &f->rec.lock, &until) != 0)
+            break;
+    int ran = f->rec.ran;
+    pthread_mutex_unlock(&f->rec.lock);
+    assert_int_equal(ran, total);
+}
+
+static int ran_count(fixture *f)
+{
+    pthread_mutex_lock(&f->rec.lock);
+    int ran = f->rec.ran;
+    pthread_mutex_unlock(&f->rec.lock);
+    return ran;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void editors_then_tasks_then_public(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(1);
+    assert_true(submit(f, 0, POOL_TASK, true));
+    wait_gates(f, 1);
+    assert_true(submit(f, 1, POOL_PUBLIC, false));
+    assert_true(submit(f, 2, POOL_PUBLIC, false));
+    assert_true(submit(f, 3, POOL_TASK, false));
+    assert_true(submit(f, 4, POOL_EDITOR, false));
+    assert_true(submit(f, 5, POOL_EDITOR, false));
+    open_gate_and_drain(f, 6);
+    int want[] = {0, 4, 5, 3, 1, 2};
+    assert_memory_equal(f->rec.order, want, sizeof(want));
+    fixture_stop(f);
+}
+
+static void one_worker_is_kept_from_public_jobs(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(2);
+    assert_true(submit(f, 0, POOL_PUBLIC, true));
+    wait_gates(f, 1);
+    assert_true(submit(f, 1, POOL_PUBLIC, false));
+    usleep(100000);
+    assert_int_equal(ran_count(f), 0); /* the free worker does not take it */
+    assert_true(submit(f, 2, POOL_EDITOR, false));
+    for (int i = 0; i < 500 && ran_count(f) == 0; i++)
+        usleep(10000);
+    assert_int_equal(ran_count(f), 1); /* but does take an editor's job */
+    assert_int_equal(f->rec.order[0], 2);
+    open_gate_and_drain(f, 3);
+    fixture_stop(f);
+}
+
+static void a_full_lane_refuses_and_a_queued_job_can_be_taken_back(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(1);
+    worker_pool_limit(&f->pool, POOL_PUBLIC, 2);
+    worker_pool_limit(&f->pool, POOL_TASK, 1); /* ignored: the task lane is never bounded */
+    assert_true(submit(f, 0, POOL_TASK, true));
+    wait_gates(f, 1);
+    assert_true(submit(f, 1, POOL_PUBLIC, false));
+    assert_true(submit(f, 2, POOL_PUBLIC, false));
+    assert_false(submit(f, 3, POOL_PUBLIC, false));
+    assert_true(submit(f, 4, POOL_TASK, false));
+    assert_true(submit(f, 5, POOL_TASK, false));
+    assert_true(worker_pool_cancel(&f->pool, &f->jobs[1].super));
+    assert_false(worker_pool_cancel(&f->pool, &f->jobs[1].super)); /* already back */
+    assert_true(submit(f, 6, POOL_PUBLIC, false));                 /* its place is free again */
+    assert_false(worker_pool_cancel(&f->pool, &f->jobs[0].super)); /* running */
+    open_gate_and_drain(f, 5);
+    int want[] = {0, 4, 5, 2, 6};
+    assert_memory_equal(f->rec.order, want, sizeof(want));
+    fixture_stop(f);
+}
+
+static void a_standing_public_queue_marks_old_jobs_late(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(1);
+    worker_pool_target(&f->pool, 20);
+    assert_true(submit(f, 0, POOL_PUBLIC, false)); /* an idle pool: not late */
+    for (int i = 0; i < 500 && ran_count(f) < 1; i++)
+        usleep(10000);
+    assert_false(f->jobs[0].was_late);
+    assert_true(submit(f, 1, POOL_TASK, true));
+    wait_gates(f, 1);
+    assert_true(submit(f, 2, POOL_PUBLIC, false));
+    usleep((POOL_STANDING_MS + 50) * 1000); /* waits past the target in a standing queue */
+    assert_true(submit(f, 3, POOL_PUBLIC, false));
+    open_gate_and_drain(f, 4);
+    assert_true(f->jobs[2].was_late);
+    assert_false(f->jobs[3].was_late); /* it had not waited the target */
+    assert_false(f->jobs[1].was_late); /* only the public lane */
+    fixture_stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(editors_then_tasks_then_public),
+        cmocka_unit_test(one_worker_is_kept_from_public_jobs),
+        cmocka_unit_test(a_full_lane_refuses_and_a_queued_job_can_be_taken_back),
+        cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
