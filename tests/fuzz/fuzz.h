@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A property the harness checks does not hold: say which, and stop as a
+ * crash does (libFuzzer keeps the input). */
+static inline void fuzz_fail(const char *why)
+{
+    fprintf(stderr, "fuzz: %s\n", why);
+    abort();
+}
 
 static inline char *fuzz_strndup(const uint8_t *data, size_t len)
 {
