@@ -55,6 +55,22 @@ static void seed_write(const char *dir, const char *name, const void *data, size
         abort();
 }
 
+/* A cursor for query q at position k: as client text, and as its payload. */
+static void write_pair(const char *dir, const char *name, int q, const store_keyset *k)
+{
+    char text[CURSOR_TEXT_MAX], file[64];
+    uint8_t seed[1 + CURSOR_TEXT_MAX];
+    api_cursor_encode(&queries[q], k, text);
+    seed[0] = (uint8_t)(q << 2);
+    memcpy(seed + 1, text, strlen(text));
+    snprintf(file, sizeof file, "text_%s", name);
+    seed_write(dir, file, seed, 1 + strlen(text));
+    seed[0] = (uint8_t)(q << 2 | 1);
+    size_t n = cursor_payload(text, seed + 1, sizeof seed - 1);
+    snprintf(file, sizeof file, "sealed_%s", name);
+    seed_write(dir, file, seed, 1 + n);
+}
+
 static void seeds_write(const char *dir)
 {
     static const store_keyset positions[] = {
@@ -63,18 +79,13 @@ static void seeds_write(const char *dir)
         {.present = true, .id = 1, .key_int = 0},
         {.present = true, .id = 9000, .key_int = 1764800000123},
     };
+    static store_keyset long_title = {.present = true, .id = 77}; /* titles are up to 500 bytes */
+    memset(long_title.key_text, 'T', 500);
+    write_pair(dir, "long_title", 1, &long_title);
     for (int q = 0; q < 4; q++) {
-        char text[CURSOR_TEXT_MAX], name[32];
-        uint8_t seed[1 + CURSOR_TEXT_MAX];
-        api_cursor_encode(&queries[q], &positions[q], text);
-        seed[0] = (uint8_t)(q << 2);
-        memcpy(seed + 1, text, strlen(text));
-        snprintf(name, sizeof name, "text_q%d", q);
-        seed_write(dir, name, seed, 1 + strlen(text));
-        seed[0] = (uint8_t)(q << 2 | 1);
-        size_t n = cursor_payload(text, seed + 1, sizeof seed - 1);
-        snprintf(name, sizeof name, "sealed_q%d", q);
-        seed_write(dir, name, seed, 1 + n);
+        char name[32];
+        snprintf(name, sizeof name, "q%d", q);
+        write_pair(dir, name, q, &positions[q]);
     }
     exit(0);
 }
