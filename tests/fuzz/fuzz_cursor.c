@@ -11,9 +11,10 @@
  * is the cursor's payload, sealed here with the process's secret (the
  * all-zero one, as no database is opened) the way api_cursor_encode seals,
  * so the fuzzer reaches the code behind the MAC: the layout and length
- * checks and the copy of the sort key. Unless bit 1 is set, bytes 1..9 of
- * such a payload are made the sort and filter hash of the request's query,
- * so the decoder gets past that check too. Bits 2-3 pick one of four list
+ * checks and the copy of the sort key. Unless bit 1 is set, the header of
+ * such a payload is made consistent (bytes 1..9 the sort and filter hash
+ * of the request's query, bytes 26..27 the length of what follows), so the
+ * decoder gets past those checks too. Bits 2-3 pick one of four list
  * queries. A cursor accepted must round-trip: encoding what it decoded
  * and decoding that again gives the same position.
  *
@@ -144,8 +145,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t payload[CURSOR_PAYLOAD_MAX + CURSOR_MAC + 32];
         size_t len = size - 1 < CURSOR_PAYLOAD_MAX + 32 ? size - 1 : CURSOR_PAYLOAD_MAX + 32;
         memcpy(payload, data + 1, len);
-        if (!(mode & 2) && len >= 10)
+        if (!(mode & 2) && len >= 28) {
             memcpy(payload, query_header[(mode >> 2) & 3], 10);
+            payload[26] = (uint8_t)((len - 28) >> 8);
+            payload[27] = (uint8_t)(len - 28);
+        }
         text = malloc((len + CURSOR_MAC + 2) / 3 * 4 + 1);
         if (text == NULL)
             abort();
