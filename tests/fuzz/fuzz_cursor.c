@@ -7,7 +7,7 @@
  * is the `cursor` text a client sends, decoded as handle_list decodes it —
  * a forged or altered cursor must be refused with 400, and one that is
  * accepted must be the very text this server would make for what it
- * decodes to (one spelling per cursor: docs/api.md). Bit 0 set: the rest
+ * decodes to (one spelling per cursor: issue 11, finding 9). Bit 0 set: the rest
  * is the cursor's payload, sealed here with the process's secret (the
  * all-zero one, as no database is opened) the way api_cursor_encode seals,
  * so the fuzzer reaches the code behind the MAC: the layout and length
