@@ -133,6 +133,8 @@ $(FUZZ_DIR)/obj/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
 	@$(FUZZ_CC) -c $< -o $@
 $(FUZZ_DIR)/obj/src/web/assets_blob.o: $(WEB_ASSETS)
+# made by a pattern rule for pattern rules: kept, not deleted as intermediate
+.SECONDARY: $(FUZZ_OBJ)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
 	@echo "  LD fuzz $@"
