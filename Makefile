@@ -6,6 +6,7 @@
 #   make unit           the cmocka unit tests only
 #   make bench          the benchmarks under bench/ (a few minutes)
 #   make tsan           the cache engine's tests under ThreadSanitizer
+#   make fuzz           every libFuzzer harness for FUZZ_SECONDS (default 60) each
 #
 # Sources: every src/**/*.c; src/main.c is the program, the rest is linked
 # into the unit tests too. A unit test is tests/unit/test_*.c.
@@ -26,7 +27,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 REL_DIR := build/obj
 ASAN_DIR := build/asan
 
-.PHONY: all build run test unit tsan bench clean deps-run deps-test format
+.PHONY: all build run test unit tsan fuzz bench clean deps-run deps-test format
 
 all: build
 build: build/strata
@@ -109,6 +110,39 @@ $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
 	@echo "  LD asan $@"
 	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
+# ---- fuzzing (tests/fuzz, docs/fuzzing.md) --------------------------------------
+# Every tests/fuzz/fuzz_NAME.c is a libFuzzer harness linked against the
+# whole library, compiled a third time by clang with coverage
+# instrumentation (fuzzer-no-link) under ASan and UBSan. `make fuzz` runs
+# each from a copy of its committed corpus for FUZZ_SECONDS; `make test`
+# runs each for a few seconds, so a harness that stops building fails it.
+FUZZ_CC := clang
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(ASM:%.S=$(FUZZ_DIR)/obj/%.o)
+
+$(FUZZ_DIR)/obj/%.o: %.c build/.deps-test
+	@mkdir -p $(@D)
+	@echo "  CC fuzz $<"
+	@$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(PKG_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/obj/%.o: %.S docs/openapi.yaml
+	@mkdir -p $(@D)
+	@$(FUZZ_CC) -c $< -o $@
+$(FUZZ_DIR)/obj/src/web/assets_blob.o: $(WEB_ASSETS)
+# made by a pattern rule for pattern rules: kept, not deleted as intermediate
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
+	@echo "  LD fuzz $@"
+	@$(FUZZ_CC) $(BASE_CFLAGS) -Itests/fuzz -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
+
+fuzz: $(FUZZ_BIN)
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 # ---- the two commands ----------------------------------------------------------
 DB ?= data/strata.db
 LISTEN ?= 127.0.0.1:8080
@@ -130,7 +164,7 @@ run: build/strata
 unit: $(UNIT_BIN)
 	@tests/run.sh --unit-only
 
-test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache
+test: build/.deps-test $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache $(FUZZ_BIN)
 	@tests/run.sh
 
 # Loopback load benches, each bounded in time (see docs/benchmarks.md).

@@ -2,9 +2,11 @@
 # run.sh — run every test and end with one line "N passed, N failed".
 #
 # Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
-# UBSan). System tests, then browser tests: pytest (Debian's python3-pytest,
-# /usr/bin/python3) against build/asan/strata, so every request of every
-# system test also runs under the sanitizers. Counts come from cmocka's
+# UBSan). Fuzz harnesses: each build/fuzz/fuzz_* for FUZZ_TEST_SECONDS (3)
+# from its seeds (tests/fuzz/run.sh). System tests, then browser tests:
+# pytest (Debian's python3-pytest, /usr/bin/python3) against
+# build/asan/strata, so every request of every system test also runs under
+# the sanitizers. Counts come from cmocka's
 # summary lines and from pytest's JUnit XML report, not from exit codes alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,25 @@ for t in build/asan/tests/test_* build/tsan/test_*; do
   failed=$((failed + f))
 done
 
+# Each libFuzzer harness (build/fuzz/fuzz_*, tests/fuzz) for a few seconds
+# from its seed corpus: one test each, so a harness that stops building,
+# or a parser that crashes on its seeds or their near mutations, fails.
+fuzz_harnesses() {
+  local bin name
+  for bin in build/fuzz/fuzz_*; do
+    [ -x "$bin" ] || continue
+    name=${bin#build/fuzz/fuzz_}
+    if tests/fuzz/run.sh "${FUZZ_TEST_SECONDS:-3}" "$name" >"$out/fuzz-$name.log" 2>&1; then
+      echo "fuzz $name: 1 passed, 0 failed ($(sed -n 2p "$out/fuzz-$name.log" | awk '{print $2}') executions)"
+      passed=$((passed + 1))
+    else
+      echo "fuzz $name: 0 passed, 1 failed"
+      tail -n 30 "$out/fuzz-$name.log"
+      failed=$((failed + 1))
+    fi
+  done
+}
+
 # One pytest directory against build/asan/strata; its counts from the JUnit XML.
 pytest_suite() {
   local name=$1 dir=$2 xml="$out/$1.xml" p f
@@ -66,6 +87,7 @@ PY
 }
 
 if [ "$unit_only" -eq 0 ]; then
+  fuzz_harnesses
   export STRATA_BIN="$PWD/build/asan/strata"
   pytest_suite system tests/system
   # Debian's chromium driven by playwright-core (web/node_modules): /vitals.js and the dashboard

@@ -568,7 +568,7 @@ static uint64_t get_be(const unsigned char *p, int bytes)
 }
 
 /* The record's lifetimes and payload, past the part the scripts read. */
-static bool record_parse(const char *data, size_t len, l2_result *r, size_t *tags_end)
+bool l2_record_parse(const char *data, size_t len, l2_result *r, size_t *tags_end)
 {
     const unsigned char *p = (const unsigned char *)data, *end = p + len;
     if (len < 1 + SNAPSHOT_DIGITS + 2 || p[0] != RECORD_VERSION)
@@ -715,7 +715,7 @@ static void on_value_reply(redisAsyncContext *ac, void *reply, void *privdata)
         size_t tags_end = 0;
         bool is_record = r != NULL && r->type == REDIS_REPLY_STRING;
         if (r == NULL || (!is_record && r->type != REDIS_REPLY_NIL) ||
-            (is_record && !record_parse(r->str, r->len, &res, &tags_end))) {
+            (is_record && !l2_record_parse(r->str, r->len, &res, &tags_end))) {
             lookup_failed(o, false);
         } else if (o->fast) {
             memo_slot *m = memo_of(o->conn, o->hash);

@@ -120,6 +120,10 @@ typedef struct l2_record {
 char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, size_t tag_count,
                     const l2_lifetimes *life, size_t payload_len);
 void l2_record_free(l2_record *rec);
+/* Reads a record as GET returns it: snapshot, lifetimes and payload into
+ * r (payload points into data), and where its tag list ends into
+ * *tags_end. False if it is not a whole version-1 record. */
+bool l2_record_parse(const char *data, size_t len, l2_result *r, size_t *tags_end);
 
 /* Stores a record under (site, key) for `ttl_ms` if the lease allows it
  * (token, or "" when no lease was taken) and it is still valid; always

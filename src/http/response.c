@@ -76,6 +76,47 @@ void http_response_copy(http_response *res, int status, const char *content_type
     http_response_body(res, status, content_type, copy, len);
 }
 
+/* The length of the valid UTF-8 character at p (RFC 3629: no overlong
+ * form, no surrogate, nothing above U+10FFFF), or 0 if it is not one. */
+static size_t utf8_char_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1fu;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0fu;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* a NUL stops here too */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Replaces, in place, every byte that is not part of valid UTF-8 with '?':
+ * jansson refuses such a string, and a detail quoting what a client sent
+ * (or a parser's message cut inside a character, as jansson's own error
+ * texts are) must still make a problem, not an empty 500. */
+static void utf8_repair(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p != '\0';) {
+        size_t n = utf8_char_len(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 void http_problem(http_response *res, const http_request *req, int status, const char *code,
                   const char *detail_fmt, ...)
 {
@@ -84,6 +125,7 @@ void http_problem(http_response *res, const http_request *req, int status, const
     va_start(ap, detail_fmt);
     vsnprintf(detail, sizeof(detail), detail_fmt, ap);
     va_end(ap);
+    utf8_repair(detail);
 
     json_t *problem = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
                                 http_status_text(status), "status", status, "detail", detail, "code", code);
