@@ -62,6 +62,10 @@ bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, 
     if (n < CURSOR_HEADER || buf[0] != CURSOR_VERSION || (size_t)n != CURSOR_HEADER + ((size_t)buf[26] << 8 | buf[27]))
         return bad_cursor(c, "the cursor is not one this server made, or was altered");
     size_t text_len = (size_t)n - CURSOR_HEADER;
+    /* the encoder writes at most sizeof(key_text) - 1 bytes; a longer one
+     * was not made here, even with a valid MAC (found by fuzz_cursor) */
+    if (text_len >= sizeof(out->key_text))
+        return bad_cursor(c, "the cursor is not one this server made, or was altered");
     uint8_t expected[8];
     filters_hash(q, expected);
     if (buf[1] != (uint8_t)q->sort || memcmp(expected, buf + 2, 8) != 0)

@@ -660,6 +660,33 @@ static h2o_iovec_t read_str(wire *w)
     return h2o_iovec_init(s, len);
 }
 
+/* A string the record gives to be sent as a header: a control byte
+ * (CR, LF, NUL...; tab is allowed) would let whoever can write to Redis
+ * split or cut the response (h2o copies header values verbatim), so such
+ * a record is refused (found by fuzz_l2). */
+static h2o_iovec_t read_header_str(wire *w)
+{
+    h2o_iovec_t v = read_str(w);
+    for (size_t i = 0; i < v.len && !w->bad; i++) {
+        unsigned char ch = (unsigned char)v.base[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            w->bad = true;
+    }
+    return v;
+}
+
+/* A header name the record gives: token characters only (RFC 9110 5.1). */
+static char *read_header_name(wire *w)
+{
+    h2o_iovec_t v = read_str(w);
+    for (size_t i = 0; i < v.len && !w->bad; i++) {
+        unsigned char ch = (unsigned char)v.base[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
+            w->bad = true;
+    }
+    return v.base;
+}
+
 /* Remaining lifetimes of a value `age` ms old. False once past them all. */
 static bool remaining(const l2_lifetimes *life, uint64_t age, uint64_t *fresh, uint64_t *stale, uint64_t *grace)
 {
@@ -693,22 +720,22 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
     unsigned flags = (unsigned)read_uint(&w, 1);
     rep->available = flags & ~NEGATIVE_FLAG;
     rep->negative = (flags & NEGATIVE_FLAG) != 0;
-    rep->content_type = read_str(&w).base;
+    rep->content_type = read_header_str(&w).base;
     for (int e = 0; e < ENC_COUNT && !w.bad; e++) {
         if ((rep->available & (1u << e)) == 0)
             continue;
-        rep->etag[e] = read_str(&w);
+        rep->etag[e] = read_header_str(&w);
         rep->body[e] = read_str(&w);
     }
-    rep->cache_control = read_str(&w);
-    rep->cdn_cache_control = read_str(&w);
-    rep->surrogate_key = read_str(&w);
+    rep->cache_control = read_header_str(&w);
+    rep->cdn_cache_control = read_header_str(&w);
+    rep->surrogate_key = read_header_str(&w);
     size_t headers = (size_t)read_uint(&w, 1);
     if (headers > HTTP_MAX_HEADERS)
         w.bad = true;
     for (size_t i = 0; i < headers && !w.bad; i++) {
-        rep->headers[i].name = read_str(&w).base;
-        rep->headers[i].value = read_str(&w);
+        rep->headers[i].name = read_header_name(&w);
+        rep->headers[i].value = read_header_str(&w);
         rep->header_count = i + 1;
     }
     rep->handler_us = read_uint(&w, 8);
