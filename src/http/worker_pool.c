@@ -5,9 +5,9 @@
  * waits is taken back in O(1) (worker_pool_cancel) by the loop that timed
  * it out. A worker picks with lane_pick: the head of the first lane in
  * order with a job, skipping the public lane while public_max workers
- * already run public jobs, and marking a public job late when its lane
- * has stood non-empty for POOL_STANDING_MS and the job waited past the
- * target. A worker that ends a public job wakes the others, since one of
+ * already run public jobs; the public lane is read by public_pick
+ * (first in first out until congested, then newest first, its oldest
+ * shed once the congestion stands). A worker that ends a public job wakes the others, since one of
  * them may have been passed over by that cap.
  *
  * Stopping drains: a worker exits only when every lane is empty and
@@ -62,6 +62,25 @@ static void lane_remove(pool_queue *q, pool_job *job)
     job->queued = false;
 }
 
+/* The public lane's next job (adaptive LIFO, as in Facebook's "Fail at
+ * Scale"). While the lane is calm — its oldest job has waited less than
+ * the target and it has not stood non-empty for POOL_STANDING_MS — first
+ * in first out. Once either holds it is congested, and the newest job is
+ * run first, so what is answered is answered at once rather than after
+ * the whole queue; once both hold, the oldest job is handed out marked
+ * `late` (to be shed), so a standing queue keeps only work younger than
+ * the target. A short burst is reordered but never shed. */
+static pool_job *public_pick(worker_pool *pool, pool_queue *q)
+{
+    uint64_t now = clock_ns();
+    pool_job *oldest = q->head;
+    bool past_target = pool->target_ns != 0 && now - oldest->enqueued_ns > pool->target_ns;
+    bool standing = pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
+    pool_job *job = past_target && standing ? oldest : past_target || standing ? q->tail : oldest;
+    job->late = past_target && standing;
+    return job;
+}
+
 /* The job a worker should take now, off its lane; NULL if none may run. */
 static pool_job *lane_pick(worker_pool *pool)
 {
@@ -69,13 +88,9 @@ static pool_job *lane_pick(worker_pool *pool)
         pool_queue *q = &pool->lanes[lane];
         if (q->head == NULL || (lane == POOL_PUBLIC && pool->public_running >= pool->public_max))
             continue;
-        pool_job *job = q->head;
-        if (lane == POOL_PUBLIC) {
-            uint64_t now = clock_ns();
-            bool standing = now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
-            job->late = standing && pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
+        pool_job *job = lane == POOL_PUBLIC ? public_pick(pool, q) : q->head;
+        if (lane == POOL_PUBLIC)
             pool->public_running++;
-        }
         lane_remove(q, job);
         if (q->head == NULL)
             q->last_empty_ns = clock_ns();

@@ -15,13 +15,16 @@
  * job that does not fit is refused at once, never queued; the task lane
  * is never bounded (a final flush must not be dropped).
  *
- * Every lane is first in, first out. The public lane also tells a standing
- * queue from a burst, as CoDel does (and Facebook's "Fail at Scale"): once
- * it has not been empty for POOL_STANDING_MS, a job that has waited longer
- * than the target (worker_pool_target) is handed to the worker marked
+ * The editor and task lanes are first in, first out. The public lane is
+ * adaptive LIFO, with CoDel's distinction between a burst and a standing
+ * queue (Facebook's "Fail at Scale"): calm, it is first in first out;
+ * congested (its oldest job waited past the target, worker_pool_target,
+ * or it has not been empty for POOL_STANDING_MS) the newest job runs
+ * first, so an answered request is answered at once instead of after the
+ * whole queue; when both hold, the oldest is handed to a worker marked
  * `late`, for the caller to shed instead of run. A burst that drains is
  * served whole, within the caller's own deadline; under sustained
- * overload no job waits more than the target, so answered requests stay
+ * overload no job older than the target is run, answered requests stay
  * fast and the rest are refused quickly instead of waiting the whole
  * queue.
  *

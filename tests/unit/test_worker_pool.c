@@ -1,7 +1,9 @@
 /*
  * test_worker_pool.c — the worker pool's lanes (src/http/worker_pool.c):
  * the order workers serve them in, the public lane's worker cap, bounds,
- * taking a queued job back, and the standing queue's late marking.
+ * taking a queued job back, the standing queue's late marking, and the
+ * public lane's order (first in first out when calm, newest first when
+ * congested).
  *
  * A "gate" job holds its worker until the test opens the gate, so what is
  * queued behind it, and in which order it then runs, is deterministic.
@@ -223,6 +225,39 @@ static void a_standing_public_queue_marks_old_jobs_late(void **state)
     fixture_stop(f);
 }
 
+/* Adaptive LIFO: a burst behind a busy worker is served in arrival order
+ * while the lane is calm, newest first once it has stood (and nothing is
+ * late while no job waited the target). */
+static void public_order(bool let_it_stand, const int expected[3])
+{
+    fixture *f = fixture_start(1);
+    worker_pool_target(&f->pool, 5000);
+    assert_true(submit(f, 1, POOL_TASK, true));
+    wait_gates(f, 1);
+    for (int id = 2; id <= 4; id++)
+        assert_true(submit(f, id, POOL_PUBLIC, false));
+    if (let_it_stand)
+        usleep((POOL_STANDING_MS + 50) * 1000);
+    open_gate_and_drain(f, 4);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(f->rec.order[1 + i], expected[i]);
+        assert_false(f->jobs[expected[i]].was_late);
+    }
+    fixture_stop(f);
+}
+
+static void a_calm_public_lane_is_first_in_first_out(void **state)
+{
+    (void)state;
+    public_order(false, (const int[3]){2, 3, 4});
+}
+
+static void a_standing_public_lane_runs_the_newest_first(void **state)
+{
+    (void)state;
+    public_order(true, (const int[3]){4, 3, 2});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +265,8 @@ int main(void)
         cmocka_unit_test(one_worker_is_kept_from_public_jobs),
         cmocka_unit_test(a_full_lane_refuses_and_a_queued_job_can_be_taken_back),
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
+        cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
+        cmocka_unit_test(a_standing_public_lane_runs_the_newest_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
