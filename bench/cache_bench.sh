@@ -4,7 +4,7 @@
 # builds bench/cache_sim.c and bench/cache_micro.c against src/cache/*.c
 # into build/bench/ (-O2) and runs them, each under a time limit.
 #
-#   cache_sim    hit ratio of the engine (SIEVE, at 1 and 64 shards) against a
+#   cache_sim    hit ratio of the engine (S3-FIFO, at 1 and 64 shards) against a
 #                plain LRU of the same object capacity, on a Zipf 0.99 trace
 #                (cache at 0.1 % and 1 % of the keys) and a Zipf + one-off
 #                scans trace (1 %). Deterministic: the same numbers every run.

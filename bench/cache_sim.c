@@ -2,8 +2,9 @@
  * cache_sim.c — hit ratio of strata's cache engine against a plain LRU of the
  * same capacity, replaying synthetic traces.
  *
- * The idea: the engine's header promises SIEVE eviction and "about ten points
- * of hit ratio over LRU on skewed traffic". That is a claim about the policy,
+ * The idea: the engine's header promises an eviction better than LRU
+ * (S3-FIFO since issue 11; SIEVE before) and "about ten points of hit
+ * ratio over LRU on skewed traffic". That is a claim about the policy,
  * so it is checked the way the SIEVE paper measures it: every object has the
  * same size, the clock never moves (no expiry), and each request is
  * get-or-insert. The real engine is driven through cache.h only — cache_get,
