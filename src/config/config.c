@@ -109,6 +109,8 @@ static const setting settings[] = {
      "(0 = only the deadline)"},
     {"server.worker_nice", "worker-nice", "STRATA_WORKER_NICE", SETTING_INT, FIELD(worker_nice), 0, 19, "10", false,
      "database workers run this many nice steps below the event loops, so cache hits never wait for CPU behind fills"},
+    {"server.idle_fills", "idle-fills", "STRATA_IDLE_FILLS", SETTING_BOOL, FIELD(idle_fills), 0, 1, "true", false,
+     "anonymous cache fills use only CPU the event loops leave (SCHED_IDLE): hits keep their throughput under overload"},
     {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
      "SQLite database file"},
     {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,

@@ -415,10 +415,15 @@ static void job_run(pool_job *pj, store_t *store)
         j->task(store);
     } else {
         uint64_t started = rc_now_ns();
+        worker_pool *pool = j->owner != NULL && j->super.lane == POOL_PUBLIC ? &j->owner->srv->pool : NULL;
+        if (pool != NULL)
+            worker_pool_background(pool, true);
         j->route->worker_handler(&j->rq, store, &j->res);
         uint64_t handler_us = (rc_now_ns() - started) / 1000;
         cache_value value;
         bool built = j->represent && rc_build(j->route, &j->res, handler_us, &value);
+        if (pool != NULL)
+            worker_pool_background(pool, false);
         bool shared = built && !value.share_only;
         if (j->flight != NULL)
             j->stored = cache_flight_finish(rc_cache(), j->flight, built ? &value : NULL, rc_now_ms(), &j->entry);

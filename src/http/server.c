@@ -416,6 +416,7 @@ int http_serve(strata_config *cfg, const http_app *app)
     worker_pool_limit(&srv.pool, POOL_PUBLIC, (size_t)cfg->queue_max);
     worker_pool_limit(&srv.pool, POOL_EDITOR, (size_t)cfg->queue_max);
     worker_pool_target(&srv.pool, (uint64_t)cfg->queue_target_ms);
+    worker_pool_idle_public(&srv.pool, cfg->idle_fills);
     configure_h2o(&srv);
 
     srv.loop_count = config_thread_count(cfg);

@@ -16,6 +16,7 @@
  */
 #include "http/worker_pool.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -247,4 +248,35 @@ void worker_pool_stop(worker_pool *pool)
     pool->thread_count = 0;
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->wake);
+}
+
+/* A thread of its own tries the round trip: leaving SCHED_IDLE needs the
+ * right to the thread's nice value (RLIMIT_NICE, or CAP_SYS_NICE), and a
+ * worker that could not come back would run editors' saves in the
+ * background too. */
+static void *idle_round_trip(void *ok)
+{
+    struct sched_param none = {0};
+    *(bool *)ok = sched_setscheduler(0, SCHED_IDLE, &none) == 0 && sched_setscheduler(0, SCHED_OTHER, &none) == 0;
+    return NULL;
+}
+
+void worker_pool_idle_public(worker_pool *pool, bool on)
+{
+    bool ok = false;
+    pthread_t probe;
+    if (on && pthread_create(&probe, NULL, idle_round_trip, &ok) == 0)
+        pthread_join(probe, NULL);
+    if (on && !ok)
+        log_event(LOG_WARN, "server.idle_fills is off: this process may not leave SCHED_IDLE again "
+                            "(raise RLIMIT_NICE, e.g. LimitNICE= in systemd, or grant CAP_SYS_NICE)");
+    pool->idle_public = on && ok;
+}
+
+void worker_pool_background(worker_pool *pool, bool on)
+{
+    struct sched_param none = {0};
+    /* per thread on Linux; the nice value is kept across the switch back */
+    if (pool->idle_public)
+        sched_setscheduler(0, on ? SCHED_IDLE : SCHED_OTHER, &none);
 }

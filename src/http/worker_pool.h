@@ -86,7 +86,8 @@ typedef struct worker_pool {
     int start_error; /* first worker's open failure, if any */
     const char *db_path;
     pool_worker_init_fn worker_init;
-    int nice; /* added to each worker thread's nice value */
+    int nice;         /* added to each worker thread's nice value */
+    bool idle_public; /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
 } worker_pool;
 
 /* Starts count workers, each opening db_path, each `nice` steps below the
@@ -105,5 +106,14 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
 bool worker_pool_cancel(worker_pool *pool, pool_job *job);
 /* Runs every queued job, then joins the workers and closes their stores. */
 void worker_pool_stop(worker_pool *pool);
+
+/* Whether a public job's work runs in the background (worker_pool_background). */
+void worker_pool_idle_public(worker_pool *pool, bool on);
+/* Called by a public job around its CPU work (the query, rendering,
+ * compression), never around a lock the event loops take: with
+ * worker_pool_idle_public, the calling worker then runs only on CPU time
+ * nothing else wants (SCHED_IDLE), so a flood of cache misses cannot take
+ * cycles from the event loops answering hits. */
+void worker_pool_background(worker_pool *pool, bool on);
 
 #endif
