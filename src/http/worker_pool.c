@@ -7,8 +7,9 @@
  * order with a job, skipping the public lane while public_max workers
  * already run public jobs; the public lane is read by public_pick
  * (first in first out until congested, then newest first, its oldest
- * shed once the congestion stands). A worker that ends a public job wakes the others, since one of
- * them may have been passed over by that cap.
+ * shed once the congestion stands). A worker that ends a public job
+ * while public work waits wakes one other, since it may have been passed
+ * over by that cap (the worker itself picks again at once).
  *
  * Stopping drains: a worker exits only when every lane is empty and
  * stopping is set, so every job submitted before worker_pool_stop runs to
@@ -156,7 +157,10 @@ static void *worker_main(void *arg)
         if (public) {
             pthread_mutex_lock(&pool->lock);
             pool->public_running--;
-            pthread_cond_broadcast(&pool->wake);
+            /* this worker picks again at once; another is needed only if
+             * public work waits (the cap may have passed it over) */
+            if (pool->lanes[POOL_PUBLIC].head != NULL)
+                pthread_cond_signal(&pool->wake);
             pthread_mutex_unlock(&pool->lock);
         }
     }
