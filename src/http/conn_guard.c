@@ -54,7 +54,7 @@
  * which bounds its frames itself.
  *
  * Over the bound, the guard writes a whole problem+json response itself
- * (conn_guard_send_problem: one writev of a small response on a socket with
+ * (conn_guard_send_problem: one write of a small response on a socket with
  * nothing else queued; a head is read only when no response is being
  * written), then tells h2o's reader the peer has closed, so that h2o closes
  * the connection through its own path and frees its state. A request line
@@ -191,33 +191,14 @@ static void connection_release(const client_key *client)
 
 int conn_guard_send_problem(loop_thread *lt, h2o_socket_t *sock, int status, const char *code, const char *detail)
 {
-    http_request rq = {0};
-    http_response res = {0};
-    request_id_generate(lt, rq.request_id);
-    http_problem(&res, &rq, status, code, "%s", detail);
-    char date[64], head[512];
-    time_t now = time(NULL);
-    struct tm tm;
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\ndate: %s\r\nserver: strata\r\nconnection: close\r\n"
-                     "content-type: application/problem+json\r\nx-request-id: %s\r\ncontent-length: %zu\r\n\r\n",
-                     res.status, http_status_text(res.status), date, rq.request_id, res.body_len);
-    struct iovec iov[2] = {{head, (size_t)n}, {res.body, res.body_len}};
+    size_t len = 0;
+    char *response = protocol_problem_response(lt, status, code, detail, &len);
     ssize_t written = -1;
-    if (!h2o_socket_is_writing(sock) && n > 0 && (size_t)n < sizeof head)
-        while ((written = writev(h2o_socket_get_fd(sock), iov, 2)) < 0 && errno == EINTR)
+    if (response != NULL && !h2o_socket_is_writing(sock))
+        while ((written = write(h2o_socket_get_fd(sock), response, len)) < 0 && errno == EINTR)
             ;
-    log_line line;
-    log_begin(&line, LOG_INFO, "request");
-    log_int(&line, "status", res.status);
-    log_str(&line, "code", code);
-    log_int(&line, "bytes", written > 0 ? written : 0);
-    log_str(&line, "request_id", rq.request_id);
-    log_end(&line);
-    bool whole = written == (ssize_t)((size_t)n + res.body_len);
-    http_response_free(&res);
-    return whole ? 0 : -1;
+    free(response);
+    return written == (ssize_t)len && response != NULL ? 0 : -1;
 }
 
 /* ---- the head bound ------------------------------------------------------------------- */

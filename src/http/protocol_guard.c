@@ -413,14 +413,12 @@ static void early_error_explain(h2o_socket_t *sock, protocol_refusal *r)
         refusal_set(r, 400, "bad_request", "the request head is not valid HTTP/1.1 (RFC 9112)");
 }
 
-/* The response to write instead of h2o's, or NULL (out of memory: h2o's
- * own is written). */
-static char *early_error_response(loop_thread *lt, const protocol_refusal *r, size_t *len)
+char *protocol_problem_response(loop_thread *lt, int status, const char *code, const char *detail, size_t *len)
 {
     http_request rq = {0};
     http_response res = {0};
     request_id_generate(lt, rq.request_id);
-    http_problem(&res, &rq, r->status, r->code, "%s", r->detail);
+    http_problem(&res, &rq, status, code, "%s", detail);
     static const char head_fmt[] = "HTTP/1.1 %d %s\r\n"
                                    "Content-Type: application/problem+json\r\n"
                                    "X-Request-Id: %s\r\n"
@@ -430,14 +428,14 @@ static char *early_error_response(loop_thread *lt, const protocol_refusal *r, si
     size_t cap = sizeof(head_fmt) + 64 + HTTP_REQUEST_ID_MAX + 20 + res.body_len;
     char *out = res.body != NULL ? malloc(cap) : NULL;
     if (out != NULL) {
-        int n = snprintf(out, cap, head_fmt, r->status, http_status_text(r->status), rq.request_id, res.body_len);
+        int n = snprintf(out, cap, head_fmt, status, http_status_text(status), rq.request_id, res.body_len);
         memcpy(out + n, res.body, res.body_len);
         *len = (size_t)n + res.body_len;
         log_line line;
         log_begin(&line, LOG_INFO, "request refused");
-        log_int(&line, "status", r->status);
-        log_str(&line, "code", r->code);
-        log_str(&line, "detail", r->detail);
+        log_int(&line, "status", status);
+        log_str(&line, "code", code);
+        log_str(&line, "detail", detail);
         log_str(&line, "request_id", rq.request_id);
         log_end(&line);
     }
@@ -458,7 +456,8 @@ void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_
         metrics_request(-1, request_method_index(h2o_iovec_init(NULL, 0)), r.status, 0);
         guard_socket *g = guard_socket_of(sock, true);
         size_t len;
-        if (g != NULL && g->response == NULL && (g->response = early_error_response(lt, &r, &len)) != NULL) {
+        if (g != NULL && g->response == NULL &&
+            (g->response = protocol_problem_response(lt, r.status, r.code, r.detail, &len)) != NULL) {
             h2o_iovec_t mine = h2o_iovec_init(g->response, len);
             libh2o_socket_write(sock, &mine, 1, cb);
             return;

@@ -161,6 +161,10 @@ typedef struct protocol_refusal {
  * the head and maybe more) as h2o's parser does, and refuses, besides what
  * h2o refuses, a body length that could be read two ways. */
 protocol_head protocol_guard_check_head(const char *bytes, size_t len, protocol_refusal *refusal);
+/* A whole HTTP/1.1 problem+json response (a new X-Request-Id, Connection:
+ * close), malloc'd, for errors answered on the socket itself before h2o
+ * has a request; logged as "request refused". NULL without memory. */
+char *protocol_problem_response(loop_thread *lt, int status, const char *code, const char *detail, size_t *len);
 /* True when libh2o's calls reach strata's phr_parse_request,
  * h2o_socket_write and h2o_send_error_generic (ELF interposition; checked
  * at start). */
