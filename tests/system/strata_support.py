@@ -706,3 +706,26 @@ def list_all(client, *, site="main", params=None, token=None, limit=100, max_pag
 def healthy(client):
     resp = client.get("/healthz")
     return resp.status == 200
+
+
+def assert_survived(srv):
+    """The server still answers /healthz: what a test of hostile input checks
+    after each case."""
+    c = Client(srv.port, timeout=5)
+    try:
+        assert c.get("/healthz").status == 200, "the server must survive this"
+    finally:
+        c.close()
+
+
+def wait_for(what, predicate, timeout, interval=0.05):
+    """Polls predicate() until it returns something true; returns that, or
+    fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"within {timeout}s: {what}")
+        time.sleep(interval)

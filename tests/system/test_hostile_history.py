@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from strata_support import HOST, assert_json, assert_problem, create_item, save
+from strata_support import HOST, assert_json, assert_problem, create_item, save, wait_for
 
 MiB = 1 << 20
 SHARD_BYTES = 4 * MiB            # 64 MB history cache / 16 shards
@@ -59,17 +59,6 @@ def env_with(limit=None, **extra):
 
 
 LIMITS = pytest.mark.parametrize("limit", [RAISED_LIMIT, None], ids=["over-a-shard", "default-limit"])
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def assert_alive(srv, token):

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from metrics_support import parse_metrics, scrape
-from strata_support import Client, assert_json, raw_connect, uniq, with_query
+from strata_support import Client, assert_json, assert_survived, raw_connect, uniq, with_query
 
 MAX_RESETS = 100       # server.http2_max_resets in this module
 RESET_WINDOW_MS = 10000
@@ -46,11 +46,7 @@ def server(deployment):
 @pytest.fixture(autouse=True)
 def still_healthy(server):
     yield
-    c = Client(server.port, timeout=5)
-    try:
-        assert c.get("/healthz").status == 200, "the server must survive this"
-    finally:
-        c.close()
+    assert_survived(server)
 
 
 # ---- raw HTTP/1.1 ------------------------------------------------------------------------

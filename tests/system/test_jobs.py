@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from strata_support import HOST, free_port, run_cli
+from strata_support import HOST, free_port, run_cli, wait_for
 
 DEBUG = ("--log-level", "debug")
 
@@ -75,18 +75,6 @@ def receiver_factory():
     yield make
     for r in made:
         r.close()
-
-
-def wait_for(what, predicate, timeout):
-    """Polls predicate() until it returns something true; returns that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"within {timeout}s: {what}")
-        time.sleep(0.05)
 
 
 def job_records(srv, msg, kind=None):

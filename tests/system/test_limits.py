@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from strata_support import (
-    Client, assert_json, raw_connect, raw_exchange, read_response, uniq, wait_closed,
+    Client, assert_json, assert_survived, raw_connect, raw_exchange, read_response, uniq, wait_closed,
 )
 
 IDLE_MS = 1000
@@ -32,11 +32,7 @@ def server(deployment):
 @pytest.fixture(autouse=True)
 def still_healthy(server):
     yield
-    c = Client(server.port, timeout=5)
-    try:
-        assert c.get("/healthz").status == 200, "the server must survive this"
-    finally:
-        c.close()
+    assert_survived(server)
 
 
 def quick_requests(port, n=10, limit=1.0):
