@@ -16,12 +16,12 @@
 #include <ini.h>
 #include <limits.h>
 #include <netdb.h>
-#include <sys/socket.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 typedef enum setting_type {
@@ -49,23 +49,42 @@ typedef struct setting {
 #define FIELD(name) offsetof(strata_config, name), sizeof(((strata_config *)0)->name)
 
 /* A number with a fraction (ratios, budgets), bounded by the integers lo..hi. */
-#define DOUBLE_ROW(key, flag, env, name, lo, hi, def, help)                                                           \
-    {key, flag, env, SETTING_DOUBLE, FIELD(name), lo, hi, def, false, help}
+#define DOUBLE_ROW(key, flag, env, name, lo, hi, def, help)                                                            \
+    {                                                                                                                  \
+        key, flag, env, SETTING_DOUBLE, FIELD(name), lo, hi, def, false, help                                          \
+    }
 
 /* The three lifetimes of one cache class (see config.h). */
-#define CLASS_ROWS(name, NAME, index, ttl, swr, grace)                                                                       \
-    {"cache." name "_ttl_s", "cache-" name "-ttl-s", "STRATA_CACHE_" #NAME "_TTL_S", SETTING_INT,                    \
-     FIELD(cache_class[index].ttl_s), 0, 31536000, ttl, false, "seconds a cached " name " response stays fresh"},     \
-    {"cache." name "_swr_s", "cache-" name "-swr-s", "STRATA_CACHE_" #NAME "_SWR_S", SETTING_INT,                    \
-     FIELD(cache_class[index].swr_s), 0, 31536000, swr, false,                                                       \
-     "seconds it may then be served stale while one refresh runs"},                                                 \
-    {"cache." name "_grace_s", "cache-" name "-grace-s", "STRATA_CACHE_" #NAME "_GRACE_S", SETTING_INT,              \
-     FIELD(cache_class[index].grace_s), 0, 31536000, grace, false,                                                   \
-     "seconds more it is kept to serve when the database fails"}
+#define CLASS_ROWS(name, NAME, index, ttl, swr, grace)                                                                 \
+    {"cache." name "_ttl_s",                                                                                           \
+     "cache-" name "-ttl-s",                                                                                           \
+     "STRATA_CACHE_" #NAME "_TTL_S",                                                                                   \
+     SETTING_INT,                                                                                                      \
+     FIELD(cache_class[index].ttl_s),                                                                                  \
+     0,                                                                                                                \
+     31536000,                                                                                                         \
+     ttl,                                                                                                              \
+     false,                                                                                                            \
+     "seconds a cached " name " response stays fresh"},                                                                \
+        {"cache." name "_swr_s",                                                                                       \
+         "cache-" name "-swr-s",                                                                                       \
+         "STRATA_CACHE_" #NAME "_SWR_S",                                                                               \
+         SETTING_INT,                                                                                                  \
+         FIELD(cache_class[index].swr_s),                                                                              \
+         0,                                                                                                            \
+         31536000,                                                                                                     \
+         swr,                                                                                                          \
+         false,                                                                                                        \
+         "seconds it may then be served stale while one refresh runs"},                                                \
+    {                                                                                                                  \
+        "cache." name "_grace_s", "cache-" name "-grace-s", "STRATA_CACHE_" #NAME "_GRACE_S", SETTING_INT,             \
+            FIELD(cache_class[index].grace_s), 0, 31536000, grace, false,                                              \
+            "seconds more it is kept to serve when the database fails"                                                 \
+    }
 
 static const setting settings[] = {
-    {"server.listen", "listen", "STRATA_LISTEN", SETTING_STRING, FIELD(listen), 0, 0, "127.0.0.1:8080",
-     false, "address and port to serve on (ADDR:PORT, [V6ADDR]:PORT)"},
+    {"server.listen", "listen", "STRATA_LISTEN", SETTING_STRING, FIELD(listen), 0, 0, "127.0.0.1:8080", false,
+     "address and port to serve on (ADDR:PORT, [V6ADDR]:PORT)"},
     {"server.threads", "threads", "STRATA_THREADS", SETTING_INT, FIELD(threads), 0, 256, "0", false,
      "event-loop threads (0 = one per core)"},
     {"server.workers", "workers", "STRATA_WORKERS", SETTING_INT, FIELD(workers), 1, 256, "4", false,
@@ -78,10 +97,10 @@ static const setting settings[] = {
     {"server.http2_reset_window_ms", "http2-reset-window-ms", "STRATA_HTTP2_RESET_WINDOW_MS", SETTING_INT,
      FIELD(http2_reset_window_ms), 100, 3600000, "10000", false,
      "HTTP/2: the window server.http2_max_resets counts in"},
-    {"server.max_body_bytes", "max-body-bytes", "STRATA_MAX_BODY_BYTES", SETTING_INT64,
-     FIELD(max_body_bytes), 1024, 1073741824, "1048576", false, "largest request body (413 above)"},
-    {"server.max_header_bytes", "max-header-bytes", "STRATA_MAX_HEADER_BYTES", SETTING_INT64,
-     FIELD(max_header_bytes), 1024, 1048576, "16384", true, "largest total of request headers (431 above)"},
+    {"server.max_body_bytes", "max-body-bytes", "STRATA_MAX_BODY_BYTES", SETTING_INT64, FIELD(max_body_bytes), 1024,
+     1073741824, "1048576", false, "largest request body (413 above)"},
+    {"server.max_header_bytes", "max-header-bytes", "STRATA_MAX_HEADER_BYTES", SETTING_INT64, FIELD(max_header_bytes),
+     1024, 1048576, "16384", true, "largest total of request headers (431 above)"},
     {"server.max_connections", "max-connections", "STRATA_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), 0,
      1000000, "0", false,
      "open client connections in total, more are closed at accept (0 = 10000, or fewer if the open-file limit "
@@ -89,20 +108,17 @@ static const setting settings[] = {
     {"server.max_connections_per_client", "max-connections-per-client", "STRATA_MAX_CONNECTIONS_PER_CLIENT",
      SETTING_INT, FIELD(max_connections_per_client), 0, 1000000, "256", false,
      "open connections from one address (IPv6: one /64); 0 = no per-client cap"},
-    {"server.idle_timeout_ms", "idle-timeout-ms", "STRATA_IDLE_TIMEOUT_MS", SETTING_INT,
-     FIELD(idle_timeout_ms), 100, 3600000, "10000", false,
-     "close a connection idle or sending a request slower than this"},
+    {"server.idle_timeout_ms", "idle-timeout-ms", "STRATA_IDLE_TIMEOUT_MS", SETTING_INT, FIELD(idle_timeout_ms), 100,
+     3600000, "10000", false, "close a connection idle or sending a request slower than this"},
     {"server.shutdown_timeout_ms", "shutdown-timeout-ms", "STRATA_SHUTDOWN_TIMEOUT_MS", SETTING_INT,
-     FIELD(shutdown_timeout_ms), 0, 600000, "10000", false,
-     "on SIGTERM, wait this long for in-flight requests"},
+     FIELD(shutdown_timeout_ms), 0, 600000, "10000", false, "on SIGTERM, wait this long for in-flight requests"},
     {"server.trusted_proxies", "trusted-proxies", "STRATA_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies), 0,
      0, "127.0.0.0/8,::1", false,
      "proxies whose X-Forwarded-For names the client (comma-separated addresses and ADDRESS/PREFIX)"},
     {"server.queue_max", "queue-max", "STRATA_QUEUE_MAX", SETTING_INT, FIELD(queue_max), 1, 1000000, "1024", false,
      "requests that may wait for a database worker, per lane (anonymous; editors); past it, shed at once"},
-    {"server.queue_timeout_ms", "queue-timeout-ms", "STRATA_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(queue_timeout_ms),
-     10, 600000, "1000", false,
-     "an anonymous request that has not reached a worker in this long is answered stale or 503"},
+    {"server.queue_timeout_ms", "queue-timeout-ms", "STRATA_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(queue_timeout_ms), 10,
+     600000, "1000", false, "an anonymous request that has not reached a worker in this long is answered stale or 503"},
     {"server.queue_target_ms", "queue-target-ms", "STRATA_QUEUE_TARGET_MS", SETTING_INT, FIELD(queue_target_ms), 0,
      600000, "50", false,
      "once the anonymous queue has not been empty for 100 ms, a request that waited longer than this is shed "
@@ -111,13 +127,16 @@ static const setting settings[] = {
      "database workers run this many nice steps below the event loops, so cache hits never wait for CPU behind fills"},
     {"server.idle_fills", "idle-fills", "STRATA_IDLE_FILLS", SETTING_BOOL, FIELD(idle_fills), 0, 1, "false", false,
      "anonymous cache fills use only CPU the event loops leave (SCHED_IDLE): hits first, even over new content"},
+    DOUBLE_ROW("server.fill_cpu_share", "fill-cpu-share", "STRATA_FILL_CPU_SHARE", fill_cpu_share, 0, 1, "0.02",
+               "while the machine has no idle CPU and the event loops are busy, anonymous cache fills may use this "
+               "share of its CPUs (1 = no limit; 0 = none until the CPU is idle again)"),
     {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
      "SQLite database file"},
     {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,
      3600000, "50", false,
      "a statement slower than this is logged (warn) with its plan and kept for GET /v1/slow-queries"},
-    {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
-     true, "debug | info | warn | error"},
+    {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info", true,
+     "debug | info | warn | error"},
     {"cache.enabled", "cache", "STRATA_CACHE", SETTING_BOOL, FIELD(cache_enabled), 0, 1, "true", false,
      "cache finished responses of public reads in memory (L1)"},
     {"cache.l1", "cache-l1", "STRATA_CACHE_L1", SETTING_BOOL, FIELD(cache_l1), 0, 1, "true", false,
@@ -125,12 +144,14 @@ static const setting settings[] = {
     {"cache.l1_max_bytes", "cache-l1-max-bytes", "STRATA_CACHE_L1_MAX_BYTES", SETTING_INT64, FIELD(cache_l1_max_bytes),
      1048576, 68719476736LL, "268435456", false, "memory budget of the L1 response cache"},
     {"cache.ttl_jitter_pct", "cache-ttl-jitter-pct", "STRATA_CACHE_TTL_JITTER_PCT", SETTING_INT,
-     FIELD(cache_ttl_jitter_pct), 0, 50, "10", false, "shorten each entry's freshness by up to this percentage, at random"},
+     FIELD(cache_ttl_jitter_pct), 0, 50, "10", false,
+     "shorten each entry's freshness by up to this percentage, at random"},
     {"cache.coalesce_timeout_ms", "cache-coalesce-timeout-ms", "STRATA_CACHE_COALESCE_TIMEOUT_MS", SETTING_INT,
      FIELD(cache_coalesce_timeout_ms), 10, 60000, "3000", false,
      "a request waiting for another's fill of the same key gives up and reads itself after this"},
-    {"cache.browser_ttl_s", "cache-browser-ttl-s", "STRATA_CACHE_BROWSER_TTL_S", SETTING_INT, FIELD(cache_browser_ttl_s),
-     0, 86400, "5", false, "max-age sent to browsers (shared caches get the class TTL as s-maxage)"},
+    {"cache.browser_ttl_s", "cache-browser-ttl-s", "STRATA_CACHE_BROWSER_TTL_S", SETTING_INT,
+     FIELD(cache_browser_ttl_s), 0, 86400, "5", false,
+     "max-age sent to browsers (shared caches get the class TTL as s-maxage)"},
     {"cache.negative_ttl_s", "cache-negative-ttl-s", "STRATA_CACHE_NEGATIVE_TTL_S", SETTING_INT,
      FIELD(cache_negative_ttl_s), 0, 3600, "5", false,
      "seconds a negative answer (404, empty page of a filter matching nothing) is kept in L1 and L2; 0 = never"},
@@ -148,8 +169,8 @@ static const setting settings[] = {
     CLASS_ROWS("categories", CATEGORIES, CACHE_CLASS_CATEGORIES, "300", "60", "3600"),
     {"redis.url", "redis", "STRATA_REDIS", SETTING_STRING, FIELD(redis_url), 0, 0, "", false,
      "redis://HOST:PORT shared by the instances: invalidations reach every instance's cache"},
-    {"redis.timeout_ms", "redis-timeout-ms", "STRATA_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), 10,
-     60000, "100", false, "connect and command timeout for Redis (a read that times out goes to the database)"},
+    {"redis.timeout_ms", "redis-timeout-ms", "STRATA_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), 10, 60000,
+     "100", false, "connect and command timeout for Redis (a read that times out goes to the database)"},
     {"redis.channel", "redis-channel", "STRATA_REDIS_CHANNEL", SETTING_STRING, FIELD(redis_channel), 0, 0,
      "strata:invalidate", false, "the pub/sub channels' prefix: invalidations of site S go on PREFIX:S"},
     {"redis.l2", "redis-l2", "STRATA_REDIS_L2", SETTING_BOOL, FIELD(redis_l2), 0, 1, "true", false,
@@ -167,8 +188,8 @@ static const setting settings[] = {
      "view beacons are counted in memory and written to the database this often"},
     {"views.client_rps", "views-client-rps", "STRATA_VIEWS_CLIENT_RPS", SETTING_INT, FIELD(views_client_rps), 0,
      1000000, "2", false, "view beacons per second one client address may send (429 above; 0 = no limit)"},
-    {"views.client_burst", "views-client-burst", "STRATA_VIEWS_CLIENT_BURST", SETTING_INT, FIELD(views_client_burst),
-     0, 1000000, "30", false, "… in bursts of up to this many"},
+    {"views.client_burst", "views-client-burst", "STRATA_VIEWS_CLIENT_BURST", SETTING_INT, FIELD(views_client_burst), 0,
+     1000000, "30", false, "… in bursts of up to this many"},
     {"views.dedupe_window_s", "views-dedupe-window-s", "STRATA_VIEWS_DEDUPE_WINDOW_S", SETTING_INT,
      FIELD(views_dedupe_window_s), 0, 86400, "1800", false,
      "a client's repeated views of one item count once in this many seconds (0 = every beacon counts)"},
@@ -180,8 +201,8 @@ static const setting settings[] = {
     {"history.draft_max_age_s", "history-draft-max-age-s", "STRATA_HISTORY_DRAFT_MAX_AGE_S", SETTING_INT64,
      FIELD(history_draft_max_age_s), 0, INT64_MAX / 1000, "0", false,
      "retention removes unpublished versions older than this (beyond keep_latest); 0 keeps every version"},
-    {"history.autosave_max_age_s", "history-autosave-max-age-s", "STRATA_HISTORY_AUTOSAVE_MAX_AGE_S",
-     SETTING_INT64, FIELD(history_autosave_max_age_s), 0, INT64_MAX / 1000, "2592000", false,
+    {"history.autosave_max_age_s", "history-autosave-max-age-s", "STRATA_HISTORY_AUTOSAVE_MAX_AGE_S", SETTING_INT64,
+     FIELD(history_autosave_max_age_s), 0, INT64_MAX / 1000, "2592000", false,
      "retention removes autosave slots not written for this long (default 30 days); 0 keeps them"},
     {"history.preview_max_ttl_s", "history-preview-max-ttl-s", "STRATA_HISTORY_PREVIEW_MAX_TTL_S", SETTING_INT,
      FIELD(history_preview_max_ttl_s), 1, 31536000, "2592000", false,
@@ -196,24 +217,24 @@ static const setting settings[] = {
      "how often an idle job runner looks for due jobs (new jobs of this instance wake it at once)"},
     {"jobs.max_attempts", "jobs-max-attempts", "STRATA_JOBS_MAX_ATTEMPTS", SETTING_INT, FIELD(jobs_max_attempts), 1,
      100, "8", false, "a failing job is retried with exponential backoff, then kept as failed"},
-    {"jobs.retry_base_ms", "jobs-retry-base-ms", "STRATA_JOBS_RETRY_BASE_MS", SETTING_INT, FIELD(jobs_retry_base_ms),
-     1, 3600000, "1000", false, "the first retry's delay; each later one doubles it (capped at one hour)"},
+    {"jobs.retry_base_ms", "jobs-retry-base-ms", "STRATA_JOBS_RETRY_BASE_MS", SETTING_INT, FIELD(jobs_retry_base_ms), 1,
+     3600000, "1000", false, "the first retry's delay; each later one doubles it (capped at one hour)"},
     {"jobs.lease_ms", "jobs-lease-ms", "STRATA_JOBS_LEASE_MS", SETTING_INT, FIELD(jobs_lease_ms), 100, 86400000,
      "60000", false, "a claimed job is another instance's to retry only after this long without finishing"},
     {"jobs.schedule_retention", "jobs-schedule-retention", "STRATA_JOBS_SCHEDULE_RETENTION", SETTING_STRING,
      FIELD(jobs_schedule_retention), 0, 0, "17 3 * * *", false,
      "when version retention runs: 5-field cron (minute hour day month weekday) or @every N[s|m|h]; empty: never"},
-    {"jobs.schedule_warm", "jobs-schedule-warm", "STRATA_JOBS_SCHEDULE_WARM", SETTING_STRING,
-     FIELD(jobs_schedule_warm), 0, 0, "@every 5m", false, "when the cache warming job runs (as above)"},
+    {"jobs.schedule_warm", "jobs-schedule-warm", "STRATA_JOBS_SCHEDULE_WARM", SETTING_STRING, FIELD(jobs_schedule_warm),
+     0, 0, "@every 5m", false, "when the cache warming job runs (as above)"},
     {"jobs.schedule_rollup", "jobs-schedule-rollup", "STRATA_JOBS_SCHEDULE_ROLLUP", SETTING_STRING,
      FIELD(jobs_schedule_rollup), 0, 0, "7 * * * *", false,
      "when hourly view counts older than 8 days are rolled up into daily ones (as above)"},
     {"cdn.purge_url", "cdn-purge-url", "STRATA_CDN_PURGE_URL", SETTING_STRING, FIELD(cdn_purge_url), 0, 0, "", false,
      "http://HOST:PORT/PATH of a Varnish or CDN purge endpoint told the surrogate keys of every write; empty: none"},
-    {"cdn.purge_method", "cdn-purge-method", "STRATA_CDN_PURGE_METHOD", SETTING_STRING, FIELD(cdn_purge_method), 0,
-     0, "PURGE", false, "the HTTP method of a purge request"},
-    {"cdn.purge_header", "cdn-purge-header", "STRATA_CDN_PURGE_HEADER", SETTING_STRING, FIELD(cdn_purge_header), 0,
-     0, "Surrogate-Key", false, "the header that carries the space-separated keys of a purge request"},
+    {"cdn.purge_method", "cdn-purge-method", "STRATA_CDN_PURGE_METHOD", SETTING_STRING, FIELD(cdn_purge_method), 0, 0,
+     "PURGE", false, "the HTTP method of a purge request"},
+    {"cdn.purge_header", "cdn-purge-header", "STRATA_CDN_PURGE_HEADER", SETTING_STRING, FIELD(cdn_purge_header), 0, 0,
+     "Surrogate-Key", false, "the header that carries the space-separated keys of a purge request"},
     {"debug.fault_injection", "debug-fault-injection", "STRATA_DEBUG_FAULT_INJECTION", SETTING_BOOL,
      FIELD(debug_fault_injection), 0, 1, "false", false,
      "allow POST /v1/debug/faults (admin) to make the database fail, for drills and tests"},
@@ -234,12 +255,12 @@ static const setting settings[] = {
      1000000, "2000", false, "… in bursts of up to this many"},
     {"limits.write_rps", "limits-write-rps", "STRATA_LIMITS_WRITE_RPS", SETTING_INT, FIELD(limits_write_rps), 0,
      1000000, "200", false, "requests per second of one write token (0 = off)"},
-    {"limits.write_burst", "limits-write-burst", "STRATA_LIMITS_WRITE_BURST", SETTING_INT, FIELD(limits_write_burst),
-     0, 1000000, "2000", false, "… in bursts of up to this many"},
+    {"limits.write_burst", "limits-write-burst", "STRATA_LIMITS_WRITE_BURST", SETTING_INT, FIELD(limits_write_burst), 0,
+     1000000, "2000", false, "… in bursts of up to this many"},
     {"limits.admin_rps", "limits-admin-rps", "STRATA_LIMITS_ADMIN_RPS", SETTING_INT, FIELD(limits_admin_rps), 0,
      1000000, "500", false, "requests per second of one admin token (0 = off)"},
-    {"limits.admin_burst", "limits-admin-burst", "STRATA_LIMITS_ADMIN_BURST", SETTING_INT, FIELD(limits_admin_burst),
-     0, 1000000, "2000", false, "… in bursts of up to this many"},
+    {"limits.admin_burst", "limits-admin-burst", "STRATA_LIMITS_ADMIN_BURST", SETTING_INT, FIELD(limits_admin_burst), 0,
+     1000000, "2000", false, "… in bursts of up to this many"},
     DOUBLE_ROW("budget.api_p95_ms", "budget-api-p95-ms", "STRATA_BUDGET_API_P95_MS", budget_api_p95_ms, 0, 3600000, "0",
                "alert when the p95 of request time, every route together, is above this (ms; 0 = no budget)"),
     {"budget.api_p95_routes", "budget-api-p95-routes", "STRATA_BUDGET_API_P95_ROUTES", SETTING_STRING,
@@ -249,8 +270,8 @@ static const setting settings[] = {
                "alert when the share of 5xx responses is above this (0..1; 0 = no budget)"),
     DOUBLE_ROW("budget.db_query_ms", "budget-db-query-ms", "STRATA_BUDGET_DB_QUERY_MS", budget_db_query_ms, 0, 3600000,
                "0", "alert when the mean database statement time is above this (ms; 0 = no budget)"),
-    DOUBLE_ROW("budget.hit_ratio_min", "budget-hit-ratio-min", "STRATA_BUDGET_HIT_RATIO_MIN", budget_hit_ratio_min, 0, 1,
-               "0", "alert when the response cache's hit ratio is below this (0..1; 0 = no budget)"),
+    DOUBLE_ROW("budget.hit_ratio_min", "budget-hit-ratio-min", "STRATA_BUDGET_HIT_RATIO_MIN", budget_hit_ratio_min, 0,
+               1, "0", "alert when the response cache's hit ratio is below this (0..1; 0 = no budget)"),
     {"budget.memory_mb", "budget-memory-mb", "STRATA_BUDGET_MEMORY_MB", SETTING_INT64, FIELD(budget_memory_mb), 0,
      16777216, "0", false, "alert when the resident memory is above this (MB; 0 = no budget)"},
     DOUBLE_ROW("budget.lcp_p75_ms", "budget-lcp-p75-ms", "STRATA_BUDGET_LCP_P75_MS", budget_lcp_p75_ms, 0, 600000, "0",
@@ -262,8 +283,8 @@ static const setting settings[] = {
     DOUBLE_ROW("budget.shed_rate", "budget-shed-rate", "STRATA_BUDGET_SHED_RATE", budget_shed_rate, 0, 1, "0",
                "alert when the share of requests shed under overload (stale or 503) is above this "
                "(0..1; 0 = no budget)"),
-    {"alerts.interval_ms", "alerts-interval-ms", "STRATA_ALERTS_INTERVAL_MS", SETTING_INT, FIELD(alerts_interval_ms), 10,
-     600000, "1000", false, "how often the budgets are evaluated"},
+    {"alerts.interval_ms", "alerts-interval-ms", "STRATA_ALERTS_INTERVAL_MS", SETTING_INT, FIELD(alerts_interval_ms),
+     10, 600000, "1000", false, "how often the budgets are evaluated"},
     {"alerts.window_s", "alerts-window-s", "STRATA_ALERTS_WINDOW_S", SETTING_INT, FIELD(alerts_window_s), 1, 86400,
      "60", false, "the sliding window each evaluation measures over"},
     {"alerts.raise_after", "alerts-raise-after", "STRATA_ALERTS_RAISE_AFTER", SETTING_INT, FIELD(alerts_raise_after), 1,
@@ -272,8 +293,9 @@ static const setting settings[] = {
      10000, "5", false, "evaluations in a row clearly within budget that clear it"},
     DOUBLE_ROW("alerts.clear_margin", "alerts-clear-margin", "STRATA_ALERTS_CLEAR_MARGIN", alerts_clear_margin, 0, 1,
                "0.1", "clearly within: below budget × (1 − margin) (a floor: margin × the way to 1 above it)"),
-    {"alerts.min_requests", "alerts-min-requests", "STRATA_ALERTS_MIN_REQUESTS", SETTING_INT, FIELD(alerts_min_requests),
-     1, 1000000, "10", false, "fewer requests (lookups, statements) in the window is no data: it neither raises nor clears"},
+    {"alerts.min_requests", "alerts-min-requests", "STRATA_ALERTS_MIN_REQUESTS", SETTING_INT,
+     FIELD(alerts_min_requests), 1, 1000000, "10", false,
+     "fewer requests (lookups, statements) in the window is no data: it neither raises nor clears"},
     {"alerts.webhook_url", "alerts-webhook-url", "STRATA_ALERTS_WEBHOOK_URL", SETTING_STRING, FIELD(alerts_webhook_url),
      0, 0, "", false, "http://HOST:PORT/PATH told each raise and clear as JSON (a queued job, retried); empty: none"},
 };
@@ -296,7 +318,10 @@ static const setting *setting_by_flag(const char *flag)
     return NULL;
 }
 
-bool config_is_flag(const char *flag) { return strcmp(flag, "config") == 0 || setting_by_flag(flag) != NULL; }
+bool config_is_flag(const char *flag)
+{
+    return strcmp(flag, "config") == 0 || setting_by_flag(flag) != NULL;
+}
 
 static int parse_bool(const char *text, bool *out)
 {
@@ -335,8 +360,8 @@ static int setting_apply(strata_config *cfg, const setting *s, const char *value
         errno = 0;
         long long n = strtoll(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0' || n < s->min || n > s->max) {
-            snprintf(err, CONFIG_ERR_MAX, "%s: must be an integer in %lld..%lld, got '%s'", source,
-                     (long long)s->min, (long long)s->max, value);
+            snprintf(err, CONFIG_ERR_MAX, "%s: must be an integer in %lld..%lld, got '%s'", source, (long long)s->min,
+                     (long long)s->max, value);
             return -1;
         }
         if (s->type == SETTING_INT)
@@ -436,8 +461,8 @@ static int check_line_lengths(const char *path, char err[CONFIG_ERR_MAX])
         } else if (++length >= INI_LINE_LIMIT - 1) {
             fclose(f);
             snprintf(err, CONFIG_ERR_MAX,
-                     "%s: line %d is longer than %d characters, the INI parser's limit; shorten it",
-                     path, lineno, INI_LINE_LIMIT - 2);
+                     "%s: line %d is longer than %d characters, the INI parser's limit; shorten it", path, lineno,
+                     INI_LINE_LIMIT - 2);
             return -1;
         }
     }
@@ -495,8 +520,7 @@ static int load_flags(strata_config *cfg, const char *const *names, const char *
     return 0;
 }
 
-static void resolve_config_path(strata_config *cfg, const char *const *names, const char *const *values,
-                                size_t count)
+static void resolve_config_path(strata_config *cfg, const char *const *names, const char *const *values, size_t count)
 {
     const char *path = getenv("STRATA_CONFIG");
     for (size_t i = 0; i < count; i++)
@@ -506,8 +530,8 @@ static void resolve_config_path(strata_config *cfg, const char *const *names, co
         snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
 }
 
-int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
-                size_t flag_count, char err[CONFIG_ERR_MAX])
+int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,
+                char err[CONFIG_ERR_MAX])
 {
     resolve_config_path(cfg, flag_names, flag_values, flag_count);
     if (cfg->config_path[0] != '\0' && load_file(cfg, cfg->config_path, false, err) != 0)
@@ -527,8 +551,8 @@ int config_load(strata_config *cfg, const char *const *flag_names, const char *c
     return 0;
 }
 
-int config_reload(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
-                  size_t flag_count, char err[CONFIG_ERR_MAX])
+int config_reload(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,
+                  char err[CONFIG_ERR_MAX])
 {
     strata_config next = *cfg;
     for (size_t i = 0; i < SETTING_COUNT; i++) {

@@ -50,6 +50,7 @@ typedef struct strata_config {
     int queue_target_ms;  /* …and, while the queue stands, how long it may have waited (CoDel) */
     int worker_nice;      /* workers' CPU priority below the event loops' */
     bool idle_fills;      /* anonymous fills' CPU work at SCHED_IDLE */
+    double fill_cpu_share; /* anonymous fills' CPU while it is scarce (fill_budget.h) */
     /* [db] */
     char db_path[512];
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */

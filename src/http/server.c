@@ -203,6 +203,7 @@ static void *loop_main(void *arg)
     loop_thread *lt = arg;
     server *srv = lt->srv;
     int failed = loop_init(srv, lt, lt->index) != 0;
+    worker_pool_watch_loop(&srv->pool);
     if (failed)
         log_event_str(LOG_ERROR, "cannot listen", "error", strerror(errno));
     pthread_mutex_lock(&srv->phase_lock);
@@ -417,6 +418,7 @@ int http_serve(strata_config *cfg, const http_app *app)
     worker_pool_limit(&srv.pool, POOL_EDITOR, (size_t)cfg->queue_max);
     worker_pool_target(&srv.pool, (uint64_t)cfg->queue_target_ms);
     worker_pool_idle_public(&srv.pool, cfg->idle_fills);
+    worker_pool_fill_share(&srv.pool, cfg->fill_cpu_share);
     configure_h2o(&srv);
 
     srv.loop_count = config_thread_count(cfg);

@@ -7,7 +7,9 @@
  * order with a job, skipping the public lane while public_max workers
  * already run public jobs; the public lane is read by public_pick
  * (first in first out until congested, then newest first, its oldest
- * shed once the congestion stands). A worker that ends a public job
+ * shed once the congestion stands), and only within the fills' CPU
+ * budget while CPU is scarce (fill_budget.h; a worker held back by it
+ * sleeps until the bucket has refilled). A worker that ends a public job
  * while public work waits wakes one other, since it may have been passed
  * over by that cap (the worker itself picks again at once).
  *
@@ -83,12 +85,29 @@ static pool_job *public_pick(worker_pool *pool, pool_queue *q)
     return job;
 }
 
-/* The job a worker should take now, off its lane; NULL if none may run. */
-static pool_job *lane_pick(worker_pool *pool)
+/* Whether a public job may start now: under the public_max cap and, while
+ * the CPU is scarce, within the fills' budget (fill_budget.h); if only the
+ * budget holds it back, *wait_ns is when to look again. Draining at stop
+ * is never held back. */
+static bool public_may_start(worker_pool *pool, uint64_t *wait_ns)
 {
+    if (pool->public_running >= pool->public_max)
+        return false;
+    if (pool->stopping)
+        return true;
+    *wait_ns = fill_budget_wait_ns(&pool->budget, clock_ns());
+    metrics_pool_budget_scarce(pool->budget.scarce_total_ns);
+    return *wait_ns == 0;
+}
+
+/* The job a worker should take now, off its lane; NULL if none may run
+ * (then *wait_ns, if not 0, is when the budget lets a public job start). */
+static pool_job *lane_pick(worker_pool *pool, uint64_t *wait_ns)
+{
+    *wait_ns = 0;
     for (int lane = 0; lane < POOL_LANES; lane++) {
         pool_queue *q = &pool->lanes[lane];
-        if (q->head == NULL || (lane == POOL_PUBLIC && pool->public_running >= pool->public_max))
+        if (q->head == NULL || (lane == POOL_PUBLIC && !public_may_start(pool, wait_ns)))
             continue;
         pool_job *job = lane == POOL_PUBLIC ? public_pick(pool, q) : q->head;
         if (lane == POOL_PUBLIC)
@@ -134,6 +153,26 @@ static store_t *worker_open(worker_pool *pool)
     return store;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps on the pool's condition (its lock held) until woken or, when
+ * wait_ns is not 0, that long at most. */
+static void pool_wait(worker_pool *pool, uint64_t wait_ns)
+{
+    if (wait_ns == 0) {
+        pthread_cond_wait(&pool->wake, &pool->lock);
+        return;
+    }
+    uint64_t until = clock_ns() + wait_ns;
+    struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u), .tv_nsec = (long)(until % 1000000000u)};
+    pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
+}
+
 static void *worker_main(void *arg)
 {
     worker_pool *pool = arg;
@@ -143,19 +182,23 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         pool_job *job;
-        while ((job = lane_pick(pool)) == NULL && !(pool->stopping && lanes_empty(pool)))
-            pthread_cond_wait(&pool->wake, &pool->lock);
+        uint64_t wait_ns;
+        while ((job = lane_pick(pool, &wait_ns)) == NULL && !(pool->stopping && lanes_empty(pool)))
+            pool_wait(pool, wait_ns);
         pthread_mutex_unlock(&pool->lock);
         if (job == NULL) /* stopping and drained */
             break;
         bool public = job->lane == POOL_PUBLIC;
         uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
+        uint64_t cpu_before = public ? thread_cpu_ns() : 0;
         metrics_pool_started(stamp);
         job->run(job, store);
         if (stamp != 0)
             metrics_pool_finished();
         if (public) {
+            uint64_t cpu_used = thread_cpu_ns() - cpu_before;
             pthread_mutex_lock(&pool->lock);
+            fill_budget_charge(&pool->budget, cpu_used);
             pool->public_running--;
             /* this worker picks again at once; another is needed only if
              * public work waits (the cap may have passed it over) */
@@ -172,8 +215,13 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool
 {
     *pool =
         (worker_pool){.db_path = db_path, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
+    fill_budget_init(&pool->budget, 1);
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wake, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* pool_wait's deadlines */
+    pthread_cond_init(&pool->wake, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pool->threads = calloc(count, sizeof(*pool->threads));
     if (pool->threads == NULL)
         return -1;
@@ -199,6 +247,20 @@ void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max)
 {
     pthread_mutex_lock(&pool->lock);
     pool->lanes[lane].max = lane == POOL_TASK ? 0 : max;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void worker_pool_fill_share(worker_pool *pool, double share)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->budget.share = share;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void worker_pool_watch_loop(worker_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    fill_budget_watch_loop(&pool->budget);
     pthread_mutex_unlock(&pool->lock);
 }
 

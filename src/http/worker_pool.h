@@ -31,7 +31,10 @@
  * Workers run at a lower CPU priority than the rest of the process
  * (worker_pool_start's nice): with an embedded database a fill is CPU
  * work, and the event loops answering cache hits must not wait for CPU
- * behind it.
+ * behind it. Priority alone does not keep fills out of the gaps the loops
+ * leave while they wait on sockets, so while the machine is short of CPU
+ * public jobs also run within a CPU budget (worker_pool_fill_share,
+ * fill_budget.h).
  *
  * Each worker opens its own store_t at start and keeps it for life
  * (SQLite connections are per-thread here). The pool knows nothing of
@@ -46,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/fill_budget.h"
 #include "store/store.h"
 
 typedef enum pool_lane { POOL_EDITOR, POOL_TASK, POOL_PUBLIC, POOL_LANES } pool_lane;
@@ -86,8 +90,9 @@ typedef struct worker_pool {
     int start_error; /* first worker's open failure, if any */
     const char *db_path;
     pool_worker_init_fn worker_init;
-    int nice;         /* added to each worker thread's nice value */
-    bool idle_public; /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
+    int nice;           /* added to each worker thread's nice value */
+    bool idle_public;   /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
+    fill_budget budget; /* public jobs' CPU while CPU is scarce (under lock) */
 } worker_pool;
 
 /* Starts count workers, each opening db_path, each `nice` steps below the
@@ -98,6 +103,12 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool
 void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max);
 /* A standing public queue's target wait (see above); 0: none. */
 void worker_pool_target(worker_pool *pool, uint64_t target_ms);
+/* While the machine is short of CPU and the loops are busy, public jobs
+ * may use this share of its CPUs (fill_budget.h); >= 1: no limit. */
+void worker_pool_fill_share(worker_pool *pool, double share);
+/* The calling thread is an event loop (its CPU tells the budget how busy
+ * the loops are). */
+void worker_pool_watch_loop(worker_pool *pool);
 /* Queues a job on its lane; never blocks on the database. False, with
  * nothing queued, when the lane is full. */
 bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);

@@ -312,6 +312,10 @@ static void export_pool(prom *p)
     prom_sample(p, "strata_worker_pool_queue_length", NULL, (double)pool.queued);
     prom_family(p, "strata_worker_pool_queue_wait_seconds", "histogram", "Time a job waited for a worker.");
     prom_histogram(p, "strata_worker_pool_queue_wait_seconds", NULL, 0, &pool.wait);
+    prom_family(p, "strata_fill_budget_scarce_seconds_total", "counter",
+                "Time the machine was short of CPU with the event loops busy, so anonymous cache fills were held "
+                "to server.fill_cpu_share.");
+    prom_sample(p, "strata_fill_budget_scarce_seconds_total", NULL, (double)pool.budget_scarce_ns / 1e9);
 }
 
 static void export_shed(prom *p)

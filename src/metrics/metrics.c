@@ -85,6 +85,7 @@ static struct {
     /* pool */
     size_t pool_workers;
     int64_t pool_busy, pool_queued;
+    uint64_t pool_budget_scarce_ns;
     uint64_t *shed; /* [(route_count + 1) · METRICS_SHED_REASONS], atomic */
     /* slow ring: next is where the next one goes */
     slow_query slow[METRICS_SLOW_RING];
@@ -224,6 +225,11 @@ void metrics_pool_workers(size_t count)
     __atomic_store_n(&m.pool_workers, count, __ATOMIC_RELAXED);
 }
 
+void metrics_pool_budget_scarce(uint64_t total_ns)
+{
+    __atomic_store_n(&m.pool_budget_scarce_ns, total_ns, __ATOMIC_RELAXED);
+}
+
 uint64_t metrics_pool_enqueued(void)
 {
     if (!metrics_on)
@@ -267,6 +273,7 @@ void metrics_pool_collect(metrics_pool_sample *out)
     out->workers = __atomic_load_n(&m.pool_workers, __ATOMIC_RELAXED);
     out->busy = __atomic_load_n(&m.pool_busy, __ATOMIC_RELAXED);
     out->queued = __atomic_load_n(&m.pool_queued, __ATOMIC_RELAXED);
+    out->budget_scarce_ns = __atomic_load_n(&m.pool_budget_scarce_ns, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m.lock);
     for (shard *s = m.shards; s != NULL; s = s->next) {
         hist *h = __atomic_load_n(&s->queue_wait, __ATOMIC_ACQUIRE);

@@ -60,6 +60,8 @@ void metrics_request(int route, unsigned method_index, int status, uint64_t micr
 /* The worker pool: a job queued (returns its stamp, 0 when off), a worker
  * taking it (the stamp gives the queue wait), a worker done with it. */
 void metrics_pool_workers(size_t count);
+/* The fills' CPU budget has been in force this long in all (fill_budget.h). */
+void metrics_pool_budget_scarce(uint64_t total_ns);
 uint64_t metrics_pool_enqueued(void);
 void metrics_pool_started(uint64_t stamp);
 void metrics_pool_finished(void);
@@ -119,6 +121,7 @@ typedef struct metrics_pool_sample {
     size_t workers;
     int64_t busy;
     int64_t queued;
+    uint64_t budget_scarce_ns; /* time anonymous fills were held to their CPU budget */
     hist wait; /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);

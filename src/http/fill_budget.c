@@ -1,0 +1,138 @@
+/*
+ * fill_budget.c — the CPU budget of anonymous cache fills (see
+ * fill_budget.h).
+ *
+ * Sampling reads /proc/stat's first line (the whole machine, in clock
+ * ticks) and each loop thread's CPU clock, at most once per
+ * FILL_BUDGET_SAMPLE_MS, by the worker that asks; the bucket refills
+ * continuously between samples. Where /proc/stat cannot be read the
+ * budget never applies (fills run as before), said once in the log.
+ */
+#include "http/fill_budget.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define NS_PER_MS 1000000u
+
+void fill_budget_init(fill_budget *b, double share)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    *b = (fill_budget){.share = share, .cpus = cpus > 0 ? (unsigned)cpus : 1};
+}
+
+void fill_budget_watch_loop(fill_budget *b)
+{
+    clockid_t clock;
+    if (b->loop_count < FILL_BUDGET_MAX_LOOPS && pthread_getcpuclockid(pthread_self(), &clock) == 0)
+        b->loop_clocks[b->loop_count++] = clock;
+}
+
+/* The machine's idle (idle + iowait) and total clock ticks since boot. */
+static bool machine_ticks(uint64_t *idle, uint64_t *total)
+{
+    char line[512];
+    int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, line, sizeof(line) - 1);
+    close(fd);
+    if (n <= 4)
+        return false;
+    line[n] = '\0';
+    /* "cpu  user nice system idle iowait irq softirq steal ..." */
+    unsigned long long v[8] = {0};
+    if (sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) < 4)
+        return false;
+    *idle = v[3] + v[4];
+    *total = 0;
+    for (int i = 0; i < 8; i++)
+        *total += v[i];
+    return true;
+}
+
+static uint64_t loops_cpu_ns(const fill_budget *b)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < b->loop_count; i++) {
+        struct timespec ts;
+        if (clock_gettime(b->loop_clocks[i], &ts) == 0)
+            sum += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    return sum;
+}
+
+/* CPU time (ns) fills may take per ns of wall time while scarce. */
+static double budget_rate(const fill_budget *b)
+{
+    return b->share * b->cpus;
+}
+
+static int64_t budget_cap(const fill_budget *b)
+{
+    return (int64_t)(budget_rate(b) * FILL_BUDGET_SAMPLE_MS * NS_PER_MS);
+}
+
+void fill_budget_observe(fill_budget *b, uint64_t now_ns, uint64_t idle, uint64_t total, uint64_t loops_ns)
+{
+    if (b->sampled_ns != 0 && now_ns > b->sampled_ns) {
+        uint64_t elapsed = now_ns - b->sampled_ns;
+        uint64_t idle_d = idle - b->machine_idle, total_d = total - b->machine_total;
+        double loops_share = (double)(loops_ns - b->loops_cpu_ns) / ((double)elapsed * b->cpus);
+        if (b->scarce)
+            b->scarce_total_ns += elapsed;
+        b->scarce =
+            total_d > 0 && idle_d * 100 < total_d * FILL_BUDGET_IDLE_PCT && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT;
+        if (!b->scarce)
+            b->tokens_ns = budget_cap(b);
+    }
+    b->sampled_ns = now_ns;
+    b->loops_cpu_ns = loops_ns;
+    b->machine_idle = idle;
+    b->machine_total = total;
+}
+
+static void budget_sample(fill_budget *b, uint64_t now_ns)
+{
+    uint64_t idle, total;
+    if (!machine_ticks(&idle, &total)) {
+        log_event(LOG_WARN, "server.fill_cpu_share is not applied: /proc/stat cannot be read");
+        b->share = 1;
+        b->scarce = false;
+        return;
+    }
+    fill_budget_observe(b, now_ns, idle, total, loops_cpu_ns(b));
+}
+
+uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)
+{
+    const uint64_t period = (uint64_t)FILL_BUDGET_SAMPLE_MS * NS_PER_MS;
+    if (b->share >= 1)
+        return 0;
+    if (b->sampled_ns == 0 || now_ns - b->sampled_ns >= period)
+        budget_sample(b, now_ns);
+    if (b->share >= 1)
+        return 0;
+    /* the bucket refills at budget_rate, up to its cap */
+    int64_t earned = (int64_t)(budget_rate(b) * (double)(now_ns - b->refilled_ns));
+    b->tokens_ns = b->tokens_ns + earned > budget_cap(b) ? budget_cap(b) : b->tokens_ns + earned;
+    b->refilled_ns = now_ns;
+    if (!b->scarce || b->tokens_ns > 0)
+        return 0;
+    if (budget_rate(b) <= 0)
+        return period;
+    uint64_t wait = (uint64_t)((double)-b->tokens_ns / budget_rate(b)) + 1;
+    return wait < period ? wait : period; /* by then, a new sample may say plenty */
+}
+
+void fill_budget_charge(fill_budget *b, uint64_t cpu_ns)
+{
+    if (b->share < 1)
+        b->tokens_ns -= (int64_t)cpu_ns;
+}

@@ -1,0 +1,71 @@
+/*
+ * fill_budget.h — internal to src/http: how much CPU anonymous cache fills
+ * may take while the machine has none to spare.
+ *
+ * The event loops answer cache hits; the workers fill misses. When a
+ * flood of misses arrives while hits keep the loops busy, every cycle a
+ * fill takes is a cycle a loop waited for. Priorities alone do not keep
+ * fills out: a niced worker still runs in every gap the loops leave while
+ * they wait on their sockets (measured: workers at nice 10 took 0.58 of
+ * 2 cores during bench/overload.sh), and SCHED_IDLE keeps them out so
+ * well that a page nobody has cached yet — the breaking story itself —
+ * may never be filled. So the pool meters fills by the CPU they use:
+ *
+ *   scarce   the machine had under FILL_BUDGET_IDLE_PCT % idle CPU and the
+ *            loops took at least FILL_BUDGET_LOOPS_PCT % of it, over the
+ *            last FILL_BUDGET_SAMPLE_MS (from /proc/stat and the loops'
+ *            thread CPU clocks): anonymous fills may use `share` of the
+ *            machine's CPUs, a token bucket of CPU time (at most one
+ *            sample period's worth saved), each fill charged the thread
+ *            CPU time it took;
+ *   plenty   otherwise: no limit, the bucket is full.
+ *
+ * A fill is never refused here: it waits on its lane, where the pool's
+ * adaptive LIFO and the caller's deadline decide (stale, or 503). Misses
+ * alone (loops nearly idle) run at full speed; hits alone are untouched;
+ * both together give fills their share, never less, so a new page is
+ * still filled once for everyone. Editors' and the server's own jobs are
+ * never metered.
+ *
+ * Not thread-safe: the worker pool calls it under its lock.
+ */
+#ifndef STRATA_HTTP_FILL_BUDGET_H
+#define STRATA_HTTP_FILL_BUDGET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define FILL_BUDGET_SAMPLE_MS 100
+#define FILL_BUDGET_IDLE_PCT 10
+#define FILL_BUDGET_LOOPS_PCT 20
+#define FILL_BUDGET_MAX_LOOPS 256
+
+typedef struct fill_budget {
+    double share; /* of the machine's CPUs while scarce; >= 1: never metered */
+    unsigned cpus;
+    clockid_t loop_clocks[FILL_BUDGET_MAX_LOOPS];
+    unsigned loop_count;
+    uint64_t sampled_ns;    /* CLOCK_MONOTONIC of the last sample; 0: none yet */
+    uint64_t loops_cpu_ns;  /* the loops' CPU time then */
+    uint64_t machine_idle;  /* /proc/stat idle + iowait ticks then */
+    uint64_t machine_total; /* /proc/stat ticks then */
+    bool scarce;
+    int64_t tokens_ns;        /* CPU time fills may still take; below 0: a debt */
+    uint64_t refilled_ns;     /* when tokens_ns was last brought up to date */
+    uint64_t scarce_total_ns; /* time spent scarce, for /metrics */
+} fill_budget;
+
+void fill_budget_init(fill_budget *b, double share);
+/* The calling thread is an event loop: its CPU time counts as the loops'. */
+void fill_budget_watch_loop(fill_budget *b);
+/* 0 if an anonymous fill may start now, else how long until it may (ns). */
+uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns);
+/* One sample at now_ns: the machine's idle and total clock ticks and the
+ * loops' CPU time (ns) since some fixed start; the first only sets the
+ * baseline. The sampler calls it with what it read; tests, with numbers. */
+void fill_budget_observe(fill_budget *b, uint64_t now_ns, uint64_t idle, uint64_t total, uint64_t loops_ns);
+/* A fill took cpu_ns of its thread's CPU time. */
+void fill_budget_charge(fill_budget *b, uint64_t cpu_ns);
+
+#endif
