@@ -31,13 +31,14 @@ typedef struct store store_t;
 
 typedef enum store_status {
     STORE_OK = 0,
-    STORE_NOT_FOUND = -1, /* no such site / item / version / category / token */
-    STORE_CONFLICT = -2,  /* a unique key is taken (slug, site name, category) */
-    STORE_STALE = -3,     /* base version is not the latest draft (If-Match) */
-    STORE_INVALID = -4,   /* input refers to something absent (category, parent) */
-    STORE_STATE = -5,     /* the item is not in a state that allows this (unpublish) */
-    STORE_BUSY = -6,      /* database locked or overloaded beyond busy_timeout */
-    STORE_ERROR = -7,     /* anything else: I/O, corruption, bug */
+    STORE_NOT_FOUND = -1,   /* no such site / item / version / category / token */
+    STORE_CONFLICT = -2,    /* a unique key is taken (slug, site name, category) */
+    STORE_STALE = -3,       /* base version is not the latest draft (If-Match) */
+    STORE_INVALID = -4,     /* input refers to something absent (category, parent) */
+    STORE_STATE = -5,       /* the item is not in a state that allows this (unpublish) */
+    STORE_BUSY = -6,        /* database locked or overloaded beyond busy_timeout */
+    STORE_ERROR = -7,       /* anything else: I/O, corruption, bug */
+    STORE_UNAVAILABLE = -8, /* the database server cannot be reached (answered 503; retried later) */
 } store_status;
 
 const char *store_status_name(int status);
@@ -86,8 +87,7 @@ typedef struct store_token {
 } store_token;
 
 /* Stores a token by the SHA-256 hash of its secret text. */
-int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name,
-                       const uint8_t hash[32]);
+int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32]);
 /* Finds an unrevoked token by hash; STORE_NOT_FOUND if none. */
 int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out);
 
@@ -95,8 +95,8 @@ int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out);
 
 /* parent_slug may be NULL. STORE_CONFLICT if slug exists, STORE_INVALID if
  * the parent does not. *out: {"slug","name","parent","items"}. */
-int store_category_create(store_t *st, int64_t site_id, const char *slug, const char *name,
-                          const char *parent_slug, json_t **out);
+int store_category_create(store_t *st, int64_t site_id, const char *slug, const char *name, const char *parent_slug,
+                          json_t **out);
 /* *out: {"categories":[…]} ordered by slug. */
 int store_category_list(store_t *st, int64_t site_id, json_t **out);
 
@@ -106,50 +106,47 @@ int store_category_list(store_t *st, int64_t site_id, json_t **out);
  * NUL-terminated UTF-8 owned by the caller. In a partial save (PUT) a NULL
  * pointer / has_* false means "keep what the base version had". */
 typedef struct store_edit {
-    const char *type;   /* create only */
+    const char *type; /* create only */
     const char *slug;
     const char *title;
     const char *excerpt;
     const char *body;
-    json_t *fields;     /* object, borrowed */
-    bool has_category;  /* category given (possibly null) */
+    json_t *fields;       /* object, borrowed */
+    bool has_category;    /* category given (possibly null) */
     const char *category; /* slug or NULL for none */
     bool has_tags;
-    const char **tags;  /* lowercased, distinct */
+    const char **tags; /* lowercased, distinct */
     size_t tag_count;
 } store_edit_t;
 
 /* Creates an item (status draft) and its version 1 (kind draft).
  * STORE_CONFLICT if site+type+slug is taken, STORE_INVALID for an unknown
  * category. *draft: the draft representation. */
-int store_item_create(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit,
-                      const char *author, json_t **draft);
+int store_item_create(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit, const char *author,
+                      json_t **draft);
 
 /* Published item by id or by type+slug (published_only=false also returns
  * drafts and archived items, for token holders). *item: full item. */
-int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t id,
-                   bool published_only, json_t **item);
-int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type,
-                           const char *slug, bool published_only, json_t **item);
+int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only, json_t **item);
+int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type, const char *slug,
+                           bool published_only, json_t **item);
 
 /* The latest version's editable state. *version gets its number. */
-int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id,
-                         json_t **draft, int64_t *version);
+int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
+                         int64_t *version);
 
 /* Appends version base_version+1 merging edit over base_version.
  * STORE_STALE if base_version is not the latest (errmsg names the latest),
  * STORE_CONFLICT for a taken slug, STORE_INVALID for an unknown category. */
-int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id,
-                          int64_t base_version, const store_edit_t *edit, const char *author,
-                          json_t **draft, int64_t *new_version);
+int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
+                          const store_edit_t *edit, const char *author, json_t **draft, int64_t *new_version);
 
 /* Publishes version (0 = latest): the item's public content becomes that
  * version's. Does not add a version. *item: the published item. */
-int store_item_publish(store_t *st, int64_t site_id, const char *site_name, int64_t id,
-                       int64_t version, const char *author, json_t **item);
+int store_item_publish(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t version,
+                       const char *author, json_t **item);
 /* STORE_STATE if not published. archive: status archived instead of draft. */
-int store_item_unpublish(store_t *st, int64_t site_id, const char *site_name, int64_t id,
-                         bool archive, json_t **item);
+int store_item_unpublish(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool archive, json_t **item);
 /* Removes the item, its versions, tags and views. */
 int store_item_delete(store_t *st, int64_t site_id, int64_t id);
 
@@ -187,8 +184,8 @@ typedef struct store_list_query {
     const char *tag;      /* NULL = any */
     store_status_filter status;
     store_sort sort;
-    int limit;            /* 1..100 */
-    store_keyset after;   /* start after this position (present=false: first page) */
+    int limit;          /* 1..100 */
+    store_keyset after; /* start after this position (present=false: first page) */
 } store_list_query;
 
 /* *items: array of summaries. *next: the position after the last returned
@@ -218,16 +215,15 @@ int store_item_is_published(store_t *st, int64_t site_id, int64_t id);
 
 /* Most viewed published items with views since since_ms (0 = all time),
  * most first, ties by id. *items: summaries with "window_views". */
-int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type,
-                  int64_t since_ms, int limit, json_t **items);
+int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type, int64_t since_ms, int limit,
+                  json_t **items);
 
 /* ---- demo content ------------------------------------------------------- */
 
 /* Fills site_id with n realistic published items across categories and tags
  * (bodies of 1 to 50 KB), each with `versions` versions; deterministic for a
  * given seed. Used by `strata seed` and by the benchmarks. */
-int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions,
-                    uint32_t seed);
+int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions, uint32_t seed);
 
 /* ---- WAL checkpoints ------------------------------------------------------ */
 

@@ -52,6 +52,7 @@ const char *store_status_name(int status)
     case STORE_STATE: return "state";
     case STORE_BUSY: return "busy";
     case STORE_ERROR: return "error";
+    case STORE_UNAVAILABLE: return "unavailable";
     default: return "unknown";
     }
 }
