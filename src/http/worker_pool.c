@@ -170,7 +170,9 @@ static void pool_wait(worker_pool *pool, uint64_t wait_ns)
     }
     uint64_t until = clock_ns() + wait_ns;
     struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u), .tv_nsec = (long)(until % 1000000000u)};
+    pool->budget_sleepers++;
     pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
+    pool->budget_sleepers--;
 }
 
 static void *worker_main(void *arg)
@@ -284,7 +286,11 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
     job->enqueued_ns = clock_ns();
     job->late = false;
     lane_push(q, job);
-    pthread_cond_signal(&pool->wake);
+    /* A public job the budget holds back would only wake a worker to send
+     * it back to sleep (thousands of times a second in a flood): a worker
+     * already sleeping until the budget allows one takes it then. */
+    if (lane != POOL_PUBLIC || pool->budget_sleepers == 0 || fill_budget_wait_ns(&pool->budget, clock_ns()) == 0)
+        pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     return true;
 }

@@ -90,9 +90,10 @@ typedef struct worker_pool {
     int start_error; /* first worker's open failure, if any */
     const char *db_path;
     pool_worker_init_fn worker_init;
-    int nice;           /* added to each worker thread's nice value */
-    bool idle_public;   /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
-    fill_budget budget; /* public jobs' CPU while CPU is scarce (under lock) */
+    int nice;               /* added to each worker thread's nice value */
+    bool idle_public;       /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
+    fill_budget budget;     /* public jobs' CPU while CPU is scarce (under lock) */
+    size_t budget_sleepers; /* workers sleeping until the budget lets a public job start */
 } worker_pool;
 
 /* Starts count workers, each opening db_path, each `nice` steps below the
