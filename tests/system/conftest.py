@@ -38,13 +38,17 @@ def strata_bin():
 
 @pytest.fixture(scope="session")
 def template(strata_bin, tmp_path_factory):
-    return Deployment.create(strata_bin, tmp_path_factory.mktemp("template"), items=SEED_ITEMS)
+    made = Deployment.create(strata_bin, tmp_path_factory.mktemp("template"), items=SEED_ITEMS)
+    yield made
+    made.drop()
 
 
 @pytest.fixture(scope="module")
 def deployment(template, tmp_path_factory, request):
     name = request.module.__name__.rsplit(".", 1)[-1]
-    return template.copy_to(tmp_path_factory.mktemp(name))
+    made = template.copy_to(tmp_path_factory.mktemp(name))
+    yield made
+    made.drop()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,9 @@ def client(server):
 
 @pytest.fixture
 def fresh_deployment(template, tmp_path):
-    return template.copy_to(tmp_path / "deployment")
+    made = template.copy_to(tmp_path / "deployment")
+    yield made
+    made.drop()
 
 
 class ServerFactory:

@@ -92,6 +92,46 @@ def uniq(prefix="t"):
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+# ---- the database backend -------------------------------------------------
+#
+# The suite runs on the embedded SQLite by default. With STRATA_TEST_DB=postgres
+# (tests/run.sh's second pass) every deployment is a database of its own in
+# the PostgreSQL cluster at STRATA_TEST_PG_URL (a role allowed to create
+# databases), made from the template deployment's database with CREATE
+# DATABASE … TEMPLATE (a file copy, as the SQLite deployments copy a file)
+# and dropped when the deployment is done with.
+
+DB_BACKEND = "postgres" if os.environ.get("STRATA_TEST_DB") == "postgres" else "sqlite"
+
+
+def pg_admin(sql, *, url=None, timeout=60):
+    """Runs sql with psql on the cluster (its maintenance database by
+    default); returns stdout, unaligned and without headers."""
+    url = url or pg_url("postgres")
+    proc = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"psql {sql!r} failed: {proc.stderr.strip()}"
+    return proc.stdout
+
+
+def pg_url(database):
+    """STRATA_TEST_PG_URL with its database replaced."""
+    parts = urllib.parse.urlsplit(os.environ["STRATA_TEST_PG_URL"])
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+def pg_database_of(url):
+    return urllib.parse.urlsplit(url).path.lstrip("/")
+
+
+def sqlite_only(reason):
+    """Marks a test about the SQLite file itself (its locks, its WAL, its
+    path on disk): skipped on the PostgreSQL pass, saying why."""
+    import pytest
+    return pytest.mark.skipif(DB_BACKEND != "sqlite", reason=f"SQLite only: {reason}")
+
+
 # ---- a deployment: one database with sites `main` and `other` and tokens ---
 
 class Deployment:
@@ -118,6 +158,10 @@ class Deployment:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         db = directory / "strata.db"
+        if DB_BACKEND == "postgres":
+            name = "strata_" + uuid.uuid4().hex[:16]
+            pg_admin(f"CREATE DATABASE {name}")
+            db = pg_url(name)
         run_ok(binary, "migrate", "--db", db)
         run_ok(binary, "seed", "--db", db, "--items", items)
         run_ok(binary, "site", "create", "other", "--db", db)
@@ -136,12 +180,22 @@ class Deployment:
         data and the same tokens, but its own database files."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        if DB_BACKEND == "postgres":
+            name = "strata_" + uuid.uuid4().hex[:16]
+            pg_admin(f"CREATE DATABASE {name} TEMPLATE {pg_database_of(self.db)} STRATEGY FILE_COPY")
+            return Deployment(self.binary, directory, pg_url(name), self.tokens)
         src = Path(self.db)
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(src) + suffix)
             if p.exists():
                 shutil.copy2(p, directory / (src.name + suffix))
         return Deployment(self.binary, directory, directory / src.name, self.tokens)
+
+    def drop(self):
+        """Gives the database back (PostgreSQL: the cluster keeps every
+        database until dropped; a SQLite file goes with its directory)."""
+        if DB_BACKEND == "postgres":
+            pg_admin(f"DROP DATABASE IF EXISTS {pg_database_of(self.db)} WITH (FORCE)")
 
     def cli(self, *args, **kw):
         return run_cli(self.binary, *args, **kw)
