@@ -26,11 +26,18 @@ void fill_budget_init(fill_budget *b, double share)
     *b = (fill_budget){.share = share, .cpus = cpus > 0 ? (unsigned)cpus : 1};
 }
 
-void fill_budget_watch_loop(fill_budget *b)
+void fill_budget_watch_loop(fill_budget *b, const _Atomic uint64_t *requests)
 {
     clockid_t clock;
-    if (b->loop_count < FILL_BUDGET_MAX_LOOPS && pthread_getcpuclockid(pthread_self(), &clock) == 0)
-        b->loop_clocks[b->loop_count++] = clock;
+    if (b->loop_count < FILL_BUDGET_MAX_LOOPS && pthread_getcpuclockid(pthread_self(), &clock) == 0) {
+        b->loop_clocks[b->loop_count] = clock;
+        b->loop_requests[b->loop_count++] = requests;
+    }
+}
+
+void fill_budget_note_fill(fill_budget *b)
+{
+    b->fills++;
 }
 
 /* The machine's idle (idle + iowait) and total clock ticks since boot. */
@@ -57,15 +64,15 @@ static bool machine_ticks(uint64_t *idle, uint64_t *total)
     return true;
 }
 
-static uint64_t loops_cpu_ns(const fill_budget *b)
+/* The loops' CPU time and finished requests, now. */
+static void loops_read(const fill_budget *b, fill_budget_sample *seen)
 {
-    uint64_t sum = 0;
     for (unsigned i = 0; i < b->loop_count; i++) {
         struct timespec ts;
         if (clock_gettime(b->loop_clocks[i], &ts) == 0)
-            sum += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            seen->loops_ns += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        seen->requests += atomic_load_explicit(b->loop_requests[i], memory_order_relaxed);
     }
-    return sum;
 }
 
 /* CPU time (ns) fills may take per ns of wall time while scarce. */
@@ -79,35 +86,39 @@ static int64_t budget_cap(const fill_budget *b)
     return (int64_t)(budget_rate(b) * FILL_BUDGET_SAMPLE_MS * NS_PER_MS);
 }
 
-void fill_budget_observe(fill_budget *b, uint64_t now_ns, uint64_t idle, uint64_t total, uint64_t loops_ns)
+void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_sample *seen)
 {
     if (b->sampled_ns != 0 && now_ns > b->sampled_ns) {
         uint64_t elapsed = now_ns - b->sampled_ns;
-        uint64_t idle_d = idle - b->machine_idle, total_d = total - b->machine_total;
-        double loops_share = (double)(loops_ns - b->loops_cpu_ns) / ((double)elapsed * b->cpus);
+        uint64_t idle = seen->idle - b->machine_idle, total = seen->total - b->machine_total;
+        uint64_t requests = seen->requests - b->requests_seen, fills = seen->fills - b->fills_seen;
+        double loops_share = (double)(seen->loops_ns - b->loops_cpu_ns) / ((double)elapsed * b->cpus);
         if (b->scarce)
             b->scarce_total_ns += elapsed;
-        b->scarce =
-            total_d > 0 && idle_d * 100 < total_d * FILL_BUDGET_IDLE_PCT && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT;
+        b->scarce = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT &&
+                    loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
         if (!b->scarce)
             b->tokens_ns = budget_cap(b);
     }
     b->sampled_ns = now_ns;
-    b->loops_cpu_ns = loops_ns;
-    b->machine_idle = idle;
-    b->machine_total = total;
+    b->loops_cpu_ns = seen->loops_ns;
+    b->machine_idle = seen->idle;
+    b->machine_total = seen->total;
+    b->requests_seen = seen->requests;
+    b->fills_seen = seen->fills;
 }
 
 static void budget_sample(fill_budget *b, uint64_t now_ns)
 {
-    uint64_t idle, total;
-    if (!machine_ticks(&idle, &total)) {
+    fill_budget_sample seen = {.fills = b->fills};
+    if (!machine_ticks(&seen.idle, &seen.total)) {
         log_event(LOG_WARN, "server.fill_cpu_share is not applied: /proc/stat cannot be read");
         b->share = 1;
         b->scarce = false;
         return;
     }
-    fill_budget_observe(b, now_ns, idle, total, loops_cpu_ns(b));
+    loops_read(b, &seen);
+    fill_budget_observe(b, now_ns, &seen);
 }
 
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)

@@ -11,10 +11,15 @@
  * well that a page nobody has cached yet — the breaking story itself —
  * may never be filled. So the pool meters fills by the CPU they use:
  *
- *   scarce   the machine had under FILL_BUDGET_IDLE_PCT % idle CPU and the
- *            loops took at least FILL_BUDGET_LOOPS_PCT % of it, over the
- *            last FILL_BUDGET_SAMPLE_MS (from /proc/stat and the loops'
- *            thread CPU clocks): anonymous fills may use `share` of the
+ *   scarce   over the last FILL_BUDGET_SAMPLE_MS the machine had under
+ *            FILL_BUDGET_IDLE_PCT % idle CPU (/proc/stat), the loops took
+ *            at least FILL_BUDGET_LOOPS_PCT % of it (their thread CPU
+ *            clocks), and fills were at most FILL_BUDGET_FILLS_PCT % of
+ *            the requests the loops finished — so the loops were busy
+ *            with something other than handing out misses (with the
+ *            cache off, or a crawler walking cold pages, the misses are
+ *            the traffic, and metering them would only slow every
+ *            request down): anonymous fills may use `share` of the
  *            machine's CPUs, a token bucket of CPU time (at most one
  *            sample period's worth saved), each fill charged the thread
  *            CPU time it took;
@@ -32,6 +37,7 @@
 #ifndef STRATA_HTTP_FILL_BUDGET_H
 #define STRATA_HTTP_FILL_BUDGET_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,17 +45,22 @@
 #define FILL_BUDGET_SAMPLE_MS 100
 #define FILL_BUDGET_IDLE_PCT 10
 #define FILL_BUDGET_LOOPS_PCT 20
+#define FILL_BUDGET_FILLS_PCT 50
 #define FILL_BUDGET_MAX_LOOPS 256
 
 typedef struct fill_budget {
     double share; /* of the machine's CPUs while scarce; >= 1: never metered */
     unsigned cpus;
     clockid_t loop_clocks[FILL_BUDGET_MAX_LOOPS];
+    const _Atomic uint64_t *loop_requests[FILL_BUDGET_MAX_LOOPS]; /* each loop's finished requests */
     unsigned loop_count;
+    uint64_t fills;         /* anonymous fills submitted (fill_budget_note_fill) */
     uint64_t sampled_ns;    /* CLOCK_MONOTONIC of the last sample; 0: none yet */
     uint64_t loops_cpu_ns;  /* the loops' CPU time then */
     uint64_t machine_idle;  /* /proc/stat idle + iowait ticks then */
     uint64_t machine_total; /* /proc/stat ticks then */
+    uint64_t requests_seen; /* the loops' finished requests then */
+    uint64_t fills_seen;    /* fills then */
     bool scarce;
     int64_t tokens_ns;        /* CPU time fills may still take; below 0: a debt */
     uint64_t refilled_ns;     /* when tokens_ns was last brought up to date */
@@ -57,14 +68,23 @@ typedef struct fill_budget {
 } fill_budget;
 
 void fill_budget_init(fill_budget *b, double share);
-/* The calling thread is an event loop: its CPU time counts as the loops'. */
-void fill_budget_watch_loop(fill_budget *b);
+/* The calling thread is an event loop: its CPU time counts as the loops',
+ * and *requests (which it alone writes) counts the requests it finished. */
+void fill_budget_watch_loop(fill_budget *b, const _Atomic uint64_t *requests);
+/* An anonymous fill was submitted. */
+void fill_budget_note_fill(fill_budget *b);
 /* 0 if an anonymous fill may start now, else how long until it may (ns). */
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns);
-/* One sample at now_ns: the machine's idle and total clock ticks and the
- * loops' CPU time (ns) since some fixed start; the first only sets the
- * baseline. The sampler calls it with what it read; tests, with numbers. */
-void fill_budget_observe(fill_budget *b, uint64_t now_ns, uint64_t idle, uint64_t total, uint64_t loops_ns);
+/* What one sample saw, each a total since some fixed start. */
+typedef struct fill_budget_sample {
+    uint64_t idle, total; /* the machine's idle and all clock ticks */
+    uint64_t loops_ns;    /* the loops' CPU time */
+    uint64_t requests;    /* requests the loops finished */
+    uint64_t fills;       /* anonymous fills submitted */
+} fill_budget_sample;
+/* One sample at now_ns; the first only sets the baseline. The sampler
+ * calls it with what it read; tests, with numbers. */
+void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_sample *seen);
 /* A fill took cpu_ns of its thread's CPU time. */
 void fill_budget_charge(fill_budget *b, uint64_t cpu_ns);
 

@@ -81,7 +81,7 @@ struct job {
     bool outcome_set;
     /* the L2: a flight's key, and what the fill stores there */
     bool l2_fill;
-    bool l2_refill; /* refreshing a stale L2 value: no read, only a snapshot and the lease */
+    bool l2_refill;        /* refreshing a stale L2 value: no read, only a snapshot and the lease */
     bool l2_others_refill; /* another instance refreshes it: a stale value ends the flight */
     uint64_t l2_snapshot;
     char l2_token[L2_TOKEN_MAX + 1];
@@ -157,7 +157,10 @@ static void request_free(http_request *rq)
     memset(rq, 0, sizeof(*rq));
 }
 
-static size_t path_length(h2o_req_t *req) { return req->query_at != SIZE_MAX ? req->query_at : req->path.len; }
+static size_t path_length(h2o_req_t *req)
+{
+    return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+}
 
 static http_method method_of(h2o_iovec_t m)
 {
@@ -172,7 +175,10 @@ static http_method method_of(h2o_iovec_t m)
     return HTTP_OTHER;
 }
 
-unsigned request_method_index(h2o_iovec_t method) { return (unsigned)__builtin_ctz((unsigned)method_of(method)); }
+unsigned request_method_index(h2o_iovec_t method)
+{
+    return (unsigned)__builtin_ctz((unsigned)method_of(method));
+}
 
 static void copy_peer(h2o_req_t *req, char out[HTTP_PEER_MAX + 1])
 {
@@ -547,9 +553,9 @@ static void job_complete(job *j)
             rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
         else if (j->entry != NULL) /* "stored": in the L1, or sent to the L2 */
             rc_send(j->req, t->request_id, &j->entry,
-                    j->outcome_set                              ? j->outcome
+                    j->outcome_set                        ? j->outcome
                     : j->stored || j->l2_rec.data != NULL ? RC_MISS_STORED
-                                                                : RC_MISS,
+                                                          : RC_MISS,
                     t->started_ns);
         else {
             if (j->bypass)
@@ -718,8 +724,7 @@ static void refresh_after_stale_hit(job *j)
 {
     cache_flight *flight;
     cache_entry *filled = NULL;
-    if (cache_flight_join(rc_cache(), j->ns, j->key, j->key_len, rc_now_ms(), NULL, &flight, &filled) !=
-        CACHE_LEADER) {
+    if (cache_flight_join(rc_cache(), j->ns, j->key, j->key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
         cache_entry_release(&filled);
         job_complete(j);
         return;
@@ -791,16 +796,14 @@ static void on_fill_lookup(void *ctx, const l2_result *r)
         }
         h2o_timeout_link(j->owner->ctx.loop, &j->owner->l2_poll_timeout, &j->l2_poll);
         return;
-    case L2_ERROR:
-        fill_from_database(j);
-        return;
+    case L2_ERROR: fill_from_database(j); return;
     }
 }
 
 static bool fill_lookup(job *j)
 {
-    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, j->l2_refill ? L2_SNAPSHOT : L2_READ,
-                     on_fill_lookup, j);
+    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, j->l2_refill ? L2_SNAPSHOT : L2_READ, on_fill_lookup,
+                     j);
 }
 
 static void fill_start(job *j)
@@ -910,6 +913,10 @@ static void on_request_disposed(void *p)
     if (metrics_enabled())
         metrics_request(t->route, t->method_index, t->req->res.status, (rc_now_ns() - t->started_ns) / 1000);
     t->owner->active_requests--;
+    /* this loop is the only writer: no locked add on the hit path */
+    atomic_store_explicit(&t->owner->requests_done,
+                          atomic_load_explicit(&t->owner->requests_done, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     protocol_guard_stream_disposed(t->req);
     conn_guard_request_done(t->req);
     if (t->job != NULL) {
@@ -935,8 +942,7 @@ static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, i
 {
     cache_flight *flight;
     cache_entry *filled;
-    if (cache_flight_join(rc_cache(), k->ns, k->key, k->key_len, rc_now_ms(), NULL, &flight, &filled) !=
-        CACHE_LEADER) {
+    if (cache_flight_join(rc_cache(), k->ns, k->key, k->key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
         cache_entry_release(&filled);
         return;
     }
@@ -953,8 +959,7 @@ static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, i
     fill_start(j);
 }
 
-static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
-                        const http_captures *caps)
+static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index, const http_captures *caps)
 {
     char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns;
@@ -971,16 +976,13 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     uint64_t now = rc_now_ms();
     cache_entry *e = NULL;
     switch (cache_get(c, ns, key, key_len, now, &e)) {
-    case CACHE_FRESH:
-        rc_send(req, t->request_id, &e, RC_HIT, t->started_ns);
-        return;
+    case CACHE_FRESH: rc_send(req, t->request_id, &e, RC_HIT, t->started_ns); return;
     case CACHE_STALE:
         start_refresh(lt, req, t, route_index, caps, &k);
         rc_send(req, t->request_id, &e, RC_STALE, t->started_ns);
         return;
     case CACHE_EXPIRED: /* e is kept: the fail-safe copy */
-    case CACHE_MISS:
-        break;
+    case CACHE_MISS: break;
     }
 
     cache_flight *flight = NULL;

@@ -203,7 +203,7 @@ static void *loop_main(void *arg)
     loop_thread *lt = arg;
     server *srv = lt->srv;
     int failed = loop_init(srv, lt, lt->index) != 0;
-    worker_pool_watch_loop(&srv->pool);
+    worker_pool_watch_loop(&srv->pool, &lt->requests_done);
     if (failed)
         log_event_str(LOG_ERROR, "cannot listen", "error", strerror(errno));
     pthread_mutex_lock(&srv->phase_lock);

@@ -259,10 +259,10 @@ void worker_pool_fill_share(worker_pool *pool, double share)
     pthread_mutex_unlock(&pool->lock);
 }
 
-void worker_pool_watch_loop(worker_pool *pool)
+void worker_pool_watch_loop(worker_pool *pool, const _Atomic uint64_t *requests)
 {
     pthread_mutex_lock(&pool->lock);
-    fill_budget_watch_loop(&pool->budget);
+    fill_budget_watch_loop(&pool->budget, requests);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -286,6 +286,8 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
     job->enqueued_ns = clock_ns();
     job->late = false;
     lane_push(q, job);
+    if (lane == POOL_PUBLIC)
+        fill_budget_note_fill(&pool->budget);
     /* A public job the budget holds back would only wake a worker to send
      * it back to sleep (thousands of times a second in a flood): a worker
      * already sleeping until the budget allows one takes it then. */

@@ -107,9 +107,10 @@ void worker_pool_target(worker_pool *pool, uint64_t target_ms);
 /* While the machine is short of CPU and the loops are busy, public jobs
  * may use this share of its CPUs (fill_budget.h); >= 1: no limit. */
 void worker_pool_fill_share(worker_pool *pool, double share);
-/* The calling thread is an event loop (its CPU tells the budget how busy
- * the loops are). */
-void worker_pool_watch_loop(worker_pool *pool);
+/* The calling thread is an event loop: its CPU and *requests (the
+ * requests it finished, written by it alone) tell the budget how busy the
+ * loops are and with what. */
+void worker_pool_watch_loop(worker_pool *pool, const _Atomic uint64_t *requests);
 /* Queues a job on its lane; never blocks on the database. False, with
  * nothing queued, when the lane is full. */
 bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);

@@ -30,26 +30,36 @@
 
 #define MS 1000000ull
 
-/* two samples 100 ms apart on a 2-CPU machine (20 ticks of 10 ms) */
-static void observe_pair(fill_budget *b, uint64_t idle_ticks, double loops_cores)
+/* two samples 100 ms apart on a 2-CPU machine (20 ticks of 10 ms), in which
+ * the loops finished 1,000 requests and `fills` fills were submitted */
+static void observe_pair(fill_budget *b, uint64_t idle_ticks, double loops_cores, uint64_t fills)
 {
     b->cpus = 2;
-    fill_budget_observe(b, 1000 * MS, 5000, 100000, 0);
-    fill_budget_observe(b, 1100 * MS, 5000 + idle_ticks, 100020, (uint64_t)(loops_cores * 100 * MS));
+    fill_budget_sample first = {.idle = 5000, .total = 100000, .requests = 7000, .fills = 30};
+    fill_budget_observe(b, 1000 * MS, &first);
+    fill_budget_sample second = {.idle = 5000 + idle_ticks,
+                                 .total = 100020,
+                                 .loops_ns = (uint64_t)(loops_cores * 100 * MS),
+                                 .requests = 8000,
+                                 .fills = 30 + fills};
+    fill_budget_observe(b, 1100 * MS, &second);
 }
 
-static void scarce_needs_no_idle_cpu_and_busy_loops(void **state)
+static void scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills(void **state)
 {
     (void)state;
     fill_budget b;
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 0, 1.0); /* no idle, loops on half the machine */
+    observe_pair(&b, 0, 1.0, 50); /* no idle, loops on half the machine, 5 % fills: a spike of hits */
     assert_true(b.scarce);
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 4, 1.0); /* 20 % idle */
+    observe_pair(&b, 4, 1.0, 50); /* 20 % idle */
     assert_false(b.scarce);
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 0, 0.1); /* no idle, but the loops nearly idle: misses alone */
+    observe_pair(&b, 0, 0.1, 50); /* no idle, but the loops nearly idle: misses alone */
+    assert_false(b.scarce);
+    fill_budget_init(&b, 0.02);
+    observe_pair(&b, 0, 1.0, 1000); /* the loops busy handing out misses: the cache off, a crawler */
     assert_false(b.scarce);
 }
 
@@ -58,7 +68,7 @@ static void while_scarce_a_fill_waits_until_its_cpu_is_paid_back(void **state)
     (void)state;
     fill_budget b;
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 0, 1.0);
+    observe_pair(&b, 0, 1.0, 50);
     uint64_t now = 1100 * MS;
     assert_int_equal(fill_budget_wait_ns(&b, now), 0); /* the saved-up bucket */
     fill_budget_charge(&b, 20 * MS);                   /* a 20 ms fill: far past the 4 ms bucket */
@@ -74,10 +84,11 @@ static void plenty_forgives_the_debt(void **state)
     (void)state;
     fill_budget b;
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 0, 1.0);
+    observe_pair(&b, 0, 1.0, 50);
     fill_budget_charge(&b, 500 * MS);
     assert_true(fill_budget_wait_ns(&b, 1150 * MS) > 0);
-    fill_budget_observe(&b, 1200 * MS, 5010, 100040, 200 * MS); /* half the machine idle */
+    fill_budget_sample idle = {.idle = 5010, .total = 100040, .loops_ns = 200 * MS, .requests = 9000, .fills = 90};
+    fill_budget_observe(&b, 1200 * MS, &idle); /* half the machine idle */
     assert_false(b.scarce);
     assert_int_equal(fill_budget_wait_ns(&b, 1250 * MS), 0);
     assert_int_equal(b.scarce_total_ns, 100 * MS); /* the one scarce period */
@@ -101,19 +112,22 @@ static int watched;
 
 typedef struct spinner_arg {
     worker_pool *pool;
+    _Atomic uint64_t requests; /* outlives the thread: the pool keeps reading it */
 } spinner_arg;
 
-/* An "event loop" that never waits: counts as the loops' CPU. */
+/* An "event loop" that never waits and finishes a request now and then
+ * (hits, as far as the budget can tell): counts as the loops' CPU. */
 static void *spinner(void *arg)
 {
-    worker_pool_watch_loop(((spinner_arg *)arg)->pool);
+    spinner_arg *me = arg;
+    worker_pool_watch_loop(me->pool, &me->requests);
     pthread_mutex_lock(&watch_lock);
     watched++;
     pthread_cond_broadcast(&watch_done);
     pthread_mutex_unlock(&watch_lock);
-    volatile uint64_t n = 0;
-    while (atomic_load(&spinning))
-        n++;
+    for (uint64_t n = 0; atomic_load(&spinning); n++)
+        if (n % 1000 == 0)
+            atomic_store_explicit(&me->requests, n / 1000, memory_order_relaxed);
     return NULL;
 }
 
@@ -173,12 +187,14 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
     int idle_fills = fills_in(&pool, jobs);
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    spinner_arg arg = {&pool};
+    static spinner_arg args[64];
     pthread_t spinners[64];
     int n = cpus < 64 ? (int)cpus : 64;
     atomic_store(&spinning, true);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(pthread_create(&spinners[i], NULL, spinner, &arg), 0);
+    for (int i = 0; i < n; i++) {
+        args[i].pool = &pool;
+        assert_int_equal(pthread_create(&spinners[i], NULL, spinner, &args[i]), 0);
+    }
     pthread_mutex_lock(&watch_lock);
     while (watched < n)
         pthread_cond_wait(&watch_done, &watch_lock);
@@ -205,7 +221,7 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(scarce_needs_no_idle_cpu_and_busy_loops),
+        cmocka_unit_test(scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills),
         cmocka_unit_test(while_scarce_a_fill_waits_until_its_cpu_is_paid_back),
         cmocka_unit_test(plenty_forgives_the_debt),
         cmocka_unit_test(no_limit_is_never_scarce),
