@@ -549,6 +549,7 @@ bool protocol_guard_stream_refused(h2o_req_t *req, char *detail, size_t size)
     if (!g->goaway_sent) {
         g->goaway_sent = true;
         goaway_send((h2o_http2_conn_t *)req->conn);
+        metrics_connection_event(METRICS_CONN_RAPID_RESET);
         log_line line;
         log_begin(&line, LOG_WARN, "HTTP/2 connection closed for resetting streams (rapid reset)");
         log_int(&line, "resets", g->resets);

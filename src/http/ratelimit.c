@@ -45,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/metrics.h"
+
 #define PROXIES_MAX 32
 #define LOOPS_MAX 256
 #define CLIENT_SLOTS 16384 /* per loop: 512 KiB */
@@ -302,6 +304,7 @@ void ratelimit_problem(http_response *res, const http_request *req, const char *
                        const limiter_verdict *v, const char *what)
 {
     char value[160];
+    metrics_rate_limited(policy);
     http_problem(res, req, 429, "rate_limited",
                  "%s: more than %.0f requests per second (bursts up to %.0f); retry after %u s", what, shape->rate,
                  shape->burst, v->retry_after_s);
@@ -336,6 +339,7 @@ bool ratelimit_refuse_client(int loop_index, h2o_req_t *req, char *detail, size_
     if (limiter_take(loop_tables[loop_index], key, client.key_len + 1, shape, 1, limiter_now_ns(), &v))
         return false;
     const char *policy = with_token ? "client-token" : "client";
+    metrics_rate_limited(policy);
     char value[160];
     snprintf(value, sizeof(value), "%u", v.retry_after_s);
     add_header(req, "retry-after", value);

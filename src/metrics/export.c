@@ -374,6 +374,7 @@ static json_t *sites_summed(json_t *sites)
 static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void export_connections(prom *p);
+static void export_rate_limits(prom *p);
 
 char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
 {
@@ -391,6 +392,7 @@ char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
     pthread_mutex_unlock(&export_lock);
     export_jobs(&p, st);
     export_connections(&p);
+    export_rate_limits(&p);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
     prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");
@@ -549,7 +551,7 @@ json_t *metrics_summary_json(store_t *st)
 static void export_connections(prom *p)
 {
     static const char *const reasons[METRICS_CONN_EVENTS] = {"max_connections", "max_connections_per_client",
-                                                             "head_too_large", NULL};
+                                                             "head_too_large", NULL, NULL};
     metrics_conn_sample c;
     metrics_connections_collect(&c);
     prom_family(p, "strata_connections_open", "gauge", "Client connections open now.");
@@ -562,4 +564,18 @@ static void export_connections(prom *p)
     prom_family(p, "strata_accept_paused_total", "counter",
                 "Times accepting stopped for a moment because the process was out of file descriptors.");
     prom_sample(p, "strata_accept_paused_total", NULL, (double)c.events[METRICS_CONN_ACCEPT_PAUSED]);
+    prom_family(p, "strata_http2_rapid_reset_closes_total", "counter",
+                "HTTP/2 connections closed for resetting more streams than server.http2_max_resets allows.");
+    prom_sample(p, "strata_http2_rapid_reset_closes_total", NULL, (double)c.events[METRICS_CONN_RAPID_RESET]);
+}
+
+static void export_rate_limits(prom *p)
+{
+    static const char *const policies[METRICS_LIMIT_POLICY_COUNT] = {METRICS_LIMIT_POLICIES};
+    uint64_t refused[METRICS_LIMIT_POLICY_COUNT];
+    metrics_rate_limited_collect(refused);
+    prom_family(p, "strata_rate_limited_total", "counter",
+                "Requests refused with 429, by the policy their RateLimit-Policy names (limits.*).");
+    for (size_t i = 0; i < METRICS_LIMIT_POLICY_COUNT; i++)
+        prom_sample(p, "strata_rate_limited_total", LABELS("policy", policies[i]), (double)refused[i]);
 }

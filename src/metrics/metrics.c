@@ -587,3 +587,25 @@ void metrics_connections_collect(metrics_conn_sample *out)
         out->events[i] = __atomic_load_n(&connections.events[i], __ATOMIC_RELAXED);
     out->open = __atomic_load_n(&connections.open, __ATOMIC_RELAXED);
 }
+
+/* ---- rate limits --------------------------------------------------------------------------- */
+
+/* Refusals are the exception, so one process-wide atomic counter per
+ * policy; the name is looked up among a handful. */
+static const char *const limit_policies[METRICS_LIMIT_POLICY_COUNT] = {METRICS_LIMIT_POLICIES};
+static uint64_t rate_limited[METRICS_LIMIT_POLICY_COUNT];
+
+void metrics_rate_limited(const char *policy)
+{
+    for (size_t i = 0; i < METRICS_LIMIT_POLICY_COUNT; i++)
+        if (strcmp(limit_policies[i], policy) == 0) {
+            __atomic_fetch_add(&rate_limited[i], 1, __ATOMIC_RELAXED);
+            return;
+        }
+}
+
+void metrics_rate_limited_collect(uint64_t out[METRICS_LIMIT_POLICY_COUNT])
+{
+    for (size_t i = 0; i < METRICS_LIMIT_POLICY_COUNT; i++)
+        out[i] = __atomic_load_n(&rate_limited[i], __ATOMIC_RELAXED);
+}

@@ -122,7 +122,7 @@ typedef struct metrics_pool_sample {
     int64_t busy;
     int64_t queued;
     uint64_t budget_scarce_ns; /* time anonymous fills were held to their CPU budget */
-    hist wait; /* queue wait, µs */
+    hist wait;                 /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);
 
@@ -166,6 +166,7 @@ typedef enum metrics_conn_event {
     METRICS_CONN_REFUSED_CLIENT, /* closed at accept: server.max_connections_per_client */
     METRICS_CONN_HEAD_TOO_LARGE, /* answered 431 before its head had ended */
     METRICS_CONN_ACCEPT_PAUSED,  /* accept failed for want of descriptors */
+    METRICS_CONN_RAPID_RESET,    /* an HTTP/2 connection closed for resetting streams */
     METRICS_CONN_EVENTS
 } metrics_conn_event;
 
@@ -178,5 +179,14 @@ void metrics_connection_event(metrics_conn_event event);
 /* A connection opened (+1) or closed (−1). */
 void metrics_connections_open(int delta);
 void metrics_connections_collect(metrics_conn_sample *out);
+
+/* ---- rate limits (http/ratelimit.c, content/views.c; refusals only) ----- */
+
+/* The policies a 429 names (its RateLimit-Policy), in export order. */
+#define METRICS_LIMIT_POLICIES "client", "client-token", "token-read", "token-write", "token-admin", "views"
+enum { METRICS_LIMIT_POLICY_COUNT = 6 };
+/* A request refused with 429 under policy (one of the names above). */
+void metrics_rate_limited(const char *policy);
+void metrics_rate_limited_collect(uint64_t out[METRICS_LIMIT_POLICY_COUNT]);
 
 #endif

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from metrics_support import parse_metrics, scrape
+from metrics_support import parse_metrics, scrape, value
 from strata_support import Client, assert_json, assert_survived, raw_connect, uniq, with_query
 
 MAX_RESETS = 100       # server.http2_max_resets in this module
@@ -411,6 +411,15 @@ def rapid_reset(port, token, streams, batch=1000):
     return sent, h2_frames(received), closed
 
 
+def rapid_reset_closes(port):
+    c = Client(port, timeout=5)
+    try:
+        samples, _ = parse_metrics(scrape(c))
+    finally:
+        c.close()
+    return value(samples, "strata_http2_rapid_reset_closes_total")
+
+
 def test_rapid_reset_closes_the_connection_and_bounds_the_database_work(server, tokens):
     # what one request of this kind costs in item reads (it bypasses the
     # cache: a token is sent)
@@ -423,6 +432,7 @@ def test_rapid_reset_closes_the_connection_and_bounds_the_database_work(server, 
     assert per_request >= 1, "an authorised read should reach the database"
 
     streams = 5000
+    closes_before = rapid_reset_closes(server.port)
     before = item_reads_settled(server.port)
     t0 = time.monotonic()
     sent, frames, closed = rapid_reset(server.port, tokens["read"], streams)
@@ -442,6 +452,7 @@ def test_rapid_reset_closes_the_connection_and_bounds_the_database_work(server, 
           f"({per_request:.1f} per request)")
     logged = [r for r in server.log_records() if "rapid reset" in r.get("msg", "")]
     assert logged, "the close is not logged"
+    assert rapid_reset_closes(server.port) == closes_before + 1, "the close is not counted in /metrics"
     # the server goes on serving HTTP/2 on new connections
     s, conn = h2_connect(server.port)
     with s:

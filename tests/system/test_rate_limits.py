@@ -15,6 +15,7 @@ the counts are exact.
 import re
 import time
 
+from metrics_support import parse_metrics, scrape, value
 from strata_support import assert_json, assert_problem, assert_status, run_cli, uniq
 
 SMALL = ["--threads", "1", "--limits-client-rps", "5", "--limits-client-burst", "10"]
@@ -61,6 +62,9 @@ def test_a_client_gets_its_burst_then_429_with_the_ratelimit_fields(server_facto
     # the burst, plus what refilled meanwhile at 5/s
     assert 10 <= answered <= 10 + int(5 * elapsed) + 1, (answered, elapsed)
     assert_rate_limited(refused, "client", 5, 10)
+    samples, _ = parse_metrics(scrape(client))
+    assert value(samples, "strata_rate_limited_total", policy="client") == 1, "the 429 is not counted"
+    assert value(samples, "strata_rate_limited_total", policy="token-read") == 0
     # another client, and the proxy itself, are not affected
     assert_status(client.get(path, headers=as_client("203.0.113.11")), 200)
     for _ in range(30):
@@ -144,6 +148,8 @@ def test_a_token_is_limited_by_its_role(server_factory, fresh_deployment):
     answered, refused = first_refusal(client, path, 30, token=tokens["write"])
     assert 6 <= answered <= 8, answered
     assert_rate_limited(refused, "token-write", 2, 6)
+    samples, _ = parse_metrics(scrape(client))
+    assert value(samples, "strata_rate_limited_total", policy="token-write") == 1
     # other tokens have their own buckets, whatever the address
     assert_json(client.get(path, token=tokens["admin"]))
     assert_json(client.get(path, token=tokens["read"]))
