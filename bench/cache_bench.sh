@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
 # bench/cache_bench.sh — the cache engine's own benchmarks, without HTTP:
-# builds bench/cache_sim.c and bench/cache_micro.c against src/cache/*.c
-# into build/bench/ (-O2) and runs them, each under a time limit.
+# builds bench/cache_sim.c and bench/cache_micro.c against the engine,
+# src/cache/cache.c (not the L2 and the bus beside it, which need h2o), into
+# build/bench/ (-O2) and runs them, each under a time limit.
 #
 #   cache_sim    hit ratio of the engine (S3-FIFO, at 1 and 64 shards) against a
 #                plain LRU of the same object capacity, on a Zipf 0.99 trace
@@ -49,7 +50,7 @@ mkdir -p build/bench
 for program in cache_sim cache_micro; do
     printf 'bench: building build/bench/%s\n' "$program" >&2
     "$CC" -std=gnu11 -D_GNU_SOURCE -O2 -g -Isrc -Wall -Wextra -Werror \
-        "bench/$program.c" src/cache/*.c "${CACHE_LIBS[@]}" -o "build/bench/$program"
+        "bench/$program.c" src/cache/cache.c "${CACHE_LIBS[@]}" -o "build/bench/$program"
 done
 
 # A program that overruns its limit is stopped and fails the script (124).
