@@ -178,6 +178,7 @@ bench: build/strata
 	@bench/cache_bench.sh
 	@bench/history.sh
 	@bench/monitoring.sh
+	@bench/overload.sh
 
 format:
 	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')
