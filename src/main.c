@@ -139,18 +139,18 @@ static int reload_config(strata_config *next, char err[CONFIG_ERR_MAX])
 /* Opens and migrates the database named by the configuration. */
 static int open_store(const strata_config *cfg, store_t **store)
 {
-    int rc = store_open(cfg->db_path, store);
+    int rc = store_open(cfg->db_url, store);
     int applied = 0;
     if (rc == STORE_OK)
         rc = store_migrate(*store, &applied);
     if (rc != STORE_OK) {
-        fprintf(stderr, "strata: database %s: %s\n", cfg->db_path,
+        fprintf(stderr, "strata: database %s: %s\n", cfg->db_shown,
                 *store ? store_errmsg(*store) : store_status_name(rc));
         store_close(store);
         return 1;
     }
     if (applied > 0)
-        log_event_str(LOG_INFO, "database migrated", "db", cfg->db_path);
+        log_event_str(LOG_INFO, "database migrated", "db", cfg->db_shown);
     return 0;
 }
 
@@ -223,7 +223,7 @@ static int cmd_serve(void)
                     .on_stop = serve_stopping,
                     .periodic = tasks,
                     .periodic_count = 1};
-    store_checkpointer_start(cfg.db_path); /* without it, commits checkpoint themselves */
+    store_checkpointer_start(cfg.db_url); /* without it, commits checkpoint themselves */
     rc = http_serve(&cfg, &app);
     store_checkpointer_stop();
     return rc;
@@ -238,7 +238,7 @@ static int cmd_migrate(void)
         return rc;
     int version = 0;
     store_schema_version(store, &version);
-    printf("database %s is at schema version %d\n", cfg.db_path, version);
+    printf("database %s is at schema version %d\n", cfg.db_shown, version);
     store_close(&store);
     return 0;
 }
@@ -289,7 +289,7 @@ static int cmd_seed(void)
             fprintf(stderr, "strata: seeding failed: %s\n", store_errmsg(store));
             rc = 1;
         } else {
-            printf("seeded %d items (%d versions each) into site '%s' of %s\n", items, versions, site, cfg.db_path);
+            printf("seeded %d items (%d versions each) into site '%s' of %s\n", items, versions, site, cfg.db_shown);
         }
     }
     store_close(&store);
@@ -358,7 +358,8 @@ static int cmd_token(void)
     char text[CONTENT_TOKEN_TEXT_MAX];
     uint8_t hash[32];
     if ((rc = site_id_for(store, site, false, &site_id)) == 0) {
-        if (content_token_generate(text, hash) != 0 || store_token_create(store, site_id, role, name, hash) != STORE_OK) {
+        if (content_token_generate(text, hash) != 0 ||
+            store_token_create(store, site_id, role, name, hash) != STORE_OK) {
             fprintf(stderr, "strata: could not create the token: %s\n", store_errmsg(store));
             rc = 1;
         } else {
@@ -398,21 +399,23 @@ static int cmd_version(void)
 }
 
 static const command commands[] = {
-    {"serve", cmd_serve, NULL, "strata serve [--config FILE] [--listen ADDR:PORT] [--db PATH] [--threads N]\n"
-                               "  Serve the API until SIGTERM (graceful) ; SIGHUP reloads log.level and\n"
-                               "  server.max_header_bytes. Migrates the database first."},
-    {"migrate", cmd_migrate, NULL, "strata migrate [--db PATH]\n  Create or upgrade the database schema."},
+    {"serve", cmd_serve, NULL,
+     "strata serve [--config FILE] [--listen ADDR:PORT] [--db URL_OR_PATH] [--threads N]\n"
+     "  Serve the API until SIGTERM (graceful) ; SIGHUP reloads log.level and\n"
+     "  server.max_header_bytes. Migrates the database first."},
+    {"migrate", cmd_migrate, NULL, "strata migrate [--db URL_OR_PATH]\n  Create or upgrade the database schema."},
     {"seed", cmd_seed, seed_flags,
-     "strata seed [--items N] [--versions M] [--site NAME] [--db PATH]\n"
+     "strata seed [--items N] [--versions M] [--site NAME] [--db URL_OR_PATH]\n"
      "  Add N demo articles (default 300) with M versions each to a site (default main,\n"
      "  created if absent)."},
-    {"site", cmd_site, NULL, "strata site create NAME [--db PATH]\n  Create a site (a tenant namespace)."},
+    {"site", cmd_site, NULL, "strata site create NAME [--db URL_OR_PATH]\n  Create a site (a tenant namespace)."},
     {"token", cmd_token, token_flags,
-     "strata token create --site S --role read|write|admin [--name NAME] [--db PATH]\n"
+     "strata token create --site S --role read|write|admin [--name NAME] [--db URL_OR_PATH]\n"
      "  Create an API token; it is printed once, only its hash is stored. NAME is\n"
      "  recorded as the author of what the token writes (default editor)."},
     {"check-config", cmd_check_config, NULL,
-     "strata check-config [--config FILE]\n  Validate the file, the environment and the flags; exit 2 naming a bad key."},
+     "strata check-config [--config FILE]\n  Validate the file, the environment and the flags; exit 2 naming a bad "
+     "key."},
     {"version", cmd_version, NULL, "strata version\n  Print the version."},
 };
 

@@ -446,7 +446,7 @@ static void *notifier_main(void *arg)
         }
         json_t *payload = json_incref(alerts.outbox[0]);
         pthread_mutex_unlock(&alerts.lock);
-        if (store == NULL && store_open(alerts.cfg->db_path, &store) != STORE_OK)
+        if (store == NULL && store_open(alerts.cfg->db_url, &store) != STORE_OK)
             log_event_str(LOG_WARN, "alert webhook not queued yet", "error", store_errmsg(NULL));
         int status = store != NULL ? jobs_enqueue(store, "webhook", payload, 0, NULL) : STORE_ERROR;
         if (store != NULL && status != STORE_OK)

@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/db_url.h"
+
 typedef enum setting_type {
     SETTING_STRING,
     SETTING_INT,
@@ -130,8 +132,8 @@ static const setting settings[] = {
     DOUBLE_ROW("server.fill_cpu_share", "fill-cpu-share", "STRATA_FILL_CPU_SHARE", fill_cpu_share, 0, 1, "0.02",
                "while the machine has no idle CPU and the event loops are busy, anonymous cache fills may use this "
                "share of its CPUs (1 = no limit; 0 = none until the CPU is idle again)"),
-    {"db.path", "db", "STRATA_DB", SETTING_STRING, FIELD(db_path), 0, 0, "data/strata.db", false,
-     "SQLite database file"},
+    {"db.url", "db", "STRATA_DB", SETTING_STRING, FIELD(db_url), 0, 0, "data/strata.db", false,
+     "the database: a SQLite file path, or a postgres:// (postgresql://) URL; its password never reaches the logs"},
     {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,
      3600000, "50", false,
      "a statement slower than this is logged (warn) with its plan and kept for GET /v1/slow-queries"},
@@ -302,8 +304,19 @@ static const setting settings[] = {
 
 #define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
 
+/* Keys renamed since a release, so files written for the old name keep
+ * working: the old name is read as the new one. */
+static const struct {
+    const char *old, *now;
+} renamed_keys[] = {
+    {"db.path", "db.url"}, /* a URL since PostgreSQL (issue 12) */
+};
+
 static const setting *setting_by_key(const char *key)
 {
+    for (size_t i = 0; i < sizeof(renamed_keys) / sizeof(renamed_keys[0]); i++)
+        if (strcmp(key, renamed_keys[i].old) == 0)
+            key = renamed_keys[i].now;
     for (size_t i = 0; i < SETTING_COUNT; i++)
         if (strcmp(settings[i].key, key) == 0)
             return &settings[i];
@@ -548,6 +561,7 @@ int config_load(strata_config *cfg, const char *const *flag_names, const char *c
         snprintf(err, CONFIG_ERR_MAX, "server.listen: must be ADDR:PORT with a numeric address, got '%s'", cfg->listen);
         return -1;
     }
+    db_url_redact(cfg->db_url, cfg->db_shown, sizeof(cfg->db_shown));
     return 0;
 }
 

@@ -21,7 +21,13 @@
  * long its entries stay fresh, how long they may then be served stale while
  * one background refresh runs, and how long more they are kept to serve if
  * the database fails (fail-safe). */
-typedef enum cache_class { CACHE_CLASS_ITEM = 0, CACHE_CLASS_LIST, CACHE_CLASS_POPULAR, CACHE_CLASS_CATEGORIES, CACHE_CLASS_COUNT } cache_class;
+typedef enum cache_class {
+    CACHE_CLASS_ITEM = 0,
+    CACHE_CLASS_LIST,
+    CACHE_CLASS_POPULAR,
+    CACHE_CLASS_CATEGORIES,
+    CACHE_CLASS_COUNT
+} cache_class;
 
 typedef struct cache_lifetimes {
     int ttl_s;
@@ -45,14 +51,15 @@ typedef struct strata_config {
     int idle_timeout_ms;
     int shutdown_timeout_ms;
     char trusted_proxies[512]; /* addresses/CIDRs whose X-Forwarded-For is believed */
-    int queue_max;        /* jobs waiting for a worker, per lane (load shedding) */
-    int queue_timeout_ms; /* how long an anonymous request may wait for a worker */
-    int queue_target_ms;  /* …and, while the queue stands, how long it may have waited (CoDel) */
-    int worker_nice;      /* workers' CPU priority below the event loops' */
-    bool idle_fills;      /* anonymous fills' CPU work at SCHED_IDLE */
-    double fill_cpu_share; /* anonymous fills' CPU while it is scarce (fill_budget.h) */
+    int queue_max;             /* jobs waiting for a worker, per lane (load shedding) */
+    int queue_timeout_ms;      /* how long an anonymous request may wait for a worker */
+    int queue_target_ms;       /* …and, while the queue stands, how long it may have waited (CoDel) */
+    int worker_nice;           /* workers' CPU priority below the event loops' */
+    bool idle_fills;           /* anonymous fills' CPU work at SCHED_IDLE */
+    double fill_cpu_share;     /* anonymous fills' CPU while it is scarce (fill_budget.h) */
     /* [db] */
-    char db_path[512];
+    char db_url[512];
+    char db_shown[512];   /* db_url without its password: what logs and messages show (core/db_url.h) */
     int db_slow_query_ms; /* a statement slower than this is logged with its plan */
     /* [log] */
     log_level log_level;
@@ -82,9 +89,9 @@ typedef struct strata_config {
     int views_client_burst;
     int views_dedupe_window_s; /* one client's views of one item count once per window (0 = every beacon) */
     /* [history] */
-    int history_keyframe_interval; /* versions per zstd keyframe group (skip-deltas in between) */
-    int history_keep_latest;       /* retention never removes an item's latest N versions */
-    int64_t history_draft_max_age_s; /* older unpublished versions are removed; 0 = keep all */
+    int history_keyframe_interval;      /* versions per zstd keyframe group (skip-deltas in between) */
+    int history_keep_latest;            /* retention never removes an item's latest N versions */
+    int64_t history_draft_max_age_s;    /* older unpublished versions are removed; 0 = keep all */
     int64_t history_autosave_max_age_s; /* autosave slots untouched this long are removed; 0 = keep */
     int history_preview_max_ttl_s;
     int64_t history_max_render_bytes; /* a diff or preview page larger than this is refused, not built */
@@ -105,7 +112,7 @@ typedef struct strata_config {
     bool debug_fault_injection;
     /* [metrics] */
     bool metrics_enabled;
-    bool metrics_token_required; /* GET /metrics needs an admin token */
+    bool metrics_token_required;     /* GET /metrics needs an admin token */
     bool metrics_public_site_labels; /* public /metrics names the sites */
     /* [limits] (token buckets, 0 = off; src/http/ratelimit.c) */
     int limits_client_rps; /* anonymous /v1/ requests per client address */
@@ -147,13 +154,13 @@ bool config_is_flag(const char *flag);
 /* Applies the sources in precedence order: the file (cfg->config_path, or
  * STRATA_CONFIG, when set), the environment, then the given flags (pairs of
  * name without "--" and value). 0, or -1 with err filled. */
-int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values,
-                size_t flag_count, char err[CONFIG_ERR_MAX]);
+int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,
+                char err[CONFIG_ERR_MAX]);
 
 /* Re-reads the file for SIGHUP and applies only the reloadable keys (and
  * environment and flags again over them). Reports what changed in the log. */
-int config_reload(strata_config *cfg, const char *const *flag_names,
-                  const char *const *flag_values, size_t flag_count, char err[CONFIG_ERR_MAX]);
+int config_reload(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,
+                  char err[CONFIG_ERR_MAX]);
 
 /* Prints every key with its flag, environment variable, default and help,
  * for --help and docs. */

@@ -135,7 +135,7 @@ static store_t *worker_open(worker_pool *pool)
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + pool->nice) != 0)
         log_event(LOG_WARN, "a database worker could not lower its CPU priority");
     store_t *store = NULL;
-    int rc = store_open(pool->db_path, &store);
+    int rc = store_open(pool->db_url, &store);
     if (rc == STORE_OK && pool->worker_init != NULL && pool->worker_init(store) != 0)
         rc = STORE_ERROR;
     if (rc != STORE_OK)
@@ -213,10 +213,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init, int nice)
+int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_worker_init_fn init, int nice)
 {
     *pool =
-        (worker_pool){.db_path = db_path, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
+        (worker_pool){.db_url = db_url, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
     fill_budget_init(&pool->budget, 1);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_condattr_t monotonic;

@@ -88,7 +88,7 @@ typedef struct worker_pool {
     size_t thread_count;
     size_t started;  /* workers that opened their store */
     int start_error; /* first worker's open failure, if any */
-    const char *db_path;
+    const char *db_url;
     pool_worker_init_fn worker_init;
     int nice;               /* added to each worker thread's nice value */
     bool idle_public;       /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
@@ -96,10 +96,10 @@ typedef struct worker_pool {
     size_t budget_sleepers; /* workers sleeping until the budget lets a public job start */
 } worker_pool;
 
-/* Starts count workers, each opening db_path, each `nice` steps below the
+/* Starts count workers, each opening db_url, each `nice` steps below the
  * process's CPU priority (0: the same); waits until every one has opened
  * its connection. 0, or -1 if a connection could not be opened. */
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_path, pool_worker_init_fn init, int nice);
+int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_worker_init_fn init, int nice);
 /* Bounds a lane to max waiting jobs (0: unbounded; the task lane always is). */
 void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max);
 /* A standing public queue's target wait (see above); 0: none. */

@@ -468,7 +468,7 @@ int jobs_start(void)
     pthread_mutex_unlock(&runner.lock);
     if (skip)
         return 0;
-    if (store_open(cfg->db_path, &runner.store) != STORE_OK) {
+    if (store_open(cfg->db_url, &runner.store) != STORE_OK) {
         log_event_str(LOG_ERROR, "job runner not started", "error", store_errmsg(NULL));
         return -1;
     }

@@ -147,6 +147,26 @@ static void test_reload_changes_only_reloadable_keys(void **state)
     assert_int_equal(cfg.threads, 2);
 }
 
+static void test_db_url_and_its_older_name(void **state)
+{
+    (void)state;
+    strata_config cfg;
+    char err[CONFIG_ERR_MAX];
+    const char *names[] = {"config", "db"};
+    const char *values[] = {path, "postgresql://strata:s3cret@127.0.0.1:5432/news"};
+
+    write_file("[db]\npath = /srv/strata/old.db\n"); /* written before db.url existed */
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, values, 1, err), 0);
+    assert_string_equal(cfg.db_url, "/srv/strata/old.db");
+    assert_string_equal(cfg.db_shown, "/srv/strata/old.db");
+
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, values, 2, err), 0);
+    assert_string_equal(cfg.db_url, values[1]);
+    assert_string_equal(cfg.db_shown, "postgresql://strata:***@127.0.0.1:5432/news");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +177,7 @@ int main(void)
         cmocka_unit_test_teardown(test_long_line_is_reported_not_cut, teardown),
         cmocka_unit_test_teardown(test_listen_must_parse, teardown),
         cmocka_unit_test_teardown(test_reload_changes_only_reloadable_keys, teardown),
+        cmocka_unit_test_teardown(test_db_url_and_its_older_name, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
