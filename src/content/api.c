@@ -386,6 +386,12 @@ void api_store_failed(api_ctx *c, int rc)
         http_problem(c->res, c->req, 503, "database_busy", "the database is busy; retry shortly");
         http_response_header(c->res, "retry-after", "1");
         return;
+    case STORE_UNAVAILABLE:
+        /* the driver reconnects on its own (with backoff); nothing was written */
+        http_problem(c->res, c->req, 503, "database_unavailable",
+                     "the database server cannot be reached; nothing was changed; retry shortly");
+        http_response_header(c->res, "retry-after", "2");
+        return;
     default:
         log_event_str(LOG_ERROR, "database error", "error", msg);
         http_problem(c->res, c->req, 503, "database_error", "the database failed to answer; retry shortly");
