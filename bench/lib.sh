@@ -466,7 +466,8 @@ bench_cpu_ticks() {
 STRATA_PID="" STRATA_LOG="" STRATA_PORT="" STRATA_EXIT=0
 STRATA_EXITS=() # "name=status" of every strata stopped, in order
 
-# bench_strata_start NAME [FLAG...] — `$STRATA serve` on $BENCH_TMP/bench.db
+# bench_strata_start NAME [FLAG...] — `$STRATA serve` on $BENCH_DB (default
+# $BENCH_TMP/bench.db)
 # on a free port with $SERVE_THREADS loops (default 2); sets STRATA_PID,
 # STRATA_LOG, STRATA_PORT once it answers /healthz and is still alive (a
 # strata that lost the port to another server exits: not it that answered).
@@ -475,7 +476,7 @@ bench_strata_start() {
     shift
     STRATA_PORT=$(bench_free_port)
     STRATA_LOG="$BENCH_TMP/$name.log"
-    "$STRATA" serve --db "$BENCH_TMP/bench.db" --listen "127.0.0.1:$STRATA_PORT" \
+    "$STRATA" serve --db "${BENCH_DB:-$BENCH_TMP/bench.db}" --listen "127.0.0.1:$STRATA_PORT" \
         --threads "${SERVE_THREADS:-2}" --log-level warn "$@" >"$STRATA_LOG" 2>&1 </dev/null &
     STRATA_PID=$!
     bench_track_pid "$STRATA_PID" "$name"
