@@ -3,6 +3,9 @@
 #
 #   tests/pg_cluster.sh start DIR [--durable]   prints postgresql://strata:PASS@127.0.0.1:PORT/strata
 #   tests/pg_cluster.sh restart DIR             fast shutdown, then start again on the same port
+#   tests/pg_cluster.sh stop-server DIR         fast shutdown; the data stays (start-server brings it back)
+#   tests/pg_cluster.sh start-server DIR        starts a stopped (or killed: crash recovery) cluster
+#   tests/pg_cluster.sh psql DIR ARGS…          psql as the superuser over the unix socket
 #   tests/pg_cluster.sh stop DIR                stops it and removes DIR
 #
 # Debian's postgresql-15 binaries (/usr/lib/postgresql/15/bin) run a cluster
@@ -17,7 +20,8 @@
 # them on for the tests that kill the server and count what survived.
 # strata connects over TCP as role `strata` with a random password checked
 # by SCRAM, so the URL carries a secret: the tests that no secret reaches
-# logs or /metrics have one to look for. Every wait is bounded (start: 30 s).
+# logs or /metrics have one to look for. The role may create databases, so
+# a test can have one of its own. Every wait is bounded (start: 30 s).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -76,7 +80,7 @@ server_start() {
 create_role_and_database() {
   local dir=$1 port=$2 password=$3
   as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres <<SQL >/dev/null
-CREATE ROLE strata LOGIN PASSWORD '$password';
+CREATE ROLE strata LOGIN CREATEDB PASSWORD '$password';
 CREATE DATABASE strata OWNER strata;
 SQL
 }
@@ -85,6 +89,7 @@ cluster_start() {
   local dir=$1 durable=$2
   [ -e "$dir/data" ] && die "$dir already holds a cluster"
   mkdir -p "$dir"
+  touch "$dir/.pg_cluster" # stop may remove DIR from here on, even if start fails half-way
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   as_owner test -w "$dir" || die "$dir is not writable by the cluster's owner (use a directory under /tmp)"
   local password port
@@ -117,37 +122,56 @@ cluster_start() {
 # The data directory of DIR, refusing anything this script did not make.
 cluster_data() {
   local dir=$1
-  [ -f "$dir/data/PG_VERSION" ] && [ -f "$dir/url" ] || die "$dir is not a cluster made by pg_cluster.sh"
+  [ -f "$dir/.pg_cluster" ] || die "$dir is not a cluster made by pg_cluster.sh"
 }
 
 cluster_stop() {
   local dir=$1
   cluster_data "$dir"
-  as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t "$START_TIMEOUT" stop >/dev/null 2>&1 || true
+  [ -f "$dir/data/postmaster.pid" ] &&
+    { as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t "$START_TIMEOUT" stop >/dev/null 2>&1 || true; }
   rm -rf -- "$dir"
 }
 
-cluster_restart() {
+cluster_stop_server() {
   local dir=$1
   cluster_data "$dir"
   as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t "$START_TIMEOUT" stop >/dev/null
-  server_start "$dir"
 }
 
-case "${1:-}" in
+cluster_port() {
+  sed -n 's/^port = //p' "$1/data/pg_cluster.conf"
+}
+
+cluster_psql() {
+  local dir=$1
+  shift
+  cluster_data "$dir"
+  as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(cluster_port "$dir")" -U postgres -d postgres "$@"
+}
+
+command=${1:-}
+[ $# -ge 2 ] || die "usage: $0 start DIR [--durable] | restart|stop-server|start-server|stop DIR | psql DIR ARGS…"
+dir=$2
+case "$command" in
   start)
-    [ $# -ge 2 ] || die "usage: $0 start DIR [--durable]"
     durable=0
     [ "${3:-}" = "--durable" ] && durable=1
-    cluster_start "$2" "$durable"
+    cluster_start "$dir" "$durable"
     ;;
   restart)
-    [ $# -eq 2 ] || die "usage: $0 restart DIR"
-    cluster_restart "$2"
+    cluster_stop_server "$dir"
+    server_start "$dir"
     ;;
-  stop)
-    [ $# -eq 2 ] || die "usage: $0 stop DIR"
-    cluster_stop "$2"
+  stop-server) cluster_stop_server "$dir" ;;
+  start-server)
+    cluster_data "$dir"
+    server_start "$dir"
     ;;
-  *) die "usage: $0 start DIR [--durable] | restart DIR | stop DIR" ;;
+  psql)
+    shift 2
+    cluster_psql "$dir" "$@"
+    ;;
+  stop) cluster_stop "$dir" ;;
+  *) die "unknown command $command" ;;
 esac
