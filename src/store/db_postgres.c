@@ -167,7 +167,10 @@ static void conn_say(db_conn *c, const char *prefix, const char *detail)
 
 /* ---- statuses ----------------------------------------------------------------- */
 
-/* db_driver.h's mapping of a SQLSTATE (NULL: none was sent). */
+/* db_driver.h's mapping of a SQLSTATE (NULL: none was sent), plus one of
+ * this driver's own: class 22, a value PostgreSQL cannot hold where SQLite
+ * would (text that is not UTF-8, "\u0000" in jsonb, a number out of
+ * range), is STORE_INVALID: the client's input, not a server fault. */
 static int status_of_sqlstate(const char *state)
 {
     if (!state)
@@ -178,6 +181,8 @@ static int status_of_sqlstate(const char *state)
         return DB_RETRY;
     if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
         return STORE_BUSY;
+    if (strncmp(state, "22", 2) == 0)
+        return STORE_INVALID;
     if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
         strcmp(state, "57P03") == 0)
         return STORE_UNAVAILABLE;
@@ -986,7 +991,7 @@ const db_driver db_postgres_driver = {
     .fragments =
         {
             /* "strata" in ASCII: one fixed key, the same in every instance */
-            [DB_SQL_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(126896054171745)",
+            [DB_SQL_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(126943972389985)",
             [DB_SQL_SCHEMA_EXISTS] = "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL",
         },
     .migrations = postgres_migrations,

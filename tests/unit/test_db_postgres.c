@@ -298,6 +298,29 @@ static void test_a_unique_violation_is_a_conflict(void **state)
     pg->close(c);
 }
 
+static void test_values_postgresql_cannot_hold_are_invalid(void **state)
+{
+    (void)state;
+    db_conn *c = conn_open();
+    db_stmt *s = prepare_ok(c, "SELECT CAST(:text AS TEXT), CAST(CAST(:json AS TEXT) AS JSONB)");
+    bool row = false;
+    pg->bind_text(s, 1, "caf\xe9"); /* Latin-1, not UTF-8 */
+    pg->bind_text(s, 2, "{}");
+    assert_int_equal(pg->step(s, &row), STORE_INVALID);
+    assert_non_null(strstr(pg->errmsg(c), "UTF8"));
+    pg->reset(s);
+    pg->bind_text(s, 1, "caf\xc3\xa9");
+    pg->bind_text(s, 2, "{\"a\":\"x\\u0000y\"}"); /* jansson writes NUL so; jsonb refuses it */
+    assert_int_equal(pg->step(s, &row), STORE_INVALID);
+    pg->reset(s);
+    pg->bind_text(s, 1, "caf\xc3\xa9");
+    pg->bind_text(s, 2, "{\"b\":1,\"a\":[1.50,2]}");
+    assert_int_equal(pg->step(s, &row), STORE_OK);
+    assert_string_equal(pg->column_text(s, 0), "caf\xc3\xa9");
+    assert_string_equal(pg->column_text(s, 1), "{\"a\": [1.50, 2], \"b\": 1}"); /* jsonb's own spelling */
+    pg->close(c);
+}
+
 static void test_serializable_writers_of_one_row_retry(void **state)
 {
     (void)state;
@@ -675,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_finalize_drops_the_server_copy),
         cmocka_unit_test(test_changes_count_the_last_write),
         cmocka_unit_test(test_a_unique_violation_is_a_conflict),
+        cmocka_unit_test(test_values_postgresql_cannot_hold_are_invalid),
         cmocka_unit_test(test_serializable_writers_of_one_row_retry),
         cmocka_unit_test(test_lock_and_statement_timeouts_are_busy),
         cmocka_unit_test(test_sessions_are_utc_named_and_may_relax_durability),
