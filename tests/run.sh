@@ -24,14 +24,15 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
 # A throwaway PostgreSQL cluster (tests/pg_cluster.sh) for the tests that
-# need one: STRATA_TEST_PG_URL names it; stopped and removed on exit. A
-# cluster that cannot start is one failure (its tests then skip).
+# need one: STRATA_TEST_PG_URL names it, STRATA_TEST_PG_DIR its directory
+# (to stop and start it); stopped and removed on exit. A cluster that
+# cannot start is one failure (its tests then skip).
 pg_dir=""
 if [ -x build/asan/tests/test_db_postgres ]; then
   pg_dir=$(mktemp -d /tmp/strata-pg-XXXXXX)
   trap 'tests/pg_cluster.sh stop "$pg_dir" >/dev/null 2>&1' EXIT
   if STRATA_TEST_PG_URL=$(tests/pg_cluster.sh start "$pg_dir" 2>"$out/pg_cluster.log"); then
-    export STRATA_TEST_PG_URL
+    export STRATA_TEST_PG_URL STRATA_TEST_PG_DIR=$pg_dir
   else
     echo "pg cluster: could not start"
     cat "$out/pg_cluster.log"

@@ -6,10 +6,11 @@
  * cluster with tests/pg_cluster.sh and sets it); without it every test is
  * skipped with a message. Tests that need a table of their own use the
  * schema unit_scratch; the migration test rebuilds the public schema.
- * Failures of the server are played by the server itself: another
+ * Failures of the server are mostly played by the server itself: another
  * connection terminates ours (pg_terminate_backend) and closes the
- * database to new connections (CONNECTION LIMIT 0), so no test needs to
- * stop the cluster.
+ * database to new connections (CONNECTION LIMIT 0). One test stops and
+ * starts the real server, when STRATA_TEST_PG_DIR names the cluster's
+ * directory (tests/run.sh sets both variables).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -518,6 +519,52 @@ static void test_reconnects_back_off_while_the_server_refuses(void **state)
     pg->close(a);
 }
 
+/* Runs `tests/pg_cluster.sh COMMAND $STRATA_TEST_PG_DIR` (the cluster's
+ * directory, which tests/run.sh also exports). */
+static void cluster(const char *command)
+{
+    char line[512];
+    snprintf(line, sizeof line, "tests/pg_cluster.sh %s '%s' >/dev/null", command, getenv("STRATA_TEST_PG_DIR"));
+    if (system(line) != 0)
+        fail_msg("%s failed", line);
+}
+
+static void test_the_server_stopped_and_started_again(void **state)
+{
+    (void)state;
+    if (!getenv("STRATA_TEST_PG_DIR"))
+        skip(); /* only with a cluster of the test's own to stop */
+    db_conn *a = conn_open();
+    db_stmt *s = prepare_ok(a, "SELECT CAST(:v AS BIGINT) * 2");
+    bool row = false;
+    pg->bind_int(s, 1, 21);
+    assert_int_equal(pg->step(s, &row), STORE_OK);
+
+    cluster("stop-server");
+    int64_t start = now_ms();
+    for (int i = 0; i < 20; i++) { /* refused, then backing off: never a wait */
+        pg->reset(s);
+        pg->bind_int(s, 1, 21);
+        assert_int_equal(pg->step(s, &row), STORE_UNAVAILABLE);
+    }
+    assert_true(now_ms() - start < 1000);
+    assert_non_null(strstr(pg->errmsg(a), "127.0.0.1:"));
+
+    cluster("start-server");
+    int64_t deadline = now_ms() + 10000;
+    int status;
+    do {
+        usleep(50000);
+        pg->reset(s);
+        pg->bind_int(s, 1, 21);
+        status = pg->step(s, &row);
+    } while (status == STORE_UNAVAILABLE && now_ms() < deadline);
+    assert_int_equal(status, STORE_OK);
+    assert_true(row);
+    assert_int_equal(pg->column_int(s, 0), 42);
+    pg->close(a);
+}
+
 static void test_open_failures_never_show_the_password(void **state)
 {
     (void)state;
@@ -706,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_a_transaction_cut_short_is_never_continued),
         cmocka_unit_test_setup_teardown(test_reconnects_back_off_while_the_server_refuses, gatekeeper_setup,
                                         gatekeeper_teardown),
+        cmocka_unit_test(test_the_server_stopped_and_started_again),
         cmocka_unit_test(test_open_failures_never_show_the_password),
         cmocka_unit_test(test_migrations_build_the_whole_schema),
     };
