@@ -724,6 +724,12 @@ static void test_migrations_build_the_whole_schema(void **state)
     pg->explain(c, "SELECT item_id FROM item_tags WHERE site_id = :site AND tag = :tag AND status = 'published'", plan,
                 sizeof plan);
     assert_non_null(strstr(plan, "item_tags_by_tag"));
+    pg->explain(c, "SELECT id FROM items WHERE author = :author", plan, sizeof plan); /* no index on author */
+    assert_non_null(strstr(plan, "Seq Scan on items"));
+    char setting[64]; /* the planner settings explain changed are back */
+    query_text(c, "SELECT current_setting('enable_seqscan') || current_setting('plan_cache_mode')", setting,
+               sizeof setting);
+    assert_string_equal(setting, "onauto");
     pg->explain(c, "SELECT FROM nowhere", plan, sizeof plan);
     assert_string_equal(plan, "");
     pg->close(c);
