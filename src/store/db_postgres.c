@@ -157,6 +157,26 @@ static void text_one_line(char *text)
     *out = '\0';
 }
 
+/* Copies a message about a URL libpq could not parse into out, with what
+ * it quotes ("…") hidden: the quoted value may be any part of the URL,
+ * the password too. */
+static void text_unquote(const char *text, char *out, size_t size)
+{
+    size_t used = 0;
+    bool quoted = false;
+    for (const char *in = text; *in && used + 1 < size; in++) {
+        if (*in == '"')
+            quoted = !quoted;
+        const char *piece = *in == '"' ? (quoted ? "\"(hidden" : ")\"") : quoted ? "" : (char[]){*in, '\0'};
+        size_t n = strlen(piece);
+        if (used + n >= size)
+            break;
+        memcpy(out + used, piece, n);
+        used += n;
+    }
+    out[used] = '\0';
+}
+
 /* Sets errmsg from a format; the result is scrubbed of the password. */
 static void conn_say(db_conn *c, const char *prefix, const char *detail)
 {
@@ -271,15 +291,45 @@ static void url_raw_passwords(const char *url, char **userinfo, char **query)
     }
 }
 
+/* Whether libpq would split the user and password elsewhere than the
+ * user meant: an unencoded '/' ends its authority early ("user:pa/ss@h")
+ * and it splits at the first of several '@' ("user:p@ss@h"); host, port
+ * and dbname, which messages show, would then hold pieces of the password. */
+static bool url_password_split(const char *url)
+{
+    const char *authority = strstr(url, "://");
+    if (!authority)
+        return false;
+    authority += 3;
+    const char *end = authority + strcspn(authority, "?#");
+    const char *slash = memchr(authority, '/', (size_t)(end - authority));
+    int ats = 0;
+    const char *last = NULL;
+    for (const char *p = authority; p < end; p++)
+        if (*p == '@') {
+            ats++;
+            last = p;
+        }
+    return ats > 1 || (last && slash && slash < last);
+}
+
 /* Fills c->target ("host:port/dbname") and c->secrets from the URL; false
  * if libpq cannot parse it (errmsg says so, without the URL). */
 static bool conn_parse_url(db_conn *c, const char *url)
 {
+    if (url_password_split(url)) {
+        snprintf(c->errmsg, sizeof c->errmsg,
+                 "the PostgreSQL URL is not valid: a '/' or '@' in its user or password must be "
+                 "percent-encoded (%%2F, %%40)");
+        return false;
+    }
     url_raw_passwords(url, &c->secrets[0], &c->secrets[1]);
     char *why = NULL;
     PQconninfoOption *options = PQconninfoParse(url, &why);
     if (!options) {
-        conn_say(c, "the PostgreSQL URL is not valid: ", why ? why : "out of memory");
+        char hidden[ERRMSG_SIZE];
+        text_unquote(why ? why : "out of memory", hidden, sizeof hidden);
+        conn_say(c, "the PostgreSQL URL is not valid: ", hidden);
         PQfreemem(why);
         return false;
     }
