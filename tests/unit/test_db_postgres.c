@@ -5,7 +5,9 @@
  * STRATA_TEST_PG_URL names the database (tests/run.sh starts a throwaway
  * cluster with tests/pg_cluster.sh and sets it); without it every test is
  * skipped with a message. Tests that need a table of their own use the
- * schema unit_scratch; the migration test rebuilds the public schema.
+ * schema unit_scratch, the migration test the schema unit_migrations (its
+ * search_path); both are dropped at the end, so the database is left as
+ * it was found.
  * Failures of the server are mostly played by the server itself: another
  * connection terminates ours (pg_terminate_backend) and closes the
  * database to new connections (CONNECTION LIMIT 0). One test stops and
@@ -661,21 +663,28 @@ static void assert_schema(db_conn *c)
 {
     char sql[256], value[256];
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = '%s'",
-                 tables[i]);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'", tables[i]);
         if (query_int(c, sql) != 1)
             fail_msg("table %s is missing", tables[i]);
     }
     for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = '%s'",
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = '%s'",
                  indexes[i]);
         if (query_int(c, sql) != 1)
             fail_msg("index %s is missing", indexes[i]);
     }
-    assert_int_equal(query_int(c, "SELECT count(*) FROM pg_indexes WHERE indexname = 'jobs_by_run_at'"), 0);
-    query_text(c, "SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_due'", value, sizeof value);
+    assert_int_equal(
+        query_int(
+            c, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'jobs_by_run_at'"),
+        0);
+    query_text(c, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'jobs_due'",
+               value, sizeof value);
     assert_non_null(strstr(value, "WHERE (failed_at IS NULL)"));
-    query_text(c, "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_by_published'", value, sizeof value);
+    query_text(
+        c, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'items_by_published'",
+        value, sizeof value);
     assert_non_null(strstr(value, "published_at DESC, id DESC"));
     const char *const types[][3] = {{"items", "fields", "jsonb"},   {"versions", "data", "bytea"},
                                     {"versions", "base", "bigint"}, {"items", "created_at", "bigint"},
@@ -683,13 +692,16 @@ static void assert_schema(db_conn *c)
                                     {"jobs", "payload", "text"},    {"previews", "created_by", "text"}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         snprintf(sql, sizeof sql,
-                 "SELECT data_type FROM information_schema.columns WHERE table_name = '%s' AND column_name = '%s'",
+                 "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() AND "
+                 "table_name = '%s'"
+                 " AND column_name = '%s'",
                  types[i][0], types[i][1]);
         query_text(c, sql, value, sizeof value);
         assert_string_equal(value, types[i][2]);
     }
     query_text(c,
-               "SELECT is_identity FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'id'",
+               "SELECT is_identity FROM information_schema.columns WHERE table_schema = current_schema()"
+               " AND table_name = 'items' AND column_name = 'id'",
                value, sizeof value);
     assert_string_equal(value, "YES");
 }
@@ -710,7 +722,8 @@ static void test_migrations_build_the_whole_schema(void **state)
 {
     (void)state;
     db_conn *c = conn_open(), *watcher = conn_open();
-    exec_ok(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    exec_ok(c, "DROP SCHEMA IF EXISTS unit_migrations CASCADE; CREATE SCHEMA unit_migrations;"
+               "SET search_path = unit_migrations");
     db_stmt *exists = prepare_ok(c, pg->fragments[DB_SQL_SCHEMA_EXISTS]);
     bool row = true;
     assert_int_equal(pg->step(exists, &row), STORE_OK);
@@ -745,6 +758,16 @@ static void test_migrations_build_the_whole_schema(void **state)
     pg->close(watcher);
 }
 
+/* The schemas the tests made, dropped after the last. */
+static int schemas_drop(void **state)
+{
+    (void)state;
+    db_conn *c = conn_open();
+    exec_ok(c, "DROP SCHEMA IF EXISTS unit_scratch CASCADE; DROP SCHEMA IF EXISTS unit_migrations CASCADE");
+    pg->close(c);
+    return 0;
+}
+
 int main(void)
 {
     url = getenv("STRATA_TEST_PG_URL");
@@ -772,5 +795,5 @@ int main(void)
         cmocka_unit_test(test_open_failures_never_show_the_password),
         cmocka_unit_test(test_migrations_build_the_whole_schema),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, schemas_drop);
 }
