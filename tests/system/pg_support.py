@@ -55,8 +55,22 @@ class PostgresCluster:
             raise
         return self
 
+    @classmethod
+    def attach(cls, directory):
+        """The running cluster of a pg_cluster.sh directory (tests/run.sh's:
+        STRATA_TEST_PG_DIR); stop() leaves it to whoever started it."""
+        cluster = cls()
+        cluster.dir = str(directory)
+        cluster.url = (Path(directory) / "url").read_text().strip()
+        cluster.attached = True
+        return cluster
+
+    attached = False
+
     def stop(self):
         """Stops the server and removes the directory (idempotent)."""
+        if self.attached:
+            return
         if self.dir and os.path.exists(os.path.join(self.dir, ".pg_cluster")):
             self._script("stop", self.dir)
         elif self.dir:
@@ -141,7 +155,13 @@ def _parent_pid(proc_entry):
 
 @pytest.fixture(scope="session")
 def pg_cluster():
-    """One cluster for the whole session; tests take a database each (new_database)."""
+    """One cluster for the whole session, tests/run.sh's if it started one;
+    tests take a database each (new_database). A test that stops or kills
+    the server starts a PostgresCluster of its own."""
+    shared = os.environ.get("STRATA_TEST_PG_DIR")
+    if shared:
+        yield PostgresCluster.attach(shared)
+        return
     if not (PG_BIN / "postgres").exists():
         pytest.skip("PostgreSQL 15 (Debian's postgresql-15) is not installed")
     cluster = PostgresCluster().start()
