@@ -197,6 +197,10 @@ static int status_of_sqlstate(const char *state)
         return STORE_ERROR;
     if (strcmp(state, "23505") == 0)
         return STORE_CONFLICT;
+#ifdef DB_FOREIGN_KEY /* h-seam's db_driver.h tells a missing referenced row apart */
+    if (strcmp(state, "23503") == 0)
+        return DB_FOREIGN_KEY;
+#endif
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return DB_RETRY;
     if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
@@ -966,39 +970,59 @@ static void plan_copy(const PGresult *res, char *out, size_t size)
     }
 }
 
+/* EXPLAIN EXECUTE of s with a NULL for each parameter, into out. */
+static void plan_run(db_conn *c, db_stmt *s, char *out, size_t size)
+{
+    size_t len = 64 + strlen(s->name) + (size_t)s->count * 6;
+    char *explain = malloc(len);
+    if (!explain)
+        return;
+    int n = snprintf(explain, len, "EXPLAIN EXECUTE %s", s->name);
+    for (int k = 0; k < s->count; k++)
+        n += snprintf(explain + n, len - (size_t)n, "%sNULL", k ? ", " : "(");
+    snprintf(explain + n, len - (size_t)n, "%s", s->count ? ")" : "");
+    PGresult *res = PQexec(c->pg, explain);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        plan_copy(res, out, size);
+    else
+        conn_fail(c, res);
+    PQclear(res);
+    free(explain);
+}
+
 /* PostgreSQL 15 cannot EXPLAIN a statement with unbound $n, and NULL
  * values would fold the plan into "One-Time Filter: false". So the
  * statement is prepared, and EXPLAIN EXECUTE runs it with NULLs under
  * plan_cache_mode = force_generic_plan: the plan every parameter value
  * would get. enable_seqscan = off asks for the plan of a big table (a
  * test's table is tiny, and a sequential scan of ten rows is cheapest):
- * "Seq Scan" then means that no index can serve the query at all. */
+ * "Seq Scan" then means that no index can serve the query at all.
+ *
+ * A slow query is explained where it ran, maybe inside the caller's
+ * transaction, which nothing here may end or doom: the settings are SET
+ * LOCAL in a transaction (or a savepoint) of explain's own, rolled back;
+ * a failed transaction is not touched; the caller's errmsg is kept. */
 static void postgres_explain(db_conn *c, const char *sql, char *out, size_t size)
 {
     if (size)
         out[0] = '\0';
-    db_stmt *s = NULL;
-    if (postgres_prepare(c, sql, &s) != STORE_OK)
+    if (conn_ready(c) != STORE_OK)
         return;
-    size_t len = 64 + strlen(s->name) + (size_t)s->count * 6;
-    char *explain = malloc(len);
-    if (explain) {
-        int n = snprintf(explain, len, "EXPLAIN EXECUTE %s", s->name);
-        for (int k = 0; k < s->count; k++)
-            n += snprintf(explain + n, len - (size_t)n, "%sNULL", k ? ", " : "(");
-        snprintf(explain + n, len - (size_t)n, "%s", s->count ? ")" : "");
-        if (conn_run(c, "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off") == STORE_OK) {
-            PGresult *res = PQexec(c->pg, explain);
-            if (PQresultStatus(res) == PGRES_TUPLES_OK)
-                plan_copy(res, out, size);
-            else
-                conn_fail(c, res);
-            PQclear(res);
-            conn_run(c, "RESET plan_cache_mode; RESET enable_seqscan");
-        }
-        free(explain);
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+    if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS)
+        return;
+    char kept[ERRMSG_SIZE];
+    memcpy(kept, c->errmsg, sizeof kept);
+    bool nested = ts == PQTRANS_INTRANS;
+    if (conn_run(c, nested ? "SAVEPOINT strata_explain" : "BEGIN") == STORE_OK) {
+        db_stmt *s = NULL;
+        if (postgres_prepare(c, sql, &s) == STORE_OK &&
+            conn_run(c, "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off") == STORE_OK)
+            plan_run(c, s, out, size);
+        conn_run(c, nested ? "ROLLBACK TO SAVEPOINT strata_explain; RELEASE SAVEPOINT strata_explain" : "ROLLBACK");
+        postgres_finalize(s); /* after the rollback, so that DEALLOCATE can run */
     }
-    postgres_finalize(s);
+    memcpy(c->errmsg, kept, sizeof kept);
 }
 
 /* ---- the schema and the driver ------------------------------------------------------ */

@@ -754,6 +754,18 @@ static void test_migrations_build_the_whole_schema(void **state)
     assert_string_equal(setting, "onauto");
     pg->explain(c, "SELECT FROM nowhere", plan, sizeof plan);
     assert_string_equal(plan, "");
+
+    /* explained inside a transaction (a slow query), even in vain, the transaction lives on */
+    const char *statements = "SELECT count(*) FROM pg_prepared_statements";
+    int64_t before = query_int(c, statements);
+    assert_int_equal(pg->begin(c), STORE_OK);
+    exec_ok(c, "INSERT INTO sites(name, created_at) VALUES ('kept', 0)");
+    pg->explain(c, "SELECT FROM nowhere", plan, sizeof plan);
+    pg->explain(c, "SELECT id FROM sites WHERE name = :name", plan, sizeof plan);
+    assert_non_null(strstr(plan, "sites_name_key"));
+    assert_int_equal(pg->commit(c), STORE_OK);
+    assert_int_equal(query_int(c, "SELECT count(*) FROM sites WHERE name = 'kept'"), 1);
+    assert_int_equal(query_int(c, statements), before); /* explain leaves none behind */
     pg->close(c);
     pg->close(watcher);
 }
