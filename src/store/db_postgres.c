@@ -890,13 +890,15 @@ static bool postgres_busy(db_stmt *s)
 /* ---- scripts, transactions, plans -------------------------------------------------- */
 
 /* A migration may run longer than statement_timeout (an index on a big
- * table): SET LOCAL lifts it for this script's transaction only. */
+ * table), and a second migrator waits for the first however long it takes
+ * (its advisory lock would otherwise give up at lock_timeout): SET LOCAL
+ * lifts both for the rest of the script's transaction only. */
 static int postgres_exec(db_conn *c, const char *script)
 {
     int status = conn_ready(c);
     if (status != STORE_OK)
         return status;
-    static const char unbounded[] = "SET LOCAL statement_timeout = 0;\n";
+    static const char unbounded[] = "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;\n";
     size_t n = strlen(script);
     char *sql = malloc(sizeof unbounded + n);
     if (!sql) {
@@ -1066,8 +1068,14 @@ const db_driver db_postgres_driver = {
     .explain = postgres_explain,
     .fragments =
         {
-            /* "strata" in ASCII: one fixed key, the same in every instance */
-            [DB_SQL_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(126943972389985)",
+            /* One fixed key ("strata" in ASCII), held until the migration's
+             * COMMIT. The transaction first drops to READ COMMITTED: a
+             * SERIALIZABLE snapshot is taken by the statement that waits for
+             * the lock, so a second migrator would not see what the first
+             * applied and would apply it again; under READ COMMITTED each
+             * statement after the wait sees it. (exec runs this: two statements.) */
+            [DB_SQL_MIGRATION_LOCK] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
+                                      " SELECT pg_advisory_xact_lock(126943972389985)",
             [DB_SQL_SCHEMA_EXISTS] = "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL",
         },
     .migrations = postgres_migrations,

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -718,6 +719,55 @@ static void assert_cascade(db_conn *c)
     assert_int_equal(query_int(c, "SELECT count(*) FROM versions"), 0);
 }
 
+/* The second migrator: waits for the lock, then reads what the first wrote. */
+typedef struct migrator {
+    db_conn *c;
+    int64_t seen; /* rows of schema_migrations it saw after the lock */
+    int status;
+} migrator;
+
+static void *migrator_run(void *arg)
+{
+    migrator *m = arg;
+    db_stmt *s = NULL;
+    m->status = pg->prepare(m->c, "SELECT count(*) FROM unit_scratch.applied", &s);
+    bool row = false;
+    if (m->status == STORE_OK)
+        m->status = pg->begin(m->c);
+    if (m->status == STORE_OK)
+        m->status = pg->exec(m->c, pg->fragments[DB_SQL_MIGRATION_LOCK]);
+    if (m->status == STORE_OK)
+        m->status = pg->step(s, &row);
+    m->seen = row ? pg->column_int(s, 0) : -1;
+    pg->rollback(m->c);
+    pg->finalize(s);
+    return NULL;
+}
+
+static void test_a_second_migrator_sees_what_the_first_applied(void **state)
+{
+    (void)state;
+    db_conn *a = conn_open();
+    migrator second = {.c = conn_open()};
+    scratch(a, "DROP TABLE IF EXISTS unit_scratch.applied; CREATE TABLE unit_scratch.applied(version BIGINT)");
+    assert_int_equal(pg->begin(a), STORE_OK);
+    exec_ok(a, pg->fragments[DB_SQL_MIGRATION_LOCK]);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, migrator_run, &second), 0);
+    /* the second waits for the lock, its transaction begun before the first commits */
+    int64_t deadline = now_ms() + 5000;
+    while (query_int(a, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 0 &&
+           now_ms() < deadline)
+        usleep(10000);
+    exec_ok(a, "INSERT INTO unit_scratch.applied VALUES (1)");
+    assert_int_equal(pg->commit(a), STORE_OK);
+    pthread_join(thread, NULL);
+    assert_int_equal(second.status, STORE_OK);
+    assert_int_equal(second.seen, 1); /* a snapshot from before the wait would see 0 and migrate again */
+    pg->close(a);
+    pg->close(second.c);
+}
+
 static void test_migrations_build_the_whole_schema(void **state)
 {
     (void)state;
@@ -805,6 +855,7 @@ int main(void)
                                         gatekeeper_teardown),
         cmocka_unit_test(test_the_server_stopped_and_started_again),
         cmocka_unit_test(test_open_failures_never_show_the_password),
+        cmocka_unit_test(test_a_second_migrator_sees_what_the_first_applied),
         cmocka_unit_test(test_migrations_build_the_whole_schema),
     };
     return cmocka_run_group_tests(tests, NULL, schemas_drop);
