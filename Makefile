@@ -13,7 +13,7 @@
 
 SHELL := /bin/bash
 CC ?= cc
-PKGS := libh2o-evloop jansson sqlite3 libcrypto inih libxxhash libbrotlienc libbrotlidec libdeflate libzstd hiredis
+PKGS := libh2o-evloop jansson sqlite3 libcrypto inih libxxhash libbrotlienc libbrotlidec libdeflate libzstd hiredis libpq
 
 SRC := $(shell find src -name '*.c' | sort)
 ASM := $(shell find src -name '*.S' | sort)

@@ -6,9 +6,13 @@
 # fails, so nothing is ever half-installed behind the user's back.
 set -euo pipefail
 
-run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2)
-bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev)
+# libpq-dev: the PostgreSQL driver (src/store/db_postgres.c) is always built.
+# postgresql-15 (test, bench): the server binaries tests/pg_cluster.sh runs
+# from /usr/lib/postgresql/15/bin, and pgbench, which Debian 12 ships in the
+# same package (not in postgresql-contrib).
+run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev libpq-dev)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2 postgresql-15)
+bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev postgresql-15)
 
 case "${1:-}" in
   run) wanted=("${run_pkgs[@]}") ;;

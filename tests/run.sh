@@ -23,6 +23,23 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
+# A throwaway PostgreSQL cluster (tests/pg_cluster.sh) for the tests that
+# need one: STRATA_TEST_PG_URL names it, STRATA_TEST_PG_DIR its directory
+# (to stop and start it); stopped and removed on exit. A cluster that
+# cannot start is one failure (its tests then skip).
+pg_dir=""
+if [ -x build/asan/tests/test_db_postgres ]; then
+  pg_dir=$(mktemp -d /tmp/strata-pg-XXXXXX)
+  trap 'tests/pg_cluster.sh stop "$pg_dir" >/dev/null 2>&1' EXIT
+  if STRATA_TEST_PG_URL=$(tests/pg_cluster.sh start "$pg_dir" 2>"$out/pg_cluster.log"); then
+    export STRATA_TEST_PG_URL STRATA_TEST_PG_DIR=$pg_dir
+  else
+    echo "pg cluster: could not start"
+    cat "$out/pg_cluster.log"
+    failed=$((failed + 1))
+  fi
+fi
+
 for t in build/asan/tests/test_* build/tsan/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$(dirname "$t")")/$(basename "$t")
