@@ -46,6 +46,10 @@
 
 /* A transient failure only db_transact sees: run the transaction again. */
 #define DB_RETRY (-100)
+/* A foreign key names a row that is absent (PostgreSQL 23503): db.c
+ * answers STORE_ERROR, and the domain file that knows which row it was
+ * (a site, an item) says so. */
+#define DB_FOREIGN_KEY (-101)
 
 typedef struct db_conn db_conn; /* a driver's connection */
 typedef struct db_stmt db_stmt; /* a driver's prepared statement, owned by its connection */
