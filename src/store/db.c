@@ -364,7 +364,16 @@ const db_driver *db_driver_of(const store_t *st)
 
 /* ---- transactions ------------------------------------------------------- */
 
-/* BEGIN and COMMIT count and are timed as statements, as the SQL they are. */
+/* Metrics of a BEGIN or COMMIT: timed by its verb; a slow one (a BEGIN
+ * waiting for the write lock) is logged without a plan. */
+static void control_measured(const char *verb, uint64_t nanos)
+{
+    metrics_query(verb, nanos);
+    if (nanos >= metrics_slow_query_ns())
+        metrics_slow_query(verb, nanos, "");
+}
+
+/* BEGIN and COMMIT count as statements, as the SQL they are. */
 static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing)
 {
     uint64_t started = metrics_enabled() ? metrics_now_ns() : 0;
@@ -373,7 +382,7 @@ static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), con
         return db_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
     int status = op(st->conn);
     if (started != 0)
-        metrics_query(verb, metrics_now_ns() - started);
+        control_measured(verb, metrics_now_ns() - started);
     return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
 }
 
