@@ -15,7 +15,8 @@
  * How a snapshot is stored (zstd skip-deltas, with its size and SHA-256)
  * is versions.c's business; here a version is appended and read whole.
  *
- * Every write is one transaction; any failure rolls all of it back.
+ * Every write is one transaction (db_transact); any failure rolls all of it
+ * back, and a body run again after a retry starts from nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@
 
 enum { TAG_BATCH = 100 };
 
-/* ---- snapshots ---------------------------------------------------------- */
+/* ---- edits (snapshot.c builds and merges the snapshots) ------------------ */
 
 int edit_check(store_t *st, const store_edit_t *edit)
 {

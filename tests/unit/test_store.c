@@ -281,6 +281,44 @@ static void test_busy_database_is_store_busy(void **state)
     assert_string_equal(store_errmsg(f->st), "");
 }
 
+/* A body that writes a site, then asks for a retry until its run number
+ * reaches succeed_on (0: never). */
+typedef struct retry_body {
+    int runs;
+    int succeed_on;
+} retry_body;
+
+static int site_then_retry(store_t *st, void *arg)
+{
+    retry_body *b = arg;
+    b->runs++;
+    int64_t id = 0;
+    int status = store_site_create(st, "retried", &id);
+    if (status != STORE_OK)
+        return status;
+    return b->runs == b->succeed_on ? STORE_OK : db_fail(st, DB_RETRY, "a concurrent write conflicted (testing)");
+}
+
+/* What PostgreSQL's SERIALIZABLE asks for, played on any engine: the
+ * whole body runs again, each earlier run rolled back; past DB_RETRY_MAX
+ * runs the answer is STORE_BUSY, never an error. */
+static void test_transact_runs_the_body_again_then_answers_busy(void **state)
+{
+    fixture *f = *state;
+    retry_body third = {.succeed_on = 3};
+    assert_int_equal(db_transact(f->st, site_then_retry, &third, "testing"), STORE_OK);
+    assert_int_equal(third.runs, 3);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sites WHERE name = 'retried'"), 1);
+
+    db_exec(f, "DELETE FROM sites WHERE name = 'retried'");
+    retry_body never = {.succeed_on = 0};
+    assert_int_equal(db_transact(f->st, site_then_retry, &never, "testing"), STORE_BUSY);
+    assert_int_equal(never.runs, DB_RETRY_MAX);
+    assert_non_null(strstr(store_errmsg(f->st), "busy"));
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sites WHERE name = 'retried'"), 0);
+    assert_int_equal(store_ping(f->st), STORE_OK);
+}
+
 /* ---- sites, tokens, categories ------------------------------------------ */
 
 static void test_sites(void **state)
@@ -1329,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_migrate_is_idempotent),
         cmocka_unit_test(test_open_failure_is_explained),
         cmocka_unit_test(test_open_failure_hides_the_password),
+        cmocka_unit_test_setup_teardown(test_transact_runs_the_body_again_then_answers_busy, setup, teardown),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test_setup_teardown(test_connection_is_durable_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_database_is_store_busy, setup, teardown),
