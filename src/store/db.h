@@ -57,7 +57,9 @@ typedef struct db_query {
  * and with no bindings. */
 int db_query_start(store_t *st, const char *sql, db_query *q);
 /* Bind by name (":id"); a name absent from the SQL is a bug and fails the
- * query. text/blob are copied; a NULL text binds NULL. */
+ * query. text/blob are copied; a NULL text binds NULL. db_bind_int_at binds
+ * by position: parameters are numbered from 1 in the order their names
+ * first appear in the SQL, on every driver. */
 void db_bind_int(db_query *q, const char *name, int64_t value);
 void db_bind_int_or_null(db_query *q, const char *name, int64_t value, bool present);
 void db_bind_text(db_query *q, const char *name, const char *text);

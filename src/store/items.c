@@ -116,7 +116,7 @@ int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags)
     for (size_t i = 0; status == STORE_OK && i < json_array_size(tags); i++) {
         status = db_query_start(st,
                                 "INSERT INTO item_tags(site_id, item_id, tag, status, published_at) "
-                                "SELECT site_id, id, :tag, status, published_at FROM items "
+                                "SELECT site_id, id, CAST(:tag AS TEXT), status, published_at FROM items "
                                 "WHERE id = :item",
                                 &q);
         if (status != STORE_OK)
@@ -247,11 +247,13 @@ static json_t *item_with_id(json_t *const items[], size_t count, int64_t id)
     return NULL;
 }
 
-#define PLACEHOLDERS_10 "?,?,?,?,?,?,?,?,?,?"
+/* :i00 … :i99, bound by position (db_bind_int_at): the order they appear in. */
+/* clang-format off */
+#define PLACEHOLDERS_10(d) ":i" #d "0,:i" #d "1,:i" #d "2,:i" #d "3,:i" #d "4,:i" #d "5,:i" #d "6,:i" #d "7,:i" #d "8,:i" #d "9"
 #define PLACEHOLDERS_100                                                                                               \
-    PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10                    \
-                    "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10                    \
-                    "," PLACEHOLDERS_10
+    PLACEHOLDERS_10(0) "," PLACEHOLDERS_10(1) "," PLACEHOLDERS_10(2) "," PLACEHOLDERS_10(3) "," PLACEHOLDERS_10(4) "," \
+    PLACEHOLDERS_10(5) "," PLACEHOLDERS_10(6) "," PLACEHOLDERS_10(7) "," PLACEHOLDERS_10(8) "," PLACEHOLDERS_10(9)
+/* clang-format on */
 
 /* One statement text for any batch: unused placeholders stay NULL, and
  * `item_id IN (…, NULL)` matches nothing for them. */

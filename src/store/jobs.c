@@ -365,8 +365,8 @@ static int rollup_tx(store_t *st, void *arg)
     int status = db_query_start(st,
                                 "INSERT INTO views_hourly(site_id, item_id, hour, count) "
                                 "SELECT site_id, item_id, hour / 24 * 24, SUM(count) FROM views_hourly "
-                                "WHERE hour < :before AND hour % 24 != 0 GROUP BY item_id, hour / 24 "
-                                "ON CONFLICT(item_id, hour) DO UPDATE SET count = count + excluded.count",
+                                "WHERE hour < :before AND hour % 24 != 0 GROUP BY site_id, item_id, hour / 24 "
+                                "ON CONFLICT(item_id, hour) DO UPDATE SET count = views_hourly.count + excluded.count",
                                 &q);
     if (status != STORE_OK)
         return status;

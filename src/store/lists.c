@@ -255,7 +255,7 @@ int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour
     int status = db_query_start(st,
                                 "INSERT INTO views_hourly(site_id, item_id, hour, count) "
                                 "VALUES (:site, :item, :hour, :count) ON CONFLICT(item_id, hour) "
-                                "DO UPDATE SET count = count + excluded.count",
+                                "DO UPDATE SET count = views_hourly.count + excluded.count",
                                 &q);
     if (status != STORE_OK)
         return status;
