@@ -431,36 +431,73 @@ int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, con
 
 /* ---- connection --------------------------------------------------------- */
 
-/* Replaces [from, to) of text with "***"; cuts text at from when the
- * result would not fit. */
-static void span_masked(char *text, size_t size, char *from, const char *to)
-{
-    size_t tail = strlen(to);
-    if ((size_t)(from - text) + 3 + tail >= size) {
-        *from = '\0';
-        return;
-    }
-    memmove(from + 3, to, tail + 1);
-    memcpy(from, "***", 3);
-}
+/* A password as written in a URL: after "user:" in "scheme://user:password@
+ * host", or the value of a "password=" parameter. */
+typedef struct url_secret {
+    const char *at;
+    size_t len;
+} url_secret;
 
-/* The URL as it may be shown: a password in "scheme://user:password@host"
- * or in a "password=" parameter is replaced by "***". */
-static void url_redacted(const char *url, char *out, size_t size)
+/* The URL's passwords, longest first (so a short one cannot split a
+ * longer one before it is masked); returns how many. */
+static size_t url_secrets(const char *url, url_secret out[2])
 {
-    snprintf(out, size, "%s", url);
-    char *authority = strstr(out, "://");
+    size_t n = 0;
+    const char *authority = strstr(url, "://");
     if (authority) {
         authority += 3;
-        char *at = memrchr(authority, '@', strcspn(authority, "/?#"));
-        char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
-        if (colon)
-            span_masked(out, size, colon + 1, at);
+        const char *at = memrchr(authority, '@', strcspn(authority, "/?#"));
+        const char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
+        if (colon && at > colon + 1)
+            out[n++] = (url_secret){.at = colon + 1, .len = (size_t)(at - colon - 1)};
     }
-    for (char *p = strstr(out, "password="); p; p = strstr(p + 1, "password=")) {
-        char *value = p + strlen("password=");
-        span_masked(out, size, value, value + strcspn(value, "& "));
+    const char *param = strstr(url, "password=");
+    size_t len = param ? strcspn(param + strlen("password="), "& ") : 0;
+    if (len)
+        out[n++] = (url_secret){.at = param + strlen("password="), .len = len};
+    if (n == 2 && out[1].len > out[0].len) {
+        url_secret longer = out[1];
+        out[1] = out[0];
+        out[0] = longer;
     }
+    return n;
+}
+
+/* Every occurrence of each secret in text becomes "***"; where that would
+ * not fit, text ends before the secret. */
+static void secrets_masked(char *text, size_t size, const url_secret *secrets, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *hit = memmem(text, strlen(text), secrets[i].at, secrets[i].len);
+        while (hit) {
+            size_t tail = strlen(hit + secrets[i].len);
+            if ((size_t)(hit - text) + 3 + tail >= size) {
+                *hit = '\0';
+                break;
+            }
+            memmove(hit + 3, hit + secrets[i].len, tail + 1);
+            memcpy(hit, "***", 3);
+            hit = memmem(hit + 3, strlen(hit + 3), secrets[i].at, secrets[i].len);
+        }
+    }
+}
+
+/* Why store_open failed, with the URL; never a password of the URL, even
+ * where a driver's words echo it. */
+static void open_failed(const char *url, const char *why)
+{
+    /* masked whole, then cut to size: a cut never leaves half a password */
+    size_t size = strlen(url) + strlen(why) + 64;
+    char *text = malloc(size);
+    if (!text) {
+        snprintf(open_failure, sizeof open_failure, "cannot open the database: out of memory");
+        return;
+    }
+    snprintf(text, size, "cannot open the database %s: %s", url, why);
+    url_secret secrets[2];
+    secrets_masked(text, size, secrets, url_secrets(url, secrets));
+    snprintf(open_failure, sizeof open_failure, "%s", text);
+    free(text);
 }
 
 static const db_driver *driver_for(const char *url)
@@ -475,23 +512,21 @@ int store_open(const char *url, store_t **out)
 {
     *out = NULL;
     open_failure[0] = '\0';
-    char shown[512];
-    url_redacted(url, shown, sizeof shown);
     const db_driver *driver = driver_for(url);
     if (!driver) {
-        snprintf(open_failure, sizeof open_failure, "cannot open the database %s: no driver takes this URL", shown);
+        open_failed(url, "no driver takes this URL");
         return STORE_ERROR;
     }
     store_t *st = calloc(1, sizeof *st);
     if (!st) {
-        snprintf(open_failure, sizeof open_failure, "out of memory opening %s", shown);
+        open_failed(url, "out of memory");
         return STORE_ERROR;
     }
     st->driver = driver;
-    char why[400] = "";
+    char why[512] = "";
     int status = driver->open(url, &st->conn, why, sizeof why);
     if (status != STORE_OK) {
-        snprintf(open_failure, sizeof open_failure, "cannot open the database %s: %s", shown, why);
+        open_failed(url, why);
         free(st);
         return status;
     }

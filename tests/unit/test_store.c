@@ -262,6 +262,13 @@ static void test_open_failure_hides_the_password(void **state)
         assert_null(strstr(why, "hunter2"));
         assert_null(strstr(why, ":h@"));
     }
+    /* a password longer than the whole explanation is masked, not cut */
+    char url[2200];
+    snprintf(url, sizeof url, "postgresql://strata:%0*d@127.0.0.1:1/strata", 2000, 0);
+    store_t *st = NULL;
+    assert_int_not_equal(store_open(url, &st), STORE_OK);
+    assert_non_null(strstr(store_errmsg(NULL), "***@127.0.0.1"));
+    assert_null(strstr(store_errmsg(NULL), "00"));
 }
 
 static void test_busy_database_is_store_busy(void **state)
