@@ -408,8 +408,10 @@ int http_serve(strata_config *cfg, const http_app *app)
         conn_guard_dispose();
         return 1;
     }
+    char db_shown[512]; /* a postgres:// URL's password never reaches the log */
+    store_url_redacted(cfg->db_path, db_shown, sizeof db_shown);
     if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_path, app->worker_init, cfg->worker_nice) != 0) {
-        log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_path);
+        log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", db_shown);
         conn_guard_dispose();
         rc_dispose();
         return 1;
@@ -444,7 +446,7 @@ int http_serve(strata_config *cfg, const http_app *app)
         log_str(&line, "listen", cfg->listen);
         log_int(&line, "threads", srv.loop_count);
         log_int(&line, "workers", cfg->workers);
-        log_str(&line, "db", cfg->db_path);
+        log_str(&line, "db", db_shown);
         log_int(&line, "cache_bytes", cfg->cache_enabled ? cfg->cache_l1_max_bytes : 0);
         log_end(&line);
         if (app->on_start != NULL)

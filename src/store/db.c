@@ -500,6 +500,21 @@ static void open_failed(const char *url, const char *why)
     free(text);
 }
 
+void store_url_redacted(const char *url, char *out, size_t size)
+{
+    size_t room = strlen(url) * 3 + 8; /* each masked character may become three */
+    char *text = malloc(room);
+    if (!text) {
+        snprintf(out, size, "(the database URL)");
+        return;
+    }
+    snprintf(text, room, "%s", url);
+    url_secret secrets[2];
+    secrets_masked(text, room, secrets, url_secrets(url, secrets));
+    snprintf(out, size, "%s", text);
+    free(text);
+}
+
 static const db_driver *driver_for(const char *url)
 {
     for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)

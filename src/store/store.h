@@ -50,6 +50,9 @@ const char *store_status_name(int status);
  * postgres:// / postgresql:// URL. Does not migrate. store_errmsg(NULL)
  * says why it failed, never with the URL's password. */
 int store_open(const char *url, store_t **out);
+/* The URL as logs and messages may show it: its passwords (user:password@
+ * or password=) replaced by "***"; a SQLite path is shown as it is. */
+void store_url_redacted(const char *url, char *out, size_t size);
 /* This connection's commits no longer wait for fsync (synchronous=NORMAL
  * in WAL mode: atomic and consistent, but the last commits may be lost to
  * a power cut, never to a crash of the process). Only for writes that are

@@ -262,6 +262,12 @@ static void test_open_failure_hides_the_password(void **state)
         assert_null(strstr(why, "hunter2"));
         assert_null(strstr(why, ":h@"));
     }
+    char shown[256];
+    store_url_redacted("postgres://strata:hunter2@db.example:5432/strata?sslmode=require&password=hunter3", shown,
+                       sizeof shown);
+    assert_string_equal(shown, "postgres://strata:***@db.example:5432/strata?sslmode=require&password=***");
+    store_url_redacted("/var/lib/strata/strata.db", shown, sizeof shown);
+    assert_string_equal(shown, "/var/lib/strata/strata.db");
     /* a password longer than the whole explanation is masked, not cut */
     char url[2200];
     snprintf(url, sizeof url, "postgresql://strata:%0*d@127.0.0.1:1/strata", 2000, 0);
