@@ -1,7 +1,7 @@
 /*
  * main.c — the strata command line.
  *
- *   strata serve | migrate | seed | site create | token create |
+ *   strata serve | migrate | seed | copy | site create | token create |
  *          check-config | version        (each with --help)
  *
  * Every command takes the configuration flags (config.c's table) besides
@@ -16,6 +16,7 @@
 #include "alerts/alerts.h"
 #include "config/config.h"
 #include "content/content.h"
+#include "core/db_url.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "http/ratelimit.h"
@@ -243,6 +244,62 @@ static int cmd_migrate(void)
     return 0;
 }
 
+/* One end of `strata copy`: opened, and migrated when asked (the
+ * destination); what it is shown as, without its password. */
+static int copy_end(const char *flag, const char *url, bool migrate, store_t **store, char shown[512])
+{
+    db_url_redact(url, shown, 512);
+    int rc = store_open(url, store);
+    if (rc == STORE_OK && migrate)
+        rc = store_migrate(*store, NULL);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "strata: --%s %s: %s\n", flag, shown, *store ? store_errmsg(*store) : store_errmsg(NULL));
+        store_close(store);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_copy(void)
+{
+    const char *from_url = own_flag("from"), *to_url = own_flag("to");
+    if (from_url == NULL || to_url == NULL)
+        return usage_error("usage: strata copy --from DB --to DB%s", "");
+    strata_config cfg;
+    int rc = load_config(&cfg);
+    if (rc != 0)
+        return rc;
+    store_t *from = NULL, *to = NULL;
+    char from_shown[512], to_shown[512];
+    if ((rc = copy_end("to", to_url, true, &to, to_shown)) != 0 ||
+        (rc = copy_end("from", from_url, false, &from, from_shown)) != 0) {
+        store_close(&to);
+        return rc;
+    }
+    int from_version = 0, to_version = 0;
+    store_schema_version(from, &from_version);
+    store_schema_version(to, &to_version);
+    store_copy_counts counts;
+    if (from_version != to_version) {
+        fprintf(
+            stderr,
+            "strata: --from %s is at schema version %d, this strata's is %d: run `strata migrate --db` on it first\n",
+            from_shown, from_version, to_version);
+        rc = 1;
+    } else if (store_copy(from, to, &counts) != STORE_OK) {
+        fprintf(stderr, "strata: copy failed, %s is unchanged: %s\n", to_shown, store_errmsg(from));
+        rc = 1;
+    } else {
+        printf("copied %s into %s:", from_shown, to_shown);
+        for (size_t i = 0; i < store_copy_table_count(); i++)
+            printf("%s %lld %s", i ? "," : "", (long long)counts.rows[i], store_copy_table_name(i));
+        printf("; %lld versions verified (read back, hash checked)\n", (long long)counts.versions_verified);
+    }
+    store_close(&from);
+    store_close(&to);
+    return rc;
+}
+
 static int parse_count(const char *flag, const char *text, int def, int max, int *out)
 {
     if (text == NULL) {
@@ -391,6 +448,7 @@ typedef struct command {
 
 static const char *const seed_flags[] = {"items", "versions", "site", NULL};
 static const char *const token_flags[] = {"site", "role", "name", NULL};
+static const char *const copy_flags[] = {"from", "to", NULL};
 
 static int cmd_version(void)
 {
@@ -404,6 +462,11 @@ static const command commands[] = {
      "  Serve the API until SIGTERM (graceful) ; SIGHUP reloads log.level and\n"
      "  server.max_header_bytes. Migrates the database first."},
     {"migrate", cmd_migrate, NULL, "strata migrate [--db URL_OR_PATH]\n  Create or upgrade the database schema."},
+    {"copy", cmd_copy, copy_flags,
+     "strata copy --from DB --to DB\n"
+     "  Copy every site, item, version, autosave, preview, token, category, job and view count\n"
+     "  of one database into another, empty one (SQLite path or postgres:// URL, either way),\n"
+     "  in one transaction, checking row counts and every version's hash."},
     {"seed", cmd_seed, seed_flags,
      "strata seed [--items N] [--versions M] [--site NAME] [--db URL_OR_PATH]\n"
      "  Add N demo articles (default 300) with M versions each to a site (default main,\n"

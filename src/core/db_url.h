@@ -21,5 +21,9 @@ bool db_url_is_postgres(const char *url);
 /* url without its secrets into out (always NUL-terminated; cut if out is
  * too small). A SQLite path is copied as it is. Returns out. */
 char *db_url_redact(const char *url, char *out, size_t size);
+/* text into out with every occurrence of url's passwords replaced by
+ * "***": for words that may echo the URL (a driver's error message).
+ * Where out is too small it ends before a password, never inside one. */
+void db_url_mask_secrets(const char *url, const char *text, char *out, size_t size);
 
 #endif

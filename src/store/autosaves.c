@@ -17,18 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
 #include "store/store_history.h"
+#include "store/store_internal.h"
 
 static json_t *slot_json(int64_t id, const char *author, int64_t base_version, int64_t saved_at, json_t *content)
 {
     json_t *slot = json_object();
     bool ok = slot != NULL;
-    ok = ok && sq_put(slot, "item", json_integer(id));
-    ok = ok && sq_put(slot, "author", json_string(author));
-    ok = ok && sq_put(slot, "base_version", json_integer(base_version));
-    ok = ok && sq_put(slot, "saved_at", sq_time_json(saved_at));
-    ok = ok && sq_put(slot, "content", json_incref(content));
+    ok = ok && json_put(slot, "item", json_integer(id));
+    ok = ok && json_put(slot, "author", json_string(author));
+    ok = ok && json_put(slot, "base_version", json_integer(base_version));
+    ok = ok && json_put(slot, "saved_at", time_json(saved_at));
+    ok = ok && json_put(slot, "content", json_incref(content));
     if (!ok) {
         json_decref(slot);
         return NULL;
@@ -42,7 +42,7 @@ static int base_is_latest(store_t *st, int64_t site_id, int64_t id, int64_t base
     store_item_facts item;
     int status = store_item_exists(st, site_id, id, &item);
     if (status == STORE_OK && base_version != item.draft_version)
-        status = sq_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+        status = db_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
                          (long long)item.draft_version, (long long)base_version);
     return status;
 }
@@ -55,33 +55,42 @@ static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base
 {
     int status = base_is_latest(st, site_id, id, base_version);
     if (status == STORE_OK)
-        status = sq_version_snapshot(st, id, base_version, snapshot);
-    if (status == STORE_OK && !sq_snapshot_merge_edit(*snapshot, edit))
-        status = sq_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
+        status = version_snapshot(st, id, base_version, snapshot);
+    if (status == STORE_OK && !snapshot_merge_edit(*snapshot, edit))
+        status = db_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
     if (status == STORE_OK && !(*data = json_dumps(*snapshot, JSON_COMPACT)))
-        status = sq_fail(st, STORE_ERROR, "out of memory encoding the autosave");
+        status = db_fail(st, STORE_ERROR, "out of memory encoding the autosave");
     return status;
 }
 
+typedef struct autosave_tx {
+    int64_t site_id, id, base_version, now;
+    const char *author, *data;
+} autosave_tx;
+
 /* Inside the transaction: the base is still the latest (a save may have
  * come in since autosave_build), then the slot is written. */
-static int autosave_write_tx(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const char *author,
-                             const char *data, int64_t now)
+static int autosave_write_tx(store_t *st, void *arg)
 {
+    const autosave_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id, base_version = tx->base_version, now = tx->now;
+    const char *author = tx->author, *data = tx->data;
     int status = base_is_latest(st, site_id, id, base_version);
-    sq_query q;
+    db_query q;
     if (status == STORE_OK)
-        status = sq_query_start(st,
-                                "INSERT OR REPLACE INTO autosaves(item_id, author, base_version, saved_at, data) "
-                                "VALUES (:item, :author, :base, :now, :data)",
+        status = db_query_start(st,
+                                "INSERT INTO autosaves(item_id, author, base_version, saved_at, data) "
+                                "VALUES (:item, :author, :base, :now, :data) ON CONFLICT(item_id, author) "
+                                "DO UPDATE SET base_version = excluded.base_version, "
+                                "saved_at = excluded.saved_at, data = excluded.data",
                                 &q);
     if (status == STORE_OK) {
-        sq_bind_int(&q, ":item", id);
-        sq_bind_text(&q, ":author", author);
-        sq_bind_int(&q, ":base", base_version);
-        sq_bind_int(&q, ":now", now);
-        sq_bind_blob(&q, ":data", data, strlen(data));
-        status = sq_query_run(&q, "writing the autosave");
+        db_bind_int(&q, ":item", id);
+        db_bind_text(&q, ":author", author);
+        db_bind_int(&q, ":base", base_version);
+        db_bind_int(&q, ":now", now);
+        db_bind_blob(&q, ":data", data, strlen(data));
+        status = db_query_run(&q, "writing the autosave");
     }
     return status;
 }
@@ -89,18 +98,20 @@ static int autosave_write_tx(store_t *st, int64_t site_id, int64_t id, int64_t b
 int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
                        const char *author, json_t **slot)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *slot = NULL;
     json_t *snapshot = NULL;
     char *data = NULL;
     int64_t now = store_now_ms();
-    int status = sq_edit_check(st, edit);
+    int status = edit_check(st, edit);
     if (status == STORE_OK)
         status = autosave_build(st, site_id, id, base_version, edit, &snapshot, &data);
-    if (status == STORE_OK && (status = sq_begin(st)) == STORE_OK)
-        status = sq_end(st, autosave_write_tx(st, site_id, id, base_version, author, data, now));
+    autosave_tx tx = {
+        .site_id = site_id, .id = id, .base_version = base_version, .now = now, .author = author, .data = data};
+    if (status == STORE_OK)
+        status = db_transact(st, autosave_write_tx, &tx, "writing the autosave");
     if (status == STORE_OK && !(*slot = slot_json(id, author, base_version, now, snapshot)))
-        status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
+        status = db_fail(st, STORE_ERROR, "out of memory building the autosave");
     free(data);
     json_decref(snapshot);
     return status;
@@ -108,37 +119,37 @@ int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_ve
 
 int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *author, json_t **slot)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *slot = NULL;
     int status = store_item_exists(st, site_id, id, NULL);
     if (status != STORE_OK)
         return status;
-    sq_query q;
-    status = sq_query_start(st,
+    db_query q;
+    status = db_query_start(st,
                             "SELECT base_version, saved_at, data FROM autosaves "
                             "WHERE item_id = :item AND author = :author",
                             &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":item", id);
-    sq_bind_text(&q, ":author", author);
-    bool found = sq_next_row(&q);
+    db_bind_int(&q, ":item", id);
+    db_bind_text(&q, ":author", author);
+    bool found = db_next_row(&q);
     if (found) {
         json_error_t error;
-        const void *data = sqlite3_column_blob(q.stmt, 2);
-        json_t *content = data ? json_loadb(data, (size_t)sqlite3_column_bytes(q.stmt, 2), 0, &error) : NULL;
-        if (!content || !sq_snapshot_valid(content))
-            status = sq_fail(st, STORE_ERROR, "the autosave of item %lld is damaged", (long long)id);
-        else if (!(*slot = slot_json(id, author, sqlite3_column_int64(q.stmt, 0), sqlite3_column_int64(q.stmt, 1),
-                                     content)))
-            status = sq_fail(st, STORE_ERROR, "out of memory building the autosave");
+        size_t size = 0;
+        const void *data = db_column_blob(&q, 2, &size);
+        json_t *content = data ? json_loadb(data, size, 0, &error) : NULL;
+        if (!content || !snapshot_valid(content))
+            status = db_fail(st, STORE_ERROR, "the autosave of item %lld is damaged", (long long)id);
+        else if (!(*slot = slot_json(id, author, db_column_int(&q, 0), db_column_int(&q, 1), content)))
+            status = db_fail(st, STORE_ERROR, "out of memory building the autosave");
         json_decref(content);
     }
-    int end = sq_query_end(&q, "reading the autosave");
+    int end = db_query_end(&q, "reading the autosave");
     if (status == STORE_OK)
         status = end;
     if (status == STORE_OK && !found)
-        status = sq_fail(st, STORE_NOT_FOUND, "no autosave of item %lld by %s", (long long)id, author);
+        status = db_fail(st, STORE_NOT_FOUND, "no autosave of item %lld by %s", (long long)id, author);
     if (status != STORE_OK) {
         json_decref(*slot);
         *slot = NULL;
@@ -148,16 +159,16 @@ int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *aut
 
 int store_autosave_clear(store_t *st, int64_t id, const char *author, int64_t up_to_version)
 {
-    sq_clear_error(st);
-    sq_query q;
-    int status = sq_query_start(st,
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st,
                                 "DELETE FROM autosaves WHERE item_id = :item AND author = :author "
                                 "AND base_version <= :version",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":item", id);
-    sq_bind_text(&q, ":author", author);
-    sq_bind_int(&q, ":version", up_to_version);
-    return sq_query_run(&q, "clearing the autosave");
+    db_bind_int(&q, ":item", id);
+    db_bind_text(&q, ":author", author);
+    db_bind_int(&q, ":version", up_to_version);
+    return db_query_run(&q, "clearing the autosave");
 }

@@ -1,5 +1,5 @@
 /*
- * checkpoint.c — WAL checkpoints off the request path.
+ * checkpoint.c — WAL checkpoints off the request path (the SQLite driver's).
  *
  * In WAL mode every commit appends pages to the -wal file, and a checkpoint
  * copies them back into the database file and fsyncs it. By default SQLite
@@ -22,7 +22,8 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "store/sqlite_internal.h"
+#include "store/db_sqlite.h"
+#include "store/store.h"
 
 enum { CHECKPOINT_PAGES = 1000, RUNAWAY_PAGES = 4000, IDLE_WAIT_MS = 1000 };
 
@@ -34,7 +35,7 @@ static struct {
     sqlite3 *db;
 } cp = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+int db_sqlite_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     (void)arg;
     if (pages < CHECKPOINT_PAGES)
@@ -77,6 +78,8 @@ static void *checkpointer_main(void *arg)
 
 int store_checkpointer_start(const char *path)
 {
+    if (!db_sqlite_driver.accepts(path)) /* another engine checkpoints by itself */
+        return STORE_OK;
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)

@@ -46,6 +46,10 @@
 
 /* A transient failure only db_transact sees: run the transaction again. */
 #define DB_RETRY (-100)
+/* A foreign key names a row that is absent (PostgreSQL 23503): db.c
+ * answers STORE_ERROR, and the domain file that knows which row it was
+ * (a site, an item) says so. */
+#define DB_FOREIGN_KEY (-101)
 
 typedef struct db_conn db_conn; /* a driver's connection */
 typedef struct db_stmt db_stmt; /* a driver's prepared statement, owned by its connection */
@@ -54,6 +58,8 @@ typedef struct db_stmt db_stmt; /* a driver's prepared statement, owned by its c
 typedef enum db_fragment_id {
     DB_SQL_MIGRATION_LOCK, /* run first in every migration's transaction: one migrator at a time */
     DB_SQL_SCHEMA_EXISTS,  /* one row when the schema_migrations table exists */
+    DB_SQL_BEGIN_SNAPSHOT, /* a read-only transaction that sees one moment throughout (strata copy) */
+    DB_SQL_IDENTITY_RESET, /* moves table {table}'s identity key past its rows (after explicit ids); NULL: none */
     DB_FRAGMENTS
 } db_fragment_id;
 

@@ -197,10 +197,8 @@ static int status_of_sqlstate(const char *state)
         return STORE_ERROR;
     if (strcmp(state, "23505") == 0)
         return STORE_CONFLICT;
-#ifdef DB_FOREIGN_KEY /* h-seam's db_driver.h tells a missing referenced row apart */
     if (strcmp(state, "23503") == 0)
         return DB_FOREIGN_KEY;
-#endif
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return DB_RETRY;
     if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
@@ -1077,6 +1075,10 @@ const db_driver db_postgres_driver = {
             [DB_SQL_MIGRATION_LOCK] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
                                       " SELECT pg_advisory_xact_lock(126943972389985)",
             [DB_SQL_SCHEMA_EXISTS] = "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL",
+            [DB_SQL_BEGIN_SNAPSHOT] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            /* an identity "by default" takes explicit ids without moving its sequence */
+            [DB_SQL_IDENTITY_RESET] = "SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                      "COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

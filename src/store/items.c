@@ -15,126 +15,26 @@
  * How a snapshot is stored (zstd skip-deltas, with its size and SHA-256)
  * is versions.c's business; here a version is appended and read whole.
  *
- * Every write is one transaction; any failure rolls all of it back.
+ * Every write is one transaction (db_transact); any failure rolls all of it
+ * back, and a body run again after a retry starts from nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
 #include "store/store_history.h"
+#include "store/store_internal.h"
 
 enum { TAG_BATCH = 100 };
 
-/* ---- snapshots ---------------------------------------------------------- */
+/* ---- edits (snapshot.c builds and merges the snapshots) ------------------ */
 
-/* Borrowed views into a snapshot's members. */
-typedef struct snapshot_view {
-    const char *slug, *title, *excerpt, *body;
-    const char *category; /* NULL: no category */
-    json_t *fields;
-    json_t *tags;
-} snapshot_view;
-
-static bool snapshot_view_of(const json_t *snapshot, snapshot_view *v)
-{
-    const json_t *category = json_object_get(snapshot, "category");
-    v->slug = json_string_value(json_object_get(snapshot, "slug"));
-    v->title = json_string_value(json_object_get(snapshot, "title"));
-    v->excerpt = json_string_value(json_object_get(snapshot, "excerpt"));
-    v->body = json_string_value(json_object_get(snapshot, "body"));
-    v->category = json_string_value(category);
-    v->fields = json_object_get(snapshot, "fields");
-    v->tags = json_object_get(snapshot, "tags");
-    return v->slug && v->title && v->excerpt && v->body && json_is_object(v->fields) && json_is_array(v->tags) &&
-           (json_is_null(category) || json_is_string(category));
-}
-
-bool sq_snapshot_valid(const json_t *snapshot)
-{
-    snapshot_view v;
-    return snapshot_view_of(snapshot, &v);
-}
-
-static int compare_text(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-json_t *sq_tags_json(const char *const *tags, size_t count)
-{
-    const char **sorted = malloc((count ? count : 1) * sizeof *sorted);
-    json_t *array = json_array();
-    bool ok = sorted && array;
-    if (ok && count) {
-        memcpy(sorted, tags, count * sizeof *sorted);
-        qsort(sorted, count, sizeof *sorted, compare_text);
-    }
-    for (size_t i = 0; ok && i < count; i++)
-        ok = json_array_append_new(array, json_string(sorted[i])) == 0;
-    free(sorted);
-    if (!ok) {
-        json_decref(array);
-        return NULL;
-    }
-    return array;
-}
-
-json_t *sq_snapshot_new(const char *slug, const char *title, const char *excerpt, const char *body, json_t *fields,
-                        const char *category, json_t *tags)
-{
-    json_t *snapshot = json_object();
-    bool ok = snapshot != NULL;
-    ok = ok && sq_put(snapshot, "slug", json_string(slug));
-    ok = ok && sq_put(snapshot, "title", json_string(title));
-    ok = ok && sq_put(snapshot, "excerpt", json_string(excerpt));
-    ok = ok && sq_put(snapshot, "body", json_string(body));
-    ok = ok && sq_put(snapshot, "fields", json_incref(fields));
-    ok = ok && sq_put(snapshot, "category", category ? json_string(category) : json_null());
-    ok = ok && sq_put(snapshot, "tags", json_incref(tags));
-    json_decref(fields);
-    json_decref(tags);
-    if (!ok) {
-        json_decref(snapshot);
-        return NULL;
-    }
-    return snapshot;
-}
-
-static json_t *snapshot_from_edit(const store_edit_t *edit)
-{
-    json_t *fields = edit->fields ? json_deep_copy(edit->fields) : json_object();
-    json_t *tags = edit->has_tags ? sq_tags_json(edit->tags, edit->tag_count) : json_array();
-    return sq_snapshot_new(edit->slug, edit->title, edit->excerpt ? edit->excerpt : "", edit->body ? edit->body : "",
-                           fields, edit->has_category ? edit->category : NULL, tags);
-}
-
-bool sq_snapshot_merge_edit(json_t *snapshot, const store_edit_t *edit)
-{
-    bool ok = true;
-    if (edit->slug)
-        ok = ok && sq_put(snapshot, "slug", json_string(edit->slug));
-    if (edit->title)
-        ok = ok && sq_put(snapshot, "title", json_string(edit->title));
-    if (edit->excerpt)
-        ok = ok && sq_put(snapshot, "excerpt", json_string(edit->excerpt));
-    if (edit->body)
-        ok = ok && sq_put(snapshot, "body", json_string(edit->body));
-    if (edit->fields)
-        ok = ok && sq_put(snapshot, "fields", json_deep_copy(edit->fields));
-    if (edit->has_category)
-        ok = ok && sq_put(snapshot, "category", edit->category ? json_string(edit->category) : json_null());
-    if (edit->has_tags)
-        ok = ok && sq_put(snapshot, "tags", sq_tags_json(edit->tags, edit->tag_count));
-    return ok;
-}
-
-int sq_edit_check(store_t *st, const store_edit_t *edit)
+int edit_check(store_t *st, const store_edit_t *edit)
 {
     if (edit->fields && !json_is_object(edit->fields))
-        return sq_fail(st, STORE_INVALID, "fields must be a JSON object");
+        return db_fail(st, STORE_INVALID, "fields must be a JSON object");
     if (edit->has_tags && edit->tag_count && !edit->tags)
-        return sq_fail(st, STORE_INVALID, "tags are missing");
+        return db_fail(st, STORE_INVALID, "tags are missing");
     return STORE_OK;
 }
 
@@ -142,25 +42,25 @@ int sq_edit_check(store_t *st, const store_edit_t *edit)
  * way building a snapshot fails. */
 static int snapshot_build_failed(store_t *st)
 {
-    return sq_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
+    return db_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
 }
 
 /* ---- versions ----------------------------------------------------------- */
 
-int sq_publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author)
+int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "INSERT INTO publications(item_id, version, published_at, author) "
                                 "VALUES (:item, :version, :at, :author)",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":item", item_id);
-    sq_bind_int(&q, ":version", version);
-    sq_bind_int(&q, ":at", at);
-    sq_bind_text(&q, ":author", author);
-    return sq_query_run(&q, "recording the publication");
+    db_bind_int(&q, ":item", item_id);
+    db_bind_int(&q, ":version", version);
+    db_bind_int(&q, ":at", at);
+    db_bind_text(&q, ":author", author);
+    return db_query_run(&q, "recording the publication");
 }
 
 /* ---- the item row ------------------------------------------------------- */
@@ -176,54 +76,54 @@ typedef struct item_state {
 
 static int item_state_load(store_t *st, int64_t site_id, const char *site_name, int64_t id, item_state *item)
 {
-    sq_query q;
-    int status = sq_query_start(st,
-                                "SELECT type, status, draft_version, IFNULL(published_version, 0) "
+    db_query q;
+    int status = db_query_start(st,
+                                "SELECT type, status, draft_version, COALESCE(published_version, 0) "
                                 "FROM items WHERE id = :id AND site_id = :site",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    bool found = sq_next_row(&q);
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    bool found = db_next_row(&q);
     if (found) {
         item->id = id;
-        snprintf(item->type, sizeof item->type, "%s", sq_column_text(&q, 0));
-        snprintf(item->status, sizeof item->status, "%s", sq_column_text(&q, 1));
-        item->draft_version = sqlite3_column_int64(q.stmt, 2);
-        item->published_version = sqlite3_column_int64(q.stmt, 3);
+        snprintf(item->type, sizeof item->type, "%s", db_column_text(&q, 0));
+        snprintf(item->status, sizeof item->status, "%s", db_column_text(&q, 1));
+        item->draft_version = db_column_int(&q, 2);
+        item->published_version = db_column_int(&q, 3);
     }
-    status = sq_query_end(&q, "reading the item");
+    status = db_query_end(&q, "reading the item");
     if (status == STORE_OK && !found)
-        return sq_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
+        return db_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
     return status;
 }
 
 static int snapshot_category_id(store_t *st, int64_t site_id, const snapshot_view *v, int64_t *category_id)
 {
     *category_id = 0;
-    return v->category ? sq_category_id(st, site_id, v->category, category_id) : STORE_OK;
+    return v->category ? category_id_lookup(st, site_id, v->category, category_id) : STORE_OK;
 }
 
-int sq_item_tags_replace(store_t *st, int64_t item_id, const json_t *tags)
+int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags)
 {
-    sq_query q;
-    int status = sq_query_start(st, "DELETE FROM item_tags WHERE item_id = :item", &q);
+    db_query q;
+    int status = db_query_start(st, "DELETE FROM item_tags WHERE item_id = :item", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":item", item_id);
-    status = sq_query_run(&q, "replacing the tags");
+    db_bind_int(&q, ":item", item_id);
+    status = db_query_run(&q, "replacing the tags");
     for (size_t i = 0; status == STORE_OK && i < json_array_size(tags); i++) {
-        status = sq_query_start(st,
+        status = db_query_start(st,
                                 "INSERT INTO item_tags(site_id, item_id, tag, status, published_at) "
-                                "SELECT site_id, id, :tag, status, published_at FROM items "
+                                "SELECT site_id, id, CAST(:tag AS TEXT), status, published_at FROM items "
                                 "WHERE id = :item",
                                 &q);
         if (status != STORE_OK)
             break;
-        sq_bind_text(&q, ":tag", json_string_value(json_array_get(tags, i)));
-        sq_bind_int(&q, ":item", item_id);
-        status = sq_query_run(&q, "saving the tags");
+        db_bind_text(&q, ":tag", json_string_value(json_array_get(tags, i)));
+        db_bind_int(&q, ":item", item_id);
+        status = db_query_run(&q, "saving the tags");
     }
     return status;
 }
@@ -231,16 +131,16 @@ int sq_item_tags_replace(store_t *st, int64_t item_id, const json_t *tags)
 /* After the item's status or published_at changed. */
 static int item_tags_status_sync(store_t *st, int64_t item_id)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "UPDATE item_tags SET (status, published_at) = "
                                 "(SELECT status, published_at FROM items WHERE id = :item) "
                                 "WHERE item_id = :item",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":item", item_id);
-    return sq_query_run(&q, "updating the tags");
+    db_bind_int(&q, ":item", item_id);
+    return db_query_run(&q, "updating the tags");
 }
 
 /* Makes the snapshot the item's public content: the content columns and
@@ -249,56 +149,56 @@ static int item_content_write(store_t *st, int64_t item_id, const snapshot_view 
 {
     char *fields = json_dumps(v->fields, JSON_COMPACT);
     if (!fields)
-        return sq_fail(st, STORE_ERROR, "out of memory encoding fields");
-    sq_query q;
-    int status = sq_query_start(st,
+        return db_fail(st, STORE_ERROR, "out of memory encoding fields");
+    db_query q;
+    int status = db_query_start(st,
                                 "UPDATE items SET title = :title, excerpt = :excerpt, body = :body, "
                                 "fields = :fields, category_id = :category WHERE id = :id",
                                 &q);
     if (status == STORE_OK) {
-        sq_bind_text(&q, ":title", v->title);
-        sq_bind_text(&q, ":excerpt", v->excerpt);
-        sq_bind_text(&q, ":body", v->body);
-        sq_bind_text(&q, ":fields", fields);
-        sq_bind_int_or_null(&q, ":category", category_id, category_id != 0);
-        sq_bind_int(&q, ":id", item_id);
-        status = sq_query_run(&q, "writing the item's content");
+        db_bind_text(&q, ":title", v->title);
+        db_bind_text(&q, ":excerpt", v->excerpt);
+        db_bind_text(&q, ":body", v->body);
+        db_bind_text(&q, ":fields", fields);
+        db_bind_int_or_null(&q, ":category", category_id, category_id != 0);
+        db_bind_int(&q, ":id", item_id);
+        status = db_query_run(&q, "writing the item's content");
     }
     free(fields);
-    return status == STORE_OK ? sq_item_tags_replace(st, item_id, v->tags) : status;
+    return status == STORE_OK ? item_tags_replace(st, item_id, v->tags) : status;
 }
 
 static int slug_taken(store_t *st, const char *type, const char *slug, const char *site_name)
 {
-    return sq_fail(st, STORE_CONFLICT, "an item of type '%s' with slug '%s' already exists in site '%s'", type, slug,
+    return db_fail(st, STORE_CONFLICT, "an item of type '%s' with slug '%s' already exists in site '%s'", type, slug,
                    site_name);
 }
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static json_t *column_text_json(const sq_query *q, int column)
+static json_t *column_text_json(const db_query *q, int column)
 {
-    const char *text = sq_column_text(q, column);
-    return text ? json_stringn(text, (size_t)sqlite3_column_bytes(q->stmt, column)) : json_null();
+    const char *text = db_column_text(q, column);
+    return text ? json_string(text) : json_null();
 }
 
-static json_t *column_int_json(const sq_query *q, int column)
+static json_t *column_int_json(const db_query *q, int column)
 {
-    if (sqlite3_column_type(q->stmt, column) == SQLITE_NULL)
+    if (db_column_is_null(q, column))
         return json_null();
-    return json_integer(sqlite3_column_int64(q->stmt, column));
+    return json_integer(db_column_int(q, column));
 }
 
-static json_t *column_time_json(const sq_query *q, int column)
+static json_t *column_time_json(const db_query *q, int column)
 {
-    if (sqlite3_column_type(q->stmt, column) == SQLITE_NULL)
+    if (db_column_is_null(q, column))
         return json_null();
-    return sq_time_json(sqlite3_column_int64(q->stmt, column));
+    return time_json(db_column_int(q, column));
 }
 
-static json_t *column_fields_json(const sq_query *q)
+static json_t *column_fields_json(const db_query *q)
 {
-    const char *text = sq_column_text(q, SQ_COL_FIELDS);
+    const char *text = db_column_text(q, ITEM_COL_FIELDS);
     json_error_t error;
     json_t *fields = text ? json_loads(text, 0, &error) : NULL;
     if (!json_is_object(fields)) {
@@ -308,29 +208,29 @@ static json_t *column_fields_json(const sq_query *q)
     return fields;
 }
 
-json_t *sq_item_from_row(const sq_query *q, const char *site_name, bool with_body)
+json_t *item_from_row(const db_query *q, const char *site_name, bool with_body)
 {
     json_t *item = json_object();
     bool ok = item != NULL;
-    ok = ok && sq_put(item, "id", json_integer(sqlite3_column_int64(q->stmt, SQ_COL_ID)));
-    ok = ok && sq_put(item, "site", json_string(site_name));
-    ok = ok && sq_put(item, "type", column_text_json(q, SQ_COL_TYPE));
-    ok = ok && sq_put(item, "slug", column_text_json(q, SQ_COL_SLUG));
-    ok = ok && sq_put(item, "status", column_text_json(q, SQ_COL_STATUS));
-    ok = ok && sq_put(item, "title", column_text_json(q, SQ_COL_TITLE));
-    ok = ok && sq_put(item, "excerpt", column_text_json(q, SQ_COL_EXCERPT));
+    ok = ok && json_put(item, "id", json_integer(db_column_int(q, ITEM_COL_ID)));
+    ok = ok && json_put(item, "site", json_string(site_name));
+    ok = ok && json_put(item, "type", column_text_json(q, ITEM_COL_TYPE));
+    ok = ok && json_put(item, "slug", column_text_json(q, ITEM_COL_SLUG));
+    ok = ok && json_put(item, "status", column_text_json(q, ITEM_COL_STATUS));
+    ok = ok && json_put(item, "title", column_text_json(q, ITEM_COL_TITLE));
+    ok = ok && json_put(item, "excerpt", column_text_json(q, ITEM_COL_EXCERPT));
     if (with_body)
-        ok = ok && sq_put(item, "body", column_text_json(q, SQ_COL_EXTRA));
-    ok = ok && sq_put(item, "fields", column_fields_json(q));
-    ok = ok && sq_put(item, "category", column_text_json(q, SQ_COL_CATEGORY));
-    ok = ok && sq_put(item, "tags", json_array());
-    ok = ok && sq_put(item, "author", column_text_json(q, SQ_COL_AUTHOR));
-    ok = ok && sq_put(item, "created_at", column_time_json(q, SQ_COL_CREATED_AT));
-    ok = ok && sq_put(item, "updated_at", column_time_json(q, SQ_COL_UPDATED_AT));
-    ok = ok && sq_put(item, "published_at", column_time_json(q, SQ_COL_PUBLISHED_AT));
-    ok = ok && sq_put(item, "views", column_int_json(q, SQ_COL_VIEWS));
-    ok = ok && sq_put(item, "draft_version", column_int_json(q, SQ_COL_DRAFT_VERSION));
-    ok = ok && sq_put(item, "published_version", column_int_json(q, SQ_COL_PUBLISHED_VERSION));
+        ok = ok && json_put(item, "body", column_text_json(q, ITEM_COL_EXTRA));
+    ok = ok && json_put(item, "fields", column_fields_json(q));
+    ok = ok && json_put(item, "category", column_text_json(q, ITEM_COL_CATEGORY));
+    ok = ok && json_put(item, "tags", json_array());
+    ok = ok && json_put(item, "author", column_text_json(q, ITEM_COL_AUTHOR));
+    ok = ok && json_put(item, "created_at", column_time_json(q, ITEM_COL_CREATED_AT));
+    ok = ok && json_put(item, "updated_at", column_time_json(q, ITEM_COL_UPDATED_AT));
+    ok = ok && json_put(item, "published_at", column_time_json(q, ITEM_COL_PUBLISHED_AT));
+    ok = ok && json_put(item, "views", column_int_json(q, ITEM_COL_VIEWS));
+    ok = ok && json_put(item, "draft_version", column_int_json(q, ITEM_COL_DRAFT_VERSION));
+    ok = ok && json_put(item, "published_version", column_int_json(q, ITEM_COL_PUBLISHED_VERSION));
     if (!ok) {
         json_decref(item);
         return NULL;
@@ -347,38 +247,40 @@ static json_t *item_with_id(json_t *const items[], size_t count, int64_t id)
     return NULL;
 }
 
-#define PLACEHOLDERS_10 "?,?,?,?,?,?,?,?,?,?"
+/* :i00 … :i99, bound by position (db_bind_int_at): the order they appear in. */
+/* clang-format off */
+#define PLACEHOLDERS_10(d) ":i" #d "0,:i" #d "1,:i" #d "2,:i" #d "3,:i" #d "4,:i" #d "5,:i" #d "6,:i" #d "7,:i" #d "8,:i" #d "9"
 #define PLACEHOLDERS_100                                                                                               \
-    PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10                    \
-                    "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10 "," PLACEHOLDERS_10                    \
-                    "," PLACEHOLDERS_10
+    PLACEHOLDERS_10(0) "," PLACEHOLDERS_10(1) "," PLACEHOLDERS_10(2) "," PLACEHOLDERS_10(3) "," PLACEHOLDERS_10(4) "," \
+    PLACEHOLDERS_10(5) "," PLACEHOLDERS_10(6) "," PLACEHOLDERS_10(7) "," PLACEHOLDERS_10(8) "," PLACEHOLDERS_10(9)
+/* clang-format on */
 
 /* One statement text for any batch: unused placeholders stay NULL, and
  * `item_id IN (…, NULL)` matches nothing for them. */
 static int attach_tags_batch(store_t *st, json_t *const items[], size_t count)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "SELECT item_id, tag FROM item_tags WHERE item_id IN "
                                 "(" PLACEHOLDERS_100 ") ORDER BY item_id, tag",
                                 &q);
     if (status != STORE_OK)
         return status;
     for (size_t i = 0; i < count; i++)
-        sq_bind_int_at(&q, (int)i + 1, json_integer_value(json_object_get(items[i], "id")));
+        db_bind_int_at(&q, (int)i + 1, json_integer_value(json_object_get(items[i], "id")));
     bool ok = true;
-    while (ok && sq_next_row(&q)) {
-        json_t *item = item_with_id(items, count, sqlite3_column_int64(q.stmt, 0));
+    while (ok && db_next_row(&q)) {
+        json_t *item = item_with_id(items, count, db_column_int(&q, 0));
         json_t *tags = json_object_get(item, "tags");
         ok = tags && json_array_append_new(tags, column_text_json(&q, 1)) == 0;
     }
-    status = sq_query_end(&q, "reading the tags");
+    status = db_query_end(&q, "reading the tags");
     if (status == STORE_OK && !ok)
-        return sq_fail(st, STORE_ERROR, "out of memory reading the tags");
+        return db_fail(st, STORE_ERROR, "out of memory reading the tags");
     return status;
 }
 
-int sq_items_attach_tags(store_t *st, json_t *const items[], size_t count)
+int items_attach_tags(store_t *st, json_t *const items[], size_t count)
 {
     for (size_t start = 0; start < count; start += TAG_BATCH) {
         size_t batch = count - start < TAG_BATCH ? count - start : TAG_BATCH;
@@ -394,21 +296,21 @@ static json_t *draft_json(const char *site_name, const item_state *item, int64_t
 {
     json_t *draft = json_object();
     bool ok = draft != NULL;
-    ok = ok && sq_put(draft, "id", json_integer(item->id));
-    ok = ok && sq_put(draft, "site", json_string(site_name));
-    ok = ok && sq_put(draft, "type", json_string(item->type));
-    ok = ok && sq_put(draft, "slug", json_incref(json_object_get(snapshot, "slug")));
-    ok = ok && sq_put(draft, "status", json_string(item->status));
-    ok = ok && sq_put(draft, "version", json_integer(version));
+    ok = ok && json_put(draft, "id", json_integer(item->id));
+    ok = ok && json_put(draft, "site", json_string(site_name));
+    ok = ok && json_put(draft, "type", json_string(item->type));
+    ok = ok && json_put(draft, "slug", json_incref(json_object_get(snapshot, "slug")));
+    ok = ok && json_put(draft, "status", json_string(item->status));
+    ok = ok && json_put(draft, "version", json_integer(version));
     /* The snapshot's members are shared rather than copied: the snapshot
      * is dropped right after, leaving the draft their only owner. */
     static const char *const shared[] = {"title", "excerpt", "body", "fields", "category", "tags"};
     for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
-        ok = ok && sq_put(draft, shared[i], json_incref(json_object_get(snapshot, shared[i])));
-    ok = ok && sq_put(draft, "author", json_string(author));
-    ok = ok && sq_put(draft, "saved_at", sq_time_json(saved_at));
-    ok = ok && sq_put(draft, "published_version",
-                      item->published_version ? json_integer(item->published_version) : json_null());
+        ok = ok && json_put(draft, shared[i], json_incref(json_object_get(snapshot, shared[i])));
+    ok = ok && json_put(draft, "author", json_string(author));
+    ok = ok && json_put(draft, "saved_at", time_json(saved_at));
+    ok = ok && json_put(draft, "published_version",
+                        item->published_version ? json_integer(item->published_version) : json_null());
     if (!ok) {
         json_decref(draft);
         return NULL;
@@ -418,32 +320,32 @@ static json_t *draft_json(const char *site_name, const item_state *item, int64_t
 
 static int draft_json_failed(store_t *st)
 {
-    return sq_fail(st, STORE_ERROR, "out of memory building the draft");
+    return db_fail(st, STORE_ERROR, "out of memory building the draft");
 }
 
 /* ---- reading items ------------------------------------------------------ */
 
 static const char item_by_id_sql[] =
-    "SELECT " SQ_ITEM_COLUMNS ", i.body FROM " SQ_ITEM_FROM
-    " WHERE i.id = :id AND i.site_id = :site AND (:any_status OR i.status = 'published')";
-static const char item_by_slug_sql[] = "SELECT " SQ_ITEM_COLUMNS ", i.body FROM " SQ_ITEM_FROM
-                                       " WHERE i.site_id = :site AND i.type = :type AND i.slug = :slug"
-                                       " AND (:any_status OR i.status = 'published')";
+    "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM
+    " WHERE i.id = :id AND i.site_id = :site AND (:any_status = 1 OR i.status = 'published')";
+static const char item_by_slug_sql[] =
+    "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM " WHERE i.site_id = :site AND i.type = :type AND i.slug = :slug"
+    " AND (:any_status = 1 OR i.status = 'published')";
 
 /* Reads the (at most one) row of q as a full item; *item stays NULL when
  * there is none. */
-static int item_read(store_t *st, sq_query *q, const char *site_name, json_t **item)
+static int item_read(store_t *st, db_query *q, const char *site_name, json_t **item)
 {
     *item = NULL;
     json_t *row = NULL;
-    bool found = sq_next_row(q);
+    bool found = db_next_row(q);
     if (found)
-        row = sq_item_from_row(q, site_name, true);
-    int status = sq_query_end(q, "reading the item");
+        row = item_from_row(q, site_name, true);
+    int status = db_query_end(q, "reading the item");
     if (status == STORE_OK && found && !row)
-        status = sq_fail(st, STORE_ERROR, "the item could not be read (damaged fields?)");
+        status = db_fail(st, STORE_ERROR, "the item could not be read (damaged fields?)");
     if (status == STORE_OK && row)
-        status = sq_items_attach_tags(st, &row, 1);
+        status = items_attach_tags(st, &row, 1);
     if (status != STORE_OK) {
         json_decref(row);
         return status;
@@ -456,42 +358,42 @@ static int item_fetch(store_t *st, int64_t site_id, const char *site_name, int64
                       json_t **item)
 {
     *item = NULL;
-    sq_query q;
-    int status = sq_query_start(st, item_by_id_sql, &q);
+    db_query q;
+    int status = db_query_start(st, item_by_id_sql, &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    sq_bind_int(&q, ":any_status", !published_only);
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    db_bind_int(&q, ":any_status", !published_only);
     status = item_read(st, &q, site_name, item);
     if (status == STORE_OK && !*item)
-        return sq_fail(st, STORE_NOT_FOUND, "no %sitem %lld in site '%s'", published_only ? "published " : "",
+        return db_fail(st, STORE_NOT_FOUND, "no %sitem %lld in site '%s'", published_only ? "published " : "",
                        (long long)id, site_name);
     return status;
 }
 
 int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only, json_t **item)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     return item_fetch(st, site_id, site_name, id, published_only, item);
 }
 
 int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type, const char *slug,
                            bool published_only, json_t **item)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *item = NULL;
-    sq_query q;
-    int status = sq_query_start(st, item_by_slug_sql, &q);
+    db_query q;
+    int status = db_query_start(st, item_by_slug_sql, &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":site", site_id);
-    sq_bind_text(&q, ":type", type);
-    sq_bind_text(&q, ":slug", slug);
-    sq_bind_int(&q, ":any_status", !published_only);
+    db_bind_int(&q, ":site", site_id);
+    db_bind_text(&q, ":type", type);
+    db_bind_text(&q, ":slug", slug);
+    db_bind_int(&q, ":any_status", !published_only);
     status = item_read(st, &q, site_name, item);
     if (status == STORE_OK && !*item)
-        return sq_fail(st, STORE_NOT_FOUND, "no %sitem of type '%s' with slug '%s' in site '%s'",
+        return db_fail(st, STORE_NOT_FOUND, "no %sitem of type '%s' with slug '%s' in site '%s'",
                        published_only ? "published " : "", type, slug, site_name);
     return status;
 }
@@ -503,44 +405,81 @@ int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, 
 int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
                          int64_t *version)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *draft = NULL;
-    sq_query q;
+    db_query q;
     int status =
-        sq_query_start(st,
-                       "SELECT i.type, i.status, i.draft_version, IFNULL(i.published_version, 0), v.author, "
+        db_query_start(st,
+                       "SELECT i.type, i.status, i.draft_version, COALESCE(i.published_version, 0), v.author, "
                        "v.created_at FROM items i JOIN versions v "
                        "ON v.item_id = i.id AND v.number = i.draft_version WHERE i.id = :id AND i.site_id = :site",
                        &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
     item_state item = {.id = id};
     char author[65] = "";
     int64_t saved_at = 0;
-    bool found = sq_next_row(&q);
+    bool found = db_next_row(&q);
     if (found) {
-        snprintf(item.type, sizeof item.type, "%s", sq_column_text(&q, 0));
-        snprintf(item.status, sizeof item.status, "%s", sq_column_text(&q, 1));
-        item.draft_version = sqlite3_column_int64(q.stmt, 2);
-        item.published_version = sqlite3_column_int64(q.stmt, 3);
-        snprintf(author, sizeof author, "%s", sq_column_text(&q, 4));
-        saved_at = sqlite3_column_int64(q.stmt, 5);
+        snprintf(item.type, sizeof item.type, "%s", db_column_text(&q, 0));
+        snprintf(item.status, sizeof item.status, "%s", db_column_text(&q, 1));
+        item.draft_version = db_column_int(&q, 2);
+        item.published_version = db_column_int(&q, 3);
+        snprintf(author, sizeof author, "%s", db_column_text(&q, 4));
+        saved_at = db_column_int(&q, 5);
     }
-    status = sq_query_end(&q, "reading the draft");
+    status = db_query_end(&q, "reading the draft");
     if (status == STORE_OK && !found)
-        status = sq_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
+        status = db_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
     json_t *snapshot = NULL;
     if (status == STORE_OK)
-        status = sq_version_snapshot(st, id, item.draft_version, &snapshot);
-    if (status == STORE_OK &&
-        !(*draft = draft_json(site_name, &item, item.draft_version, snapshot, author, saved_at)))
+        status = version_snapshot(st, id, item.draft_version, &snapshot);
+    if (status == STORE_OK && !(*draft = draft_json(site_name, &item, item.draft_version, snapshot, author, saved_at)))
         status = draft_json_failed(st);
     json_decref(snapshot);
     if (status == STORE_OK && version)
         *version = item.draft_version;
     return status;
+}
+
+/* ---- write transactions ------------------------------------------------- */
+
+/* What an item's write transaction takes and gives back. The body sets
+ * result afresh on every run (db_transact may run it again); the caller
+ * gets it only once the transaction committed. */
+typedef struct item_tx {
+    int64_t site_id;
+    const char *site_name;
+    int64_t id;
+    int64_t version;      /* the base of a save or restore; the version to publish or restore */
+    int64_t base_version; /* restore: the draft it was based on (0: any) */
+    bool archive;         /* unpublish */
+    const store_edit_t *edit;
+    const char *author;
+    const json_t *snapshot; /* create */
+    json_t *result;
+} item_tx;
+
+/* The body's place for its result, emptied of a previous run's. */
+static json_t **item_tx_result(item_tx *tx)
+{
+    json_decref(tx->result);
+    tx->result = NULL;
+    return &tx->result;
+}
+
+/* Runs body as one transaction; *out gets its result only if it committed. */
+static int item_transact(store_t *st, int (*body)(store_t *st, void *arg), item_tx *tx, const char *doing, json_t **out)
+{
+    int status = db_transact(st, body, tx, doing);
+    if (status != STORE_OK) {
+        json_decref(tx->result);
+        return status;
+    }
+    *out = tx->result;
+    return STORE_OK;
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -554,40 +493,44 @@ static int item_insert(store_t *st, int64_t site_id, const char *site_name, cons
         return status;
     char *fields = json_dumps(v->fields, JSON_COMPACT);
     if (!fields)
-        return sq_fail(st, STORE_ERROR, "out of memory encoding fields");
-    sq_query q;
-    status = sq_query_start(st,
+        return db_fail(st, STORE_ERROR, "out of memory encoding fields");
+    db_query q;
+    status = db_query_start(st,
                             "INSERT INTO items(site_id, type, slug, status, title, excerpt, fields, "
                             "category_id, author, created_at, updated_at, draft_version, body) "
                             "VALUES (:site, :type, :slug, 'draft', :title, :excerpt, :fields, "
-                            ":category, :author, :now, :now, 1, :body)",
+                            ":category, :author, :now, :now, 1, :body) RETURNING id",
                             &q);
     if (status == STORE_OK) {
-        sq_bind_int(&q, ":site", site_id);
-        sq_bind_text(&q, ":type", type);
-        sq_bind_text(&q, ":slug", v->slug);
-        sq_bind_text(&q, ":title", v->title);
-        sq_bind_text(&q, ":excerpt", v->excerpt);
-        sq_bind_text(&q, ":fields", fields);
-        sq_bind_int_or_null(&q, ":category", category_id, category_id != 0);
-        sq_bind_text(&q, ":author", author);
-        sq_bind_int(&q, ":now", now);
-        sq_bind_text(&q, ":body", v->body);
-        status = sq_query_run(&q, "creating the item");
+        db_bind_int(&q, ":site", site_id);
+        db_bind_text(&q, ":type", type);
+        db_bind_text(&q, ":slug", v->slug);
+        db_bind_text(&q, ":title", v->title);
+        db_bind_text(&q, ":excerpt", v->excerpt);
+        db_bind_text(&q, ":fields", fields);
+        db_bind_int_or_null(&q, ":category", category_id, category_id != 0);
+        db_bind_text(&q, ":author", author);
+        db_bind_int(&q, ":now", now);
+        db_bind_text(&q, ":body", v->body);
+        *id = db_next_row(&q) ? db_column_int(&q, 0) : 0;
+        status = db_query_end(&q, "creating the item");
     }
     free(fields);
     if (status == STORE_CONFLICT)
         return slug_taken(st, type, v->slug, site_name);
-    if (q.rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-        return sq_fail(st, STORE_NOT_FOUND, "no site '%s'", site_name);
-    if (status == STORE_OK)
-        *id = sqlite3_last_insert_rowid(st->db);
+    if (q.failure == DB_FOREIGN_KEY)
+        return db_fail(st, STORE_NOT_FOUND, "no site '%s'", site_name);
     return status;
 }
 
-static int item_create_tx(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit,
-                          const char *author, const json_t *snapshot, json_t **draft)
+static int item_create_tx(store_t *st, void *arg)
 {
+    item_tx *tx = arg;
+    int64_t site_id = tx->site_id;
+    const char *site_name = tx->site_name, *author = tx->author;
+    const store_edit_t *edit = tx->edit;
+    const json_t *snapshot = tx->snapshot;
+    json_t **draft = item_tx_result(tx);
     snapshot_view v;
     snapshot_view_of(snapshot, &v); /* built just now by snapshot_from_edit */
     int64_t now = store_now_ms();
@@ -595,9 +538,9 @@ static int item_create_tx(store_t *st, int64_t site_id, const char *site_name, c
     snprintf(item.type, sizeof item.type, "%s", edit->type);
     int status = item_insert(st, site_id, site_name, edit->type, author, now, &v, &item.id);
     if (status == STORE_OK)
-        status = sq_item_tags_replace(st, item.id, v.tags);
+        status = item_tags_replace(st, item.id, v.tags);
     if (status == STORE_OK)
-        status = sq_version_append(st, item.id, 1, "draft", author, now, snapshot);
+        status = version_append(st, item.id, 1, "draft", author, now, snapshot);
     if (status == STORE_OK && !(*draft = draft_json(site_name, &item, 1, snapshot, author, now)))
         status = draft_json_failed(st);
     return status;
@@ -606,27 +549,20 @@ static int item_create_tx(store_t *st, int64_t site_id, const char *site_name, c
 int store_item_create(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit, const char *author,
                       json_t **draft)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *draft = NULL;
     if (!edit->type || !edit->slug || !edit->title)
-        return sq_fail(st, STORE_INVALID, "type, slug and title are required to create an item");
-    int status = sq_edit_check(st, edit);
+        return db_fail(st, STORE_INVALID, "type, slug and title are required to create an item");
+    int status = edit_check(st, edit);
     if (status != STORE_OK)
         return status;
     json_t *snapshot = snapshot_from_edit(edit);
     if (!snapshot)
         return snapshot_build_failed(st);
-    json_t *result = NULL;
-    status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, item_create_tx(st, site_id, site_name, edit, author, snapshot, &result));
+    item_tx tx = {.site_id = site_id, .site_name = site_name, .edit = edit, .author = author, .snapshot = snapshot};
+    status = item_transact(st, item_create_tx, &tx, "creating the item", draft);
     json_decref(snapshot);
-    if (status != STORE_OK) {
-        json_decref(result);
-        return status;
-    }
-    *draft = result;
-    return STORE_OK;
+    return status;
 }
 
 /* ---- save a draft ------------------------------------------------------- */
@@ -635,18 +571,18 @@ int store_item_create(store_t *st, int64_t site_id, const char *site_name, const
 static int item_draft_advance(store_t *st, const item_state *item, const snapshot_view *v, int64_t now,
                               const char *site_name)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "UPDATE items SET slug = :slug, draft_version = :version, "
                                 "updated_at = :now WHERE id = :id",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_text(&q, ":slug", v->slug);
-    sq_bind_int(&q, ":version", item->draft_version);
-    sq_bind_int(&q, ":now", now);
-    sq_bind_int(&q, ":id", item->id);
-    status = sq_query_run(&q, "saving the draft");
+    db_bind_text(&q, ":slug", v->slug);
+    db_bind_int(&q, ":version", item->draft_version);
+    db_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":id", item->id);
+    status = db_query_run(&q, "saving the draft");
     return status == STORE_CONFLICT ? slug_taken(st, item->type, v->slug, site_name) : status;
 }
 
@@ -666,7 +602,7 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
     if (status == STORE_OK)
         status = item_draft_advance(st, item, &v, now, site_name);
     if (status == STORE_OK)
-        status = sq_version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
+        status = version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
     if (status == STORE_OK && never_published)
         status = item_content_write(st, item->id, &v, category_id);
     if (status == STORE_OK && !(*draft = draft_json(site_name, item, item->draft_version, snapshot, author, now)))
@@ -674,19 +610,23 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
     return status;
 }
 
-static int draft_save_tx(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
-                         const store_edit_t *edit, const char *author, json_t **draft)
+static int draft_save_tx(store_t *st, void *arg)
 {
+    item_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id, base_version = tx->version;
+    const char *site_name = tx->site_name, *author = tx->author;
+    const store_edit_t *edit = tx->edit;
+    json_t **draft = item_tx_result(tx);
     item_state item;
     int status = item_state_load(st, site_id, site_name, id, &item);
     if (status != STORE_OK)
         return status;
     if (base_version != item.draft_version)
-        return sq_fail(st, STORE_STALE, "draft is at version %lld; this save was based on version %lld",
+        return db_fail(st, STORE_STALE, "draft is at version %lld; this save was based on version %lld",
                        (long long)item.draft_version, (long long)base_version);
     json_t *snapshot = NULL;
-    status = sq_version_snapshot(st, id, base_version, &snapshot);
-    if (status == STORE_OK && !sq_snapshot_merge_edit(snapshot, edit))
+    status = version_snapshot(st, id, base_version, &snapshot);
+    if (status == STORE_OK && !snapshot_merge_edit(snapshot, edit))
         status = snapshot_build_failed(st);
     if (status == STORE_OK)
         status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author, draft);
@@ -697,20 +637,16 @@ static int draft_save_tx(store_t *st, int64_t site_id, const char *site_name, in
 int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
                           const store_edit_t *edit, const char *author, json_t **draft, int64_t *new_version)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *draft = NULL;
-    int status = sq_edit_check(st, edit);
+    int status = edit_check(st, edit);
     if (status != STORE_OK)
         return status;
-    json_t *result = NULL;
-    status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, draft_save_tx(st, site_id, site_name, id, base_version, edit, author, &result));
-    if (status != STORE_OK) {
-        json_decref(result);
+    item_tx tx = {
+        .site_id = site_id, .site_name = site_name, .id = id, .version = base_version, .edit = edit, .author = author};
+    status = item_transact(st, draft_save_tx, &tx, "saving the draft", draft);
+    if (status != STORE_OK)
         return status;
-    }
-    *draft = result;
     if (new_version)
         *new_version = base_version + 1;
     return STORE_OK;
@@ -718,18 +654,21 @@ int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, i
 
 /* ---- restore ------------------------------------------------------------ */
 
-static int restore_tx(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t number,
-                      int64_t base_version, const char *author, json_t **draft)
+static int restore_tx(store_t *st, void *arg)
 {
+    item_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id, number = tx->version, base_version = tx->base_version;
+    const char *site_name = tx->site_name, *author = tx->author;
+    json_t **draft = item_tx_result(tx);
     item_state item;
     int status = item_state_load(st, site_id, site_name, id, &item);
     if (status != STORE_OK)
         return status;
     if (base_version > 0 && base_version != item.draft_version)
-        return sq_fail(st, STORE_STALE, "draft is at version %lld; this restore was based on version %lld",
+        return db_fail(st, STORE_STALE, "draft is at version %lld; this restore was based on version %lld",
                        (long long)item.draft_version, (long long)base_version);
     json_t *snapshot = NULL;
-    status = sq_version_snapshot(st, id, number, &snapshot);
+    status = version_snapshot(st, id, number, &snapshot);
     if (status == STORE_OK)
         status = draft_store(st, site_id, site_name, &item, snapshot, true, "restore", author, draft);
     json_decref(snapshot);
@@ -739,19 +678,19 @@ static int restore_tx(store_t *st, int64_t site_id, const char *site_name, int64
 int store_version_restore(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t number,
                           int64_t base_version, const char *author, json_t **draft, int64_t *new_version)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *draft = NULL;
-    json_t *result = NULL;
-    int status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, restore_tx(st, site_id, site_name, id, number, base_version, author, &result));
-    if (status != STORE_OK) {
-        json_decref(result);
+    item_tx tx = {.site_id = site_id,
+                  .site_name = site_name,
+                  .id = id,
+                  .version = number,
+                  .base_version = base_version,
+                  .author = author};
+    int status = item_transact(st, restore_tx, &tx, "restoring the version", draft);
+    if (status != STORE_OK)
         return status;
-    }
-    *draft = result;
     if (new_version)
-        *new_version = json_integer_value(json_object_get(result, "version"));
+        *new_version = json_integer_value(json_object_get(*draft, "version"));
     return STORE_OK;
 }
 
@@ -761,34 +700,37 @@ int store_version_restore(store_t *st, int64_t site_id, const char *site_name, i
  * not published to published, kept when a published item is republished. */
 static int item_mark_published(store_t *st, int64_t id, int64_t version, int64_t now)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "UPDATE items SET status = 'published', published_version = :version, "
                                 "published_at = CASE WHEN status = 'published' THEN published_at "
                                 "ELSE :now END, updated_at = :now WHERE id = :id",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":version", version);
-    sq_bind_int(&q, ":now", now);
-    sq_bind_int(&q, ":id", id);
-    return sq_query_run(&q, "publishing the item");
+    db_bind_int(&q, ":version", version);
+    db_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":id", id);
+    return db_query_run(&q, "publishing the item");
 }
 
-static int publish_tx(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t version,
-                      const char *author, json_t **item_out)
+static int publish_tx(store_t *st, void *arg)
 {
+    item_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id, version = tx->version;
+    const char *site_name = tx->site_name, *author = tx->author;
+    json_t **item_out = item_tx_result(tx);
     item_state item;
     int status = item_state_load(st, site_id, site_name, id, &item);
     if (status != STORE_OK)
         return status;
     int64_t number = version == 0 ? item.draft_version : version;
     json_t *snapshot = NULL;
-    status = sq_version_snapshot(st, id, number, &snapshot);
+    status = version_snapshot(st, id, number, &snapshot);
     snapshot_view v;
     int64_t category_id = 0, now = store_now_ms();
     if (status == STORE_OK && !snapshot_view_of(snapshot, &v))
-        status = sq_fail(st, STORE_ERROR, "version %lld of item %lld is damaged", (long long)number, (long long)id);
+        status = db_fail(st, STORE_ERROR, "version %lld of item %lld is damaged", (long long)number, (long long)id);
     if (status == STORE_OK)
         status = snapshot_category_id(st, site_id, &v, &category_id);
     if (status == STORE_OK)
@@ -796,7 +738,7 @@ static int publish_tx(store_t *st, int64_t site_id, const char *site_name, int64
     if (status == STORE_OK)
         status = item_content_write(st, id, &v, category_id);
     if (status == STORE_OK)
-        status = sq_publication_record(st, id, number, now, author);
+        status = publication_record(st, id, number, now, author);
     if (status == STORE_OK)
         status = item_fetch(st, site_id, site_name, id, false, item_out);
     json_decref(snapshot);
@@ -806,39 +748,35 @@ static int publish_tx(store_t *st, int64_t site_id, const char *site_name, int64
 int store_item_publish(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t version,
                        const char *author, json_t **item)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *item = NULL;
     if (version < 0)
-        return sq_fail(st, STORE_NOT_FOUND, "item %lld has no version %lld", (long long)id, (long long)version);
-    json_t *result = NULL;
-    int status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, publish_tx(st, site_id, site_name, id, version, author, &result));
-    if (status != STORE_OK) {
-        json_decref(result);
-        return status;
-    }
-    *item = result;
-    return STORE_OK;
+        return db_fail(st, STORE_NOT_FOUND, "item %lld has no version %lld", (long long)id, (long long)version);
+    item_tx tx = {.site_id = site_id, .site_name = site_name, .id = id, .version = version, .author = author};
+    return item_transact(st, publish_tx, &tx, "publishing the item", item);
 }
 
-static int unpublish_tx(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool archive,
-                        json_t **item_out)
+static int unpublish_tx(store_t *st, void *arg)
 {
+    item_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id;
+    const char *site_name = tx->site_name;
+    bool archive = tx->archive;
+    json_t **item_out = item_tx_result(tx);
     item_state item;
     int status = item_state_load(st, site_id, site_name, id, &item);
     if (status != STORE_OK)
         return status;
     if (strcmp(item.status, "published") != 0)
-        return sq_fail(st, STORE_STATE, "item %lld is not published (its status is %s)", (long long)id, item.status);
-    sq_query q;
-    status = sq_query_start(st, "UPDATE items SET status = :status, updated_at = :now WHERE id = :id", &q);
+        return db_fail(st, STORE_STATE, "item %lld is not published (its status is %s)", (long long)id, item.status);
+    db_query q;
+    status = db_query_start(st, "UPDATE items SET status = :status, updated_at = :now WHERE id = :id", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_text(&q, ":status", archive ? "archived" : "draft");
-    sq_bind_int(&q, ":now", store_now_ms());
-    sq_bind_int(&q, ":id", id);
-    status = sq_query_run(&q, "unpublishing the item");
+    db_bind_text(&q, ":status", archive ? "archived" : "draft");
+    db_bind_int(&q, ":now", store_now_ms());
+    db_bind_int(&q, ":id", id);
+    status = db_query_run(&q, "unpublishing the item");
     if (status == STORE_OK)
         status = item_tags_status_sync(st, id);
     if (status == STORE_OK)
@@ -848,40 +786,34 @@ static int unpublish_tx(store_t *st, int64_t site_id, const char *site_name, int
 
 int store_item_unpublish(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool archive, json_t **item)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *item = NULL;
-    json_t *result = NULL;
-    int status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, unpublish_tx(st, site_id, site_name, id, archive, &result));
-    if (status != STORE_OK) {
-        json_decref(result);
-        return status;
-    }
-    *item = result;
-    return STORE_OK;
+    item_tx tx = {.site_id = site_id, .site_name = site_name, .id = id, .archive = archive};
+    return item_transact(st, unpublish_tx, &tx, "unpublishing the item", item);
 }
 
 /* ---- delete ------------------------------------------------------------- */
 
-static int item_delete_tx(store_t *st, int64_t site_id, int64_t id)
+static int item_delete_tx(store_t *st, void *arg)
 {
-    sq_query q;
-    int status = sq_query_start(st, "DELETE FROM items WHERE id = :id AND site_id = :site", &q);
+    const item_tx *tx = arg;
+    int64_t site_id = tx->site_id, id = tx->id;
+    db_query q;
+    int status = db_query_start(st, "DELETE FROM items WHERE id = :id AND site_id = :site", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    status = sq_query_run(&q, "deleting the item");
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    status = db_query_run(&q, "deleting the item");
     /* changes() counts the item row only, not what the cascade removed. */
-    if (status == STORE_OK && sq_changes(st) == 0)
-        return sq_fail(st, STORE_NOT_FOUND, "no item %lld in this site", (long long)id);
+    if (status == STORE_OK && db_changes(st) == 0)
+        return db_fail(st, STORE_NOT_FOUND, "no item %lld in this site", (long long)id);
     return status;
 }
 
 int store_item_delete(store_t *st, int64_t site_id, int64_t id)
 {
-    sq_clear_error(st);
-    int status = sq_begin(st);
-    return status == STORE_OK ? sq_end(st, item_delete_tx(st, site_id, id)) : status;
+    db_clear_error(st);
+    item_tx tx = {.site_id = site_id, .id = id};
+    return db_transact(st, item_delete_tx, &tx, "deleting the item");
 }

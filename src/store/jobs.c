@@ -2,9 +2,10 @@
  * jobs.c — the persistent job queue's SQL and the view roll-up (the ideas
  * are in store_jobs.h; the runner that uses them is src/jobs).
  *
- * Claiming. One UPDATE … RETURNING inside BEGIN IMMEDIATE: the write lock
- * is taken before the due job is chosen, so of two instances claiming at
- * once the second waits (busy_timeout) and then sees the first's lease. The
+ * Claiming. One UPDATE … RETURNING inside a write transaction. On SQLite
+ * (BEGIN IMMEDIATE) the write lock is taken before the due job is chosen,
+ * so of two instances claiming at once the second waits (busy_timeout) and
+ * then sees the first's lease. The
  * choice walks jobs_due (run_at, partial on failed_at IS NULL) from its
  * start; markers sit at its far end (run_at = STORE_JOB_DONE) and are never
  * reached by a run_at <= now range.
@@ -25,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/store_internal.h"
 #include "store/store_jobs.h"
 
 enum { ERROR_TEXT_MAX = 500, RECENT_FAILURES = 10, HOURS_PER_DAY = 24, MS_PER_DAY = 86400000 };
@@ -40,30 +41,31 @@ static bool text_fits(const char *text, size_t max)
 int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_t run_at, const char *unique_key,
                       int64_t *id)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *id = 0;
     if (!text_fits(kind, STORE_JOB_KIND_MAX))
-        return sq_fail(st, STORE_INVALID, "a job kind is 1 to %d bytes", STORE_JOB_KIND_MAX);
+        return db_fail(st, STORE_INVALID, "a job kind is 1 to %d bytes", STORE_JOB_KIND_MAX);
     if (unique_key != NULL && !text_fits(unique_key, STORE_JOB_KEY_MAX))
-        return sq_fail(st, STORE_INVALID, "a job's unique key is 1 to %d bytes", STORE_JOB_KEY_MAX);
+        return db_fail(st, STORE_INVALID, "a job's unique key is 1 to %d bytes", STORE_JOB_KEY_MAX);
     if (payload != NULL && strnlen(payload, STORE_JOB_PAYLOAD_MAX + 1) > STORE_JOB_PAYLOAD_MAX)
-        return sq_fail(st, STORE_INVALID, "a job's payload is at most %d bytes", STORE_JOB_PAYLOAD_MAX);
-    sq_query q;
-    int status = sq_query_start(st,
+        return db_fail(st, STORE_INVALID, "a job's payload is at most %d bytes", STORE_JOB_PAYLOAD_MAX);
+    db_query q;
+    int status = db_query_start(st,
                                 "INSERT INTO jobs(kind, payload, run_at, created_at, unique_key) "
                                 "VALUES (:kind, :payload, :run_at, :now, :key) "
-                                "ON CONFLICT(unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
+                                "ON CONFLICT(unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_text(&q, ":kind", kind);
-    sq_bind_text(&q, ":payload", payload ? payload : "{}");
-    sq_bind_int(&q, ":run_at", run_at);
-    sq_bind_int(&q, ":now", store_now_ms());
-    sq_bind_text(&q, ":key", unique_key);
-    status = sq_query_run(&q, "queueing a job");
-    if (status == STORE_OK && sq_changes(st) > 0)
-        *id = sqlite3_last_insert_rowid(st->db);
+    db_bind_text(&q, ":kind", kind);
+    db_bind_text(&q, ":payload", payload ? payload : "{}");
+    db_bind_int(&q, ":run_at", run_at);
+    db_bind_int(&q, ":now", store_now_ms());
+    db_bind_text(&q, ":key", unique_key);
+    int64_t queued = db_next_row(&q) ? db_column_int(&q, 0) : 0; /* no row: the unique key was taken */
+    status = db_query_end(&q, "queueing a job");
+    if (status == STORE_OK)
+        *id = queued;
     return status;
 }
 
@@ -71,31 +73,44 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
  * how many. */
 static int bury_exhausted(store_t *st, int64_t now, int max_attempts, int *buried)
 {
-    sq_query q;
-    int status = sq_query_start(
-        st,
-        "UPDATE jobs SET failed_at = :now, locked_until = NULL, last_error = 'claimed ' || attempts || "
-        "' times (max_attempts ' || :max || ') and the last attempt recorded no outcome: the process running it "
-        "stopped (crashed or killed)' "
-        "WHERE failed_at IS NULL AND run_at <= :now AND (locked_until IS NULL OR locked_until <= :now) "
-        "AND attempts >= :max",
-        &q);
+    db_query q;
+    int status =
+        db_query_start(st,
+                       "UPDATE jobs SET failed_at = :now, locked_until = NULL, last_error = 'claimed ' || attempts || "
+                       "' times (max_attempts ' || CAST(:max AS BIGINT) || ') and the last attempt recorded no "
+                       "outcome: the process running it "
+                       "stopped (crashed or killed)' "
+                       "WHERE failed_at IS NULL AND run_at <= :now AND (locked_until IS NULL OR locked_until <= :now) "
+                       "AND attempts >= :max",
+                       &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":now", now);
-    sq_bind_int(&q, ":max", max_attempts);
-    status = sq_query_run(&q, "burying jobs whose attempts are used up");
-    *buried = status == STORE_OK ? (int)sq_changes(st) : 0;
+    db_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":max", max_attempts);
+    status = db_query_run(&q, "burying jobs whose attempts are used up");
+    *buried = status == STORE_OK ? (int)db_changes(st) : 0;
     return status;
 }
 
-static int claim_tx(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out)
+typedef struct claim_args {
+    int64_t now, lease_ms;
+    int max_attempts;
+    store_job *out;
+    bool none_due; /* the body found nothing due: an answer, committed */
+} claim_args;
+
+static int claim_tx(store_t *st, void *arg)
 {
-    int status = bury_exhausted(st, now, max_attempts, &out->buried);
+    claim_args *a = arg;
+    int64_t now = a->now, lease_ms = a->lease_ms;
+    store_job *out = a->out;
+    store_job_release(out); /* a previous run's, rolled back */
+    memset(out, 0, sizeof *out);
+    int status = bury_exhausted(st, now, a->max_attempts, &out->buried);
     if (status != STORE_OK)
         return status;
-    sq_query q;
-    status = sq_query_start(st,
+    db_query q;
+    status = db_query_start(st,
                             "UPDATE jobs SET locked_until = :lease_end, attempts = attempts + 1 "
                             "WHERE id = (SELECT id FROM jobs WHERE failed_at IS NULL AND run_at <= :now "
                             "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1) "
@@ -103,39 +118,36 @@ static int claim_tx(store_t *st, int64_t now, int64_t lease_ms, int max_attempts
                             &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":lease_end", now + lease_ms);
-    sq_bind_int(&q, ":now", now);
-    bool found = sq_next_row(&q), ok = true;
+    db_bind_int(&q, ":lease_end", now + lease_ms);
+    db_bind_int(&q, ":now", now);
+    bool found = db_next_row(&q), ok = true;
     if (found) {
-        const char *kind = sq_column_text(&q, 1), *payload = sq_column_text(&q, 2);
-        out->id = sqlite3_column_int64(q.stmt, 0);
+        const char *kind = db_column_text(&q, 1), *payload = db_column_text(&q, 2);
+        out->id = db_column_int(&q, 0);
         snprintf(out->kind, sizeof out->kind, "%s", kind ? kind : "");
         out->payload = strdup(payload ? payload : "{}");
-        out->attempts = sqlite3_column_int(q.stmt, 3);
-        out->run_at = sqlite3_column_int64(q.stmt, 4);
+        out->attempts = db_column_int(&q, 3);
+        out->run_at = db_column_int(&q, 4);
         ok = out->payload != NULL;
     }
-    status = sq_query_end(&q, "claiming a job");
+    status = db_query_end(&q, "claiming a job");
     if (status == STORE_OK && !ok)
-        status = sq_fail(st, STORE_ERROR, "out of memory claiming a job");
-    if (status == STORE_OK && !found)
-        status = sq_fail(st, STORE_NOT_FOUND, "no job is due");
+        status = db_fail(st, STORE_ERROR, "out of memory claiming a job");
+    a->none_due = status == STORE_OK && !found;
     return status;
 }
 
 int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     memset(out, 0, sizeof *out);
-    int status = sq_begin(st);
+    claim_args args = {.now = now, .lease_ms = lease_ms, .max_attempts = max_attempts, .out = out};
+    int status = db_transact(st, claim_tx, &args, "claiming a job");
+    if (status == STORE_OK && args.none_due)
+        status = db_fail(st, STORE_NOT_FOUND, "no job is due");
     if (status != STORE_OK)
-        return status;
-    status = claim_tx(st, now, lease_ms, max_attempts, out);
-    /* nothing due is an answer, not a failure: commit the empty transaction */
-    int ended = sq_end(st, status == STORE_NOT_FOUND ? STORE_OK : status);
-    if (ended != STORE_OK || status != STORE_OK)
         store_job_release(out);
-    return ended != STORE_OK ? ended : status;
+    return status;
 }
 
 void store_job_release(store_job *job)
@@ -147,37 +159,37 @@ void store_job_release(store_job *job)
 /* ---- finishing an attempt ------------------------------------------------ */
 
 /* Runs a fenced UPDATE/DELETE of the claimed attempt. */
-static int finish_run(sq_query *q, store_t *st, int64_t id, int attempts, const char *doing)
+static int finish_run(db_query *q, store_t *st, int64_t id, int attempts, const char *doing)
 {
-    sq_bind_int(q, ":id", id);
-    sq_bind_int(q, ":attempts", attempts);
-    int status = sq_query_run(q, doing);
-    if (status == STORE_OK && sq_changes(st) == 0)
-        return sq_fail(st, STORE_STALE, "job %lld was claimed again after its lease ran out", (long long)id);
+    db_bind_int(q, ":id", id);
+    db_bind_int(q, ":attempts", attempts);
+    int status = db_query_run(q, doing);
+    if (status == STORE_OK && db_changes(st) == 0)
+        return db_fail(st, STORE_STALE, "job %lld was claimed again after its lease ran out", (long long)id);
     return status;
 }
 
 int store_job_complete(store_t *st, int64_t id, int attempts, int64_t now)
 {
-    sq_clear_error(st);
-    sq_query q;
+    db_clear_error(st);
+    db_query q;
     int status =
-        sq_query_start(st, "DELETE FROM jobs WHERE id = :id AND attempts = :attempts AND unique_key IS NULL", &q);
+        db_query_start(st, "DELETE FROM jobs WHERE id = :id AND attempts = :attempts AND unique_key IS NULL", &q);
     if (status != STORE_OK)
         return status;
     status = finish_run(&q, st, id, attempts, "finishing a job");
     if (status != STORE_STALE)
         return status;
     /* not deleted: it has a unique key (a marker now), or it is not ours */
-    sq_clear_error(st);
-    status = sq_query_start(st,
+    db_clear_error(st);
+    status = db_query_start(st,
                             "UPDATE jobs SET run_at = :done, locked_until = :now, last_error = NULL, payload = '{}' "
                             "WHERE id = :id AND attempts = :attempts AND failed_at IS NULL",
                             &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":done", STORE_JOB_DONE);
-    sq_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":done", STORE_JOB_DONE);
+    db_bind_int(&q, ":now", now);
     return finish_run(&q, st, id, attempts, "finishing a job");
 }
 
@@ -186,15 +198,15 @@ int store_job_complete(store_t *st, int64_t id, int attempts, int64_t now)
 static int attempt_failed(store_t *st, const char *sql, int64_t id, int attempts, int64_t at, const char *error,
                           const char *doing)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     char text[ERROR_TEXT_MAX + 1];
     snprintf(text, sizeof text, "%s", error ? error : "");
-    sq_query q;
-    int status = sq_query_start(st, sql, &q);
+    db_query q;
+    int status = db_query_start(st, sql, &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":at", at);
-    sq_bind_text(&q, ":error", text);
+    db_bind_int(&q, ":at", at);
+    db_bind_text(&q, ":error", text);
     return finish_run(&q, st, id, attempts, doing);
 }
 
@@ -216,20 +228,20 @@ int store_job_bury(store_t *st, int64_t id, int attempts, int64_t now, const cha
 
 int store_jobs_prune(store_t *st, int64_t now, int64_t *removed)
 {
-    sq_clear_error(st);
-    sq_query q;
-    int status = sq_query_start(st,
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st,
                                 "DELETE FROM jobs WHERE (failed_at IS NULL AND run_at = :done AND locked_until < "
                                 ":marker_cut) OR failed_at < :failed_cut",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":done", STORE_JOB_DONE);
-    sq_bind_int(&q, ":marker_cut", now - STORE_JOB_MARKER_MS);
-    sq_bind_int(&q, ":failed_cut", now - STORE_JOB_FAILED_KEEP_MS);
-    status = sq_query_run(&q, "pruning finished jobs");
+    db_bind_int(&q, ":done", STORE_JOB_DONE);
+    db_bind_int(&q, ":marker_cut", now - STORE_JOB_MARKER_MS);
+    db_bind_int(&q, ":failed_cut", now - STORE_JOB_FAILED_KEEP_MS);
+    status = db_query_run(&q, "pruning finished jobs");
     if (removed != NULL)
-        *removed = status == STORE_OK ? sq_changes(st) : 0;
+        *removed = status == STORE_OK ? db_changes(st) : 0;
     return status;
 }
 
@@ -239,8 +251,8 @@ int store_jobs_prune(store_t *st, int64_t now, int64_t *removed)
  * path) and the waiting and failed jobs per kind. */
 static int stats_counts(store_t *st, int64_t now, json_t *stats)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "SELECT kind, "
                                 "count(*) FILTER (WHERE failed_at IS NULL AND run_at < :done), "
                                 "count(*) FILTER (WHERE failed_at IS NULL AND run_at <= :now "
@@ -253,77 +265,77 @@ static int stats_counts(store_t *st, int64_t now, json_t *stats)
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":done", STORE_JOB_DONE);
-    sq_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":done", STORE_JOB_DONE);
+    db_bind_int(&q, ":now", now);
     json_t *kinds = json_object(); /* borrowed from stats once put */
     int64_t queued = 0, due = 0, running = 0, failed = 0, oldest_due = -1;
-    bool ok = sq_put(stats, "kinds", kinds);
-    while (ok && sq_next_row(&q)) {
+    bool ok = json_put(stats, "kinds", kinds);
+    while (ok && db_next_row(&q)) {
         int64_t counts[4];
         for (int i = 0; i < 4; i++)
-            counts[i] = sqlite3_column_int64(q.stmt, i + 1);
+            counts[i] = db_column_int(&q, i + 1);
         queued += counts[0];
         due += counts[1];
         running += counts[2];
         failed += counts[3];
-        if (sqlite3_column_type(q.stmt, 5) != SQLITE_NULL) {
-            int64_t first = sqlite3_column_int64(q.stmt, 5);
+        if (!db_column_is_null(&q, 5)) {
+            int64_t first = db_column_int(&q, 5);
             oldest_due = oldest_due < 0 || first < oldest_due ? first : oldest_due;
         }
-        const char *kind = sq_column_text(&q, 0);
+        const char *kind = db_column_text(&q, 0);
         ok = kind != NULL &&
-             sq_put(kinds, kind,
-                    json_pack("{s:I, s:I}", "queued", (json_int_t)counts[0], "failed", (json_int_t)counts[3]));
+             json_put(kinds, kind,
+                      json_pack("{s:I, s:I}", "queued", (json_int_t)counts[0], "failed", (json_int_t)counts[3]));
     }
-    status = sq_query_end(&q, "counting jobs");
-    ok = ok && sq_put(stats, "queued", json_integer(queued)) && sq_put(stats, "due", json_integer(due)) &&
-         sq_put(stats, "running", json_integer(running)) && sq_put(stats, "failed", json_integer(failed)) &&
-         sq_put(stats, "oldest_due_ms", json_integer(oldest_due < 0 ? 0 : now - oldest_due));
+    status = db_query_end(&q, "counting jobs");
+    ok = ok && json_put(stats, "queued", json_integer(queued)) && json_put(stats, "due", json_integer(due)) &&
+         json_put(stats, "running", json_integer(running)) && json_put(stats, "failed", json_integer(failed)) &&
+         json_put(stats, "oldest_due_ms", json_integer(oldest_due < 0 ? 0 : now - oldest_due));
     if (status == STORE_OK && !ok)
-        status = sq_fail(st, STORE_ERROR, "out of memory counting jobs");
+        status = db_fail(st, STORE_ERROR, "out of memory counting jobs");
     return status;
 }
 
 static int stats_failures(store_t *st, json_t *stats)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "SELECT id, kind, attempts, last_error, failed_at FROM jobs "
                                 "WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT :limit",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":limit", RECENT_FAILURES);
+    db_bind_int(&q, ":limit", RECENT_FAILURES);
     json_t *list = json_array();
     bool ok = list != NULL;
-    while (ok && sq_next_row(&q)) {
+    while (ok && db_next_row(&q)) {
         json_t *job = json_object();
-        const char *kind = sq_column_text(&q, 1), *error = sq_column_text(&q, 3);
-        ok = job && sq_put(job, "id", json_integer(sqlite3_column_int64(q.stmt, 0))) &&
-             sq_put(job, "kind", json_string(kind ? kind : "")) &&
-             sq_put(job, "attempts", json_integer(sqlite3_column_int64(q.stmt, 2))) &&
-             sq_put(job, "error", json_string(error ? error : "")) &&
-             sq_put(job, "failed_at", sq_time_json(sqlite3_column_int64(q.stmt, 4)));
+        const char *kind = db_column_text(&q, 1), *error = db_column_text(&q, 3);
+        ok = job && json_put(job, "id", json_integer(db_column_int(&q, 0))) &&
+             json_put(job, "kind", json_string(kind ? kind : "")) &&
+             json_put(job, "attempts", json_integer(db_column_int(&q, 2))) &&
+             json_put(job, "error", json_string(error ? error : "")) &&
+             json_put(job, "failed_at", time_json(db_column_int(&q, 4)));
         ok = ok && json_array_append(list, job) == 0;
         json_decref(job);
     }
-    status = sq_query_end(&q, "listing failed jobs");
+    status = db_query_end(&q, "listing failed jobs");
     if (ok)
-        ok = sq_put(stats, "recent_failures", list);
+        ok = json_put(stats, "recent_failures", list);
     else
         json_decref(list);
     if (status == STORE_OK && !ok)
-        status = sq_fail(st, STORE_ERROR, "out of memory listing failed jobs");
+        status = db_fail(st, STORE_ERROR, "out of memory listing failed jobs");
     return status;
 }
 
 int store_jobs_stats(store_t *st, int64_t now, json_t **out)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *out = NULL;
     json_t *stats = json_object();
     if (stats == NULL)
-        return sq_fail(st, STORE_ERROR, "out of memory counting jobs");
+        return db_fail(st, STORE_ERROR, "out of memory counting jobs");
     int status = stats_counts(st, now, stats);
     if (status == STORE_OK)
         status = stats_failures(st, stats);
@@ -339,43 +351,47 @@ int store_jobs_stats(store_t *st, int64_t now, json_t **out)
 
 /* Adds each item's hours of a day (other than the day's first) into the
  * day's first hour, then deletes them. Hours are ms / 3600000 (lists.c). */
-static int rollup_tx(store_t *st, int64_t before_hour, int64_t *folded)
+typedef struct rollup_args {
+    int64_t before_hour;
+    int64_t folded;
+} rollup_args;
+
+static int rollup_tx(store_t *st, void *arg)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    rollup_args *a = arg;
+    int64_t before_hour = a->before_hour, *folded = &a->folded;
+    *folded = 0;
+    db_query q;
+    int status = db_query_start(st,
                                 "INSERT INTO views_hourly(site_id, item_id, hour, count) "
                                 "SELECT site_id, item_id, hour / 24 * 24, SUM(count) FROM views_hourly "
-                                "WHERE hour < :before AND hour % 24 != 0 GROUP BY item_id, hour / 24 "
-                                "ON CONFLICT(item_id, hour) DO UPDATE SET count = count + excluded.count",
+                                "WHERE hour < :before AND hour % 24 != 0 GROUP BY site_id, item_id, hour / 24 "
+                                "ON CONFLICT(item_id, hour) DO UPDATE SET count = views_hourly.count + excluded.count",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":before", before_hour);
-    status = sq_query_run(&q, "rolling up view counts");
+    db_bind_int(&q, ":before", before_hour);
+    status = db_query_run(&q, "rolling up view counts");
     if (status != STORE_OK)
         return status;
-    status = sq_query_start(st, "DELETE FROM views_hourly WHERE hour < :before AND hour % 24 != 0", &q);
+    status = db_query_start(st, "DELETE FROM views_hourly WHERE hour < :before AND hour % 24 != 0", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":before", before_hour);
-    status = sq_query_run(&q, "rolling up view counts");
+    db_bind_int(&q, ":before", before_hour);
+    status = db_query_run(&q, "rolling up view counts");
     if (status == STORE_OK)
-        *folded = sq_changes(st);
+        *folded = db_changes(st);
     return status;
 }
 
 int store_views_rollup(store_t *st, int64_t before_ms, int64_t *folded)
 {
-    sq_clear_error(st);
-    int64_t removed = 0;
+    db_clear_error(st);
     if (before_ms < 0)
-        return sq_fail(st, STORE_INVALID, "the roll-up's limit must not be before 1970");
-    int status = sq_begin(st);
-    if (status != STORE_OK)
-        return status;
-    int64_t before_hour = before_ms / MS_PER_DAY * HOURS_PER_DAY;
-    status = sq_end(st, rollup_tx(st, before_hour, &removed));
+        return db_fail(st, STORE_INVALID, "the roll-up's limit must not be before 1970");
+    rollup_args args = {.before_hour = before_ms / MS_PER_DAY * HOURS_PER_DAY};
+    int status = db_transact(st, rollup_tx, &args, "rolling up view counts");
     if (folded != NULL)
-        *folded = status == STORE_OK ? removed : 0;
+        *folded = status == STORE_OK ? args.folded : 0;
     return status;
 }

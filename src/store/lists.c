@@ -16,7 +16,7 @@
  *
  * "After (key, id)" is written `key <= :key AND (key < :key OR id < :id)`
  * (with > for ascending sorts): the first conjunct is a plain range on the
- * index column, which SQLite seeks to; the second settles ties.
+ * index column, which the engine seeks to; the second settles ties.
  *
  * Indexes. Lists of one status walk items_by_* (site_id, status, [type |
  * category_id,] sort key, id) in order and stop after limit + 1 rows. With
@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/store_internal.h"
 
 enum { LIST_LIMIT_MAX = 100, MS_PER_HOUR = 3600000 };
 
@@ -80,10 +80,10 @@ static list_plan list_plan_for(const store_list_query *q)
     case SORT_PUBLISHED_DESC:
     case SORT_PUBLISHED_ASC:
         if (plan.by_tag) {
-            plan.key = published_at_set ? "t.published_at" : "IFNULL(t.published_at, 0)";
+            plan.key = published_at_set ? "t.published_at" : "COALESCE(t.published_at, 0)";
             plan.id = "t.item_id";
         } else {
-            plan.key = published_at_set ? "i.published_at" : "IFNULL(i.published_at, 0)";
+            plan.key = published_at_set ? "i.published_at" : "COALESCE(i.published_at, 0)";
         }
         plan.descending = q->sort == SORT_PUBLISHED_DESC;
         break;
@@ -98,12 +98,12 @@ static list_plan list_plan_for(const store_list_query *q)
 
 static void list_sql_build(const store_list_query *q, const list_plan *plan, sql_text *sql)
 {
-    sql_add(sql, "SELECT " SQ_ITEM_COLUMNS " FROM ");
+    sql_add(sql, "SELECT " ITEM_COLUMNS " FROM ");
     if (plan->by_tag) /* CROSS JOIN: item_tags drives, through its index */
         sql_add(sql, "item_tags t CROSS JOIN items i LEFT JOIN categories c ON c.id = i.category_id"
                      " WHERE t.site_id = :site AND t.tag = :tag AND i.id = t.item_id");
     else
-        sql_add(sql, SQ_ITEM_FROM " WHERE i.site_id = :site");
+        sql_add(sql, ITEM_FROM " WHERE i.site_id = :site");
     if (q->status != FILTER_ANY)
         sql_add(sql, plan->by_tag ? " AND t.status = :status" : " AND i.status = :status");
     if (q->type)
@@ -119,25 +119,25 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, sql
     sql_add(sql, " ORDER BY %s %s, %s %s LIMIT :limit", plan->key, direction, plan->id, direction);
 }
 
-static void list_bind(sq_query *query, const store_list_query *q)
+static void list_bind(db_query *query, const store_list_query *q)
 {
-    sq_bind_int(query, ":site", q->site_id);
+    db_bind_int(query, ":site", q->site_id);
     if (q->tag)
-        sq_bind_text(query, ":tag", q->tag);
+        db_bind_text(query, ":tag", q->tag);
     if (q->status != FILTER_ANY)
-        sq_bind_text(query, ":status", status_names[q->status]);
+        db_bind_text(query, ":status", status_names[q->status]);
     if (q->type)
-        sq_bind_text(query, ":type", q->type);
+        db_bind_text(query, ":type", q->type);
     if (q->category)
-        sq_bind_text(query, ":category", q->category);
+        db_bind_text(query, ":category", q->category);
     if (q->after.present) {
         if (q->sort == SORT_TITLE_ASC)
-            sq_bind_text(query, ":key", q->after.key_text);
+            db_bind_text(query, ":key", q->after.key_text);
         else
-            sq_bind_int(query, ":key", q->after.key_int);
-        sq_bind_int(query, ":id", q->after.id);
+            db_bind_int(query, ":key", q->after.key_int);
+        db_bind_int(query, ":id", q->after.id);
     }
-    sq_bind_int(query, ":limit", q->limit + 1);
+    db_bind_int(query, ":limit", q->limit + 1);
 }
 
 /* ---- the list ----------------------------------------------------------- */
@@ -145,31 +145,31 @@ static void list_bind(sq_query *query, const store_list_query *q)
 static int list_query_check(store_t *st, const store_list_query *q)
 {
     if (q->limit < 1 || q->limit > LIST_LIMIT_MAX)
-        return sq_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
+        return db_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
     if (q->status < FILTER_PUBLISHED || q->status > FILTER_ANY)
-        return sq_fail(st, STORE_INVALID, "unknown status filter %d", (int)q->status);
+        return db_fail(st, STORE_INVALID, "unknown status filter %d", (int)q->status);
     if (q->sort < SORT_PUBLISHED_DESC || q->sort > SORT_TITLE_ASC)
-        return sq_fail(st, STORE_INVALID, "unknown sort %d", (int)q->sort);
+        return db_fail(st, STORE_INVALID, "unknown sort %d", (int)q->sort);
     if (q->after.present && q->sort == SORT_TITLE_ASC && !memchr(q->after.key_text, '\0', sizeof q->after.key_text))
-        return sq_fail(st, STORE_INVALID, "the position's title is not terminated");
+        return db_fail(st, STORE_INVALID, "the position's title is not terminated");
     return STORE_OK;
 }
 
 /* The position of the current row in the sort order. */
-static bool keyset_from_row(const sq_query *query, store_sort sort, store_keyset *position)
+static bool keyset_from_row(const db_query *query, store_sort sort, store_keyset *position)
 {
     position->present = true;
-    position->id = sqlite3_column_int64(query->stmt, SQ_COL_ID);
+    position->id = db_column_int(query, ITEM_COL_ID);
     position->key_int = 0;
     position->key_text[0] = '\0';
     switch (sort) {
     case SORT_PUBLISHED_DESC:
     case SORT_PUBLISHED_ASC: /* a NULL reads as 0, as it sorts */
-        position->key_int = sqlite3_column_int64(query->stmt, SQ_COL_PUBLISHED_AT);
+        position->key_int = db_column_int(query, ITEM_COL_PUBLISHED_AT);
         return true;
-    case SORT_UPDATED_DESC: position->key_int = sqlite3_column_int64(query->stmt, SQ_COL_UPDATED_AT); return true;
+    case SORT_UPDATED_DESC: position->key_int = db_column_int(query, ITEM_COL_UPDATED_AT); return true;
     case SORT_TITLE_ASC: {
-        const char *title = sq_column_text(query, SQ_COL_TITLE);
+        const char *title = db_column_text(query, ITEM_COL_TITLE);
         size_t length = title ? strlen(title) : 0;
         if (length >= sizeof position->key_text)
             return false;
@@ -181,23 +181,23 @@ static bool keyset_from_row(const sq_query *query, store_sort sort, store_keyset
 }
 
 /* Steps through the rows, keeping at most limit summaries in page. */
-static int list_rows_read(store_t *st, sq_query *query, const store_list_query *q, json_t *page, store_keyset *next)
+static int list_rows_read(store_t *st, db_query *query, const store_list_query *q, json_t *page, store_keyset *next)
 {
     store_keyset last = {.present = false};
     bool more = false, ok = true, position_ok = true;
-    while (ok && position_ok && sq_next_row(query)) {
+    while (ok && position_ok && db_next_row(query)) {
         if (json_array_size(page) == (size_t)q->limit) {
             more = true;
             break;
         }
-        ok = json_array_append_new(page, sq_item_from_row(query, q->site_name, false)) == 0;
+        ok = json_array_append_new(page, item_from_row(query, q->site_name, false)) == 0;
         position_ok = keyset_from_row(query, q->sort, &last);
     }
-    int status = sq_query_end(query, "listing items");
+    int status = db_query_end(query, "listing items");
     if (status == STORE_OK && !ok)
-        return sq_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
+        return db_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
     if (status == STORE_OK && !position_ok)
-        return sq_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
+        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
     if (status == STORE_OK && more)
         *next = last;
     return status;
@@ -209,12 +209,12 @@ static int page_attach_tags(store_t *st, json_t *page)
     size_t count = json_array_size(page);
     for (size_t i = 0; i < count; i++)
         items[i] = json_array_get(page, i);
-    return sq_items_attach_tags(st, items, count);
+    return items_attach_tags(st, items, count);
 }
 
 int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *items = NULL;
     memset(next, 0, sizeof *next);
     int status = list_query_check(st, q);
@@ -224,16 +224,16 @@ int store_item_list(store_t *st, const store_list_query *q, json_t **items, stor
     sql_text sql = {.length = 0};
     list_sql_build(q, &plan, &sql);
     if (sql.overflow)
-        return sq_fail(st, STORE_ERROR, "the list query does not fit its buffer");
-    sq_query query;
-    status = sq_query_start(st, sql.text, &query);
+        return db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
+    db_query query;
+    status = db_query_start(st, sql.text, &query);
     if (status != STORE_OK)
         return status;
     list_bind(&query, q);
     json_t *page = json_array();
     if (!page) {
-        (void)sq_query_end(&query, "listing items"); /* nothing ran; just release it */
-        return sq_fail(st, STORE_ERROR, "out of memory listing items");
+        (void)db_query_end(&query, "listing items"); /* nothing ran; just release it */
+        return db_fail(st, STORE_ERROR, "out of memory listing items");
     }
     status = list_rows_read(st, &query, q, page, next);
     if (status == STORE_OK)
@@ -249,159 +249,175 @@ int store_item_list(store_t *st, const store_list_query *q, json_t **items, stor
 
 /* ---- views -------------------------------------------------------------- */
 
-int sq_views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour, int64_t count)
+int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour, int64_t count)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "INSERT INTO views_hourly(site_id, item_id, hour, count) "
                                 "VALUES (:site, :item, :hour, :count) ON CONFLICT(item_id, hour) "
-                                "DO UPDATE SET count = count + excluded.count",
+                                "DO UPDATE SET count = views_hourly.count + excluded.count",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":site", site_id);
-    sq_bind_int(&q, ":item", item_id);
-    sq_bind_int(&q, ":hour", hour);
-    sq_bind_int(&q, ":count", count);
-    return sq_query_run(&q, "counting views");
+    db_bind_int(&q, ":site", site_id);
+    db_bind_int(&q, ":item", item_id);
+    db_bind_int(&q, ":hour", hour);
+    db_bind_int(&q, ":count", count);
+    return db_query_run(&q, "counting views");
 }
 
-static int views_add_tx(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms)
+static int views_add_one(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms)
 {
-    sq_query q;
-    int status = sq_query_start(st,
+    db_query q;
+    int status = db_query_start(st,
                                 "UPDATE items SET views = views + :count "
                                 "WHERE id = :id AND site_id = :site AND status = 'published'",
                                 &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":count", count);
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    status = sq_query_run(&q, "counting views");
-    if (status == STORE_OK && sq_changes(st) == 0)
-        return sq_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
+    db_bind_int(&q, ":count", count);
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    status = db_query_run(&q, "counting views");
+    if (status == STORE_OK && db_changes(st) == 0)
+        return db_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
     if (status == STORE_OK)
-        status = sq_views_hourly_add(st, site_id, id, now_ms / MS_PER_HOUR, count);
+        status = views_hourly_add(st, site_id, id, now_ms / MS_PER_HOUR, count);
+    return status;
+}
+
+typedef struct views_tx {
+    const store_view_count *counts;
+    size_t n;
+    int64_t now_ms;
+    bool strict;    /* an item not published fails (else its count is dropped) */
+    size_t applied; /* set by each run of the body */
+} views_tx;
+
+static int views_add_tx(store_t *st, void *arg)
+{
+    views_tx *tx = arg;
+    int status = STORE_OK;
+    tx->applied = 0;
+    for (size_t i = 0; status == STORE_OK && i < tx->n; i++) {
+        const store_view_count *c = &tx->counts[i];
+        if (c->count < 1)
+            continue;
+        status = views_add_one(st, c->site_id, c->item_id, c->count, tx->now_ms);
+        if (status == STORE_NOT_FOUND && !tx->strict) /* unpublished or deleted since it was viewed: drop it */
+            status = STORE_OK;
+        else if (status == STORE_OK)
+            tx->applied++;
+    }
     return status;
 }
 
 int store_views_add(store_t *st, int64_t site_id, int64_t id, int64_t count, int64_t now_ms)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     if (count < 1)
-        return sq_fail(st, STORE_INVALID, "a view count must be positive");
-    int status = sq_begin(st);
-    return status == STORE_OK ? sq_end(st, views_add_tx(st, site_id, id, count, now_ms)) : status;
+        return db_fail(st, STORE_INVALID, "a view count must be positive");
+    views_tx tx = {.counts = &(store_view_count){.site_id = site_id, .item_id = id, .count = count},
+                   .n = 1,
+                   .now_ms = now_ms,
+                   .strict = true};
+    return db_transact(st, views_add_tx, &tx, "counting views");
 }
 
 int store_views_add_batch(store_t *st, const store_view_count *counts, size_t n, int64_t now_ms, size_t *applied)
 {
-    sq_clear_error(st);
-    size_t done = 0;
+    db_clear_error(st);
     if (applied != NULL)
         *applied = 0;
-    int status = sq_begin(st);
-    if (status != STORE_OK)
-        return status;
-    for (size_t i = 0; status == STORE_OK && i < n; i++) {
-        if (counts[i].count < 1)
-            continue;
-        status = views_add_tx(st, counts[i].site_id, counts[i].item_id, counts[i].count, now_ms);
-        if (status == STORE_NOT_FOUND) /* unpublished or deleted since it was viewed: drop it */
-            status = STORE_OK;
-        else if (status == STORE_OK)
-            done++;
-    }
-    status = sq_end(st, status);
+    views_tx tx = {.counts = counts, .n = n, .now_ms = now_ms, .strict = false};
+    int status = db_transact(st, views_add_tx, &tx, "counting views");
     if (status == STORE_OK && applied != NULL)
-        *applied = done;
+        *applied = tx.applied;
     return status;
 }
 
 int store_item_is_published(store_t *st, int64_t site_id, int64_t id)
 {
-    sq_clear_error(st);
-    sq_query q;
-    int status = sq_query_start(
-        st, "SELECT 1 FROM items WHERE id = :id AND site_id = :site AND status = 'published'", &q);
+    db_clear_error(st);
+    db_query q;
+    int status =
+        db_query_start(st, "SELECT 1 FROM items WHERE id = :id AND site_id = :site AND status = 'published'", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":id", id);
-    sq_bind_int(&q, ":site", site_id);
-    bool found = sq_next_row(&q);
-    status = sq_query_end(&q, "checking the item");
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    bool found = db_next_row(&q);
+    status = db_query_end(&q, "checking the item");
     if (status == STORE_OK && !found)
-        return sq_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
+        return db_fail(st, STORE_NOT_FOUND, "no published item %lld in this site", (long long)id);
     return status;
 }
 
 /* ---- popularity --------------------------------------------------------- */
 
 /* All time ranks by items.views; a window sums the hourly buckets from the
- * hour holding since_ms on. Either way SQ_COL_EXTRA is the count. */
+ * hour holding since_ms on. Either way ITEM_COL_EXTRA is the count. */
 static void popular_sql_build(bool windowed, bool typed, sql_text *sql)
 {
-    sql_add(sql, "SELECT " SQ_ITEM_COLUMNS);
+    sql_add(sql, "SELECT " ITEM_COLUMNS);
     if (windowed)
         sql_add(sql, ", w.window_views FROM (SELECT item_id, SUM(count) AS window_views "
                      "FROM views_hourly WHERE site_id = :site AND hour >= :hour GROUP BY item_id) w "
                      "CROSS JOIN items i LEFT JOIN categories c ON c.id = i.category_id "
                      "WHERE i.id = w.item_id AND i.status = 'published'");
     else
-        sql_add(sql,
-                ", i.views FROM " SQ_ITEM_FROM " WHERE i.site_id = :site AND i.status = 'published' AND i.views > 0");
+        sql_add(sql, ", i.views FROM " ITEM_FROM " WHERE i.site_id = :site AND i.status = 'published' AND i.views > 0");
     if (typed)
         sql_add(sql, " AND i.type = :type");
     sql_add(sql, windowed ? " ORDER BY w.window_views DESC, i.id ASC LIMIT :limit"
                           : " ORDER BY i.views DESC, i.id ASC LIMIT :limit");
 }
 
-static int popular_rows_read(store_t *st, sq_query *query, const char *site_name, json_t *page)
+static int popular_rows_read(store_t *st, db_query *query, const char *site_name, json_t *page)
 {
     bool ok = true;
-    while (ok && sq_next_row(query)) {
-        json_t *summary = sq_item_from_row(query, site_name, false);
-        json_t *views = json_integer(sqlite3_column_int64(query->stmt, SQ_COL_EXTRA));
-        ok = summary && sq_put(summary, "window_views", views);
+    while (ok && db_next_row(query)) {
+        json_t *summary = item_from_row(query, site_name, false);
+        json_t *views = json_integer(db_column_int(query, ITEM_COL_EXTRA));
+        ok = summary && json_put(summary, "window_views", views);
         if (!summary)
             json_decref(views);
         ok = ok && json_array_append(page, summary) == 0;
         json_decref(summary);
     }
-    int status = sq_query_end(query, "ranking items");
+    int status = db_query_end(query, "ranking items");
     if (status == STORE_OK && !ok)
-        return sq_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
+        return db_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
     return status;
 }
 
 int store_popular(store_t *st, int64_t site_id, const char *site_name, const char *type, int64_t since_ms, int limit,
                   json_t **items)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     *items = NULL;
     if (limit < 1 || limit > LIST_LIMIT_MAX)
-        return sq_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
+        return db_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
     bool windowed = since_ms > 0;
     sql_text sql = {.length = 0};
     popular_sql_build(windowed, type != NULL, &sql);
     if (sql.overflow)
-        return sq_fail(st, STORE_ERROR, "the popularity query does not fit its buffer");
-    sq_query query;
-    int status = sq_query_start(st, sql.text, &query);
+        return db_fail(st, STORE_ERROR, "the popularity query does not fit its buffer");
+    db_query query;
+    int status = db_query_start(st, sql.text, &query);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&query, ":site", site_id);
+    db_bind_int(&query, ":site", site_id);
     if (windowed)
-        sq_bind_int(&query, ":hour", since_ms / MS_PER_HOUR);
+        db_bind_int(&query, ":hour", since_ms / MS_PER_HOUR);
     if (type)
-        sq_bind_text(&query, ":type", type);
-    sq_bind_int(&query, ":limit", limit);
+        db_bind_text(&query, ":type", type);
+    db_bind_int(&query, ":limit", limit);
     json_t *page = json_array();
     status =
-        page ? popular_rows_read(st, &query, site_name, page) : sq_fail(st, STORE_ERROR, "out of memory ranking items");
+        page ? popular_rows_read(st, &query, site_name, page) : db_fail(st, STORE_ERROR, "out of memory ranking items");
     if (!page)
-        (void)sq_query_end(&query, "ranking items"); /* nothing ran; just release it */
+        (void)db_query_end(&query, "ranking items"); /* nothing ran; just release it */
     if (status == STORE_OK)
         status = page_attach_tags(st, page);
     if (status != STORE_OK) {

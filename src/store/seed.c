@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
+#include "store/store_internal.h"
 
 enum {
     SEED_BATCH_VERSIONS = 1000,
@@ -329,10 +329,9 @@ static json_t *demo_snapshot(const demo_item *item, const char *category, int nu
 {
     size_t body_length = draft_body_length(&item->body, number, versions);
     json_t *fields = json_pack("{s:i, s:b}", "reading_minutes", item->reading_minutes, "featured", item->featured);
-    json_t *snapshot =
-        sq_snapshot_new(item->slug, item->title.data, number == 1 && versions > 1 ? "" : item->excerpt.data, "", fields,
-                        category, sq_tags_json(item->tags, item->tag_count));
-    if (snapshot && !sq_put(snapshot, "body", json_stringn(item->body.data, body_length))) {
+    json_t *snapshot = snapshot_new(item->slug, item->title.data, number == 1 && versions > 1 ? "" : item->excerpt.data,
+                                    "", fields, category, snapshot_tags_json(item->tags, item->tag_count));
+    if (snapshot && !json_put(snapshot, "body", json_stringn(item->body.data, body_length))) {
         json_decref(snapshot);
         return NULL;
     }
@@ -344,22 +343,22 @@ static json_t *demo_snapshot(const demo_item *item, const char *category, int nu
 static int demo_categories_ensure(store_t *st, int64_t site_id, int64_t ids[])
 {
     for (size_t i = 0; i < COUNT_OF(seed_categories); i++) {
-        sq_query q;
+        db_query q;
         int status =
-            sq_query_start(st,
+            db_query_start(st,
                            "INSERT INTO categories(site_id, slug, name, parent_id) VALUES (:site, :slug, :name, "
                            "(SELECT id FROM categories WHERE site_id = :site AND slug = :parent)) "
                            "ON CONFLICT(site_id, slug) DO NOTHING",
                            &q);
         if (status != STORE_OK)
             return status;
-        sq_bind_int(&q, ":site", site_id);
-        sq_bind_text(&q, ":slug", seed_categories[i].slug);
-        sq_bind_text(&q, ":name", seed_categories[i].name);
-        sq_bind_text(&q, ":parent", seed_categories[i].parent);
-        status = sq_query_run(&q, "creating the demo categories");
+        db_bind_int(&q, ":site", site_id);
+        db_bind_text(&q, ":slug", seed_categories[i].slug);
+        db_bind_text(&q, ":name", seed_categories[i].name);
+        db_bind_text(&q, ":parent", seed_categories[i].parent);
+        status = db_query_run(&q, "creating the demo categories");
         if (status == STORE_OK)
-            status = sq_category_id(st, site_id, seed_categories[i].slug, &ids[i]);
+            status = category_id_lookup(st, site_id, seed_categories[i].slug, &ids[i]);
         if (status != STORE_OK)
             return status;
     }
@@ -368,12 +367,12 @@ static int demo_categories_ensure(store_t *st, int64_t site_id, int64_t ids[])
 
 static int highest_item_id(store_t *st, int64_t *highest)
 {
-    sq_query q;
-    int status = sq_query_start(st, "SELECT IFNULL(MAX(id), 0) FROM items", &q);
+    db_query q;
+    int status = db_query_start(st, "SELECT COALESCE(MAX(id), 0) FROM items", &q);
     if (status != STORE_OK)
         return status;
-    *highest = sq_next_row(&q) ? sqlite3_column_int64(q.stmt, 0) : 0;
-    return sq_query_end(&q, "reading the item ids");
+    *highest = db_next_row(&q) ? db_column_int(&q, 0) : 0;
+    return db_query_end(&q, "reading the item ids");
 }
 
 static int demo_item_insert(store_t *st, int64_t site_id, const demo_item *item, const json_t *published,
@@ -381,36 +380,35 @@ static int demo_item_insert(store_t *st, int64_t site_id, const demo_item *item,
 {
     char *fields = json_dumps(json_object_get(published, "fields"), JSON_COMPACT);
     if (!fields)
-        return sq_fail(st, STORE_ERROR, "out of memory seeding");
-    sq_query q;
+        return db_fail(st, STORE_ERROR, "out of memory seeding");
+    db_query q;
     int status =
-        sq_query_start(st,
+        db_query_start(st,
                        "INSERT INTO items(site_id, type, slug, status, title, excerpt, fields, category_id, "
                        "author, created_at, updated_at, published_at, views, draft_version, published_version, "
                        "body) VALUES (:site, :type, :slug, 'published', :title, :excerpt, :fields, :category, "
-                       ":author, :created, :published, :published, :views, :versions, :versions, :body)",
+                       ":author, :created, :published, :published, :views, :versions, :versions, :body) RETURNING id",
                        &q);
     if (status == STORE_OK) {
-        sq_bind_int(&q, ":site", site_id);
-        sq_bind_text(&q, ":type", item->type);
-        sq_bind_text(&q, ":slug", item->slug);
-        sq_bind_text(&q, ":title", item->title.data);
-        sq_bind_text(&q, ":excerpt", item->excerpt.data);
-        sq_bind_text(&q, ":fields", fields);
-        sq_bind_int_or_null(&q, ":category", category_id, item->category >= 0);
-        sq_bind_text(&q, ":author", item->author);
-        sq_bind_int(&q, ":created", item->created_at);
-        sq_bind_int(&q, ":published", item->published_at);
-        sq_bind_int(&q, ":views", item->views);
-        sq_bind_int(&q, ":versions", versions);
-        sq_bind_text(&q, ":body", item->body.data);
-        status = sq_query_run(&q, "seeding an item");
+        db_bind_int(&q, ":site", site_id);
+        db_bind_text(&q, ":type", item->type);
+        db_bind_text(&q, ":slug", item->slug);
+        db_bind_text(&q, ":title", item->title.data);
+        db_bind_text(&q, ":excerpt", item->excerpt.data);
+        db_bind_text(&q, ":fields", fields);
+        db_bind_int_or_null(&q, ":category", category_id, item->category >= 0);
+        db_bind_text(&q, ":author", item->author);
+        db_bind_int(&q, ":created", item->created_at);
+        db_bind_int(&q, ":published", item->published_at);
+        db_bind_int(&q, ":views", item->views);
+        db_bind_int(&q, ":versions", versions);
+        db_bind_text(&q, ":body", item->body.data);
+        *id = db_next_row(&q) ? db_column_int(&q, 0) : 0;
+        status = db_query_end(&q, "seeding an item");
     }
     free(fields);
     if (status == STORE_CONFLICT)
-        return sq_fail(st, STORE_CONFLICT, "demo slug '%s' is already taken", item->slug);
-    if (status == STORE_OK)
-        *id = sqlite3_last_insert_rowid(st->db);
+        return db_fail(st, STORE_CONFLICT, "demo slug '%s' is already taken", item->slug);
     return status;
 }
 
@@ -424,8 +422,8 @@ static int demo_versions_write(store_t *st, int64_t id, const demo_item *item, c
         json_t *snapshot =
             number == versions ? json_incref(published) : demo_snapshot(item, category, number, versions);
         int64_t at = item->created_at + span * (number - 1) / versions;
-        status = snapshot ? sq_version_append(st, id, number, "draft", item->author, at, snapshot)
-                          : sq_fail(st, STORE_ERROR, "out of memory seeding");
+        status = snapshot ? version_append(st, id, number, "draft", item->author, at, snapshot)
+                          : db_fail(st, STORE_ERROR, "out of memory seeding");
         json_decref(snapshot);
     }
     return status;
@@ -442,7 +440,7 @@ static int demo_views_write(store_t *st, seed_rng *rng, int64_t site_id, int64_t
         int64_t count = bucket ? (int64_t)rng_below(rng, (uint64_t)remaining + 1) : remaining;
         int64_t hour = first_hour + (int64_t)rng_below(rng, (uint64_t)hours);
         if (count > 0)
-            status = sq_views_hourly_add(st, site_id, id, hour, count);
+            status = views_hourly_add(st, site_id, id, hour, count);
         remaining -= count;
     }
     return status;
@@ -455,16 +453,16 @@ static int demo_item_write(store_t *st, seed_rng *rng, int64_t site_id, const de
     int64_t category_id = item->category >= 0 ? category_ids[item->category] : 0;
     json_t *published = demo_snapshot(item, category, versions, versions);
     if (!published)
-        return sq_fail(st, STORE_ERROR, "out of memory seeding");
+        return db_fail(st, STORE_ERROR, "out of memory seeding");
     int64_t id = 0;
     int status = demo_item_insert(st, site_id, item, published, category_id, versions, &id);
     if (status == STORE_OK)
-        status = sq_item_tags_replace(st, id, json_object_get(published, "tags"));
+        status = item_tags_replace(st, id, json_object_get(published, "tags"));
     if (status == STORE_OK)
         status = demo_versions_write(st, id, item, category, versions, published);
     json_decref(published);
     if (status == STORE_OK)
-        status = sq_publication_record(st, id, versions, item->published_at, item->author);
+        status = publication_record(st, id, versions, item->published_at, item->author);
     if (status == STORE_OK)
         status = demo_views_write(st, rng, site_id, id, item, now);
     return status;
@@ -472,6 +470,7 @@ static int demo_item_write(store_t *st, seed_rng *rng, int64_t site_id, const de
 
 typedef struct seed_run {
     int64_t site_id;
+    const char *site_name;
     int versions;
     int64_t now;
     int64_t next_counter;
@@ -480,12 +479,25 @@ typedef struct seed_run {
     demo_item item; /* text buffers reused from item to item */
 } seed_run;
 
-static int seed_batch_tx(store_t *st, seed_run *run, int count)
+/* One batch of items. The generator and the slug counter are restored
+ * first, so a run again after a rollback writes the same items. */
+typedef struct seed_batch {
+    seed_run *run;
+    int count;
+    seed_rng rng;
+    int64_t next_counter;
+} seed_batch;
+
+static int seed_batch_tx(store_t *st, void *arg)
 {
-    for (int i = 0; i < count; i++) {
+    seed_batch *batch = arg;
+    seed_run *run = batch->run;
+    run->rng = batch->rng;
+    run->next_counter = batch->next_counter;
+    for (int i = 0; i < batch->count; i++) {
         demo_item_compose(&run->rng, run->next_counter++, run->now, &run->item);
         if (run->item.title.failed || run->item.excerpt.failed || run->item.body.failed)
-            return sq_fail(st, STORE_ERROR, "out of memory seeding");
+            return db_fail(st, STORE_ERROR, "out of memory seeding");
         int status =
             demo_item_write(st, &run->rng, run->site_id, &run->item, run->category_ids, run->versions, run->now);
         if (status != STORE_OK)
@@ -496,22 +508,23 @@ static int seed_batch_tx(store_t *st, seed_run *run, int count)
 
 static int site_check(store_t *st, int64_t site_id, const char *site_name)
 {
-    sq_query q;
-    int status = sq_query_start(st, "SELECT 1 FROM sites WHERE id = :site", &q);
+    db_query q;
+    int status = db_query_start(st, "SELECT 1 FROM sites WHERE id = :site", &q);
     if (status != STORE_OK)
         return status;
-    sq_bind_int(&q, ":site", site_id);
-    bool found = sq_next_row(&q);
-    status = sq_query_end(&q, "looking up the site");
+    db_bind_int(&q, ":site", site_id);
+    bool found = db_next_row(&q);
+    status = db_query_end(&q, "looking up the site");
     if (status == STORE_OK && !found)
-        return sq_fail(st, STORE_NOT_FOUND, "no site '%s' to seed", site_name);
+        return db_fail(st, STORE_NOT_FOUND, "no site '%s' to seed", site_name);
     return status;
 }
 
-static int seed_setup_tx(store_t *st, seed_run *run, const char *site_name)
+static int seed_setup_tx(store_t *st, void *arg)
 {
+    seed_run *run = arg;
     int64_t highest = 0;
-    int status = site_check(st, run->site_id, site_name);
+    int status = site_check(st, run->site_id, run->site_name);
     if (status == STORE_OK)
         status = demo_categories_ensure(st, run->site_id, run->category_ids);
     if (status == STORE_OK)
@@ -522,19 +535,22 @@ static int seed_setup_tx(store_t *st, seed_run *run, const char *site_name)
 
 int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions, uint32_t seed)
 {
-    sq_clear_error(st);
+    db_clear_error(st);
     if (items < 0 || versions < 1)
-        return sq_fail(st, STORE_INVALID, "seeding needs items >= 0 and versions >= 1");
-    seed_run run = {.site_id = site_id, .versions = versions, .now = store_now_ms(), .rng = {.state = seed}};
-    int status = sq_begin(st);
-    if (status == STORE_OK)
-        status = sq_end(st, seed_setup_tx(st, &run, site_name));
-    int batch = versions < SEED_BATCH_VERSIONS ? SEED_BATCH_VERSIONS / versions : 1;
-    for (int done = 0; status == STORE_OK && done < items; done += batch) {
-        int count = items - done < batch ? items - done : batch;
-        status = sq_begin(st);
-        if (status == STORE_OK)
-            status = sq_end(st, seed_batch_tx(st, &run, count));
+        return db_fail(st, STORE_INVALID, "seeding needs items >= 0 and versions >= 1");
+    seed_run run = {.site_id = site_id,
+                    .site_name = site_name,
+                    .versions = versions,
+                    .now = store_now_ms(),
+                    .rng = {.state = seed}};
+    int status = db_transact(st, seed_setup_tx, &run, "seeding");
+    int per_batch = versions < SEED_BATCH_VERSIONS ? SEED_BATCH_VERSIONS / versions : 1;
+    for (int done = 0; status == STORE_OK && done < items; done += per_batch) {
+        seed_batch batch = {.run = &run,
+                            .count = items - done < per_batch ? items - done : per_batch,
+                            .rng = run.rng,
+                            .next_counter = run.next_counter};
+        status = db_transact(st, seed_batch_tx, &batch, "seeding");
     }
     free(run.item.title.data);
     free(run.item.excerpt.data);

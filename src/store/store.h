@@ -16,8 +16,9 @@
  * Every function returns STORE_OK (0) or a negative store_status; on failure
  * store_errmsg() tells why in a sentence fit for a problem+json detail.
  *
- * Dialect: this header is dialect-free. store_sqlite.c implements it for
- * SQLite; PostgreSQL will be a second implementation of the same functions.
+ * Dialect: this header is dialect-free. The domain files of src/store
+ * implement it once, over a driver per engine (db.h and db_driver.h say
+ * how): SQLite (a file path) or PostgreSQL (a postgres:// URL).
  */
 #ifndef STRATA_STORE_H
 #define STRATA_STORE_H
@@ -45,8 +46,10 @@ const char *store_status_name(int status);
 
 /* ---- connection --------------------------------------------------------- */
 
-/* Opens (creating if absent) the database at path. Does not migrate. */
-int store_open(const char *path, store_t **out);
+/* Opens the database at url: a SQLite path (created if absent) or a
+ * postgres:// / postgresql:// URL. Does not migrate. store_errmsg(NULL)
+ * says why it failed, never with the URL's password. */
+int store_open(const char *url, store_t **out);
 /* This connection's commits no longer wait for fsync (synchronous=NORMAL
  * in WAL mode: atomic and consistent, but the last commits may be lost to
  * a power cut, never to a crash of the process). Only for writes that are
@@ -68,6 +71,20 @@ int store_ping(store_t *st);
  * signs cursors and preview tokens, so every instance sharing the database
  * agrees on it and it survives restarts. */
 int store_secret(store_t *st, uint8_t out[32]);
+
+/* ---- copying a whole database (strata copy) ------------------------------ */
+
+typedef struct store_copy_counts {
+    int64_t rows[16];          /* per table, in store_copy_table_name's order */
+    int64_t versions_verified; /* read back from the destination, hash checked */
+} store_copy_counts;
+/* Every row of `from` into `to` (migrated, with no site yet), in one
+ * transaction of `to`, from one snapshot of `from`; checked before the
+ * commit (row counts, every version's hash). Either engine on either side
+ * (copy.c). On failure store_errmsg(from) says why. */
+int store_copy(store_t *from, store_t *to, store_copy_counts *counts);
+size_t store_copy_table_count(void);
+const char *store_copy_table_name(size_t index);
 
 /* ---- sites and tokens --------------------------------------------------- */
 

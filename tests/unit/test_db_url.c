@@ -51,12 +51,27 @@ static void a_small_buffer_cuts_but_never_leaks(void **state)
     assert_null(strstr(out, "secret"));
 }
 
+static void secrets_are_masked_wherever_words_quote_them(void **state)
+{
+    (void)state;
+    char out[128];
+    const char *url = "postgres://strata:hunter2@db.example:5432/strata?sslmode=require&password=hunter3";
+    db_url_mask_secrets(url, "auth failed for hunter2 (also hunter3; hunter2)", out, sizeof out);
+    assert_string_equal(out, "auth failed for *** (also ***; ***)");
+    db_url_mask_secrets("data/strata.db", "no such file: data/strata.db", out, sizeof out);
+    assert_string_equal(out, "no such file: data/strata.db");
+    char small[12];
+    db_url_mask_secrets(url, "x hunter2 hunter2", small, sizeof small);
+    assert_string_equal(small, "x *** ***");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(postgres_urls_are_told_from_paths),
         cmocka_unit_test(passwords_are_masked),
         cmocka_unit_test(a_small_buffer_cuts_but_never_leaks),
+        cmocka_unit_test(secrets_are_masked_wherever_words_quote_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,14 @@
 /*
- * test_store.c — unit tests of the SQLite store (src/store) through store.h.
+ * test_store.c — unit tests of the store (src/store) through store.h, on
+ * the driver STRATA_TEST_DB_URL names (SQLite files by default;
+ * store_fixture.h says how).
  *
- * Each test gets a fresh database file under /tmp (migrated, with site
- * "main"), removed afterwards with its -wal and -shm. A second, plain
- * SQLite connection to the same file (db_count, db_exec) checks what really
- * is on disk — "nothing was written" is a row count — and sets up what the
- * API cannot, such as past timestamps or a trigger that makes a write fail
- * half way. Teardown also checks that no statement was left mid-step,
- * which would hold a read transaction open between calls.
+ * Each test gets a fresh, migrated database with site "main". A second
+ * connection (db_count, db_exec) checks what really is stored — "nothing
+ * was written" is a row count — and sets up what the API cannot, such as
+ * past timestamps or a trigger that makes a write fail half way. Teardown
+ * also checks that no statement was left mid-step, which would hold a read
+ * transaction open between calls.
  */
 /* cmocka.h needs these first */
 #include <setjmp.h>
@@ -23,66 +24,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/sqlite_internal.h"
+#include "core/crypto.h"
+#include "store/db_sqlite.h"
 #include "store/store.h"
 #include "store/store_history.h"
-#include "core/crypto.h"
+#include "store_fixture.h"
 
 typedef struct fixture {
-    char path[64];
+    char path[FIXTURE_WHERE_SIZE]; /* a SQLite file, or STRATA_TEST_DB_URL */
     store_t *st;
     int64_t site_id;
 } fixture;
 
-/* ---- files and raw SQL -------------------------------------------------- */
+/* ---- raw SQL -------------------------------------------------------------- */
 
-static void temp_db_path(char path[64])
-{
-    snprintf(path, 64, "/tmp/strata-test-store-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-}
-
-static void db_files_remove(const char *path)
-{
-    char side[80];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
-    return db;
-}
-
-/* The single integer the SQL returns, read by a separate connection. */
 static int64_t db_count(const fixture *f, const char *sql)
 {
-    sqlite3 *db = raw_open(f->path);
-    sqlite3_stmt *stmt = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    int64_t value = sqlite3_column_int64(stmt, 0);
-    assert_int_equal(sqlite3_finalize(stmt), SQLITE_OK);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    return value;
+    return fixture_db_int(f->path, sql);
 }
 
 static void db_exec(const fixture *f, const char *sql)
 {
-    sqlite3 *db = raw_open(f->path);
-    char *error = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &error);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, error ? error : "?");
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    fixture_db_exec(f->path, sql);
 }
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -91,7 +54,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    temp_db_path(f->path);
+    fixture_db_create(f->path);
     assert_int_equal(store_open(f->path, &f->st), STORE_OK);
     assert_int_equal(store_migrate(f->st, NULL), STORE_OK);
     assert_int_equal(store_site_create(f->st, "main", &f->site_id), STORE_OK);
@@ -102,9 +65,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    size_t busy = f->st ? sq_statements_busy(f->st) : 0;
+    size_t busy = f->st ? db_statements_busy(f->st) : 0;
     store_close(&f->st);
-    db_files_remove(f->path);
+    fixture_db_remove(f->path);
     free(f);
     if (busy) {
         fprintf(stderr, "%zu statement(s) left mid-step\n", busy);
@@ -219,8 +182,8 @@ static bool is_rfc3339_ms(const char *text)
 static void test_migrate_is_idempotent(void **state)
 {
     (void)state;
-    char path[64];
-    temp_db_path(path);
+    char path[FIXTURE_WHERE_SIZE];
+    fixture_db_create(path);
     store_t *st = NULL;
     uint8_t secret[32], again[32], zero[32] = {0};
     int version = -1, applied = -1;
@@ -230,11 +193,11 @@ static void test_migrate_is_idempotent(void **state)
     assert_int_equal(store_secret(st, secret), STORE_NOT_FOUND);
 
     assert_int_equal(store_migrate(st, &applied), STORE_OK);
-    assert_int_equal(applied, sq_migrations_latest());
+    assert_int_equal(applied, schema_latest(st));
     assert_int_equal(store_migrate(st, &applied), STORE_OK);
     assert_int_equal(applied, 0);
     assert_int_equal(store_schema_version(st, &version), STORE_OK);
-    assert_int_equal(version, sq_migrations_latest());
+    assert_int_equal(version, schema_latest(st));
     assert_int_equal(store_secret(st, secret), STORE_OK);
     assert_memory_not_equal(secret, zero, 32);
     store_close(&st);
@@ -246,12 +209,13 @@ static void test_migrate_is_idempotent(void **state)
     assert_int_equal(store_secret(st, again), STORE_OK);
     assert_memory_equal(secret, again, 32);
     store_close(&st);
-    db_files_remove(path);
+    fixture_db_remove(path);
 }
 
 static void test_connection_is_durable_wal(void **state)
 {
     fixture *f = *state;
+    FIXTURE_SQLITE_ONLY();
     sqlite3_stmt *stmt = NULL;
     static const struct {
         const char *pragma, *expected;
@@ -260,7 +224,8 @@ static void test_connection_is_durable_wal(void **state)
                   {"PRAGMA foreign_keys", "1"},
                   {"PRAGMA busy_timeout", "5000"}};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        assert_int_equal(sqlite3_prepare_v2(f->st->db, checks[i].pragma, -1, &stmt, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db_sqlite_handle(f->st->conn), checks[i].pragma, -1, &stmt, NULL),
+                         SQLITE_OK);
         assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
         assert_string_equal((const char *)sqlite3_column_text(stmt, 0), checks[i].expected);
         assert_int_equal(sqlite3_finalize(stmt), SQLITE_OK);
@@ -271,17 +236,48 @@ static void test_connection_is_durable_wal(void **state)
 static void test_open_failure_is_explained(void **state)
 {
     (void)state;
+    FIXTURE_SQLITE_ONLY(); /* a file path */
     store_t *st = (store_t *)1;
     assert_int_not_equal(store_open("/nonexistent-dir/strata.db", &st), STORE_OK);
     assert_null(st);
     assert_non_null(strstr(store_errmsg(NULL), "/nonexistent-dir/strata.db"));
 }
 
+/* Whatever driver takes the URL (or none), the reason given for a failed
+ * open shows where it went but neither way of writing a password. */
+static void test_open_failure_hides_the_password(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {
+        "postgresql://strata:hunter2@127.0.0.1:1/strata",
+        "postgres://strata:hunter2@127.0.0.1:1/strata?connect_timeout=1&password=hunter2",
+        "postgresql://strata:h@127.0.0.1:1/strata?password=hunter2",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        store_t *st = (store_t *)1;
+        assert_int_not_equal(store_open(urls[i], &st), STORE_OK);
+        assert_null(st);
+        const char *why = store_errmsg(NULL);
+        assert_non_null(strstr(why, "127.0.0.1"));
+        assert_null(strstr(why, "hunter2"));
+        assert_null(strstr(why, ":h@"));
+    }
+    /* a password longer than the whole explanation is masked, not cut */
+    char url[2200];
+    snprintf(url, sizeof url, "postgresql://strata:%0*d@127.0.0.1:1/strata", 2000, 0);
+    store_t *st = NULL;
+    assert_int_not_equal(store_open(url, &st), STORE_OK);
+    assert_non_null(strstr(store_errmsg(NULL), "***@127.0.0.1"));
+    assert_null(strstr(store_errmsg(NULL), "00"));
+}
+
 static void test_busy_database_is_store_busy(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(sqlite3_busy_timeout(f->st->db, 50), SQLITE_OK); /* keep the test quick */
-    sqlite3 *other = raw_open(f->path);
+    FIXTURE_SQLITE_ONLY(); /* SQLite's single writer lock */
+    assert_int_equal(sqlite3_busy_timeout(db_sqlite_handle(f->st->conn), 50), SQLITE_OK); /* keep the test quick */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     int64_t id = 0;
     assert_int_equal(store_site_create(f->st, "blocked", &id), STORE_BUSY);
@@ -290,6 +286,44 @@ static void test_busy_database_is_store_busy(void **state)
     assert_int_equal(sqlite3_close(other), SQLITE_OK);
     assert_int_equal(store_site_create(f->st, "blocked", &id), STORE_OK);
     assert_string_equal(store_errmsg(f->st), "");
+}
+
+/* A body that writes a site, then asks for a retry until its run number
+ * reaches succeed_on (0: never). */
+typedef struct retry_body {
+    int runs;
+    int succeed_on;
+} retry_body;
+
+static int site_then_retry(store_t *st, void *arg)
+{
+    retry_body *b = arg;
+    b->runs++;
+    int64_t id = 0;
+    int status = store_site_create(st, "retried", &id);
+    if (status != STORE_OK)
+        return status;
+    return b->runs == b->succeed_on ? STORE_OK : db_fail(st, DB_RETRY, "a concurrent write conflicted (testing)");
+}
+
+/* What PostgreSQL's SERIALIZABLE asks for, played on any engine: the
+ * whole body runs again, each earlier run rolled back; past DB_RETRY_MAX
+ * runs the answer is STORE_BUSY, never an error. */
+static void test_transact_runs_the_body_again_then_answers_busy(void **state)
+{
+    fixture *f = *state;
+    retry_body third = {.succeed_on = 3};
+    assert_int_equal(db_transact(f->st, site_then_retry, &third, "testing"), STORE_OK);
+    assert_int_equal(third.runs, 3);
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sites WHERE name = 'retried'"), 1);
+
+    db_exec(f, "DELETE FROM sites WHERE name = 'retried'");
+    retry_body never = {.succeed_on = 0};
+    assert_int_equal(db_transact(f->st, site_then_retry, &never, "testing"), STORE_BUSY);
+    assert_int_equal(never.runs, DB_RETRY_MAX);
+    assert_non_null(strstr(store_errmsg(f->st), "busy"));
+    assert_int_equal(db_count(f, "SELECT count(*) FROM sites WHERE name = 'retried'"), 0);
+    assert_int_equal(store_ping(f->st), STORE_OK);
 }
 
 /* ---- sites, tokens, categories ------------------------------------------ */
@@ -511,6 +545,7 @@ static void test_versions_skip_delta_round_trip(void **state)
 static void test_versions_damage_is_an_error(void **state)
 {
     fixture *f = *state;
+    FIXTURE_SQLITE_ONLY(); /* SQLite's blob functions damage the row */
     store_history_configure(4);
     int64_t id = item_with_versions(f, 4);
     store_version_meta meta;
@@ -565,8 +600,11 @@ static void test_retention_keeps_what_it_must(void **state)
     int64_t id = item_with_versions(f, 30);
     item_publish(f, id, 6);
     db_exec(f, "UPDATE versions SET created_at = 1000");
-    store_retention policy = {.now_ms = store_now_ms(), .keep_latest = 3, .draft_max_age_ms = 1,
-                              .autosave_max_age_ms = 0, .preview_grace_ms = 1};
+    store_retention policy = {.now_ms = store_now_ms(),
+                              .keep_latest = 3,
+                              .draft_max_age_ms = 1,
+                              .autosave_max_age_ms = 0,
+                              .preview_grace_ms = 1};
     store_retention_result result;
     assert_int_equal(store_history_retention(f->st, &policy, &result), STORE_OK);
     assert_true(result.versions_removed > 10);
@@ -599,6 +637,7 @@ static void test_retention_keeps_what_it_must(void **state)
 static void test_compress_rewrites_plain_rows(void **state)
 {
     fixture *f = *state;
+    FIXTURE_SQLITE_ONLY(); /* rows written with SQLite's blob literals */
     int64_t id = item_create(f, "legacy");
     /* Versions 2..4 as an older binary wrote them: plain JSON. */
     for (int n = 2; n <= 4; n++) {
@@ -660,12 +699,12 @@ static void test_autosave_slot(void **state)
 static void test_time_format(void **state)
 {
     (void)state;
-    char text[SQ_TIME_TEXT_SIZE];
-    sq_format_time(1795255200123LL, text);
+    char text[STORE_TIME_TEXT_SIZE];
+    store_time_text(1795255200123LL, text);
     assert_string_equal(text, "2026-11-21T10:00:00.123Z");
-    sq_format_time(0, text);
+    store_time_text(0, text);
     assert_string_equal(text, "1970-01-01T00:00:00.000Z");
-    sq_format_time(-1, text);
+    store_time_text(-1, text);
     assert_string_equal(text, "1969-12-31T23:59:59.999Z");
     int64_t now = store_now_ms();
     assert_true(now > 1700000000000LL);
@@ -833,7 +872,7 @@ static void test_publish_shows_the_version_not_later_drafts(void **state)
     assert_string_equal(jstr(item, "status"), "published");
     assert_int_equal(jint(item, "published_version"), 2);
     assert_true(is_rfc3339_ms(jstr(item, "published_at")));
-    char first_published_at[SQ_TIME_TEXT_SIZE];
+    char first_published_at[STORE_TIME_TEXT_SIZE];
     snprintf(first_published_at, sizeof first_published_at, "%s", jstr(item, "published_at"));
     json_decref(item);
 
@@ -906,6 +945,7 @@ static void test_unpublish_and_archive(void **state)
 static void test_delete_cascades(void **state)
 {
     fixture *f = *state;
+    FIXTURE_SQLITE_ONLY(); /* a row written with SQLite's blob literal */
     int64_t keep = item_create_tagged(f, "post", "keep", NULL, (const char *[]){"k"}, 1);
     int64_t id = item_create_tagged(f, "post", "doomed", NULL, (const char *[]){"a", "b"}, 2);
     item_publish(f, keep, 0);
@@ -935,6 +975,7 @@ static void test_delete_cascades(void **state)
 static void test_failed_write_rolls_back(void **state)
 {
     fixture *f = *state;
+    FIXTURE_SQLITE_ONLY(); /* SQLite's trigger syntax forces the failure */
     db_exec(f, "CREATE TRIGGER no_versions BEFORE INSERT ON versions "
                "BEGIN SELECT RAISE(ABORT, 'refused'); END");
     store_edit_t edit = post_edit("half", "Half");
@@ -1194,9 +1235,9 @@ static void test_list_statements_are_cached(void **state)
             list_count(f, q);
         }
         if (round == 0)
-            after_first_round = sq_statement_count(f->st);
+            after_first_round = db_statement_count(f->st);
     }
-    assert_int_equal(sq_statement_count(f->st), after_first_round);
+    assert_int_equal(db_statement_count(f->st), after_first_round);
     assert_true(after_first_round < 4 * 4 * 2 * 2 * 2 * 2 + 40);
 }
 
@@ -1300,8 +1341,9 @@ static void test_seed_demo(void **state)
 static void test_seed_is_deterministic_and_quick(void **state)
 {
     fixture *f = *state;
-    char path[64];
-    temp_db_path(path);
+    FIXTURE_SQLITE_ONLY(); /* a second database beside the fixture's */
+    char path[FIXTURE_WHERE_SIZE];
+    fixture_db_create(path);
     store_t *other = NULL;
     int64_t other_site = 0;
     assert_int_equal(store_open(path, &other), STORE_OK);
@@ -1320,10 +1362,10 @@ static void test_seed_is_deterministic_and_quick(void **state)
     fixture copy = *f;
     snprintf(copy.path, sizeof copy.path, "%s", path);
     const char *fingerprint = "SELECT sum(length(title) * id + length(body) + views + "
-                              "IFNULL(category_id, 0) * 7) FROM items";
+                              "COALESCE(category_id, 0) * 7) FROM items";
     assert_int_equal(db_count(f, fingerprint), db_count(&copy, fingerprint));
     assert_int_equal(db_count(f, "SELECT count(*) FROM item_tags"), db_count(&copy, "SELECT count(*) FROM item_tags"));
-    db_files_remove(path);
+    fixture_db_remove(path);
 }
 
 int main(void)
@@ -1331,6 +1373,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_is_idempotent),
         cmocka_unit_test(test_open_failure_is_explained),
+        cmocka_unit_test(test_open_failure_hides_the_password),
+        cmocka_unit_test_setup_teardown(test_transact_runs_the_body_again_then_answers_busy, setup, teardown),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test_setup_teardown(test_connection_is_durable_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_database_is_store_busy, setup, teardown),

@@ -1,11 +1,12 @@
 /*
- * test_store_jobs.c — the job queue and the view roll-up of the SQLite
- * store (src/store/jobs.c through store_jobs.h).
+ * test_store_jobs.c — the job queue and the view roll-up of the store
+ * (src/store/jobs.c through store_jobs.h), on the driver STRATA_TEST_DB_URL
+ * names (SQLite files by default; store_fixture.h says how).
  *
  * Time is a parameter of every queue call, so leases running out and
  * retries coming due are tested by passing later times, not by sleeping.
- * A plain SQLite connection (db_int, db_exec) reads and sets what the API
- * does not show.
+ * A second connection (db_int, db_exec) reads and sets what the API does
+ * not show.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/sqlite_internal.h"
 #include "store/store_jobs.h"
+#include "store_fixture.h"
 
 typedef struct fixture {
-    char path[64];
+    char path[FIXTURE_WHERE_SIZE]; /* a SQLite file, or STRATA_TEST_DB_URL */
     store_t *st;
 } fixture;
 
@@ -38,10 +39,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->path, sizeof f->path, "/tmp/strata-test-jobs-XXXXXX");
-    int fd = mkstemp(f->path);
-    assert_true(fd >= 0);
-    close(fd);
+    fixture_db_create(f->path);
     assert_int_equal(store_open(f->path, &f->st), STORE_OK);
     assert_int_equal(store_migrate(f->st, NULL), STORE_OK);
     *state = f;
@@ -51,39 +49,21 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    size_t busy = sq_statements_busy(f->st);
+    size_t busy = db_statements_busy(f->st);
     store_close(&f->st);
-    char side[80];
-    unlink(f->path);
-    snprintf(side, sizeof side, "%s-wal", f->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", f->path);
-    unlink(side);
+    fixture_db_remove(f->path);
     free(f);
     return busy == 0 ? 0 : -1;
 }
 
 static int64_t db_int(const fixture *f, const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    int64_t value = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return value;
+    return fixture_db_int(f->path, sql);
 }
 
 static void db_exec(const fixture *f, const char *sql)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    char *error = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &error) != SQLITE_OK)
-        fail_msg("%s: %s", sql, error ? error : "?");
-    sqlite3_close(db);
+    fixture_db_exec(f->path, sql);
 }
 
 static int64_t enqueue(fixture *f, const char *kind, int64_t run_at, const char *key)
@@ -281,12 +261,20 @@ static void test_enqueue_refuses_what_it_cannot_keep(void **state)
     assert_int_equal(db_int(f, "SELECT count(*) FROM jobs WHERE payload = '{}'"), 1);
 }
 
+/* A transaction body that queues a job, then fails as a write would. */
+static int enqueue_then_fail(store_t *st, void *arg)
+{
+    int64_t *id = arg;
+    assert_int_equal(store_job_enqueue(st, "diff", "{}", T0, NULL, id), STORE_OK);
+    return db_fail(st, STORE_ERROR, "the write failed");
+}
+
 static void test_an_enqueue_joins_the_callers_transaction(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(sq_begin(f->st), STORE_OK);
-    enqueue(f, "diff", T0, NULL);
-    assert_int_equal(sq_end(f->st, STORE_ERROR), STORE_ERROR); /* the write failed: all rolls back */
+    int64_t id = 0;
+    assert_int_equal(db_transact(f->st, enqueue_then_fail, &id, "testing"), STORE_ERROR); /* all rolls back */
+    assert_true(id > 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM jobs"), 0);
 }
 

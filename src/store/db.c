@@ -1,0 +1,512 @@
+/*
+ * db.c — the query layer the domain files run their SQL through (db.h), on
+ * whichever driver opened the store's connection (db_driver.h).
+ *
+ * What is the same on every engine lives here, once: opening a store by
+ * asking each driver whether it takes the URL; the per-connection statement
+ * cache; the first failure of a query kept until it ends and turned into a
+ * store status and a sentence for errmsg; the statement counter, the
+ * per-statement timings and the slow-query log with the driver's plan;
+ * fault injection; and transactions with their bounded retries.
+ *
+ * Statements. Every SQL text is prepared once per connection (the driver
+ * keeps it valid across reconnects) and kept in a hash table keyed by the
+ * text. A statement is reset when taken from the cache, and reset again
+ * when its query ends so no read transaction outlives a call. Values are
+ * always bound, never written into SQL.
+ *
+ * Errors. Each public store function clears errmsg on entry and, on
+ * failure, leaves one sentence in it meant for an API client's problem
+ * detail.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/db_url.h"
+#include "metrics/metrics.h"
+#include "store/store_internal.h"
+
+enum {
+    FIRST_STATEMENT_CAPACITY = 64,
+    RETRY_PAUSE_MAX_MS = 64, /* the longest randomized pause between retries */
+};
+
+/* The drivers store_open asks, in turn, whether they take a URL: a
+ * postgres:// or postgresql:// URL is PostgreSQL's, anything else a
+ * SQLite path. */
+static const db_driver *const drivers[] = {
+    &db_postgres_driver,
+    &db_sqlite_driver,
+};
+
+/* Why the last store_open on this thread failed: there is no store_t to
+ * hold the message, and store_errmsg(NULL) returns it. */
+static _Thread_local char open_failure[1024];
+
+static _Atomic uint64_t queries_total;
+static _Atomic int64_t faults_until_ms;
+
+const char *store_status_name(int status)
+{
+    switch (status) {
+    case STORE_OK: return "ok";
+    case STORE_NOT_FOUND: return "not_found";
+    case STORE_CONFLICT: return "conflict";
+    case STORE_STALE: return "stale";
+    case STORE_INVALID: return "invalid";
+    case STORE_STATE: return "state";
+    case STORE_BUSY: return "busy";
+    case STORE_ERROR: return "error";
+    case STORE_UNAVAILABLE: return "unavailable";
+    default: return "unknown";
+    }
+}
+
+uint64_t store_queries_total(void)
+{
+    return atomic_load_explicit(&queries_total, memory_order_relaxed);
+}
+
+void store_inject_faults(int64_t until_ms)
+{
+    atomic_store(&faults_until_ms, until_ms);
+}
+
+static bool faults_injected(void)
+{
+    int64_t until = atomic_load_explicit(&faults_until_ms, memory_order_relaxed);
+    return until != 0 && store_now_ms() < until;
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+void db_clear_error(store_t *st)
+{
+    st->errmsg[0] = '\0';
+}
+
+int db_fail(store_t *st, int status, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(st->errmsg, sizeof st->errmsg, format, args);
+    va_end(args);
+    return status;
+}
+
+const char *store_errmsg(const store_t *st)
+{
+    return st ? st->errmsg : open_failure;
+}
+
+/* A driver status as a store status with its sentence; why: the layer's
+ * own words, or NULL for the driver's. A retry only means something to
+ * db_transact: outside a transaction it is a busy database. */
+static int driver_failed(store_t *st, int status, const char *doing, const char *why)
+{
+    const char *words = why ? why : st->driver->errmsg(st->conn);
+    switch (status) {
+    case STORE_BUSY: return db_fail(st, STORE_BUSY, "the database is busy (%s); try again shortly", doing);
+    case STORE_CONFLICT: return db_fail(st, STORE_CONFLICT, "a unique key is already taken (%s)", doing);
+    case DB_RETRY:
+        if (st->in_transaction)
+            return db_fail(st, DB_RETRY, "a concurrent write conflicted (%s)", doing);
+        return db_fail(st, STORE_BUSY, "the database is busy (%s); try again shortly", doing);
+    case STORE_UNAVAILABLE:
+        return db_fail(st, STORE_UNAVAILABLE, "the database cannot be reached (%s): %s", doing, words);
+    case STORE_INVALID: /* a value the engine refuses (PostgreSQL class 22): the client's input */
+        return db_fail(st, STORE_INVALID, "the database refused a value (%s): %s", doing, words);
+    default: return db_fail(st, STORE_ERROR, "database error while %s: %s", doing, words);
+    }
+}
+
+/* ---- statement cache ---------------------------------------------------- */
+
+/* FNV-1a; never 0, which marks an empty slot. */
+static uint64_t sql_text_hash(const char *sql)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        hash = (hash ^ *p) * 1099511628211ULL;
+    return hash ? hash : 1;
+}
+
+static cached_statement *statement_slot(cached_statement *table, size_t capacity, const char *sql, uint64_t hash)
+{
+    size_t mask = capacity - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        cached_statement *slot = &table[i];
+        if (slot->sql_hash == 0 || (slot->sql_hash == hash && strcmp(slot->sql, sql) == 0))
+            return slot;
+    }
+}
+
+static int statement_table_grow(store_t *st)
+{
+    size_t capacity = st->statement_capacity ? st->statement_capacity * 2 : FIRST_STATEMENT_CAPACITY;
+    cached_statement *table = calloc(capacity, sizeof *table);
+    if (!table)
+        return db_fail(st, STORE_ERROR, "out of memory growing the statement cache");
+    for (size_t i = 0; i < st->statement_capacity; i++) {
+        cached_statement *old = &st->statements[i];
+        if (old->sql_hash)
+            *statement_slot(table, capacity, old->sql, old->sql_hash) = *old;
+    }
+    free(st->statements);
+    st->statements = table;
+    st->statement_capacity = capacity;
+    return STORE_OK;
+}
+
+static int statement_prepare(store_t *st, const char *sql, uint64_t hash, db_stmt **out)
+{
+    if ((st->statement_count + 1) * 2 > st->statement_capacity) {
+        int status = statement_table_grow(st);
+        if (status != STORE_OK)
+            return status;
+    }
+    db_stmt *stmt = NULL;
+    int status = st->driver->prepare(st->conn, sql, &stmt);
+    if (status != STORE_OK)
+        return driver_failed(st, status, "preparing a statement", NULL);
+    char *copy = strdup(sql);
+    if (!copy) {
+        st->driver->finalize(stmt);
+        return db_fail(st, STORE_ERROR, "out of memory caching a statement");
+    }
+    *statement_slot(st->statements, st->statement_capacity, sql, hash) =
+        (cached_statement){.sql_hash = hash, .sql = copy, .stmt = stmt};
+    st->statement_count++;
+    *out = stmt;
+    return STORE_OK;
+}
+
+static void statements_finalize(store_t *st)
+{
+    for (size_t i = 0; i < st->statement_capacity; i++) {
+        if (st->statements[i].sql_hash) {
+            st->driver->finalize(st->statements[i].stmt);
+            free(st->statements[i].sql);
+        }
+    }
+    free(st->statements);
+    st->statements = NULL;
+    st->statement_count = st->statement_capacity = 0;
+}
+
+size_t db_statement_count(const store_t *st)
+{
+    return st->statement_count;
+}
+
+size_t db_statements_busy(const store_t *st)
+{
+    size_t busy = 0;
+    for (size_t i = 0; i < st->statement_capacity; i++)
+        busy += st->statements[i].sql_hash && st->driver->busy(st->statements[i].stmt);
+    return busy;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+int db_query_start(store_t *st, const char *sql, db_query *q)
+{
+    *q = (db_query){.st = st, .failure = STORE_OK, .started_ns = metrics_enabled() ? metrics_now_ns() : 0};
+    atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
+    if (faults_injected()) {
+        q->failure = STORE_ERROR;
+        return db_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
+    }
+    uint64_t hash = sql_text_hash(sql);
+    if (st->statement_capacity) {
+        cached_statement *slot = statement_slot(st->statements, st->statement_capacity, sql, hash);
+        if (slot->sql_hash) {
+            st->driver->reset(slot->stmt); /* only reports on the previous use, long handled */
+            q->stmt = slot->stmt;
+            return STORE_OK;
+        }
+    }
+    return statement_prepare(st, sql, hash, &q->stmt);
+}
+
+/* Keeps the first failure: later calls only repeat or follow from it. */
+static void query_result(db_query *q, int status)
+{
+    if (q->failure == STORE_OK)
+        q->failure = status;
+}
+
+static int parameter_index(db_query *q, const char *name)
+{
+    int index = q->st->driver->param_index(q->stmt, name);
+    if (index == 0 && q->failure == STORE_OK) {
+        q->failure = STORE_ERROR;
+        q->why = "a parameter is missing from the statement";
+    }
+    return index;
+}
+
+void db_bind_int(db_query *q, const char *name, int64_t value)
+{
+    int index = parameter_index(q, name);
+    if (index)
+        query_result(q, q->st->driver->bind_int(q->stmt, index, value));
+}
+
+void db_bind_int_or_null(db_query *q, const char *name, int64_t value, bool present)
+{
+    int index = parameter_index(q, name);
+    if (index)
+        query_result(q, present ? q->st->driver->bind_int(q->stmt, index, value)
+                                : q->st->driver->bind_null(q->stmt, index));
+}
+
+void db_bind_text(db_query *q, const char *name, const char *text)
+{
+    int index = parameter_index(q, name);
+    if (index)
+        query_result(q,
+                     text ? q->st->driver->bind_text(q->stmt, index, text) : q->st->driver->bind_null(q->stmt, index));
+}
+
+void db_bind_blob(db_query *q, const char *name, const void *data, size_t size)
+{
+    int index = parameter_index(q, name);
+    if (index)
+        query_result(q, q->st->driver->bind_blob(q->stmt, index, data, size));
+}
+
+void db_bind_int_at(db_query *q, int index, int64_t value)
+{
+    query_result(q, q->st->driver->bind_int(q->stmt, index, value));
+}
+
+bool db_next_row(db_query *q)
+{
+    if (q->failure != STORE_OK)
+        return false;
+    bool row = false;
+    int status = q->st->driver->step(q->stmt, &row);
+    query_result(q, status);
+    return status == STORE_OK && row;
+}
+
+/* Metrics: the statement's time by its text; a slow one with its plan. */
+static void query_measured(const db_query *q)
+{
+    uint64_t nanos = metrics_now_ns() - q->started_ns;
+    const char *sql = q->st->driver->sql(q->stmt);
+    metrics_query(sql, nanos);
+    if (nanos >= metrics_slow_query_ns()) {
+        char plan[1024];
+        q->st->driver->explain(q->st->conn, sql, plan, sizeof plan);
+        metrics_slow_query(sql, nanos, plan);
+    }
+}
+
+int db_query_end(db_query *q, const char *doing)
+{
+    q->st->driver->reset(q->stmt);
+    /* the sentence first: explaining a slow plan runs SQL of its own */
+    int status = q->failure == STORE_OK ? STORE_OK : driver_failed(q->st, q->failure, doing, q->why);
+    if (q->started_ns != 0 && q->stmt != NULL)
+        query_measured(q);
+    return status;
+}
+
+int db_query_run(db_query *q, const char *doing)
+{
+    while (db_next_row(q))
+        ;
+    return db_query_end(q, doing);
+}
+
+const char *db_column_text(const db_query *q, int column)
+{
+    return q->st->driver->column_text(q->stmt, column);
+}
+
+int64_t db_column_int(const db_query *q, int column)
+{
+    return q->st->driver->column_int(q->stmt, column);
+}
+
+const void *db_column_blob(const db_query *q, int column, size_t *size)
+{
+    return q->st->driver->column_blob(q->stmt, column, size);
+}
+
+bool db_column_is_null(const db_query *q, int column)
+{
+    return q->st->driver->column_is_null(q->stmt, column);
+}
+
+int64_t db_changes(const store_t *st)
+{
+    return st->driver->changes(st->conn);
+}
+
+int db_exec_script(store_t *st, const char *script, const char *doing)
+{
+    int status = st->driver->exec(st->conn, script);
+    return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
+}
+
+const char *db_fragment(const store_t *st, db_fragment_id id)
+{
+    return st->driver->fragments[id];
+}
+
+const db_driver *db_driver_of(const store_t *st)
+{
+    return st->driver;
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+/* Metrics of a BEGIN or COMMIT: timed by its verb; a slow one (a BEGIN
+ * waiting for the write lock) is logged without a plan. */
+static void control_measured(const char *verb, uint64_t nanos)
+{
+    metrics_query(verb, nanos);
+    if (nanos >= metrics_slow_query_ns())
+        metrics_slow_query(verb, nanos, "");
+}
+
+/* BEGIN and COMMIT count as statements, as the SQL they are. */
+static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing)
+{
+    uint64_t started = metrics_enabled() ? metrics_now_ns() : 0;
+    atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
+    if (faults_injected())
+        return db_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
+    int status = op(st->conn);
+    if (started != 0)
+        control_measured(verb, metrics_now_ns() - started);
+    return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
+}
+
+static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), void *arg)
+{
+    int status = control_run(st, "BEGIN", st->driver->begin, "starting a transaction");
+    if (status != STORE_OK)
+        return status;
+    st->in_transaction = true;
+    status = body(st, arg);
+    if (status == STORE_OK)
+        status = control_run(st, "COMMIT", st->driver->commit, "committing");
+    if (status != STORE_OK)
+        st->driver->rollback(st->conn); /* never fails: the first failure is what the caller hears of */
+    st->in_transaction = false;
+    return status;
+}
+
+/* 1 ms up to RETRY_PAUSE_MAX_MS, doubling with each attempt, randomized so
+ * that the writers that collided do not collide again. */
+static void retry_pause(int attempt)
+{
+    static _Thread_local unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+    int ceiling = 1 << (attempt < 6 ? attempt : 6);
+    int ms = 1 + rand_r(&seed) % (ceiling < RETRY_PAUSE_MAX_MS ? ceiling : RETRY_PAUSE_MAX_MS);
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, const char *doing)
+{
+    for (int attempt = 1;; attempt++) {
+        int status = transaction_once(st, body, arg);
+        if (status != DB_RETRY)
+            return status;
+        if (attempt == DB_RETRY_MAX)
+            return db_fail(st, STORE_BUSY,
+                           "the database is busy (%s met concurrent writes %d times); try again shortly", doing,
+                           attempt);
+        retry_pause(attempt);
+        db_clear_error(st);
+    }
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+/* Why store_open failed, with the URL; never a password of the URL, even
+ * where a driver's words echo it. */
+static void open_failed(const char *url, const char *why)
+{
+    char shown[512];
+    db_url_redact(url, shown, sizeof shown);
+    size_t size = strlen(shown) + strlen(why) + 64;
+    char *text = malloc(size);
+    if (text == NULL) {
+        snprintf(open_failure, sizeof open_failure, "cannot open the database: out of memory");
+        return;
+    }
+    snprintf(text, size, "cannot open the database %s: %s", shown, why);
+    db_url_mask_secrets(url, text, open_failure, sizeof open_failure);
+    free(text);
+}
+
+static const db_driver *driver_for(const char *url)
+{
+    for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
+        if (drivers[i]->accepts(url))
+            return drivers[i];
+    return NULL;
+}
+
+int store_open(const char *url, store_t **out)
+{
+    *out = NULL;
+    open_failure[0] = '\0';
+    const db_driver *driver = driver_for(url);
+    if (!driver) {
+        open_failed(url, "no driver takes this URL");
+        return STORE_ERROR;
+    }
+    store_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        open_failed(url, "out of memory");
+        return STORE_ERROR;
+    }
+    st->driver = driver;
+    char why[512] = "";
+    int status = driver->open(url, &st->conn, why, sizeof why);
+    if (status != STORE_OK) {
+        open_failed(url, why);
+        free(st);
+        return status;
+    }
+    *out = st;
+    return STORE_OK;
+}
+
+void store_relax_durability(store_t *st)
+{
+    st->driver->relax_durability(st->conn);
+}
+
+void store_close(store_t **st)
+{
+    if (!*st)
+        return;
+    store_t *s = *st;
+    statements_finalize(s);
+    version_codec_free(&s->codec);
+    s->driver->close(s->conn);
+    free(s);
+    *st = NULL;
+}
+
+int store_ping(store_t *st)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st, "SELECT 1", &q);
+    return status != STORE_OK ? status : db_query_run(&q, "checking the database");
+}

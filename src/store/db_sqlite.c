@@ -1,0 +1,560 @@
+/*
+ * db_sqlite.c — the SQLite driver: the embedded default, a database file
+ * opened by path (db_driver.h says what a driver does).
+ *
+ * Connection. A db_conn is one SQLite connection used by one thread,
+ * opened NOMUTEX. journal_mode=WAL lets readers run beside the single
+ * writer; with synchronous=FULL the WAL is fsynced at every COMMIT, so a
+ * write that returned STORE_OK survives kill -9 and power loss (NORMAL
+ * would only survive a process crash). mmap serves reads from the page
+ * cache without a copy; busy_timeout makes a writer wait for the lock
+ * instead of failing. Every connection installs the WAL hook of
+ * checkpoint.c, which moves checkpoints off the committing request.
+ *
+ * Statements are SQLite's own, prepared with SQLITE_PREPARE_PERSISTENT:
+ * db.c keeps them for the life of the connection. SQLite takes ":name"
+ * parameters as they are written.
+ *
+ * Transactions. BEGIN IMMEDIATE takes the write lock (waiting up to
+ * busy_timeout) up front, so a transaction never fails half way on a lock
+ * upgrade, and SQLite's single writer means no transaction is ever asked
+ * to run again (no DB_RETRY). Writers of one process queue on a mutex
+ * first (see process_writer).
+ *
+ * Errors map as db_driver.h says: busy or locked → STORE_BUSY, a unique or
+ * primary key violation → STORE_CONFLICT, a foreign key violation →
+ * DB_FOREIGN_KEY, anything else → STORE_ERROR; the words are SQLite's.
+ *
+ * Schema. The migrations below are the SQLite schema, unchanged since they
+ * were released (schema.c runs them; docs of the tables are there).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/db_sqlite.h"
+
+enum { BUSY_TIMEOUT_MS = 5000 };
+
+struct db_conn {
+    sqlite3 *db;
+    /* BEGIN IMMEDIATE, COMMIT and ROLLBACK, prepared on first use */
+    sqlite3_stmt *begin, *commit, *rollback;
+    bool holds_writer; /* between begin and commit/rollback: the process's writer mutex */
+};
+
+/* A db_stmt is an sqlite3_stmt: the driver needs nothing more per
+ * statement, so none is allocated. */
+static sqlite3_stmt *raw(db_stmt *s)
+{
+    return (sqlite3_stmt *)s;
+}
+
+static int status_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE: return STORE_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return STORE_BUSY;
+    case SQLITE_CONSTRAINT:
+        if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return STORE_CONFLICT;
+        return rc == SQLITE_CONSTRAINT_FOREIGNKEY ? DB_FOREIGN_KEY : STORE_ERROR;
+    default: return STORE_ERROR;
+    }
+}
+
+static bool sqlite_accepts(const char *url)
+{
+    return strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0;
+}
+
+sqlite3 *db_sqlite_handle(db_conn *c)
+{
+    return c->db;
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+static int sqlite_prepare(db_conn *c, const char *sql, db_stmt **out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+    if (rc == SQLITE_OK && !stmt) /* only a comment or white space */
+        rc = SQLITE_MISUSE;
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return status_of(rc);
+    }
+    *out = (db_stmt *)stmt;
+    return STORE_OK;
+}
+
+static void sqlite_finalize(db_stmt *s)
+{
+    sqlite3_finalize(raw(s)); /* reports the last step, long handled */
+}
+
+static void sqlite_reset(db_stmt *s)
+{
+    /* Both only repeat a failure of the run they end, handled by then. */
+    sqlite3_reset(raw(s));
+    sqlite3_clear_bindings(raw(s));
+}
+
+static int sqlite_param_index(db_stmt *s, const char *name)
+{
+    return sqlite3_bind_parameter_index(raw(s), name);
+}
+
+static int sqlite_bind_int(db_stmt *s, int index, int64_t value)
+{
+    return status_of(sqlite3_bind_int64(raw(s), index, value));
+}
+
+static int sqlite_bind_null(db_stmt *s, int index)
+{
+    return status_of(sqlite3_bind_null(raw(s), index));
+}
+
+static int sqlite_bind_text(db_stmt *s, int index, const char *text)
+{
+    return status_of(sqlite3_bind_text(raw(s), index, text, -1, SQLITE_TRANSIENT));
+}
+
+static int sqlite_bind_blob(db_stmt *s, int index, const void *data, size_t size)
+{
+    return status_of(sqlite3_bind_blob64(raw(s), index, data, size, SQLITE_TRANSIENT));
+}
+
+static int sqlite_step(db_stmt *s, bool *row)
+{
+    int rc = sqlite3_step(raw(s));
+    *row = rc == SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : status_of(rc);
+}
+
+static bool sqlite_column_is_null(db_stmt *s, int column)
+{
+    return sqlite3_column_type(raw(s), column) == SQLITE_NULL;
+}
+
+static int64_t sqlite_column_int(db_stmt *s, int column)
+{
+    return sqlite3_column_int64(raw(s), column);
+}
+
+static const char *sqlite_column_text(db_stmt *s, int column)
+{
+    return (const char *)sqlite3_column_text(raw(s), column);
+}
+
+static const void *sqlite_column_blob(db_stmt *s, int column, size_t *size)
+{
+    const void *data = sqlite3_column_blob(raw(s), column); /* before the size: it may convert */
+    *size = (size_t)sqlite3_column_bytes(raw(s), column);
+    return data;
+}
+
+static int64_t sqlite_changes(db_conn *c)
+{
+    return sqlite3_changes64(c->db);
+}
+
+static const char *sqlite_sql(db_stmt *s)
+{
+    return sqlite3_sql(raw(s));
+}
+
+static bool sqlite_busy(db_stmt *s)
+{
+    return sqlite3_stmt_busy(raw(s)) != 0;
+}
+
+static int sqlite_exec(db_conn *c, const char *script)
+{
+    /* on failure sqlite3_errmsg holds the same words as exec's message */
+    return status_of(sqlite3_exec(c->db, script, NULL, NULL, NULL));
+}
+
+static const char *sqlite_errmsg(db_conn *c)
+{
+    return sqlite3_errmsg(c->db);
+}
+
+/* EXPLAIN QUERY PLAN of sql as indented lines, like the sqlite3 shell's;
+ * "" if it cannot be explained. Parameters stay unbound (NULL): the plan
+ * does not depend on their values. */
+static void sqlite_explain(db_conn *c, const char *sql, char *out, size_t size)
+{
+    char *text = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *stmt = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (text != NULL && sqlite3_prepare_v2(c->db, text, -1, &stmt, NULL) == SQLITE_OK) {
+        int ids[64], depths[64], known = 0;
+        while (sqlite3_step(stmt) == SQLITE_ROW && len + 1 < size) {
+            int id = sqlite3_column_int(stmt, 0), parent = sqlite3_column_int(stmt, 1), depth = 0;
+            for (int i = 0; i < known; i++)
+                if (ids[i] == parent)
+                    depth = depths[i] + 1;
+            if (known < 64)
+                ids[known] = id, depths[known++] = depth;
+            const char *detail = (const char *)sqlite3_column_text(stmt, 3);
+            int n = snprintf(out + len, size - len, "%s%*s%s", len ? "\n" : "", depth * 2, "", detail ? detail : "");
+            len = n < 0 ? len : len + (size_t)n < size ? len + (size_t)n : size - 1;
+        }
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_free(text);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+/* Writers of one process queue on this mutex before BEGIN IMMEDIATE.
+ * SQLite's busy handler makes a writer that finds the lock taken sleep and
+ * retry (1, 2, 5, 10… up to 100 ms a time), so two writers of one process
+ * meeting at the lock cost the second one tens of milliseconds even when
+ * the first is done in one; a mutex hands the lock over at once. Writers
+ * of other processes still meet at SQLite's lock and its busy_timeout. */
+static pthread_mutex_t process_writer = PTHREAD_MUTEX_INITIALIZER;
+
+static void writer_release(db_conn *c)
+{
+    if (c->holds_writer) {
+        c->holds_writer = false;
+        pthread_mutex_unlock(&process_writer);
+    }
+}
+
+/* Runs fixed SQL without parameters from a statement kept in *slot. */
+static int fixed_run(db_conn *c, sqlite3_stmt **slot, const char *sql)
+{
+    int rc = *slot ? SQLITE_OK : sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(*slot);
+        sqlite3_reset(*slot);
+    }
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : status_of(rc);
+}
+
+static int sqlite_begin(db_conn *c)
+{
+    pthread_mutex_lock(&process_writer);
+    c->holds_writer = true;
+    int status = fixed_run(c, &c->begin, "BEGIN IMMEDIATE");
+    if (status != STORE_OK)
+        writer_release(c);
+    return status;
+}
+
+static int sqlite_commit(db_conn *c)
+{
+    int status = fixed_run(c, &c->commit, "COMMIT");
+    if (status == STORE_OK)
+        writer_release(c);
+    return status; /* else still in the transaction, until the rollback */
+}
+
+static void sqlite_rollback(db_conn *c)
+{
+    /* Some errors (I/O, full disk) already rolled the transaction back. If
+     * even ROLLBACK fails the connection is unusable and SQLite rolls back
+     * on close or on the next open. */
+    if (!sqlite3_get_autocommit(c->db))
+        (void)fixed_run(c, &c->rollback, "ROLLBACK");
+    writer_release(c);
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static void open_failed(db_conn *c, int rc, const char *doing, char *err, size_t err_size)
+{
+    snprintf(err, err_size, "database error while %s: %s", doing, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+}
+
+/* The journal mode after asking for WAL. */
+static int journal_mode_wal(db_conn *c, char *mode, size_t size)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+    mode[0] = '\0';
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        snprintf(mode, size, "%s", sqlite3_column_text(stmt, 0) ? (const char *)sqlite3_column_text(stmt, 0) : "");
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int connection_configure(db_conn *c, char *err, size_t err_size)
+{
+    static const char settings[] = "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                                   "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16384;" /* KiB: 16 MiB */
+                                   "PRAGMA temp_store = MEMORY;";
+    int rc = sqlite3_extended_result_codes(c->db, 1);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    sqlite3_wal_hook(c->db, db_sqlite_wal_hook, NULL); /* checkpoints: checkpoint.c */
+    char mode[16] = "";
+    if (rc == SQLITE_OK)
+        rc = journal_mode_wal(c, mode, sizeof mode);
+    if (rc != SQLITE_OK) {
+        open_failed(c, rc, "configuring the connection", err, err_size);
+        return status_of(rc);
+    }
+    /* An in-memory database (tests, ":memory:") reports "memory". */
+    if (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0) {
+        snprintf(err, err_size, "the database refused WAL mode (journal mode is '%s')", mode);
+        return STORE_ERROR;
+    }
+    rc = sqlite3_exec(c->db, settings, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        open_failed(c, rc, "configuring the connection", err, err_size);
+        return status_of(rc);
+    }
+    return STORE_OK;
+}
+
+static void sqlite_close(db_conn *c)
+{
+    if (!c)
+        return;
+    writer_release(c);
+    sqlite3_finalize(c->begin);
+    sqlite3_finalize(c->commit);
+    sqlite3_finalize(c->rollback);
+    /* With every statement finalised close cannot be busy; a failure here
+     * leaves nothing the caller could do. */
+    (void)sqlite3_close(c->db);
+    free(c);
+}
+
+static int sqlite_open(const char *path, db_conn **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    db_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_size, "out of memory");
+        return STORE_ERROR;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    int status = STORE_OK;
+    if (rc != SQLITE_OK) {
+        open_failed(c, rc, "opening the database", err, err_size);
+        status = status_of(rc);
+    } else {
+        status = connection_configure(c, err, err_size);
+    }
+    if (status != STORE_OK) {
+        sqlite_close(c);
+        return status;
+    }
+    *out = c;
+    return STORE_OK;
+}
+
+static void sqlite_relax_durability(db_conn *c)
+{
+    (void)sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL); /* FULL stays on failure: safe */
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+static const char schema_v1[] =
+    "CREATE TABLE meta("
+    "  key TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE sites("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+
+    "CREATE TABLE tokens("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 3),"
+    "  name TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ");"
+    "CREATE INDEX tokens_by_site ON tokens(site_id);"
+
+    "CREATE TABLE categories("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+    "  slug TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  parent_id INTEGER REFERENCES categories(id) ON DELETE SET NULL,"
+    "  UNIQUE (site_id, slug)"
+    ");"
+    "CREATE INDEX categories_by_parent ON categories(parent_id);"
+
+    "CREATE TABLE items("
+    "  id INTEGER PRIMARY KEY,"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  slug TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'draft'"
+    "    CHECK (status IN ('draft', 'published', 'archived')),"
+    "  title TEXT NOT NULL,"
+    "  excerpt TEXT NOT NULL DEFAULT '',"
+    "  fields TEXT NOT NULL DEFAULT '{}',"
+    "  category_id INTEGER REFERENCES categories(id) ON DELETE SET NULL,"
+    "  author TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  published_at INTEGER,"
+    "  views INTEGER NOT NULL DEFAULT 0,"
+    "  draft_version INTEGER NOT NULL,"
+    "  published_version INTEGER,"
+    "  body TEXT NOT NULL DEFAULT '',"
+    "  UNIQUE (site_id, type, slug)"
+    ");"
+    "CREATE INDEX items_by_published ON items(site_id, status, published_at DESC, id DESC);"
+    "CREATE INDEX items_by_type_published"
+    "  ON items(site_id, status, type, published_at DESC, id DESC);"
+    "CREATE INDEX items_by_category_published"
+    "  ON items(site_id, status, category_id, published_at DESC, id DESC);"
+    "CREATE INDEX items_by_updated ON items(site_id, status, updated_at DESC, id DESC);"
+    "CREATE INDEX items_by_title ON items(site_id, status, title, id);"
+    "CREATE INDEX items_by_category ON items(category_id);"
+
+    "CREATE TABLE item_tags("
+    "  site_id INTEGER NOT NULL,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  tag TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  published_at INTEGER,"
+    "  PRIMARY KEY (item_id, tag)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX item_tags_by_tag ON item_tags(site_id, tag, status, published_at, item_id);"
+
+    "CREATE TABLE versions("
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  number INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('draft', 'autosave', 'publish', 'restore')),"
+    "  author TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  encoding INTEGER NOT NULL DEFAULT 0,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (item_id, number)"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE publications("
+    "  id INTEGER PRIMARY KEY,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  published_at INTEGER NOT NULL,"
+    "  author TEXT NOT NULL"
+    ");"
+    "CREATE INDEX publications_by_item ON publications(item_id, published_at);"
+
+    "CREATE TABLE autosaves("
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  author TEXT NOT NULL,"
+    "  base_version INTEGER NOT NULL,"
+    "  saved_at INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (item_id, author)"
+    ") WITHOUT ROWID;"
+
+    "CREATE TABLE previews("
+    "  token_hash BLOB PRIMARY KEY,"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX previews_by_item ON previews(item_id);"
+    "CREATE INDEX previews_by_site ON previews(site_id);"
+
+    "CREATE TABLE jobs("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  payload TEXT NOT NULL DEFAULT '{}',"
+    "  run_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  locked_until INTEGER,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX jobs_by_run_at ON jobs(run_at);"
+
+    "CREATE TABLE views_hourly("
+    "  site_id INTEGER NOT NULL,"
+    "  item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,"
+    "  hour INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (item_id, hour)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX views_hourly_by_site_hour ON views_hourly(site_id, hour);";
+
+static const char schema_v2[] =
+    "ALTER TABLE versions ADD COLUMN base INTEGER;"
+    "ALTER TABLE previews ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE previews ADD COLUMN created_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN unique_key TEXT;"
+    "ALTER TABLE jobs ADD COLUMN failed_at INTEGER;"
+    "CREATE UNIQUE INDEX jobs_by_unique_key ON jobs(unique_key) WHERE unique_key IS NOT NULL;"
+    "DROP INDEX jobs_by_run_at;"
+    "CREATE INDEX jobs_due ON jobs(run_at) WHERE failed_at IS NULL;"
+    "CREATE INDEX autosaves_by_saved_at ON autosaves(saved_at);"
+    "CREATE INDEX versions_by_created ON versions(created_at);"
+    "CREATE INDEX versions_by_base ON versions(item_id, base) WHERE base IS NOT NULL;";
+
+static const db_migration sqlite_migrations[] = {
+    {1, schema_v1},
+    {2, schema_v2},
+};
+
+const db_driver db_sqlite_driver = {
+    .name = "sqlite",
+    .accepts = sqlite_accepts,
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .relax_durability = sqlite_relax_durability,
+    .prepare = sqlite_prepare,
+    .finalize = sqlite_finalize,
+    .reset = sqlite_reset,
+    .param_index = sqlite_param_index,
+    .bind_int = sqlite_bind_int,
+    .bind_null = sqlite_bind_null,
+    .bind_text = sqlite_bind_text,
+    .bind_blob = sqlite_bind_blob,
+    .step = sqlite_step,
+    .column_is_null = sqlite_column_is_null,
+    .column_int = sqlite_column_int,
+    .column_text = sqlite_column_text,
+    .column_blob = sqlite_column_blob,
+    .changes = sqlite_changes,
+    .sql = sqlite_sql,
+    .busy = sqlite_busy,
+    .exec = sqlite_exec,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .errmsg = sqlite_errmsg,
+    .explain = sqlite_explain,
+    .fragments =
+        {
+            [DB_SQL_MIGRATION_LOCK] = NULL, /* BEGIN IMMEDIATE already lets one migrator in at a time */
+            [DB_SQL_SCHEMA_EXISTS] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            /* deferred: the read transaction starts, and its snapshot is taken, at the first read */
+            [DB_SQL_BEGIN_SNAPSHOT] = "BEGIN",
+            [DB_SQL_IDENTITY_RESET] = NULL, /* INTEGER PRIMARY KEY takes the largest id + 1 by itself */
+        },
+    .migrations = sqlite_migrations,
+    .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],
+};

@@ -1,0 +1,121 @@
+/*
+ * store_internal.h — what the files of the store share with each other, and
+ * with nobody else (nothing outside src/store includes this, but for the
+ * store's own unit tests).
+ *
+ *   db.c            the query layer (db.h): statement cache, errors,
+ *                   transactions, metrics; opening a store on a driver
+ *   store_tables.c  sites, tokens, categories
+ *   schema.c        the migration runner and the per-database secret
+ *   items.c         item reads and writes, the item/draft JSON
+ *   versions.c      how versions are stored, history reads, retention
+ *   autosaves.c     the autosave slots
+ *   lists.c         keyset lists, view counting, popularity
+ *   seed.c          deterministic demo content
+ *   snapshot.c      item snapshots, times and JSON building (no database)
+ *   version_codec.c the zstd skip-delta codec (no database)
+ *
+ * The engines are behind db_driver.h (db_sqlite.c, db_postgres.c); the
+ * domain files speak only db.h and write the SQL both engines accept.
+ */
+#ifndef STRATA_STORE_INTERNAL_H
+#define STRATA_STORE_INTERNAL_H
+
+#include "store/db.h"
+#include "store/snapshot.h"
+#include "store/store.h"
+#include "store/version_codec.h"
+
+/* One prepared statement, keyed by its SQL text. */
+typedef struct cached_statement {
+    uint64_t sql_hash; /* 0 marks an empty slot */
+    char *sql;
+    db_stmt *stmt;
+} cached_statement;
+
+struct store {
+    const db_driver *driver;
+    db_conn *conn;
+    /* Open-addressed by sql_hash; capacity is a power of two kept at most
+     * half full. The set of SQL texts is finite by construction (lists are
+     * built from fixed fragments), so entries are never evicted. */
+    cached_statement *statements;
+    size_t statement_count;
+    size_t statement_capacity;
+    bool in_transaction; /* inside db_transact's BEGIN … COMMIT */
+    char errmsg[512];
+    /* versions.c's zstd contexts, made on first use, reused for the life of
+     * the connection. */
+    version_codec *codec;
+};
+
+/* ---- schema (schema.c) ---------------------------------------------------- */
+
+/* The latest migration number of the store's driver. */
+int schema_latest(const store_t *st);
+
+/* ---- categories (store_tables.c) ------------------------------------------ */
+
+/* The id of category slug in the site; STORE_INVALID "unknown category". */
+int category_id_lookup(store_t *st, int64_t site_id, const char *slug, int64_t *category_id);
+
+/* ---- items (items.c), shared with lists.c and seed.c --------------------- */
+
+/* The columns every item read selects, in this order; a query may add one
+ * more column (ITEM_COL_EXTRA): the body, or a popularity count. */
+#define ITEM_COLUMNS                                                                                                   \
+    "i.id, i.type, i.slug, i.status, i.title, i.excerpt, i.fields, c.slug, i.author, "                                 \
+    "i.created_at, i.updated_at, i.published_at, i.views, i.draft_version, "                                           \
+    "i.published_version"
+#define ITEM_FROM "items i LEFT JOIN categories c ON c.id = i.category_id"
+enum item_column {
+    ITEM_COL_ID,
+    ITEM_COL_TYPE,
+    ITEM_COL_SLUG,
+    ITEM_COL_STATUS,
+    ITEM_COL_TITLE,
+    ITEM_COL_EXCERPT,
+    ITEM_COL_FIELDS,
+    ITEM_COL_CATEGORY,
+    ITEM_COL_AUTHOR,
+    ITEM_COL_CREATED_AT,
+    ITEM_COL_UPDATED_AT,
+    ITEM_COL_PUBLISHED_AT,
+    ITEM_COL_VIEWS,
+    ITEM_COL_DRAFT_VERSION,
+    ITEM_COL_PUBLISHED_VERSION,
+    ITEM_COL_EXTRA,
+};
+
+/* The item (with_body: ITEM_COL_EXTRA is the body) or summary of the
+ * current row, with an empty "tags" array for items_attach_tags to fill.
+ * NULL if out of memory or the stored fields are not a JSON object. */
+json_t *item_from_row(const db_query *q, const char *site_name, bool with_body);
+/* Fills the "tags" of up to any number of items with one query per hundred. */
+int items_attach_tags(store_t *st, json_t *const items[], size_t count);
+/* An edit's own consistency (fields an object, tags present). */
+int edit_check(store_t *st, const store_edit_t *edit);
+/* Makes item_tags hold exactly these tags, with the item's current status
+ * and published_at. Inside a transaction. */
+int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags);
+/* Records a publish of version at time at. Inside a transaction. */
+int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author);
+
+/* ---- versions (versions.c) ------------------------------------------------ */
+
+/* Appends a version row holding the snapshot (compressed, versions.c).
+ * Inside a transaction. */
+int version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
+                   int64_t created_at, const json_t *snapshot);
+/* The JSON text of a version (malloc'd, NUL-terminated; *len without the
+ * NUL), decoded and checked against its hash. STORE_NOT_FOUND if absent. */
+int version_json(store_t *st, int64_t item_id, int64_t number, char **json, size_t *len);
+/* The same, parsed and checked to be a snapshot. */
+int version_snapshot(store_t *st, int64_t item_id, int64_t number, json_t **snapshot);
+
+/* ---- views (lists.c), shared with seed.c --------------------------------- */
+
+/* Adds count to the item's bucket for hour (ms / 3600000). */
+int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour, int64_t count);
+
+#endif

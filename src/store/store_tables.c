@@ -1,0 +1,268 @@
+/*
+ * store_tables.c — the small tables: sites, tokens and categories.
+ *
+ * Tokens are found by the SHA-256 of their secret text, so a copy of the
+ * database hands nobody a working token; the final match is made in
+ * constant time. Categories are per-site slugs with an optional parent.
+ */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+
+enum { TOKEN_NAME_MAX = 64 };
+
+/* ---- sites -------------------------------------------------------------- */
+
+int store_site_create(store_t *st, const char *name, int64_t *site_id)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st, "INSERT INTO sites(name, created_at) VALUES (:name, :now) RETURNING id", &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_text(&q, ":name", name);
+    db_bind_int(&q, ":now", store_now_ms());
+    int64_t id = db_next_row(&q) ? db_column_int(&q, 0) : 0;
+    status = db_query_end(&q, "creating the site");
+    if (status == STORE_CONFLICT)
+        return db_fail(st, STORE_CONFLICT, "site '%s' already exists", name);
+    if (status == STORE_OK && site_id)
+        *site_id = id;
+    return status;
+}
+
+int store_site_lookup(store_t *st, const char *name, int64_t *site_id)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st, "SELECT id FROM sites WHERE name = :name", &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_text(&q, ":name", name);
+    bool found = db_next_row(&q);
+    if (found && site_id)
+        *site_id = db_column_int(&q, 0);
+    status = db_query_end(&q, "looking up the site");
+    if (status == STORE_OK && !found)
+        return db_fail(st, STORE_NOT_FOUND, "no site '%s'", name);
+    return status;
+}
+
+int store_site_list(store_t *st, json_t **sites)
+{
+    db_clear_error(st);
+    *sites = NULL;
+    db_query q;
+    int status = db_query_start(st, "SELECT id, name FROM sites ORDER BY id", &q);
+    if (status != STORE_OK)
+        return status;
+    json_t *list = json_array();
+    bool ok = list != NULL;
+    while (ok && db_next_row(&q))
+        ok = json_array_append_new(list, json_pack("{s:I, s:s}", "id", (json_int_t)db_column_int(&q, 0), "name",
+                                                   db_column_text(&q, 1))) == 0;
+    status = db_query_end(&q, "listing sites");
+    if (status == STORE_OK && !ok)
+        status = db_fail(st, STORE_ERROR, "out of memory listing sites");
+    if (status != STORE_OK) {
+        json_decref(list);
+        return status;
+    }
+    *sites = list;
+    return STORE_OK;
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32])
+{
+    db_clear_error(st);
+    if (role < ROLE_READ || role > ROLE_ADMIN)
+        return db_fail(st, STORE_INVALID, "unknown token role %d", (int)role);
+    if (strlen(name) > TOKEN_NAME_MAX)
+        return db_fail(st, STORE_INVALID, "a token name is at most %d bytes", TOKEN_NAME_MAX);
+    db_query q;
+    int status = db_query_start(st,
+                                "INSERT INTO tokens(site_id, role, name, hash, created_at) "
+                                "VALUES (:site, :role, :name, :hash, :now)",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":site", site_id);
+    db_bind_int(&q, ":role", role);
+    db_bind_text(&q, ":name", name);
+    db_bind_blob(&q, ":hash", hash, 32);
+    db_bind_int(&q, ":now", store_now_ms());
+    status = db_query_run(&q, "creating the token");
+    if (status == STORE_CONFLICT)
+        return db_fail(st, STORE_CONFLICT, "a token with this secret already exists");
+    if (q.failure == DB_FOREIGN_KEY)
+        return db_fail(st, STORE_NOT_FOUND, "no site with id %lld", (long long)site_id);
+    return status;
+}
+
+static void token_from_row(const db_query *q, store_token *out)
+{
+    out->id = db_column_int(q, 0);
+    out->site_id = db_column_int(q, 1);
+    out->role = (store_role)db_column_int(q, 2);
+    snprintf(out->name, sizeof out->name, "%s", db_column_text(q, 3) ? db_column_text(q, 3) : "");
+}
+
+int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st,
+                                "SELECT id, site_id, role, name, hash FROM tokens "
+                                "WHERE hash = :hash AND revoked_at IS NULL",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_blob(&q, ":hash", hash, 32);
+    bool matched = false;
+    if (db_next_row(&q)) {
+        size_t size = 0;
+        const void *stored = db_column_blob(&q, 4, &size);
+        /* The index lookup already matched; comparing again in constant
+         * time keeps the final decision free of timing differences. */
+        matched = stored && size == 32 && CRYPTO_memcmp(stored, hash, 32) == 0;
+        if (matched) {
+            token_from_row(&q, out);
+            memcpy(out->hash, stored, 32);
+        }
+    }
+    status = db_query_end(&q, "looking up the token");
+    if (status == STORE_OK && !matched)
+        return db_fail(st, STORE_NOT_FOUND, "unknown or revoked token");
+    return status;
+}
+
+/* ---- categories --------------------------------------------------------- */
+
+int category_id_lookup(store_t *st, int64_t site_id, const char *slug, int64_t *category_id)
+{
+    db_query q;
+    int status = db_query_start(st, "SELECT id FROM categories WHERE site_id = :site AND slug = :slug", &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":site", site_id);
+    db_bind_text(&q, ":slug", slug);
+    bool found = db_next_row(&q);
+    if (found)
+        *category_id = db_column_int(&q, 0);
+    status = db_query_end(&q, "looking up the category");
+    if (status == STORE_OK && !found)
+        return db_fail(st, STORE_INVALID, "unknown category '%s'", slug);
+    return status;
+}
+
+static json_t *category_json(const char *slug, const char *name, const char *parent, int64_t items)
+{
+    json_t *category = json_object();
+    bool ok = category != NULL;
+    ok = ok && json_put(category, "slug", json_string(slug));
+    ok = ok && json_put(category, "name", json_string(name));
+    ok = ok && json_put(category, "parent", parent ? json_string(parent) : json_null());
+    ok = ok && json_put(category, "items", json_integer(items));
+    if (!ok) {
+        json_decref(category);
+        return NULL;
+    }
+    return category;
+}
+
+typedef struct category_tx {
+    int64_t site_id;
+    const char *slug, *name, *parent_slug;
+} category_tx;
+
+static int category_insert(store_t *st, void *arg)
+{
+    const category_tx *tx = arg;
+    int64_t site_id = tx->site_id, parent_id = 0;
+    const char *slug = tx->slug, *name = tx->name, *parent_slug = tx->parent_slug;
+    if (parent_slug) {
+        int status = category_id_lookup(st, site_id, parent_slug, &parent_id);
+        if (status == STORE_INVALID)
+            return db_fail(st, STORE_INVALID, "unknown parent category '%s'", parent_slug);
+        if (status != STORE_OK)
+            return status;
+    }
+    db_query q;
+    int status = db_query_start(st,
+                                "INSERT INTO categories(site_id, slug, name, parent_id) "
+                                "VALUES (:site, :slug, :name, :parent)",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":site", site_id);
+    db_bind_text(&q, ":slug", slug);
+    db_bind_text(&q, ":name", name);
+    db_bind_int_or_null(&q, ":parent", parent_id, parent_slug != NULL);
+    status = db_query_run(&q, "creating the category");
+    if (status == STORE_CONFLICT)
+        return db_fail(st, STORE_CONFLICT, "category '%s' already exists", slug);
+    if (q.failure == DB_FOREIGN_KEY)
+        return db_fail(st, STORE_NOT_FOUND, "no site with id %lld", (long long)site_id);
+    return status;
+}
+
+int store_category_create(store_t *st, int64_t site_id, const char *slug, const char *name, const char *parent_slug,
+                          json_t **out)
+{
+    db_clear_error(st);
+    *out = NULL;
+    json_t *category = category_json(slug, name, parent_slug, 0);
+    if (!category)
+        return db_fail(st, STORE_ERROR, "out of memory building the category");
+    category_tx tx = {.site_id = site_id, .slug = slug, .name = name, .parent_slug = parent_slug};
+    int status = db_transact(st, category_insert, &tx, "creating the category");
+    if (status != STORE_OK) {
+        json_decref(category);
+        return status;
+    }
+    *out = category;
+    return STORE_OK;
+}
+
+int store_category_list(store_t *st, int64_t site_id, json_t **out)
+{
+    db_clear_error(st);
+    *out = NULL;
+    db_query q;
+    int status =
+        db_query_start(st,
+                       "SELECT c.slug, c.name, p.slug, (SELECT count(*) FROM items i WHERE i.site_id = c.site_id "
+                       "AND i.status = 'published' AND i.category_id = c.id) "
+                       "FROM categories c LEFT JOIN categories p ON p.id = c.parent_id "
+                       "WHERE c.site_id = :site ORDER BY c.slug",
+                       &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":site", site_id);
+    json_t *categories = json_array();
+    bool ok = categories != NULL;
+    while (ok && db_next_row(&q)) {
+        json_t *category =
+            category_json(db_column_text(&q, 0), db_column_text(&q, 1), db_column_text(&q, 2), db_column_int(&q, 3));
+        ok = category && json_array_append_new(categories, category) == 0;
+    }
+    status = db_query_end(&q, "listing categories");
+    json_t *result = status == STORE_OK && ok ? json_object() : NULL;
+    if (result && !json_put(result, "categories", categories)) {
+        json_decref(result); /* json_put took categories with it */
+        result = NULL;
+    } else if (!result) {
+        json_decref(categories);
+    }
+    if (status != STORE_OK)
+        return status;
+    if (!result)
+        return db_fail(st, STORE_ERROR, "out of memory listing categories");
+    *out = result;
+    return STORE_OK;
+}
