@@ -11,7 +11,7 @@ set -euo pipefail
 # from /usr/lib/postgresql/15/bin, and pgbench, which Debian 12 ships in the
 # same package (not in postgresql-contrib).
 run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev libpq-dev)
-test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2 postgresql-15)
+test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2 postgresql-15 python3-psycopg2)
 bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev postgresql-15)
 
 case "${1:-}" in

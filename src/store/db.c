@@ -113,8 +113,10 @@ static int driver_failed(store_t *st, int status, const char *doing, const char 
     case STORE_BUSY: return db_fail(st, STORE_BUSY, "the database is busy (%s); try again shortly", doing);
     case STORE_CONFLICT: return db_fail(st, STORE_CONFLICT, "a unique key is already taken (%s)", doing);
     case DB_RETRY:
-        if (st->in_transaction)
+        if (st->in_transaction) {
+            st->retry_seen = true; /* whatever the body makes of this status, db_transact retries */
             return db_fail(st, DB_RETRY, "a concurrent write conflicted (%s)", doing);
+        }
         return db_fail(st, STORE_BUSY, "the database is busy (%s); try again shortly", doing);
     case STORE_UNAVAILABLE:
         return db_fail(st, STORE_UNAVAILABLE, "the database cannot be reached (%s): %s", doing, words);
@@ -396,13 +398,17 @@ static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), vo
     if (status != STORE_OK)
         return status;
     st->in_transaction = true;
+    st->retry_seen = false;
     status = body(st, arg);
     if (status == STORE_OK)
         status = control_run(st, "COMMIT", st->driver->commit, "committing");
     if (status != STORE_OK)
         st->driver->rollback(st->conn); /* never fails: the first failure is what the caller hears of */
     st->in_transaction = false;
-    return status;
+    /* A body may turn the engine's "run it again" into words of its own
+     * ("lost its base"), and on PostgreSQL every statement after it fails
+     * as "transaction aborted": the conflict is what happened, so retry. */
+    return st->retry_seen ? DB_RETRY : status;
 }
 
 /* 1 ms up to RETRY_PAUSE_MAX_MS, doubling with each attempt, randomized so

@@ -11,7 +11,16 @@
  *                           milliseconds since 1970 UTC, as on SQLite
  *   BLOB                    bytea: version and autosave data, hashes, the
  *                           secret in meta
- *   items.fields            jsonb (validated, and queryable as JSON later);
+ *   items.fields            json: validated, queryable (->, ->>, and
+ *                           expression indexes on them), and kept as the
+ *                           text strata wrote. Not jsonb: jsonb spells an
+ *                           object its own way (keys reordered, spaces
+ *                           added, 1e+20 written 100000000000000000000,
+ *                           which no longer reads back as a 64-bit
+ *                           integer), so an item would not be served byte
+ *                           for byte as on SQLite, nor survive `strata
+ *                           copy` unchanged; a GIN index, where one is
+ *                           wanted, can be built on (fields::jsonb).
  *                           jobs.payload stays TEXT: the job code builds and
  *                           parses it in C and never asks SQL about it
  *   WITHOUT ROWID           a plain table whose PRIMARY KEY is the same
@@ -69,7 +78,7 @@ const char postgres_schema_v1[] =
     "    CHECK (status IN ('draft', 'published', 'archived')),"
     "  title TEXT COLLATE \"C\" NOT NULL,"
     "  excerpt TEXT NOT NULL DEFAULT '',"
-    "  fields JSONB NOT NULL DEFAULT '{}',"
+    "  fields JSON NOT NULL DEFAULT '{}',"
     "  category_id BIGINT REFERENCES categories(id) ON DELETE SET NULL,"
     "  author TEXT NOT NULL,"
     "  created_at BIGINT NOT NULL,"

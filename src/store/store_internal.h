@@ -43,6 +43,7 @@ struct store {
     size_t statement_count;
     size_t statement_capacity;
     bool in_transaction; /* inside db_transact's BEGIN … COMMIT */
+    bool retry_seen;     /* the engine asked for a retry in this transaction (DB_RETRY) */
     char errmsg[512];
     /* versions.c's zstd contexts, made on first use, reused for the life of
      * the connection. */

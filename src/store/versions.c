@@ -122,7 +122,7 @@ int version_json(store_t *st, int64_t item_id, int64_t number, char **json, size
         }
         status = row_load(st, item_id, at, &chain[depth]);
         if (status != STORE_OK) {
-            if (depth > 0) /* a base vanished under a kept version: never by design */
+            if (depth > 0 && status == STORE_NOT_FOUND) /* a base vanished under a kept version: never by design */
                 status = db_fail(st, STORE_ERROR, "version %lld of item %lld lost its base %lld", (long long)number,
                                  (long long)item_id, (long long)at);
             break;

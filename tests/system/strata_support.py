@@ -125,6 +125,83 @@ def pg_database_of(url):
     return urllib.parse.urlsplit(url).path.lstrip("/")
 
 
+def db_connect(db):
+    """A DB-API connection to a deployment's database, whichever the engine:
+    sqlite3 for a file, psycopg2 (Debian's python3-psycopg2) for a
+    postgres:// URL. For what a test sets or reads behind the API's back."""
+    if str(db).startswith(("postgres://", "postgresql://")):
+        import psycopg2
+        return psycopg2.connect(str(db))
+    import sqlite3
+    return sqlite3.connect(str(db), timeout=10)
+
+
+def _paramstyle(conn, sql):
+    """sqlite3 takes '?', psycopg2 '%s': the tests write '?'."""
+    return sql if conn.__class__.__module__.startswith("sqlite3") else sql.replace("?", "%s")
+
+
+def db_rows(db, sql, params=()):
+    """The rows of one query, as tuples (blobs as bytes)."""
+    conn = db_connect(db)
+    try:
+        cur = conn.cursor()
+        cur.execute(_paramstyle(conn, sql), params)
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def db_run(db, statements):
+    """[(sql, params), …] in one transaction."""
+    conn = db_connect(db)
+    try:
+        cur = conn.cursor()
+        for sql, params in statements:
+            cur.execute(_paramstyle(conn, sql), params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+# The tables a write of strata touches (PostgreSQL's WriteLock locks them all).
+WRITE_TABLES = ("sites", "tokens", "categories", "items", "item_tags", "versions", "publications", "autosaves",
+                "previews", "jobs", "views_hourly")
+
+
+class WriteLock:
+    """The database's write lock, held by another process as a long
+    transaction would hold it: strata's writers wait until release().
+    SQLite: BEGIN IMMEDIATE. PostgreSQL: LOCK TABLE … IN EXCLUSIVE MODE on
+    every table strata writes (reads go on; strata's own lock_timeout
+    answers a write that waits longer than 5 s)."""
+
+    def __init__(self, db):
+        self.db = db
+        self.conn = None
+
+    def acquire(self):
+        self.conn = db_connect(self.db)
+        if DB_BACKEND == "postgres" and str(self.db).startswith("postgres"):
+            self.conn.cursor().execute(f"LOCK TABLE {', '.join(WRITE_TABLES)} IN EXCLUSIVE MODE")
+        else:
+            self.conn.isolation_level = None
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def release(self):
+        if self.conn is not None:
+            self.conn.rollback()
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 def sqlite_only(reason):
     """Marks a test about the SQLite file itself (its locks, its WAL, its
     path on disk): skipped on the PostgreSQL pass, saying why."""

@@ -11,14 +11,13 @@ budget. Short windows and intervals (flags) keep each test to seconds.
 
 import http.server
 import json
-import sqlite3
 import threading
 import time
 
 import pytest
 
 from cache_support import poll
-from strata_support import HOST, create_item, free_port, run_cli
+from strata_support import HOST, WriteLock, create_item, free_port, run_cli
 
 FAST = ("--alerts-interval-ms", "100", "--alerts-raise-after", "3", "--alerts-clear-after", "5",
         "--jobs-poll-interval-ms", "100", "--jobs-retry-base-ms", "100")
@@ -199,20 +198,17 @@ def test_failing_reads_raise_the_error_rate_alert_and_recovery_clears_it(server_
 
 
 class WriteLockHolder:
-    """Holds SQLite's write lock on the database in bursts, as a long
-    transaction of another process would: strata's writers wait for it."""
+    """Holds the database's write lock in bursts, as a long transaction of
+    another process would: strata's writers wait for it."""
 
     def __init__(self, db, hold_s=0.25, gap_s=0.02):
         self.stopping = threading.Event()
 
         def run():
-            conn = sqlite3.connect(db, timeout=10, isolation_level=None)
             while not self.stopping.is_set():
-                conn.execute("BEGIN IMMEDIATE")
-                time.sleep(hold_s)
-                conn.execute("COMMIT")
+                with WriteLock(db):
+                    time.sleep(hold_s)
                 time.sleep(gap_s)
-            conn.close()
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()

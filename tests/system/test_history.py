@@ -24,7 +24,7 @@ import pytest
 
 from strata_support import (
     assert_json, assert_problem, assert_status, assert_timestamp, create_item,
-    etag_version, publish, run_cli, run_ok, save, uniq,
+    db_rows, db_run, etag_version, publish, run_cli, run_ok, save, uniq,
 )
 
 VERSION_KEYS = {"item", "site", "number", "kind", "author", "created_at", "size", "hash", "content"}
@@ -1104,7 +1104,6 @@ def test_versions_stored_before_compression_are_compressed_at_start(server_facto
     back the same."""
     import hashlib
     import json as jsonlib
-    import sqlite3
     srv = server_factory()
     w = fresh_deployment.tokens["write"]
     c = srv.client(token=w)
@@ -1115,26 +1114,23 @@ def test_versions_stored_before_compression_are_compressed_at_start(server_facto
         body = body.replace("\n", f" legacy{n}\n", 1)
         contents[n] = dict(contents[1], body=body)
     srv.stop()
-    db = sqlite3.connect(fresh_deployment.db)
-    with db:
-        for n in range(2, 6):
-            text = jsonlib.dumps({k: contents[n][k] for k in
-                                  ("slug", "title", "excerpt", "body", "fields", "category", "tags")},
-                                 separators=(",", ":"), ensure_ascii=False).encode()
-            db.execute("INSERT INTO versions(item_id, number, kind, author, created_at, size, hash, encoding, data)"
-                       " VALUES (?, ?, 'draft', 'writer', 1, ?, ?, 0, ?)",
-                       (d["id"], n, len(text), hashlib.sha256(text).digest(), text))
-        db.execute("UPDATE items SET draft_version = 5 WHERE id = ?", (d["id"],))
-    db.close()
+    rows = []
+    for n in range(2, 6):
+        text = jsonlib.dumps({k: contents[n][k] for k in
+                              ("slug", "title", "excerpt", "body", "fields", "category", "tags")},
+                             separators=(",", ":"), ensure_ascii=False).encode()
+        rows.append(("INSERT INTO versions(item_id, number, kind, author, created_at, size, hash, encoding, data)"
+                     " VALUES (?, ?, 'draft', 'writer', 1, ?, ?, 0, ?)",
+                     (d["id"], n, len(text), hashlib.sha256(text).digest(), text)))
+    rows.append(("UPDATE items SET draft_version = 5 WHERE id = ?", (d["id"],)))
+    db_run(fresh_deployment.db, rows)
     srv = server_factory(args=["--log-level", "debug"])
     c = srv.client(token=w)
     wait_for_log(srv, lambda r: r.get("msg") == "job done" and r.get("kind") == "compress", 10,
                  "the compress job ran")
-    db = sqlite3.connect(fresh_deployment.db)
-    left = db.execute("SELECT count(*) FROM versions WHERE encoding = 0").fetchone()[0]
-    sizes = db.execute("SELECT number, size, length(data) FROM versions WHERE item_id = ? ORDER BY number",
-                       (d["id"],)).fetchall()
-    db.close()
+    left = db_rows(fresh_deployment.db, "SELECT count(*) FROM versions WHERE encoding = 0")[0][0]
+    sizes = db_rows(fresh_deployment.db, "SELECT number, size, length(data) FROM versions WHERE item_id = ? "
+                    "ORDER BY number", (d["id"],))
     assert left == 0, "every plain row was rewritten"
     assert all(stored < size for _, size, stored in sizes), sizes
     for n in range(1, 6):

@@ -12,7 +12,6 @@ a shared machine); what is asserted exactly is what came back."""
 
 import http.client
 import socket
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ import pytest
 
 from cache_support import FAILSAFE, HIT, cache_status, is_miss, item_path, poll, published_item, wait_warmed
 from metrics_support import parse_metrics, scrape, value
-from strata_support import HOST, assert_json, assert_status, create_item
+from strata_support import HOST, WriteLock, assert_json, assert_status, create_item
 
 ITEM_ROUTE = "/v1/:site/content/:id"
 LIST_ROUTE = "/v1/:site/content"
@@ -64,11 +63,11 @@ def flood(port, paths):
 
 @contextmanager
 def worker_held(srv, token):
-    """The server's single worker kept busy: a write waits on SQLite's lock,
-    held by this process, until the block ends. Yields the write's thread
-    result holder; the write must have succeeded afterwards."""
-    db = sqlite3.connect(srv.deployment.db, timeout=0, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
+    """The server's single worker kept busy: a write waits on the
+    database's write lock, held by this process, until the block ends.
+    Yields the write's thread result holder; the write must have succeeded
+    afterwards."""
+    lock = WriteLock(srv.deployment.db).acquire()
     result = {}
 
     def write():
@@ -82,8 +81,7 @@ def worker_held(srv, token):
         time.sleep(0.4)  # the write reaches the worker and waits on the lock
         yield result
     finally:
-        db.execute("ROLLBACK")
-        db.close()
+        lock.release()
         writer.join(20)
     assert not writer.is_alive(), "the held write never finished"
     assert_status(result["resp"], 201)

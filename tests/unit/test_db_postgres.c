@@ -687,7 +687,7 @@ static void assert_schema(db_conn *c)
         c, "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'items_by_published'",
         value, sizeof value);
     assert_non_null(strstr(value, "published_at DESC, id DESC"));
-    const char *const types[][3] = {{"items", "fields", "jsonb"},   {"versions", "data", "bytea"},
+    const char *const types[][3] = {{"items", "fields", "json"},    {"versions", "data", "bytea"},
                                     {"versions", "base", "bigint"}, {"items", "created_at", "bigint"},
                                     {"autosaves", "data", "bytea"}, {"meta", "value", "bytea"},
                                     {"jobs", "payload", "text"},    {"previews", "created_by", "text"}};

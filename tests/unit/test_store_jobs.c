@@ -302,7 +302,7 @@ static void views_seed(fixture *f)
 static int64_t window_views(fixture *f, int64_t since_ms)
 {
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT IFNULL(sum(count), 0) FROM views_hourly WHERE hour >= %lld",
+    snprintf(sql, sizeof sql, "SELECT COALESCE(sum(count), 0) FROM views_hourly WHERE hour >= %lld",
              (long long)(since_ms / HOUR_MS));
     return db_int(f, sql);
 }
