@@ -2,7 +2,7 @@
 # run.sh — run every test and end with one line "N passed, N failed".
 #
 # Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
-# UBSan). Fuzz harnesses: each build/fuzz/fuzz_* for FUZZ_TEST_SECONDS (3)
+# UBSan), and the store's again on PostgreSQL. Fuzz harnesses: each build/fuzz/fuzz_* for FUZZ_TEST_SECONDS (3)
 # from its seeds (tests/fuzz/run.sh). System tests, then browser tests:
 # pytest (Debian's python3-pytest, /usr/bin/python3) against
 # build/asan/strata, so every request of every system test also runs under
@@ -40,9 +40,9 @@ if [ -x build/asan/tests/test_db_postgres ]; then
   fi
 fi
 
-for t in build/asan/tests/test_* build/tsan/test_*; do
-  [ -x "$t" ] || continue
-  name=$(basename "$(dirname "$t")")/$(basename "$t")
+# unit_test BINARY NAME — one cmocka binary; its counts from its summary.
+unit_test() {
+  local t=$1 name=$2 log rc p f
   log="$out/${name//\//-}.log"
   CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$log" 2>&1
   rc=$?
@@ -57,7 +57,27 @@ for t in build/asan/tests/test_* build/tsan/test_*; do
   [ "$f" -ne 0 ] && tail -n 40 "$log"
   passed=$((passed + p))
   failed=$((failed + f))
+}
+
+for t in build/asan/tests/test_* build/tsan/test_*; do
+  [ -x "$t" ] || continue
+  unit_test "$t" "$(basename "$(dirname "$t")")/$(basename "$t")"
 done
+
+# The store's unit tests again on PostgreSQL (store_fixture.h: a database
+# of their own, emptied before each test).
+if [ -n "${STRATA_TEST_PG_URL:-}" ]; then
+  if tests/pg_cluster.sh psql "$pg_dir" -c "CREATE DATABASE strata_unit OWNER strata" >"$out/pg-unit.log" 2>&1; then
+    for t in build/asan/tests/test_store build/asan/tests/test_store_jobs; do
+      [ -x "$t" ] || continue
+      STRATA_TEST_DB_URL="${STRATA_TEST_PG_URL%/*}/strata_unit" unit_test "$t" "postgres/$(basename "$t")"
+    done
+  else
+    echo "unit postgres: could not create its database"
+    cat "$out/pg-unit.log"
+    failed=$((failed + 1))
+  fi
+fi
 
 # Each libFuzzer harness (build/fuzz/fuzz_*, tests/fuzz) for a few seconds
 # from its seed corpus: one test each, so a harness that stops building,
@@ -107,6 +127,10 @@ if [ "$unit_only" -eq 0 ]; then
   fuzz_harnesses
   export STRATA_BIN="$PWD/build/asan/strata"
   pytest_suite system tests/system
+  # the whole system suite again with every deployment on PostgreSQL
+  if [ -n "${STRATA_TEST_PG_URL:-}" ]; then
+    STRATA_TEST_DB=postgres pytest_suite system-postgres tests/system
+  fi
   # Debian's chromium driven by playwright-core (web/node_modules): /vitals.js and the dashboard
   pytest_suite browser tests/browser
 fi

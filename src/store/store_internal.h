@@ -33,6 +33,13 @@ typedef struct cached_statement {
     db_stmt *stmt;
 } cached_statement;
 
+/* A site's id by its name, as this connection has read it (store_tables.c). */
+enum { SITE_MEMO_MAX = 64, SITE_NAME_MAX = 64 };
+typedef struct site_memo {
+    char name[SITE_NAME_MAX + 1];
+    int64_t id;
+} site_memo;
+
 struct store {
     const db_driver *driver;
     db_conn *conn;
@@ -44,6 +51,8 @@ struct store {
     size_t statement_capacity;
     bool in_transaction; /* inside db_transact's BEGIN … COMMIT */
     bool retry_seen;     /* the engine asked for a retry in this transaction (DB_RETRY) */
+    site_memo sites[SITE_MEMO_MAX]; /* names looked up and found: a site is never renamed or deleted */
+    size_t site_count;
     char errmsg[512];
     /* versions.c's zstd contexts, made on first use, reused for the life of
      * the connection. */

@@ -34,20 +34,52 @@ int store_site_create(store_t *st, const char *name, int64_t *site_id)
     return status;
 }
 
+/* A site is never renamed or deleted, so the id this connection read for a
+ * name stays true for the life of the connection, and an item or list miss
+ * needs no statement to find its site (SPEC: one or two statements a miss).
+ * Kept: only what was read outside a transaction (so committed), and only
+ * names found (one not found may be created by another instance at any
+ * time); the first SITE_MEMO_MAX names, beyond them each lookup asks. */
+static bool site_remembered(const store_t *st, const char *name, int64_t *site_id)
+{
+    for (size_t i = 0; i < st->site_count; i++)
+        if (strcmp(st->sites[i].name, name) == 0) {
+            if (site_id)
+                *site_id = st->sites[i].id;
+            return true;
+        }
+    return false;
+}
+
+static void site_remember(store_t *st, const char *name, int64_t id)
+{
+    if (st->in_transaction || st->site_count == SITE_MEMO_MAX || strlen(name) > SITE_NAME_MAX)
+        return;
+    site_memo *m = &st->sites[st->site_count++];
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->id = id;
+}
+
 int store_site_lookup(store_t *st, const char *name, int64_t *site_id)
 {
     db_clear_error(st);
+    if (site_remembered(st, name, site_id))
+        return STORE_OK;
     db_query q;
     int status = db_query_start(st, "SELECT id FROM sites WHERE name = :name", &q);
     if (status != STORE_OK)
         return status;
     db_bind_text(&q, ":name", name);
     bool found = db_next_row(&q);
-    if (found && site_id)
-        *site_id = db_column_int(&q, 0);
+    int64_t id = found ? db_column_int(&q, 0) : 0;
     status = db_query_end(&q, "looking up the site");
     if (status == STORE_OK && !found)
         return db_fail(st, STORE_NOT_FOUND, "no site '%s'", name);
+    if (status == STORE_OK) {
+        site_remember(st, name, id);
+        if (site_id)
+            *site_id = id;
+    }
     return status;
 }
 

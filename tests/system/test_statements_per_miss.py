@@ -1,0 +1,40 @@
+"""At most two statements a cache miss (SPEC; issue 12), on either engine.
+
+An item miss reads the item's row and its tags; a list miss reads the
+page and the tags of its items. The site's id is read once per database
+connection and then known (a site is never renamed or deleted), so it adds
+no statement to a miss. Counted with the server's own statement counter
+(db.queries of /v1/cache/stats) around each request, less what the stats
+call itself costs, on one worker so its connection has read the site once.
+"""
+
+from cache_support import HIT, assert_cache_status, db_queries, invalidate, is_miss, item_path, published_item, stats_cost
+from strata_support import assert_json, uniq
+
+
+def statements_of(client, token, path, per_stats):
+    before = db_queries(client, token)
+    resp = client.get(path)
+    after = db_queries(client, token)
+    assert is_miss(resp), resp.headers.get("cache-status")
+    assert_json(resp)
+    return after - before - per_stats
+
+
+def test_an_item_miss_and_a_list_miss_run_at_most_two_statements(server_factory, fresh_deployment):
+    srv = server_factory(args=["--workers", "1"])
+    adm = fresh_deployment.tokens["admin"]
+    client = srv.client()
+    item = published_item(client, adm, type=uniq("stm"), tags=["one", "two"])
+    assert_json(client.get("/v1/main/content?limit=1"))  # the worker's connection has read the site
+    per_stats = stats_cost(client, adm)
+
+    path = item_path(item)
+    invalidate(client, adm, keys=[path])
+    assert statements_of(client, adm, path, per_stats) <= 2
+    assert_cache_status(client.get(path), HIT)
+
+    listing = f"/v1/main/content?type={item['type']}&limit=5"
+    assert statements_of(client, adm, listing, per_stats) <= 2
+    tagged = "/v1/main/content?tag=one&limit=3"
+    assert statements_of(client, adm, tagged, per_stats) <= 2
