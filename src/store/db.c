@@ -164,6 +164,50 @@ static int statement_table_grow(store_t *st)
     return STORE_OK;
 }
 
+/* The fragments a query names in braces, and what stands for each. */
+static const struct {
+    const char *name;
+    db_fragment_id id;
+} query_fragments[] = {
+    {"{tags_of_item}", DB_SQL_TAGS_OF_ITEM},
+};
+
+/* sql with each named fragment replaced by the driver's text (malloc'd),
+ * or NULL when it names none or memory is short (*failed says which). */
+static char *fragments_expanded(const store_t *st, const char *sql, bool *failed)
+{
+    *failed = false;
+    if (strchr(sql, '{') == NULL)
+        return NULL;
+    size_t size = strlen(sql) + 1;
+    for (size_t i = 0; i < sizeof query_fragments / sizeof query_fragments[0]; i++)
+        for (const char *at = strstr(sql, query_fragments[i].name); at; at = strstr(at + 1, query_fragments[i].name))
+            size += strlen(st->driver->fragments[query_fragments[i].id]);
+    char *out = malloc(size);
+    if (out == NULL) {
+        *failed = true;
+        return NULL;
+    }
+    size_t len = 0;
+    for (const char *p = sql; *p;) {
+        size_t i = 0;
+        while (i < sizeof query_fragments / sizeof query_fragments[0] &&
+               strncmp(p, query_fragments[i].name, strlen(query_fragments[i].name)) != 0)
+            i++;
+        if (i == sizeof query_fragments / sizeof query_fragments[0]) {
+            out[len++] = *p++;
+            continue;
+        }
+        const char *text = st->driver->fragments[query_fragments[i].id];
+        memcpy(out + len, text, strlen(text));
+        len += strlen(text);
+        p += strlen(query_fragments[i].name);
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* Prepares sql (its fragments expanded) and caches it under its own text. */
 static int statement_prepare(store_t *st, const char *sql, uint64_t hash, db_stmt **out)
 {
     if ((st->statement_count + 1) * 2 > st->statement_capacity) {
@@ -171,8 +215,13 @@ static int statement_prepare(store_t *st, const char *sql, uint64_t hash, db_stm
         if (status != STORE_OK)
             return status;
     }
+    bool failed;
+    char *expanded = fragments_expanded(st, sql, &failed);
+    if (failed)
+        return db_fail(st, STORE_ERROR, "out of memory preparing a statement");
     db_stmt *stmt = NULL;
-    int status = st->driver->prepare(st->conn, sql, &stmt);
+    int status = st->driver->prepare(st->conn, expanded ? expanded : sql, &stmt);
+    free(expanded);
     if (status != STORE_OK)
         return driver_failed(st, status, "preparing a statement", NULL);
     char *copy = strdup(sql);

@@ -21,7 +21,10 @@
  * DO NOTHING / DO UPDATE (not INSERT OR …), RETURNING (not
  * last_insert_rowid()), CAST(:p AS BIGINT) / CAST(:p AS TEXT) wherever a
  * parameter's type cannot be told from its context (":p IS NULL"). What
- * still differs is a fragment (db_fragment), chosen by the driver.
+ * still differs is a fragment (db_fragment), chosen by the driver; a
+ * fragment that is part of a query is written in it by name, in braces
+ * ("{tags_of_item}"), and db.c puts the driver's text in its place once,
+ * when the statement is prepared.
  *
  * Statuses. Every driver call that can fail returns a store_status and
  * leaves one sentence about it for errmsg: busy or locked → STORE_BUSY; a
@@ -60,6 +63,7 @@ typedef enum db_fragment_id {
     DB_SQL_SCHEMA_EXISTS,  /* one row when the schema_migrations table exists */
     DB_SQL_BEGIN_SNAPSHOT, /* a read-only transaction that sees one moment throughout (strata copy) */
     DB_SQL_IDENTITY_RESET, /* moves table {table}'s identity key past its rows (after explicit ids); NULL: none */
+    DB_SQL_TAGS_OF_ITEM,   /* the tags of item `i`, joined by ',' (any order), NULL for none: {tags_of_item} */
     DB_FRAGMENTS
 } db_fragment_id;
 

@@ -1079,6 +1079,7 @@ const db_driver db_postgres_driver = {
             /* an identity "by default" takes explicit ids without moving its sequence */
             [DB_SQL_IDENTITY_RESET] = "SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                       "COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)",
+            [DB_SQL_TAGS_OF_ITEM] = "(SELECT string_agg(tg.tag, ',') FROM item_tags tg WHERE tg.item_id = i.id)",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

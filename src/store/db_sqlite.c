@@ -554,6 +554,7 @@ const db_driver db_sqlite_driver = {
             /* deferred: the read transaction starts, and its snapshot is taken, at the first read */
             [DB_SQL_BEGIN_SNAPSHOT] = "BEGIN",
             [DB_SQL_IDENTITY_RESET] = NULL, /* INTEGER PRIMARY KEY takes the largest id + 1 by itself */
+            [DB_SQL_TAGS_OF_ITEM] = "(SELECT group_concat(tg.tag, ',') FROM item_tags tg WHERE tg.item_id = i.id)",
         },
     .migrations = sqlite_migrations,
     .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],

@@ -25,8 +25,6 @@
 #include "store/store_history.h"
 #include "store/store_internal.h"
 
-enum { TAG_BATCH = 100 };
-
 /* ---- edits (snapshot.c builds and merges the snapshots) ------------------ */
 
 int edit_check(store_t *st, const store_edit_t *edit)
@@ -196,6 +194,37 @@ static json_t *column_time_json(const db_query *q, int column)
     return time_json(db_column_int(q, column));
 }
 
+static int tag_order(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The tags column ("b,a,c", in no set order; a tag never holds a ','), as
+ * a JSON array in byte order, as both engines' indexes keep them. */
+static json_t *column_tags_json(const db_query *q)
+{
+    json_t *tags = json_array();
+    const char *text = db_column_text(q, ITEM_COL_TAGS);
+    if (tags == NULL || text == NULL || text[0] == '\0')
+        return tags;
+    char *copy = strdup(text);
+    const char *each[ITEM_TAGS_MAX];
+    size_t n = 0;
+    for (char *save = NULL, *t = copy ? strtok_r(copy, ",", &save) : NULL; t && n < ITEM_TAGS_MAX;
+         t = strtok_r(NULL, ",", &save))
+        each[n++] = t;
+    qsort(each, n, sizeof each[0], tag_order);
+    bool ok = copy != NULL;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = json_array_append_new(tags, json_string(each[i])) == 0;
+    free(copy);
+    if (!ok) {
+        json_decref(tags);
+        return NULL;
+    }
+    return tags;
+}
+
 static json_t *column_fields_json(const db_query *q)
 {
     const char *text = db_column_text(q, ITEM_COL_FIELDS);
@@ -223,7 +252,7 @@ json_t *item_from_row(const db_query *q, const char *site_name, bool with_body)
         ok = ok && json_put(item, "body", column_text_json(q, ITEM_COL_EXTRA));
     ok = ok && json_put(item, "fields", column_fields_json(q));
     ok = ok && json_put(item, "category", column_text_json(q, ITEM_COL_CATEGORY));
-    ok = ok && json_put(item, "tags", json_array());
+    ok = ok && json_put(item, "tags", column_tags_json(q));
     ok = ok && json_put(item, "author", column_text_json(q, ITEM_COL_AUTHOR));
     ok = ok && json_put(item, "created_at", column_time_json(q, ITEM_COL_CREATED_AT));
     ok = ok && json_put(item, "updated_at", column_time_json(q, ITEM_COL_UPDATED_AT));
@@ -236,59 +265,6 @@ json_t *item_from_row(const db_query *q, const char *site_name, bool with_body)
         return NULL;
     }
     return item;
-}
-
-/* Item ids are distinct within a batch, so the first match is the one. */
-static json_t *item_with_id(json_t *const items[], size_t count, int64_t id)
-{
-    for (size_t i = 0; i < count; i++)
-        if (json_integer_value(json_object_get(items[i], "id")) == id)
-            return items[i];
-    return NULL;
-}
-
-/* :i00 … :i99, bound by position (db_bind_int_at): the order they appear in. */
-/* clang-format off */
-#define PLACEHOLDERS_10(d) ":i" #d "0,:i" #d "1,:i" #d "2,:i" #d "3,:i" #d "4,:i" #d "5,:i" #d "6,:i" #d "7,:i" #d "8,:i" #d "9"
-#define PLACEHOLDERS_100                                                                                               \
-    PLACEHOLDERS_10(0) "," PLACEHOLDERS_10(1) "," PLACEHOLDERS_10(2) "," PLACEHOLDERS_10(3) "," PLACEHOLDERS_10(4) "," \
-    PLACEHOLDERS_10(5) "," PLACEHOLDERS_10(6) "," PLACEHOLDERS_10(7) "," PLACEHOLDERS_10(8) "," PLACEHOLDERS_10(9)
-/* clang-format on */
-
-/* One statement text for any batch: unused placeholders stay NULL, and
- * `item_id IN (…, NULL)` matches nothing for them. */
-static int attach_tags_batch(store_t *st, json_t *const items[], size_t count)
-{
-    db_query q;
-    int status = db_query_start(st,
-                                "SELECT item_id, tag FROM item_tags WHERE item_id IN "
-                                "(" PLACEHOLDERS_100 ") ORDER BY item_id, tag",
-                                &q);
-    if (status != STORE_OK)
-        return status;
-    for (size_t i = 0; i < count; i++)
-        db_bind_int_at(&q, (int)i + 1, json_integer_value(json_object_get(items[i], "id")));
-    bool ok = true;
-    while (ok && db_next_row(&q)) {
-        json_t *item = item_with_id(items, count, db_column_int(&q, 0));
-        json_t *tags = json_object_get(item, "tags");
-        ok = tags && json_array_append_new(tags, column_text_json(&q, 1)) == 0;
-    }
-    status = db_query_end(&q, "reading the tags");
-    if (status == STORE_OK && !ok)
-        return db_fail(st, STORE_ERROR, "out of memory reading the tags");
-    return status;
-}
-
-int items_attach_tags(store_t *st, json_t *const items[], size_t count)
-{
-    for (size_t start = 0; start < count; start += TAG_BATCH) {
-        size_t batch = count - start < TAG_BATCH ? count - start : TAG_BATCH;
-        int status = attach_tags_batch(st, items + start, batch);
-        if (status != STORE_OK)
-            return status;
-    }
-    return STORE_OK;
 }
 
 static json_t *draft_json(const char *site_name, const item_state *item, int64_t version, const json_t *snapshot,
@@ -344,8 +320,6 @@ static int item_read(store_t *st, db_query *q, const char *site_name, json_t **i
     int status = db_query_end(q, "reading the item");
     if (status == STORE_OK && found && !row)
         status = db_fail(st, STORE_ERROR, "the item could not be read (damaged fields?)");
-    if (status == STORE_OK && row)
-        status = items_attach_tags(st, &row, 1);
     if (status != STORE_OK) {
         json_decref(row);
         return status;

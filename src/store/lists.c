@@ -203,15 +203,6 @@ static int list_rows_read(store_t *st, db_query *query, const store_list_query *
     return status;
 }
 
-static int page_attach_tags(store_t *st, json_t *page)
-{
-    json_t *items[LIST_LIMIT_MAX];
-    size_t count = json_array_size(page);
-    for (size_t i = 0; i < count; i++)
-        items[i] = json_array_get(page, i);
-    return items_attach_tags(st, items, count);
-}
-
 int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next)
 {
     db_clear_error(st);
@@ -236,8 +227,6 @@ int store_item_list(store_t *st, const store_list_query *q, json_t **items, stor
         return db_fail(st, STORE_ERROR, "out of memory listing items");
     }
     status = list_rows_read(st, &query, q, page, next);
-    if (status == STORE_OK)
-        status = page_attach_tags(st, page);
     if (status != STORE_OK) {
         json_decref(page);
         memset(next, 0, sizeof *next);
@@ -418,8 +407,6 @@ int store_popular(store_t *st, int64_t site_id, const char *site_name, const cha
         page ? popular_rows_read(st, &query, site_name, page) : db_fail(st, STORE_ERROR, "out of memory ranking items");
     if (!page)
         (void)db_query_end(&query, "ranking items"); /* nothing ran; just release it */
-    if (status == STORE_OK)
-        status = page_attach_tags(st, page);
     if (status != STORE_OK) {
         json_decref(page);
         return status;

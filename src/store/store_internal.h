@@ -49,8 +49,8 @@ struct store {
     cached_statement *statements;
     size_t statement_count;
     size_t statement_capacity;
-    bool in_transaction; /* inside db_transact's BEGIN … COMMIT */
-    bool retry_seen;     /* the engine asked for a retry in this transaction (DB_RETRY) */
+    bool in_transaction;            /* inside db_transact's BEGIN … COMMIT */
+    bool retry_seen;                /* the engine asked for a retry in this transaction (DB_RETRY) */
     site_memo sites[SITE_MEMO_MAX]; /* names looked up and found: a site is never renamed or deleted */
     size_t site_count;
     char errmsg[512];
@@ -71,12 +71,14 @@ int category_id_lookup(store_t *st, int64_t site_id, const char *slug, int64_t *
 
 /* ---- items (items.c), shared with lists.c and seed.c --------------------- */
 
-/* The columns every item read selects, in this order; a query may add one
- * more column (ITEM_COL_EXTRA): the body, or a popularity count. */
+/* The columns every item read selects, in this order, the item's tags
+ * among them (a correlated subquery: one statement reads items and their
+ * tags); a query may add one more column (ITEM_COL_EXTRA): the body, or a
+ * popularity count. */
 #define ITEM_COLUMNS                                                                                                   \
     "i.id, i.type, i.slug, i.status, i.title, i.excerpt, i.fields, c.slug, i.author, "                                 \
     "i.created_at, i.updated_at, i.published_at, i.views, i.draft_version, "                                           \
-    "i.published_version"
+    "i.published_version, {tags_of_item}"
 #define ITEM_FROM "items i LEFT JOIN categories c ON c.id = i.category_id"
 enum item_column {
     ITEM_COL_ID,
@@ -94,15 +96,17 @@ enum item_column {
     ITEM_COL_VIEWS,
     ITEM_COL_DRAFT_VERSION,
     ITEM_COL_PUBLISHED_VERSION,
+    ITEM_COL_TAGS,
     ITEM_COL_EXTRA,
 };
+/* An item holds at most this many tags (src/content/input.c says so to
+ * clients); more in the tags column would be a damaged row, and are cut. */
+enum { ITEM_TAGS_MAX = 32 };
 
 /* The item (with_body: ITEM_COL_EXTRA is the body) or summary of the
- * current row, with an empty "tags" array for items_attach_tags to fill.
- * NULL if out of memory or the stored fields are not a JSON object. */
+ * current row, its tags sorted. NULL if out of memory or the stored
+ * fields are not a JSON object. */
 json_t *item_from_row(const db_query *q, const char *site_name, bool with_body);
-/* Fills the "tags" of up to any number of items with one query per hundred. */
-int items_attach_tags(store_t *st, json_t *const items[], size_t count);
 /* An edit's own consistency (fields an object, tags present). */
 int edit_check(store_t *st, const store_edit_t *edit);
 /* Makes item_tags hold exactly these tags, with the item's current status
