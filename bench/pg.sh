@@ -11,9 +11,13 @@
 #                   primary-key SELECT per transaction, prepared — what
 #                   PostgreSQL itself answers on this machine;
 #   (2) pg_miss     strata --cache false on PostgreSQL, wrk -c CONNS on
-#                   GET /v1/main/content/{id}: every request a database read
-#                   (the statements of an item miss), JSON, response;
+#                   GET /v1/main/content/{id} of a 2 KB item (made through
+#                   the API, as bench/hot_path.sh makes its own): every
+#                   request a database read (an item miss's one statement),
+#                   JSON, response;
 #   (3) sqlite_miss the same on SQLite;
+#   (2b), (3b)      the same for the newest seeded post (about 14 KB of body),
+#                   printed for information: there the bytes dominate;
 #   (4) hits        strata with its cache on, an L1 hit of the same item,
 #                   on PostgreSQL and on SQLite, ROUNDS interleaved rounds
 #                   (the backend must not touch the hit path).
@@ -91,18 +95,49 @@ timeout $((D + 30)) "$PG_BIN/pgbench" -S -M prepared -c "$C" -j 2 -T "$D" "$PG_U
     bench_die "pgbench failed: $(tail -n 3 "$BENCH_TMP/pgbench.txt")"
 PGBENCH_TPS=$(awk '/^tps = / {print $3; exit}' "$BENCH_TMP/pgbench.txt")
 
-# one published item, the newest (the seed is deterministic and alike on both)
-item_of() {
-    curl -fsS "http://127.0.0.1:$STRATA_PORT/v1/main/content?limit=1" | grep -o '"id": *[0-9]*' | head -n1 |
-        grep -o '[0-9]*$'
+# The item read: a post whose public JSON is ITEM_BYTES (2 KB, the item of
+# bench/hot_path.sh and of the hit figures in docs/benchmarks.md), made
+# through the API on each database; its id goes in ITEM_IDS[db].
+# ARTICLE_ID: the newest seeded post (the seed is deterministic: the same
+# item, about 14 KB of body, on both), for a second row: what a miss costs
+# when the bytes themselves dominate.
+declare -A ITEM_IDS
+make_item() {
+    local db=$1 token body_len text i put
+    token=$("$STRATA" token create --db "$db" --site main --role write --name bench 2>>"$BENCH_TMP/seed.log") ||
+        bench_die "token create failed on $db"
+    BENCH_DB=$db bench_strata_start make_item
+    BASE="http://127.0.0.1:$STRATA_PORT/v1/main"
+    [[ -n ${ARTICLE_ID:-} ]] || ARTICLE_ID=$(curl -fsS "$BASE/content?limit=1" | grep -o '"id": *[0-9]*' |
+        head -n1 | grep -o '[0-9]*$')
+    TOKEN=$token bench_api_post /content '{"type":"post","slug":"bench-2k","title":"PostgreSQL bench item","body":""}'
+    local id
+    id=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
+    [[ $F_STATUS == 201 && -n $id ]] || bench_die "creating the bench item failed ($F_STATUS)"
+    TOKEN=$token bench_api_post "/content/$id/publish" ""
+    body_len=$((ITEM_BYTES - $(curl -fsS "$BASE/content/$id" | wc -c)))
+    text=""
+    for ((i = 1; ${#text} < body_len; i++)); do
+        text+="Paragraph $i of the PostgreSQL benchmark item: plain ASCII text, no escapes. "
+    done
+    put=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -H 'If-Match: "v1"' --data "{\"body\":\"${text:0:body_len}\"}" -o /dev/null -w '%{http_code}' "$BASE/content/$id")
+    [[ $put == 200 ]] || bench_die "updating the bench item failed ($put)"
+    TOKEN=$token bench_api_post "/content/$id/publish" ""
+    [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS)"
+    ITEM_IDS[$db]=$id
+    bench_log "item $id on $(basename "${db%%\?*}"): $(curl -fsS "$BASE/content/$id" | wc -c) bytes of JSON"
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" make_item
 }
-ITEM_ID=""
+ITEM_BYTES=${ITEM_BYTES:-2048}
+make_item "$PG_URL"
+make_item "$BENCH_TMP/bench.db"
 
-# miss NAME DB — strata --cache false on DB; sets MISS_RPS, MISS_P99, MISS_US, MISS_PG_US
+# miss NAME DB [ID] — strata --cache false on DB reading item ID (default
+# the 2 KB item); sets MISS_RPS, MISS_P99, MISS_US, MISS_PG_US
 miss() {
     BENCH_DB=$2 bench_strata_start "$1" --cache false
-    [[ -n $ITEM_ID ]] || ITEM_ID=$(item_of) || bench_die "no published item on $1"
-    local url="http://127.0.0.1:$STRATA_PORT/v1/main/content/$ITEM_ID"
+    local url="http://127.0.0.1:$STRATA_PORT/v1/main/content/${3:-${ITEM_IDS[$2]}}"
     curl -fsS -o /dev/null "$url" || bench_die "GET $url failed on $1"
     local s0 p0 s1 p1
     s0=$(bench_cpu_ticks "$STRATA_PID" | cut -d' ' -f1)
@@ -127,11 +162,16 @@ PG_MISS_RPS=$MISS_RPS PG_MISS_P99=$MISS_P99 PG_MISS_US=$MISS_US PG_MISS_PG_US=$M
 bench_log "(3) strata --cache false on SQLite"
 miss sqlite_miss "$BENCH_TMP/bench.db"
 SQ_MISS_RPS=$MISS_RPS SQ_MISS_P99=$MISS_P99 SQ_MISS_US=$MISS_US
+bench_log "(2b) and (3b): the same, reading the newest seeded post (item $ARTICLE_ID)"
+miss pg_article "$PG_URL" "$ARTICLE_ID"
+PG_ART_RPS=$MISS_RPS PG_ART_US=$MISS_US PG_ART_PG_US=$MISS_PG_US
+miss sqlite_article "$BENCH_TMP/bench.db" "$ARTICLE_ID"
+SQ_ART_RPS=$MISS_RPS SQ_ART_US=$MISS_US
 
 # ---- (4) hits, interleaved ---------------------------------------------------------------
 hit() {
     BENCH_DB=$2 bench_strata_start "$1"
-    local url="http://127.0.0.1:$STRATA_PORT/v1/main/content/$ITEM_ID"
+    local url="http://127.0.0.1:$STRATA_PORT/v1/main/content/${ITEM_IDS[$2]}"
     curl -fsS -o /dev/null "$url" && curl -fsS -o /dev/null -D - "$url" | tr -d '\r' |
         grep -i '^cache-status:' | grep -qi hit || bench_die "$1: the item is not a cache hit"
     bench_wrk "$1" "$url" "$STRATA_PID" "$STRATA_LOG"
@@ -161,6 +201,9 @@ printf '  (2) strata miss on PostgreSQL         %10s req/s  p99 %s ms  strata %s
     "$PG_MISS_RPS" "$PG_MISS_P99" "$PG_MISS_US" "$PG_MISS_PG_US"
 printf '  (3) strata miss on SQLite             %10s req/s  p99 %s ms  strata %s µs/req\n' \
     "$SQ_MISS_RPS" "$SQ_MISS_P99" "$SQ_MISS_US"
+printf '  (2b) a seeded post on PostgreSQL      %10s req/s  strata %s µs/req, postgres %s µs/req\n' \
+    "$PG_ART_RPS" "$PG_ART_US" "$PG_ART_PG_US"
+printf '  (3b) a seeded post on SQLite          %10s req/s  strata %s µs/req\n' "$SQ_ART_RPS" "$SQ_ART_US"
 printf '  (4) hits: SQLite %s, PostgreSQL %s (rounds); medians %s / %s req/s\n' \
     "${SQ_HITS[*]}" "${PG_HITS[*]}" "$SQ_HIT" "$PG_HIT"
 printf '  (2)/(1) = %s  (≥ 0.3)  %s\n' "$MISS_RATIO" "$MISS_VERDICT"
@@ -170,4 +213,5 @@ printf 'RESULT pg pgbench_tps=%s pg_miss_rps=%s pg_miss_p99_ms=%s pg_miss_strata
     "$PGBENCH_TPS" "$PG_MISS_RPS" "$PG_MISS_P99" "$PG_MISS_US" "$PG_MISS_PG_US"
 printf 'sqlite_miss_rps=%s sqlite_miss_strata_us=%s pg_hit_rps=%s sqlite_hit_rps=%s miss_ratio=%s hit_ratio=%s ' \
     "$SQ_MISS_RPS" "$SQ_MISS_US" "$PG_HIT" "$SQ_HIT" "$MISS_RATIO" "$HIT_RATIO"
+printf 'pg_article_rps=%s sqlite_article_rps=%s ' "$PG_ART_RPS" "$SQ_ART_RPS"
 printf 'miss_verdict=%s hit_verdict=%s strata_exits=%s\n' "$MISS_VERDICT" "$HIT_VERDICT" "$(IFS=,; echo "${STRATA_EXITS[*]}")"

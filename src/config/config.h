@@ -173,5 +173,7 @@ int config_parse_listen(const char *listen, struct sockaddr_storage *addr, unsig
 
 /* The number of event-loop threads to run (resolves 0 to the core count). */
 int config_thread_count(const strata_config *cfg);
+/* server.workers, or its default for the database (0: see config.c). */
+int config_worker_count(const strata_config *cfg);
 
 #endif

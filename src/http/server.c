@@ -408,7 +408,8 @@ int http_serve(strata_config *cfg, const http_app *app)
         conn_guard_dispose();
         return 1;
     }
-    if (worker_pool_start(&srv.pool, (size_t)cfg->workers, cfg->db_url, app->worker_init, cfg->worker_nice) != 0) {
+    if (worker_pool_start(&srv.pool, (size_t)config_worker_count(cfg), cfg->db_url, app->worker_init,
+                          cfg->worker_nice) != 0) {
         log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_shown);
         conn_guard_dispose();
         rc_dispose();
@@ -443,7 +444,7 @@ int http_serve(strata_config *cfg, const http_app *app)
         log_begin(&line, LOG_INFO, "serving");
         log_str(&line, "listen", cfg->listen);
         log_int(&line, "threads", srv.loop_count);
-        log_int(&line, "workers", cfg->workers);
+        log_int(&line, "workers", config_worker_count(cfg));
         log_str(&line, "db", cfg->db_shown);
         log_int(&line, "cache_bytes", cfg->cache_enabled ? cfg->cache_l1_max_bytes : 0);
         log_end(&line);
