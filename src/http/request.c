@@ -44,8 +44,11 @@
  * someone else waits for its fill (its flight has waiters): the tracker
  * marks it when h2o lets the request go (an HTTP/2 stream reset), and,
  * since HTTP/1 in h2o reads nothing while a request is processed, a
- * probe every QUEUE_PROBE_MS peeks at each queued HTTP/1 client's socket
- * for its end. A write whose client has gone still runs: its client may
+ * probe every QUEUE_PROBE_MS peeks at queued HTTP/1 clients' sockets for
+ * their end: QUEUE_PROBE_BATCH of them a turn, the oldest looked-at first
+ * (each looked at goes to the back), so a standing queue of a thousand
+ * costs the loop a bounded number of peeks a second, not a thousand every
+ * turn. A write whose client has gone still runs: its client may
  * have sent it and died, and it will look for the result.
  */
 #include <arpa/inet.h>
@@ -59,7 +62,8 @@
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
 
-#define QUEUE_PROBE_MS 50 /* how often queued HTTP/1 clients are looked at */
+#define QUEUE_PROBE_MS 50    /* how often queued HTTP/1 clients are looked at */
+#define QUEUE_PROBE_BATCH 64 /* …and how many of them at most, each time */
 
 struct job {
     pool_job super;                 /* worker queue link */
@@ -643,12 +647,16 @@ static bool http1_client_gone(h2o_req_t *req)
 static void on_queue_probe(h2o_timeout_entry_t *entry)
 {
     loop_thread *lt = H2O_STRUCT_FROM_MEMBER(loop_thread, queue_probe, entry);
-    h2o_linklist_t *node = lt->queued_jobs.next;
-    while (node != &lt->queued_jobs) {
-        job *j = H2O_STRUCT_FROM_MEMBER(job, queued_link, node);
-        node = node->next; /* j may be freed */
+    size_t turn = 0; /* each job at most once a turn */
+    for (h2o_linklist_t *node = lt->queued_jobs.next; node != &lt->queued_jobs && turn < QUEUE_PROBE_BATCH;
+         node = node->next)
+        turn++;
+    for (size_t n = 0; n < turn && !h2o_linklist_is_empty(&lt->queued_jobs); n++) {
+        job *j = H2O_STRUCT_FROM_MEMBER(job, queued_link, lt->queued_jobs.next);
+        h2o_linklist_unlink(&j->queued_link); /* to the back: the next turn looks at others */
+        h2o_linklist_insert(&lt->queued_jobs, &j->queued_link);
         if (j->req != NULL && !atomic_load_explicit(&j->client_gone, memory_order_relaxed) && http1_client_gone(j->req))
-            job_client_gone(j);
+            job_client_gone(j); /* may free j */
     }
     if (!h2o_linklist_is_empty(&lt->queued_jobs))
         h2o_timeout_link(lt->ctx.loop, &lt->queue_probe_timeout, &lt->queue_probe);
