@@ -160,18 +160,23 @@ bench_check_alive() {
 # bench_port_in_use PORT — true if something listens on 127.0.0.1:PORT.
 bench_port_in_use() {
     if command -v ss >/dev/null 2>&1; then
-        ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+        ss -Htan "sport = :$1" 2>/dev/null | grep -q . && return 0
     fi
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# bench_free_port — prints a free TCP port on 127.0.0.1, chosen at random in
-# 20000..59999 (random so concurrent benches rarely collide; a server that
-# fails to bind still fails loudly in bench_wait_url).
+# bench_free_port — prints a free TCP port on 127.0.0.1, chosen at random
+# below the kernel's ephemeral range (ip_local_port_range; 10000..32767 on
+# Debian): the load generators' thousands of client sockets take their
+# ports from that range, and one of them (even closing) would make the
+# server's bind fail. Random so concurrent benches rarely collide; a server
+# that fails to bind still fails loudly in bench_wait_url.
 bench_free_port() {
-    local port i
+    local port i low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((low > 11000)) || low=32768
     for ((i = 0; i < 100; i++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
         bench_port_in_use "$port" || {
             echo "$port"
             return 0
