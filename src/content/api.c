@@ -50,6 +50,10 @@ int content_worker_init(store_t *store)
     if (rc == STORE_OK)
         secret_loaded = true;
     pthread_mutex_unlock(&secret_lock);
+    /* every site there is, known to this connection before its first
+     * request: no miss pays for a site lookup, on whichever worker it runs */
+    if (rc == STORE_OK)
+        rc = store_site_preload(store);
     return rc == STORE_OK ? 0 : -1;
 }
 

@@ -380,6 +380,32 @@ int metrics_slow_query_ms(void)
     return m.slow_ms;
 }
 
+/* Just past the first FROM, INTO or UPDATE of the statement itself, not
+ * of a subquery in it (outside parentheses and quotes); NULL if none. */
+static const char *statement_table_mark(const char *sql)
+{
+    static const char *const marks[] = {" FROM ", " INTO ", "UPDATE ", " from ", " into ", "update "};
+    int depth = 0;
+    char quote = 0;
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            quote = *p == quote ? 0 : quote;
+            continue;
+        }
+        if (*p == '\'' || *p == '"')
+            quote = *p;
+        else if (*p == '(')
+            depth++;
+        else if (*p == ')' && depth > 0)
+            depth--;
+        else if (depth == 0)
+            for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+                if ((p == sql || marks[i][0] == ' ') && strncmp(p, marks[i], strlen(marks[i])) == 0)
+                    return p + strlen(marks[i]);
+    }
+    return NULL;
+}
+
 void metrics_statement_name(const char *sql, char out[48])
 {
     /* verb: the first word; table: the word after the first FROM, INTO or
@@ -389,13 +415,7 @@ void metrics_statement_name(const char *sql, char out[48])
     size_t n = strcspn(p, " \t\n(;");
     for (size_t i = 0; i < n && i + 1 < sizeof(verb); i++)
         verb[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
-    static const char *const marks[] = {" FROM ", " INTO ", "UPDATE ", " from ", " into ", "update "};
-    const char *at = NULL;
-    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-        const char *hit = strstr(sql, marks[i]);
-        if (hit != NULL && (at == NULL || hit < at))
-            at = hit + strlen(marks[i]);
-    }
+    const char *at = statement_table_mark(sql);
     if (at != NULL) {
         at += strspn(at, " \t\n");
         size_t len = 0;

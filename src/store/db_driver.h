@@ -64,6 +64,7 @@ typedef enum db_fragment_id {
     DB_SQL_BEGIN_SNAPSHOT, /* a read-only transaction that sees one moment throughout (strata copy) */
     DB_SQL_IDENTITY_RESET, /* moves table {table}'s identity key past its rows (after explicit ids); NULL: none */
     DB_SQL_TAGS_OF_ITEM,   /* the tags of item `i`, joined by ',' (any order), NULL for none: {tags_of_item} */
+    DB_SQL_SKIP_LOCKED,    /* after a SELECT's LIMIT: pass over rows another writer holds ("" if none): {skip_locked} */
     DB_FRAGMENTS
 } db_fragment_id;
 

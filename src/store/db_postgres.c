@@ -61,9 +61,8 @@ enum {
 };
 
 /* The session's settings, sent after every (re)connect. */
-static const char session_settings[] =
-    "SET TIME ZONE 'UTC'; SET statement_timeout = 30000; SET lock_timeout = 5000; "
-    "SET plan_cache_mode = force_generic_plan";
+static const char session_settings[] = "SET TIME ZONE 'UTC'; SET statement_timeout = 30000; SET lock_timeout = 5000; "
+                                       "SET plan_cache_mode = force_generic_plan";
 static const char relaxed_setting[] = "SET synchronous_commit = off";
 
 struct db_conn {
@@ -1086,6 +1085,7 @@ const db_driver db_postgres_driver = {
             [DB_SQL_IDENTITY_RESET] = "SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                       "COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)",
             [DB_SQL_TAGS_OF_ITEM] = "(SELECT string_agg(tg.tag, ',') FROM item_tags tg WHERE tg.item_id = i.id)",
+            [DB_SQL_SKIP_LOCKED] = "FOR UPDATE SKIP LOCKED",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

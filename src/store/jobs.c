@@ -5,7 +5,10 @@
  * Claiming. One UPDATE … RETURNING inside a write transaction. On SQLite
  * (BEGIN IMMEDIATE) the write lock is taken before the due job is chosen,
  * so of two instances claiming at once the second waits (busy_timeout) and
- * then sees the first's lease. The
+ * then sees the first's lease. On PostgreSQL (SERIALIZABLE) the choice
+ * passes over a job another claimer holds (FOR UPDATE SKIP LOCKED, the
+ * {skip_locked} fragment), so two claimers take two jobs rather than
+ * collide on one; a conflict left over is retried (db_transact). The
  * choice walks jobs_due (run_at, partial on failed_at IS NULL) from its
  * start; markers sit at its far end (run_at = STORE_JOB_DONE) and are never
  * reached by a run_at <= now range.
@@ -113,8 +116,8 @@ static int claim_tx(store_t *st, void *arg)
     status = db_query_start(st,
                             "UPDATE jobs SET locked_until = :lease_end, attempts = attempts + 1 "
                             "WHERE id = (SELECT id FROM jobs WHERE failed_at IS NULL AND run_at <= :now "
-                            "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1) "
-                            "RETURNING id, kind, payload, attempts, run_at",
+                            "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1 "
+                            "{skip_locked}) RETURNING id, kind, payload, attempts, run_at",
                             &q);
     if (status != STORE_OK)
         return status;

@@ -90,6 +90,10 @@ const char *store_copy_table_name(size_t index);
 
 int store_site_create(store_t *st, const char *name, int64_t *site_id);
 int store_site_lookup(store_t *st, const char *name, int64_t *site_id);
+/* This connection learns every site there is now (up to the first 64), so
+ * store_site_lookup answers them without a statement; a site made later is
+ * looked up once when first asked for. */
+int store_site_preload(store_t *st);
 /* *sites: [{"id":…,"name":…}…] ordered by id. */
 int store_site_list(store_t *st, json_t **sites);
 

@@ -24,7 +24,7 @@ void store_history_configure(int keyframe_interval);
 /* Metadata of one version, as listed. */
 typedef struct store_version_meta {
     int64_t number;
-    char kind[16];   /* draft | autosave | publish | restore */
+    char kind[16]; /* draft | autosave | publish | restore */
     char author[65];
     int64_t created_at; /* ms */
     int64_t size;       /* bytes of the snapshot's JSON */
@@ -121,10 +121,10 @@ void store_time_text(int64_t ms, char out[STORE_TIME_TEXT_SIZE]);
 
 typedef struct store_retention {
     int64_t now_ms;
-    int keep_latest;              /* each item's latest N versions stay */
-    int64_t draft_max_age_ms;     /* 0: keep every version */
-    int64_t autosave_max_age_ms;  /* 0: keep autosave slots */
-    int64_t preview_grace_ms;     /* expired links are deleted this long after expiry */
+    int keep_latest;             /* each item's latest N versions stay */
+    int64_t draft_max_age_ms;    /* 0: keep every version */
+    int64_t autosave_max_age_ms; /* 0: keep autosave slots */
+    int64_t preview_grace_ms;    /* expired links are deleted this long after expiry */
 } store_retention;
 
 typedef struct store_retention_result {

@@ -60,6 +60,21 @@ static void site_remember(store_t *st, const char *name, int64_t id)
     m->id = id;
 }
 
+int store_site_preload(store_t *st)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st, "SELECT id, name FROM sites ORDER BY id", &q);
+    if (status != STORE_OK)
+        return status;
+    while (db_next_row(&q)) {
+        const char *name = db_column_text(&q, 1);
+        if (name != NULL && !site_remembered(st, name, NULL))
+            site_remember(st, name, db_column_int(&q, 0));
+    }
+    return db_query_end(&q, "reading the sites");
+}
+
 int store_site_lookup(store_t *st, const char *name, int64_t *site_id)
 {
     db_clear_error(st);

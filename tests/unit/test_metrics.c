@@ -247,6 +247,25 @@ static void test_threads_merge_on_read(void **state)
     free(samples);
 }
 
+/* A statement is named by its verb and the table of its own FROM / INTO /
+ * UPDATE, not by a subquery's (every item read selects its tags by one). */
+static void test_statement_names(void **state)
+{
+    (void)state;
+    char name[48];
+    metrics_statement_name("SELECT i.id, (SELECT string_agg(tg.tag, ',') FROM item_tags tg WHERE tg.item_id = i.id) "
+                           "FROM items i WHERE i.id = :id",
+                           name);
+    assert_memory_equal(name, "select_items_", 13);
+    metrics_statement_name("UPDATE jobs SET a = 1 WHERE id = (SELECT id FROM jobs LIMIT 1 FOR UPDATE SKIP LOCKED)",
+                           name);
+    assert_memory_equal(name, "update_jobs_", 12);
+    metrics_statement_name("INSERT INTO meta(key, value) VALUES ('a ( FROM x', :v)", name);
+    assert_memory_equal(name, "insert_meta_", 12);
+    metrics_statement_name("BEGIN", name);
+    assert_memory_equal(name, "begin_", 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_count_le),
         cmocka_unit_test(test_merge_and_diff),
         cmocka_unit_test(test_threads_merge_on_read),
+        cmocka_unit_test(test_statement_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
