@@ -142,6 +142,11 @@ uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)
     return wait < period ? wait : period; /* by then, a new sample may say plenty */
 }
 
+bool fill_budget_holding(const fill_budget *b)
+{
+    return b->share < 1 && b->scarce && b->tokens_ns <= 0;
+}
+
 void fill_budget_charge(fill_budget *b, uint64_t cpu_ns)
 {
     if (b->share < 1)

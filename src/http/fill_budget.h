@@ -85,6 +85,10 @@ typedef struct fill_budget_sample {
 /* One sample at now_ns; the first only sets the baseline. The sampler
  * calls it with what it read; tests, with numbers. */
 void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_sample *seen);
+/* Whether the budget held fills back when last looked at (no sample, no
+ * refill: cheap enough for the event loop's submit; a fill it holds is
+ * taken when the sleeping worker's wait ends). */
+bool fill_budget_holding(const fill_budget *b);
 /* A fill took cpu_ns of its thread's CPU time. */
 void fill_budget_charge(fill_budget *b, uint64_t cpu_ns);
 

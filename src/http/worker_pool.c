@@ -215,8 +215,7 @@ static void *worker_main(void *arg)
 
 int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_worker_init_fn init, int nice)
 {
-    *pool =
-        (worker_pool){.db_url = db_url, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
+    *pool = (worker_pool){.db_url = db_url, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
     fill_budget_init(&pool->budget, 1);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_condattr_t monotonic;
@@ -291,7 +290,7 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
     /* A public job the budget holds back would only wake a worker to send
      * it back to sleep (thousands of times a second in a flood): a worker
      * already sleeping until the budget allows one takes it then. */
-    if (lane != POOL_PUBLIC || pool->budget_sleepers == 0 || fill_budget_wait_ns(&pool->budget, clock_ns()) == 0)
+    if (lane != POOL_PUBLIC || pool->budget_sleepers == 0 || !fill_budget_holding(&pool->budget))
         pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     return true;

@@ -276,18 +276,13 @@ static int identity_reset(copy_job *job, const copy_table *t)
     if (!t->identity || pattern == NULL)
         return STORE_OK;
     /* the pattern says {table} where the table's name goes */
-    char sql[SQL_MAX];
-    size_t len = 0;
-    for (const char *p = pattern; *p != '\0' && len + 64 < sizeof sql;) {
-        if (strncmp(p, "{table}", 7) == 0) {
-            len += (size_t)snprintf(sql + len, sizeof sql - len, "%s", t->name);
-            p += 7;
-        } else {
-            sql[len++] = *p++;
-        }
-    }
-    sql[len] = '\0';
-    return db_exec_script(job->to, sql, "moving an identity past the copied ids");
+    const char *name = "{table}";
+    char *sql = db_sql_filled(pattern, &name, &t->name, 1);
+    if (sql == NULL)
+        return db_fail(job->to, STORE_ERROR, "out of memory moving an identity past the copied ids");
+    int status = db_exec_script(job->to, sql, "moving an identity past the copied ids");
+    free(sql);
+    return status;
 }
 
 /* The destination's transaction: everything, then the checks. */

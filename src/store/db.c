@@ -173,38 +173,47 @@ static const struct {
     {"{skip_locked}", DB_SQL_SKIP_LOCKED},
 };
 
+char *db_sql_filled(const char *sql, const char *const names[], const char *const texts[], size_t n)
+{
+    size_t size = strlen(sql) + 1;
+    for (size_t i = 0; i < n; i++)
+        for (const char *at = strstr(sql, names[i]); at; at = strstr(at + 1, names[i]))
+            size += strlen(texts[i]);
+    char *out = malloc(size);
+    if (out == NULL)
+        return NULL;
+    size_t len = 0;
+    for (const char *p = sql; *p;) {
+        size_t i = 0;
+        while (i < n && strncmp(p, names[i], strlen(names[i])) != 0)
+            i++;
+        if (i == n) {
+            out[len++] = *p++;
+            continue;
+        }
+        memcpy(out + len, texts[i], strlen(texts[i]));
+        len += strlen(texts[i]);
+        p += strlen(names[i]);
+    }
+    out[len] = '\0';
+    return out;
+}
+
 /* sql with each named fragment replaced by the driver's text (malloc'd),
  * or NULL when it names none or memory is short (*failed says which). */
 static char *fragments_expanded(const store_t *st, const char *sql, bool *failed)
 {
+    enum { FRAGMENT_NAMES = sizeof query_fragments / sizeof query_fragments[0] };
     *failed = false;
     if (strchr(sql, '{') == NULL)
         return NULL;
-    size_t size = strlen(sql) + 1;
-    for (size_t i = 0; i < sizeof query_fragments / sizeof query_fragments[0]; i++)
-        for (const char *at = strstr(sql, query_fragments[i].name); at; at = strstr(at + 1, query_fragments[i].name))
-            size += strlen(st->driver->fragments[query_fragments[i].id]);
-    char *out = malloc(size);
-    if (out == NULL) {
-        *failed = true;
-        return NULL;
+    const char *names[FRAGMENT_NAMES], *texts[FRAGMENT_NAMES];
+    for (size_t i = 0; i < FRAGMENT_NAMES; i++) {
+        names[i] = query_fragments[i].name;
+        texts[i] = st->driver->fragments[query_fragments[i].id];
     }
-    size_t len = 0;
-    for (const char *p = sql; *p;) {
-        size_t i = 0;
-        while (i < sizeof query_fragments / sizeof query_fragments[0] &&
-               strncmp(p, query_fragments[i].name, strlen(query_fragments[i].name)) != 0)
-            i++;
-        if (i == sizeof query_fragments / sizeof query_fragments[0]) {
-            out[len++] = *p++;
-            continue;
-        }
-        const char *text = st->driver->fragments[query_fragments[i].id];
-        memcpy(out + len, text, strlen(text));
-        len += strlen(text);
-        p += strlen(query_fragments[i].name);
-    }
-    out[len] = '\0';
+    char *out = db_sql_filled(sql, names, texts, FRAGMENT_NAMES);
+    *failed = out == NULL;
     return out;
 }
 

@@ -82,6 +82,9 @@ int64_t db_changes(const store_t *st);
 
 /* Several statements without parameters (migrations, test fixtures). */
 int db_exec_script(store_t *st, const char *script, const char *doing);
+/* sql with each of names[i] ("{table}") replaced by texts[i]; malloc'd,
+ * NULL when memory is short. */
+char *db_sql_filled(const char *sql, const char *const names[], const char *const texts[], size_t n);
 /* The driver's text for a piece of SQL that differs (NULL: none). */
 const char *db_fragment(const store_t *st, db_fragment_id id);
 /* The driver of the store's connection. */
