@@ -132,32 +132,9 @@ TOKEN=$("$STRATA" token create --db "$BENCH_TMP/bench.db" --site "$SITE" --role 
 bench_strata_start strata-setup
 BASE="http://127.0.0.1:$STRATA_PORT/v1/$SITE"
 
-# The item: a post whose public JSON is ITEM_BYTES. The JSON around the body
-# is measured on a probe draft with an empty body, so the body is sized
-# exactly (timestamps and ids have fixed widths).
-
-bench_api_post /content '{"type":"post","slug":"bench-2k","title":"Hot path bench item","body":""}'
-PROBE_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
-[[ $F_STATUS == 201 && -n $PROBE_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-bench_api_post "/content/$PROBE_ID/publish" ""
-[[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-bench_fetch probe "$BASE/content/$PROBE_ID"
-OVERHEAD=$F_BODY
-BODY_LEN=$((ITEM_BYTES - OVERHEAD))
-((BODY_LEN > 0)) || bench_die "ITEM_BYTES=$ITEM_BYTES is below the item's JSON overhead of $OVERHEAD bytes"
-TEXT=""
-for ((i = 1; ${#TEXT} < BODY_LEN; i++)); do
-    TEXT+="Paragraph $i of the hot path benchmark item: plain ASCII text, no escapes. "
-done
-TEXT=${TEXT:0:BODY_LEN}
-# The same item, now with its body: version 2 (PUT, If-Match "v1"), published.
-W=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -H 'If-Match: "v1"' --data "{\"body\":\"$TEXT\"}" -o "$BENCH_TMP/put.body" -w '%{http_code}' \
-    "$BASE/content/$PROBE_ID") || bench_die "PUT $BASE/content/$PROBE_ID failed"
-[[ $W == 200 ]] || bench_die "updating the bench item failed ($W): $(cat "$BENCH_TMP/put.body")"
-ITEM_ID=$PROBE_ID
-bench_api_post "/content/$ITEM_ID/publish" ""
-[[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
+# The item: a post whose public JSON is ITEM_BYTES (bench_make_item).
+bench_make_item "$ITEM_BYTES" "Hot path bench item"
+ITEM_ID=$BENCH_ITEM_ID
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
 mkdir -p "$BENCH_TMP/www"
 bench_fetch item "$BASE/content/$ITEM_ID"

@@ -509,3 +509,32 @@ bench_api_post() {
     F_STATUS=$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
         --data "$2" -o "$BENCH_TMP/post.body" -w '%{http_code}' "$BASE$1") || bench_die "POST $BASE$1 failed"
 }
+
+# bench_make_item BYTES TITLE — a published post whose public JSON is BYTES,
+# made through the API at $BASE with $TOKEN (a write token): a probe with an
+# empty body measures the JSON around it (timestamps and ids have fixed
+# widths), then version 2 (PUT, If-Match "v1") gets a body of plain ASCII
+# of exactly the rest, and is published. Sets BENCH_ITEM_ID.
+bench_make_item() {
+    local bytes=$1 title=$2 id overhead body_len text i w
+    bench_api_post /content "{\"type\":\"post\",\"slug\":\"bench-2k\",\"title\":\"$title\",\"body\":\"\"}"
+    id=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
+    [[ $F_STATUS == 201 && -n $id ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
+    bench_api_post "/content/$id/publish" ""
+    [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
+    bench_fetch probe "$BASE/content/$id"
+    overhead=$F_BODY
+    body_len=$((bytes - overhead))
+    ((body_len > 0)) || bench_die "an item of $bytes bytes is below its JSON overhead of $overhead bytes"
+    text=""
+    for ((i = 1; ${#text} < body_len; i++)); do
+        text+="Paragraph $i of the benchmark item: plain ASCII text, no escapes. "
+    done
+    w=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -H 'If-Match: "v1"' --data "{\"body\":\"${text:0:body_len}\"}" -o "$BENCH_TMP/put.body" -w '%{http_code}' \
+        "$BASE/content/$id") || bench_die "PUT $BASE/content/$id failed"
+    [[ $w == 200 ]] || bench_die "updating the bench item failed ($w): $(cat "$BENCH_TMP/put.body")"
+    bench_api_post "/content/$id/publish" ""
+    [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
+    BENCH_ITEM_ID=$id
+}

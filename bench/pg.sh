@@ -103,28 +103,15 @@ PGBENCH_TPS=$(awk '/^tps = / {print $3; exit}' "$BENCH_TMP/pgbench.txt")
 # when the bytes themselves dominate.
 declare -A ITEM_IDS
 make_item() {
-    local db=$1 token body_len text i put
+    local db=$1 token
     token=$("$STRATA" token create --db "$db" --site main --role write --name bench 2>>"$BENCH_TMP/seed.log") ||
         bench_die "token create failed on $db"
     BENCH_DB=$db bench_strata_start make_item
     BASE="http://127.0.0.1:$STRATA_PORT/v1/main"
     [[ -n ${ARTICLE_ID:-} ]] || ARTICLE_ID=$(curl -fsS "$BASE/content?limit=1" | grep -o '"id": *[0-9]*' |
         head -n1 | grep -o '[0-9]*$')
-    TOKEN=$token bench_api_post /content '{"type":"post","slug":"bench-2k","title":"PostgreSQL bench item","body":""}'
-    local id
-    id=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
-    [[ $F_STATUS == 201 && -n $id ]] || bench_die "creating the bench item failed ($F_STATUS)"
-    TOKEN=$token bench_api_post "/content/$id/publish" ""
-    body_len=$((ITEM_BYTES - $(curl -fsS "$BASE/content/$id" | wc -c)))
-    text=""
-    for ((i = 1; ${#text} < body_len; i++)); do
-        text+="Paragraph $i of the PostgreSQL benchmark item: plain ASCII text, no escapes. "
-    done
-    put=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -H 'If-Match: "v1"' --data "{\"body\":\"${text:0:body_len}\"}" -o /dev/null -w '%{http_code}' "$BASE/content/$id")
-    [[ $put == 200 ]] || bench_die "updating the bench item failed ($put)"
-    TOKEN=$token bench_api_post "/content/$id/publish" ""
-    [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS)"
+    TOKEN=$token bench_make_item "$ITEM_BYTES" "PostgreSQL bench item"
+    local id=$BENCH_ITEM_ID
     ITEM_IDS[$db]=$id
     bench_log "item $id on $(basename "${db%%\?*}"): $(curl -fsS "$BASE/content/$id" | wc -c) bytes of JSON"
     bench_strata_stop "$STRATA_PID" "$STRATA_LOG" make_item
