@@ -29,7 +29,7 @@
 # /proc; and PostgreSQL's backends' for (2)).
 #
 # Usage: bench/pg.sh           (from anywhere; needs build/strata, wrk, postgresql-15)
-#   DURATION=10s WARMUP=2s THREADS=2 CONNS=64 ROUNDS=3 ITEMS=200 SERVE_THREADS=2
+#   DURATION=10s WARMUP=2s THREADS=2 CONNS=64 ROUNDS=5 ITEMS=200 SERVE_THREADS=2
 #   PGBENCH_SCALE=10   pgbench -i -s (1,000,000 rows)
 #   STRATA=path  BENCH_KEEP_TMP=1
 # Output: a table, then `RESULT pg …` with every figure and the verdicts.
@@ -42,7 +42,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/lib.sh"
 
 ITEMS=${ITEMS:-200}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 STRATA=${STRATA:-$REPO/build/strata}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}

@@ -175,5 +175,7 @@ int config_parse_listen(const char *listen, struct sockaddr_storage *addr, unsig
 int config_thread_count(const strata_config *cfg);
 /* server.workers, or its default for the database (0: see config.c). */
 int config_worker_count(const strata_config *cfg);
+/* server.worker_nice, or its default for the database (-1: see config.c). */
+int config_worker_nice(const strata_config *cfg);
 
 #endif

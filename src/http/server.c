@@ -409,7 +409,7 @@ int http_serve(strata_config *cfg, const http_app *app)
         return 1;
     }
     if (worker_pool_start(&srv.pool, (size_t)config_worker_count(cfg), cfg->db_url, app->worker_init,
-                          cfg->worker_nice) != 0) {
+                          config_worker_nice(cfg)) != 0) {
         log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_shown);
         conn_guard_dispose();
         rc_dispose();

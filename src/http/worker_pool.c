@@ -181,8 +181,10 @@ static void *worker_main(void *arg)
     store_t *store = worker_open(pool);
     if (store == NULL)
         return NULL;
+    /* The lock is held from the end of one job (its accounting) through
+     * the pick of the next: one critical section between two jobs. */
+    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        pthread_mutex_lock(&pool->lock);
         pool_job *job;
         uint64_t wait_ns;
         while ((job = lane_pick(pool, &wait_ns)) == NULL && !(pool->stopping && lanes_empty(pool)))
@@ -197,16 +199,15 @@ static void *worker_main(void *arg)
         job->run(job, store);
         if (stamp != 0)
             metrics_pool_finished();
+        uint64_t cpu_used = public ? thread_cpu_ns() - cpu_before : 0;
+        pthread_mutex_lock(&pool->lock);
         if (public) {
-            uint64_t cpu_used = thread_cpu_ns() - cpu_before;
-            pthread_mutex_lock(&pool->lock);
             fill_budget_charge(&pool->budget, cpu_used);
             pool->public_running--;
             /* this worker picks again at once; another is needed only if
              * public work waits (the cap may have passed it over) */
             if (pool->lanes[POOL_PUBLIC].head != NULL)
                 pthread_cond_signal(&pool->wake);
-            pthread_mutex_unlock(&pool->lock);
         }
     }
     store_close(&store);

@@ -170,6 +170,7 @@ static const struct {
     db_fragment_id id;
 } query_fragments[] = {
     {"{tags_of_item}", DB_SQL_TAGS_OF_ITEM},
+    {"{category_of_item}", DB_SQL_CATEGORY_OF_ITEM},
     {"{skip_locked}", DB_SQL_SKIP_LOCKED},
 };
 

@@ -59,12 +59,14 @@ typedef struct db_stmt db_stmt; /* a driver's prepared statement, owned by its c
 
 /* The pieces of SQL that differ; a driver gives each (NULL: nothing to run). */
 typedef enum db_fragment_id {
-    DB_SQL_MIGRATION_LOCK, /* run first in every migration's transaction: one migrator at a time */
-    DB_SQL_SCHEMA_EXISTS,  /* one row when the schema_migrations table exists */
-    DB_SQL_BEGIN_SNAPSHOT, /* a read-only transaction that sees one moment throughout (strata copy) */
-    DB_SQL_IDENTITY_RESET, /* moves table {table}'s identity key past its rows (after explicit ids); NULL: none */
-    DB_SQL_TAGS_OF_ITEM,   /* the tags of item `i`, joined by ',' (any order), NULL for none: {tags_of_item} */
-    DB_SQL_SKIP_LOCKED,    /* after a SELECT's LIMIT: pass over rows another writer holds ("" if none): {skip_locked} */
+    DB_SQL_MIGRATION_LOCK,   /* run first in every migration's transaction: one migrator at a time */
+    DB_SQL_SCHEMA_EXISTS,    /* one row when the schema_migrations table exists */
+    DB_SQL_BEGIN_SNAPSHOT,   /* a read-only transaction that sees one moment throughout (strata copy) */
+    DB_SQL_IDENTITY_RESET,   /* moves table {table}'s identity key past its rows (after explicit ids); NULL: none */
+    DB_SQL_TAGS_OF_ITEM,     /* the tags of item `i`, joined by ',' (any order), NULL for none: {tags_of_item} */
+    DB_SQL_CATEGORY_OF_ITEM, /* item `i`'s category slug (`c`: ITEM_FROM's categories), NULL for none:
+                                {category_of_item} */
+    DB_SQL_SKIP_LOCKED, /* after a SELECT's LIMIT: pass over rows another writer holds ("" if none): {skip_locked} */
     DB_FRAGMENTS
 } db_fragment_id;
 

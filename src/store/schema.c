@@ -51,6 +51,15 @@
  *                     unique, so N instances enqueueing one tick make one job
  *   jobs.failed_at    set when a job has used up its attempts; kept for the
  *                     operator, never run again
+ *
+ * Version 3 (issue 12, PostgreSQL), PostgreSQL only, a number on SQLite:
+ *
+ *   items.tags, items.category
+ *                     the item's tags joined by ',' and its category's
+ *                     slug, kept by triggers, so an item read is one row
+ *                     of one table (schema_postgres.c); SQLite reads them
+ *                     through a subquery and a join, in process
+ *                     (db_sqlite.c)
  */
 #include <openssl/rand.h>
 #include <string.h>

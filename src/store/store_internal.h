@@ -71,12 +71,13 @@ int category_id_lookup(store_t *st, int64_t site_id, const char *slug, int64_t *
 
 /* ---- items (items.c), shared with lists.c and seed.c --------------------- */
 
-/* The columns every item read selects, in this order, the item's tags
- * among them (a correlated subquery: one statement reads items and their
- * tags); a query may add one more column (ITEM_COL_EXTRA): the body, or a
- * popularity count. */
+/* The columns every item read selects, in this order, the item's tags and
+ * category slug among them (one statement reads an item whole: on SQLite a
+ * subquery over item_tags and a join to categories, on PostgreSQL columns
+ * of items kept by triggers, as db_driver.h's fragments say); a query may
+ * add one more column (ITEM_COL_EXTRA): the body, or a popularity count. */
 #define ITEM_COLUMNS                                                                                                   \
-    "i.id, i.type, i.slug, i.status, i.title, i.excerpt, i.fields, c.slug, i.author, "                                 \
+    "i.id, i.type, i.slug, i.status, i.title, i.excerpt, i.fields, {category_of_item}, i.author, "                     \
     "i.created_at, i.updated_at, i.published_at, i.views, i.draft_version, "                                           \
     "i.published_version, {tags_of_item}"
 #define ITEM_FROM "items i LEFT JOIN categories c ON c.id = i.category_id"
