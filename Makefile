@@ -27,7 +27,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 REL_DIR := build/obj
 ASAN_DIR := build/asan
 
-.PHONY: all build run test unit tsan fuzz bench clean deps-run deps-test format
+.PHONY: all build run test unit tsan fuzz bench clean deps-run deps-test format format-check
 
 all: build
 build: build/strata
@@ -180,8 +180,28 @@ bench: build/strata
 	@bench/monitoring.sh
 	@bench/overload.sh
 
+# Style is .clang-format, applied by Debian's clang-format (14) to every C
+# file under src/ and tests/unit/. `make format` rewrites them; `make
+# format-check` changes nothing and fails naming each file that differs
+# (.ci/run runs it before `make test`, so style never drifts).
+FORMAT_FILES = $(SRC) $(UNIT_SRC) $(shell find src -name '*.h' | sort)
+
 format:
-	clang-format -i $(SRC) $(UNIT_SRC) $(shell find src -name '*.h')
+	@scripts/deps.sh format
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@scripts/deps.sh format
+	@out=$$(clang-format --dry-run -Werror $(FORMAT_FILES) 2>&1); rc=$$?; \
+	bad=$$(sed -n 's/^\([^: ]*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*/\1/p' <<<"$$out" | sort -u); \
+	if [ -n "$$bad" ]; then \
+	  sed 's/^/  unformatted: /' <<<"$$bad"; \
+	  echo "format-check: $$(wc -l <<<"$$bad") of $(words $(FORMAT_FILES)) files differ from .clang-format: run make format"; \
+	  exit 1; \
+	elif [ $$rc -ne 0 ]; then \
+	  echo "$$out"; echo "format-check: clang-format failed"; exit 1; \
+	fi; \
+	echo "format-check: $(words $(FORMAT_FILES)) files formatted"
 
 clean:
 	rm -rf build

@@ -3,9 +3,17 @@
  *
  * The engine knows nothing of HTTP or content. It stores opaque values
  * under byte-string keys; the caller says how many bytes a value costs, how
- * to free it, which tags it carries and how long it lives. A second tier
- * (Redis, later) sits behind the same calls: cache_get / flights / insert /
- * invalidate are the whole surface a caller uses.
+ * to free it, which tags it carries and how long it lives: cache_get /
+ * flights / insert / invalidate are the whole surface a caller uses.
+ *
+ * This is the L1 only, in-process and synchronous. The second tier, Redis
+ * (l2.h), is not behind these calls: it has an interface of its own,
+ * asynchronous on the event loops (l2_lookup, l2_store, l2_release), with
+ * its own coherence across instances (tag generations stamped in Redis,
+ * leases for a fill per key). The request path (src/http) asks the L1,
+ * then the L2, then the database, and installs what the L2 returns in the
+ * L1; invalidations reach other instances' L1s and the L2's stamps through
+ * cache_bus.h.
  *
  * Entries are refcounted: cache_get hands out a reference, so a caller can
  * serve a value without copying it while eviction or invalidation removes
