@@ -55,6 +55,7 @@ WEB_MODULES := web/node_modules/.package-lock.json
 
 $(WEB_MODULES): web/package.json web/package-lock.json | build/.deps-run
 	@echo "  NPM     web (npm ci)"
+	@scripts/deps.sh run # its Node.js check, again: the lockfile may have changed since the stamp
 	@cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 $(WEB_OUT)/vitals.js: web/src/vitals-beacon.js $(WEB_MODULES)
