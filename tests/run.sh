@@ -79,6 +79,24 @@ if [ -n "${STRATA_TEST_PG_URL:-}" ]; then
   fi
 fi
 
+# The layering (scripts/layers.txt): the check's self-test (it must refuse
+# a tree that breaks the layering) and the check of src/, one test each.
+layering() {
+  local p=0 f=0 mode
+  for mode in --self-test ""; do
+    if scripts/check_layering.sh $mode >"$out/layering${mode}.log" 2>&1; then
+      p=$((p + 1))
+    else
+      f=$((f + 1))
+      cat "$out/layering${mode}.log"
+    fi
+  done
+  echo "layering: $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+layering
+
 # Each libFuzzer harness (build/fuzz/fuzz_*, tests/fuzz) for a few seconds
 # from its seed corpus: one test each, so a harness that stops building,
 # or a parser that crashes on its seeds or their near mutations, fails.
