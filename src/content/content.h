@@ -16,6 +16,10 @@
 #include "http/http.h"
 #include "store/store.h"
 
+/* A content handler: a worker handler run with the worker's store (the HTTP
+ * layer passes it as void *; routes.c's adapters convert). */
+typedef void (*content_handler)(const http_request *req, store_t *store, http_response *res);
+
 extern const http_route content_routes[];
 extern const size_t content_route_count;
 
