@@ -119,7 +119,7 @@ typedef struct http_cache_param {
 } http_cache_param;
 
 typedef struct http_cache_rule {
-    cache_class data_class;
+    unsigned data_class;            /* its lifetimes: cfg->cache_class[data_class] (config.h) */
     unsigned integer_captures;      /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
