@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — run every test and end with one line "N passed, N failed".
 #
+# The layering of src/ (scripts/layers.txt, scripts/check_layering.sh and
+# its self-test): two tests.
 # Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
 # UBSan), and the store's again on PostgreSQL. Fuzz harnesses: each build/fuzz/fuzz_* for FUZZ_TEST_SECONDS (3)
 # from its seeds (tests/fuzz/run.sh). System tests, then browser tests:
