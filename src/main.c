@@ -7,6 +7,15 @@
  * Every command takes the configuration flags (config.c's table) besides
  * its own; a flag is `--name value` or `--name=value`. Exit codes: 0 done,
  * 1 a runtime failure (database, network), 2 a usage or configuration error.
+ *
+ * `serve` is the composition root (scripts/layers.txt): the layers know
+ * only those below them, and this file wires them together. It creates
+ * the metrics core (named by the content routes' patterns) and points the
+ * store's statement observer and the metrics export's readers at their
+ * sources, creates the response cache, gives the HTTP layer how a worker
+ * opens and closes its store (and the content layer's per-worker state),
+ * the periodic tasks and the background jobs, and disposes the cache
+ * once the server has stopped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +29,9 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "http/ratelimit.h"
+#include "http/response_cache.h"
 #include "jobs/jobs.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 #define STRATA_VERSION "0.1.0"
@@ -155,6 +166,81 @@ static int open_store(const strata_config *cfg, store_t **store)
     return 0;
 }
 
+/* ---- serve: the composition root ------------------------------------------------ */
+
+/* Each statement the store ran, into metrics: its time by its text, and a
+ * slow one with its plan (BEGIN and COMMIT have none). */
+static void statement_timed(const store_statement_timing *timing, void *arg)
+{
+    (void)arg;
+    metrics_query(timing->sql, timing->nanos);
+    if (timing->nanos < metrics_slow_query_ns())
+        return;
+    char plan[1024] = "";
+    if (!timing->control)
+        store_explain(timing->store, timing->sql, plan, sizeof plan);
+    metrics_slow_query(timing->sql, timing->nanos, plan);
+}
+
+/* What the metrics export reads from the layers above it; `worker` is the
+ * exporting handler's store. */
+static json_t *metrics_sites(void *worker)
+{
+    json_t *sites = NULL;
+    return store_site_list(worker, &sites) == STORE_OK ? sites : NULL;
+}
+
+static json_t *metrics_jobs(void *worker)
+{
+    return jobs_stats(worker);
+}
+
+/* The metrics core, named by the content routes' patterns; the store's
+ * timings and the export's readers pointed at their sources. 0 or -1. */
+static int metrics_start(const strata_config *cfg)
+{
+    const char **patterns = calloc(content_route_count + 1, sizeof(*patterns));
+    for (size_t i = 0; patterns != NULL && i < content_route_count; i++)
+        patterns[i] = content_routes[i].pattern;
+    int rc = patterns != NULL ? metrics_init(cfg, patterns, content_route_count) : -1;
+    free(patterns);
+    if (rc != 0)
+        return -1;
+    if (metrics_enabled())
+        store_set_observer(statement_timed, NULL);
+    metrics_set_sources(&(metrics_sources){metrics_sites, http_cache_stats, metrics_jobs});
+    return 0;
+}
+
+/* A worker's resource for its life: its own connection (SQLite's are
+ * per-thread here) with the content layer's per-worker state loaded. */
+static void *worker_open(void *arg)
+{
+    const strata_config *cfg = arg;
+    store_t *store = NULL;
+    int rc = store_open(cfg->db_url, &store);
+    if (rc == STORE_OK && content_worker_init(store) != 0)
+        rc = STORE_ERROR;
+    if (rc != STORE_OK) {
+        log_event_str(LOG_ERROR, "worker could not open the database", "error",
+                      store != NULL ? store_errmsg(store) : store_status_name(rc));
+        store_close(&store);
+    }
+    return store;
+}
+
+static void worker_close(void *worker, void *arg)
+{
+    (void)arg;
+    store_t *store = worker;
+    store_close(&store);
+}
+
+static void flush_views(void *worker)
+{
+    content_flush_views(worker);
+}
+
 /* ---- commands ------------------------------------------------------------------ */
 
 /* The "warm" job: what the server does once at start, again on schedule. */
@@ -165,8 +251,9 @@ static int warm_job(store_t *store, const json_t *payload, char *err, size_t err
     return 0;
 }
 
-static void serve_started(store_t *store)
+static void serve_started(void *worker)
 {
+    store_t *store = worker;
     content_on_start(store);
     /* Versions an older binary stored uncompressed (none after the first
      * run): one job per start. Instances starting together may both run
@@ -215,10 +302,16 @@ static int cmd_serve(void)
     content_init(&cfg);
     jobs_register("warm", warm_job);
     history_jobs_register();
-    http_periodic tasks[] = {{cfg.views_flush_interval_ms, content_flush_views}};
+    if (metrics_start(&cfg) != 0 || rc_init(&cfg, content_routes, content_route_count) != 0) {
+        log_event(LOG_ERROR, "cannot start: the cache could not be created");
+        return 1;
+    }
+    http_periodic tasks[] = {{cfg.views_flush_interval_ms, flush_views}};
     http_app app = {.routes = content_routes,
                     .route_count = content_route_count,
-                    .worker_init = content_worker_init,
+                    .worker_open = worker_open,
+                    .worker_close = worker_close,
+                    .worker_arg = &cfg,
                     .reload = reload_config,
                     .on_start = serve_started,
                     .on_stop = serve_stopping,
@@ -226,6 +319,7 @@ static int cmd_serve(void)
                     .periodic_count = 1};
     store_checkpointer_start(cfg.db_url); /* without it, commits checkpoint themselves */
     rc = http_serve(&cfg, &app);
+    rc_dispose(); /* after the workers and loops that used it are gone */
     store_checkpointer_stop();
     return rc;
 }

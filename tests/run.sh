@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — run every test and end with one line "N passed, N failed".
 #
+# The layering of src/ (scripts/layers.txt, scripts/check_layering.sh and
+# its self-test): two tests.
 # Unit tests: each build/asan/tests/test_* binary (cmocka, under ASan and
 # UBSan), and the store's again on PostgreSQL. Fuzz harnesses: each build/fuzz/fuzz_* for FUZZ_TEST_SECONDS (3)
 # from its seeds (tests/fuzz/run.sh). System tests, then browser tests:
@@ -78,6 +80,24 @@ if [ -n "${STRATA_TEST_PG_URL:-}" ]; then
     failed=$((failed + 1))
   fi
 fi
+
+# The layering (scripts/layers.txt): the check's self-test (it must refuse
+# a tree that breaks the layering) and the check of src/, one test each.
+layering() {
+  local p=0 f=0 mode
+  for mode in --self-test ""; do
+    if scripts/check_layering.sh $mode >"$out/layering${mode}.log" 2>&1; then
+      p=$((p + 1))
+    else
+      f=$((f + 1))
+      cat "$out/layering${mode}.log"
+    fi
+  done
+  echo "layering: $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+layering
 
 # Each libFuzzer harness (build/fuzz/fuzz_*, tests/fuzz) for a few seconds
 # from its seed corpus: one test each, so a harness that stops building,

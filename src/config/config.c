@@ -56,7 +56,8 @@ typedef struct setting {
         key, flag, env, SETTING_DOUBLE, FIELD(name), lo, hi, def, false, help                                          \
     }
 
-/* The three lifetimes of one cache class (see config.h). */
+/* The three lifetimes of one cache class (see config.h), at its index in
+ * cache_class[]: the order content.h's CACHE_CLASS_* names. */
 #define CLASS_ROWS(name, NAME, index, ttl, swr, grace)                                                                 \
     {"cache." name "_ttl_s",                                                                                           \
      "cache-" name "-ttl-s",                                                                                           \
@@ -166,10 +167,10 @@ static const setting settings[] = {
      "negative answers an instance stores in Redis per second at most (the rest stay in its L1)"},
     {"cache.warm_items", "cache-warm-items", "STRATA_CACHE_WARM_ITEMS", SETTING_INT, FIELD(cache_warm_items), 0, 10000,
      "50", false, "items (most viewed first) filled at start and by POST /v1/{site}/cache/warm"},
-    CLASS_ROWS("item", ITEM, CACHE_CLASS_ITEM, "60", "30", "600"),
-    CLASS_ROWS("list", LIST, CACHE_CLASS_LIST, "10", "10", "300"),
-    CLASS_ROWS("popular", POPULAR, CACHE_CLASS_POPULAR, "30", "30", "300"),
-    CLASS_ROWS("categories", CATEGORIES, CACHE_CLASS_CATEGORIES, "300", "60", "3600"),
+    CLASS_ROWS("item", ITEM, 0, "60", "30", "600"),
+    CLASS_ROWS("list", LIST, 1, "10", "10", "300"),
+    CLASS_ROWS("popular", POPULAR, 2, "30", "30", "300"),
+    CLASS_ROWS("categories", CATEGORIES, 3, "300", "60", "3600"),
     {"redis.url", "redis", "STRATA_REDIS", SETTING_STRING, FIELD(redis_url), 0, 0, "", false,
      "redis://HOST:PORT shared by the instances: invalidations reach every instance's cache"},
     {"redis.timeout_ms", "redis-timeout-ms", "STRATA_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), 10, 60000,

@@ -20,14 +20,12 @@
 /* Data classes: each cached route belongs to one, and a class sets how
  * long its entries stay fresh, how long they may then be served stale while
  * one background refresh runs, and how long more they are kept to serve if
- * the database fails (fail-safe). */
-typedef enum cache_class {
-    CACHE_CLASS_ITEM = 0,
-    CACHE_CLASS_LIST,
-    CACHE_CLASS_POPULAR,
-    CACHE_CLASS_CATEGORIES,
-    CACHE_CLASS_COUNT
-} cache_class;
+ * the database fails (fail-safe). What the classes are is the content
+ * layer's business (content.h names them, routes.c gives each cached route
+ * one); the configuration only parses their settings, cache.item_*,
+ * cache.list_*, cache.popular_* and cache.categories_*, into a plain array
+ * in that order, which the response cache indexes by a rule's data_class. */
+#define CACHE_CLASS_COUNT 4
 
 typedef struct cache_lifetimes {
     int ttl_s;

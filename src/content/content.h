@@ -16,6 +16,21 @@
 #include "http/http.h"
 #include "store/store.h"
 
+/* A content handler: a worker handler run with the worker's store (the HTTP
+ * layer passes it as void *; routes.c's adapters convert). */
+typedef void (*content_handler)(const http_request *req, store_t *store, http_response *res);
+
+/* The data classes of the cached routes (routes.c's rules): the index of
+ * each one's lifetimes in the configuration (cache.item_*, cache.list_*,
+ * …, in config.c's order). */
+enum content_cache_class {
+    CACHE_CLASS_ITEM = 0,
+    CACHE_CLASS_LIST = 1,
+    CACHE_CLASS_POPULAR = 2,
+    CACHE_CLASS_CATEGORIES = 3,
+};
+_Static_assert(CACHE_CLASS_CATEGORIES + 1 == CACHE_CLASS_COUNT, "a data class without its settings (config.c)");
+
 extern const http_route content_routes[];
 extern const size_t content_route_count;
 

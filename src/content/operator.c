@@ -22,7 +22,7 @@
 
 /* Runs a read handler on a synthetic anonymous request for `path` (whose
  * first parameter is the site) and stores its 200 representation. */
-static bool warm_path(store_t *store, http_worker_handler handler, const char *site, const char *id_param,
+static bool warm_path(store_t *store, content_handler handler, const char *site, const char *id_param,
                       const char *path)
 {
     http_request rq = {0};

@@ -57,7 +57,52 @@ static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_par
                                              sizeof(popular_params) / sizeof(popular_params[0])};
 static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};
 
-#define WORKER(h) h, NULL
+/* The HTTP layer runs a worker handler with its worker's resource as a
+ * void * (http.h knows no SQL): for strata that is the worker's store_t
+ * (main.c's worker_open). Each handler keeps its store_t signature; an
+ * adapter per handler makes the conversion, in this one place. */
+#define ON_WORKER(name)                                                                                                \
+    static void name##_on_worker(const http_request *req, void *worker, http_response *res)                            \
+    {                                                                                                                  \
+        name(req, worker, res);                                                                                        \
+    }
+
+ON_WORKER(handle_readyz)
+ON_WORKER(handle_metrics)
+ON_WORKER(handle_performance_metrics)
+ON_WORKER(handle_vitals_summary)
+ON_WORKER(handle_preview)
+ON_WORKER(handle_cache_stats)
+ON_WORKER(handle_jobs_stats)
+ON_WORKER(handle_slow_queries)
+ON_WORKER(handle_alerts)
+ON_WORKER(handle_debug_faults)
+ON_WORKER(handle_get_by_slug)
+ON_WORKER(handle_list)
+ON_WORKER(handle_create)
+ON_WORKER(handle_get)
+ON_WORKER(handle_save)
+ON_WORKER(handle_delete)
+ON_WORKER(handle_get_draft)
+ON_WORKER(handle_publish)
+ON_WORKER(handle_unpublish)
+ON_WORKER(handle_preview_create)
+ON_WORKER(handle_versions_list)
+ON_WORKER(handle_version_get)
+ON_WORKER(handle_version_restore)
+ON_WORKER(handle_diff)
+ON_WORKER(handle_autosave_put)
+ON_WORKER(handle_autosave_get)
+ON_WORKER(handle_popular)
+ON_WORKER(handle_categories)
+ON_WORKER(handle_category_create)
+ON_WORKER(handle_preview_revoke)
+ON_WORKER(handle_cache_invalidate)
+ON_WORKER(handle_cache_warm)
+ON_WORKER(handle_cache_flush)
+ON_WORKER(handle_view)
+
+#define WORKER(h) h##_on_worker, NULL
 #define LOOP(h) NULL, h
 
 const http_route content_routes[] = {
@@ -94,7 +139,7 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/:site/content/:id/diff", WORKER(handle_diff), NULL},
     {HTTP_POST, "/v1/:site/content/:id/autosave", WORKER(handle_autosave_put), NULL},
     {HTTP_GET, "/v1/:site/content/:id/autosave", WORKER(handle_autosave_get), NULL},
-    {HTTP_POST, "/v1/:site/content/:id/views", handle_view, handle_view_cached, NULL},
+    {HTTP_POST, "/v1/:site/content/:id/views", handle_view_on_worker, handle_view_cached, NULL},
     {HTTP_GET, "/v1/:site/popular", WORKER(handle_popular), &popular_rule},
     {HTTP_GET, "/v1/:site/categories", WORKER(handle_categories), &categories_rule},
     {HTTP_POST, "/v1/:site/categories", WORKER(handle_category_create), NULL},

@@ -352,9 +352,9 @@ bool conn_guard_accept_failed(loop_thread *lt, int err, h2o_socket_cb on_accept)
 
 /* ---- giving memory back ------------------------------------------------------------------ */
 
-static void heap_trim(store_t *store)
+static void heap_trim(void *worker)
 {
-    (void)store;
+    (void)worker;
     malloc_trim(0);
 }
 

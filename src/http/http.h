@@ -5,7 +5,9 @@
  * context and its own SO_REUSEPORT listening socket, so the kernel spreads
  * connections and no lock is taken on the request path. Loop threads never
  * block: anything that touches the database is a job for the worker pool
- * (`workers` threads, each owning one store_t connection). A job carries a
+ * (`workers` threads, each holding for life the resource the app's
+ * worker_open gave it: for strata, a database connection; this layer
+ * knows no SQL and passes it along as `void *worker`). A job carries a
  * self-contained copy of the request (http_request), runs its route's
  * handler on a worker, fills an http_response, and is handed back to its
  * loop thread through h2o's multithread queue, where the response is sent.
@@ -39,7 +41,6 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "store/store.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 8
@@ -78,7 +79,7 @@ typedef struct http_request {
     char *accept;
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     /* For loop handlers only (worker handlers get NULL and ""): */
-    char *forwarded_for; /* X-Forwarded-For, NULL if absent (trust is the handler's call) */
+    char *forwarded_for;          /* X-Forwarded-For, NULL if absent (trust is the handler's call) */
     char peer[HTTP_PEER_MAX + 1]; /* the connection's peer address ("127.0.0.1", "::1"); "" if unknown */
 } http_request;
 
@@ -104,7 +105,8 @@ typedef struct http_response {
     size_t header_count;
 } http_response;
 
-typedef void (*http_worker_handler)(const http_request *req, store_t *store, http_response *res);
+/* worker: the resource the running worker opened (http_app.worker_open). */
+typedef void (*http_worker_handler)(const http_request *req, void *worker, http_response *res);
 /* Returns true if it answered (res filled); false defers to the worker. */
 typedef bool (*http_loop_handler)(const http_request *req, http_response *res);
 
@@ -117,14 +119,14 @@ typedef struct http_cache_param {
 } http_cache_param;
 
 typedef struct http_cache_rule {
-    cache_class data_class;
-    unsigned integer_captures; /* bit i: path capture i is an integer ("0001" keyed as "1") */
+    unsigned data_class;            /* its lifetimes: cfg->cache_class[data_class] (config.h) */
+    unsigned integer_captures;      /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
 } http_cache_rule;
 
 typedef struct http_route {
-    unsigned methods; /* http_method bits; GET routes answer HEAD too */
+    unsigned methods;    /* http_method bits; GET routes answer HEAD too */
     const char *pattern; /* "/v1/:site/content/:id"; ':' segments are captured */
     http_worker_handler worker_handler;
     http_loop_handler loop_handler;
@@ -137,16 +139,14 @@ typedef struct http_route {
 void http_response_header(http_response *res, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Takes ownership of body (malloc'd). */
-void http_response_body(http_response *res, int status, const char *content_type, char *body,
-                        size_t len);
+void http_response_body(http_response *res, int status, const char *content_type, char *body, size_t len);
 /* Copies len bytes of body. */
-void http_response_copy(http_response *res, int status, const char *content_type, const char *body,
-                        size_t len);
+void http_response_copy(http_response *res, int status, const char *content_type, const char *body, size_t len);
 /* An RFC 9457 problem: type about:blank, title from the status, the detail
  * (printf format), a stable machine word `code`, the instance path and the
  * request id. Replaces any body already set. */
-void http_problem(http_response *res, const http_request *req, int status, const char *code,
-                  const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+void http_problem(http_response *res, const http_request *req, int status, const char *code, const char *detail_fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
 /* Adds a cache tag (printf format); tags name what a response was built
  * from ("main:item:12"), for invalidation and Surrogate-Key. */
 void http_response_tag(http_response *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -181,32 +181,37 @@ json_t *http_cache_stats(const char *site);
  * 0, or -1 with err filled. */
 typedef int (*http_reload_fn)(strata_config *next, char err[CONFIG_ERR_MAX]);
 
-/* Called once on each worker thread after its store connection opened (to
- * load per-database state such as the signing secret); nonzero aborts start. */
-typedef int (*http_worker_init_fn)(store_t *store);
-
 /* Work run on a worker thread on a schedule (every interval_ms) and once
  * more at shutdown (final flushes). */
 typedef struct http_periodic {
     int interval_ms;
-    void (*run)(store_t *store);
+    void (*run)(void *worker);
 } http_periodic;
 
+/* What the composition root (main.c) gives the server; it has created the
+ * metrics core (metrics_init) and the response cache (rc_init) before
+ * http_serve, and disposes the cache (rc_dispose) after it returns. */
 typedef struct http_app {
     const http_route *routes;
     size_t route_count;
-    http_worker_init_fn worker_init;
+    /* Each worker thread's resource for its life: worker_open runs on the
+     * worker at start (NULL: the server does not start; it logs why),
+     * worker_close on it when the pool stops. */
+    void *(*worker_open)(void *arg);
+    void (*worker_close)(void *worker, void *arg);
+    void *worker_arg;
     http_reload_fn reload;
-    void (*on_start)(store_t *store); /* once, on a worker, after listening (cache warming) */
-    void (*on_stop)(void); /* once, when shutdown begins, before the cache goes (background work) */
+    void (*on_start)(void *worker); /* once, on a worker, after listening (cache warming) */
+    void (*on_stop)(void);          /* once, when shutdown begins, before the cache goes (background work) */
     const http_periodic *periodic;
     size_t periodic_count;
 } http_app;
 
 /* Runs the server until SIGTERM/SIGINT: then it stops accepting, lets the
  * requests it has begun finish (up to server.shutdown_timeout_ms), runs the
- * periodic tasks once more and returns 0. SIGHUP calls reload and applies
- * the reloadable keys. Returns the process exit code. */
+ * periodic tasks once more, closes the workers' resources and returns 0.
+ * SIGHUP calls reload and applies the reloadable keys. Returns the process
+ * exit code. */
 int http_serve(strata_config *cfg, const http_app *app);
 
 /* Where a pattern's ':' segments sit in a raw path (not decoded). */
@@ -219,8 +224,8 @@ typedef struct http_captures {
 /* Matches method and path against the table without allocating: the route
  * index, or -1 with *allowed set to the methods that would match the path
  * (0: no path match). */
-int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path,
-                    size_t path_len, http_captures *caps, unsigned *allowed);
+int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path, size_t path_len,
+                    http_captures *caps, unsigned *allowed);
 /* Percent-decodes one capture into out (size bytes); returns the decoded
  * length, or -1 if it does not fit. NUL bytes are kept. */
 long http_capture_decode(const char *path, const http_captures *caps, size_t index, char *out, size_t size);

@@ -98,7 +98,7 @@ struct job {
     size_t key_len;
     char key[RC_KEY_MAX];
     /* periodic work */
-    void (*task)(store_t *store);
+    void (*task)(void *worker);
     bool *task_running;
     /* load shedding */
     h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
@@ -414,7 +414,7 @@ static bool job_skip(job *j)
 }
 
 /* Worker thread. */
-static void job_run(pool_job *pj, store_t *store)
+static void job_run(pool_job *pj, void *worker)
 {
     job *j = H2O_STRUCT_FROM_MEMBER(job, super, pj);
     if (job_skip(j)) {
@@ -422,13 +422,13 @@ static void job_run(pool_job *pj, store_t *store)
         return;
     }
     if (j->task != NULL) {
-        j->task(store);
+        j->task(worker);
     } else {
         uint64_t started = rc_now_ns();
         worker_pool *pool = j->owner != NULL && j->super.lane == POOL_PUBLIC ? &j->owner->srv->pool : NULL;
         if (pool != NULL)
             worker_pool_background(pool, true);
-        j->route->worker_handler(&j->rq, store, &j->res);
+        j->route->worker_handler(&j->rq, worker, &j->res);
         uint64_t handler_us = (rc_now_ns() - started) / 1000;
         cache_value value;
         bool built = j->represent && rc_build(j->route, &j->res, handler_us, &value);
@@ -823,7 +823,7 @@ static void fill_start(job *j)
     fill_from_database(j);
 }
 
-void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running)
+void request_submit_task(loop_thread *lt, void (*task)(void *worker), bool *running)
 {
     job *j = job_new(lt, NULL);
     if (j == NULL)
@@ -834,7 +834,7 @@ void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *ru
     job_submit(j);
 }
 
-void request_submit_detached_task(server *srv, void (*task)(store_t *store))
+void request_submit_detached_task(server *srv, void (*task)(void *worker))
 {
     job *j = job_new(NULL, NULL);
     if (j == NULL)

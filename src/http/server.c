@@ -31,7 +31,6 @@
 
 #include "core/log.h"
 #include "http/server_internal.h"
-#include "metrics/metrics.h"
 
 /* ---- loop threads -------------------------------------------------------------------- */
 
@@ -367,17 +366,6 @@ static void wait_for_signals(server *srv, const sigset_t *signals, http_reload_f
     }
 }
 
-/* Metrics name routes by their patterns (src/metrics). */
-static int metrics_start(const strata_config *cfg, const http_app *app)
-{
-    const char **patterns = calloc(app->route_count + 1, sizeof(*patterns));
-    for (size_t i = 0; patterns != NULL && i < app->route_count; i++)
-        patterns[i] = app->routes[i].pattern;
-    int rc = patterns != NULL ? metrics_init(cfg, patterns, app->route_count) : -1;
-    free(patterns);
-    return rc;
-}
-
 int http_serve(strata_config *cfg, const http_app *app)
 {
     server srv = {.cfg = cfg, .app = app};
@@ -403,16 +391,14 @@ int http_serve(strata_config *cfg, const http_app *app)
         log_event(LOG_ERROR, "cannot start: strata's checks of h2o's request parsing are not in effect");
         return 1;
     }
-    if (metrics_start(cfg, app) != 0 || conn_guard_init(cfg) != 0 || rc_init(cfg, app->routes, app->route_count) != 0) {
-        log_event(LOG_ERROR, "cannot start: the cache could not be created");
-        conn_guard_dispose();
+    if (conn_guard_init(cfg) != 0) {
+        log_event(LOG_ERROR, "cannot start: out of memory for the connection caps");
         return 1;
     }
-    if (worker_pool_start(&srv.pool, (size_t)config_worker_count(cfg), cfg->db_url, app->worker_init,
-                          config_worker_nice(cfg)) != 0) {
-        log_event_str(LOG_ERROR, "cannot start: the database could not be opened", "db", cfg->db_shown);
+    pool_worker_fns workers = {app->worker_open, app->worker_close, app->worker_arg};
+    if (worker_pool_start(&srv.pool, (size_t)config_worker_count(cfg), &workers, config_worker_nice(cfg)) != 0) {
+        log_event(LOG_ERROR, "cannot start: a worker could not open what it holds (logged above)");
         conn_guard_dispose();
-        rc_dispose();
         return 1;
     }
     worker_pool_limit(&srv.pool, POOL_PUBLIC, (size_t)cfg->queue_max);
@@ -466,7 +452,6 @@ int http_serve(strata_config *cfg, const http_app *app)
     free(srv.loops);
     h2o_config_dispose(&srv.globalconf);
     conn_guard_dispose();
-    rc_dispose();
     if (exit_code == 0)
         log_event(LOG_INFO, "stopped");
     return exit_code;

@@ -126,10 +126,10 @@ typedef struct request_tracker {
 int request_on_request(h2o_handler_t *self, h2o_req_t *req);
 void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/* Runs task(store) on a worker; the loop is told when it is done through
+/* Runs task(worker) on a worker; the loop is told when it is done through
  * jobs_done, with *running cleared. detached: nobody is told (shutdown). */
-void request_submit_task(loop_thread *lt, void (*task)(store_t *store), bool *running);
-void request_submit_detached_task(server *srv, void (*task)(store_t *store));
+void request_submit_task(loop_thread *lt, void (*task)(void *worker), bool *running);
+void request_submit_detached_task(server *srv, void (*task)(void *worker));
 /* The bit index of a method's http_method (metrics' method index). */
 unsigned request_method_index(h2o_iovec_t method);
 /* A new request id (<instance>-<loop>-<sequence>), on lt's thread. */

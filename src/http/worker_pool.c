@@ -128,29 +128,21 @@ static bool lanes_empty(const worker_pool *pool)
     return true;
 }
 
-static store_t *worker_open(worker_pool *pool)
+/* The worker's resource, opened on its thread (the opener logs why it
+ * could not); the start waits for every worker's answer. */
+static void *worker_open(worker_pool *pool)
 {
     /* per thread on Linux: setpriority on the thread's id */
     if (pool->nice != 0 &&
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + pool->nice) != 0)
         log_event(LOG_WARN, "a database worker could not lower its CPU priority");
-    store_t *store = NULL;
-    int rc = store_open(pool->db_url, &store);
-    if (rc == STORE_OK && pool->worker_init != NULL && pool->worker_init(store) != 0)
-        rc = STORE_ERROR;
-    if (rc != STORE_OK)
-        log_event_str(LOG_ERROR, "worker could not open the database", "error",
-                      store != NULL ? store_errmsg(store) : store_status_name(rc));
-
+    void *worker = pool->fns.open(pool->fns.arg);
     pthread_mutex_lock(&pool->lock);
     pool->started++;
-    if (rc != STORE_OK && pool->start_error == 0)
-        pool->start_error = rc;
+    pool->start_failed |= worker == NULL;
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
-    if (rc != STORE_OK)
-        store_close(&store);
-    return store;
+    return worker;
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -178,8 +170,8 @@ static void pool_wait(worker_pool *pool, uint64_t wait_ns)
 static void *worker_main(void *arg)
 {
     worker_pool *pool = arg;
-    store_t *store = worker_open(pool);
-    if (store == NULL)
+    void *worker = worker_open(pool);
+    if (worker == NULL)
         return NULL;
     /* The lock is held from the end of one job (its accounting) through
      * the pick of the next: one critical section between two jobs. */
@@ -196,7 +188,7 @@ static void *worker_main(void *arg)
         uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
         uint64_t cpu_before = public ? thread_cpu_ns() : 0;
         metrics_pool_started(stamp);
-        job->run(job, store);
+        job->run(job, worker);
         if (stamp != 0)
             metrics_pool_finished();
         uint64_t cpu_used = public ? thread_cpu_ns() - cpu_before : 0;
@@ -210,13 +202,13 @@ static void *worker_main(void *arg)
                 pthread_cond_signal(&pool->wake);
         }
     }
-    store_close(&store);
+    pool->fns.close(worker, pool->fns.arg);
     return NULL;
 }
 
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_worker_init_fn init, int nice)
+int worker_pool_start(worker_pool *pool, size_t count, const pool_worker_fns *fns, int nice)
 {
-    *pool = (worker_pool){.db_url = db_url, .worker_init = init, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
+    *pool = (worker_pool){.fns = *fns, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
     fill_budget_init(&pool->budget, 1);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_condattr_t monotonic;
@@ -235,7 +227,7 @@ int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_
     pthread_mutex_lock(&pool->lock);
     while (pool->started < pool->thread_count)
         pthread_cond_wait(&pool->wake, &pool->lock);
-    int failed = pool->start_error != 0 || pool->thread_count < count;
+    int failed = pool->start_failed || pool->thread_count < count;
     pthread_mutex_unlock(&pool->lock);
     metrics_pool_workers(failed ? 0 : count);
     if (failed) {

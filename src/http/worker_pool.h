@@ -36,10 +36,13 @@
  * public jobs also run within a CPU budget (worker_pool_fill_share,
  * fill_budget.h).
  *
- * Each worker opens its own store_t at start and keeps it for life
- * (SQLite connections are per-thread here). The pool knows nothing of
- * HTTP: a job is a function and an argument; completion, deadlines and
- * what to do with a refused job are the caller's business.
+ * Each worker opens its own resource at start through the caller's
+ * callbacks (pool_worker_fns: for strata, a database connection, since
+ * SQLite connections are per-thread here) and keeps it for life; the
+ * pool never looks inside it. The pool knows nothing of HTTP either: a
+ * job is a function and an argument, run with the worker's resource;
+ * completion, deadlines and what to do with a refused job are the
+ * caller's business.
  */
 #ifndef STRATA_HTTP_WORKER_POOL_H
 #define STRATA_HTTP_WORKER_POOL_H
@@ -50,22 +53,28 @@
 #include <stdint.h>
 
 #include "http/fill_budget.h"
-#include "store/store.h"
 
 typedef enum pool_lane { POOL_EDITOR, POOL_TASK, POOL_PUBLIC, POOL_LANES } pool_lane;
 
 typedef struct pool_job pool_job;
 struct pool_job {
-    pool_job *next, *prev; /* the lane's list, under the pool's lock */
-    void (*run)(pool_job *job, store_t *store);
-    uint64_t queued_stamp; /* metrics: when it was queued (0: not measured) */
-    uint64_t enqueued_ns;  /* CLOCK_MONOTONIC */
+    pool_job *next, *prev;                    /* the lane's list, under the pool's lock */
+    void (*run)(pool_job *job, void *worker); /* worker: the resource its worker opened */
+    uint64_t queued_stamp;                    /* metrics: when it was queued (0: not measured) */
+    uint64_t enqueued_ns;                     /* CLOCK_MONOTONIC */
     pool_lane lane;
     bool queued; /* on a lane's list (under the pool's lock) */
     bool late;   /* taken from a standing public queue after the target: shed it */
 };
 
-typedef int (*pool_worker_init_fn)(store_t *store);
+/* How a worker opens its resource (on its own thread, at start; NULL: it
+ * could not, and the pool does not start) and closes it (on its thread,
+ * when the pool stops). */
+typedef struct pool_worker_fns {
+    void *(*open)(void *arg);
+    void (*close)(void *worker, void *arg);
+    void *arg;
+} pool_worker_fns;
 
 typedef struct pool_queue {
     pool_job *head, *tail;
@@ -86,20 +95,19 @@ typedef struct worker_pool {
     bool stopping;
     pthread_t *threads;
     size_t thread_count;
-    size_t started;  /* workers that opened their store */
-    int start_error; /* first worker's open failure, if any */
-    const char *db_url;
-    pool_worker_init_fn worker_init;
+    size_t started;    /* workers that tried to open their resource */
+    bool start_failed; /* one of them could not */
+    pool_worker_fns fns;
     int nice;               /* added to each worker thread's nice value */
     bool idle_public;       /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
     fill_budget budget;     /* public jobs' CPU while CPU is scarce (under lock) */
     size_t budget_sleepers; /* workers sleeping until the budget lets a public job start */
 } worker_pool;
 
-/* Starts count workers, each opening db_url, each `nice` steps below the
- * process's CPU priority (0: the same); waits until every one has opened
- * its connection. 0, or -1 if a connection could not be opened. */
-int worker_pool_start(worker_pool *pool, size_t count, const char *db_url, pool_worker_init_fn init, int nice);
+/* Starts count workers, each opening its resource with fns (copied), each
+ * `nice` steps below the process's CPU priority (0: the same); waits until
+ * every one has opened it. 0, or -1 if one could not. */
+int worker_pool_start(worker_pool *pool, size_t count, const pool_worker_fns *fns, int nice);
 /* Bounds a lane to max waiting jobs (0: unbounded; the task lane always is). */
 void worker_pool_limit(worker_pool *pool, pool_lane lane, size_t max);
 /* A standing public queue's target wait (see above); 0: none. */
@@ -117,7 +125,7 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
 /* Takes a job back off its lane if no worker has taken it yet: true, and
  * the job is the caller's again; false, and a worker runs it (or has). */
 bool worker_pool_cancel(worker_pool *pool, pool_job *job);
-/* Runs every queued job, then joins the workers and closes their stores. */
+/* Runs every queued job, then joins the workers, each closing its resource. */
 void worker_pool_stop(worker_pool *pool);
 
 /* Whether a public job's work runs in the background (worker_pool_background). */

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http.h"
-#include "jobs/jobs.h"
 #include "metrics/metrics.h"
 
 static const double le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -129,27 +127,45 @@ static void prom_histogram(prom *p, const char *name, const char *const *labels,
 
 /* ---- what is read from the others ------------------------------------------------------- */
 
+static metrics_sources sources;
+
+void metrics_set_sources(const metrics_sources *src)
+{
+    sources = *src;
+}
+
+static json_t *cache_stats(const char *site)
+{
+    return sources.cache_stats != NULL ? sources.cache_stats(site) : NULL;
+}
+
+static json_t *jobs_stats(void *worker)
+{
+    return sources.jobs_stats != NULL ? sources.jobs_stats(worker) : NULL;
+}
+
 static double num(const json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
     return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
-/* {"site name": http_cache_stats(site)…} for every site of the database
+/* {"site name": cache_stats(site)…} for every site of the database
  * (only those the cache has seen have numbers). NULL if the cache is off. */
-static json_t *cache_by_site(store_t *st, json_t **all)
+static json_t *cache_by_site(void *worker, json_t **all)
 {
-    json_t *sites = NULL, *out = json_object(), *entry;
+    json_t *sites = sources.sites != NULL ? sources.sites(worker) : NULL, *out = json_object(), *entry;
     size_t i;
     *all = NULL;
-    if (store_site_list(st, &sites) != STORE_OK || out == NULL) {
+    if (sites == NULL || out == NULL) {
+        json_decref(sites);
         json_decref(out);
         return NULL;
     }
     json_array_foreach(sites, i, entry)
     {
         const char *name = json_string_value(json_object_get(entry, "name"));
-        json_t *stats = name != NULL ? http_cache_stats(name) : NULL;
+        json_t *stats = name != NULL ? cache_stats(name) : NULL;
         if (stats != NULL && json_is_true(json_object_get(stats, "enabled"))) {
             if (*all == NULL)
                 *all = json_incref(stats);
@@ -160,7 +176,7 @@ static json_t *cache_by_site(store_t *st, json_t **all)
     }
     json_decref(sites);
     if (*all == NULL) { /* no site, or the cache is off: the process-wide view */
-        *all = http_cache_stats("");
+        *all = cache_stats("");
         if (!json_is_true(json_object_get(*all, "enabled"))) {
             json_decref(*all);
             *all = NULL;
@@ -196,7 +212,7 @@ static void export_http(prom *p)
 
 typedef struct cache_counter {
     const char *metric; /* without strata_cache_ and _total */
-    const char *key;    /* in http_cache_stats' "site" object */
+    const char *key;    /* in cache_stats' "site" object */
     const char *l2_key; /* in its "l2" object, or NULL */
     const char *help;
 } cache_counter;
@@ -331,9 +347,9 @@ static void export_shed(prom *p)
     free(shed);
 }
 
-static void export_jobs(prom *p, store_t *st)
+static void export_jobs(prom *p, void *worker)
 {
-    json_t *jobs = jobs_stats(st);
+    json_t *jobs = jobs_stats(worker);
     if (jobs == NULL)
         return;
     prom_family(p, "strata_jobs", "gauge", "Jobs in the persistent queue, by state (shared by every instance).");
@@ -376,10 +392,10 @@ static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 static void export_connections(prom *p);
 static void export_rate_limits(prom *p);
 
-char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
+char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
 {
     prom p = {0};
-    json_t *all = NULL, *sites = cache_by_site(st, &all);
+    json_t *all = NULL, *sites = cache_by_site(worker, &all);
     if (sites != NULL && !site_labels)
         sites = sites_summed(sites);
     pthread_mutex_lock(&export_lock);
@@ -390,7 +406,7 @@ char *metrics_prometheus(store_t *st, bool site_labels, size_t *len)
     export_pool(&p);
     export_shed(&p);
     pthread_mutex_unlock(&export_lock);
-    export_jobs(&p, st);
+    export_jobs(&p, worker);
     export_connections(&p);
     export_rate_limits(&p);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
@@ -527,13 +543,13 @@ static json_t *shed_json(void)
                      (json_int_t)gone, "routes", routes);
 }
 
-json_t *metrics_summary_json(store_t *st)
+json_t *metrics_summary_json(void *worker)
 {
-    json_t *all = NULL, *sites = cache_by_site(st, &all);
+    json_t *all = NULL, *sites = cache_by_site(worker, &all);
     pthread_mutex_lock(&export_lock);
     json_t *api = api_json(), *cache = cache_json(sites, all), *db = db_json(), *pool = pool_json();
     pthread_mutex_unlock(&export_lock);
-    json_t *jobs = jobs_stats(st);
+    json_t *jobs = jobs_stats(worker);
     json_t *out =
         json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "enabled", metrics_enabled(), "uptime_s",
                   metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",

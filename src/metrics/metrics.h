@@ -6,7 +6,7 @@
  * with their plan (a ring of the last METRICS_SLOW_RING); the worker
  * pool's busy workers, queue length and queue wait. The response cache,
  * the job queue and memory are read from their owners when asked
- * (export.c).
+ * (export.c), through the readers main.c registers (metrics_sources).
  *
  * Threads. Every recording thread (event loops, workers, the job runner)
  * writes its own shard, made on its first record and kept for the life of
@@ -148,16 +148,28 @@ uint64_t metrics_rss_bytes(void);
 /* Seconds since metrics_init. */
 double metrics_uptime_s(void);
 
-/* ---- exposition (export.c; a worker thread: jobs and sites need store) ---- */
+/* ---- exposition (export.c; on a worker thread) ---------------------------- */
 
-struct store;
+/* What the export reads from the layers above (the site list, the response
+ * cache, the job queue): registered once by the composition root (main.c),
+ * so metrics includes none of them. `worker` is what the exporting
+ * handler runs with (its store), passed through untouched. A reader that
+ * is NULL, or returns NULL, leaves its part out. */
+typedef struct metrics_sources {
+    json_t *(*sites)(void *worker);           /* [{"name":…}…], every site of the database */
+    json_t *(*cache_stats)(const char *site); /* {"enabled",…,"l1":{…}} ("": every site) */
+    json_t *(*jobs_stats)(void *worker);      /* the job queue's figures */
+} metrics_sources;
+/* Before the server starts; sources is copied. */
+void metrics_set_sources(const metrics_sources *sources);
+
 /* The Prometheus text exposition format 0.0.4 of everything above, the
  * cache, the job queue and memory. malloc'd; *len its length. NULL when out
  * of memory. Without site_labels the per-site cache samples are summed
  * into site="_all" (a public /metrics does not list the tenants). */
-char *metrics_prometheus(struct store *st, bool site_labels, size_t *len);
+char *metrics_prometheus(void *worker, bool site_labels, size_t *len);
 /* GET /api/performance/metrics (docs/monitoring.md). */
-json_t *metrics_summary_json(struct store *st);
+json_t *metrics_summary_json(void *worker);
 
 /* ---- connections (http/conn_guard.c; per connection, never per request) -- */
 

@@ -5,9 +5,10 @@
  * What is the same on every engine lives here, once: opening a store by
  * asking each driver whether it takes the URL; the per-connection statement
  * cache; the first failure of a query kept until it ends and turned into a
- * store status and a sentence for errmsg; the statement counter, the
- * per-statement timings and the slow-query log with the driver's plan;
- * fault injection; and transactions with their bounded retries.
+ * store status and a sentence for errmsg; the statement counter; each
+ * statement's timing, told to the observer (store_set_observer) that
+ * whoever listens installed, with the driver's plan on request; fault
+ * injection; and transactions with their bounded retries.
  *
  * Statements. Every SQL text is prepared once per connection (the driver
  * keeps it valid across reconnects) and kept in a hash table keyed by the
@@ -27,13 +28,32 @@
 #include <time.h>
 
 #include "core/db_url.h"
-#include "metrics/metrics.h"
 #include "store/store_internal.h"
 
 enum {
     FIRST_STATEMENT_CAPACITY = 64,
     RETRY_PAUSE_MAX_MS = 64, /* the longest randomized pause between retries */
 };
+
+/* Who is told each statement's timing (store_set_observer); set before
+ * the workers start, read by every thread after. */
+static struct {
+    store_observer_fn fn;
+    void *arg;
+} observer;
+
+void store_set_observer(store_observer_fn fn, void *arg)
+{
+    observer.fn = fn;
+    observer.arg = arg;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The drivers store_open asks, in turn, whether they take a URL: a
  * postgres:// or postgresql:// URL is PostgreSQL's, anything else a
@@ -277,7 +297,7 @@ size_t db_statements_busy(const store_t *st)
 
 int db_query_start(store_t *st, const char *sql, db_query *q)
 {
-    *q = (db_query){.st = st, .failure = STORE_OK, .started_ns = metrics_enabled() ? metrics_now_ns() : 0};
+    *q = (db_query){.st = st, .failure = STORE_OK, .started_ns = observer.fn != NULL ? monotonic_ns() : 0};
     atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
     if (faults_injected()) {
         q->failure = STORE_ERROR;
@@ -357,17 +377,17 @@ bool db_next_row(db_query *q)
     return status == STORE_OK && row;
 }
 
-/* Metrics: the statement's time by its text; a slow one with its plan. */
+/* The observer: the statement's time by its text. */
 static void query_measured(const db_query *q)
 {
-    uint64_t nanos = metrics_now_ns() - q->started_ns;
-    const char *sql = q->st->driver->sql(q->stmt);
-    metrics_query(sql, nanos);
-    if (nanos >= metrics_slow_query_ns()) {
-        char plan[1024];
-        q->st->driver->explain(q->st->conn, sql, plan, sizeof plan);
-        metrics_slow_query(sql, nanos, plan);
-    }
+    store_statement_timing timing = {
+        .store = q->st, .sql = q->st->driver->sql(q->stmt), .nanos = monotonic_ns() - q->started_ns};
+    observer.fn(&timing, observer.arg);
+}
+
+void store_explain(store_t *st, const char *sql, char *plan, size_t size)
+{
+    st->driver->explain(st->conn, sql, plan, size);
 }
 
 int db_query_end(db_query *q, const char *doing)
@@ -430,25 +450,24 @@ const db_driver *db_driver_of(const store_t *st)
 
 /* ---- transactions ------------------------------------------------------- */
 
-/* Metrics of a BEGIN or COMMIT: timed by its verb; a slow one (a BEGIN
- * waiting for the write lock) is logged without a plan. */
-static void control_measured(const char *verb, uint64_t nanos)
+/* A BEGIN or COMMIT, told to the observer by its verb (a slow BEGIN waits
+ * for the write lock); it has no plan. */
+static void control_measured(store_t *st, const char *verb, uint64_t nanos)
 {
-    metrics_query(verb, nanos);
-    if (nanos >= metrics_slow_query_ns())
-        metrics_slow_query(verb, nanos, "");
+    store_statement_timing timing = {.store = st, .sql = verb, .nanos = nanos, .control = true};
+    observer.fn(&timing, observer.arg);
 }
 
 /* BEGIN and COMMIT count as statements, as the SQL they are. */
 static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing)
 {
-    uint64_t started = metrics_enabled() ? metrics_now_ns() : 0;
+    uint64_t started = observer.fn != NULL ? monotonic_ns() : 0;
     atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
     if (faults_injected())
         return db_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
     int status = op(st->conn);
     if (started != 0)
-        control_measured(verb, metrics_now_ns() - started);
+        control_measured(st, verb, monotonic_ns() - started);
     return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
 }
 

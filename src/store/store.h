@@ -272,4 +272,27 @@ void store_inject_faults(int64_t until_ms);
 /* Milliseconds since the epoch, the clock every stored timestamp uses. */
 int64_t store_now_ms(void);
 
+/* ---- statement timings (the shape of sqlite3_trace_v2's profile event) ---- */
+
+/* One statement that ended, as the observer sees it. */
+typedef struct store_statement_timing {
+    store_t *store;  /* the connection it ran on: store_explain may ask it for the plan */
+    const char *sql; /* the statement's text, or "BEGIN" / "COMMIT" */
+    uint64_t nanos;  /* from its start to its end (CLOCK_MONOTONIC) */
+    bool control;    /* BEGIN or COMMIT: there is no plan to ask for */
+} store_statement_timing;
+
+/* Called on the thread that ran the statement, after it ended. */
+typedef void (*store_observer_fn)(const store_statement_timing *timing, void *arg);
+
+/* The process-wide observer of every statement of every store (the
+ * composition root points it at metrics); NULL, the default, times
+ * nothing. Set it before any store is used by another thread. */
+void store_set_observer(store_observer_fn fn, void *arg);
+
+/* The plan of sql on st's connection as indented lines, "" if it cannot be
+ * explained. It runs SQL of its own, so an observer calls it only for the
+ * few statements it wants to explain (the slow ones). */
+void store_explain(store_t *st, const char *sql, char *plan, size_t size);
+
 #endif

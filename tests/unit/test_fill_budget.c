@@ -27,6 +27,7 @@
 
 #include "http/fill_budget.h"
 #include "http/worker_pool.h"
+#include "store/store.h"
 
 #define MS 1000000ull
 
@@ -144,10 +145,10 @@ typedef struct burn_job {
     pool_job super;
 } burn_job;
 
-static void burn_run(pool_job *job, store_t *store)
+static void burn_run(pool_job *job, void *worker)
 {
     (void)job;
-    (void)store;
+    (void)worker;
     uint64_t start = thread_cpu_ns();
     while (thread_cpu_ns() - start < 2 * MS)
         ;
@@ -155,6 +156,23 @@ static void burn_run(pool_job *job, store_t *store)
 }
 
 #define JOBS 400
+
+/* The pool's workers each hold a store, as the server's do (the jobs never
+ * touch it). */
+static void *store_opened(void *arg)
+{
+    store_t *store = NULL;
+    if (store_open(arg, &store) != STORE_OK)
+        store_close(&store);
+    return store;
+}
+
+static void store_closed(void *worker, void *arg)
+{
+    (void)arg;
+    store_t *store = worker;
+    store_close(&store);
+}
 
 /* Fills of 2 ms CPU each, as many as can be queued, for 1.5 s: how many ran. */
 static int fills_in(worker_pool *pool, burn_job *jobs)
@@ -180,7 +198,8 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
     assert_true(fd >= 0);
     close(fd);
     worker_pool pool;
-    assert_int_equal(worker_pool_start(&pool, 3, path, NULL, 0), 0);
+    pool_worker_fns fns = {store_opened, store_closed, path};
+    assert_int_equal(worker_pool_start(&pool, 3, &fns, 0), 0);
     worker_pool_fill_share(&pool, 0.02);
     static burn_job jobs[JOBS];
 

@@ -7,8 +7,9 @@
  *
  * A "gate" job holds its worker until the test opens the gate, so what is
  * queued behind it, and in which order it then runs, is deterministic.
- * Workers open a real SQLite store on a temporary file (the pool's
- * contract); the jobs never touch it.
+ * Workers open a real SQLite store on a temporary file through the
+ * pool's open and close callbacks, as the server's do; the jobs never
+ * touch it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "http/worker_pool.h"
+#include "store/store.h"
 
 typedef struct record {
     pthread_mutex_t lock;
@@ -43,9 +45,9 @@ typedef struct test_job {
     record *rec;
 } test_job;
 
-static void test_job_run(pool_job *pj, store_t *store)
+static void test_job_run(pool_job *pj, void *worker)
 {
-    (void)store;
+    (void)worker;
     test_job *j = (test_job *)pj;
     record *r = j->rec;
     pthread_mutex_lock(&r->lock);
@@ -59,6 +61,21 @@ static void test_job_run(pool_job *pj, store_t *store)
     r->order[r->ran++] = j->id;
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
+}
+
+static void *store_opened(void *arg)
+{
+    store_t *store = NULL;
+    if (store_open(arg, &store) != STORE_OK)
+        store_close(&store);
+    return store;
+}
+
+static void store_closed(void *worker, void *arg)
+{
+    (void)arg;
+    store_t *store = worker;
+    store_close(&store);
 }
 
 typedef struct fixture {
@@ -83,7 +100,8 @@ static fixture *fixture_start(size_t workers)
     store_close(&first);
     pthread_mutex_init(&f->rec.lock, NULL);
     pthread_cond_init(&f->rec.changed, NULL);
-    assert_int_equal(worker_pool_start(&f->pool, workers, f->path, NULL, 0), 0);
+    pool_worker_fns fns = {store_opened, store_closed, f->path};
+    assert_int_equal(worker_pool_start(&f->pool, workers, &fns, 0), 0);
     return f;
 }
 
