@@ -3,9 +3,9 @@
  *
  * The engine knows nothing of HTTP or content. It stores opaque values
  * under byte-string keys; the caller says how many bytes a value costs, how
- * to free it, which tags it carries and how long it lives. A second tier
- * (Redis, later) sits behind the same calls: cache_get / flights / insert /
- * invalidate are the whole surface a caller uses.
+ * to free it, which tags it carries and how long it lives: cache_get /
+ * flights / insert / invalidate are the whole surface a caller uses. The
+ * second tier (Redis) is a library of its own beside it (cache/l2.h).
  *
  * Entries are refcounted: cache_get hands out a reference, so a caller can
  * serve a value without copying it while eviction or invalidation removes

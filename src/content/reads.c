@@ -6,6 +6,8 @@
  * (any role) also sees drafts and archived items: it may list them with
  * `status` and read them by id or slug. Unknown query parameters are
  * ignored; known ones are validated strictly (400 naming the parameter).
+ * The parameters a cached route keys on are read from its table in
+ * routes.c (api_query_param*), defaults included: none is written here.
  *
  * Negative answers. Anyone can ask for ids, slugs, types, tags and
  * categories that do not exist, each a new cache key; such answers are
