@@ -896,8 +896,14 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
 {
     if (out != NULL)
         *out = NULL;
-    if (flight == NULL) /* a leader without a flight (out of memory at join) */
+    if (flight == NULL) { /* a leader without a flight (out of memory at join): an entry of its own, uncached */
+        cache_entry *own = value != NULL ? cache_entry_new(value, now_ms) : NULL;
+        if (out != NULL)
+            *out = own;
+        else
+            cache_entry_release(&own);
         return false;
+    }
     assert(value == NULL || value->tag_count <= UINT16_MAX); /* entries count their tags in 16 bits */
     shard *s = shard_for(c, flight->hash);
     cache_entry *e =
