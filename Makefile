@@ -23,6 +23,9 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc -Isrc/http/h2o_compat -MMD -MP $(WARN)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The invariant checkers (src/core/sanity.h) run in every test build, never
+# in the release one.
+SANITY := -DSTRATA_SANITY
 
 REL_DIR := build/obj
 ASAN_DIR := build/asan
@@ -97,7 +100,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_DIR)/tests/%)
 $(ASAN_DIR)/%.o: %.c build/.deps-test
 	@mkdir -p $(@D)
 	@echo "  CC asan $<"
-	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
+	@$(CC) $(BASE_CFLAGS) $(SANITY) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
 $(ASAN_DIR)/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
 	@$(CC) -c $< -o $@
@@ -109,7 +112,7 @@ $(ASAN_DIR)/strata: $(ASAN_OBJ)
 $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD asan $@"
-	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+	@$(CC) $(BASE_CFLAGS) $(SANITY) -O1 -g $(SAN) $(PKG_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # ---- fuzzing (tests/fuzz, docs/fuzzing.md) --------------------------------------
 # Every tests/fuzz/fuzz_NAME.c is a libFuzzer harness linked against the
@@ -129,7 +132,7 @@ FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(ASM:%.S=$(FUZZ_DIR)/obj/%.o)
 $(FUZZ_DIR)/obj/%.o: %.c build/.deps-test
 	@mkdir -p $(@D)
 	@echo "  CC fuzz $<"
-	@$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(PKG_CFLAGS) -c $< -o $@
+	@$(FUZZ_CC) $(BASE_CFLAGS) $(SANITY) -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(PKG_CFLAGS) -c $< -o $@
 $(FUZZ_DIR)/obj/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
 	@$(FUZZ_CC) -c $< -o $@
@@ -139,7 +142,7 @@ $(FUZZ_DIR)/obj/src/web/assets_blob.o: $(WEB_ASSETS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
 	@echo "  LD fuzz $@"
-	@$(FUZZ_CC) $(BASE_CFLAGS) -Itests/fuzz -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
+	@$(FUZZ_CC) $(BASE_CFLAGS) $(SANITY) -Itests/fuzz -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
@@ -151,10 +154,10 @@ LISTEN ?= 127.0.0.1:8080
 # The cache engine's concurrency under ThreadSanitizer (its own build: TSan
 # cannot be combined with ASan).
 TSAN_DIR := build/tsan
-$(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cache.h build/.deps-test
+$(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cache.h src/core/sanity.c build/.deps-test
 	@mkdir -p $(@D)
 	@echo "  LD tsan $@"
-	@$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c $(PKG_LIBS) -lcmocka
+	@$(CC) $(BASE_CFLAGS) $(SANITY) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c src/core/sanity.c $(PKG_LIBS) -lcmocka
 
 tsan: $(TSAN_DIR)/test_cache
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_cache

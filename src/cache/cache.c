@@ -40,12 +40,15 @@
  */
 #include "cache/cache.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
+
+#include "core/sanity.h"
 
 typedef struct membership membership;
 typedef struct tag_node tag_node;
@@ -93,6 +96,9 @@ struct cache_flight {
     bool replaced; /* a newer flight of its key took over; this one only
                       answers the waiters it already has */
     cache_waiter *waiters;
+#ifdef STRATA_SANITY
+    size_t waiting; /* joins minus leaves: the waiters list's length */
+#endif
     size_t key_len;
     char key[];
 };
@@ -124,6 +130,10 @@ typedef struct shard {
     cache_flight *flights;
     uint64_t rng;
     cache_stats stats[CACHE_MAX_NAMESPACES + 1];
+#ifdef STRATA_SANITY
+    unsigned operations; /* since the shard was made: every Nth is checked whole */
+    cache_entry *hidden; /* taken out of the table by cache_sanity_break */
+#endif
 } __attribute__((aligned(64))) shard;
 
 typedef struct fence {
@@ -132,6 +142,13 @@ typedef struct fence {
     uint64_t epoch;
     char tag[];
 } fence;
+
+#ifdef STRATA_SANITY
+static void shard_checked(shard *s, bool whole);
+static bool flight_sane(const cache_flight *f);
+#else
+#define shard_checked(s, whole) ((void)0)
+#endif
 
 #define FENCE_BUCKETS 4096
 #define FENCE_MAX 65536
@@ -148,28 +165,52 @@ struct cache {
     uint64_t fence_floor;
 };
 
-static uint64_t hash_bytes(const void *p, size_t len) { return XXH3_64bits(p, len); }
+static uint64_t hash_bytes(const void *p, size_t len)
+{
+    return XXH3_64bits(p, len);
+}
 
 static cache_stats *stats_for(shard *s, uint32_t ns)
 {
     return &s->stats[ns < CACHE_MAX_NAMESPACES ? ns : CACHE_MAX_NAMESPACES];
 }
 
-static shard *shard_for(cache *c, uint64_t hash) { return &c->shards[(hash >> 32) & c->shard_mask]; }
+static shard *shard_for(cache *c, uint64_t hash)
+{
+    return &c->shards[(hash >> 32) & c->shard_mask];
+}
 
 /* ---- entries and references ------------------------------------------------- */
 
-void *cache_entry_value(const cache_entry *e) { return e->value; }
-uint64_t cache_entry_created(const cache_entry *e) { return e->created; }
-uint64_t cache_entry_fresh_until(const cache_entry *e) { return e->fresh_until; }
+void *cache_entry_value(const cache_entry *e)
+{
+    return e->value;
+}
+uint64_t cache_entry_created(const cache_entry *e)
+{
+    return e->created;
+}
+uint64_t cache_entry_fresh_until(const cache_entry *e)
+{
+    return e->fresh_until;
+}
 
-void cache_entry_retain(cache_entry *e) { atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed); }
+void cache_entry_retain(cache_entry *e)
+{
+    uint32_t refs = atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    SANITY_CHECK(refs > 0, "an entry with no references left was retained");
+    (void)refs;
+}
 
 void cache_entry_release(cache_entry **ep)
 {
     cache_entry *e = *ep;
     *ep = NULL;
-    if (e == NULL || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+    if (e == NULL)
+        return;
+    uint32_t refs = atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel);
+    SANITY_CHECK(refs > 0, "an entry with no references left was released");
+    if (refs != 1)
         return;
     if (e->free_value != NULL)
         e->free_value(e->value);
@@ -219,6 +260,7 @@ static cache_entry *entry_create(uint32_t ns, uint64_t hash, const void *key, si
 
 cache_entry *cache_entry_new(const cache_value *value, uint64_t now_ms)
 {
+    assert(value != NULL && value->tag_count <= UINT16_MAX);
     cache_entry *e = entry_create(0, 0, "", 0, value, now_ms);
     if (e == NULL && value->free_value != NULL)
         value->free_value(value->value);
@@ -577,12 +619,16 @@ static bool is_fenced(cache *c, const char *const *tags, size_t count, uint64_t 
     return fenced;
 }
 
-uint64_t cache_epoch(cache *c) { return atomic_load(&c->epoch); }
+uint64_t cache_epoch(cache *c)
+{
+    return atomic_load(&c->epoch);
+}
 
 /* ---- creation ------------------------------------------------------------------------- */
 
 cache *cache_create(const cache_options *opts)
 {
+    assert(opts != NULL && opts->shard_count <= (1u << 20));
     cache *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
@@ -660,7 +706,10 @@ void cache_destroy(cache **cp)
     free(c);
 }
 
-size_t cache_max_bytes(const cache *c) { return c->max_bytes; }
+size_t cache_max_bytes(const cache *c)
+{
+    return c->max_bytes;
+}
 
 /* ---- reading -------------------------------------------------------------------------- */
 
@@ -698,6 +747,7 @@ cache_state cache_get(cache *c, uint32_t ns, const void *key, size_t key_len, ui
         cache_entry_retain(e);
         *out = e;
     }
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     return state;
 }
@@ -755,6 +805,7 @@ static bool flight_joinable(cache *c, const cache_flight *f)
 cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_len, uint64_t now_ms,
                              cache_waiter *waiter, cache_flight **flight, cache_entry **filled)
 {
+    assert(c != NULL && (key != NULL || key_len == 0) && flight != NULL && filled != NULL);
     uint64_t hash = hash_bytes(key, key_len);
     shard *s = shard_for(c, hash);
     cache_flight *fresh_flight = calloc(1, sizeof(*fresh_flight) + key_len);
@@ -772,6 +823,9 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
         if (waiter != NULL) {
             waiter->next = (*slot)->waiters;
             (*slot)->waiters = waiter;
+#ifdef STRATA_SANITY
+            (*slot)->waiting++;
+#endif
             stats_for(s, ns)->coalesced++;
         }
         result = CACHE_JOINED;
@@ -792,6 +846,7 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
         fresh_flight = NULL;
         result = CACHE_LEADER;
     }
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     free(fresh_flight);
     return result;
@@ -810,11 +865,15 @@ bool cache_flight_leave(cache *c, const void *key, size_t key_len, cache_waiter 
         for (cache_waiter **w = &f->waiters; *w != NULL; w = &(*w)->next) {
             if (*w == waiter) {
                 *w = waiter->next;
+#ifdef STRATA_SANITY
+                f->waiting--;
+#endif
                 found = true;
                 break;
             }
         }
     }
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     return found;
 }
@@ -833,24 +892,35 @@ static bool install(cache *c, shard *s, cache_entry *e, const cache_value *v, ui
     return link_tags(s, e, v->tags);
 }
 
-bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms,
-                         cache_entry **out)
+bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms, cache_entry **out)
 {
     if (out != NULL)
         *out = NULL;
-    if (flight == NULL) /* a leader without a flight (out of memory at join) */
+    if (flight == NULL) { /* a leader without a flight (out of memory at join): an entry of its own, uncached */
+        cache_entry *own = value != NULL ? cache_entry_new(value, now_ms) : NULL;
+        if (out != NULL)
+            *out = own;
+        else
+            cache_entry_release(&own);
         return false;
+    }
+    assert(value == NULL || value->tag_count <= UINT16_MAX); /* entries count their tags in 16 bits */
     shard *s = shard_for(c, flight->hash);
-    cache_entry *e = value != NULL ? entry_create(flight->ns, flight->hash, flight->key, flight->key_len, value, now_ms)
-                                   : NULL;
+    cache_entry *e =
+        value != NULL ? entry_create(flight->ns, flight->hash, flight->key, flight->key_len, value, now_ms) : NULL;
     if (e == NULL && value != NULL && value->free_value != NULL)
         value->free_value(value->value);
     bool installed = false;
     pthread_mutex_lock(&s->lock);
     cache_flight **slot = &s->flights;
-    while (*slot != flight)
+    while (*slot != flight) {
+        SANITY_CHECK(*slot != NULL, "a flight that is not under way finishes (a second time?)");
         slot = &(*slot)->next;
+    }
     *slot = flight->next;
+#ifdef STRATA_SANITY
+    flight_sane(flight);
+#endif
     if (e != NULL) {
         stats_for(s, e->ns)->fills++;
         installed = !value->share_only && install(c, s, e, value, flight->epoch, flight->fenced);
@@ -861,6 +931,7 @@ bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *valu
             cache_entry_retain(e);
         w->done(w, e);
     }
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     free(flight);
     if (out != NULL)
@@ -874,6 +945,7 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
                   uint64_t now_ms)
 {
     /* The value is ours from here on, installed or not (cache.h). */
+    assert(c != NULL && (key != NULL || key_len == 0) && value != NULL && value->tag_count <= UINT16_MAX);
     uint64_t hash = hash_bytes(key, key_len);
     shard *s = shard_for(c, hash);
     cache_entry *e = entry_create(ns, hash, key, key_len, value, now_ms);
@@ -886,6 +958,7 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
     bool installed = !value->share_only && install(c, s, e, value, epoch, false);
     if (installed)
         fence_flights_of(s, hash, key, key_len); /* an older fill must not overwrite this value */
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     cache_entry_release(&e); /* ours; if refused, the last one: the value goes with it */
     return installed;
@@ -895,6 +968,7 @@ bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const 
 
 size_t cache_invalidate_tag(cache *c, const char *tag)
 {
+    assert(c != NULL && tag != NULL);
     uint64_t hash = hash_bytes(tag, strlen(tag));
     pthread_mutex_lock(&c->fence_lock);
     uint64_t epoch = atomic_fetch_add(&c->epoch, 1) + 1;
@@ -915,6 +989,7 @@ size_t cache_invalidate_tag(cache *c, const char *tag)
             removed++;
             slot = tag_slot(s, hash, tag);
         }
+        shard_checked(s, false);
         pthread_mutex_unlock(&s->lock);
     }
     return removed;
@@ -931,6 +1006,7 @@ bool cache_invalidate_key(cache *c, const void *key, size_t key_len)
         retire_entry(s, e);
     }
     fence_flights_of(s, hash, key, key_len);
+    shard_checked(s, false);
     pthread_mutex_unlock(&s->lock);
     return e != NULL;
 }
@@ -955,6 +1031,7 @@ size_t cache_clear(cache *c)
         }
         for (cache_flight *f = s->flights; f != NULL; f = f->next)
             f->fenced = true;
+        shard_checked(s, true);
         pthread_mutex_unlock(&s->lock);
     }
     return removed;
@@ -1006,3 +1083,244 @@ bool cache_flight_has_waiters(cache *c, const cache_flight *flight)
     pthread_mutex_unlock(&s->lock);
     return waiting;
 }
+
+/* ---- sanity (test builds: core/sanity.h) ------------------------------------------------ */
+
+#ifdef STRATA_SANITY
+
+/* A whole walk of a shard every SANITY_WALK_EVERY operations on it, the
+ * O(1) checks of its queues' ends on every one. A walk costs O(entries +
+ * buckets + tags) of one shard, and the server's shards are small (64 of
+ * them), so at 64 the cache-heavy system tests took no measurable longer
+ * (issue 13); the unit tests with a single shard walk it often. */
+enum { SANITY_WALK_EVERY = 64 };
+
+/* A queue's ends agree with its emptiness. O(1). */
+static bool fifo_ends_sane(const fifo *q, int which)
+{
+    SANITY_EXPECT((q->newest == NULL) == (q->oldest == NULL), "queue %d: newest %p but oldest %p", which,
+                  (void *)q->newest, (void *)q->oldest);
+    SANITY_EXPECT(q->newest == NULL || (q->newest->newer == NULL && q->oldest->older == NULL),
+                  "queue %d: an end entry links past the end", which);
+    SANITY_EXPECT(q->newest != NULL || q->bytes == 0, "queue %d is empty but holds %zu bytes", which, q->bytes);
+    return true;
+}
+
+static bool shard_ends_sane(const shard *s)
+{
+    for (int q = 0; q < Q_COUNT; q++)
+        if (!fifo_ends_sane(&s->queues[q], q))
+            return false;
+    bool empty =
+        s->queues[Q_SMALL].newest == NULL && s->queues[Q_MAIN].newest == NULL && s->queues[Q_NEGATIVE].newest == NULL;
+    SANITY_EXPECT(empty == (s->count == 0), "the shard counts %zu entries, its queues are%s empty", s->count,
+                  empty ? "" : " not");
+    SANITY_EXPECT(s->queues[Q_SMALL].bytes + s->queues[Q_MAIN].bytes <= s->max_bytes,
+                  "small and main hold %zu + %zu bytes, over the shard's %zu", s->queues[Q_SMALL].bytes,
+                  s->queues[Q_MAIN].bytes, s->max_bytes);
+    SANITY_EXPECT(s->queues[Q_NEGATIVE].bytes <= s->negative_max_bytes,
+                  "negative entries hold %zu bytes, over their budget of %zu", s->queues[Q_NEGATIVE].bytes,
+                  s->negative_max_bytes);
+    return true;
+}
+
+/* An entry of a queue: linked, referenced by the cache, found in the table
+ * under its key, and a member of each of its tags. */
+static bool entry_sane(shard *s, cache_entry *e, int which)
+{
+    SANITY_EXPECT(e->queue == which, "an entry of queue %d says it is in queue %d", which, e->queue);
+    SANITY_EXPECT(e->linked, "an entry of queue %d is not marked linked", which);
+    uint32_t refs = atomic_load(&e->refs);
+    SANITY_EXPECT(refs > 0, "an entry of queue %d is linked with %u references", which, refs);
+    SANITY_EXPECT(e->reads <= READS_MAX, "an entry was read %u times, more than %d", e->reads, READS_MAX);
+    SANITY_EXPECT(*bucket_slot(s, e->hash, e->key, e->key_len) == e,
+                  "an entry of queue %d is not in the hash table under its key", which);
+    for (uint16_t i = 0; i < e->tag_count; i++) {
+        const membership *m = &e->tags[i];
+        SANITY_EXPECT(m->tag != NULL && m->entry == e, "tag %u of an entry is not linked to it", i);
+        SANITY_EXPECT(*tag_slot(s, m->tag->hash, m->tag->name) == m->tag, "tag '%s' of an entry is not indexed",
+                      m->tag->name);
+    }
+    return true;
+}
+
+typedef struct shard_sums {
+    size_t entries, bytes, negative_entries, negative_bytes;
+} shard_sums;
+
+/* Walks queue `which` from its oldest entry: links agree both ways, the
+ * walk ends within the shard's count (no cycle), and the bytes add up. */
+static bool fifo_sane(shard *s, int which, shard_sums sums[], size_t *walked)
+{
+    const fifo *q = &s->queues[which];
+    size_t bytes = 0;
+    const cache_entry *older = NULL;
+    for (cache_entry *e = q->oldest; e != NULL; older = e, e = e->newer) {
+        SANITY_EXPECT(e->older == older, "queue %d: an entry's older link %p is not its predecessor %p", which,
+                      (void *)e->older, (void *)older);
+        SANITY_EXPECT(++*walked <= s->count, "the queues hold more than the shard's %zu entries (a cycle?)", s->count);
+        if (!entry_sane(s, e, which))
+            return false;
+        bytes += e->charge;
+        shard_sums *sum = &sums[e->ns < CACHE_MAX_NAMESPACES ? e->ns : CACHE_MAX_NAMESPACES];
+        sum->entries++;
+        sum->bytes += e->charge;
+        sum->negative_entries += which == Q_NEGATIVE;
+        sum->negative_bytes += which == Q_NEGATIVE ? e->charge : 0;
+    }
+    SANITY_EXPECT(older == q->newest, "queue %d: its walk ends at %p, its newest is %p", which, (void *)older,
+                  (void *)q->newest);
+    SANITY_EXPECT(bytes == q->bytes, "queue %d counts %zu bytes, its entries sum to %zu", which, q->bytes, bytes);
+    return true;
+}
+
+/* Every entry of the table is a linked entry of a queue: with the walk of
+ * the queues (each of their entries is found in the table), the two hold
+ * the same entries. */
+static bool table_sane(const shard *s)
+{
+    size_t found = 0;
+    for (size_t i = 0; i <= s->bucket_mask; i++) {
+        for (const cache_entry *e = s->buckets[i]; e != NULL; e = e->bucket_next) {
+            SANITY_EXPECT((e->hash & s->bucket_mask) == i, "an entry sits in bucket %zu, its hash says %zu", i,
+                          (size_t)(e->hash & s->bucket_mask));
+            SANITY_EXPECT(e->linked && e->queue < Q_COUNT, "the table holds an entry of no queue");
+            SANITY_EXPECT(++found <= s->count, "the table holds more than the shard's %zu entries", s->count);
+        }
+    }
+    SANITY_EXPECT(found == s->count, "the table holds %zu entries, the shard counts %zu", found, s->count);
+    return true;
+}
+
+static bool tags_sane(const shard *s)
+{
+    size_t nodes = 0;
+    for (size_t i = 0; i <= s->tag_mask; i++) {
+        for (const tag_node *t = s->tag_buckets[i]; t != NULL; t = t->bucket_next) {
+            size_t members = 0;
+            for (const membership *m = t->head; m != NULL; m = m->next) {
+                SANITY_EXPECT(m->tag == t && m->entry->linked, "tag '%s' lists a membership not its own", t->name);
+                SANITY_EXPECT(m->next == NULL || m->next->prev == m, "tag '%s': its list's links disagree", t->name);
+                SANITY_EXPECT(++members <= t->count, "tag '%s' lists more than its %zu entries", t->name, t->count);
+            }
+            SANITY_EXPECT(members == t->count && members > 0, "tag '%s' counts %zu entries and lists %zu", t->name,
+                          t->count, members);
+            nodes++;
+        }
+    }
+    SANITY_EXPECT(nodes == s->tag_count, "the shard counts %zu tags and indexes %zu", s->tag_count, nodes);
+    return true;
+}
+
+/* Per namespace, the stats' entries and bytes are the sums over entries. */
+static bool stats_sane(const shard *s, const shard_sums sums[])
+{
+    for (size_t ns = 0; ns <= CACHE_MAX_NAMESPACES; ns++) {
+        const cache_stats *st = &s->stats[ns];
+        const shard_sums *sum = &sums[ns];
+        SANITY_EXPECT(st->entries == sum->entries && st->bytes == sum->bytes,
+                      "namespace %zu counts %llu entries of %llu bytes; they are %zu of %zu", ns,
+                      (unsigned long long)st->entries, (unsigned long long)st->bytes, sum->entries, sum->bytes);
+        SANITY_EXPECT(st->negative_entries == sum->negative_entries && st->negative_bytes == sum->negative_bytes,
+                      "namespace %zu counts %llu negative entries of %llu bytes; they are %zu of %zu", ns,
+                      (unsigned long long)st->negative_entries, (unsigned long long)st->negative_bytes,
+                      sum->negative_entries, sum->negative_bytes);
+    }
+    return true;
+}
+
+/* A flight's waiters are as many as joined and did not leave: the walk
+ * ends within that bound (no waiter twice, no cycle). */
+static bool flight_sane(const cache_flight *f)
+{
+    size_t waiters = 0;
+    for (const cache_waiter *w = f->waiters; w != NULL; w = w->next)
+        SANITY_EXPECT(++waiters <= f->waiting, "a flight lists more than its %zu waiters", f->waiting);
+    SANITY_EXPECT(waiters == f->waiting, "a flight has %zu waiters, %zu joined and stayed", waiters, f->waiting);
+    return true;
+}
+
+/* Each flight is sane, and a key has one current flight at most. */
+static bool flights_sane(const shard *s)
+{
+    for (const cache_flight *f = s->flights; f != NULL; f = f->next) {
+        if (!flight_sane(f))
+            return false;
+        for (const cache_flight *g = f->next; g != NULL && !f->replaced; g = g->next)
+            SANITY_EXPECT(g->replaced || !flight_is_for(g, f->hash, f->key, f->key_len),
+                          "a key has two current flights");
+    }
+    return true;
+}
+
+/* Every invariant of the shard; its lock is held. */
+static bool shard_sane(shard *s)
+{
+    shard_sums sums[CACHE_MAX_NAMESPACES + 1] = {0};
+    size_t walked = 0;
+    if (!shard_ends_sane(s))
+        return false;
+    for (int q = 0; q < Q_COUNT; q++)
+        if (!fifo_sane(s, q, sums, &walked))
+            return false;
+    SANITY_EXPECT(walked == s->count, "the queues hold %zu entries, the shard counts %zu", walked, s->count);
+    return table_sane(s) && tags_sane(s) && stats_sane(s, sums) && flights_sane(s);
+}
+
+/* At the end of an operation that changed the shard, its lock held: the
+ * O(1) checks, and every SANITY_WALK_EVERY operations (or when `whole`)
+ * the walk. */
+static void shard_checked(shard *s, bool whole)
+{
+    if (whole || ++s->operations % SANITY_WALK_EVERY == 0)
+        shard_sane(s);
+    else
+        shard_ends_sane(s);
+}
+
+bool cache_sanity_check(cache *c)
+{
+    bool sane = true;
+    for (size_t i = 0; i <= c->shard_mask; i++) {
+        pthread_mutex_lock(&c->shards[i].lock);
+        sane = shard_sane(&c->shards[i]) && sane;
+        pthread_mutex_unlock(&c->shards[i].lock);
+    }
+    return sane;
+}
+
+/* Each breakage flips one field, so a second call mends it. */
+void cache_sanity_break(cache *c, const void *key, size_t key_len, cache_breakage how)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    shard *s = shard_for(c, hash);
+    pthread_mutex_lock(&s->lock);
+    cache_entry **slot = bucket_slot(s, hash, key, key_len);
+    cache_entry *e = *slot;
+    switch (how) {
+    case CACHE_BREAK_QUEUE_BYTES: s->queues[e->queue].bytes ^= 1; break;
+    case CACHE_BREAK_QUEUE_LINKS: {
+        cache_entry *newer = e->newer;
+        e->newer = e->older;
+        e->older = newer;
+        break;
+    }
+    case CACHE_BREAK_REFS: atomic_fetch_xor(&e->refs, 1); break;
+    case CACHE_BREAK_TABLE:
+        if (e != NULL) {
+            *slot = e->bucket_next;
+            s->hidden = e;
+        } else {
+            s->hidden->bucket_next = s->buckets[hash & s->bucket_mask];
+            s->buckets[hash & s->bucket_mask] = s->hidden;
+            s->hidden = NULL;
+        }
+        break;
+    case CACHE_BREAK_STATS: stats_for(s, e->ns)->bytes ^= 1; break;
+    case CACHE_BREAK_TAG_COUNT: e->tags[0].tag->count ^= 1; break;
+    case CACHE_BREAK_WAITERS: (*flight_slot(s, hash, key, key_len))->waiting ^= 1; break;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+#endif

@@ -158,8 +158,7 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
  * is returned even when fenced: it is what the fill produced, fit to answer
  * the requests that were waiting, only not cached). With value NULL: every
  * waiter gets NULL. Returns true if the entry was installed. */
-bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms,
-                         cache_entry **out);
+bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms, cache_entry **out);
 
 /* Removes a waiter that gave up. True if it was still waiting (it will not
  * be called); false if it has already been called. */
@@ -172,8 +171,8 @@ bool cache_flight_has_waiters(cache *c, const cache_flight *flight);
  * that began at `epoch` (from cache_epoch before the data was read).
  * Takes value->value over in every case (see "Ownership" above): true if
  * it was installed; false if it was refused, and then already freed. */
-bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value,
-                  uint64_t epoch, uint64_t now_ms);
+bool cache_insert(cache *c, uint32_t ns, const void *key, size_t key_len, const cache_value *value, uint64_t epoch,
+                  uint64_t now_ms);
 uint64_t cache_epoch(cache *c);
 
 /* ---- invalidating ------------------------------------------------------- */
@@ -204,5 +203,30 @@ typedef struct cache_stats {
 /* Sums over shards. ns = UINT32_MAX for every namespace together. */
 void cache_get_stats(cache *c, uint32_t ns, cache_stats *out);
 size_t cache_max_bytes(const cache *c);
+
+/* ---- sanity (test builds only: core/sanity.h) ------------------------------ */
+
+#ifdef STRATA_SANITY
+/* Walks every shard under its lock and reports each broken invariant to
+ * the sanity hook: queues well linked with their bytes summed, the table
+ * and the queues holding the same entries, each linked entry referenced,
+ * tag lists and counts, per-namespace stats, flights' waiter counts. The
+ * engine also runs it on a shard every 64th operation on that shard, and
+ * O(1) checks on every one. True if nothing was broken. */
+bool cache_sanity_check(cache *c);
+
+/* For the checker's own tests: breaks one invariant of key's entry (or
+ * flight, or shard) on purpose; the same call again mends it. */
+typedef enum cache_breakage {
+    CACHE_BREAK_QUEUE_BYTES, /* its queue's byte count */
+    CACHE_BREAK_QUEUE_LINKS, /* its newer/older links swapped */
+    CACHE_BREAK_REFS,        /* its reference count */
+    CACHE_BREAK_TABLE,       /* taken out of the hash table, left in its queue */
+    CACHE_BREAK_STATS,       /* its namespace's byte count */
+    CACHE_BREAK_TAG_COUNT,   /* its first tag's entry count */
+    CACHE_BREAK_WAITERS,     /* the key's flight's waiter count */
+} cache_breakage;
+void cache_sanity_break(cache *c, const void *key, size_t key_len, cache_breakage how);
+#endif
 
 #endif

@@ -11,6 +11,7 @@
  */
 #include "content/api.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -268,6 +269,20 @@ bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad)
     return n >= 0;
 }
 
+/* text as an integer in min..max, or a 400 naming the parameter. */
+static bool query_int_parse(api_ctx *c, const char *name, const char *text, int min, int max, int *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < min || v > max) {
+        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be an integer in %d..%d", name, min,
+                     max);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
 bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out)
 {
     char buf[32];
@@ -278,15 +293,44 @@ bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int 
         *out = def;
         return true;
     }
-    char *end;
-    long v = strtol(buf, &end, 10);
-    if (end == buf || *end != '\0' || v < min || v > max) {
-        http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be an integer in %d..%d", name, min,
-                     max);
+    return query_int_parse(c, name, buf, min, max, out);
+}
+
+/* ---- cacheable query parameters (routes.c's tables) ------------------------------------ */
+
+bool api_query_param(api_ctx *c, const http_cache_param *p, char *buf, size_t size, const char **value)
+{
+    bool bad = false;
+    *value = api_query(c, p->name, buf, size, &bad) ? buf : p->default_value;
+    return !bad;
+}
+
+bool api_query_param_int(api_ctx *c, const http_cache_param *p, int min, int max, int *out)
+{
+    assert(p->integer);
+    char buf[32];
+    const char *value;
+    return api_query_param(c, p, buf, sizeof(buf), &value) && query_int_parse(c, p->name, value, min, max, out);
+}
+
+bool api_query_param_choice(api_ctx *c, const http_cache_param *p, const char *const *choices, size_t n, int *out)
+{
+    char buf[32];
+    const char *value;
+    if (!api_query_param(c, p, buf, sizeof(buf), &value))
         return false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(value, choices[i]) == 0) {
+            *out = (int)i;
+            return true;
+        }
     }
-    *out = (int)v;
-    return true;
+    assert(value != p->default_value); /* a default that is not a choice: routes.c and the handler disagree */
+    char allowed[160] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s", i ? ", " : "", choices[i]);
+    http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be one of %s", p->name, allowed);
+    return false;
 }
 
 /* ---- If-Match ------------------------------------------------------------------------ */

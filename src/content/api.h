@@ -52,6 +52,40 @@ bool api_query(api_ctx *c, const char *name, char *buf, size_t size, bool *bad);
 /* An integer query parameter in min..max; absent → def. */
 bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int *out);
 
+/* ---- cacheable query parameters: one table, read by the cache and the handler ----
+ *
+ * A route with a cache rule keys its responses on the parameters of its
+ * table (name, default, integer, fold_case: http.h), sorted by name. The
+ * handler reads the same rows through api_query_param*, so an absent
+ * parameter means the table's default in both places and the two cannot
+ * drift: a default is written once, in routes.c. */
+
+enum list_param {
+    LIST_PARAM_CATEGORY,
+    LIST_PARAM_CURSOR,
+    LIST_PARAM_LIMIT,
+    LIST_PARAM_SORT,
+    LIST_PARAM_STATUS,
+    LIST_PARAM_TAG,
+    LIST_PARAM_TYPE,
+    LIST_PARAM_COUNT
+};
+enum popular_param { POPULAR_PARAM_LIMIT, POPULAR_PARAM_TYPE, POPULAR_PARAM_WINDOW, POPULAR_PARAM_COUNT };
+
+/* GET /v1/{site}/content and GET /v1/{site}/popular (routes.c). */
+extern const http_cache_param list_params[LIST_PARAM_COUNT];
+extern const http_cache_param popular_params[POPULAR_PARAM_COUNT];
+
+/* Parameter p's value: the request's, percent-decoded into buf, or p's
+ * default when absent (then *value is p->default_value itself). False, with
+ * a 400 sent, when the value is too long or holds a NUL byte. */
+bool api_query_param(api_ctx *c, const http_cache_param *p, char *buf, size_t size, const char **value);
+/* An integer parameter (p->integer) in min..max, its default included. */
+bool api_query_param_int(api_ctx *c, const http_cache_param *p, int min, int max, int *out);
+/* A parameter whose value is one of choices (its default must be one):
+ * *out is the index; anything else is a 400 naming the choices. */
+bool api_query_param_choice(api_ctx *c, const http_cache_param *p, const char *const *choices, size_t n, int *out);
+
 /* If-Match → the version a write is based on: "vN" → N; "*" → the latest
  * (read from the store). Absent: 428 when required, else *version = 0.
  * Anything else is 412. */

@@ -6,6 +6,8 @@
  * (any role) also sees drafts and archived items: it may list them with
  * `status` and read them by id or slug. Unknown query parameters are
  * ignored; known ones are validated strictly (400 naming the parameter).
+ * The parameters a cached route keys on are read from its table in
+ * routes.c (api_query_param*), defaults included: none is written here.
  *
  * Negative answers. Anyone can ask for ids, slugs, types, tags and
  * categories that do not exist, each a new cache key; such answers are
@@ -24,39 +26,28 @@
 
 #include "content/api.h"
 
-static bool list_choice(api_ctx *c, const char *name, const char *const *choices, size_t n, int def, int *out)
+/* Whether a parameter's value filters anything: one the request gave, or
+ * a default other than "" (no filter). */
+static bool param_applies(const http_cache_param *p, const char *value)
 {
-    char value[32];
-    bool bad = false;
-    *out = def;
-    if (!api_query(c, name, value, sizeof(value), &bad))
-        return !bad;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(value, choices[i]) == 0) {
-            *out = (int)i;
-            return true;
-        }
-    }
-    char allowed[160] = "";
-    for (size_t i = 0; i < n; i++)
-        snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s", i ? ", " : "", choices[i]);
-    http_problem(c->res, c->req, 400, "bad_query", "query parameter '%s' must be one of %s", name, allowed);
-    return false;
+    return value != p->default_value || value[0] != '\0';
 }
 
 /* An optional word-valued filter (type, category). */
-static bool word_filter(api_ctx *c, const char *name, size_t max, char *buf, size_t size, const char **out)
+static bool word_filter(api_ctx *c, const http_cache_param *p, size_t max, char *buf, size_t size, const char **out)
 {
-    bool bad = false;
+    const char *value;
     *out = NULL;
-    if (!api_query(c, name, buf, size, &bad))
-        return !bad;
-    if (!api_is_word(buf, strlen(buf), max)) {
+    if (!api_query_param(c, p, buf, size, &value))
+        return false;
+    if (!param_applies(p, value))
+        return true;
+    if (!api_is_word(value, strlen(value), max)) {
         http_problem(c->res, c->req, 400, "bad_query",
-                     "query parameter '%s' must be 1 to %zu characters of a-z, 0-9, '-' and '_'", name, max);
+                     "query parameter '%s' must be 1 to %zu characters of a-z, 0-9, '-' and '_'", p->name, max);
         return false;
     }
-    *out = buf;
+    *out = value;
     return true;
 }
 
@@ -96,21 +87,21 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
 
     store_list_query q = {.site_id = c.site_id, .site_name = c.site};
     char type[TYPE_MAX + 2], category[CATEGORY_MAX + 2], tag_raw[TAG_MAX_BYTES + 2], tag[TAG_MAX_BYTES + 1];
+    const char *tag_value, *cursor_value;
     int sort, status;
-    bool bad = false;
-    if (!word_filter(&c, "type", TYPE_MAX, type, sizeof(type), &q.type) ||
-        !word_filter(&c, "category", CATEGORY_MAX, category, sizeof(category), &q.category) ||
-        !list_choice(&c, "sort", sorts, 4, 0, &sort) || !list_choice(&c, "status", statuses, 4, 0, &status) ||
-        !api_query_int(&c, "limit", 1, 100, 20, &q.limit))
+    if (!word_filter(&c, &list_params[LIST_PARAM_TYPE], TYPE_MAX, type, sizeof(type), &q.type) ||
+        !word_filter(&c, &list_params[LIST_PARAM_CATEGORY], CATEGORY_MAX, category, sizeof(category), &q.category) ||
+        !api_query_param_choice(&c, &list_params[LIST_PARAM_SORT], sorts, 4, &sort) ||
+        !api_query_param_choice(&c, &list_params[LIST_PARAM_STATUS], statuses, 4, &status) ||
+        !api_query_param_int(&c, &list_params[LIST_PARAM_LIMIT], 1, 100, &q.limit) ||
+        !api_query_param(&c, &list_params[LIST_PARAM_TAG], tag_raw, sizeof(tag_raw), &tag_value))
         return;
-    if (api_query(&c, "tag", tag_raw, sizeof(tag_raw), &bad)) {
-        if (!api_normalise_tag(tag_raw, tag)) {
+    if (param_applies(&list_params[LIST_PARAM_TAG], tag_value)) {
+        if (!api_normalise_tag(tag_value, tag)) {
             http_problem(res, req, 400, "bad_query", "query parameter 'tag' must be 1 to 64 bytes without spaces");
             return;
         }
         q.tag = tag;
-    } else if (bad) {
-        return;
     }
     q.sort = (store_sort)sort;
     q.status = (store_status_filter)status;
@@ -122,12 +113,11 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     }
 
     char cursor[CURSOR_TEXT_MAX];
-    if (api_query(&c, "cursor", cursor, sizeof(cursor), &bad)) {
-        if (!api_cursor_decode(&c, cursor, &q, &q.after))
-            return;
-    } else if (bad) {
+    if (!api_query_param(&c, &list_params[LIST_PARAM_CURSOR], cursor, sizeof(cursor), &cursor_value))
         return;
-    }
+    if (param_applies(&list_params[LIST_PARAM_CURSOR], cursor_value) &&
+        !api_cursor_decode(&c, cursor_value, &q, &q.after))
+        return;
 
     json_t *items = NULL;
     store_keyset next = {0};
@@ -198,8 +188,9 @@ void handle_popular(const http_request *req, store_t *store, http_response *res)
     const char *type_filter;
     int window, limit;
     if (!api_resolve_site(&c) || !api_read_token(&c) ||
-        !word_filter(&c, "type", TYPE_MAX, type, sizeof(type), &type_filter) ||
-        !list_choice(&c, "window", windows, 4, 1, &window) || !api_query_int(&c, "limit", 1, 100, 10, &limit))
+        !word_filter(&c, &popular_params[POPULAR_PARAM_TYPE], TYPE_MAX, type, sizeof(type), &type_filter) ||
+        !api_query_param_choice(&c, &popular_params[POPULAR_PARAM_WINDOW], windows, 4, &window) ||
+        !api_query_param_int(&c, &popular_params[POPULAR_PARAM_LIMIT], 1, 100, &limit))
         return;
     int64_t since = window_ms[window] ? store_now_ms() - window_ms[window] : 0;
     json_t *items = NULL;

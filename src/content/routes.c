@@ -8,10 +8,12 @@
  * hits, which the HTTP layer answers itself for routes with a cache rule.
  *
  * A cache rule names the data class (its lifetimes come from the
- * configuration) and every query parameter the handler reads, with the
- * default the handler assumes, sorted by name: exactly what makes two
- * requests the same response. It also names the path captures that are
- * integers, so every spelling of an id ("0001", "%30001") is one key.
+ * configuration) and every query parameter the handler reads, with its
+ * default, sorted by name: exactly what makes two requests the same
+ * response. The handler reads those parameters from the same rows
+ * (api_query_param*), so the default it assumes is the one keyed here.
+ * A rule also names the path captures that are integers, so every
+ * spelling of an id ("0001", "%30001") is one key.
  */
 #include "content/api.h"
 #include "content/content.h"
@@ -36,25 +38,29 @@ static bool handle_openapi(const http_request *req, http_response *res)
     return true;
 }
 
-static const http_cache_param list_params[] = {
-    {"category", "", false, false}, {"cursor", "", false, false},   {"limit", "20", true, false},
-    {"sort", "-published_at", false, false}, {"status", "published", false, false},
-    {"tag", "", false, true}, /* tags are compared lowercased */
-    {"type", "", false, false},
+/* The cacheable parameters, one row each, indexed by the enums of api.h
+ * (in name order, as the cache rule needs); the handlers read their
+ * defaults from here. */
+const http_cache_param list_params[LIST_PARAM_COUNT] = {
+    [LIST_PARAM_CATEGORY] = {"category", "", false, false},
+    [LIST_PARAM_CURSOR] = {"cursor", "", false, false},
+    [LIST_PARAM_LIMIT] = {"limit", "20", true, false},
+    [LIST_PARAM_SORT] = {"sort", "-published_at", false, false},
+    [LIST_PARAM_STATUS] = {"status", "published", false, false},
+    [LIST_PARAM_TAG] = {"tag", "", false, true}, /* tags are compared lowercased */
+    [LIST_PARAM_TYPE] = {"type", "", false, false},
 };
-static const http_cache_param popular_params[] = {
-    {"limit", "10", true, false},
-    {"type", "", false, false},
-    {"window", "24h", false, false},
+const http_cache_param popular_params[POPULAR_PARAM_COUNT] = {
+    [POPULAR_PARAM_LIMIT] = {"limit", "10", true, false},
+    [POPULAR_PARAM_TYPE] = {"type", "", false, false},
+    [POPULAR_PARAM_WINDOW] = {"window", "24h", false, false},
 };
 
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
 static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, NULL, 0};
 static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, NULL, 0};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params,
-                                          sizeof(list_params) / sizeof(list_params[0])};
-static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params,
-                                             sizeof(popular_params) / sizeof(popular_params[0])};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT};
 static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};
 
 /* The HTTP layer runs a worker handler with its worker's resource as a

@@ -20,6 +20,7 @@
  * failure, leaves one sentence in it meant for an API client's problem
  * detail.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "core/db_url.h"
+#include "core/sanity.h"
 #include "store/store_internal.h"
 
 enum {
@@ -471,19 +473,67 @@ static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), con
     return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
 }
 
+#ifdef STRATA_SANITY
+/* Write transactions open on this thread, on any connection: a second one
+ * inside the first's body would wait for the write lock the first holds. */
+static _Thread_local int transactions_open;
+
+typedef enum transaction_point { AT_BEGIN, AT_COMMIT, AT_END } transaction_point;
+
+/* Where a transaction begins, commits or ends: BEGIN and the end paired,
+ * never a writer inside a writer, and no statement mid-run — one left
+ * un-reset at COMMIT or before BEGIN would hold a read transaction open
+ * past its call (db.h). */
+static bool transaction_sane(const store_t *st, transaction_point point)
+{
+    static const char *const names[] = {"BEGIN", "COMMIT", "the end"};
+    int open_expected = point == AT_BEGIN ? 0 : 1;
+    SANITY_EXPECT(transactions_open == open_expected,
+                  "%d write transactions are open on this thread at %s, not %d (a writer inside a writer?)",
+                  transactions_open, names[point], open_expected);
+    SANITY_EXPECT(point == AT_END || st->in_transaction == (point == AT_COMMIT),
+                  "the connection is%s marked in a transaction at %s", st->in_transaction ? "" : " not", names[point]);
+    size_t busy = point != AT_END ? db_statements_busy(st) : 0;
+    SANITY_EXPECT(busy == 0, "%zu statements are mid-run at %s", busy, names[point]);
+    return true;
+}
+
+static void transaction_opened(const store_t *st)
+{
+    transaction_sane(st, AT_BEGIN);
+    transactions_open++;
+}
+
+static void transaction_closed(const store_t *st)
+{
+    transaction_sane(st, AT_END);
+    transactions_open--;
+}
+#else
+#define transaction_sane(st, point) ((void)0)
+#define transaction_opened(st) ((void)0)
+#define transaction_closed(st) ((void)0)
+#endif
+
 static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), void *arg)
 {
+    transaction_opened(st);
     int status = control_run(st, "BEGIN", st->driver->begin, "starting a transaction");
-    if (status != STORE_OK)
+    if (status != STORE_OK) {
+        transaction_closed(st);
         return status;
+    }
     st->in_transaction = true;
     st->retry_seen = false;
     status = body(st, arg);
-    if (status == STORE_OK)
+    if (status == STORE_OK) {
+        transaction_sane(st, AT_COMMIT);
         status = control_run(st, "COMMIT", st->driver->commit, "committing");
+    }
     if (status != STORE_OK)
         st->driver->rollback(st->conn); /* never fails: the first failure is what the caller hears of */
     st->in_transaction = false;
+    transaction_closed(st);
     /* A body may turn the engine's "run it again" into words of its own
      * ("lost its base"), and on PostgreSQL every statement after it fails
      * as "transaction aborted": the conflict is what happened, so retry. */
@@ -505,6 +555,7 @@ static void retry_pause(int attempt)
 
 int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, const char *doing)
 {
+    assert(st != NULL && body != NULL && doing != NULL);
     for (int attempt = 1;; attempt++) {
         int status = transaction_once(st, body, arg);
         if (status != DB_RETRY)

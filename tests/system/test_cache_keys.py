@@ -2,13 +2,15 @@
 integer spelling do not), junk parameters cannot grow the cache, and one
 site's entry is never served for another site."""
 
+import time
+
 import pytest
 
 from cache_support import (
-    HIT, MISS_STORED, assert_cache_status, cache_status, invalidate, item_path,
+    HIT, MISS_STORED, assert_cache_status, cache_status, flush, invalidate, item_path,
     published_item, site_entries, slug_path, stats, wait_warmed,
 )
-from strata_support import assert_json, assert_problem, assert_status, uniq
+from strata_support import assert_json, assert_problem, assert_status, create_item, uniq
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -146,3 +148,80 @@ def test_each_site_counts_its_own_entries(client, tokens, twins):
     assert s["site"]["entries"] >= 1
     assert s["all_sites"]["entries"] > s["site"]["entries"], (
         f"`other` has entries too, so all sites hold more than main: {s}")
+
+
+# ---- one source of truth for each route's defaults (issue 13) -----------------------------
+#
+# The cache keys a request on its route's parameter table (routes.c), and
+# the handler reads its defaults from the same rows. If they drifted apart,
+# a request without a parameter and one with the key's default spelled out
+# would share an entry while the handler answered them differently. Each
+# answer below is the handler's own (the site's cache flushed first), so
+# the two bodies compared are two fills, never one entry served twice.
+
+DEFAULTS_SPELLED_OUT = [
+    ("content", "limit=20"), ("content", "sort=-published_at"), ("content", "status=published"),
+    ("popular", "limit=10"), ("popular", "window=24h"),
+]
+
+
+@pytest.fixture(scope="module")
+def many_viewed(client, tokens):
+    """More items of one type than either default limit, each viewed a
+    different number of times, published at different moments (so every
+    sort and window orders them differently): a default that differed
+    from the key's would change the answer. Waits (bounded) until popular
+    counts every view, since views are written behind."""
+    typ = uniq("dt")
+    ids = [published_item(client, tokens["admin"], type=typ, title=f"Default {i:02d}")["id"] for i in range(23)]
+    for n, item_id in enumerate(ids[:12]):
+        for _ in range(n % 4 + 1):
+            r = client.post(f"/v1/main/content/{item_id}/views")
+            assert r.status == 204, r
+    deadline = time.monotonic() + 15
+    body = None
+    while time.monotonic() < deadline:
+        flush(client, tokens["admin"])
+        body = assert_json(client.get(f"/v1/main/popular?type={typ}&limit=100&window=1h"))
+        if sum(i.get("window_views", 0) for i in body["items"]) == sum(n % 4 + 1 for n in range(12)):
+            return typ
+        time.sleep(0.2)
+    pytest.fail(f"popular never counted the 30 views within 15 s: {body}")
+
+
+def handler_answer(client, token, path):
+    flush(client, token)
+    r = client.get(path)
+    assert_status(r, 200)
+    assert_cache_status(r, MISS_STORED, what=f"{path} after a flush")
+    return r
+
+
+@pytest.mark.parametrize("route, spelled", DEFAULTS_SPELLED_OUT)
+def test_the_handler_assumes_the_default_the_key_assumes(client, tokens, many_viewed, route, spelled):
+    bare = f"/v1/main/{route}?type={many_viewed}"
+    bare_answer = handler_answer(client, tokens["admin"], bare)
+    spelled_answer = handler_answer(client, tokens["admin"], f"{bare}&{spelled}")
+    assert spelled_answer.body == bare_answer.body, f"{route}: the handler's default is not {spelled}"
+    again = client.get(bare)
+    assert_cache_status(again, HIT, what=f"{bare} after {spelled} was stored: one key")
+    assert again.body == bare_answer.body
+
+
+@pytest.mark.parametrize("route, spelled", DEFAULTS_SPELLED_OUT)
+def test_another_value_than_the_default_is_answered_differently(client, tokens, many_viewed, route, spelled):
+    """The data above tells each default from another value: without this,
+    the comparison before could not fail."""
+    bare = f"/v1/main/{route}?type={many_viewed}"
+    if spelled == "status=published":  # the other statuses are listed with a token only
+        draft = create_item(client, tokens["admin"], type=many_viewed, title="Default draft")
+        listed = assert_json(client.get(f"{bare}&status=any&limit=100", token=tokens["admin"]))
+        public = assert_json(handler_answer(client, tokens["admin"], f"{bare}&limit=100"))
+        assert draft["id"] in [i["id"] for i in listed["items"]]
+        assert draft["id"] not in [i["id"] for i in public["items"]]
+        return
+    others = {"limit=20": "limit=21", "sort=-published_at": "sort=published_at", "limit=10": "limit=11",
+              "window=24h": "window=7d"}
+    default_answer = handler_answer(client, tokens["admin"], bare)
+    other_answer = handler_answer(client, tokens["admin"], f"{bare}&{others[spelled]}")
+    assert other_answer.body != default_answer.body, f"{route}: {others[spelled]} answered as {spelled}"

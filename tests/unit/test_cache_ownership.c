@@ -115,6 +115,27 @@ static void test_flight_fill_too_large_answers_then_frees_once(void **state)
     assert_int_equal(atomic_load(&frees), 1);
 }
 
+/* A leader without a flight (cache_flight_join out of memory) still hands
+ * its fill over: the value comes back as an entry of its own, never
+ * cached, and is freed once, with it — or at once when nobody takes it. */
+static void test_a_fill_without_a_flight_is_answered_then_freed_once(void **state)
+{
+    (void)state;
+    cache *c = small_cache();
+    cache_entry *out = NULL, *e = NULL;
+    cache_value v = value_of_charge(100, NULL, 0);
+    assert_false(cache_flight_finish(c, NULL, &v, 0, &out));
+    assert_non_null(out);
+    assert_int_equal(atomic_load(&frees), 0);
+    assert_int_equal(cache_get(c, 0, "", 0, 0, &e), CACHE_MISS);
+    cache_entry_release(&out);
+    assert_int_equal(atomic_load(&frees), 1);
+    cache_value dropped = value_of_charge(100, NULL, 0);
+    assert_false(cache_flight_finish(c, NULL, &dropped, 0, NULL));
+    assert_int_equal(atomic_load(&frees), 1);
+    cache_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_share_only_insert_frees_the_value_once),
         cmocka_unit_test(test_installed_value_is_freed_with_its_entry),
         cmocka_unit_test(test_flight_fill_too_large_answers_then_frees_once),
+        cmocka_unit_test(test_a_fill_without_a_flight_is_answered_then_freed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/crypto.h"
+#include "core/sanity.h"
 #include "store/db_sqlite.h"
 #include "store/store.h"
 #include "store/store_history.h"
@@ -1421,6 +1422,73 @@ static void test_seed_is_deterministic_and_quick(void **state)
     fixture_db_remove(path);
 }
 
+/* ---- the transaction checker (core/sanity.h; test builds) ----------------- */
+
+static int sanity_reports;
+static char sanity_first[512];
+
+static void record_sanity_report(const char *file, int line, const char *what)
+{
+    (void)file;
+    (void)line;
+    if (sanity_reports++ == 0)
+        snprintf(sanity_first, sizeof sanity_first, "%s", what);
+}
+
+/* Opens a second write transaction inside the first. Its BEGIN is made to
+ * fail (an injected fault, checked before the engine is asked) once the
+ * checker has seen it: a real one would wait for the write lock this
+ * thread holds, for ever on SQLite. */
+static int open_a_writer_inside(store_t *st, void *arg)
+{
+    (void)arg;
+    store_inject_faults(store_now_ms() + 60000);
+    int status = db_transact(st, site_then_retry, &(retry_body){.succeed_on = 1}, "nested");
+    store_inject_faults(0);
+    return status;
+}
+
+/* A writer inside a writer is reported at its BEGIN. */
+static void test_sanity_reports_a_nested_transaction(void **state)
+{
+    fixture *f = *state;
+    sanity_reports = 0;
+    sanity_set_hook(record_sanity_report);
+    db_transact(f->st, open_a_writer_inside, NULL, "testing");
+    sanity_set_hook(NULL);
+    assert_true(sanity_reports >= 1);
+    assert_non_null(strstr(sanity_first, "at BEGIN, not 0 (a writer inside a writer?)"));
+    sanity_reports = 0;
+    sanity_set_hook(record_sanity_report);
+    assert_int_equal(db_transact(f->st, site_then_retry, &(retry_body){.succeed_on = 1}, "testing"), STORE_OK);
+    sanity_set_hook(NULL);
+    assert_int_equal(sanity_reports, 0);
+}
+
+static int leave_a_statement_mid_run(store_t *st, void *arg)
+{
+    db_query *q = arg;
+    int status = db_query_start(st, "SELECT 1 UNION ALL SELECT 2", q);
+    if (status == STORE_OK)
+        db_next_row(q); /* and not ended */
+    return status;
+}
+
+/* A statement left un-reset by a body is reported at COMMIT. */
+static void test_sanity_reports_a_statement_left_mid_run_at_commit(void **state)
+{
+    fixture *f = *state;
+    db_query q;
+    sanity_reports = 0;
+    sanity_set_hook(record_sanity_report);
+    db_transact(f->st, leave_a_statement_mid_run, &q, "testing");
+    sanity_set_hook(NULL);
+    db_query_end(&q, "ending the test's query");
+    assert_int_equal(sanity_reports, 1);
+    assert_string_equal(sanity_first, "1 statements are mid-run at COMMIT");
+    assert_int_equal(db_statements_busy(f->st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1459,6 +1527,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_keeps_what_it_must, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compress_rewrites_plain_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autosave_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sanity_reports_a_nested_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sanity_reports_a_statement_left_mid_run_at_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
