@@ -1061,3 +1061,24 @@ void l2_get_stats(l2 *l, l2_stats *out)
         .connections_up = atomic_load(&l->up),
     };
 }
+
+/* ---- the L2 as a cache tier (tier.h) ---------------------------------------------- */
+
+static bool tier_lookup(void *conn, const char *site, const void *key, size_t key_len, tier_lookup_mode mode,
+                        tier_lookup_cb cb, void *ctx)
+{
+    return l2_lookup(conn, site, key, key_len, mode, cb, ctx);
+}
+
+static void tier_store(void *conn, const char *site, const void *key, size_t key_len, const char *token,
+                       tier_record *rec, uint64_t ttl_ms)
+{
+    l2_store(conn, site, key, key_len, token, rec, ttl_ms);
+}
+
+static void tier_release(void *conn, const char *site, const void *key, size_t key_len, const char *token)
+{
+    l2_release(conn, site, key, key_len, token);
+}
+
+const cache_tier l2_tier = {.name = "l2", .lookup = tier_lookup, .store = tier_store, .release = tier_release};

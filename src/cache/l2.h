@@ -45,6 +45,8 @@
 
 #include <h2o.h>
 
+#include "cache/tier.h"
+
 typedef struct l2 l2;
 typedef struct l2_conn l2_conn;
 
@@ -70,38 +72,20 @@ void l2_conn_close(l2_conn **conn);
 /* False while the breaker is open (or a half-open probe is out). */
 bool l2_usable(l2 *l);
 
-/* Lifetimes as the L1 knows them: fresh, then stale, then grace, from
- * `created_ms` (wall clock: instances compare it). */
-typedef struct l2_lifetimes {
-    uint64_t created_ms;
-    uint32_t fresh_ms, stale_ms, grace_ms;
-} l2_lifetimes;
-
-typedef enum l2_outcome {
-    L2_HIT,   /* a valid value: payload, life */
-    L2_MISS,  /* none; snapshot set; leased if this lookup took the lease */
-    L2_BUSY,  /* none, and another fill holds the lease: wait or fill alone */
-    L2_ERROR, /* Redis failed, timed out, or the connection is down */
-} l2_outcome;
-
-#define L2_TOKEN_MAX 48
-
-typedef struct l2_result {
-    l2_outcome outcome;
-    const char *payload; /* L2_HIT: valid during the callback only */
-    size_t payload_len;
-    l2_lifetimes life;
-    uint64_t snapshot;            /* L2_MISS, L2_BUSY: the fence of a fill that starts now */
-    bool leased;                  /* L2_MISS: token holds the lease */
-    char token[L2_TOKEN_MAX + 1]; /* the lease's token ("" without one) */
-} l2_result;
-
-typedef void (*l2_lookup_cb)(void *ctx, const l2_result *r);
-
-typedef enum l2_lookup_mode {
-    L2_READ,     /* the value; on a miss, a snapshot and the lease */
-    L2_SNAPSHOT, /* no value (it is known to be stale): a snapshot and the lease, to refill */
-} l2_lookup_mode;
+/* The L2 is a cache tier (tier.h): its results, records and lifetimes are
+ * the tiers' own; these names keep the Redis code readable. */
+typedef tier_lifetimes l2_lifetimes;
+typedef tier_outcome l2_outcome;
+#define L2_HIT TIER_HIT     /* a valid value: payload, life */
+#define L2_MISS TIER_MISS   /* none; snapshot set; leased if this lookup took the lease */
+#define L2_BUSY TIER_BUSY   /* none, and another fill holds the lease: wait or fill alone */
+#define L2_ERROR TIER_ERROR /* Redis failed, timed out, or the connection is down */
+#define L2_TOKEN_MAX TIER_TOKEN_MAX
+typedef tier_result l2_result;
+typedef tier_lookup_cb l2_lookup_cb;
+typedef tier_lookup_mode l2_lookup_mode;
+#define L2_READ TIER_READ         /* the value; on a miss, a snapshot and the lease */
+#define L2_SNAPSHOT TIER_SNAPSHOT /* no value (it is known to be stale): a snapshot and the lease, to refill */
 
 /* Looks (site, key) up. On a miss it takes a snapshot and tries to take
  * the key's lease. Returns true if cb will be called (once, on this loop);
@@ -113,10 +97,7 @@ bool l2_lookup(l2_conn *conn, const char *site, const void *key, size_t key_len,
 /* A record ready to store: l2_record_new writes the header (snapshot,
  * tags, lifetimes) and returns where the caller writes payload_len bytes.
  * Any thread. */
-typedef struct l2_record {
-    char *data;
-    size_t len;
-} l2_record;
+typedef tier_record l2_record;
 char *l2_record_new(l2_record *rec, uint64_t snapshot, const char *const *tags, size_t tag_count,
                     const l2_lifetimes *life, size_t payload_len);
 void l2_record_free(l2_record *rec);
@@ -132,6 +113,9 @@ void l2_store(l2_conn *conn, const char *site, const void *key, size_t key_len, 
               uint64_t ttl_ms);
 /* Gives the lease up without storing (the fill failed). */
 void l2_release(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token);
+
+/* The L2 as a tier below the L1 (tier.h); its conn is a loop's l2_conn. */
+extern const cache_tier l2_tier;
 
 typedef struct l2_stats {
     uint64_t lookups, hits, misses, busy, errors, timeouts;

@@ -6,20 +6,13 @@
  *
  *   fresh   → sent at once from the loop thread (no worker, no copy);
  *   stale   → sent at once, and one background refresh is started;
- *   miss    → the first request of a key becomes the flight's leader and
- *             its job fills the entry; the others wait for it (bounded by
- *             cache.coalesce_timeout_ms, after which they read for
- *             themselves) and are sent the leader's representation;
+ *   miss    → the fill machine's (fill.c): the first request of a key
+ *             leads the key's flight and fills it — the tiers below the
+ *             L1 (the L2), then the database — and the others wait for it
+ *             (bounded by cache.coalesce_timeout_ms, after which they read
+ *             for themselves) and are sent the leader's representation;
  *   expired → like a miss, but the expired copy is held: if the fill fails
  *             (5xx), it is served instead (fail-safe).
- *
- * A flight's leader asks the L2 (Redis) first, on the loop, when there is
- * one and its breaker is closed: a hit is promoted to the L1 and answers
- * the flight; a miss takes the key's lease and the job fills from the
- * database, then stores the result in the L2 fenced at the lookup's
- * snapshot; if another instance holds the lease the leader polls the L2
- * (bounded by cache.coalesce_timeout_ms, then fills alone), serving its
- * expired copy at once if it has one. Any L2 error: the database.
  *
  * Everything else (writes, editor reads, requests with Authorization) is a
  * job for the worker pool. A job carries a copy of the request, so a client
@@ -64,65 +57,6 @@
 
 #define QUEUE_PROBE_MS 50    /* how often queued HTTP/1 clients are looked at */
 #define QUEUE_PROBE_BATCH 64 /* …and how many of them at most, each time */
-
-struct job {
-    pool_job super;                 /* worker queue link */
-    h2o_multithread_message_t done; /* loop queue link */
-    loop_thread *owner;             /* NULL: detached, nobody to tell */
-    h2o_req_t *req;                 /* NULL once the client is gone, or none */
-    request_tracker *tracker;
-    const http_route *route;
-    http_request rq;
-    http_response res;
-    /* response cache */
-    bool represent;       /* answer with a representation (cacheable route) */
-    bool bypass;          /* cacheable route read with Authorization */
-    cache_flight *flight; /* this job is the flight's leader */
-    cache_entry *entry;   /* the representation built */
-    bool stored;
-    cache_entry *stale; /* fail-safe copy */
-    rc_outcome outcome; /* with outcome_set: an entry not from this job's handler */
-    bool outcome_set;
-    /* the L2: a flight's key, and what the fill stores there */
-    bool l2_fill;
-    bool l2_refill;        /* refreshing a stale L2 value: no read, only a snapshot and the lease */
-    bool l2_others_refill; /* another instance refreshes it: a stale value ends the flight */
-    uint64_t l2_snapshot;
-    char l2_token[L2_TOKEN_MAX + 1];
-    l2_record l2_rec; /* built by the worker */
-    uint64_t l2_ttl_ms;
-    uint64_t l2_poll_until;
-    h2o_timeout_entry_t l2_poll;
-    uint32_t ns;
-    char site[RC_SITE_MAX + 1];
-    size_t key_len;
-    char key[RC_KEY_MAX];
-    /* periodic work */
-    void (*task)(void *worker);
-    bool *task_running;
-    /* load shedding */
-    h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
-    h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise */
-    uint64_t deadline_ns;         /* a worker taking it later does not run it; 0: none */
-    atomic_bool client_gone;      /* set on the loop, read by the worker */
-    bool shed;
-    metrics_shed_reason shed_reason;
-};
-
-struct waiter {
-    cache_waiter super;
-    h2o_multithread_message_t done;
-    loop_thread *owner;
-    h2o_req_t *req; /* NULL once the client is gone */
-    request_tracker *tracker;
-    h2o_timeout_entry_t timer;
-    cache_entry *result;
-    cache_entry *stale;
-    int route_index;
-    http_captures caps;
-    size_t key_len;
-    char key[RC_KEY_MAX];
-};
 
 /* ---- request copies ------------------------------------------------------------ */
 
@@ -337,7 +271,7 @@ static void send_problem(h2o_req_t *req, request_tracker *t, int status, const c
 
 /* 503 for a request shed under load: Retry-After is the queue's deadline,
  * rounded up to a second (by then the queue has turned over). */
-static void send_overloaded(h2o_req_t *req, request_tracker *t, const strata_config *cfg, metrics_shed_reason reason)
+void request_send_overloaded(h2o_req_t *req, request_tracker *t, const strata_config *cfg, metrics_shed_reason reason)
 {
     int retry_s = (cfg->queue_timeout_ms + 999) / 1000;
     char detail[200], retry[16];
@@ -358,6 +292,11 @@ static void send_overloaded(h2o_req_t *req, request_tracker *t, const strata_con
     send_problem_with(req, t, 503, "overloaded", detail, "retry-after", retry);
 }
 
+void request_send_no_memory(h2o_req_t *req, request_tracker *t)
+{
+    send_problem(req, t, 503, "out_of_memory", "the server is out of memory", NULL);
+}
+
 static void allow_header_value(unsigned methods, char *out, size_t size)
 {
     static const struct {
@@ -376,11 +315,12 @@ static void allow_header_value(unsigned methods, char *out, size_t size)
 
 static void job_free(job *j)
 {
-    request_free(&j->rq);
-    http_response_free(&j->res);
-    cache_entry_release(&j->entry);
-    cache_entry_release(&j->stale);
-    l2_record_free(&j->l2_rec);
+    if (j->kind != JOB_TASK) {
+        request_free(&j->request.rq);
+        http_response_free(&j->request.res);
+    }
+    if (j->kind == JOB_FILL)
+        fill_free(j);
     free(j);
 }
 
@@ -389,28 +329,52 @@ static void job_free(job *j)
  * request waits on its flight. */
 static bool job_wanted(job *j)
 {
-    if (j->task != NULL || !atomic_load_explicit(&j->client_gone, memory_order_relaxed))
+    if (j->kind == JOB_TASK || !atomic_load_explicit(&j->queue.client_gone, memory_order_relaxed))
         return true;
-    if (j->rq.method != HTTP_GET && j->rq.method != HTTP_HEAD)
+    if (j->request.rq.method != HTTP_GET && j->request.rq.method != HTTP_HEAD)
         return true;
-    return j->flight != NULL && cache_flight_has_waiters(rc_cache(), j->flight);
+    return j->kind == JOB_FILL && fill_has_waiters(j);
 }
 
-/* Worker thread: true, with the job marked shed and its flight ended
- * empty, when it must not run (past its deadline, or nobody wants it). */
+/* Any thread: the job will not run; a fill's flight ends empty. */
+static void job_mark_shed(job *j, metrics_shed_reason reason)
+{
+    j->queue.shed = true;
+    j->queue.reason = reason;
+    if (j->kind == JOB_FILL)
+        fill_abandon(j);
+}
+
+/* Worker thread: true, with the job marked shed, when it must not run
+ * (past its deadline, or nobody wants it). */
 static bool job_skip(job *j)
 {
-    if (j->super.late || (j->deadline_ns != 0 && rc_now_ns() > j->deadline_ns))
-        j->shed_reason = METRICS_SHED_DEADLINE;
+    if (j->super.late || (j->queue.deadline_ns != 0 && rc_now_ns() > j->queue.deadline_ns))
+        job_mark_shed(j, METRICS_SHED_DEADLINE);
     else if (!job_wanted(j))
-        j->shed_reason = METRICS_SHED_CLIENT_GONE;
+        job_mark_shed(j, METRICS_SHED_CLIENT_GONE);
     else
         return false;
-    j->shed = true;
-    if (j->flight != NULL)
-        cache_flight_finish(rc_cache(), j->flight, NULL, rc_now_ms(), NULL);
-    j->flight = NULL;
     return true;
+}
+
+/* Worker thread: the route's handler; a fill's representation is built
+ * and handed to the fill machine (fill_ran). */
+static void job_handle(job *j, void *worker)
+{
+    job_request *r = &j->request;
+    uint64_t started = rc_now_ns();
+    worker_pool *pool = j->owner != NULL && j->super.lane == POOL_PUBLIC ? &j->owner->srv->pool : NULL;
+    if (pool != NULL)
+        worker_pool_background(pool, true);
+    r->route->worker_handler(&r->rq, worker, &r->res);
+    uint64_t handler_us = (rc_now_ns() - started) / 1000;
+    cache_value value;
+    bool built = j->kind == JOB_FILL && rc_build(r->route, &r->res, handler_us, &value);
+    if (pool != NULL)
+        worker_pool_background(pool, false);
+    if (j->kind == JOB_FILL)
+        fill_ran(j, built ? &value : NULL);
 }
 
 /* Worker thread. */
@@ -421,28 +385,10 @@ static void job_run(pool_job *pj, void *worker)
         h2o_multithread_send_message(&j->owner->jobs_done, &j->done);
         return;
     }
-    if (j->task != NULL) {
-        j->task(worker);
-    } else {
-        uint64_t started = rc_now_ns();
-        worker_pool *pool = j->owner != NULL && j->super.lane == POOL_PUBLIC ? &j->owner->srv->pool : NULL;
-        if (pool != NULL)
-            worker_pool_background(pool, true);
-        j->route->worker_handler(&j->rq, worker, &j->res);
-        uint64_t handler_us = (rc_now_ns() - started) / 1000;
-        cache_value value;
-        bool built = j->represent && rc_build(j->route, &j->res, handler_us, &value);
-        if (pool != NULL)
-            worker_pool_background(pool, false);
-        bool shared = built && !value.share_only;
-        if (j->flight != NULL)
-            j->stored = cache_flight_finish(rc_cache(), j->flight, built ? &value : NULL, rc_now_ms(), &j->entry);
-        else if (built)
-            j->entry = cache_entry_new(&value, rc_now_ms());
-        j->flight = NULL;
-        if (j->l2_fill && shared && j->entry != NULL)
-            rc_l2_record(j->entry, j->l2_snapshot, &j->l2_rec, &j->l2_ttl_ms);
-    }
+    if (j->kind == JOB_TASK)
+        j->task.run(worker);
+    else
+        job_handle(j, worker);
     rc_await_invalidations(); /* a write is answered once Redis has its invalidations */
     if (j->owner == NULL)
         job_free(j);
@@ -450,131 +396,81 @@ static void job_run(pool_job *pj, void *worker)
         h2o_multithread_send_message(&j->owner->jobs_done, &j->done);
 }
 
-static job *job_new(loop_thread *lt, const http_route *route)
+static job *job_new(loop_thread *lt, job_kind kind)
 {
     job *j = calloc(1, sizeof(*j));
     if (j != NULL) {
         j->super.run = job_run;
         j->owner = lt;
-        j->route = route;
+        j->kind = kind;
     }
     return j;
 }
 
-static void job_enqueue(job *j);
-
-static void job_submit(job *j)
+job *request_job_new(loop_thread *lt, h2o_req_t *req, const request_tracker *t, int route_index,
+                     const http_captures *caps, job_kind kind)
 {
-    j->owner->jobs_outstanding++;
-    job_enqueue(j);
+    job *j = job_new(lt, kind);
+    if (j == NULL)
+        return NULL;
+    j->request.route = &lt->srv->app->routes[route_index];
+    if (request_copy(req, t, route_index, caps, false, &j->request.rq) != 0) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
 }
 
-static void fill_start(job *j);
-
-/* A cacheable key, for the fill that leads its flight. */
-typedef struct fill_key {
-    const char *key;
-    size_t key_len;
-    uint32_t ns;
-    const char *site;
-} fill_key;
-
-static void job_set_key(job *j, const fill_key *k)
+void request_job_attach(job *j, h2o_req_t *req, request_tracker *t)
 {
-    memcpy(j->key, k->key, k->key_len);
-    j->key_len = k->key_len;
-    j->ns = k->ns;
-    snprintf(j->site, sizeof(j->site), "%s", k->site);
-}
-
-/* A job answering req (its tracker is attached); with a flight, the fill
- * of key k that leads it. Returns false, having answered 503, when memory
- * runs out. */
-static bool submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
-                               const http_captures *caps, bool represent, cache_flight *flight, cache_entry **stale,
-                               const fill_key *k)
-{
-    const http_route *route = &lt->srv->app->routes[route_index];
-    job *j = job_new(lt, route);
-    if (j == NULL || request_copy(req, t, route_index, caps, false, &j->rq) != 0) {
-        if (j != NULL)
-            job_free(j);
-        if (flight != NULL)
-            cache_flight_finish(rc_cache(), flight, NULL, rc_now_ms(), NULL);
-        send_problem(req, t, 503, "out_of_memory", "the server is out of memory", NULL);
-        return false;
-    }
-    j->req = req;
-    j->tracker = t;
-    j->represent = represent;
-    j->bypass = route->cache != NULL && !represent;
-    j->flight = flight;
-    if (stale != NULL) {
-        j->stale = *stale;
-        *stale = NULL;
-    }
+    j->request.req = req;
+    j->request.tracker = t;
     t->job = j;
-    if (flight != NULL) {
-        job_set_key(j, k);
-        fill_start(j);
-    } else {
-        job_submit(j);
-    }
-    return true;
 }
 
-/* The answer of a shed job's request: its stale copy, or 503. */
-static void answer_shed(job *j)
+void request_job_send_response(job *j)
 {
-    request_tracker *t = j->tracker;
-    t->job = NULL;
-    if (j->stale != NULL)
-        rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
-    else
-        send_overloaded(j->req, t, j->owner->srv->cfg, j->shed_reason);
+    job_request *r = &j->request;
+    r->tracker->job = NULL;
+    if (j->kind == JOB_REQUEST && r->route->cache != NULL) /* a cacheable route read with Authorization */
+        rc_send_bypass_headers(r->req);
+    send_response(r->req, r->tracker->request_id, &r->rq, &r->res);
 }
 
-/* Answers the job's request, if it still waits, and hands the L2 what the
- * fill owes it. Loop thread; the job is freed. */
+void request_job_finish(job *j)
+{
+    j->owner->jobs_outstanding--;
+    job_free(j);
+}
+
+/* Back on the loop from the pool (run or shed), or shed on the loop:
+ * the request answered, the job freed — a fill by the fill machine. */
 static void job_complete(job *j)
 {
-    loop_thread *lt = j->owner;
-    if (h2o_timeout_is_linked(&j->deadline))
-        h2o_timeout_unlink(&j->deadline);
-    if (h2o_linklist_is_linked(&j->queued_link))
-        h2o_linklist_unlink(&j->queued_link);
-    if (j->task_running != NULL)
-        *j->task_running = false;
-    if (j->shed && (j->req != NULL || j->shed_reason == METRICS_SHED_CLIENT_GONE))
-        metrics_shed(j->rq.route_id, j->shed_reason);
-    if (j->shed) {
-        if (j->req != NULL)
-            answer_shed(j);
-    } else if (j->req != NULL) {
-        request_tracker *t = j->tracker;
-        t->job = NULL;
-        if (j->entry != NULL && rc_status(j->entry) >= 500 && j->stale != NULL)
-            rc_send(j->req, t->request_id, &j->stale, RC_FAILSAFE, t->started_ns);
-        else if (j->entry != NULL) /* "stored": in the L1, or sent to the L2 */
-            rc_send(j->req, t->request_id, &j->entry,
-                    j->outcome_set                        ? j->outcome
-                    : j->stored || j->l2_rec.data != NULL ? RC_MISS_STORED
-                                                          : RC_MISS,
-                    t->started_ns);
-        else {
-            if (j->bypass)
-                rc_send_bypass_headers(j->req);
-            send_response(j->req, t->request_id, &j->rq, &j->res);
+    if (h2o_timeout_is_linked(&j->queue.deadline))
+        h2o_timeout_unlink(&j->queue.deadline);
+    if (h2o_linklist_is_linked(&j->queue.queued_link))
+        h2o_linklist_unlink(&j->queue.queued_link);
+    if (j->kind == JOB_TASK) {
+        *j->task.running = false;
+        request_job_finish(j);
+        return;
+    }
+    if (j->queue.shed && (j->request.req != NULL || j->queue.reason == METRICS_SHED_CLIENT_GONE))
+        metrics_shed(j->request.rq.route_id, j->queue.reason);
+    if (j->kind == JOB_FILL) {
+        fill_returned(j);
+        return;
+    }
+    if (j->request.req != NULL) {
+        if (j->queue.shed) {
+            j->request.tracker->job = NULL;
+            request_send_overloaded(j->request.req, j->request.tracker, j->owner->srv->cfg, j->queue.reason);
+        } else {
+            request_job_send_response(j);
         }
     }
-    if (j->l2_fill && lt->l2 != NULL) {
-        if (j->l2_rec.data != NULL)
-            l2_store(lt->l2, j->site, j->key, j->key_len, j->l2_token, &j->l2_rec, j->l2_ttl_ms);
-        else if (j->l2_token[0] != '\0')
-            l2_release(lt->l2, j->site, j->key, j->key_len, j->l2_token);
-    }
-    lt->jobs_outstanding--;
-    job_free(j);
+    request_job_finish(j);
 }
 
 void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -587,16 +483,18 @@ void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     }
 }
 
-/* ---- fills: the L2, then the database ------------------------------------------------ */
-
-/* The job leads its key's flight and is counted outstanding from here on;
- * it ends in job_complete either way. */
-static bool fill_lookup(job *j);
-static void on_fill_lookup(void *ctx, const l2_result *r);
-
-static void fill_from_database(job *j)
+/* A job answering req with the route's handler's response. */
+static void submit_request_job(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
+                               const http_captures *caps)
 {
-    job_enqueue(j);
+    job *j = request_job_new(lt, req, t, route_index, caps, JOB_REQUEST);
+    if (j == NULL) {
+        request_send_no_memory(req, t);
+        return;
+    }
+    request_job_attach(j, req, t);
+    lt->jobs_outstanding++;
+    request_job_enqueue(j);
 }
 
 /* ---- load shedding (see the top of the file) ------------------------------------------ */
@@ -605,17 +503,13 @@ static void fill_from_database(job *j)
  * its request as shed. */
 static void job_shed(job *j, metrics_shed_reason reason)
 {
-    if (j->flight != NULL)
-        cache_flight_finish(rc_cache(), j->flight, NULL, rc_now_ms(), NULL);
-    j->flight = NULL;
-    j->shed = true;
-    j->shed_reason = reason;
+    job_mark_shed(j, reason);
     job_complete(j);
 }
 
 static void on_job_deadline(h2o_timeout_entry_t *entry)
 {
-    job *j = H2O_STRUCT_FROM_MEMBER(job, deadline, entry);
+    job *j = H2O_STRUCT_FROM_MEMBER(job, queue.deadline, entry);
     if (worker_pool_cancel(&j->owner->srv->pool, &j->super))
         job_shed(j, METRICS_SHED_DEADLINE);
     /* else a worker has it: it runs, or finds it late and sends it back */
@@ -625,7 +519,7 @@ static void on_job_deadline(h2o_timeout_entry_t *entry)
  * at once if nobody wants it; otherwise the worker decides. */
 static void job_client_gone(job *j)
 {
-    atomic_store_explicit(&j->client_gone, true, memory_order_relaxed);
+    atomic_store_explicit(&j->queue.client_gone, true, memory_order_relaxed);
     if (!job_wanted(j) && worker_pool_cancel(&j->owner->srv->pool, &j->super))
         job_shed(j, METRICS_SHED_CLIENT_GONE);
 }
@@ -652,10 +546,11 @@ static void on_queue_probe(h2o_timeout_entry_t *entry)
          node = node->next)
         turn++;
     for (size_t n = 0; n < turn && !h2o_linklist_is_empty(&lt->queued_jobs); n++) {
-        job *j = H2O_STRUCT_FROM_MEMBER(job, queued_link, lt->queued_jobs.next);
-        h2o_linklist_unlink(&j->queued_link); /* to the back: the next turn looks at others */
-        h2o_linklist_insert(&lt->queued_jobs, &j->queued_link);
-        if (j->req != NULL && !atomic_load_explicit(&j->client_gone, memory_order_relaxed) && http1_client_gone(j->req))
+        job *j = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->queued_jobs.next);
+        h2o_linklist_unlink(&j->queue.queued_link); /* to the back: the next turn looks at others */
+        h2o_linklist_insert(&lt->queued_jobs, &j->queue.queued_link);
+        if (j->request.req != NULL && !atomic_load_explicit(&j->queue.client_gone, memory_order_relaxed) &&
+            http1_client_gone(j->request.req))
             job_client_gone(j); /* may free j */
     }
     if (!h2o_linklist_is_empty(&lt->queued_jobs))
@@ -664,28 +559,28 @@ static void on_queue_probe(h2o_timeout_entry_t *entry)
 
 static pool_lane job_lane(const job *j)
 {
-    if (j->task != NULL)
+    if (j->kind == JOB_TASK)
         return POOL_TASK;
-    return j->rq.authorization != NULL ? POOL_EDITOR : POOL_PUBLIC;
+    return j->request.rq.authorization != NULL ? POOL_EDITOR : POOL_PUBLIC;
 }
 
 /* Loop thread: gives the job to the pool, or sheds it when its lane is
  * full. An anonymous job gets its deadline and a place in the probe's list. */
-static void job_enqueue(job *j)
+void request_job_enqueue(job *j)
 {
     loop_thread *lt = j->owner;
     pool_lane lane = job_lane(j);
     bool timed = lane == POOL_PUBLIC;
-    j->deadline_ns = timed ? rc_now_ns() + (uint64_t)lt->srv->cfg->queue_timeout_ms * 1000000u : 0;
+    j->queue.deadline_ns = timed ? rc_now_ns() + (uint64_t)lt->srv->cfg->queue_timeout_ms * 1000000u : 0;
     if (!worker_pool_submit(&lt->srv->pool, &j->super, lane)) {
         job_shed(j, METRICS_SHED_QUEUE_FULL);
         return;
     }
     if (!timed)
         return;
-    j->deadline.cb = on_job_deadline;
-    h2o_timeout_link(lt->ctx.loop, &lt->queue_timeout, &j->deadline);
-    h2o_linklist_insert(&lt->queued_jobs, &j->queued_link);
+    j->queue.deadline.cb = on_job_deadline;
+    h2o_timeout_link(lt->ctx.loop, &lt->queue_timeout, &j->queue.deadline);
+    h2o_linklist_insert(&lt->queued_jobs, &j->queue.queued_link);
     if (!h2o_timeout_is_linked(&lt->queue_probe))
         h2o_timeout_link(lt->ctx.loop, &lt->queue_probe_timeout, &lt->queue_probe);
 }
@@ -706,207 +601,25 @@ void request_loop_dispose(loop_thread *lt)
     h2o_timeout_dispose(lt->ctx.loop, &lt->queue_timeout);
 }
 
-/* Answers the request now with `e` (taking it over) while the job goes
- * on without it. */
-static void answer_early(job *j, cache_entry **e, rc_outcome outcome)
-{
-    if (j->req == NULL)
-        return;
-    request_tracker *t = j->tracker;
-    t->job = NULL;
-    rc_send(j->req, t->request_id, e, outcome, t->started_ns);
-    j->req = NULL;
-}
-
-static void on_l2_poll(h2o_timeout_entry_t *entry)
-{
-    job *j = H2O_STRUCT_FROM_MEMBER(job, l2_poll, entry);
-    if (!(rc_l2_readable() && fill_lookup(j)))
-        fill_from_database(j);
-}
-
-/* A stale value from the L2 answered the flight: refresh it in the
- * background, the same job leading a new flight (if none is under way),
- * unless another instance holds the key's lease (it is refreshing). */
-static void refresh_after_stale_hit(job *j)
-{
-    cache_flight *flight;
-    cache_entry *filled = NULL;
-    if (cache_flight_join(rc_cache(), j->ns, j->key, j->key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
-        cache_entry_release(&filled);
-        job_complete(j);
-        return;
-    }
-    cache_entry_release(&j->entry);
-    cache_entry_release(&j->stale);
-    j->flight = flight;
-    j->stored = false;
-    j->outcome_set = false;
-    j->l2_refill = true;
-    if (!(rc_l2_readable() && fill_lookup(j)))
-        fill_from_database(j);
-}
-
-static void on_fill_lookup(void *ctx, const l2_result *r)
-{
-    job *j = ctx;
-    uint64_t now = rc_now_ms();
-    switch (r->outcome) {
-    case L2_HIT: {
-        cache_value value;
-        if (!rc_from_l2(r, &value)) { /* past its lifetimes, or unreadable */
-            fill_from_database(j);
-            return;
-        }
-        bool stale = value.fresh_ms == 0;
-        j->stored = cache_flight_finish(rc_cache(), j->flight, &value, now, &j->entry);
-        j->flight = NULL;
-        if (!stale || j->l2_others_refill) {
-            j->outcome = RC_HIT_L2;
-            j->outcome_set = true;
-            job_complete(j);
-            return;
-        }
-        answer_early(j, &j->entry, RC_STALE_L2);
-        refresh_after_stale_hit(j);
-        return;
-    }
-    case L2_MISS:
-        j->l2_fill = true;
-        j->l2_snapshot = r->snapshot;
-        if (r->leased)
-            memcpy(j->l2_token, r->token, sizeof(j->l2_token));
-        fill_from_database(j);
-        return;
-    case L2_BUSY:
-        if (j->l2_refill) {
-            /* another instance refreshes it: read the value once more and
-             * hand it, stale or fresh, to whoever joined this flight */
-            j->l2_refill = false;
-            j->l2_others_refill = true;
-            if (!(rc_l2_readable() && fill_lookup(j))) {
-                cache_flight_finish(rc_cache(), j->flight, NULL, now, NULL);
-                j->flight = NULL;
-                job_complete(j);
-            }
-            return;
-        }
-        /* another instance fills: wait for its value, bounded */
-        if (j->l2_poll_until == 0)
-            j->l2_poll_until = now + (uint64_t)j->owner->srv->cfg->cache_coalesce_timeout_ms;
-        if (j->stale != NULL)
-            answer_early(j, &j->stale, RC_STALE_WAITING);
-        if (now >= j->l2_poll_until) {
-            j->l2_fill = true; /* stored only if the lease is gone by then */
-            j->l2_snapshot = r->snapshot;
-            fill_from_database(j);
-            return;
-        }
-        h2o_timeout_link(j->owner->ctx.loop, &j->owner->l2_poll_timeout, &j->l2_poll);
-        return;
-    case L2_ERROR: fill_from_database(j); return;
-    }
-}
-
-static bool fill_lookup(job *j)
-{
-    return l2_lookup(j->owner->l2, j->site, j->key, j->key_len, j->l2_refill ? L2_SNAPSHOT : L2_READ, on_fill_lookup,
-                     j);
-}
-
-static void fill_start(job *j)
-{
-    j->owner->jobs_outstanding++;
-    j->l2_poll.cb = on_l2_poll;
-    if (j->owner->l2 != NULL && j->key_len > 0 && rc_l2_readable() && fill_lookup(j))
-        return;
-    fill_from_database(j);
-}
-
 void request_submit_task(loop_thread *lt, void (*task)(void *worker), bool *running)
 {
-    job *j = job_new(lt, NULL);
+    job *j = job_new(lt, JOB_TASK);
     if (j == NULL)
         return;
-    j->task = task;
-    j->task_running = running;
+    j->task.run = task;
+    j->task.running = running;
     *running = true;
-    job_submit(j);
+    lt->jobs_outstanding++;
+    request_job_enqueue(j);
 }
 
 void request_submit_detached_task(server *srv, void (*task)(void *worker))
 {
-    job *j = job_new(NULL, NULL);
+    job *j = job_new(NULL, JOB_TASK);
     if (j == NULL)
         return;
-    j->task = task;
+    j->task.run = task;
     worker_pool_submit(&srv->pool, &j->super, POOL_TASK);
-}
-
-/* ---- waiters (requests collapsed onto another's fill) ------------------------------------ */
-
-static void waiter_free(waiter *w)
-{
-    cache_entry_release(&w->result);
-    cache_entry_release(&w->stale);
-    free(w);
-}
-
-/* Any thread, under the cache shard's lock: only hand the result over. */
-static void on_waiter_called(cache_waiter *cw, cache_entry *e)
-{
-    waiter *w = (waiter *)cw;
-    w->result = e;
-    h2o_multithread_send_message(&w->owner->waiters_done, &w->done);
-}
-
-/* The waiter's request is alive and nobody will call it: answer it. One
- * that has already waited longer than a job may is shed, not queued. */
-static void waiter_answer_alone(waiter *w)
-{
-    request_tracker *t = w->tracker;
-    const strata_config *cfg = w->owner->srv->cfg;
-    t->waiter = NULL;
-    if (w->stale != NULL) {
-        rc_send(w->req, t->request_id, &w->stale, RC_FAILSAFE, t->started_ns);
-    } else if (rc_now_ns() - t->started_ns > (uint64_t)cfg->queue_timeout_ms * 1000000u) {
-        metrics_shed(w->route_index, METRICS_SHED_DEADLINE);
-        send_overloaded(w->req, t, cfg, METRICS_SHED_DEADLINE);
-    } else {
-        submit_request_job(w->owner, w->req, t, w->route_index, &w->caps, true, NULL, NULL, NULL);
-    }
-}
-
-void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
-{
-    (void)receiver;
-    while (!h2o_linklist_is_empty(messages)) {
-        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
-        h2o_linklist_unlink(&m->link);
-        waiter *w = H2O_STRUCT_FROM_MEMBER(waiter, done, m);
-        if (h2o_timeout_is_linked(&w->timer))
-            h2o_timeout_unlink(&w->timer);
-        if (w->req != NULL) {
-            request_tracker *t = w->tracker;
-            if (w->result == NULL || (rc_status(w->result) >= 500 && w->stale != NULL)) {
-                waiter_answer_alone(w);
-            } else {
-                t->waiter = NULL;
-                rc_send(w->req, t->request_id, &w->result, RC_COLLAPSED, t->started_ns);
-            }
-        }
-        waiter_free(w);
-    }
-}
-
-static void on_waiter_timeout(h2o_timeout_entry_t *entry)
-{
-    waiter *w = H2O_STRUCT_FROM_MEMBER(waiter, timer, entry);
-    if (!cache_flight_leave(rc_cache(), w->key, w->key_len, &w->super))
-        return; /* already called: its message is on the way */
-    if (w->req != NULL)
-        waiter_answer_alone(w);
-    waiter_free(w);
 }
 
 /* ---- the tracker's end ------------------------------------------------------------------- */
@@ -928,45 +641,18 @@ static void on_request_disposed(void *p)
     protocol_guard_stream_disposed(t->req);
     conn_guard_request_done(t->req);
     if (t->job != NULL) {
-        t->job->req = NULL;
+        t->job->request.req = NULL;
         job_client_gone(t->job);
     }
-    waiter *w = t->waiter;
-    if (w != NULL) {
-        w->req = NULL;
-        if (cache_flight_leave(rc_cache(), w->key, w->key_len, &w->super)) {
-            if (h2o_timeout_is_linked(&w->timer))
-                h2o_timeout_unlink(&w->timer);
-            waiter_free(w);
-        }
-    }
+    if (t->waiter != NULL)
+        fill_waiter_gone(t->waiter);
 }
 
 /* ---- cacheable reads -------------------------------------------------------------------------- */
 
-/* Starts one background refresh of a stale key, unless one is running. */
-static void start_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index,
-                          const http_captures *caps, const fill_key *k)
-{
-    cache_flight *flight;
-    cache_entry *filled;
-    if (cache_flight_join(rc_cache(), k->ns, k->key, k->key_len, rc_now_ms(), NULL, &flight, &filled) != CACHE_LEADER) {
-        cache_entry_release(&filled);
-        return;
-    }
-    job *j = job_new(lt, &lt->srv->app->routes[route_index]);
-    if (j == NULL || request_copy(req, t, route_index, caps, false, &j->rq) != 0) {
-        if (j != NULL)
-            job_free(j);
-        cache_flight_finish(rc_cache(), flight, NULL, rc_now_ms(), NULL);
-        return;
-    }
-    j->represent = true;
-    j->flight = flight;
-    job_set_key(j, k);
-    fill_start(j);
-}
-
+/* The hit path: a fresh entry is sent from here, on the loop, with no
+ * worker, copy or lock beyond the L1's own; anything else is the fill
+ * machine's (fill.c). */
 static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index, const http_captures *caps)
 {
     char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
@@ -976,7 +662,7 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     size_t query_len = req->query_at != SIZE_MAX ? req->path.len - plen - 1 : 0;
     size_t key_len = rc_key(route_index, req->path.base, caps, query, query_len, key, &ns, site);
     if (key_len == 0) {
-        submit_request_job(lt, req, t, route_index, caps, true, NULL, NULL, NULL);
+        fill_alone(lt, req, t, route_index, caps);
         return;
     }
     fill_key k = {key, key_len, ns, site};
@@ -986,46 +672,11 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     switch (cache_get(c, ns, key, key_len, now, &e)) {
     case CACHE_FRESH: rc_send(req, t->request_id, &e, RC_HIT, t->started_ns); return;
     case CACHE_STALE:
-        start_refresh(lt, req, t, route_index, caps, &k);
+        fill_refresh(lt, req, t, route_index, caps, &k);
         rc_send(req, t->request_id, &e, RC_STALE, t->started_ns);
         return;
     case CACHE_EXPIRED: /* e is kept: the fail-safe copy */
-    case CACHE_MISS: break;
-    }
-
-    cache_flight *flight = NULL;
-    cache_entry *filled = NULL;
-    cache_join joined = CACHE_LEADER; /* without memory for a waiter: fill alone */
-    waiter *w = calloc(1, sizeof(*w));
-    if (w != NULL) {
-        /* Complete before it joins: another thread may finish the flight,
-         * and call it, the moment it is on the flight's list. */
-        w->super.done = on_waiter_called;
-        w->owner = lt;
-        w->req = req;
-        w->tracker = t;
-        w->route_index = route_index;
-        w->caps = *caps;
-        w->key_len = key_len;
-        memcpy(w->key, key, key_len);
-        w->timer.cb = on_waiter_timeout;
-        joined = cache_flight_join(c, ns, key, key_len, now, &w->super, &flight, &filled);
-    }
-    switch (joined) {
-    case CACHE_FILLED:
-        free(w);
-        cache_entry_release(&e);
-        rc_send(req, t->request_id, &filled, RC_HIT, t->started_ns);
-        return;
-    case CACHE_LEADER:
-        free(w);
-        submit_request_job(lt, req, t, route_index, caps, true, flight, &e, &k);
-        return;
-    case CACHE_JOINED: /* its message is handled on this thread, after this */
-        w->stale = e;
-        t->waiter = w;
-        h2o_timeout_link(lt->ctx.loop, &lt->coalesce_timeout, &w->timer);
-        return;
+    case CACHE_MISS: fill_miss(lt, req, t, route_index, caps, &k, &e); return;
     }
 }
 
@@ -1108,7 +759,9 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     }
     /* a cacheable route without the cache (off, or Authorization): a
      * representation only when the cache is off, so headers stay alike */
-    bool represent = route->cache != NULL && rc_cache() == NULL && anonymous;
-    submit_request_job(lt, req, t, index, &caps, represent, NULL, NULL, NULL);
+    if (route->cache != NULL && rc_cache() == NULL && anonymous)
+        fill_alone(lt, req, t, index, &caps);
+    else
+        submit_request_job(lt, req, t, index, &caps);
     return 0;
 }

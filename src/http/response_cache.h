@@ -1,9 +1,11 @@
 /*
  * response_cache.h — internal to src/http: finished responses in the L1.
  *
- * server.c owns the request path and calls these: build a request's
- * normalised key (loop thread), turn a handler's response into a cached
- * representation (worker thread), and send a representation (loop thread).
+ * The request path (request.c) and the fill machine (fill.c) call these:
+ * build a request's normalised key (loop thread), turn a handler's
+ * response into a cached representation (worker thread), the record every
+ * tier below the L1 stores (cache/tier.h), and send a representation (loop
+ * thread).
  */
 #ifndef STRATA_HTTP_RESPONSE_CACHE_H
 #define STRATA_HTTP_RESPONSE_CACHE_H

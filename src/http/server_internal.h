@@ -3,7 +3,8 @@
  * files share.
  *
  *   server.c   threads, listeners, signals, graceful shutdown, periodic work
- *   request.c  the request path: routing, the response cache, jobs, waiters
+ *   request.c  the request path: limits, routing, the L1 hit, jobs, shedding
+ *   fill.c     a cacheable key's fill: the tiers, the database, waiters
  *   filters.c  h2o's own errors as problem+json, and the access log
  *   protocol_guard.c  ambiguous framing, h2o's early errors, HTTP/2 resets
  *   conn_guard.c  connection caps, the bound on an unfinished head, accept
@@ -22,9 +23,11 @@
 #include <stdatomic.h>
 
 #include "cache/cache.h"
+#include "http/fill.h"
 #include "http/http.h"
 #include "http/response_cache.h"
 #include "http/worker_pool.h"
+#include "metrics/metrics.h"
 
 typedef struct server server;
 typedef struct job job;
@@ -122,10 +125,57 @@ typedef struct request_tracker {
     char request_id[HTTP_REQUEST_ID_MAX + 1];
 } request_tracker;
 
+/* ---- jobs (request.c) and fills (fill.c) ---------------------------------------- */
+
+typedef enum job_kind {
+    JOB_REQUEST, /* a request's handler, answered as it responds (writes, editors, Authorization) */
+    JOB_FILL,    /* a request answered with a representation: the fill machine (fill.h) */
+    JOB_TASK,    /* periodic or start-up work: nobody's request */
+} job_kind;
+
+/* The request a job answers: a copy the worker reads, and, on the loop, the
+ * live request. */
+typedef struct job_request {
+    h2o_req_t *req; /* NULL once the client is gone, once answered early, or none */
+    request_tracker *tracker;
+    const http_route *route;
+    http_request rq;
+    http_response res;
+} job_request;
+
+typedef struct job_task {
+    void (*run)(void *worker);
+    bool *running; /* cleared when it is done; NULL: detached */
+} job_task;
+
+/* Load shedding's part (request.c). */
+typedef struct job_queueing {
+    h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
+    h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise */
+    uint64_t deadline_ns;         /* a worker taking it later does not run it; 0: none */
+    atomic_bool client_gone;      /* set on the loop, read by the worker */
+    bool shed;                    /* not run: reason says why */
+    metrics_shed_reason reason;
+} job_queueing;
+
+struct job {
+    pool_job super;                 /* worker queue link */
+    h2o_multithread_message_t done; /* loop queue link */
+    loop_thread *owner;             /* NULL: detached, nobody to tell */
+    job_kind kind;
+    job_queueing queue;
+    union {
+        job_task task; /* JOB_TASK */
+        struct {
+            job_request request; /* JOB_REQUEST, JOB_FILL */
+            fill fill;           /* JOB_FILL */
+        };
+    };
+};
+
 /* request.c */
 int request_on_request(h2o_handler_t *self, h2o_req_t *req);
 void request_on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 /* Runs task(worker) on a worker; the loop is told when it is done through
  * jobs_done, with *running cleared. detached: nobody is told (shutdown). */
 void request_submit_task(loop_thread *lt, void (*task)(void *worker), bool *running);
@@ -139,6 +189,43 @@ void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID
 /* A loop's load-shedding timers, on its own thread (request.c). */
 void request_loop_init(loop_thread *lt);
 void request_loop_dispose(loop_thread *lt);
+/* For fill.c. A job of `kind` with a copy of req, answering nobody until
+ * attached; NULL without memory. */
+job *request_job_new(loop_thread *lt, h2o_req_t *req, const request_tracker *t, int route_index,
+                     const http_captures *caps, job_kind kind);
+/* The job answers req (its tracker points at it). */
+void request_job_attach(job *j, h2o_req_t *req, request_tracker *t);
+/* Gives the job to the pool, or sheds it (then it is complete at once). */
+void request_job_enqueue(job *j);
+/* The job's request answered with its handler's response as it is. */
+void request_job_send_response(job *j);
+/* Counted back and freed. */
+void request_job_finish(job *j);
+/* 503 out_of_memory, and 503 overloaded for a request shed for `reason`. */
+void request_send_no_memory(h2o_req_t *req, request_tracker *t);
+void request_send_overloaded(h2o_req_t *req, request_tracker *t, const strata_config *cfg, metrics_shed_reason reason);
+
+/* fill.c (the fill machine; see its diagram) */
+/* The L1 missed (e: the expired copy, or NULL; taken over): lead the key's
+ * flight, or wait on it. */
+void fill_miss(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index, const http_captures *caps,
+               const fill_key *k, cache_entry **e);
+/* The L1 had a stale entry: one background refresh, unless one runs. */
+void fill_refresh(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index, const http_captures *caps,
+                  const fill_key *k);
+/* A representation without a flight (no key, or the cache off). */
+void fill_alone(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_index, const http_captures *caps);
+/* Job hooks (request.c): back on the loop from the pool, run or shed;
+ * worker: the handler ran (value: its representation, taken over, or
+ * NULL); any thread: still wanted by a waiter; ends the flight empty. */
+void fill_returned(job *j);
+void fill_ran(job *j, const cache_value *value);
+bool fill_has_waiters(const job *j);
+void fill_abandon(job *j);
+void fill_free(job *j);
+/* Waiters: server.c's receiver; a waiter's request let go. */
+void request_on_waiters_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+void fill_waiter_gone(waiter *w);
 
 /* filters.c */
 void filters_register(h2o_pathconf_t *pathconf);
