@@ -190,7 +190,10 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
     return ok;
 }
 
-bool cache_bus_reset_owed(cache_bus *bus) { return atomic_load(&bus->owed); }
+bool cache_bus_reset_owed(cache_bus *bus)
+{
+    return atomic_load(&bus->owed);
+}
 
 /* Sends a batch in one round trip (pipelined): true if Redis took all. */
 static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *batch)
@@ -200,10 +203,24 @@ static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *ba
         char kind[2] = {m->kind, '\0'};
         char channel[sizeof(bus->channel) + sizeof(m->site) + 1];
         snprintf(channel, sizeof(channel), "%s:%s", bus->channel, m->site[0] != '\0' ? m->site : "_");
-        const char *argv[] = {"EVAL", l2_invalidate_script, "0", channel, m->data, kind, m->site,
-                              m->data + m->name_at, bus->generation_ttl_ms};
-        size_t argvlen[] = {4, strlen(l2_invalidate_script), 1, strlen(channel), m->len, 1, strlen(m->site),
-                            m->len - m->name_at, strlen(bus->generation_ttl_ms)};
+        const char *argv[] = {"EVAL",
+                              l2_invalidate_script,
+                              "0",
+                              channel,
+                              m->data,
+                              kind,
+                              m->site,
+                              m->data + m->name_at,
+                              bus->generation_ttl_ms};
+        size_t argvlen[] = {4,
+                            strlen(l2_invalidate_script),
+                            1,
+                            strlen(channel),
+                            m->len,
+                            1,
+                            strlen(m->site),
+                            m->len - m->name_at,
+                            strlen(bus->generation_ttl_ms)};
         if (redisAppendCommandArgv(c, 9, argv, argvlen) != REDIS_OK)
             return false;
     }
@@ -398,8 +415,8 @@ static void *subscriber_main(void *arg)
 
 /* ---- life ---------------------------------------------------------------------- */
 
-cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms,
-                           uint64_t generation_ttl_ms, const cache_bus_handlers *handlers)
+cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms, uint64_t generation_ttl_ms,
+                           const cache_bus_handlers *handlers)
 {
     cache_bus *bus = calloc(1, sizeof(*bus));
     if (bus == NULL)

@@ -60,8 +60,8 @@ typedef struct cache_bus_stats {
  * on their own if Redis is not there yet). channel names the shared
  * invalidation channel; generation_ttl_ms is how long a stamp is kept in
  * Redis (longer than any L2 value lives). NULL on out of memory. */
-cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms,
-                           uint64_t generation_ttl_ms, const cache_bus_handlers *handlers);
+cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms, uint64_t generation_ttl_ms,
+                           const cache_bus_handlers *handlers);
 /* Queues an invalidation of a tag (is_tag) or a key of `site` for the other
  * instances and the L2 (any thread, never blocks on Redis). Returns its
  * sequence number, for cache_bus_wait. */

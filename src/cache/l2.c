@@ -311,7 +311,7 @@ typedef struct memo_slot {
 struct l2_conn {
     l2 *shared;
     h2o_loop_t *loop;
-    memo_slot *memo; /* MEMO_SLOTS */
+    memo_slot *memo;               /* MEMO_SLOTS */
     h2o_timeout_t command_timeout; /* timeout_ms */
     h2o_timeout_t retry_timeout;   /* RECONNECT_MS */
     h2o_timeout_t flush_timeout;   /* 0: the end of this loop iteration */
@@ -618,7 +618,10 @@ static void op_reply_seen(op *o)
 
 #define TAGS_AT (1 + SNAPSHOT_DIGITS) /* where a record's tag list begins */
 
-static memo_slot *memo_of(l2_conn *conn, uint64_t hash) { return &conn->memo[hash % MEMO_SLOTS]; }
+static memo_slot *memo_of(l2_conn *conn, uint64_t hash)
+{
+    return &conn->memo[hash % MEMO_SLOTS];
+}
 
 static void memo_learn(l2_conn *conn, uint64_t hash, const char *record, size_t tags_end)
 {
@@ -867,8 +870,8 @@ static bool send_script_lookup(op *o, slot *s, l2_lookup_mode mode)
 {
     l2 *l = o->conn->shared;
     lookup_token(o);
-    const char *argv[] = {"EVALSHA", l->lookup_sha, "0", o->site, o->key, o->token, l->lease_ms,
-                          mode == L2_READ ? "r" : "s"};
+    const char *argv[] = {"EVALSHA", l->lookup_sha, "0",         o->site,
+                          o->key,    o->token,      l->lease_ms, mode == L2_READ ? "r" : "s"};
     size_t argvlen[] = {7, 40, 1, strlen(o->site), o->key_len, strlen(o->token), strlen(l->lease_ms), 1};
     if (redisAsyncCommandArgv(s->ac, on_check_reply, o, 8, argv, argvlen) != REDIS_OK) {
         op_free(o);
@@ -886,8 +889,7 @@ static bool send_script_lookup(op *o, slot *s, l2_lookup_mode mode)
 static bool lookup_by_script(op *fast)
 {
     slot *s = pick_slot(fast->conn);
-    op *o = s != NULL ? lookup_op_new(fast->conn, fast->site, fast->key, fast->key_len, fast->hash, fast->cb,
-                                      fast->ctx)
+    op *o = s != NULL ? lookup_op_new(fast->conn, fast->site, fast->key, fast->key_len, fast->hash, fast->cb, fast->ctx)
                       : NULL;
     return o != NULL ? send_script_lookup(o, s, L2_READ) : lookup_not_sent(fast->conn->shared);
 }

@@ -239,7 +239,7 @@ void handle_jobs_stats(const http_request *req, store_t *store, http_response *r
 void handle_metrics(const http_request *req, store_t *store, http_response *res);             /* monitoring.c */
 void handle_performance_metrics(const http_request *req, store_t *store, http_response *res); /* monitoring.c */
 void handle_slow_queries(const http_request *req, store_t *store, http_response *res);        /* monitoring.c */
-void handle_alerts(const http_request *req, store_t *store, http_response *res); /* alerts_api.c */
-void handle_vitals_summary(const http_request *req, store_t *store, http_response *res); /* vitals_api.c */
+void handle_alerts(const http_request *req, store_t *store, http_response *res);              /* alerts_api.c */
+void handle_vitals_summary(const http_request *req, store_t *store, http_response *res);      /* vitals_api.c */
 
 #endif

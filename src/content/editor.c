@@ -181,7 +181,8 @@ void handle_category_create(const http_request *req, store_t *store, http_respon
     json_object_foreach(doc, key, value)
     {
         if (strcmp(key, "slug") != 0 && strcmp(key, "name") != 0 && strcmp(key, "parent") != 0) {
-            http_problem(res, req, 422, "unknown_field", "unknown field '%.64s'; the fields are slug, name, parent", key);
+            http_problem(res, req, 422, "unknown_field", "unknown field '%.64s'; the fields are slug, name, parent",
+                         key);
             json_decref(doc);
             return;
         }

@@ -144,7 +144,9 @@ static bool known_fields_only(api_ctx *c, json_t *doc, bool create)
         for (size_t i = 0; i < sizeof(editable_fields) / sizeof(editable_fields[0]) && !known; i++)
             known = strcmp(key, editable_fields[i]) == 0;
         if (!known) {
-            http_problem(c->res, c->req, 422, "unknown_field", "unknown field '%.64s'; the fields are type, slug, title, excerpt, body, fields, category, tags", key);
+            http_problem(
+                c->res, c->req, 422, "unknown_field",
+                "unknown field '%.64s'; the fields are type, slug, title, excerpt, body, fields, category, tags", key);
             return false;
         }
         if (!create && strcmp(key, "type") == 0)
@@ -158,8 +160,9 @@ bool api_parse_edit(api_ctx *c, json_t *doc, bool create, edit_input *in)
     memset(in, 0, sizeof(*in));
     if (!known_fields_only(c, doc, create))
         return false;
-    if (!word_field(c, doc, "type", TYPE_MAX, &in->edit.type) || !word_field(c, doc, "slug", SLUG_MAX, &in->edit.slug) ||
-        !title_field(c, doc, in) || !string_field(c, doc, "excerpt", EXCERPT_MAX, &in->edit.excerpt) ||
+    if (!word_field(c, doc, "type", TYPE_MAX, &in->edit.type) ||
+        !word_field(c, doc, "slug", SLUG_MAX, &in->edit.slug) || !title_field(c, doc, in) ||
+        !string_field(c, doc, "excerpt", EXCERPT_MAX, &in->edit.excerpt) ||
         !string_field(c, doc, "body", 0, &in->edit.body) || !category_field(c, doc, in) || !tags_field(c, doc, in))
         return false;
     json_t *fields = json_object_get(doc, "fields");

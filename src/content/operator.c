@@ -22,8 +22,7 @@
 
 /* Runs a read handler on a synthetic anonymous request for `path` (whose
  * first parameter is the site) and stores its 200 representation. */
-static bool warm_path(store_t *store, content_handler handler, const char *site, const char *id_param,
-                      const char *path)
+static bool warm_path(store_t *store, content_handler handler, const char *site, const char *id_param, const char *path)
 {
     http_request rq = {0};
     http_response res = {0};
@@ -152,7 +151,8 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
     }
     if ((tags != NULL && !json_is_array(tags)) || (keys != NULL && !json_is_array(keys)) ||
         json_array_size(tags) + json_array_size(keys) > 1000) {
-        http_problem(res, req, 422, "invalid_field", "'tags' and 'keys' must be arrays of strings, 1000 in all at most");
+        http_problem(res, req, 422, "invalid_field",
+                     "'tags' and 'keys' must be arrays of strings, 1000 in all at most");
         json_decref(doc);
         return;
     }
@@ -164,7 +164,8 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
     {
         char tag[200];
         if (!json_is_string(item) || !qualify_tag(c.site, json_string_value(item), tag)) {
-            http_problem(res, req, 422, "invalid_field", "tags[%zu] must be a string of 1 to 128 bytes without spaces", i);
+            http_problem(res, req, 422, "invalid_field", "tags[%zu] must be a string of 1 to 128 bytes without spaces",
+                         i);
             json_decref(doc);
             return;
         }
@@ -172,8 +173,8 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
     json_array_foreach(keys, i, item)
     {
         if (!json_is_string(item) || strncmp(json_string_value(item), prefix, strlen(prefix)) != 0) {
-            http_problem(res, req, 422, "invalid_field", "keys[%zu] must be a request target of this site, like %scontent/12",
-                         i, prefix);
+            http_problem(res, req, 422, "invalid_field",
+                         "keys[%zu] must be a request target of this site, like %scontent/12", i, prefix);
             json_decref(doc);
             return;
         }
@@ -205,9 +206,9 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
     }
     json_array_foreach(keys, i, item) targets += http_cache_invalidate_target(json_string_value(item));
     json_decref(doc);
-    api_send_json(&c, 200,
-                  json_pack("{s:I, s:I}", "tagged_entries_removed", (json_int_t)entries, "keys_removed",
-                            (json_int_t)targets));
+    api_send_json(
+        &c, 200,
+        json_pack("{s:I, s:I}", "tagged_entries_removed", (json_int_t)entries, "keys_removed", (json_int_t)targets));
 }
 
 void handle_cache_stats(const http_request *req, store_t *store, http_response *res)

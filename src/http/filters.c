@@ -50,7 +50,8 @@ static void on_setup_problem_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
                   H2O_STRLIT("text/plain; charset=utf-8"))) {
         char detail[160];
         if (req->res.status == 413)
-            snprintf(detail, sizeof(detail), "the request body is larger than the limit of %zu bytes (server.max_body_bytes)",
+            snprintf(detail, sizeof(detail),
+                     "the request body is larger than the limit of %zu bytes (server.max_body_bytes)",
                      req->conn->ctx->globalconf->max_request_entity_size);
         else
             snprintf(detail, sizeof(detail), "%s",

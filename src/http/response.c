@@ -117,8 +117,8 @@ static void utf8_repair(char *s)
     }
 }
 
-void http_problem(http_response *res, const http_request *req, int status, const char *code,
-                  const char *detail_fmt, ...)
+void http_problem(http_response *res, const http_request *req, int status, const char *code, const char *detail_fmt,
+                  ...)
 {
     char detail[1024];
     va_list ap;
@@ -127,8 +127,8 @@ void http_problem(http_response *res, const http_request *req, int status, const
     va_end(ap);
     utf8_repair(detail);
 
-    json_t *problem = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-                                http_status_text(status), "status", status, "detail", detail, "code", code);
+    json_t *problem = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title", http_status_text(status),
+                                "status", status, "detail", detail, "code", code);
     if (problem == NULL) {
         http_response_body(res, 500, NULL, NULL, 0);
         return;

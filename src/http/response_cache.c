@@ -71,7 +71,7 @@ typedef struct representation {
     size_t tag_count;
     uint64_t handler_us;
     uint64_t compress_us;
-    bool negative;      /* stored briefly; a problem's body is completed per request */
+    bool negative;     /* stored briefly; a problem's body is completed per request */
     l2_lifetimes life; /* as built: created (wall clock) and the class's lifetimes */
     char *block;       /* decoded from the L2: every string above lives in it */
 } representation;
@@ -95,7 +95,10 @@ uint64_t rc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t rc_now_ms(void) { return rc_now_ns() / 1000000u; }
+uint64_t rc_now_ms(void)
+{
+    return rc_now_ns() / 1000000u;
+}
 
 static uint64_t wall_ms(void)
 {
@@ -187,11 +190,20 @@ void rc_dispose(void)
     cache_destroy(&rc.cache);
 }
 
-cache *rc_cache(void) { return rc.cache; }
+cache *rc_cache(void)
+{
+    return rc.cache;
+}
 
-l2 *rc_l2(void) { return rc.l2; }
+l2 *rc_l2(void)
+{
+    return rc.l2;
+}
 
-bool rc_l2_readable(void) { return rc.l2 != NULL && !cache_bus_reset_owed(rc.bus) && l2_usable(rc.l2); }
+bool rc_l2_readable(void)
+{
+    return rc.l2 != NULL && !cache_bus_reset_owed(rc.bus) && l2_usable(rc.l2);
+}
 
 /* The invalidations this thread published, awaited by rc_await_invalidations. */
 static _Thread_local uint64_t published_seq;
@@ -233,7 +245,10 @@ static uint32_t ns_register(const char *site, size_t len)
     return ns;
 }
 
-static bool route_has_site(const http_route *route) { return strncmp(route->pattern, "/v1/:site/", 10) == 0; }
+static bool route_has_site(const http_route *route)
+{
+    return strncmp(route->pattern, "/v1/:site/", 10) == 0;
+}
 
 /* ---- keys -------------------------------------------------------------------- */
 
@@ -412,8 +427,8 @@ static bool add_variants(representation *rep)
     uint64_t started = rc_now_ns();
     compressed variants[ENC_COUNT] = {{0}};
     if (rc.cache != NULL)
-        rep->available |= compress_variants(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len,
-                                            COMPRESS_MIN_SIZE, variants);
+        rep->available |=
+            compress_variants(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len, COMPRESS_MIN_SIZE, variants);
     uint64_t hash = XXH3_64bits(rep->body[ENC_IDENTITY].base, rep->body[ENC_IDENTITY].len);
     bool ok = true;
     for (int e = 0; e < ENC_COUNT; e++) {
@@ -495,8 +510,9 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
     if (ok && res->status == 200) {
         int browser = rc.cfg->cache_browser_ttl_s < life->ttl_s ? rc.cfg->cache_browser_ttl_s : life->ttl_s;
         ok = add_variants(rep);
-        rep->cache_control = printf_iovec("public, max-age=%d, s-maxage=%d, stale-while-revalidate=%d, stale-if-error=%d",
-                                          browser, life->ttl_s, life->swr_s, life->grace_s);
+        rep->cache_control =
+            printf_iovec("public, max-age=%d, s-maxage=%d, stale-while-revalidate=%d, stale-if-error=%d", browser,
+                         life->ttl_s, life->swr_s, life->grace_s);
         rep->cdn_cache_control = printf_iovec("max-age=%d, stale-while-revalidate=%d, stale-if-error=%d", life->ttl_s,
                                               life->swr_s, life->grace_s);
     } else if (ok) {
@@ -537,7 +553,10 @@ bool rc_build(const http_route *route, const http_response *res, uint64_t handle
     return true;
 }
 
-int rc_status(const cache_entry *e) { return ((const representation *)cache_entry_value(e))->status; }
+int rc_status(const cache_entry *e)
+{
+    return ((const representation *)cache_entry_value(e))->status;
+}
 
 /* ---- representations in the L2 -----------------------------------------------------
  *
@@ -621,8 +640,8 @@ bool rc_l2_record(const cache_entry *e, uint64_t snapshot, l2_record *out, uint6
         return false;
     wire measure = {0};
     write_representation(&measure, rep);
-    char *payload = l2_record_new(out, snapshot, (const char *const *)rep->tags, rep->tag_count, &rep->life,
-                                  measure.size);
+    char *payload =
+        l2_record_new(out, snapshot, (const char *const *)rep->tags, rep->tag_count, &rep->life, measure.size);
     if (payload == NULL)
         return false;
     wire w = {.p = (unsigned char *)payload};
@@ -757,7 +776,10 @@ bool rc_from_l2(const l2_result *r, cache_value *out)
 
 /* ---- sending (loop thread) ------------------------------------------------------- */
 
-static void release_entry(void *p) { cache_entry_release((cache_entry **)p); }
+static void release_entry(void *p)
+{
+    cache_entry_release((cache_entry **)p);
+}
 
 static void add_header(h2o_req_t *req, const char *name, size_t name_len, h2o_iovec_t value)
 {
@@ -845,8 +867,9 @@ void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_out
     int status = rep->status;
     if (status == 200) {
         ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
-        if (inm >= 0 && http_etag_list_matches(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len,
-                                                rep->etag[enc].base, rep->etag[enc].len))
+        if (inm >= 0 &&
+            http_etag_list_matches(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len,
+                                   rep->etag[enc].base, rep->etag[enc].len))
             status = 304;
     }
     req->res.status = status;
@@ -868,7 +891,8 @@ void rc_send(h2o_req_t *req, const char *request_id, cache_entry **entry, rc_out
                    rep->cache_control.len);
     for (size_t i = 0; i < rep->header_count; i++)
         add_header(req, rep->headers[i].name, strlen(rep->headers[i].name), rep->headers[i].value);
-    add_header(req, H2O_STRLIT("cache-status"), h2o_iovec_init(outcome_status[outcome], strlen(outcome_status[outcome])));
+    add_header(req, H2O_STRLIT("cache-status"),
+               h2o_iovec_init(outcome_status[outcome], strlen(outcome_status[outcome])));
     add_header(req, H2O_STRLIT("x-request-id"), h2o_strdup(&req->pool, request_id, strlen(request_id)));
 
     add_header(req, H2O_STRLIT("server-timing"), server_timing(req, outcome, rep, started_ns));
@@ -957,7 +981,10 @@ bool http_cache_invalidate_target(const char *target)
     return removed;
 }
 
-uint64_t http_cache_epoch(void) { return rc.cache ? cache_epoch(rc.cache) : 0; }
+uint64_t http_cache_epoch(void)
+{
+    return rc.cache ? cache_epoch(rc.cache) : 0;
+}
 
 bool http_cache_store(const char *path, const http_response *res, uint64_t epoch)
 {
@@ -992,9 +1019,8 @@ static json_t *stats_json(const cache_stats *st)
 {
     uint64_t lookups = st->hits + st->stale_hits + st->misses;
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "hits",
-                     (json_int_t)st->hits,
-                     "stale_hits", (json_int_t)st->stale_hits, "misses", (json_int_t)st->misses, "expired_hits",
-                     (json_int_t)st->expired_hits, "coalesced", (json_int_t)st->coalesced, "fills",
+                     (json_int_t)st->hits, "stale_hits", (json_int_t)st->stale_hits, "misses", (json_int_t)st->misses,
+                     "expired_hits", (json_int_t)st->expired_hits, "coalesced", (json_int_t)st->coalesced, "fills",
                      (json_int_t)st->fills, "fenced", (json_int_t)st->fenced, "inserts", (json_int_t)st->inserts,
                      "evictions", (json_int_t)st->evictions, "invalidations", (json_int_t)st->invalidations, "entries",
                      (json_int_t)st->entries, "bytes", (json_int_t)st->bytes, "negative_entries",
@@ -1024,14 +1050,14 @@ json_t *http_cache_stats(const char *site)
                                  : json_pack("{s:s, s:I}", "le_ms", "+Inf", "count", (json_int_t)b.lag_buckets[i]);
             json_array_append_new(histogram, bucket);
         }
-        json_object_set_new(
-            stats, "bus",
-            json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:f, s:f, s:f, s:o}}", "connected",
-                      b.connected, "reset_owed", b.reset_owed, "published", (json_int_t)b.published,
-                      "publish_failures", (json_int_t)b.publish_failures, "received", (json_int_t)b.received,
-                      "applied", (json_int_t)b.applied, "resets", (json_int_t)b.resets, "reconnects",
-                      (json_int_t)b.reconnects, "lag_ms", "samples", (json_int_t)b.lag_samples, "p50", b.lag_p50_ms,
-                      "p99", b.lag_p99_ms, "max", b.lag_max_ms, "histogram", histogram));
+        json_object_set_new(stats, "bus",
+                            json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:f, s:f, s:f, s:o}}",
+                                      "connected", b.connected, "reset_owed", b.reset_owed, "published",
+                                      (json_int_t)b.published, "publish_failures", (json_int_t)b.publish_failures,
+                                      "received", (json_int_t)b.received, "applied", (json_int_t)b.applied, "resets",
+                                      (json_int_t)b.resets, "reconnects", (json_int_t)b.reconnects, "lag_ms", "samples",
+                                      (json_int_t)b.lag_samples, "p50", b.lag_p50_ms, "p99", b.lag_p99_ms, "max",
+                                      b.lag_max_ms, "histogram", histogram));
     }
     if (rc.l2 != NULL) {
         l2_stats l;

@@ -62,14 +62,14 @@ int rc_status(const cache_entry *e);
 /* How a response came from the cache, for Cache-Status (RFC 9211) and
  * Server-Timing. */
 typedef enum rc_outcome {
-    RC_HIT,         /* fresh */
-    RC_HIT_L2,      /* from Redis, fresh */
-    RC_STALE_L2,    /* from Redis, stale; a refresh is running */
-    RC_STALE,       /* stale, a background refresh is running */
-    RC_MISS_STORED, /* this request filled the entry */
-    RC_MISS,        /* filled, not stored (not cacheable, or fenced) */
-    RC_COLLAPSED,   /* waited for another request's fill */
-    RC_FAILSAFE,    /* the fill failed; a stale copy is served */
+    RC_HIT,           /* fresh */
+    RC_HIT_L2,        /* from Redis, fresh */
+    RC_STALE_L2,      /* from Redis, stale; a refresh is running */
+    RC_STALE,         /* stale, a background refresh is running */
+    RC_MISS_STORED,   /* this request filled the entry */
+    RC_MISS,          /* filled, not stored (not cacheable, or fenced) */
+    RC_COLLAPSED,     /* waited for another request's fill */
+    RC_FAILSAFE,      /* the fill failed; a stale copy is served */
     RC_STALE_WAITING, /* another instance fills; an expired copy is served meanwhile */
 } rc_outcome;
 

@@ -54,8 +54,8 @@ static bool pattern_matches(const char *pattern, const char *path, size_t path_l
     }
 }
 
-int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path,
-                    size_t path_len, http_captures *caps, unsigned *allowed)
+int http_route_find(const http_route *routes, size_t route_count, http_method method, const char *path, size_t path_len,
+                    http_captures *caps, unsigned *allowed)
 {
     http_method effective = method == HTTP_HEAD ? HTTP_GET : method;
     for (size_t i = 0; i < route_count; i++)
@@ -104,7 +104,8 @@ long http_query_value(const char *query, size_t query_len, const char *name, cha
                 int hi, lo;
                 if (ch == '+')
                     ch = ' ';
-                else if (ch == '%' && i + 2 < len && (hi = hex_value(q[i + 1])) >= 0 && (lo = hex_value(q[i + 2])) >= 0) {
+                else if (ch == '%' && i + 2 < len && (hi = hex_value(q[i + 1])) >= 0 &&
+                         (lo = hex_value(q[i + 2])) >= 0) {
                     ch = (char)(hi << 4 | lo);
                     i += 2;
                 }

@@ -145,7 +145,10 @@ static pthread_once_t limiter_once = PTHREAD_ONCE_INIT;
 static limiter *beacon_limiter;
 static const limiter_rate beacon_shape = {VITALS_RATE_PER_S, VITALS_BURST};
 
-static void limiter_create(void) { beacon_limiter = limiter_new(VITALS_LIMITER_SLOTS, true); }
+static void limiter_create(void)
+{
+    beacon_limiter = limiter_new(VITALS_LIMITER_SLOTS, true);
+}
 
 static uint64_t now_ns(void)
 {

@@ -9,6 +9,7 @@
  * runs this file under ThreadSanitizer.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sched.h>
 
 #include <cmocka.h>
 
@@ -35,11 +35,20 @@ static cache_value make_value(long n, const char *const *tags, size_t tag_count)
 {
     long *v = malloc(sizeof(*v));
     *v = n;
-    return (cache_value){.value = v, .free_value = count_free, .charge = 100, .tags = tags, .tag_count = tag_count,
-                         .fresh_ms = 1000, .stale_ms = 1000, .grace_ms = 1000};
+    return (cache_value){.value = v,
+                         .free_value = count_free,
+                         .charge = 100,
+                         .tags = tags,
+                         .tag_count = tag_count,
+                         .fresh_ms = 1000,
+                         .stale_ms = 1000,
+                         .grace_ms = 1000};
 }
 
-static long value_of(cache_entry *e) { return *(long *)cache_entry_value(e); }
+static long value_of(cache_entry *e)
+{
+    return *(long *)cache_entry_value(e);
+}
 
 static cache *new_cache(size_t max_bytes, unsigned shards)
 {
@@ -522,9 +531,7 @@ static void *miss_same_key(void *arg)
             sched_yield();
         assert_int_equal(w.value, 77);
         break;
-    case CACHE_FILLED:
-        cache_entry_release(&filled);
-        break;
+    case CACHE_FILLED: cache_entry_release(&filled); break;
     }
     atomic_fetch_add(&r->answered, 1);
     return NULL;

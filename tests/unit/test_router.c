@@ -131,8 +131,8 @@ static void test_head_matches_get(void **state)
 static void test_non_matching_paths(void **state)
 {
     (void)state;
-    static const char *const paths[] = {"/", "", "/v1", "/v1//content", "/v1/main/content/", "/healthz/",
-                                        "/v1/main/content/1/2/3/4/5", "/healthzz"};
+    static const char *const paths[] = {
+        "/", "", "/v1", "/v1//content", "/v1/main/content/", "/healthz/", "/v1/main/content/1/2/3/4/5", "/healthzz"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         http_request rq = {0};
         unsigned allowed;
