@@ -14,12 +14,23 @@ from strata_support import assert_json, uniq
 
 
 def statements_of(client, token, path, per_stats):
-    before = db_queries(client, token)
-    resp = client.get(path)
-    after = db_queries(client, token)
-    assert is_miss(resp), resp.headers.get("cache-status")
-    assert_json(resp)
-    return after - before - per_stats
+    """The statements a miss of path runs: the fewest seen over up to five
+    misses (each after invalidating its key). A background task running
+    between the two readings only adds statements, never removes them, so
+    the least is the miss's own, and a miss that costs two shows two every
+    time."""
+    seen = []
+    for _ in range(5):
+        invalidate(client, token, keys=[path])
+        before = db_queries(client, token)
+        resp = client.get(path)
+        after = db_queries(client, token)
+        assert is_miss(resp), resp.headers.get("cache-status")
+        assert_json(resp)
+        seen.append(after - before - per_stats)
+        if seen[-1] <= 1:
+            break
+    return min(seen)
 
 
 def test_an_item_miss_and_a_list_miss_run_one_statement(server_factory, fresh_deployment):
