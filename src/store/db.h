@@ -9,7 +9,7 @@
  *   store_tables.c (sites, tokens, categories) engines accept (db_driver.h)
  *   snapshot.c, version_codec.c                no database at all: item
  *                                              snapshots, the zstd codec
- *   db.c (this header)                         statement cache, metrics,
+ *   db.c (this header)                         statement cache, timings,
  *                                              errors, transactions
  *   db_driver.h: db_sqlite.c, db_postgres.c    one engine each
  *   checkpoint.c                               the SQLite driver's WAL
@@ -56,7 +56,7 @@ typedef struct db_query {
     db_stmt *stmt;
     int failure;         /* the first driver status other than STORE_OK */
     const char *why;     /* the layer's own words for failure, or NULL: the driver's */
-    uint64_t started_ns; /* metrics: when it started (0: not measured) */
+    uint64_t started_ns; /* when it started, for the observer (0: not measured) */
 } db_query;
 
 /* Takes sql's statement from the cache (preparing it on first use), reset

@@ -4,7 +4,7 @@
  * store's own unit tests).
  *
  *   db.c            the query layer (db.h): statement cache, errors,
- *                   transactions, metrics; opening a store on a driver
+ *                   transactions, the statement observer; opening a store
  *   store_tables.c  sites, tokens, categories
  *   schema.c        the migration runner and the per-database secret
  *   items.c         item reads and writes, the item/draft JSON
