@@ -19,7 +19,9 @@
 #   (2b), (3b)      the same for the newest seeded post (about 14 KB of body),
 #                   printed for information: there the bytes dominate;
 #   (4) hits        strata with its cache on, an L1 hit of the same item,
-#                   on PostgreSQL and on SQLite, ROUNDS interleaved rounds
+#                   on PostgreSQL and on SQLite, ROUNDS interleaved rounds of
+#                   HIT_DURATION each (the machine's speed drifts: many short
+#                   rounds, in alternating order, compare them fairly)
 #                   (the backend must not touch the hit path).
 #
 # Promises of issue 12, printed PASS/FAIL: (2) ≥ 0.3 × (1) (requests/s
@@ -29,11 +31,12 @@
 # /proc; and PostgreSQL's backends' for (2)).
 #
 # Usage: bench/pg.sh           (from anywhere; needs build/strata, wrk, postgresql-15)
-#   DURATION=10s WARMUP=2s THREADS=2 CONNS=64 ROUNDS=5 ITEMS=200 SERVE_THREADS=2
+#   DURATION=10s WARMUP=2s THREADS=2 CONNS=64 ROUNDS=8 HIT_DURATION=5s ITEMS=200 SERVE_THREADS=2
 #   PGBENCH_SCALE=10   pgbench -i -s (1,000,000 rows)
 #   STRATA=path  BENCH_KEEP_TMP=1
 # Output: a table, then `RESULT pg …` with every figure and the verdicts.
-# Whole run: about (3 + 2 × ROUNDS) × (WARMUP + DURATION) + setup (≈ 2–3 min).
+# Whole run: about 5 × (WARMUP + DURATION) + 2 × ROUNDS × (WARMUP + HIT_DURATION)
+# + setup (≈ 4 min).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,7 +45,8 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/lib.sh"
 
 ITEMS=${ITEMS:-200}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-8}
+HIT_DURATION=${HIT_DURATION:-5s}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 STRATA=${STRATA:-$REPO/build/strata}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -165,12 +169,23 @@ hit() {
     bench_strata_stop "$STRATA_PID" "$STRATA_LOG" "$1"
 }
 PG_HITS=() SQ_HITS=()
+# The order alternates (SQLite first in odd rounds, PostgreSQL first in
+# even ones), so a drift of the machine's speed within a round favours
+# neither; each round's runs are HIT_DURATION long, so more rounds fit.
 for ((r = 1; r <= ROUNDS; r++)); do
-    bench_log "(4) round $r/$ROUNDS: hits on SQLite, then on PostgreSQL"
-    hit "sqlite_hit_$r" "$BENCH_TMP/bench.db"
-    SQ_HITS+=("$WRK_RPS")
-    hit "pg_hit_$r" "$PG_URL"
-    PG_HITS+=("$WRK_RPS")
+    if ((r % 2)); then
+        bench_log "(4) round $r/$ROUNDS: hits on SQLite, then on PostgreSQL"
+        DURATION=$HIT_DURATION hit "sqlite_hit_$r" "$BENCH_TMP/bench.db"
+        SQ_HITS+=("$WRK_RPS")
+        DURATION=$HIT_DURATION hit "pg_hit_$r" "$PG_URL"
+        PG_HITS+=("$WRK_RPS")
+    else
+        bench_log "(4) round $r/$ROUNDS: hits on PostgreSQL, then on SQLite"
+        DURATION=$HIT_DURATION hit "pg_hit_$r" "$PG_URL"
+        PG_HITS+=("$WRK_RPS")
+        DURATION=$HIT_DURATION hit "sqlite_hit_$r" "$BENCH_TMP/bench.db"
+        SQ_HITS+=("$WRK_RPS")
+    fi
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 PG_HIT=$(median "${PG_HITS[@]}")
@@ -181,8 +196,8 @@ HIT_RATIO=$(bench_ratio "$PG_HIT" "$SQ_HIT")
 MISS_VERDICT=$(bench_verdict_ge "$MISS_RATIO" 0.3)
 HIT_VERDICT=$(bench_verdict_ge "$HIT_RATIO" 0.95)
 
-printf '\npg: %s cores, wrk -t%s -c%s, runs of %ss; PostgreSQL 15 on 127.0.0.1:%s (fsync off)\n' \
-    "$(nproc)" "${THREADS:-2}" "$C" "$D" "$PG_PORT"
+printf '\npg: %s cores, wrk -t%s -c%s, runs of %ss (hits: %s rounds of %s); PostgreSQL 15 on 127.0.0.1:%s (fsync off)\n' \
+    "$(nproc)" "${THREADS:-2}" "$C" "$D" "$ROUNDS" "$HIT_DURATION" "$PG_PORT"
 printf '  (1) pgbench -S -M prepared -c %s        %10s tps\n' "$C" "$PGBENCH_TPS"
 printf '  (2) strata miss on PostgreSQL         %10s req/s  p99 %s ms  strata %s µs/req, postgres %s µs/req\n' \
     "$PG_MISS_RPS" "$PG_MISS_P99" "$PG_MISS_US" "$PG_MISS_PG_US"
