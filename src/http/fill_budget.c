@@ -147,6 +147,11 @@ bool fill_budget_holding(const fill_budget *b)
     return b->share < 1 && b->scarce && b->tokens_ns <= 0;
 }
 
+bool fill_budget_metering(const fill_budget *b)
+{
+    return b->share < 1 && b->scarce;
+}
+
 void fill_budget_charge(fill_budget *b, uint64_t cpu_ns)
 {
     if (b->share < 1)

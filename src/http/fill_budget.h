@@ -89,7 +89,10 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
  * refill: cheap enough for the event loop's submit; a fill it holds is
  * taken when the sleeping worker's wait ends). */
 bool fill_budget_holding(const fill_budget *b);
-/* A fill took cpu_ns of its thread's CPU time. */
+/* Whether fills are metered now (scarce, with a share below 1): only then
+ * is a fill's CPU time worth reading, since plenty refills the bucket. */
+bool fill_budget_metering(const fill_budget *b);
+/* A fill took cpu_ns of its thread's CPU time (0 when it was not metered). */
 void fill_budget_charge(fill_budget *b, uint64_t cpu_ns);
 
 #endif

@@ -181,17 +181,20 @@ static void *worker_main(void *arg)
         uint64_t wait_ns;
         while ((job = lane_pick(pool, &wait_ns)) == NULL && !(pool->stopping && lanes_empty(pool)))
             pool_wait(pool, wait_ns);
+        /* a fill's CPU time is read (two system calls) only while the
+         * budget meters it; otherwise the bucket is full anyway */
+        bool metered = job != NULL && job->lane == POOL_PUBLIC && fill_budget_metering(&pool->budget);
         pthread_mutex_unlock(&pool->lock);
         if (job == NULL) /* stopping and drained */
             break;
         bool public = job->lane == POOL_PUBLIC;
         uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
-        uint64_t cpu_before = public ? thread_cpu_ns() : 0;
+        uint64_t cpu_before = metered ? thread_cpu_ns() : 0;
         metrics_pool_started(stamp);
         job->run(job, worker);
         if (stamp != 0)
             metrics_pool_finished();
-        uint64_t cpu_used = public ? thread_cpu_ns() - cpu_before : 0;
+        uint64_t cpu_used = metered ? thread_cpu_ns() - cpu_before : 0;
         pthread_mutex_lock(&pool->lock);
         if (public) {
             fill_budget_charge(&pool->budget, cpu_used);
