@@ -183,6 +183,7 @@ bench: build/strata
 	@bench/history.sh
 	@bench/monitoring.sh
 	@bench/overload.sh
+	@bench/pg.sh
 
 # Style is .clang-format, applied by Debian's clang-format (14) to every C
 # file under src/ and tests/unit/. `make format` rewrites them; `make
