@@ -27,6 +27,7 @@
 
 #include "http/fill_budget.h"
 #include "http/worker_pool.h"
+#include "pool_fixture.h"
 #include "store/store.h"
 
 #define MS 1000000ull
@@ -156,23 +157,6 @@ static void burn_run(pool_job *job, void *worker)
 }
 
 #define JOBS 400
-
-/* The pool's workers each hold a store, as the server's do (the jobs never
- * touch it). */
-static void *store_opened(void *arg)
-{
-    store_t *store = NULL;
-    if (store_open(arg, &store) != STORE_OK)
-        store_close(&store);
-    return store;
-}
-
-static void store_closed(void *worker, void *arg)
-{
-    (void)arg;
-    store_t *store = worker;
-    store_close(&store);
-}
 
 /* Fills of 2 ms CPU each, as many as can be queued, for 1.5 s: how many ran. */
 static int fills_in(worker_pool *pool, burn_job *jobs)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "http/worker_pool.h"
+#include "pool_fixture.h"
 #include "store/store.h"
 
 typedef struct record {
@@ -61,21 +62,6 @@ static void test_job_run(pool_job *pj, void *worker)
     r->order[r->ran++] = j->id;
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
-}
-
-static void *store_opened(void *arg)
-{
-    store_t *store = NULL;
-    if (store_open(arg, &store) != STORE_OK)
-        store_close(&store);
-    return store;
-}
-
-static void store_closed(void *worker, void *arg)
-{
-    (void)arg;
-    store_t *store = worker;
-    store_close(&store);
 }
 
 typedef struct fixture {
