@@ -391,27 +391,10 @@ bench_fetch first "$BASE/content?limit=1"
 LAG_ITEM=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["items"][0]["id"])' "$BENCH_TMP/first.body") ||
     bench_die "no published item for the lag test: $(head -c 300 "$BENCH_TMP/first.body")"
 
-# The item: a post whose public JSON is ITEM_BYTES (the JSON around the body
-# is measured on the item with an empty body first).
-bench_api_post /content '{"type":"post","slug":"bench-l2","title":"L2 bench item","body":""}'
-ITEM_ID=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
-[[ $F_STATUS == 201 && -n $ITEM_ID ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-bench_api_post "/content/$ITEM_ID/publish" ""
-[[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
-bench_fetch probe "$BASE/content/$ITEM_ID"
-BODY_LEN=$((ITEM_BYTES - F_BODY))
-((BODY_LEN > 0)) || bench_die "ITEM_BYTES=$ITEM_BYTES is below the item's JSON overhead of $F_BODY bytes"
-TEXT=""
-for ((i = 1; ${#TEXT} < BODY_LEN; i++)); do
-    TEXT+="Paragraph $i of the L2 benchmark item: plain ASCII text, no escapes. "
-done
-TEXT=${TEXT:0:BODY_LEN}
-W=$(curl -sS --max-time 10 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -H 'If-Match: "v1"' --data "{\"body\":\"$TEXT\"}" -o "$BENCH_TMP/put.body" -w '%{http_code}' \
-    "$BASE/content/$ITEM_ID") || bench_die "PUT $BASE/content/$ITEM_ID failed"
-[[ $W == 200 ]] || bench_die "updating the bench item failed ($W): $(cat "$BENCH_TMP/put.body")"
-bench_api_post "/content/$ITEM_ID/publish" ""
-[[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
+# The item: a post whose public JSON is ITEM_BYTES (bench_make_item).
+bench_make_item "$ITEM_BYTES" "L2 bench item" bench-l2 # the slug the Redis key check looks for
+ITEM_ID=$BENCH_ITEM_ID
+TEXT=$BENCH_ITEM_TEXT
 ITEM_PATH="/v1/$SITE/content/$ITEM_ID"
 bench_fetch item "$BASE/content/$ITEM_ID"
 [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH: status $F_STATUS"

@@ -510,14 +510,16 @@ bench_api_post() {
         --data "$2" -o "$BENCH_TMP/post.body" -w '%{http_code}' "$BASE$1") || bench_die "POST $BASE$1 failed"
 }
 
-# bench_make_item BYTES TITLE — a published post whose public JSON is BYTES,
+# bench_make_item BYTES TITLE [SLUG] — a published post (slug SLUG, default
+# bench-2k) whose public JSON is BYTES,
 # made through the API at $BASE with $TOKEN (a write token): a probe with an
 # empty body measures the JSON around it (timestamps and ids have fixed
 # widths), then version 2 (PUT, If-Match "v1") gets a body of plain ASCII
-# of exactly the rest, and is published. Sets BENCH_ITEM_ID.
+# of exactly the rest, and is published. Sets BENCH_ITEM_ID, and
+# BENCH_ITEM_TEXT to that body (for more items like it).
 bench_make_item() {
-    local bytes=$1 title=$2 id overhead body_len text i w
-    bench_api_post /content "{\"type\":\"post\",\"slug\":\"bench-2k\",\"title\":\"$title\",\"body\":\"\"}"
+    local bytes=$1 title=$2 slug=${3:-bench-2k} id overhead body_len text i w
+    bench_api_post /content "{\"type\":\"post\",\"slug\":\"$slug\",\"title\":\"$title\",\"body\":\"\"}"
     id=$(grep -o '"id": *[0-9]*' "$BENCH_TMP/post.body" | head -n1 | grep -o '[0-9]*$' || true)
     [[ $F_STATUS == 201 && -n $id ]] || bench_die "creating the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
     bench_api_post "/content/$id/publish" ""
@@ -537,4 +539,5 @@ bench_make_item() {
     bench_api_post "/content/$id/publish" ""
     [[ $F_STATUS == 200 ]] || bench_die "publishing the bench item failed ($F_STATUS): $(cat "$BENCH_TMP/post.body")"
     BENCH_ITEM_ID=$id
+    BENCH_ITEM_TEXT=${text:0:body_len}
 }

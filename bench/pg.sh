@@ -169,23 +169,25 @@ hit() {
     bench_strata_stop "$STRATA_PID" "$STRATA_LOG" "$1"
 }
 PG_HITS=() SQ_HITS=()
+# hit_round BACKEND ROUND — one HIT_DURATION run on BACKEND (sqlite or pg)
+hit_round() {
+    if [[ $1 == sqlite ]]; then
+        DURATION=$HIT_DURATION hit "sqlite_hit_$2" "$BENCH_TMP/bench.db"
+        SQ_HITS+=("$WRK_RPS")
+    else
+        DURATION=$HIT_DURATION hit "pg_hit_$2" "$PG_URL"
+        PG_HITS+=("$WRK_RPS")
+    fi
+}
 # The order alternates (SQLite first in odd rounds, PostgreSQL first in
 # even ones), so a drift of the machine's speed within a round favours
 # neither; each round's runs are HIT_DURATION long, so more rounds fit.
 for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then
-        bench_log "(4) round $r/$ROUNDS: hits on SQLite, then on PostgreSQL"
-        DURATION=$HIT_DURATION hit "sqlite_hit_$r" "$BENCH_TMP/bench.db"
-        SQ_HITS+=("$WRK_RPS")
-        DURATION=$HIT_DURATION hit "pg_hit_$r" "$PG_URL"
-        PG_HITS+=("$WRK_RPS")
-    else
-        bench_log "(4) round $r/$ROUNDS: hits on PostgreSQL, then on SQLite"
-        DURATION=$HIT_DURATION hit "pg_hit_$r" "$PG_URL"
-        PG_HITS+=("$WRK_RPS")
-        DURATION=$HIT_DURATION hit "sqlite_hit_$r" "$BENCH_TMP/bench.db"
-        SQ_HITS+=("$WRK_RPS")
-    fi
+    order=(sqlite pg)
+    ((r % 2)) || order=(pg sqlite)
+    bench_log "(4) round $r/$ROUNDS: hits on ${order[0]}, then on ${order[1]}"
+    hit_round "${order[0]}" "$r"
+    hit_round "${order[1]}" "$r"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 PG_HIT=$(median "${PG_HITS[@]}")
