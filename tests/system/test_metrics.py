@@ -127,12 +127,15 @@ def test_slow_queries_are_logged_and_kept_with_their_plan(server_factory):
     queries = resp.json["queries"]
     assert 0 < len(queries) <= 50
     assert resp.json["total"] >= len(queries)
-    listing = [q for q in queries if "FROM items" in q["sql"] and q["plan"]]
+    # the list's own statement (a background job's statement, such as the
+    # category counts, can read items too and be kept in the ring before it)
+    listing = [q for q in queries if q["statement"].startswith("select_items_") and "FROM items" in q["sql"]
+               and q["plan"]]
     assert listing, queries[:5]
     # the engine's own plan: SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN
     plan_words = ("SCAN", "SEARCH", "Index Scan", "Index Only Scan", "Seq Scan", "Bitmap")
     assert any(word in listing[0]["plan"] for word in plan_words), listing[0]
-    assert listing[0]["ms"] >= 0 and listing[0]["statement"].startswith("select_items_")
+    assert listing[0]["ms"] >= 0
     logged = [r for r in srv.log_records() if r.get("msg") == "slow query"]
     assert logged and all(r["level"] == "warn" and "sql" in r and "plan" in r for r in logged)
     assert any(any(word in r["plan"] for word in plan_words) for r in logged)
