@@ -205,7 +205,7 @@ void handle_category_create(const http_request *req, store_t *store, http_respon
         } else {
             char tag[96];
             snprintf(tag, sizeof(tag), "%s:categories", c.site);
-            http_cache_invalidate_tag(tag);
+            http_cache_invalidate_tag(tag, LSN_NONE);
             http_response_header(res, "location", "/v1/%s/categories", c.site);
             api_send_json(&c, 201, category);
         }

@@ -113,7 +113,7 @@ void handle_cache_flush(const http_request *req, store_t *store, http_response *
         return;
     char tag[96];
     snprintf(tag, sizeof(tag), "%s:all", c.site);
-    size_t removed = http_cache_invalidate_tag(tag);
+    size_t removed = http_cache_invalidate_tag(tag, LSN_NONE);
     api_send_json(&c, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
 }
 
@@ -193,7 +193,7 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
     json_array_foreach(tags, i, item)
     {
         qualify_tag(c.site, json_string_value(item), qualified[i]);
-        entries += http_cache_invalidate_tag(qualified[i]);
+        entries += http_cache_invalidate_tag(qualified[i], LSN_NONE);
         purge_keys[i] = qualified[i];
     }
     int purge = jobs_purge_enqueue(store, purge_keys, tag_count);
@@ -204,7 +204,7 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
         api_store_failed(&c, purge);
         return;
     }
-    json_array_foreach(keys, i, item) targets += http_cache_invalidate_target(json_string_value(item));
+    json_array_foreach(keys, i, item) targets += http_cache_invalidate_target(json_string_value(item), LSN_NONE);
     json_decref(doc);
     api_send_json(
         &c, 200,

@@ -117,7 +117,7 @@ void content_flush_views(store_t *store)
         char tag[160];
         for (size_t i = 0; i < n; i++) {
             snprintf(tag, sizeof(tag), "%s:item:%lld", taken[i].site, (long long)taken[i].item_id);
-            http_cache_invalidate_tag(tag);
+            http_cache_invalidate_tag(tag, LSN_NONE);
         }
         for (size_t i = 0; i < n; i++) {
             bool seen = false;
@@ -125,7 +125,7 @@ void content_flush_views(store_t *store)
                 seen = strcmp(taken[k].site, taken[i].site) == 0;
             if (!seen) {
                 snprintf(tag, sizeof(tag), "%s:popular", taken[i].site);
-                http_cache_invalidate_tag(tag);
+                http_cache_invalidate_tag(tag, LSN_NONE);
             }
         }
     }

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/lsn.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 8
@@ -98,6 +99,12 @@ typedef struct http_response {
      * (cache.negative_ttl_s), under its own budget, and its tags must name
      * what a write that makes it exist invalidates. */
     bool negative;
+    /* The WAL position the data is known to include when it was read from
+     * a replica (its replayed position when the read began); LSN_NONE when
+     * it was read from the primary or the embedded database, which hold
+     * every commit made before the read. The cache refuses to store a
+     * representation read below an invalidation it knows of. */
+    lsn_t read_lsn;
     const char *content_type; /* static; NULL when there is no body */
     char *body;               /* malloc'd, owned by the response */
     size_t body_len;
@@ -158,11 +165,22 @@ bool http_etag_list_matches(const char *header, size_t header_len, const char *e
 
 /* ---- the response cache, for handlers (any thread) ----------------------- */
 
-/* All return quietly (0 / false) when the cache is off. */
-size_t http_cache_invalidate_tag(const char *tag);
+/* All return quietly (0 / false) when the cache is off.
+ *
+ * `lsn` is the commit position (core/lsn.h) of the write that caused the
+ * invalidation, LSN_NONE when there is none (SQLite, an operator's
+ * purge). The cache remembers the highest position it has been told of,
+ * here or by another instance (http_cache_lsn_floor): a fill that starts
+ * after an invalidation must read data that includes its write. */
+size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn);
 /* Drops the entry of a request target ("/v1/main/content?limit=5"),
  * normalised like a request. */
-bool http_cache_invalidate_target(const char *target);
+bool http_cache_invalidate_target(const char *target, lsn_t lsn);
+/* The highest commit position of any invalidation this instance has made
+ * or received: a read for a fill must come from a database that has
+ * replayed at least this far (a replica behind it would put an old
+ * version back). LSN_NONE when no invalidation carried one. */
+lsn_t http_cache_lsn_floor(void);
 /* The epoch to pass to http_cache_store: read it after invalidating and
  * before reading the data being stored. */
 uint64_t http_cache_epoch(void);

@@ -949,10 +949,27 @@ static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns,
     return index >= 0 ? target_route_key(target, index, &caps, key, ns, site) : 0;
 }
 
-size_t http_cache_invalidate_tag(const char *tag)
+/* The highest commit position of an invalidation made or received here
+ * (http_cache_lsn_floor). Only grows. */
+static _Atomic lsn_t lsn_floor;
+
+static void lsn_floor_raise(lsn_t lsn)
+{
+    lsn_t seen = atomic_load_explicit(&lsn_floor, memory_order_relaxed);
+    while (lsn > seen && !atomic_compare_exchange_weak(&lsn_floor, &seen, lsn))
+        ;
+}
+
+lsn_t http_cache_lsn_floor(void)
+{
+    return atomic_load_explicit(&lsn_floor, memory_order_acquire);
+}
+
+size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
 {
     if (rc.cache == NULL)
         return 0;
+    lsn_floor_raise(lsn);
     size_t removed = cache_invalidate_tag(rc.cache, tag);
     if (rc.bus != NULL) {
         /* tags are "<site>:…" (content/cache_tags.c): the site names the
@@ -968,13 +985,14 @@ size_t http_cache_invalidate_tag(const char *tag)
     return removed;
 }
 
-bool http_cache_invalidate_target(const char *target)
+bool http_cache_invalidate_target(const char *target, lsn_t lsn)
 {
     char key[RC_KEY_MAX], site[RC_SITE_MAX + 1];
     uint32_t ns;
     size_t len = rc.cache ? target_key(target, key, &ns, site) : 0;
     if (len == 0)
         return false;
+    lsn_floor_raise(lsn);
     bool removed = cache_invalidate_key(rc.cache, key, len);
     if (rc.bus != NULL)
         published_seq = cache_bus_publish(rc.bus, site, false, key, len);
