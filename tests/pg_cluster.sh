@@ -7,6 +7,12 @@
 #   tests/pg_cluster.sh start-server DIR        starts a stopped (or killed: crash recovery) cluster
 #   tests/pg_cluster.sh psql DIR ARGS…          psql as the superuser over the unix socket
 #   tests/pg_cluster.sh stop DIR                stops it and removes DIR
+#   tests/pg_cluster.sh start-replica PRIMARY_DIR DIR [APPLY_DELAY_MS]
+#                                               a streaming replica of PRIMARY_DIR's cluster
+#                                               (pg_basebackup -R, hot standby) in DIR; prints
+#                                               its URL (same role and password)
+#   tests/pg_cluster.sh apply-delay DIR MS      the replica applies each commit MS ms late
+#                                               (recovery_min_apply_delay; 0: at once)
 #
 # Debian's postgresql-15 binaries (/usr/lib/postgresql/15/bin) run a cluster
 # in DIR/data that listens on 127.0.0.1 only, on a random free port, with
@@ -143,6 +149,61 @@ cluster_port() {
   sed -n 's/^port = //p' "$1/data/pg_cluster.conf"
 }
 
+# A hot standby of the primary in PRIMARY_DIR, streaming over the
+# primary's unix socket (local replication is trusted, as initdb set it);
+# the roles, and so the URL's password, are the primary's. A replica's
+# own settings are written after the primary's copied ones, so a second
+# write_conf (another port) keeps them.
+replica_start() {
+  local primary=$1 dir=$2 delay_ms=${3:-0}
+  cluster_data "$primary"
+  [ -e "$dir/data" ] && die "$dir already holds a cluster"
+  mkdir -p "$dir"
+  touch "$dir/.pg_cluster"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  as_owner test -w "$dir" || die "$dir is not writable by the cluster's owner (use a directory under /tmp)"
+  as_owner "$PG_BIN/pg_basebackup" -h "$primary" -p "$(cluster_port "$primary")" -U postgres -D "$dir/data" \
+    -R -X stream --checkpoint=fast --no-sync >"$dir/basebackup.log" 2>&1 ||
+    {
+      tail -n 20 "$dir/basebackup.log" >&2
+      die "pg_basebackup from $primary failed"
+    }
+  local attempt port
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    write_conf "$dir" "$port" 0
+    replica_conf "$dir" "$delay_ms"
+    if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$START_TIMEOUT" start >/dev/null; then
+      break
+    fi
+    [ "$attempt" -eq 3 ] && {
+      tail -n 20 "$dir/server.log" >&2 || true
+      die "the replica did not start"
+    }
+  done
+  local url
+  url=$(sed "s/@127.0.0.1:[0-9]*\//@127.0.0.1:$port\//" "$primary/url")
+  (umask 077 && echo "$url" >"$dir/url")
+  echo "$url"
+}
+
+replica_conf() {
+  local dir=$1 delay_ms=$2
+  cat >>"$dir/data/pg_cluster.conf" <<CONF
+hot_standby = on
+recovery_min_apply_delay = '${delay_ms}ms'
+CONF
+}
+
+replica_apply_delay() {
+  local dir=$1 delay_ms=$2
+  cluster_data "$dir"
+  [[ "$delay_ms" =~ ^[0-9]+$ ]] || die "apply-delay takes milliseconds, not '$delay_ms'"
+  [ -f "$dir/data/standby.signal" ] || die "$dir is not a replica"
+  sed -i "s/^recovery_min_apply_delay = .*/recovery_min_apply_delay = '${delay_ms}ms'/" "$dir/data/pg_cluster.conf"
+  as_owner "$PG_BIN/pg_ctl" -D "$dir/data" reload >/dev/null
+}
+
 cluster_psql() {
   local dir=$1
   shift
@@ -173,5 +234,13 @@ case "$command" in
     cluster_psql "$dir" "$@"
     ;;
   stop) cluster_stop "$dir" ;;
+  start-replica)
+    [ $# -ge 3 ] || die "usage: $0 start-replica PRIMARY_DIR DIR [APPLY_DELAY_MS]"
+    replica_start "$dir" "$3" "${4:-0}"
+    ;;
+  apply-delay)
+    [ $# -ge 3 ] || die "usage: $0 apply-delay DIR MS"
+    replica_apply_delay "$dir" "$3"
+    ;;
   *) die "unknown command $command" ;;
 esac

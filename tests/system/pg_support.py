@@ -88,6 +88,24 @@ class PostgresCluster:
     def restart(self):
         self._script("restart", self.dir)
 
+    def start_replica(self, apply_delay_ms=0):
+        """A hot standby streaming from this cluster (its own directory and
+        port, the same role and password), each commit applied
+        apply_delay_ms late. Stop it with its stop()."""
+        replica = PostgresCluster()
+        replica.dir = tempfile.mkdtemp(prefix="strata-pg-replica-", dir="/tmp")
+        os.rmdir(replica.dir)  # pg_cluster.sh makes it, owned by the server's user
+        try:
+            replica.url = replica._script("start-replica", self.dir, replica.dir, str(apply_delay_ms)).strip()
+        except BaseException:
+            replica.stop()
+            raise
+        return replica
+
+    def apply_delay(self, ms):
+        """A replica's recovery_min_apply_delay, changed by a reload."""
+        self._script("apply-delay", self.dir, str(ms))
+
     def kill(self, timeout=10):
         """SIGKILL to the postmaster and every server process it started, as a
         machine losing power would; waits until all are gone."""
