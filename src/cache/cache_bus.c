@@ -8,11 +8,15 @@
  *
  * Wire format of a message (hiredis sends it binary-safe):
  *
- *     <instance:16 hex>|<published at, µs since the epoch>|<kind>|<payload>
+ *     <instance:16 hex>|<published at, µs since the epoch>|<kind>|<lsn:16 hex>|<payload>
  *
  * kind 't' a tag, 'k' a key, 'r' "reset: drop everything" (sent after this
- * instance failed to publish, so others may have missed something). An
- * instance ignores its own messages. Each is sent by l2_invalidate_script,
+ * instance failed to publish, so others may have missed something). lsn is
+ * the WAL position of the write that caused it (all zeros: none): the
+ * receiver raises the floor its fills must read at before it drops the
+ * entries (cache_bus_handlers.apply). An instance ignores its own
+ * messages; every instance must speak this format (a fleet is upgraded
+ * together: an older instance would read the position as the payload). Each is sent by l2_invalidate_script,
  * which stamps the generation (or moves the era, for a reset) and
  * publishes in one atomic step. The lag is the subscriber's clock minus
  * the publisher's, both CLOCK_REALTIME on one host or NTP-close hosts.
@@ -24,6 +28,7 @@
 #include "cache/cache_bus.h"
 
 #include "cache/l2.h"
+#include "core/fmt.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -47,6 +52,7 @@ typedef struct bus_message {
     struct bus_message *next;
     uint64_t seq;
     char kind;
+    char lsn[17]; /* 16 hex digits, for the L2's stamp */
     char site[128];
     size_t name_at; /* the payload: data + name_at */
     size_t len;
@@ -126,12 +132,14 @@ static redisContext *bus_connect(cache_bus *bus)
 
 /* ---- publishing ----------------------------------------------------------- */
 
-static bus_message *message_new(cache_bus *bus, char kind, const char *site, const char *payload, size_t len)
+static bus_message *message_new(cache_bus *bus, char kind, const char *site, lsn_t lsn, const char *payload, size_t len)
 {
-    bus_message *m = malloc(sizeof(*m) + 64 + len);
+    bus_message *m = malloc(sizeof(*m) + 96 + len);
     if (m == NULL)
         return NULL;
-    int n = snprintf(m->data, 64, "%s|%llu|%c|", bus->instance, (unsigned long long)now_us(), kind);
+    fmt_hex(m->lsn, lsn, 16);
+    m->lsn[16] = '\0';
+    int n = snprintf(m->data, 96, "%s|%llu|%c|%s|", bus->instance, (unsigned long long)now_us(), kind, m->lsn);
     memcpy(m->data + n, payload, len);
     m->name_at = (size_t)n;
     m->len = (size_t)n + len;
@@ -141,9 +149,9 @@ static bus_message *message_new(cache_bus *bus, char kind, const char *site, con
     return m;
 }
 
-uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len)
+uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len, lsn_t lsn)
 {
-    bus_message *m = message_new(bus, is_tag ? 't' : 'k', site, name, len);
+    bus_message *m = message_new(bus, is_tag ? 't' : 'k', site, lsn, name, len);
     pthread_mutex_lock(&bus->lock);
     uint64_t seq = ++bus->next_seq;
     if (m == NULL || bus->queued >= QUEUE_MAX) {
@@ -211,7 +219,8 @@ static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *ba
                               kind,
                               m->site,
                               m->data + m->name_at,
-                              bus->generation_ttl_ms};
+                              bus->generation_ttl_ms,
+                              m->lsn};
         size_t argvlen[] = {4,
                             strlen(l2_invalidate_script),
                             1,
@@ -220,8 +229,9 @@ static bool publish_batch(cache_bus *bus, redisContext *c, const bus_message *ba
                             1,
                             strlen(m->site),
                             m->len - m->name_at,
-                            strlen(bus->generation_ttl_ms)};
-        if (redisAppendCommandArgv(c, 9, argv, argvlen) != REDIS_OK)
+                            strlen(bus->generation_ttl_ms),
+                            16};
+        if (redisAppendCommandArgv(c, 10, argv, argvlen) != REDIS_OK)
             return false;
     }
     bool ok = true;
@@ -268,7 +278,7 @@ static void *publisher_main(void *arg)
         pthread_mutex_unlock(&bus->lock);
 
         if (owe_reset) {
-            bus_message *reset = message_new(bus, 'r', "", "", 0);
+            bus_message *reset = message_new(bus, 'r', "", LSN_NONE, "", 0);
             if (reset != NULL) {
                 reset->next = batch;
                 batch = reset;
@@ -327,6 +337,25 @@ static void record_lag(cache_bus *bus, double lag_ms)
     bus->stats.lag_buckets[b]++;
 }
 
+/* The 16 hex digits of a position ("0…0": none). */
+static bool parse_lsn16(const char *text, lsn_t *out)
+{
+    lsn_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char ch = text[i];
+        unsigned digit;
+        if (ch >= '0' && ch <= '9')
+            digit = (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            digit = (unsigned)(ch - 'a' + 10);
+        else
+            return false;
+        v = v << 4 | digit;
+    }
+    *out = v;
+    return true;
+}
+
 /* Parses and applies one message payload. */
 static void on_message(cache_bus *bus, const char *data, size_t len)
 {
@@ -337,18 +366,20 @@ static void on_message(cache_bus *bus, const char *data, size_t len)
     pthread_mutex_lock(&bus->lock);
     bus->stats.received++;
     pthread_mutex_unlock(&bus->lock);
-    if (bar3 == NULL || bar3 != bar2 + 2 || (size_t)(bar1 - p) != 16)
+    lsn_t lsn;
+    if (bar3 == NULL || bar3 != bar2 + 2 || (size_t)(bar1 - p) != 16 || end - bar3 < 18 || bar3[17] != '|' ||
+        !parse_lsn16(bar3 + 1, &lsn))
         return; /* not ours */
     if (memcmp(p, bus->instance, 16) == 0)
         return; /* our own invalidation, already applied */
     uint64_t sent = strtoull(bar1 + 1, NULL, 10);
     char kind = bar2[1];
-    const char *payload = bar3 + 1;
+    const char *payload = bar3 + 18;
     size_t payload_len = (size_t)(end - payload);
     if (kind == 'r')
         bus->handlers.reset(bus->handlers.ctx);
     else if (kind == 't' || kind == 'k')
-        bus->handlers.apply(bus->handlers.ctx, kind == 't', payload, payload_len);
+        bus->handlers.apply(bus->handlers.ctx, kind == 't', payload, payload_len, lsn);
     else
         return;
     pthread_mutex_lock(&bus->lock);

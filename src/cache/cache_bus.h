@@ -30,11 +30,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/lsn.h"
+
 typedef struct cache_bus cache_bus;
 
 typedef struct cache_bus_handlers {
-    /* Apply a remote invalidation: is_tag, else a key (bytes, key_len). */
-    void (*apply)(void *ctx, bool is_tag, const char *name, size_t len);
+    /* Apply a remote invalidation: is_tag, else a key (bytes, key_len);
+     * lsn is the WAL position of the write that caused it (LSN_NONE: none
+     * known). */
+    void (*apply)(void *ctx, bool is_tag, const char *name, size_t len, lsn_t lsn);
     /* Messages may have been missed: drop every local entry. */
     void (*reset)(void *ctx);
     void *ctx;
@@ -63,9 +67,10 @@ typedef struct cache_bus_stats {
 cache_bus *cache_bus_start(const char *host, int port, const char *channel, int timeout_ms, uint64_t generation_ttl_ms,
                            const cache_bus_handlers *handlers);
 /* Queues an invalidation of a tag (is_tag) or a key of `site` for the other
- * instances and the L2 (any thread, never blocks on Redis). Returns its
+ * instances and the L2 (any thread, never blocks on Redis), with the WAL
+ * position of the write that caused it (LSN_NONE: none). Returns its
  * sequence number, for cache_bus_wait. */
-uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len);
+uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len, lsn_t lsn);
 /* Waits until every message up to seq is in Redis (true), or has failed or
  * timeout_ms has passed (false: a reset is then owed). */
 bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms);

@@ -10,6 +10,10 @@
  *                            tags') — what the lookup script checks
  *     strata:{SITE}:t:TAG    the tag's generation       PX > any lifetime
  *     strata:{SITE}:k:KEY    the key's generation       PX > any lifetime
+ *     strata:{SITE}:n:TAG    the highest WAL position of the writes that
+ *                            invalidated the tag (16 lowercase hex digits,
+ *                            which Lua compares exactly, as strings)
+ *                                                        PX > any lifetime
  *     strata:{SITE}:l:KEY    the fill lease (a token)   PX lease_ms
  *     strata:{SITE}:clock    the site's clock: µs, only goes forward
  *     strata:era             values snapshotted before it are invalid
@@ -124,9 +128,15 @@ static const char lookup_script[] =
                "if redis.call('EXISTS', lk) == 1 then return {2, fmt(s)} end\n"
                "return {0, fmt(s), 0}\n";
 
-/* ARGV: site, key, record ("" = only release the lease), token, ttl ms.
+/* ARGV: site, key, record ("" = only release the lease), token, ttl ms,
+ * read position ("": the primary's data; else the replica's replayed WAL
+ * position the value was read at, 16 hex digits).
  * Reads the record's snapshot and tags (binary, see above), checks them,
- * and stores the record and its meta list.
+ * and stores the record and its meta list. A value read on a replica is
+ * refused if a write past its read position invalidated one of its tags:
+ * the snapshot alone cannot tell, since a fill that starts after an
+ * invalidation is later than its stamp yet may read a replica that has not
+ * replayed the write (it would put the old version back).
  * → 1 stored | 0 not (lease) | -1 refused (no longer valid, or malformed) */
 static const char store_script[] =
     LUA_COMMON "local p = 'strata:{' .. ARGV[1] .. '}:'\n"
@@ -140,16 +150,24 @@ static const char store_script[] =
                "local s = tonumber(string.sub(v, 2, 17))\n"
                "if not s then return -1 end\n"
                "local names = {'strata:era', p .. 'k:' .. ARGV[2]}\n"
+               "local writes = {}\n"
                "local n = string.byte(v, 18) * 256 + string.byte(v, 19)\n"
                "local pos = 20\n"
                "for i = 1, n do\n"
                "  if pos + 1 > #v then return -1 end\n"
                "  local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)\n"
                "  if pos + 1 + len > #v then return -1 end\n"
-               "  names[#names + 1] = p .. 't:' .. string.sub(v, pos + 2, pos + 1 + len)\n"
+               "  local tag = string.sub(v, pos + 2, pos + 1 + len)\n"
+               "  names[#names + 1] = p .. 't:' .. tag\n"
+               "  writes[#writes + 1] = p .. 'n:' .. tag\n"
                "  pos = pos + 2 + len\n"
                "end\n"
                "if not stamps_ok(s, names) then return -1 end\n"
+               "if ARGV[6] ~= '' and #writes > 0 then\n"
+               "  for _, w in ipairs(redis.call('MGET', unpack(writes))) do\n"
+               "    if w and w > ARGV[6] then return -1 end\n"
+               "  end\n"
+               "end\n"
                "local mk = p .. 'm:' .. ARGV[2]\n"
                "names[1] = fmt(s)\n"
                "redis.call('SET', p .. 'v:' .. ARGV[2], v, 'PX', ARGV[5])\n"
@@ -158,28 +176,35 @@ static const char store_script[] =
                "redis.call('PEXPIRE', mk, ARGV[5])\n"
                "return 1\n";
 
-const char l2_invalidate_script[] = "local function fmt(n) return string.format('%.0f', n) end\n"
-                                    "local t = redis.call('TIME')\n"
-                                    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-                                    "if ARGV[3] == 'r' then\n"
-                                    "  local e = tonumber(redis.call('GET', 'strata:era') or '0')\n"
-                                    "  if now <= e then now = e + 1 end\n"
-                                    "  redis.call('SET', 'strata:era', fmt(now))\n"
-                                    "elseif ARGV[3] == 't' or ARGV[3] == 'k' then\n"
-                                    "  local p = 'strata:{' .. ARGV[4] .. '}:'\n"
-                                    "  local ck = p .. 'clock'\n"
-                                    "  local g = now\n"
-                                    "  local c = tonumber(redis.call('GET', ck) or '0')\n"
-                                    "  if g <= c then g = c + 1 end\n"
-                                    "  redis.call('SET', ck, fmt(g))\n"
-                                    "  if ARGV[3] == 't' then\n"
-                                    "    redis.call('SET', p .. 't:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
-                                    "  else\n"
-                                    "    redis.call('SET', p .. 'k:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
-                                    "    redis.call('DEL', p .. 'v:' .. ARGV[5], p .. 'm:' .. ARGV[5])\n"
-                                    "  end\n"
-                                    "end\n"
-                                    "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
+const char l2_invalidate_script[] =
+    "local function fmt(n) return string.format('%.0f', n) end\n"
+    "local function raise(key, lsn, ttl)\n"
+    "  local seen = redis.call('GET', key)\n"
+    "  if seen and seen > lsn then lsn = seen end\n"
+    "  redis.call('SET', key, lsn, 'PX', ttl)\n"
+    "end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "if ARGV[3] == 'r' then\n"
+    "  local e = tonumber(redis.call('GET', 'strata:era') or '0')\n"
+    "  if now <= e then now = e + 1 end\n"
+    "  redis.call('SET', 'strata:era', fmt(now))\n"
+    "elseif ARGV[3] == 't' or ARGV[3] == 'k' then\n"
+    "  local p = 'strata:{' .. ARGV[4] .. '}:'\n"
+    "  local ck = p .. 'clock'\n"
+    "  local g = now\n"
+    "  local c = tonumber(redis.call('GET', ck) or '0')\n"
+    "  if g <= c then g = c + 1 end\n"
+    "  redis.call('SET', ck, fmt(g))\n"
+    "  if ARGV[3] == 't' then\n"
+    "    redis.call('SET', p .. 't:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+    "    if ARGV[7] ~= '0000000000000000' then raise(p .. 'n:' .. ARGV[5], ARGV[7], ARGV[6]) end\n"
+    "  else\n"
+    "    redis.call('SET', p .. 'k:' .. ARGV[5], fmt(g), 'PX', ARGV[6])\n"
+    "    redis.call('DEL', p .. 'v:' .. ARGV[5], p .. 'm:' .. ARGV[5])\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('PUBLISH', ARGV[1], ARGV[2])\n";
 
 /* ---- shared state -------------------------------------------------------------- */
 
@@ -939,7 +964,7 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static void send_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token,
-                       const char *record, size_t record_len, uint64_t ttl_ms)
+                       const char *record, size_t record_len, uint64_t ttl_ms, lsn_t read_lsn)
 {
     slot *s = pick_slot(conn);
     op *o = s != NULL ? op_new(conn, OP_STORE) : NULL;
@@ -948,9 +973,15 @@ static void send_store(l2_conn *conn, const char *site, const void *key, size_t 
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(ttl_ms > 0 ? ttl_ms : 1));
     l2 *l = conn->shared;
-    const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl};
-    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl)};
-    if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 8, argv, argvlen) != REDIS_OK) {
+    char position[16];
+    size_t position_len = 0;
+    if (read_lsn != LSN_NONE) {
+        fmt_hex(position, read_lsn, 16);
+        position_len = 16;
+    }
+    const char *argv[] = {"EVALSHA", l->store_sha, "0", site, key, record, token, ttl, position};
+    size_t argvlen[] = {7, 40, 1, strlen(site), key_len, record_len, strlen(token), strlen(ttl), position_len};
+    if (redisAsyncCommandArgv(s->ac, on_store_reply, o, 9, argv, argvlen) != REDIS_OK) {
         op_free(o);
         return;
     }
@@ -958,16 +989,16 @@ static void send_store(l2_conn *conn, const char *site, const void *key, size_t 
 }
 
 void l2_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token, l2_record *rec,
-              uint64_t ttl_ms)
+              uint64_t ttl_ms, lsn_t read_lsn)
 {
     atomic_fetch_add(&conn->shared->stores, 1);
-    send_store(conn, site, key, key_len, token, rec->data, rec->len, ttl_ms);
+    send_store(conn, site, key, key_len, token, rec->data, rec->len, ttl_ms, read_lsn);
     l2_record_free(rec); /* hiredis has its own copy of the command */
 }
 
 void l2_release(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token)
 {
-    send_store(conn, site, key, key_len, token, "", 0, 1);
+    send_store(conn, site, key, key_len, token, "", 0, 1, LSN_NONE);
 }
 
 void l2_conn_close(l2_conn **connp)
@@ -1073,9 +1104,9 @@ static bool tier_lookup(void *conn, const char *site, const void *key, size_t ke
 }
 
 static void tier_store(void *conn, const char *site, const void *key, size_t key_len, const char *token,
-                       tier_record *rec, uint64_t ttl_ms)
+                       tier_record *rec, uint64_t ttl_ms, lsn_t read_lsn)
 {
-    l2_store(conn, site, key, key_len, token, rec, ttl_ms);
+    l2_store(conn, site, key, key_len, token, rec, ttl_ms, read_lsn);
 }
 
 static void tier_release(void *conn, const char *site, const void *key, size_t key_len, const char *token)

@@ -107,10 +107,13 @@ void l2_record_free(l2_record *rec);
 bool l2_record_parse(const char *data, size_t len, l2_result *r, size_t *tags_end);
 
 /* Stores a record under (site, key) for `ttl_ms` if the lease allows it
- * (token, or "" when no lease was taken) and it is still valid; always
- * releases the lease if token holds it. Takes over rec. Fire and forget. */
+ * (token, or "" when no lease was taken) and it is still valid: no stamp
+ * of its key or tags at or after its snapshot, and, for a value read on a
+ * replica at read_lsn (LSN_NONE: read on the primary), no tag invalidated
+ * by a write past read_lsn. Always releases the lease if token holds it.
+ * Takes over rec. Fire and forget. */
 void l2_store(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token, l2_record *rec,
-              uint64_t ttl_ms);
+              uint64_t ttl_ms, lsn_t read_lsn);
 /* Gives the lease up without storing (the fill failed). */
 void l2_release(l2_conn *conn, const char *site, const void *key, size_t key_len, const char *token);
 
@@ -128,8 +131,11 @@ void l2_get_stats(l2 *l, l2_stats *out);
 
 /* The invalidation script cache_bus runs for every message: stamps a tag
  * (kind 't') or a key ('k', its value deleted too) with the site's clock,
- * or moves the era ('r'), then publishes the message — one round trip.
- * ARGV: channel, message, kind, site, name, generation ttl (ms). */
+ * or moves the era ('r'), then publishes the message — one round trip. A
+ * tag's stamp also keeps the highest WAL position of the writes that
+ * invalidated it (l2_store's replica check).
+ * ARGV: channel, message, kind, site, name, generation ttl (ms), the
+ * write's position (16 hex digits; all zeros: none). */
 extern const char l2_invalidate_script[];
 
 #endif

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/lsn.h"
+
 /* Lifetimes as the L1 knows them: fresh, then stale, then grace, from
  * `created_ms` (wall clock: instances compare it). */
 typedef struct tier_lifetimes {
@@ -74,9 +76,12 @@ typedef struct cache_tier {
      * could not be sent — then cb is never called. */
     bool (*lookup)(void *conn, const char *site, const void *key, size_t key_len, tier_lookup_mode mode,
                    tier_lookup_cb cb, void *ctx);
-    /* Takes over rec. Fire and forget. */
+    /* Takes over rec. Fire and forget. read_lsn: the WAL position the
+     * value was read at on a replica (LSN_NONE: the primary, or SQLite);
+     * the tier refuses it if one of its tags was invalidated by a write
+     * past that position (core/lsn.h). */
     void (*store)(void *conn, const char *site, const void *key, size_t key_len, const char *token, tier_record *rec,
-                  uint64_t ttl_ms);
+                  uint64_t ttl_ms, lsn_t read_lsn);
     void (*release)(void *conn, const char *site, const void *key, size_t key_len, const char *token);
 } cache_tier;
 

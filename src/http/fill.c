@@ -307,7 +307,7 @@ static void tiers_pay(job *j)
         if (!d->owed || conn == NULL)
             continue;
         if (d->rec.data != NULL)
-            tiers[i].ops->store(conn, f->site, f->key, f->key_len, d->token, &d->rec, d->ttl_ms);
+            tiers[i].ops->store(conn, f->site, f->key, f->key_len, d->token, &d->rec, d->ttl_ms, f->read_lsn);
         else if (d->token[0] != '\0')
             tiers[i].ops->release(conn, f->site, f->key, f->key_len, d->token);
     }
@@ -470,11 +470,14 @@ void fill_returned(job *j)
 }
 
 /* Worker thread: the handler ran; value is its representation (taken
- * over) or NULL. The L1 first (fenced at the flight's epoch), then a
- * record for every tier that missed (fenced at its snapshot). */
-void fill_ran(job *j, const cache_value *value)
+ * over) or NULL, read at read_lsn (http_response.read_lsn). The L1 first
+ * (fenced at the flight's epoch), then a record for every tier that missed
+ * (fenced at its snapshot, and refused by a tier that knows a write past
+ * read_lsn). */
+void fill_ran(job *j, const cache_value *value, lsn_t read_lsn)
 {
     fill *f = &j->fill;
+    f->read_lsn = read_lsn;
     bool shared = value != NULL && !value->share_only;
     bool stored = false, recorded = false;
     if (f->flight != NULL)

@@ -77,6 +77,7 @@ typedef struct fill {
     rc_outcome outcome;   /* how entry came to be */
     size_t tier;          /* the tier being asked, or the next to ask */
     fill_debt debt[FILL_TIERS_MAX];
+    lsn_t read_lsn;           /* where the handler read: the tiers refuse a value read behind a write */
     uint64_t poll_until;      /* 0 until a tier first answers busy */
     h2o_timeout_entry_t poll; /* in the loop's l2_poll_timeout while waiting */
     uint32_t ns;

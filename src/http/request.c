@@ -371,10 +371,16 @@ static void job_handle(job *j, void *worker)
     uint64_t handler_us = (rc_now_ns() - started) / 1000;
     cache_value value;
     bool built = j->kind == JOB_FILL && rc_build(r->route, &r->res, handler_us, &value);
+    /* Read on a replica behind an invalidation this instance has heard of
+     * since the read began: the answer may go to this request and its
+     * waiters, which came before that invalidation reached here, but no
+     * tier keeps it. */
+    if (built && r->res.read_lsn != LSN_NONE && r->res.read_lsn < http_cache_lsn_floor())
+        value.share_only = true;
     if (pool != NULL)
         worker_pool_background(pool, false);
     if (j->kind == JOB_FILL)
-        fill_ran(j, built ? &value : NULL);
+        fill_ran(j, built ? &value : NULL, r->res.read_lsn);
 }
 
 /* Worker thread. */

@@ -109,9 +109,28 @@ static uint64_t wall_ms(void)
 
 /* ---- other instances' invalidations (subscriber thread) ------------------------ */
 
-static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, size_t len)
+/* The highest commit position of an invalidation made or received here
+ * (http_cache_lsn_floor). Only grows. */
+static _Atomic lsn_t lsn_floor;
+
+static void lsn_floor_raise(lsn_t lsn)
+{
+    lsn_t seen = atomic_load_explicit(&lsn_floor, memory_order_relaxed);
+    while (lsn > seen && !atomic_compare_exchange_weak(&lsn_floor, &seen, lsn))
+        ;
+}
+
+lsn_t http_cache_lsn_floor(void)
+{
+    return atomic_load_explicit(&lsn_floor, memory_order_acquire);
+}
+
+/* The floor rises before the entries go: a fill that starts once they are
+ * gone already reads at or past the write. */
+static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, size_t len, lsn_t lsn)
 {
     (void)ctx;
+    lsn_floor_raise(lsn);
     char tag[512];
     if (!is_tag) {
         cache_invalidate_key(rc.cache, name, len);
@@ -949,22 +968,6 @@ static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns,
     return index >= 0 ? target_route_key(target, index, &caps, key, ns, site) : 0;
 }
 
-/* The highest commit position of an invalidation made or received here
- * (http_cache_lsn_floor). Only grows. */
-static _Atomic lsn_t lsn_floor;
-
-static void lsn_floor_raise(lsn_t lsn)
-{
-    lsn_t seen = atomic_load_explicit(&lsn_floor, memory_order_relaxed);
-    while (lsn > seen && !atomic_compare_exchange_weak(&lsn_floor, &seen, lsn))
-        ;
-}
-
-lsn_t http_cache_lsn_floor(void)
-{
-    return atomic_load_explicit(&lsn_floor, memory_order_acquire);
-}
-
 size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
 {
     if (rc.cache == NULL)
@@ -980,7 +983,7 @@ size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
             memcpy(site, tag, (size_t)(colon - tag));
             site[colon - tag] = '\0';
         }
-        published_seq = cache_bus_publish(rc.bus, site, true, tag, strlen(tag));
+        published_seq = cache_bus_publish(rc.bus, site, true, tag, strlen(tag), lsn);
     }
     return removed;
 }
@@ -995,7 +998,7 @@ bool http_cache_invalidate_target(const char *target, lsn_t lsn)
     lsn_floor_raise(lsn);
     bool removed = cache_invalidate_key(rc.cache, key, len);
     if (rc.bus != NULL)
-        published_seq = cache_bus_publish(rc.bus, site, false, key, len);
+        published_seq = cache_bus_publish(rc.bus, site, false, key, len, lsn);
     return removed;
 }
 

@@ -219,7 +219,7 @@ void fill_alone(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_i
  * worker: the handler ran (value: its representation, taken over, or
  * NULL); any thread: still wanted by a waiter; ends the flight empty. */
 void fill_returned(job *j);
-void fill_ran(job *j, const cache_value *value);
+void fill_ran(job *j, const cache_value *value, lsn_t read_lsn);
 bool fill_has_waiters(const job *j);
 void fill_abandon(job *j);
 void fill_free(job *j);
