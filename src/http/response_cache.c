@@ -1058,8 +1058,11 @@ json_t *http_cache_stats(const char *site)
     if (ns != CACHE_MAX_NAMESPACES)
         cache_get_stats(rc.cache, ns, &mine);
     cache_get_stats(rc.cache, UINT32_MAX, &all);
-    json_t *stats = json_pack("{s:b, s:I, s:o, s:o}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache),
-                              "site", stats_json(&mine), "all_sites", stats_json(&all));
+    char floor[LSN_TEXT_MAX];
+    lsn_format(http_cache_lsn_floor(), floor);
+    json_t *stats =
+        json_pack("{s:b, s:I, s:o, s:o, s:s}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache), "site",
+                  stats_json(&mine), "all_sites", stats_json(&all), "lsn_floor", floor);
     if (rc.bus != NULL) {
         cache_bus_stats b;
         cache_bus_get_stats(rc.bus, &b);
