@@ -159,8 +159,15 @@ $(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cach
 	@echo "  LD tsan $@"
 	@$(CC) $(BASE_CFLAGS) $(SANITY) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c src/core/sanity.c $(PKG_LIBS) -lcmocka
 
-tsan: $(TSAN_DIR)/test_cache
+# The log's writer thread and the threads that hand it lines.
+$(TSAN_DIR)/test_log_writer: tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c src/core/log.h build/.deps-test
+	@mkdir -p $(@D)
+	@echo "  LD tsan $@"
+	@$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread -o $@ tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c -lcmocka -lpthread
+
+tsan: $(TSAN_DIR)/test_cache $(TSAN_DIR)/test_log_writer
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_cache
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_log_writer
 
 run: build/strata
 	@scripts/run.sh "$(DB)" "$(LISTEN)"
@@ -170,7 +177,7 @@ unit: $(UNIT_BIN)
 
 # build/strata too: the head-flood test measures the release binary against
 # the issue's memory figures (tests/system/test_hostile_connections.py).
-test: build/.deps-test build/strata $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache $(FUZZ_BIN)
+test: build/.deps-test build/strata $(ASAN_DIR)/strata $(UNIT_BIN) $(TSAN_DIR)/test_cache $(TSAN_DIR)/test_log_writer $(FUZZ_BIN)
 	@tests/run.sh
 
 # Loopback load benches, each bounded in time (see docs/benchmarks.md).

@@ -1,10 +1,16 @@
 /*
  * log.h — structured logging: one JSON object per line on stderr.
  *
- * A line is built field by field in a fixed buffer on the caller's stack and
- * written with one write(2), so lines from different threads never
- * interleave and logging never allocates. The level threshold is a global
- * read without a lock (an int; SIGHUP may change it).
+ * A line is built field by field in a fixed buffer on the caller's stack,
+ * so logging a line never allocates, and is written whole, so lines from
+ * different threads never interleave (log_writer.c). The level threshold
+ * is a global read without a lock (an int; SIGHUP may change it).
+ *
+ * Serving never waits for the log: once log_writer_start has run, the
+ * access log's lines (log_end_buffered) are batched per thread and written
+ * by a writer thread, and other lines are written at once only when the
+ * sink can take them without waiting; a sink too slow for the lines is
+ * met by dropping them, counted (log_writer_stats), never by a stall.
  *
  *     log_line line;
  *     log_begin(&line, LOG_INFO, "request");
@@ -37,6 +43,22 @@ void log_str(log_line *line, const char *key, const char *value);
 void log_strn(log_line *line, const char *key, const char *value, size_t len);
 void log_int(log_line *line, const char *key, int64_t value);
 void log_end(log_line *line);
+/* For the access log: the line joins this thread's buffer (written within
+ * the writer's flush interval); log_end writes at once when it can. */
+void log_end_buffered(log_line *line);
+
+/* The writer thread (log_writer.c): lines buffered per thread are written
+ * when a thread's 64 KB buffer fills or its oldest line is flush_ms old; at
+ * most queue_bytes wait for the sink, beyond that lines are dropped.
+ * Before start and after stop, every line is written directly (blocking).
+ * Stop writes what is buffered (waiting at most about a second for a stalled
+ * sink) and ends the thread; call it once no other thread logs. */
+int log_writer_start(int flush_ms, size_t queue_bytes);
+void log_writer_stop(void);
+/* Lines written by the writer or directly while it ran, and lines dropped. */
+void log_writer_stats(uint64_t *written, uint64_t *dropped);
+/* log_end's and log_end_buffered's way out (log_writer.c). */
+void log_write_line(const char *line, size_t len, bool buffered);
 
 /* One-call forms for events with at most one string field. */
 void log_event(log_level level, const char *msg);

@@ -132,7 +132,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     ssize_t id = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     if (id >= 0)
         log_strn(&line, "request_id", req->res.headers.entries[id].value.base, req->res.headers.entries[id].value.len);
-    log_end(&line);
+    log_end_buffered(&line);
 }
 
 void filters_register(h2o_pathconf_t *pathconf)
