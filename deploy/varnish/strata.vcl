@@ -30,8 +30,9 @@ import xkey;
 # catches a stopped nginx; a first byte may wait for a cache fill (strata's
 # own queue deadline is 1 s, a slow PostgreSQL query a few seconds), so 15 s.
 backend nginx {
-    .host = "127.0.0.1";
-    .port = "8000";
+    # host:port in one string (Varnish accepts it), so that the deploy/
+    # convention's literal 127.0.0.1:8000 is what tools rewrite.
+    .host = "127.0.0.1:8000";
     .connect_timeout = 1s;
     .first_byte_timeout = 15s;
     .between_bytes_timeout = 10s;
@@ -112,6 +113,10 @@ sub vcl_recv {
     # only the stale-while-revalidate part may be served; vcl_hit enforces
     # the per-object limit. With the backend sick (probe) or after a failed
     # fetch (vcl_synth), the whole grace is usable: stale-if-error.
+    # req.grace survives a restart, so every branch sets it: 0s makes a
+    # lookup ignore stale objects, a year leaves each object's own grace
+    # (the lookup takes the smaller of the two) in force.
+    set req.grace = 365d;
     if (req.http.X-Strata-Stale-If-Error && req.restarts > 0) {
         set req.http.X-Strata-Grace = "full";
     } elsif (!std.healthy(req.backend_hint)) {
