@@ -260,3 +260,80 @@ def varnish_state(resp):
         if part.startswith("varnish;"):
             return part[len("varnish;"):].strip()
     return None
+
+
+# ---- the whole stage 3 on loopback ----------------------------------------------
+
+class Stack:
+    """PostgreSQL (a cluster of its own), Redis, `instances` strata serving
+    one database, nginx (deploy/nginx/strata.conf) in front of them and
+    Varnish (deploy/varnish/strata.vcl) in front of nginx, every strata's
+    purge job pointed at Varnish. stop() stops exactly what start() started,
+    by PID, whatever failed on the way."""
+
+    def __init__(self, binary, directory, *, instances=3, strata_args=()):
+        self.binary = binary
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.count = instances
+        self.strata_args = list(strata_args)
+        self.pg = self.redis = self.nginx = self.varnish = None
+        self.deployment = None
+        self.servers = []
+
+    def start(self):
+        from pg_support import PostgresCluster
+        from redis_support import Redis
+        from strata_support import Deployment, Server, run_ok
+        try:
+            self.pg = PostgresCluster().start()
+            url = self.pg.url
+            run_ok(self.binary, "migrate", "--db", url)
+            run_ok(self.binary, "seed", "--db", url, "--items", 40)
+            tokens = {}
+            for role in ("read", "write", "admin"):
+                tokens[role] = run_ok(self.binary, "token", "create", "--site", "main", "--role", role,
+                                      "--name", role, "--db", url).stdout.strip()
+            self.deployment = Deployment(self.binary, self.dir, url, tokens)
+            self.redis = Redis(self.dir).start()
+            varnish_port = free_port()
+            args = ["--redis", self.redis.url, "--cdn-purge-url", f"http://{HOST}:{varnish_port}/",
+                    # Every test reader is 127.0.0.1: one "client" to the
+                    # per-address and per-token limits, which are off here.
+                    "--limits-client-rps", "0", "--limits-read-rps", "0", "--limits-write-rps", "0",
+                    "--limits-admin-rps", "0", "--workers", "4", *self.strata_args]
+            for n in range(self.count):
+                self.servers.append(Server(self.deployment, name=f"strata{n}", args=args))
+            for srv in self.servers:
+                srv.start(timeout=30)
+            self.nginx = Nginx(self.dir / "nginx", [s.port for s in self.servers]).start()
+            self.varnish = Varnish(self.dir / "varnish", self.nginx.port, port=varnish_port).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stops everything started; returns the strata exit codes that were
+        not 0 after SIGTERM (a killed instance is not counted)."""
+        problems = []
+        for part in (self.varnish, self.nginx):
+            if part is not None:
+                part.stop()
+        for srv in self.servers:
+            if srv.alive():
+                rc = srv.stop(15)
+                if rc != 0:
+                    problems.append(f"{srv.name}: exit {rc} after SIGTERM\n{srv.tail(10)}")
+            else:
+                srv.close_clients()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.pg is not None:
+            self.pg.stop()
+        self.varnish = self.nginx = self.redis = self.pg = None
+        return problems
+
+    @property
+    def tokens(self):
+        return self.deployment.tokens
