@@ -158,6 +158,10 @@ def test_postgresql_stopped_for_10s_reads_answer_and_writes_503_then_succeed(sta
     cached = [f"/v1/main/content/{i['id']}" for i in items] + ["/v1/main/content?limit=10"]
     for p in cached:
         edge.get(p)
+    # In every instance's L1 too, for the reads that go to nginx directly.
+    for srv in stack.servers:
+        for p in cached:
+            assert srv.client().get(p).status == 200
     metrics_of = stack.servers[0]
     assert "strata_jobs{" in Client(metrics_of.port).get("/metrics").text
     reads, writes = [], []
@@ -185,8 +189,28 @@ def test_postgresql_stopped_for_10s_reads_answer_and_writes_503_then_succeed(sta
             i += 1
             time.sleep(0.05)
 
+    def read_nginx():
+        """Through nginx alone (what Varnish asks on a miss): a copy strata
+        holds is answered 200; a miss it cannot fill is strata's own 503 —
+        never nginx's 502 "no live upstreams" from instances marked down
+        for answering 503 (why deploy/nginx/strata.conf does not retry
+        http_503)."""
+        c = Client(stack.nginx.port, timeout=15)
+        i = 0
+        while not stopping.is_set() and i < 4000:
+            path = cached[i % len(cached)] if i % 2 else f"/v1/main/content?type={uniq('miss')}"
+            try:
+                r = c.get(path)
+                nginx_reads.append((time.monotonic(), path, r.status, r))
+            except Exception as e:
+                nginx_reads.append((time.monotonic(), path, repr(e), None))
+            i += 1
+            time.sleep(0.01)
+
+    nginx_reads = []
     threads = [threading.Thread(target=read, daemon=True) for _ in range(2)]
     threads.append(threading.Thread(target=write, daemon=True))
+    threads.append(threading.Thread(target=read_nginx, daemon=True))
     for t in threads:
         t.start()
     try:
@@ -211,6 +235,15 @@ def test_postgresql_stopped_for_10s_reads_answer_and_writes_503_then_succeed(sta
           f"{len(during)} writes while down ({sorted({r.status for r in during})}), "
           f"{sum(1 for t, r in writes if t > up_at and r.status == 201)} succeeded after")
     assert not failed_reads, f"{len(failed_reads)} cached reads failed: {failed_reads[:5]}"
+    held = [(p, s) for t, p, s, _ in nginx_reads if "type=" not in p and s != 200]
+    misses_down = [(s, r) for t, p, s, r in nginx_reads if "type=" in p and down_at + 1.0 < t < up_at]
+    print(f"through nginx alone: {len(nginx_reads)} reads, {len(held)} of strata's cached ones not 200, "
+          f"{len(misses_down)} misses while down ({sorted({str(s) for s, _ in misses_down})})")
+    assert not held, f"{len(held)} reads strata holds failed through nginx: {held[:5]}"
+    assert misses_down, "no miss was tried through nginx while PostgreSQL was down"
+    for status, r in misses_down:
+        assert r is not None, status
+        assert_problem(r, 503)
     assert during, "no write was tried while PostgreSQL was down"
     for r in during:
         p = assert_problem(r, 503)
