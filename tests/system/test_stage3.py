@@ -22,9 +22,13 @@ import pytest
 from edge_support import NGINX, VARNISHD, Stack, needs_nginx, needs_varnish, varnish_state
 from pg_support import needs_postgres
 from redis_support import needs_redis
-from strata_support import Client, assert_problem, publish_title, uniq
+from strata_support import DB_BACKEND, Client, assert_problem, publish_title, uniq
 
-pytestmark = [needs_varnish, needs_nginx, needs_postgres, needs_redis]
+# The stack brings its own PostgreSQL cluster whatever the suite's backend:
+# run once, in the default pass, not again in tests/run.sh's PostgreSQL pass.
+once = pytest.mark.skipif(DB_BACKEND == "postgres",
+                          reason="runs its own PostgreSQL cluster: already run in the suite's default pass")
+pytestmark = [needs_varnish, needs_nginx, needs_postgres, needs_redis, once]
 
 ROUNDS = 200
 VISIBLE_BOUND_S = 0.100  # the issue's bound on a publish reaching a Varnish reader (p99)
@@ -50,7 +54,7 @@ def test_a_publish_on_any_instance_reaches_a_varnish_reader_within_100ms(stack):
     item = edge.get("/v1/main/content?limit=1").json["items"][0]["id"]
     path = f"/v1/main/content/{item}"
     writers = [s.client(token=stack.tokens["write"]) for s in stack.servers]
-    latencies, cached_before, stuck = [], 0, []
+    latencies, cached_before, stuck, slow = [], 0, [], []
     for n in range(ROUNDS):
         # Cached at the edge first, so the round measures the purge, not a miss.
         before = edge.get(path)
@@ -59,25 +63,41 @@ def test_a_publish_on_any_instance_reaches_a_varnish_reader_within_100ms(stack):
         title = f"round {n} " + uniq()
         publish_title(writers[n % len(writers)], item, title)
         published = time.monotonic()
-        seen = None
+        seen, polls = None, []
         while time.monotonic() - published < GIVE_UP_S:
             r = edge.get(path)
             if r.status == 200 and r.json["title"] == title:
                 seen = time.monotonic() - published
                 break
+            polls.append(varnish_state(r))
             time.sleep(0.002)
         if seen is None:
             stuck.append((n, r.json.get("title"), r.headers.get("cache-status")))
         else:
             latencies.append(seen)
+            if seen > VISIBLE_BOUND_S:
+                slow.append(slow_round(n, seen, polls))
     ms = [v * 1000 for v in latencies]
     print(f"\npublish → visible through Varnish, {len(ms)} rounds (instances in turn): "
           f"p50 {percentile(ms, 50):.1f} ms, p90 {percentile(ms, 90):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
           f"max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms; {cached_before} rounds began with a "
           f"Varnish hit; {len(stuck)} never visible within {GIVE_UP_S}s")
+    for line in slow[:10]:
+        print(line)
     assert not stuck, f"{len(stuck)} publishes never reached the edge (a stale copy stuck): {stuck[:5]}"
     assert cached_before >= ROUNDS * 0.95, f"only {cached_before} rounds measured a purge (the rest a miss)"
     assert percentile(ms, 99) <= VISIBLE_BOUND_S * 1000, f"p99 {percentile(ms, 99):.1f} ms"
+
+
+def slow_round(n, seen, polls):
+    """Where a slow round's time went, from what Varnish said meanwhile:
+    old copies still served as hits mean the purge had not arrived; old
+    copies fetched anew (fwd=miss) mean the purge came but an instance
+    still answered the old version (its L1 or the L2 not yet invalidated)."""
+    waiting = sum(1 for p in polls if p and p.startswith("hit"))
+    refilled = sum(1 for p in polls if p and not p.startswith("hit"))
+    return (f"  slow round {n}: {seen * 1000:.0f} ms; {waiting} polls saw the old copy still cached "
+            f"(purge not yet there), {refilled} saw an old copy fetched anew (an instance not yet invalidated)")
 
 
 class Readers:
