@@ -119,6 +119,7 @@ sub vcl_recv {
     set req.grace = 365d;
     if (req.http.X-Strata-Stale-If-Error && req.restarts > 0) {
         set req.http.X-Strata-Grace = "full";
+        set req.http.X-Strata-Stale-Only = "1";
     } elsif (!std.healthy(req.backend_hint)) {
         set req.http.X-Strata-Grace = "full";
     } elsif (req.http.X-Strata-Fetch && req.restarts > 0) {
@@ -130,6 +131,9 @@ sub vcl_recv {
     }
     unset req.http.X-Strata-Fetch;
     unset req.http.X-Strata-Stale-If-Error;
+    if (req.restarts == 0) {
+        unset req.http.X-Strata-Stale-Only;
+    }
     # Everything else: the built-in vcl_recv (GET/HEAD are looked up, other
     # methods pass, a Cookie passes — strata sets none).
 }
@@ -147,6 +151,11 @@ sub vcl_hit {
 }
 
 sub vcl_miss {
+    # The retry after a failed fetch is for a stale copy only: without one,
+    # answer at once instead of asking the failing backend a second time.
+    if (req.http.X-Strata-Stale-Only) {
+        return (synth(503, "Service Unavailable"));
+    }
     set req.http.X-Strata-Cache = "fwd=miss";
 }
 
@@ -158,6 +167,7 @@ sub vcl_backend_fetch {
     # Varnish-internal headers stay in Varnish.
     unset bereq.http.X-Strata-Grace;
     unset bereq.http.X-Strata-Cache;
+    unset bereq.http.X-Strata-Stale-Only;
 }
 
 sub vcl_backend_response {
@@ -224,7 +234,9 @@ sub vcl_backend_error {
 sub vcl_synth {
     # A foreground fetch failed (or was abandoned above): once, look the
     # object up again with its whole grace. If a stale copy is there it is
-    # served (stale-if-error); if not, this 503 is what the client gets.
+    # served (stale-if-error); if not, vcl_miss answers this 503 at once,
+    # and that is what the client gets. (strata's own 503 body is not kept:
+    # Varnish 7.1 cannot both abandon a response and deliver it.)
     if (resp.status == 503 && req.method != "PURGE" && req.restarts < 2
         && req.http.X-Strata-Grace != "full") {
         set req.http.X-Strata-Stale-If-Error = "1";
