@@ -60,6 +60,16 @@ acl purgers {
 }
 
 sub vcl_recv {
+    # X-Strata-* request headers are this file's own notes between its
+    # subroutines (they survive a restart); a client's are dropped.
+    if (req.restarts == 0) {
+        unset req.http.X-Strata-Grace;
+        unset req.http.X-Strata-Cache;
+        unset req.http.X-Strata-Fetch;
+        unset req.http.X-Strata-Stale-If-Error;
+        unset req.http.X-Strata-Stale-Only;
+    }
+
     # ---- purges, exactly as strata's purge job sends them ----------------
     # src/jobs/purge.c sends `<cdn.purge_method> <path of cdn.purge_url>`
     # with the keys space-separated in the header <cdn.purge_header> and no
@@ -131,9 +141,6 @@ sub vcl_recv {
     }
     unset req.http.X-Strata-Fetch;
     unset req.http.X-Strata-Stale-If-Error;
-    if (req.restarts == 0) {
-        unset req.http.X-Strata-Stale-Only;
-    }
     # Everything else: the built-in vcl_recv (GET/HEAD are looked up, other
     # methods pass, a Cookie passes — strata sets none).
 }

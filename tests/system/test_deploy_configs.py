@@ -89,6 +89,9 @@ def test_a_second_get_is_a_hit_and_a_token_passes(edge, fresh_deployment):
     for _ in range(2):
         r = c.get(f"/v1/main/content/{a}", token=token)
         assert r.status == 200 and varnish_state(r) == "fwd=bypass", r.headers
+    # The VCL's own notes cannot be forged by a client.
+    r = c.get(f"/v1/main/content/{a}", headers={"X-Strata-Cache": "forged", "X-Strata-Grace": "full"})
+    assert varnish_state(r) == "hit" and "forged" not in r.headers["cache-status"], r.headers
     # A read naming a write's position goes to strata, never to a cached copy.
     r = c.get(f"/v1/main/content/{a}", headers={"Strata-LSN": "0/1"})
     assert varnish_state(r) == "fwd=bypass", r.headers
