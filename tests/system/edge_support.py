@@ -160,7 +160,11 @@ class Nginx:
         self.log = open(self.dir / "stderr.log", "ab")
         self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc, "nginx")
+        try:
+            wait_port(self.port, self.proc, "nginx")
+        except BaseException:
+            self.stop()  # never leave a process behind a failed start
+            raise
         return self
 
     def stop(self):
@@ -205,7 +209,11 @@ class Varnish:
              # dedicated machine; a test needs a few.
              "-p", "thread_pools=1", "-p", "thread_pool_min=10"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc, "varnishd", timeout)
+        try:
+            wait_port(self.port, self.proc, "varnishd", timeout)
+        except BaseException:
+            self.stop()  # never leave a process behind a failed start
+            raise
         return self
 
     def stop(self):
