@@ -33,7 +33,9 @@
 # Other settings: STRATA_BIN (default build/strata, the release build),
 # STACK_PURGE_HEADER (the header strata's purges carry its keys in, default
 # Surrogate-Key: what deploy/varnish/strata.vcl reads), STACK_SEED_ITEMS
-# (300, as `make run`).
+# (300, as `make run`). Any STRATA_* variable in the environment reaches
+# the three instances (e.g. STRATA_LOG_LEVEL=debug); the replica's URL is
+# given to them as STRATA_DB_REPLICAS (db.replicas).
 #
 # As root, PostgreSQL runs as the `postgres` OS user (initdb refuses root),
 # as tests/pg_cluster.sh does; everything else runs as the caller. Every
