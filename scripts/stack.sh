@@ -69,7 +69,7 @@ die() {
   echo "stack.sh: $*" >&2
   exit 1
 }
-say() { echo "stack.sh: $*" >&2; }
+say() { echo "stack.sh: [${SECONDS}s] $*" >&2; }
 
 # ---- helpers -------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ pg_url() { echo "postgresql://strata:$(secret pg_password)@127.0.0.1:$1/strata";
 
 # psql as the superuser over the unix socket (trust) on the primary.
 pg_sql() {
-  as_pg "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$STACK_DIR/pg" -p "$PG_PORT" -U postgres -d postgres -c "$1"
+  as_pg timeout "$START_TIMEOUT" "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$STACK_DIR/pg" -p "$PG_PORT" -U postgres -d postgres -c "$1"
 }
 
 # ---- up ------------------------------------------------------------------------
@@ -256,9 +256,8 @@ pg_start() {
 }
 
 primary_up() {
-  local data=$STACK_DIR/pg/primary fresh=0
+  local data=$STACK_DIR/pg/primary
   if [ ! -f "$data/PG_VERSION" ]; then
-    fresh=1
     say "initdb: the primary in $data"
     as_pg "$PG_BIN/initdb" -D "$data" -U postgres -E UTF8 --locale=C --auth-local=trust \
       --auth-host=scram-sha-256 --no-sync >"$STACK_DIR/logs/initdb.log" 2>&1 ||
@@ -269,9 +268,13 @@ primary_up() {
   fi
   write_pg_conf "$data" "$PG_PORT"
   pg_start primary
-  if [ "$fresh" -eq 1 ]; then
-    pg_sql "CREATE ROLE strata LOGIN PASSWORD '$(secret pg_password)'" >/dev/null
-    pg_sql "CREATE DATABASE strata OWNER strata" >/dev/null
+  # each once, checked rather than assumed: an earlier up may have stopped
+  # between the two
+  if ! { [ "$(pg_sql "SELECT count(*) FROM pg_roles WHERE rolname = 'strata'")" = 1 ] ||
+    pg_sql "CREATE ROLE strata LOGIN PASSWORD '$(secret pg_password)'" >/dev/null; } ||
+    ! { [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'strata'")" = 1 ] ||
+      pg_sql "CREATE DATABASE strata OWNER strata" >/dev/null; }; then
+    die "creating the role and database strata on the primary failed (or took over ${START_TIMEOUT}s)"
   fi
 }
 
@@ -317,7 +320,15 @@ start_bg() {
   local part=$1 log=$2
   shift 2
   setsid "$@" >>"$log" 2>&1 </dev/null &
-  echo $! >"$(pid_file "$part")"
+  local pid=$! deadline=$((SECONDS + 10))
+  echo "$pid" >"$(pid_file "$part")"
+  # Until the fork has exec'd, /proc/PID/exe is bash's or setsid's (a
+  # window a loaded machine widens): wait for the program itself, so every
+  # later check of the PID is against what it runs.
+  until pid_is_part "$pid" "$part"; do
+    kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)) || return 0 # gone: wait_part says so
+    sleep 0.05
+  done
 }
 
 # wait_part PART CHECK... — waits for CHECK; fails with the log's tail if
@@ -326,7 +337,11 @@ wait_part() {
   local part=$1 log=$STACK_DIR/logs/$1.log deadline=$((SECONDS + START_TIMEOUT))
   shift
   until "$@" >/dev/null 2>&1; do
-    if ! part_running "$part" || ((SECONDS >= deadline)); then
+    if ! part_running "$part"; then
+      tail -n 20 "$log" >&2 2>/dev/null || true
+      die "$part exited before it answered on 127.0.0.1:$(port_of "$part") (log: $log)"
+    fi
+    if ((SECONDS >= deadline)); then
       tail -n 20 "$log" >&2 2>/dev/null || true
       die "$part did not answer on 127.0.0.1:$(port_of "$part") within ${START_TIMEOUT}s (log: $log)"
     fi
@@ -340,7 +355,7 @@ redis_up() {
   wait_part redis redis_ping
 }
 
-redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+redis_ping() { [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
 # The primary's URL in STRATA_DB rather than --db: a flag is visible to
 # every user in ps, and the URL carries the password. STRATA_DB_REPLICAS is
@@ -410,7 +425,7 @@ print_summary() {
   admin=$(secret admin_token)
   cat <<MSG
 
-  strata stage 3 is running (state in $STACK_DIR)
+  strata stage 3 is running, up in ${SECONDS}s (state in $STACK_DIR)
   Varnish:      $v/
   nginx:        http://127.0.0.1:$NGINX_PORT/
 MSG
