@@ -503,17 +503,23 @@ stop_part() {
     say "$part (pid $pid) did not stop within ${STOP_TIMEOUT}s: SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  # Gone from view only once reaped: its parent is init (setsid, pg_ctl),
-  # which may take a moment; a zombie holds no port and no file.
-  deadline=$((SECONDS + 3))
-  while [ -e "/proc/$pid" ] && ((SECONDS < deadline)); do sleep 0.05; done
   say "stopped $part (pid $pid)"
+  STOPPED+=("$pid")
   rm -f "$(pid_file "$part")"
 }
 
+# Each part has exited when stop_part returns (a zombie holds no port and no
+# file); it is gone from the process table once its parent, init (setsid,
+# pg_ctl), reaps it, which here can take a second or two: waited for once,
+# for all of them, at the end.
 stop_parts() {
-  local i
+  local i pid deadline
+  STOPPED=()
   for ((i = ${#PARTS[@]} - 1; i >= 0; i--)); do stop_part "${PARTS[$i]}"; done
+  deadline=$((SECONDS + 5))
+  for pid in "${STOPPED[@]}"; do
+    while [ -e "/proc/$pid" ] && ((SECONDS < deadline)); do sleep 0.05; done
+  done
 }
 
 cmd_down() {
