@@ -256,7 +256,10 @@ replica_xacts() {
 
 # (4) a miss from the replica, once this build has db.replicas
 REPLICA_NOTE="" REPLICA_DB_US=-
-if "$STRATA" --help 2>&1 | grep -q -- '--db-replicas'; then
+# (the help captured whole: grep -q in a pipe would stop strata with
+# SIGPIPE, and pipefail would read that as "no")
+STRATA_HELP=$("$STRATA" --help 2>&1 || true)
+if [[ $STRATA_HELP == *--db-replicas* ]]; then
     STRATA_DB_REPLICAS=$REPLICA_URL extra miss_replica --cache false
     x0=$(replica_xacts)
     r0=$(bench_cpu_ticks "$REPLICA_PID" | cut -d' ' -f1)

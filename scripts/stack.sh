@@ -420,7 +420,9 @@ varnish_up() {
 }
 
 print_summary() {
-  local editor admin v=http://127.0.0.1:$VARNISH_PORT n
+  local editor admin v=http://127.0.0.1:$VARNISH_PORT n env=""
+  # status and down must find this directory again
+  [ "$STACK_DIR" = "$REPO/build/stack" ] || env="STACK_DIR=$STACK_DIR "
   editor=$(secret editor_token)
   admin=$(secret admin_token)
   cat <<MSG
@@ -442,8 +444,8 @@ MSG
   try:  curl -i $v/v1/main/content?limit=3
         curl -H "Authorization: Bearer $editor" -H 'Content-Type: application/json' \\
              -d '{"type":"post","slug":"hello","title":"Hello"}' $v/v1/main/content
-        scripts/stack.sh status
-        scripts/stack.sh down
+        ${env}scripts/stack.sh status
+        ${env}scripts/stack.sh down
 
 MSG
 }
