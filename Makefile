@@ -5,6 +5,7 @@
 #   make test           install what is missing, build under ASan+UBSan, run every test
 #   make unit           the cmocka unit tests only
 #   make bench          the benchmarks under bench/ (a few minutes)
+#   make stack          SPEC's stage 3 on loopback (scripts/stack.sh up; README.md)
 #   make tsan           the cache engine's tests under ThreadSanitizer
 #   make fuzz           every libFuzzer harness for FUZZ_SECONDS (default 60) each
 #
@@ -30,7 +31,7 @@ SANITY := -DSTRATA_SANITY
 REL_DIR := build/obj
 ASAN_DIR := build/asan
 
-.PHONY: all build run test unit tsan fuzz bench clean deps-run deps-test format format-check
+.PHONY: all build run test unit tsan fuzz bench stack clean deps-run deps-test format format-check
 
 all: build
 build: build/strata
@@ -172,6 +173,12 @@ tsan: $(TSAN_DIR)/test_cache $(TSAN_DIR)/test_log_writer
 run: build/strata
 	@scripts/run.sh "$(DB)" "$(LISTEN)"
 
+# Stage 3 (PostgreSQL primary + replica, Redis, three instances, nginx,
+# Varnish) on loopback, in build/stack; `scripts/stack.sh status|down`.
+stack: build/strata
+	@scripts/deps.sh stack
+	@scripts/stack.sh up
+
 unit: $(UNIT_BIN)
 	@tests/run.sh --unit-only
 
@@ -191,6 +198,8 @@ bench: build/strata
 	@bench/monitoring.sh
 	@bench/overload.sh
 	@bench/pg.sh
+	@scripts/deps.sh stack
+	@bench/stack.sh
 
 # Style is .clang-format, applied by Debian's clang-format (14) to every C
 # file under src/ and tests/unit/. `make format` rewrites them; `make

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh — install the Debian packages a make target needs, and only those
-# that are missing. Usage: scripts/deps.sh run|test|bench|format
+# that are missing. Usage: scripts/deps.sh run|test|bench|format|stack
 #
 # As root it runs apt-get itself; otherwise it prints the exact command and
 # fails, so nothing is ever half-installed behind the user's back.
@@ -18,13 +18,17 @@ run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev li
 test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2 postgresql-15 python3-psycopg2 clang-format varnish varnish-modules nginx-light)
 bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev postgresql-15)
 format_pkgs=(clang-format)
+# stack: scripts/stack.sh (`make stack`), SPEC's stage 3 on loopback;
+# varnish-modules brings the xkey vmod deploy/varnish/strata.vcl imports.
+stack_pkgs=("${run_pkgs[@]}" varnish varnish-modules nginx-light postgresql-15 redis-server redis-tools curl)
 
 case "${1:-}" in
   run) wanted=("${run_pkgs[@]}") ;;
   test) wanted=("${test_pkgs[@]}") ;;
   bench) wanted=("${bench_pkgs[@]}") ;;
   format) wanted=("${format_pkgs[@]}") ;;
-  *) echo "usage: $0 run|test|bench|format" >&2; exit 2 ;;
+  stack) wanted=("${stack_pkgs[@]}") ;;
+  *) echo "usage: $0 run|test|bench|format|stack" >&2; exit 2 ;;
 esac
 
 missing=()
