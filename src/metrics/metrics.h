@@ -159,6 +159,7 @@ typedef struct metrics_sources {
     json_t *(*sites)(void *worker);           /* [{"name":…}…], every site of the database */
     json_t *(*cache_stats)(const char *site); /* {"enabled",…,"l1":{…}} ("": every site) */
     json_t *(*jobs_stats)(void *worker);      /* the job queue's figures */
+    json_t *(*replicas)(void);                /* {"reads":{…},"replicas":[…]} (store/replicas.h) */
 } metrics_sources;
 /* Before the server starts; sources is copied. */
 void metrics_set_sources(const metrics_sources *sources);
