@@ -530,7 +530,6 @@ static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), vo
     if (status == STORE_OK) {
         transaction_sane(st, AT_COMMIT);
         status = control_run(st, "COMMIT", st->driver->commit, "committing");
-        st->commit_lsn_due = st->commit_lsn_due || status == STORE_OK;
     }
     if (status != STORE_OK)
         st->driver->rollback(st->conn); /* never fails: the first failure is what the caller hears of */
@@ -653,17 +652,19 @@ int store_ping(store_t *st)
 
 /* ---- commit positions ----------------------------------------------------- */
 
-/* Asked after the commit, not inside it: any position read once COMMIT
- * has returned is at or past the commit record, so reading it later (after
- * the handler's other statements) only asks a replica for a few bytes
- * more, and the writes nobody asks about (jobs, view counts) pay nothing.
- * A failure (the connection broke right after COMMIT) answers LSN_NONE and
- * is logged: the write is committed, but its response cannot name where. */
+/* Read when asked, after the commit, not inside it: any insert position
+ * read once COMMIT has returned is at or past the commit record, whether
+ * the write ran in db_transact or as one statement on its own, so reading
+ * it later (after the handler's other statements) only asks a replica for
+ * a few bytes more, and the writes nobody asks about (jobs, view counts)
+ * pay nothing. A failure (the connection broke right after COMMIT)
+ * answers LSN_NONE and is logged: the write is committed, but its response
+ * cannot name where. */
 lsn_t store_commit_lsn(store_t *st)
 {
     const char *sql = st->driver->fragments[DB_SQL_COMMIT_POSITION];
-    if (!st->commit_lsn_due || sql == NULL)
-        return st->commit_lsn;
+    if (sql == NULL)
+        return LSN_NONE;
     char kept[sizeof st->errmsg];
     memcpy(kept, st->errmsg, sizeof kept);
     db_query q;
@@ -674,13 +675,8 @@ lsn_t store_commit_lsn(store_t *st)
             lsn = LSN_NONE;
     }
     int status = db_query_end(&q, "reading the commit position");
-    if (status != STORE_OK || lsn == LSN_NONE) {
+    if (status != STORE_OK || lsn == LSN_NONE)
         log_event_str(LOG_WARN, "the commit position could not be read", "error", st->errmsg);
-        memcpy(st->errmsg, kept, sizeof kept);
-        return LSN_NONE;
-    }
     memcpy(st->errmsg, kept, sizeof kept);
-    st->commit_lsn = lsn;
-    st->commit_lsn_due = false;
-    return lsn;
+    return status == STORE_OK ? lsn : LSN_NONE;
 }

@@ -250,9 +250,9 @@ int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int ite
 
 /* ---- WAL positions and replicas (db.c, replicas.c) ----------------------- */
 
-/* The WAL position after this connection's last commit (PostgreSQL's
- * insert position, read once per commit on first demand: one round trip);
- * LSN_NONE on SQLite, before any commit, or when it could not be read. */
+/* A WAL position at or past this connection's last commit (PostgreSQL's
+ * insert position, read when asked: one round trip; call it once per
+ * write, after it); LSN_NONE on SQLite or when it could not be read. */
 lsn_t store_commit_lsn(store_t *st);
 /* Where a read that must see at_least (LSN_NONE: anything) goes: a usable
  * replica (store/replicas.h: up, not lagging past db.replica_max_lag_ms)

@@ -59,11 +59,6 @@ struct store {
     /* versions.c's zstd contexts, made on first use, reused for the life of
      * the connection. */
     version_codec *codec;
-    /* The WAL position after this connection's last commit
-     * (store_commit_lsn), asked for only when a caller wants it: a commit
-     * sets commit_lsn_due, and the next store_commit_lsn reads it. */
-    lsn_t commit_lsn;
-    bool commit_lsn_due;
     /* A worker's connections to the replicas (replicas.c), opened on
      * first use, by index in db.replicas; replica_index is this
      * connection's own index when it is one (-1: the primary). */

@@ -66,12 +66,27 @@ def delayed(primary, deployment):
     replica.stop()
 
 
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def stop_servers():
+    """Every server a test started is stopped when it ends, passed or not."""
+    yield
+    while STARTED:
+        server = STARTED.pop()
+        if server.alive():
+            server.stop()
+
+
 def serve(deployment, replicas, *extra):
     """A server reading from replicas. Without the cache: warming (at start
     and by the job) would read too, and the tests count reads."""
     args = ["--db-replicas", ",".join(r.url for r in replicas), "--workers", "4", "--threads", "1", "--cache",
             "false", *extra]
-    return deployment.server(args=args).start(timeout=30)
+    server = deployment.server(args=args)
+    STARTED.append(server)
+    return server.start(timeout=30)
 
 
 def summary(client, token):
@@ -142,7 +157,7 @@ def test_read_your_writes_by_token_with_a_delayed_replica(deployment, delayed):
     assert stale == [], f"{len(stale)} stale reads of 200 (expected, got): {stale[:5]}"
     used = replica_reads(c, admin)[0] - before
     assert used >= 5, f"reads made after the replica had the write should go to it; {used} did"
-    server.stop()
+    server.assert_stops_cleanly()
 
 
 def test_read_your_writes_by_header_on_another_instance(deployment, delayed):
@@ -159,8 +174,8 @@ def test_read_your_writes_by_header_on_another_instance(deployment, delayed):
     assert replica_reads(r, admin)[0] - before >= 3, "reads carrying a replayed position should use the replica"
     bad = r.get(f"/v1/main/content/{item['id']}", headers={"Strata-LSN": "not-a-position"})
     assert bad.status == 400 and "Strata-LSN" in bad.json["detail"], bad
-    writer.stop()
-    reader.stop()
+    writer.assert_stops_cleanly()
+    reader.assert_stops_cleanly()
 
 
 def test_every_replica_is_checked(primary, deployment, delayed):
@@ -191,7 +206,7 @@ def test_every_replica_is_checked(primary, deployment, delayed):
         assert after[0] == before[0], "the delayed replica never had the write when it was read"
         assert after[1] - before[1] >= 10, f"the caught-up replica should serve: {before} → {after}"
         assert summary(c, admin)["replicas"][0]["usable"], "the delayed replica was a candidate throughout"
-        server.stop()
+        server.assert_stops_cleanly()
     finally:
         delayed.apply_delay(DELAY_MS)
         fresh.stop()
@@ -237,7 +252,7 @@ def test_stopped_replica_is_never_a_5xx(primary, deployment):
         assert not down["up"], f"a stopped replica is down: {down}"
         assert failures == [], f"{len(failures)} 5xx of {counts[0]} reads while the replica was stopped"
         assert replica_reads(c, admin)[0] > back, "the replica should be read again once it is back"
-        server.stop()
+        server.assert_stops_cleanly()
     finally:
         replica.stop()
 
@@ -265,7 +280,7 @@ def test_lag_in_metrics_and_summary(deployment, delayed):
     assert replicas[0]["index"] == 0 and replicas[0]["up"] and "/" in replicas[0]["replayed"]
     assert delayed.password not in replicas[0]["url"] and "***" in replicas[0]["url"]
     assert delayed.password not in scrape(c) and delayed.password not in server.log_text()
-    server.stop()
+    server.assert_stops_cleanly()
 
 
 def test_replica_lagging_past_the_limit_is_skipped(primary, deployment, delayed):
@@ -295,4 +310,4 @@ def test_replica_lagging_past_the_limit_is_skipped(primary, deployment, delayed)
     for _ in range(10):
         assert c.get("/v1/main/content?limit=3").status == 200
     assert replica_reads(c, admin)[0] > before, "a replica that caught up is read again"
-    server.stop()
+    server.assert_stops_cleanly()
