@@ -136,6 +136,7 @@ typedef struct strata_config {
     char budget_api_p95_routes[1024]; /* "PATTERN=MS,…" */
     double budget_error_rate;
     double budget_db_query_ms;
+    double budget_replica_lag_ms; /* the most lagging replica's lag, in ms */
     double budget_hit_ratio_min;
     int64_t budget_memory_mb;
     double budget_lcp_p75_ms;

@@ -150,7 +150,7 @@ static double num(const json_t *o, const char *key)
     return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
-static json_t *replicas_stats(void)
+json_t *metrics_replicas(void)
 {
     return sources.replicas != NULL ? sources.replicas() : NULL;
 }
@@ -441,7 +441,7 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     export_shed(&p);
     pthread_mutex_unlock(&export_lock);
     export_jobs(&p, worker);
-    json_t *replicas = replicas_stats();
+    json_t *replicas = metrics_replicas();
     if (replicas != NULL)
         export_replicas(&p, replicas);
     json_decref(replicas);
@@ -595,7 +595,7 @@ json_t *metrics_summary_json(void *worker)
                   "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
-    json_t *replicas = replicas_stats();
+    json_t *replicas = metrics_replicas();
     if (out != NULL && replicas != NULL) {
         json_object_set(out, "replicas", json_object_get(replicas, "replicas"));
         json_object_set(out, "db_reads", json_object_get(replicas, "reads"));

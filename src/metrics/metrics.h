@@ -163,6 +163,8 @@ typedef struct metrics_sources {
 } metrics_sources;
 /* Before the server starts; sources is copied. */
 void metrics_set_sources(const metrics_sources *sources);
+/* The replicas reader's answer (NULL without one): for the alerts' lag budget. */
+json_t *metrics_replicas(void);
 
 /* The Prometheus text exposition format 0.0.4 of everything above, the
  * cache, the job queue and memory. malloc'd; *len its length. NULL when out

@@ -311,3 +311,29 @@ def test_replica_lagging_past_the_limit_is_skipped(primary, deployment, delayed)
         assert c.get("/v1/main/content?limit=3").status == 200
     assert replica_reads(c, admin)[0] > before, "a replica that caught up is read again"
     server.assert_stops_cleanly()
+
+
+def test_replica_lag_budget_raises_and_clears(deployment, delayed):
+    """budget.replica_lag_ms: raised while writes keep the delayed replica
+    ~500 ms behind, cleared once it has caught up."""
+    server = serve(deployment, [delayed], "--budget-replica-lag-ms", "300", "--alerts-interval-ms", "100",
+                   "--alerts-raise-after", "3", "--alerts-clear-after", "5")
+    c = server.client()
+    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    item = create_item(c, token)
+    version = draft_version(c, token, item["id"])
+
+    def active():
+        resp = c.get("/v1/alerts", token=admin)
+        assert resp.status == 200, resp
+        return [a for a in resp.json["active"] if a["quantity"] == "replica_lag_ms"]
+
+    firing = []
+    deadline = time.monotonic() + 15
+    while not firing and time.monotonic() < deadline:
+        version, _ = save_title(c, token, item["id"], version)
+        time.sleep(0.05)
+        firing = active()
+    assert firing and firing[0]["value"] > 300 and firing[0]["budget"] == 300, firing
+    wait_until(lambda: active() == [], 15, "the replica_lag_ms alert to clear")
+    server.assert_stops_cleanly()
