@@ -20,6 +20,11 @@
  * only an unknown category's is negative. Their tags make the write that
  * ends them invalidate them: item:<id> for an id, and lists for a slug and
  * for list pages, both dropped by every item write (cache_tags.c).
+ *
+ * Where they read. After the token is known, api_route_read picks the
+ * database (positions.c): a replica that has replayed what this read must
+ * see, else the primary; a read that fails on a replica runs again on the
+ * primary (api_read_again), so a replica going away is never a 5xx.
  */
 #include <stdio.h>
 #include <string.h>
