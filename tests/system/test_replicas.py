@@ -14,6 +14,7 @@ version it made (ETag "vN"), and a read of the draft that answers an
 older one is stale.
 """
 
+import re
 import threading
 import time
 import urllib.parse
@@ -22,7 +23,7 @@ import pytest
 
 from metrics_support import parse_metrics, scrape, value
 from pg_support import PostgresCluster, needs_postgres
-from strata_support import Deployment, binary_path, create_item, etag_version, run_ok, uniq
+from strata_support import DB_BACKEND, Deployment, binary_path, create_item, etag_version, run_ok, uniq
 
 pytestmark = needs_postgres
 
@@ -43,7 +44,7 @@ def primary(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deployment(primary, tmp_path_factory):
+def primary_deployment(primary, tmp_path_factory):
     """A deployment on the primary's database, made before any replica is
     copied from it."""
     binary = binary_path()
@@ -58,7 +59,7 @@ def deployment(primary, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def delayed(primary, deployment):
+def delayed(primary, primary_deployment):
     """A replica applying each commit DELAY_MS late."""
     replica = primary.start_replica(DELAY_MS)
     replica.url = same_database(replica.url, primary.url)
@@ -79,12 +80,12 @@ def stop_servers():
             server.stop()
 
 
-def serve(deployment, replicas, *extra):
+def serve(primary_deployment, replicas, *extra):
     """A server reading from replicas. Without the cache: warming (at start
     and by the job) would read too, and the tests count reads."""
     args = ["--db-replicas", ",".join(r.url for r in replicas), "--workers", "4", "--threads", "1", "--cache",
             "false", *extra]
-    server = deployment.server(args=args)
+    server = primary_deployment.server(args=args)
     STARTED.append(server)
     return server.start(timeout=30)
 
@@ -145,12 +146,33 @@ def write_then_read(writer, reader, token, item_id, rounds, *, header, pause_eve
     return stale
 
 
-def test_read_your_writes_by_token_with_a_delayed_replica(deployment, delayed):
+def test_writes_answer_their_position_on_postgresql_only(server, tokens):
+    """The suite's own server (SQLite or PostgreSQL, no replicas): a write
+    answers Strata-LSN only on PostgreSQL; a malformed Strata-LSN on a
+    read is a 400 naming it on either."""
+    c = server.client()
+    resp = c.post("/v1/main/content", json={"type": uniq("ty"), "slug": uniq("s"), "title": "T"},
+                  token=tokens["write"])
+    assert resp.status == 201, resp
+    lsn = resp.headers.get("strata-lsn")
+    if DB_BACKEND == "sqlite":
+        assert lsn is None, lsn
+    else:
+        assert lsn and re.fullmatch(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}", lsn), lsn
+    item_id = resp.json["id"]
+    ok = c.get(f"/v1/main/content/{item_id}/draft", token=tokens["write"], headers={"Strata-LSN": "0/1"})
+    assert ok.status == 200, ok
+    for bad in ("0/", "x/1", "0/123456789", "1"):
+        resp = c.get("/v1/main/content?limit=1", headers={"Strata-LSN": bad})
+        assert resp.status == 400 and resp.json["code"] == "bad_header" and "Strata-LSN" in resp.json["detail"], resp
+
+
+def test_read_your_writes_by_token_with_a_delayed_replica(primary_deployment, delayed):
     """(a) 200 rounds of write-then-read by one token: never stale, and
     the reads that came after the replica had the write went to it."""
-    server = serve(deployment, [delayed])
+    server = serve(primary_deployment, [delayed])
     c = server.client()
-    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
     item = create_item(c, token)
     before = replica_reads(c, admin)[0]
     stale = write_then_read(c, c, token, item["id"], 200, header=False)
@@ -160,13 +182,13 @@ def test_read_your_writes_by_token_with_a_delayed_replica(deployment, delayed):
     server.assert_stops_cleanly()
 
 
-def test_read_your_writes_by_header_on_another_instance(deployment, delayed):
+def test_read_your_writes_by_header_on_another_instance(primary_deployment, delayed):
     """(b) the position travels only in the Strata-LSN header, to a second
     instance that has no memory of the token's writes."""
-    writer = serve(deployment, [delayed])
-    reader = serve(deployment, [delayed])
+    writer = serve(primary_deployment, [delayed])
+    reader = serve(primary_deployment, [delayed])
     w, r = writer.client(), reader.client()
-    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
     item = create_item(w, token)
     before = replica_reads(r, admin)[0]
     stale = write_then_read(w, r, token, item["id"], 100, header=True)
@@ -178,7 +200,7 @@ def test_read_your_writes_by_header_on_another_instance(deployment, delayed):
     reader.assert_stops_cleanly()
 
 
-def test_every_replica_is_checked(primary, deployment, delayed):
+def test_every_replica_is_checked(primary, primary_deployment, delayed):
     """(c) one replica caught up, one 2 s behind (and usable: the lag limit
     is raised): a read that must see a write never lands on the one
     lacking it, whichever the rotation tries first; the caught-up one
@@ -187,9 +209,9 @@ def test_every_replica_is_checked(primary, deployment, delayed):
     fresh.url = same_database(fresh.url, primary.url)
     delayed.apply_delay(2000)
     try:
-        server = serve(deployment, [delayed, fresh], "--db-replica-max-lag-ms", "10000")
+        server = serve(primary_deployment, [delayed, fresh], "--db-replica-max-lag-ms", "10000")
         c = server.client()
-        token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+        token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
         item = create_item(c, token)
         version = draft_version(c, token, item["id"])
         before = replica_reads(c, admin)
@@ -212,15 +234,15 @@ def test_every_replica_is_checked(primary, deployment, delayed):
         fresh.stop()
 
 
-def test_stopped_replica_is_never_a_5xx(primary, deployment):
+def test_stopped_replica_is_never_a_5xx(primary, primary_deployment):
     """(d) a replica stopped under a read load (public and token reads):
     no 5xx, the primary answers, and the replica is used again once it is
     back."""
     replica = primary.start_replica(0)
     replica.url = same_database(replica.url, primary.url)
     try:
-        server = serve(deployment, [replica])
-        token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+        server = serve(primary_deployment, [replica])
+        token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
         c = server.client()
         item = create_item(c, token)
         failures, counts, stop = [], [0], threading.Event()
@@ -257,12 +279,12 @@ def test_stopped_replica_is_never_a_5xx(primary, deployment):
         replica.stop()
 
 
-def test_lag_in_metrics_and_summary(deployment, delayed):
+def test_lag_in_metrics_and_summary(primary_deployment, delayed):
     """(e) the delayed replica's lag under writes, in /metrics and the
     JSON summary (its URL without the password)."""
-    server = serve(deployment, [delayed])
+    server = serve(primary_deployment, [delayed])
     c = server.client()
-    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
     item = create_item(c, token)
     version = draft_version(c, token, item["id"])
     lag_bytes = lag_seconds = 0.0
@@ -283,13 +305,13 @@ def test_lag_in_metrics_and_summary(deployment, delayed):
     server.assert_stops_cleanly()
 
 
-def test_replica_lagging_past_the_limit_is_skipped(primary, deployment, delayed):
+def test_replica_lagging_past_the_limit_is_skipped(primary, primary_deployment, delayed):
     """(f) with db.replica_max_lag_ms below the replica's apply delay, a
     replica kept behind by writes is not read (reads that need no
     position included); once writes stop and it catches up it is read."""
-    server = serve(deployment, [delayed], "--db-replica-max-lag-ms", "200")
+    server = serve(primary_deployment, [delayed], "--db-replica-max-lag-ms", "200")
     c = server.client()
-    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
     item = create_item(c, token)  # a draft: its saves invalidate nothing public
     version = draft_version(c, token, item["id"])
     warm_until = time.monotonic() + 1.0
@@ -313,13 +335,13 @@ def test_replica_lagging_past_the_limit_is_skipped(primary, deployment, delayed)
     server.assert_stops_cleanly()
 
 
-def test_replica_lag_budget_raises_and_clears(deployment, delayed):
+def test_replica_lag_budget_raises_and_clears(primary_deployment, delayed):
     """budget.replica_lag_ms: raised while writes keep the delayed replica
     ~500 ms behind, cleared once it has caught up."""
-    server = serve(deployment, [delayed], "--budget-replica-lag-ms", "300", "--alerts-interval-ms", "100",
+    server = serve(primary_deployment, [delayed], "--budget-replica-lag-ms", "300", "--alerts-interval-ms", "100",
                    "--alerts-raise-after", "3", "--alerts-clear-after", "5")
     c = server.client()
-    token, admin = deployment.tokens["write"], deployment.tokens["admin"]
+    token, admin = primary_deployment.tokens["write"], primary_deployment.tokens["admin"]
     item = create_item(c, token)
     version = draft_version(c, token, item["id"])
 
