@@ -262,8 +262,11 @@ def test_stopped_replica_is_never_a_5xx(primary, primary_deployment):
             t.start()
         time.sleep(1.0)
         replica.stop_server()
-        time.sleep(1.5)
-        down = summary(c, admin)["replicas"][0]
+        time.sleep(0.5)
+        primary_before = summary(c, admin)["db_reads"]["primary"]
+        time.sleep(1.0)
+        stopped = summary(c, admin)
+        down, primary_during = stopped["replicas"][0], stopped["db_reads"]["primary"]
         replica.start_server()
         wait_until(lambda: summary(c, admin)["replicas"][0]["up"], 20, "the replica to be up again")
         back = replica_reads(c, admin)[0]
@@ -272,6 +275,7 @@ def test_stopped_replica_is_never_a_5xx(primary, primary_deployment):
         for t in threads:
             t.join(35)
         assert not down["up"], f"a stopped replica is down: {down}"
+        assert primary_during - primary_before >= 10, "reads go on, from the primary, while the replica is stopped"
         assert failures == [], f"{len(failures)} 5xx of {counts[0]} reads while the replica was stopped"
         assert replica_reads(c, admin)[0] > back, "the replica should be read again once it is back"
         server.assert_stops_cleanly()
