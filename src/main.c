@@ -32,6 +32,7 @@
 #include "http/response_cache.h"
 #include "jobs/jobs.h"
 #include "metrics/metrics.h"
+#include "store/replicas.h"
 #include "store/store.h"
 
 #define STRATA_VERSION "0.1.0"
@@ -208,7 +209,7 @@ static int metrics_start(const strata_config *cfg)
         return -1;
     if (metrics_enabled())
         store_set_observer(statement_timed, NULL);
-    metrics_set_sources(&(metrics_sources){metrics_sites, http_cache_stats, metrics_jobs});
+    metrics_set_sources(&(metrics_sources){metrics_sites, http_cache_stats, metrics_jobs, replicas_json});
     return 0;
 }
 
@@ -318,8 +319,13 @@ static int cmd_serve(void)
                     .periodic = tasks,
                     .periodic_count = 1};
     store_checkpointer_start(cfg.db_url); /* without it, commits checkpoint themselves */
+    if (replicas_start(&cfg) != 0) {      /* before the workers: their reads are routed from the first */
+        log_event(LOG_ERROR, "cannot start: the replica monitor could not be started");
+        return 1;
+    }
     rc = http_serve(&cfg, &app);
     rc_dispose(); /* after the workers and loops that used it are gone */
+    replicas_stop();
     store_checkpointer_stop();
     return rc;
 }

@@ -225,6 +225,7 @@ int alerts_configure(const strata_config *cfg, const http_route *routes, size_t 
     }
     budget_add("error_rate", cfg->budget_error_rate, false, "ratio");
     budget_add("db_query_ms", cfg->budget_db_query_ms, false, "ms");
+    budget_add("replica_lag_ms", cfg->budget_replica_lag_ms, false, "ms");
     budget_add("hit_ratio", cfg->budget_hit_ratio_min, true, "ratio");
     budget_add("memory_bytes", (double)cfg->budget_memory_mb * 1048576.0, false, "bytes");
     budget_add("lcp_p75_ms", cfg->budget_lcp_p75_ms, false, "ms");
@@ -237,6 +238,7 @@ int alerts_configure(const strata_config *cfg, const http_route *routes, size_t 
     source_put("memory_bytes", source_memory_bytes, NULL, false);
     source_put("hit_ratio", source_hit_ratio, NULL, false);
     source_put("db_query_ms", source_db_query_ms, NULL, false);
+    source_put("replica_lag_ms", source_replica_lag_ms, NULL, false);
     source_put("lcp_p75_ms", source_vitals_p75, source_vitals_window(VITALS_LCP), false);
     source_put("inp_p75_ms", source_vitals_p75, source_vitals_window(VITALS_INP), false);
     source_put("cls_p75", source_vitals_p75, source_vitals_window(VITALS_CLS), false);

@@ -17,6 +17,7 @@
  *     error_rate            share of responses that were 5xx (0..1)
  *     shed_rate             share of requests shed under load, answered stale or 503 (0..1)
  *     db_query_ms           database statement time (ms)
+ *     replica_lag_ms        the most lagging replica's lag (ms; a replica that is down counts too)
  *     hit_ratio             cache hit ratio (0..1): lower is bad, the budget is a floor
  *     memory_bytes          resident set size
  *     lcp_p75_ms, inp_p75_ms, cls_p75   Web Vitals p75 from browsers
@@ -25,7 +26,7 @@
  * (alerts_register_source); a later registration of a name replaces an
  * earlier one. Built in, over the metrics core's counters (metrics.h):
  * api_p95_ms*, error_rate, shed_rate (window.c), db_query_ms (the mean statement
- * time), memory_bytes, hit_ratio (sources.c). The Web Vitals have none yet.
+ * time), memory_bytes, hit_ratio, replica_lag_ms (sources.c). The Web Vitals have none yet.
  * A budget whose quantity has no source, or whose source has too little
  * data (fewer than alerts.min_requests requests, lookups or statements in
  * the window), is "no data": it neither raises nor clears.

@@ -35,6 +35,7 @@ int sources_configure(int64_t window_ms, int interval_ms, int min_events);
 bool source_memory_bytes(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
 bool source_hit_ratio(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
 bool source_db_query_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
+bool source_replica_lag_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value);
 /* The p75 of a Web Vitals metric over the window; ctx is
  * source_vitals_window(VITALS_LCP | VITALS_INP | VITALS_CLS). */
 bool source_vitals_p75(void *ctx, int64_t now_ms, int64_t window_ms, double *value);

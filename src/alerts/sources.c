@@ -1,7 +1,7 @@
 /*
  * sources.c — the built-in sources beside the request window: memory
- * (RSS), the response cache's hit ratio and the mean database statement
- * time (alerts_internal.h).
+ * (RSS), the response cache's hit ratio, the mean database statement
+ * time and the replicas' lag (alerts_internal.h).
  *
  * Memory is a gauge: its value is the resident size now (the budget's
  * hysteresis does the smoothing). The hit ratio and statement time come
@@ -20,6 +20,8 @@
 #include "vitals/vitals.h"
 
 enum { HISTORY_MAX = 4096, VITALS_BOUNDS = 400, VITALS_SAMPLES = 128 };
+/* The lag a replica that is down counts as: an hour, past any budget. */
+#define REPLICA_DOWN_LAG_MS 3600000.0
 
 typedef struct counter_sample {
     int64_t at_ms;
@@ -218,4 +220,30 @@ bool source_db_query_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *va
         return false;
     *value = nanos / (double)queries / 1e6;
     return true;
+}
+
+/* A gauge, like memory: the largest lag of any replica now, in ms (the
+ * poller's figure, metrics_replicas). A replica that is down has no lag to
+ * show but is as useless as one far behind: it counts as lagging an hour
+ * (REPLICA_DOWN_LAG_MS, past any budget), so a replica gone raises the
+ * alert too. No replicas: no data. */
+bool source_replica_lag_ms(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
+{
+    (void)ctx, (void)now_ms, (void)window_ms;
+    json_t *stats = metrics_replicas();
+    const json_t *list = json_object_get(stats, "replicas");
+    double worst = 0;
+    size_t i;
+    const json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        double lag_ms = json_number_value(json_object_get(r, "lag_seconds")) * 1e3;
+        if (!json_is_true(json_object_get(r, "up")))
+            lag_ms = lag_ms > REPLICA_DOWN_LAG_MS ? lag_ms : REPLICA_DOWN_LAG_MS;
+        worst = lag_ms > worst ? lag_ms : worst;
+    }
+    bool any = json_array_size(list) > 0;
+    json_decref(stats);
+    *value = worst;
+    return any;
 }

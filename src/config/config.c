@@ -139,6 +139,14 @@ static const setting settings[] = {
     {"db.slow_query_ms", "db-slow-query-ms", "STRATA_DB_SLOW_QUERY_MS", SETTING_INT, FIELD(db_slow_query_ms), 0,
      3600000, "50", false,
      "a statement slower than this is logged (warn) with its plan and kept for GET /v1/slow-queries"},
+    {"db.replicas", "db-replicas", "STRATA_DB_REPLICAS", SETTING_STRING, FIELD(db_replicas), 0, 0, "", false,
+     "PostgreSQL streaming replicas for reads: comma-separated postgres:// URLs (at most 8; empty: none; only with a "
+     "PostgreSQL db.url); their passwords never reach the logs"},
+    {"db.replica_max_lag_ms", "db-replica-max-lag-ms", "STRATA_DB_REPLICA_MAX_LAG_MS", SETTING_INT,
+     FIELD(db_replica_max_lag_ms), 0, 3600000, "1000", false,
+     "a replica further behind the primary than this is not read from until it catches up"},
+    {"db.replica_poll_ms", "db-replica-poll-ms", "STRATA_DB_REPLICA_POLL_MS", SETTING_INT, FIELD(db_replica_poll_ms), 5,
+     60000, "20", false, "how often each replica's replayed WAL position (and the primary's) is read"},
     {"log.level", "log-level", "STRATA_LOG_LEVEL", SETTING_LOG_LEVEL, FIELD(log_level), 0, 0, "info", true,
      "debug | info | warn | error"},
     {"cache.enabled", "cache", "STRATA_CACHE", SETTING_BOOL, FIELD(cache_enabled), 0, 1, "true", false,
@@ -274,6 +282,9 @@ static const setting settings[] = {
                "alert when the share of 5xx responses is above this (0..1; 0 = no budget)"),
     DOUBLE_ROW("budget.db_query_ms", "budget-db-query-ms", "STRATA_BUDGET_DB_QUERY_MS", budget_db_query_ms, 0, 3600000,
                "0", "alert when the mean database statement time is above this (ms; 0 = no budget)"),
+    DOUBLE_ROW("budget.replica_lag_ms", "budget-replica-lag-ms", "STRATA_BUDGET_REPLICA_LAG_MS", budget_replica_lag_ms,
+               0, 3600000, "0",
+               "alert when the most lagging replica (db.replicas) is further behind than this (ms; 0 = no budget)"),
     DOUBLE_ROW("budget.hit_ratio_min", "budget-hit-ratio-min", "STRATA_BUDGET_HIT_RATIO_MIN", budget_hit_ratio_min, 0,
                1, "0", "alert when the response cache's hit ratio is below this (0..1; 0 = no budget)"),
     {"budget.memory_mb", "budget-memory-mb", "STRATA_BUDGET_MEMORY_MB", SETTING_INT64, FIELD(budget_memory_mb), 0,
@@ -545,6 +556,53 @@ static void resolve_config_path(strata_config *cfg, const char *const *names, co
         snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
 }
 
+/* One URL of db.replicas, trimmed, into the next slot. */
+static int replica_add(strata_config *cfg, const char *start, size_t len, char err[CONFIG_ERR_MAX])
+{
+    while (len > 0 && (*start == ' ' || *start == '\t'))
+        start++, len--;
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return 0;
+    char *url = cfg->db_replica_url[cfg->db_replica_count];
+    if (cfg->db_replica_count == CONFIG_REPLICAS_MAX || len >= sizeof(cfg->db_replica_url[0])) {
+        snprintf(err, CONFIG_ERR_MAX, "db.replicas: at most %d URLs of fewer than %zu bytes each", CONFIG_REPLICAS_MAX,
+                 sizeof(cfg->db_replica_url[0]));
+        return -1;
+    }
+    memcpy(url, start, len);
+    url[len] = '\0';
+    char shown[sizeof(cfg->db_replica_url[0])];
+    if (!db_url_is_postgres(url)) {
+        snprintf(err, CONFIG_ERR_MAX, "db.replicas: '%s' is not a postgres:// or postgresql:// URL",
+                 db_url_redact(url, shown, sizeof(shown)));
+        return -1;
+    }
+    cfg->db_replica_count++;
+    return 0;
+}
+
+/* db.replicas into db_replica_url[]: PostgreSQL URLs, only beside a
+ * PostgreSQL primary (a SQLite file has no replicas to read). */
+static int replicas_parse(strata_config *cfg, char err[CONFIG_ERR_MAX])
+{
+    cfg->db_replica_count = 0;
+    for (const char *p = cfg->db_replicas; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (replica_add(cfg, p, len, err) != 0)
+            return -1;
+        p += len + (p[len] == ',');
+    }
+    if (cfg->db_replica_count > 0 && !db_url_is_postgres(cfg->db_url)) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "db.replicas: replicas are PostgreSQL streaming replicas and need a PostgreSQL db.url, not a SQLite "
+                 "file");
+        return -1;
+    }
+    return 0;
+}
+
 int config_load(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,
                 char err[CONFIG_ERR_MAX])
 {
@@ -564,7 +622,7 @@ int config_load(strata_config *cfg, const char *const *flag_names, const char *c
         return -1;
     }
     db_url_redact(cfg->db_url, cfg->db_shown, sizeof(cfg->db_shown));
-    return 0;
+    return replicas_parse(cfg, err);
 }
 
 int config_reload(strata_config *cfg, const char *const *flag_names, const char *const *flag_values, size_t flag_count,

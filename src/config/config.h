@@ -33,6 +33,9 @@ typedef struct cache_lifetimes {
     int grace_s;
 } cache_lifetimes;
 
+/* At most this many entries in db.replicas. */
+#define CONFIG_REPLICAS_MAX 8
+
 typedef struct strata_config {
     char config_path[512]; /* "" when no file */
     /* [server] */
@@ -57,8 +60,15 @@ typedef struct strata_config {
     double fill_cpu_share;     /* anonymous fills' CPU while it is scarce (fill_budget.h) */
     /* [db] */
     char db_url[512];
-    char db_shown[512];   /* db_url without its password: what logs and messages show (core/db_url.h) */
-    int db_slow_query_ms; /* a statement slower than this is logged with its plan */
+    char db_shown[512];        /* db_url without its password: what logs and messages show (core/db_url.h) */
+    int db_slow_query_ms;      /* a statement slower than this is logged with its plan */
+    char db_replicas[2048];    /* db.replicas as given: comma-separated postgres URLs */
+    int db_replica_max_lag_ms; /* a replica further behind is not read from */
+    int db_replica_poll_ms;    /* how often the replicas' positions are read */
+    /* db.replicas parsed by config_load: each URL (with its password; show
+     * it only through db_url_redact) */
+    int db_replica_count;
+    char db_replica_url[CONFIG_REPLICAS_MAX][512];
     /* [log] */
     log_level log_level;
     /* [cache] */
@@ -126,6 +136,7 @@ typedef struct strata_config {
     char budget_api_p95_routes[1024]; /* "PATTERN=MS,…" */
     double budget_error_rate;
     double budget_db_query_ms;
+    double budget_replica_lag_ms; /* the most lagging replica's lag, in ms */
     double budget_hit_ratio_min;
     int64_t budget_memory_mb;
     double budget_lcp_p75_ms;

@@ -28,6 +28,13 @@ typedef struct api_ctx {
     const char *site; /* the {site} path parameter, once resolved */
     bool has_token;
     store_token token;
+    /* Reads (positions.c): after api_route_read, `store` is where they run
+     * (a replica or the primary) and `primary` the worker's own
+     * connection; NULL before. */
+    store_t *primary;
+    /* Writes: the commit position api_wrote read (LSN_NONE: SQLite, or
+     * no write yet), passed with every invalidation the write makes. */
+    lsn_t written;
 } api_ctx;
 
 /* The {site} parameter (always params[0] on /v1/{site}/… routes) → site_id. */
@@ -140,6 +147,24 @@ void api_cursor_encode(const store_list_query *q, const store_keyset *k, char ou
 /* Verifies and decodes a cursor for query q: 400 if forged, altered or made
  * for another sort or other filters. */
 bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, store_keyset *out);
+
+/* ---- read routing and read-your-writes (positions.c) ---- */
+
+/* Sends this request's reads where they may run: public reads (no token)
+ * and cache fills to a replica that has replayed at least the larger of
+ * the request's Strata-LSN and http_cache_lsn_floor(); a token's reads to
+ * one that has the larger of Strata-LSN and the last position that token
+ * wrote here; else the primary. Sets c->store, c->primary and
+ * res->read_lsn. False, with a 400 sent, for a malformed Strata-LSN.
+ * Called after the token is read, before the first read. */
+bool api_route_read(api_ctx *c);
+/* After a read failed with rc: true when it ran on a replica and should
+ * run again, now on the primary (c->store moved there): a replica that is
+ * gone, busy or failing is never the client's 5xx. */
+bool api_read_again(api_ctx *c, int rc);
+/* After a write committed: reads its commit position into c->written,
+ * answers it in the Strata-LSN header and remembers it for the token. */
+void api_wrote(api_ctx *c);
 
 /* ---- caching (cache_tags.c) ---- */
 

@@ -60,7 +60,7 @@ void api_invalidate_item(api_ctx *c, int64_t id)
     for (size_t i = 0; i < SHARED; i++)
         snprintf(tags[1 + i], sizeof tags[1 + i], "%s:%s", c->site, shared[i]);
     for (size_t i = 0; i < 1 + SHARED; i++) {
-        http_cache_invalidate_tag(tags[i], LSN_NONE);
+        http_cache_invalidate_tag(tags[i], c->written);
         keys[i] = tags[i];
     }
     /* The same keys for a CDN or Varnish in front (Surrogate-Key), by a

@@ -33,6 +33,7 @@ void handle_create(const http_request *req, store_t *store, http_response *res)
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
+            api_wrote(&c);
             http_response_header(res, "location", "/v1/%s/content/%lld", c.site,
                                  (long long)json_integer_value(json_object_get(draft, "id")));
             send_draft(&c, 201, draft, 1);
@@ -46,10 +47,14 @@ void handle_get_draft(const http_request *req, store_t *store, http_response *re
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id, version;
-    if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id))
+    if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id) ||
+        !api_route_read(&c))
         return;
     json_t *draft = NULL;
-    int rc = store_item_get_draft(store, c.site_id, c.site, id, &draft, &version);
+    int rc;
+    do
+        rc = store_item_get_draft(c.store, c.site_id, c.site, id, &draft, &version);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK)
         api_store_failed(&c, rc);
     else
@@ -71,6 +76,7 @@ void handle_save(const http_request *req, store_t *store, http_response *res)
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
+            api_wrote(&c);
             store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
             history_after_save(&c, id, draft, version);
             send_draft(&c, 200, draft, version);
@@ -123,6 +129,7 @@ void handle_publish(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
+    api_wrote(&c);
     api_invalidate_item(&c, id);
     api_store_item(&c, id); /* write-through: the new representation is cached */
     api_send_json(&c, 200, item);
@@ -150,6 +157,7 @@ void handle_unpublish(const http_request *req, store_t *store, http_response *re
         api_store_failed(&c, rc);
         return;
     }
+    api_wrote(&c);
     api_invalidate_item(&c, id);
     api_send_json(&c, 200, item);
 }
@@ -165,6 +173,7 @@ void handle_delete(const http_request *req, store_t *store, http_response *res)
         api_store_failed(&c, rc);
         return;
     }
+    api_wrote(&c);
     api_invalidate_item(&c, id);
     history_forget_item(c.site_id, id);
     res->status = 204;
@@ -203,9 +212,10 @@ void handle_category_create(const http_request *req, store_t *store, http_respon
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
+            api_wrote(&c);
             char tag[96];
             snprintf(tag, sizeof(tag), "%s:categories", c.site);
-            http_cache_invalidate_tag(tag, LSN_NONE);
+            http_cache_invalidate_tag(tag, c.written);
             http_response_header(res, "location", "/v1/%s/categories", c.site);
             api_send_json(&c, 201, category);
         }

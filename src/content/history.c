@@ -248,12 +248,19 @@ void history_render_json(history_render *r, const json_t *doc)
 }
 
 /* The guards every history route shares: site, token role, item id, and
- * what the item's row says (its creation time is part of every key). */
-static bool history_guard(api_ctx *c, store_role role, int64_t *id, store_item_facts *item)
+ * what the item's row says (its creation time is part of every key).
+ * `reading`: the route only reads, on a replica that has the token's
+ * writes (api_route_read) or the primary; else everything is the
+ * primary's. */
+static bool history_guard(api_ctx *c, store_role role, bool reading, int64_t *id, store_item_facts *item)
 {
-    if (!api_resolve_site(c) || !api_require_role(c, role) || !api_param_id(c, 1, "the item id", id))
+    if (!api_resolve_site(c) || !api_require_role(c, role) || !api_param_id(c, 1, "the item id", id) ||
+        (reading && !api_route_read(c)))
         return false;
-    int rc = store_item_exists(c->store, c->site_id, *id, item);
+    int rc;
+    do
+        rc = store_item_exists(c->store, c->site_id, *id, item);
+    while (api_read_again(c, rc));
     if (rc != STORE_OK) {
         api_store_failed(c, rc);
         return false;
@@ -288,7 +295,7 @@ void handle_version_get(const http_request *req, store_t *store, http_response *
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id, number;
     store_item_facts item;
-    if (!history_guard(&c, ROLE_READ, &id, &item) || !api_param_id(&c, 2, "the version number", &number))
+    if (!history_guard(&c, ROLE_READ, true, &id, &item) || !api_param_id(&c, 2, "the version number", &number))
         return;
     char key[128];
     version_key(key, sizeof key, c.site_id, id, item.created_at, number);
@@ -300,7 +307,10 @@ void handle_version_get(const http_request *req, store_t *store, http_response *
     }
     store_version_meta meta;
     json_t *snapshot = NULL;
-    int rc = store_version_get(store, c.site_id, id, number, &meta, &snapshot);
+    int rc;
+    do
+        rc = store_version_get(c.store, c.site_id, id, number, &meta, &snapshot);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
@@ -366,7 +376,7 @@ void handle_versions_list(const http_request *req, store_t *store, http_response
     int64_t id, before = 0;
     store_item_facts item;
     int limit;
-    if (!history_guard(&c, ROLE_READ, &id, &item) || !api_query_int(&c, "limit", 1, 100, 20, &limit))
+    if (!history_guard(&c, ROLE_READ, true, &id, &item) || !api_query_int(&c, "limit", 1, 100, 20, &limit))
         return;
     char cursor[256];
     bool bad = false;
@@ -383,7 +393,10 @@ void handle_versions_list(const http_request *req, store_t *store, http_response
         return;
     json_t *versions = NULL;
     int64_t next = 0;
-    int rc = store_version_list(store, c.site_id, id, before, limit, &versions, &next);
+    int rc;
+    do
+        rc = store_version_list(c.store, c.site_id, id, before, limit, &versions, &next);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
@@ -575,7 +588,7 @@ void handle_diff(const http_request *req, store_t *store, http_response *res)
     int64_t id, from, to;
     store_item_facts item;
     diff_format format;
-    if (!history_guard(&c, ROLE_READ, &id, &item) || !query_version(&c, "from", &from) ||
+    if (!history_guard(&c, ROLE_READ, false, &id, &item) || !query_version(&c, "from", &from) ||
         !query_version(&c, "to", &to) || !query_format(&c, &format))
         return;
     char key[160];
@@ -615,7 +628,7 @@ void handle_version_restore(const http_request *req, store_t *store, http_respon
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id, number, base, version = 0;
     store_item_facts item;
-    if (!history_guard(&c, ROLE_WRITE, &id, &item) || !api_param_id(&c, 2, "the version number", &number) ||
+    if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_param_id(&c, 2, "the version number", &number) ||
         !api_if_match_version(&c, id, false, &base))
         return;
     json_t *draft = NULL;
@@ -624,6 +637,7 @@ void handle_version_restore(const http_request *req, store_t *store, http_respon
         api_store_failed(&c, rc);
         return;
     }
+    api_wrote(&c);
     store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
     history_after_save(&c, id, draft, version);
     http_response_header(res, "etag", "\"v%lld\"", (long long)version);
@@ -636,7 +650,7 @@ void handle_autosave_put(const http_request *req, store_t *store, http_response 
     int64_t id, base;
     store_item_facts item;
     json_t *doc;
-    if (!history_guard(&c, ROLE_WRITE, &id, &item) || !api_if_match_version(&c, id, true, &base) ||
+    if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_if_match_version(&c, id, true, &base) ||
         !api_json_body(&c, true, &doc))
         return;
     edit_input in;
@@ -646,6 +660,7 @@ void handle_autosave_put(const http_request *req, store_t *store, http_response 
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
+            api_wrote(&c);
             json_object_set_new(slot, "site", json_string(c.site));
             http_response_header(res, "cache-control", "private, no-store");
             api_send_json(&c, 200, slot);
@@ -660,10 +675,13 @@ void handle_autosave_get(const http_request *req, store_t *store, http_response 
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id;
     store_item_facts item;
-    if (!history_guard(&c, ROLE_WRITE, &id, &item))
+    if (!history_guard(&c, ROLE_WRITE, true, &id, &item))
         return;
     json_t *slot = NULL;
-    int rc = store_autosave_get(store, c.site_id, id, c.token.name, &slot);
+    int rc;
+    do
+        rc = store_autosave_get(c.store, c.site_id, id, c.token.name, &slot);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;

@@ -169,6 +169,7 @@ void handle_preview_create(const http_request *req, store_t *store, http_respons
         api_store_failed(&c, rc);
         return;
     }
+    api_wrote(&c);
     char url[sizeof("/preview/") + LINK_TEXT_LEN], expires[STORE_TIME_TEXT_SIZE];
     snprintf(url, sizeof(url), "/preview/%s", link.text);
     store_time_text(link.expires_at, expires);
@@ -192,10 +193,12 @@ void handle_preview_revoke(const http_request *req, store_t *store, http_respons
         return;
     }
     int rc = store_preview_revoke(store, c.site_id, link.hash);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         api_store_failed(&c, rc);
-    else
-        res->status = 204;
+        return;
+    }
+    api_wrote(&c);
+    res->status = 204;
 }
 
 /* ---- GET /preview/{token} ------------------------------------------------------------ */

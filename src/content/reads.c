@@ -20,6 +20,11 @@
  * only an unknown category's is negative. Their tags make the write that
  * ends them invalidate them: item:<id> for an id, and lists for a slug and
  * for list pages, both dropped by every item write (cache_tags.c).
+ *
+ * Where they read. After the token is known, api_route_read picks the
+ * database (positions.c): a replica that has replayed what this read must
+ * see, else the primary; a read that fails on a replica runs again on the
+ * primary (api_read_again), so a replica going away is never a 5xx.
  */
 #include <stdio.h>
 #include <string.h>
@@ -121,7 +126,12 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
 
     json_t *items = NULL;
     store_keyset next = {0};
-    int rc = store_item_list(store, &q, &items, &next);
+    int rc;
+    if (!api_route_read(&c))
+        return;
+    do
+        rc = store_item_list(c.store, &q, &items, &next);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
@@ -158,10 +168,13 @@ void handle_get(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id;
-    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id))
+    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id) || !api_route_read(&c))
         return;
     json_t *item = NULL;
-    int rc = store_item_get(store, c.site_id, c.site, id, !c.has_token, &item);
+    int rc;
+    do
+        rc = store_item_get(c.store, c.site_id, c.site, id, !c.has_token, &item);
+    while (api_read_again(&c, rc));
     char missing_tag[32];
     snprintf(missing_tag, sizeof(missing_tag), "item:%lld", (long long)id);
     send_item_or_failure(&c, rc, item, missing_tag);
@@ -172,10 +185,13 @@ void handle_get_by_slug(const http_request *req, store_t *store, http_response *
     api_ctx c = {.req = req, .store = store, .res = res};
     const char *type, *slug;
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_word(&c, 1, "the type", TYPE_MAX, &type) ||
-        !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug))
+        !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug) || !api_route_read(&c))
         return;
     json_t *item = NULL;
-    int rc = store_item_get_by_slug(store, c.site_id, c.site, type, slug, !c.has_token, &item);
+    int rc;
+    do
+        rc = store_item_get_by_slug(c.store, c.site_id, c.site, type, slug, !c.has_token, &item);
+    while (api_read_again(&c, rc));
     send_item_or_failure(&c, rc, item, "lists");
 }
 
@@ -190,11 +206,14 @@ void handle_popular(const http_request *req, store_t *store, http_response *res)
     if (!api_resolve_site(&c) || !api_read_token(&c) ||
         !word_filter(&c, &popular_params[POPULAR_PARAM_TYPE], TYPE_MAX, type, sizeof(type), &type_filter) ||
         !api_query_param_choice(&c, &popular_params[POPULAR_PARAM_WINDOW], windows, 4, &window) ||
-        !api_query_param_int(&c, &popular_params[POPULAR_PARAM_LIMIT], 1, 100, &limit))
+        !api_query_param_int(&c, &popular_params[POPULAR_PARAM_LIMIT], 1, 100, &limit) || !api_route_read(&c))
         return;
     int64_t since = window_ms[window] ? store_now_ms() - window_ms[window] : 0;
     json_t *items = NULL;
-    int rc = store_popular(store, c.site_id, c.site, type_filter, since, limit, &items);
+    int rc;
+    do
+        rc = store_popular(c.store, c.site_id, c.site, type_filter, since, limit, &items);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
@@ -207,10 +226,13 @@ void handle_popular(const http_request *req, store_t *store, http_response *res)
 void handle_categories(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
-    if (!api_resolve_site(&c) || !api_read_token(&c))
+    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_route_read(&c))
         return;
     json_t *doc = NULL;
-    int rc = store_category_list(store, c.site_id, &doc);
+    int rc;
+    do
+        rc = store_category_list(c.store, c.site_id, &doc);
+    while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;

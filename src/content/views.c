@@ -115,9 +115,10 @@ void content_flush_views(store_t *store)
          * view count) and the sites' popular lists go. A hot item is then
          * refilled once per flush interval, by one request. */
         char tag[160];
+        lsn_t written = store_commit_lsn(store); /* a refill must see the new counts */
         for (size_t i = 0; i < n; i++) {
             snprintf(tag, sizeof(tag), "%s:item:%lld", taken[i].site, (long long)taken[i].item_id);
-            http_cache_invalidate_tag(tag, LSN_NONE);
+            http_cache_invalidate_tag(tag, written);
         }
         for (size_t i = 0; i < n; i++) {
             bool seen = false;
@@ -125,7 +126,7 @@ void content_flush_views(store_t *store)
                 seen = strcmp(taken[k].site, taken[i].site) == 0;
             if (!seen) {
                 snprintf(tag, sizeof(tag), "%s:popular", taken[i].site);
-                http_cache_invalidate_tag(tag, LSN_NONE);
+                http_cache_invalidate_tag(tag, written);
             }
         }
     }

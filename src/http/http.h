@@ -78,6 +78,7 @@ typedef struct http_request {
     char *if_none_match;
     char *content_type;
     char *accept;
+    char *strata_lsn; /* Strata-LSN: the WAL position a read must see (docs/api.md) */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     /* For loop handlers only (worker handlers get NULL and ""): */
     char *forwarded_for;          /* X-Forwarded-For, NULL if absent (trust is the handler's call) */

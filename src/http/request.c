@@ -91,6 +91,7 @@ static void request_free(http_request *rq)
     free(rq->if_none_match);
     free(rq->content_type);
     free(rq->accept);
+    free(rq->strata_lsn);
     free(rq->forwarded_for);
     memset(rq, 0, sizeof(*rq));
 }
@@ -151,6 +152,9 @@ static int request_copy(h2o_req_t *req, const request_tracker *tracker, int rout
     rq->if_none_match = copy_header(req, H2O_TOKEN_IF_NONE_MATCH);
     rq->content_type = copy_header(req, H2O_TOKEN_CONTENT_TYPE);
     rq->accept = copy_header(req, H2O_TOKEN_ACCEPT);
+    ssize_t lsn_at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("strata-lsn"), -1);
+    if (lsn_at >= 0)
+        rq->strata_lsn = copy_iovec(req->headers.entries[lsn_at].value.base, req->headers.entries[lsn_at].value.len);
     if (client) {
         rq->forwarded_for = copy_header(req, H2O_TOKEN_X_FORWARDED_FOR);
         copy_peer(req, rq->peer);

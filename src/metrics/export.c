@@ -150,6 +150,11 @@ static double num(const json_t *o, const char *key)
     return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
+json_t *metrics_replicas(void)
+{
+    return sources.replicas != NULL ? sources.replicas() : NULL;
+}
+
 /* {"site name": cache_stats(site)…} for every site of the database
  * (only those the cache has seen have numbers). NULL if the cache is off. */
 static json_t *cache_by_site(void *worker, json_t **all)
@@ -316,6 +321,35 @@ static void export_db(prom *p)
     prom_sample(p, "strata_db_slow_query_threshold_seconds", NULL, metrics_slow_query_ms() / 1e3);
 }
 
+/* Reads by where they ran, and each replica's state by its index in
+ * db.replicas (its URL is in the JSON summary only). */
+static void export_replicas(prom *p, const json_t *stats)
+{
+    const json_t *reads = json_object_get(stats, "reads"), *list = json_object_get(stats, "replicas");
+    prom_family(p, "strata_db_reads_total", "counter",
+                "Routed database reads, by where they ran: the primary or a replica (db.replicas).");
+    prom_sample(p, "strata_db_reads_total", LABELS("target", "primary"), num(reads, "primary"));
+    prom_sample(p, "strata_db_reads_total", LABELS("target", "replica"), num(reads, "replica"));
+    static const char *const gauges[][3] = {
+        {"strata_db_replica_up", "up", "1 when the replica answered its last poll."},
+        {"strata_db_replica_lag_bytes", "lag_bytes", "WAL bytes the replica has yet to replay."},
+        {"strata_db_replica_lag_seconds", "lag_seconds", "Age of the oldest primary position the replica lacks."},
+    };
+    for (size_t g = 0; g < sizeof gauges / sizeof gauges[0]; g++) {
+        prom_family(p, gauges[g][0], "gauge", gauges[g][2]);
+        size_t i;
+        const json_t *r;
+        json_array_foreach(list, i, r)
+        {
+            char index[24];
+            snprintf(index, sizeof index, "%zu", i);
+            const json_t *v = json_object_get(r, gauges[g][1]);
+            prom_sample(p, gauges[g][0], LABELS("replica", index),
+                        json_is_boolean(v) ? json_is_true(v) : num(r, gauges[g][1]));
+        }
+    }
+}
+
 static void export_pool(prom *p)
 {
     static metrics_pool_sample pool; /* 21 KB; one export at a time under export_lock */
@@ -407,6 +441,10 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     export_shed(&p);
     pthread_mutex_unlock(&export_lock);
     export_jobs(&p, worker);
+    json_t *replicas = metrics_replicas();
+    if (replicas != NULL)
+        export_replicas(&p, replicas);
+    json_decref(replicas);
     export_connections(&p);
     export_rate_limits(&p);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
@@ -557,6 +595,12 @@ json_t *metrics_summary_json(void *worker)
                   "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
+    json_t *replicas = metrics_replicas();
+    if (out != NULL && replicas != NULL) {
+        json_object_set(out, "replicas", json_object_get(replicas, "replicas"));
+        json_object_set(out, "db_reads", json_object_get(replicas, "reads"));
+    }
+    json_decref(replicas);
     json_decref(sites);
     json_decref(all);
     return out;

@@ -159,9 +159,12 @@ typedef struct metrics_sources {
     json_t *(*sites)(void *worker);           /* [{"name":…}…], every site of the database */
     json_t *(*cache_stats)(const char *site); /* {"enabled",…,"l1":{…}} ("": every site) */
     json_t *(*jobs_stats)(void *worker);      /* the job queue's figures */
+    json_t *(*replicas)(void);                /* {"reads":{…},"replicas":[…]} (store/replicas.h) */
 } metrics_sources;
 /* Before the server starts; sources is copied. */
 void metrics_set_sources(const metrics_sources *sources);
+/* The replicas reader's answer (NULL without one): for the alerts' lag budget. */
+json_t *metrics_replicas(void);
 
 /* The Prometheus text exposition format 0.0.4 of everything above, the
  * cache, the job queue and memory. malloc'd; *len its length. NULL when out

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "core/db_url.h"
+#include "core/log.h"
 #include "core/sanity.h"
 #include "store/store_internal.h"
 
@@ -611,6 +612,7 @@ int store_open(const char *url, store_t **out)
         return STORE_ERROR;
     }
     st->driver = driver;
+    st->replica_index = -1;
     char why[512] = "";
     int status = driver->open(url, &st->conn, why, sizeof why);
     if (status != STORE_OK) {
@@ -632,6 +634,7 @@ void store_close(store_t **st)
     if (!*st)
         return;
     store_t *s = *st;
+    replicas_close_of(s);
     statements_finalize(s);
     version_codec_free(&s->codec);
     s->driver->close(s->conn);
@@ -645,4 +648,35 @@ int store_ping(store_t *st)
     db_query q;
     int status = db_query_start(st, "SELECT 1", &q);
     return status != STORE_OK ? status : db_query_run(&q, "checking the database");
+}
+
+/* ---- commit positions ----------------------------------------------------- */
+
+/* Read when asked, after the commit, not inside it: any insert position
+ * read once COMMIT has returned is at or past the commit record, whether
+ * the write ran in db_transact or as one statement on its own, so reading
+ * it later (after the handler's other statements) only asks a replica for
+ * a few bytes more, and the writes nobody asks about (jobs, view counts)
+ * pay nothing. A failure (the connection broke right after COMMIT)
+ * answers LSN_NONE and is logged: the write is committed, but its response
+ * cannot name where. */
+lsn_t store_commit_lsn(store_t *st)
+{
+    const char *sql = st->driver->fragments[DB_SQL_COMMIT_POSITION];
+    if (sql == NULL)
+        return LSN_NONE;
+    char kept[sizeof st->errmsg];
+    memcpy(kept, st->errmsg, sizeof kept);
+    db_query q;
+    lsn_t lsn = LSN_NONE;
+    if (db_query_start(st, sql, &q) == STORE_OK && db_next_row(&q)) {
+        const char *text = db_column_text(&q, 0);
+        if (text == NULL || !lsn_parse(text, strlen(text), &lsn))
+            lsn = LSN_NONE;
+    }
+    int status = db_query_end(&q, "reading the commit position");
+    if (status != STORE_OK || lsn == LSN_NONE)
+        log_event_str(LOG_WARN, "the commit position could not be read", "error", st->errmsg);
+    memcpy(st->errmsg, kept, sizeof kept);
+    return status == STORE_OK ? lsn : LSN_NONE;
 }

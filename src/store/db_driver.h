@@ -67,6 +67,10 @@ typedef enum db_fragment_id {
     DB_SQL_CATEGORY_OF_ITEM, /* item `i`'s category slug (`c`: ITEM_FROM's categories), NULL for none:
                                 {category_of_item} */
     DB_SQL_SKIP_LOCKED, /* after a SELECT's LIMIT: pass over rows another writer holds ("" if none): {skip_locked} */
+    /* one row, one column: a WAL position ("X/Y") at or past the end of
+       every commit this connection has made (NULL: the engine has no
+       replicas, hence no positions) */
+    DB_SQL_COMMIT_POSITION,
     DB_FRAGMENTS
 } db_fragment_id;
 

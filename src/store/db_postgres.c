@@ -1091,6 +1091,12 @@ const db_driver db_postgres_driver = {
             [DB_SQL_TAGS_OF_ITEM] = "i.tags",
             [DB_SQL_CATEGORY_OF_ITEM] = "i.category",
             [DB_SQL_SKIP_LOCKED] = "FOR UPDATE SKIP LOCKED",
+            /* Not pg_current_wal_lsn(): with synchronous_commit = off the
+             * write position can still be BEFORE the commit record once
+             * COMMIT has returned (seen: 0/30011E8 after a commit that the
+             * replica replayed at 0/3001228); the insert position is past
+             * every record this session inserted. */
+            [DB_SQL_COMMIT_POSITION] = "SELECT pg_current_wal_insert_lsn()::text",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

@@ -566,7 +566,8 @@ const db_driver db_sqlite_driver = {
             [DB_SQL_IDENTITY_RESET] = NULL, /* INTEGER PRIMARY KEY takes the largest id + 1 by itself */
             [DB_SQL_TAGS_OF_ITEM] = "(SELECT group_concat(tg.tag, ',') FROM item_tags tg WHERE tg.item_id = i.id)",
             [DB_SQL_CATEGORY_OF_ITEM] = "c.slug",
-            [DB_SQL_SKIP_LOCKED] = "", /* one writer at a time: nothing is held by another */
+            [DB_SQL_SKIP_LOCKED] = "",       /* one writer at a time: nothing is held by another */
+            [DB_SQL_COMMIT_POSITION] = NULL, /* one file: there are no replicas */
         },
     .migrations = sqlite_migrations,
     .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],

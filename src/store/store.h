@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/lsn.h"
+
 typedef struct store store_t;
 
 typedef enum store_status {
@@ -245,6 +247,25 @@ int store_popular(store_t *st, int64_t site_id, const char *site_name, const cha
  * (bodies of 1 to 50 KB), each with `versions` versions; deterministic for a
  * given seed. Used by `strata seed` and by the benchmarks. */
 int store_seed_demo(store_t *st, int64_t site_id, const char *site_name, int items, int versions, uint32_t seed);
+
+/* ---- WAL positions and replicas (db.c, replicas.c) ----------------------- */
+
+/* A WAL position at or past this connection's last commit (PostgreSQL's
+ * insert position, read when asked: one round trip; call it once per
+ * write, after it); LSN_NONE on SQLite or when it could not be read. */
+lsn_t store_commit_lsn(store_t *st);
+/* Where a read that must see at_least (LSN_NONE: anything) goes: a usable
+ * replica (store/replicas.h: up, not lagging past db.replica_max_lag_ms)
+ * whose polled replayed position is ≥ at_least — every replica is
+ * considered, from a rotating start — else primary. The replica's
+ * connection belongs to primary (same thread), opened on first use.
+ * *read_lsn: the replica's replayed position (a lower bound of what it
+ * holds), LSN_NONE for the primary. */
+store_t *store_reader(store_t *primary, lsn_t at_least, lsn_t *read_lsn);
+/* A read on reader (a replica store_reader gave) failed with status; the
+ * caller reads again on the primary. A replica that cannot be reached
+ * (STORE_UNAVAILABLE) is marked down until the monitor hears from it. */
+void store_reader_failed(store_t *reader, int status);
 
 /* ---- WAL checkpoints ------------------------------------------------------ */
 

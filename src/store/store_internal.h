@@ -21,6 +21,8 @@
 #ifndef STRATA_STORE_INTERNAL_H
 #define STRATA_STORE_INTERNAL_H
 
+#include "config/config.h"
+#include "core/lsn.h"
 #include "store/db.h"
 #include "store/snapshot.h"
 #include "store/store.h"
@@ -57,7 +59,18 @@ struct store {
     /* versions.c's zstd contexts, made on first use, reused for the life of
      * the connection. */
     version_codec *codec;
+    /* A worker's connections to the replicas (replicas.c), opened on
+     * first use, by index in db.replicas; replica_index is this
+     * connection's own index when it is one (-1: the primary). */
+    store_t *replicas[CONFIG_REPLICAS_MAX];
+    unsigned replica_next; /* where store_reader starts looking: rotates */
+    int replica_index;
 };
+
+/* ---- replicas (replicas.c) ------------------------------------------------ */
+
+/* Closes a primary's replica connections (store_close). */
+void replicas_close_of(store_t *primary);
 
 /* ---- schema (schema.c) ---------------------------------------------------- */
 

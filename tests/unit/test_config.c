@@ -167,6 +167,47 @@ static void test_db_url_and_its_older_name(void **state)
     assert_string_equal(cfg.db_shown, "postgresql://strata:***@127.0.0.1:5432/news");
 }
 
+/* db.replicas: a list of PostgreSQL URLs (spaces trimmed), at most 8,
+ * only beside a PostgreSQL primary; each refusal says why, never with a
+ * password. */
+static void test_db_replicas(void **state)
+{
+    (void)state;
+    strata_config cfg;
+    char err[CONFIG_ERR_MAX];
+    const char *names[] = {"db", "db-replicas"};
+    const char *values[] = {"postgres://strata:pw@127.0.0.1:5432/news",
+                            "postgres://strata:r1@127.0.0.1:5433/news, postgresql://strata:r2@127.0.0.1:5434/news"};
+    config_defaults(&cfg);
+    assert_int_equal(cfg.db_replica_max_lag_ms, 1000);
+    assert_int_equal(cfg.db_replica_poll_ms, 20);
+    assert_int_equal(config_load(&cfg, names, values, 2, err), 0);
+    assert_int_equal(cfg.db_replica_count, 2);
+    assert_string_equal(cfg.db_replica_url[1], "postgresql://strata:r2@127.0.0.1:5434/news");
+
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, values, 1, err), 0);
+    assert_int_equal(cfg.db_replica_count, 0);
+
+    const char *not_pg[] = {values[0], "postgres://a@h/db,/srv/strata/replica.db"};
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, not_pg, 2, err), -1);
+    assert_non_null(strstr(err, "db.replicas"));
+    assert_non_null(strstr(err, "/srv/strata/replica.db"));
+
+    const char *on_sqlite[] = {"/srv/strata/main.db", "postgres://strata:r1@127.0.0.1:5433/news"};
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, on_sqlite, 2, err), -1);
+    assert_non_null(strstr(err, "SQLite"));
+    assert_null(strstr(err, "r1"));
+
+    const char *nine[] = {values[0], "postgres://h/a,postgres://h/a,postgres://h/a,postgres://h/a,postgres://h/a,"
+                                     "postgres://h/a,postgres://h/a,postgres://h/a,postgres://h/a"};
+    config_defaults(&cfg);
+    assert_int_equal(config_load(&cfg, names, nine, 2, err), -1);
+    assert_non_null(strstr(err, "at most 8"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +219,7 @@ int main(void)
         cmocka_unit_test_teardown(test_listen_must_parse, teardown),
         cmocka_unit_test_teardown(test_reload_changes_only_reloadable_keys, teardown),
         cmocka_unit_test_teardown(test_db_url_and_its_older_name, teardown),
+        cmocka_unit_test_teardown(test_db_replicas, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

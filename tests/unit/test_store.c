@@ -1489,6 +1489,31 @@ static void test_sanity_reports_a_statement_left_mid_run_at_commit(void **state)
     assert_int_equal(db_statements_busy(f->st), 0);
 }
 
+/* A write's commit position: none on SQLite (and no statement); on
+ * PostgreSQL one statement, when asked, growing with each commit, whether
+ * the write ran in a transaction or alone. Without replicas every read is
+ * the primary's. */
+static void test_commit_position(void **state)
+{
+    fixture *f = *state;
+    int64_t site_id;
+    assert_int_equal(store_site_create(f->st, "first", &site_id), STORE_OK);
+    uint64_t queries = store_queries_total();
+    lsn_t first = store_commit_lsn(f->st);
+    if (fixture_db_url() == NULL) {
+        assert_int_equal(first, LSN_NONE);
+        assert_int_equal(store_queries_total(), queries);
+    } else {
+        assert_int_not_equal(first, LSN_NONE);
+        assert_int_equal(store_queries_total(), queries + 1);
+        assert_int_equal(store_site_create(f->st, "second", &site_id), STORE_OK);
+        assert_true(store_commit_lsn(f->st) > first);
+    }
+    lsn_t read_lsn = 1;
+    assert_ptr_equal(store_reader(f->st, first, &read_lsn), f->st);
+    assert_int_equal(read_lsn, LSN_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1527,6 +1552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_keeps_what_it_must, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compress_rewrites_plain_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autosave_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanity_reports_a_nested_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanity_reports_a_statement_left_mid_run_at_commit, setup, teardown),
     };

@@ -9,7 +9,8 @@
  * between two reads divided by the time between them: requests/s, errors/s,
  * requests shed under load/s,
  * hit ratio per tier over the interval, database ms per second. A restart
- * (a counter going down) starts the series afresh.
+ * (a counter going down) starts the series afresh. The replicas table
+ * shows each replica of db.replicas as the summary reports it.
  *
  * Each chart's figure carries data-max (the largest value drawn) and
  * data-points, and each Web Vitals card data-p75, so a test (or a person
@@ -245,6 +246,20 @@
     }));
   }
 
+  /* One row per replica; "usable" = up and within db.replica_max_lag_ms. */
+  function updateReplicas(replicas, reads) {
+    var rows = (replicas || []).map(function (r) {
+      var state = !r.up ? 'down' : r.usable ? 'usable' : 'lagging';
+      return [{ text: String(r.index) }, { text: r.url, cls: 'text', title: r.url },
+              { text: state, band: r.up && r.usable ? 'good' : r.up ? 'needs-improvement' : 'poor' }, { text: r.replayed || '–' },
+              { text: ms(1000 * r.lag_seconds) + ' ms' }, { text: String(r.lag_bytes) }, { text: String(r.reads) }];
+    });
+    if (!rows.length)
+      rows = [[{ text: '–' }, { text: 'none: every read is the primary\'s' + (reads ? ' (' + reads.primary + ' reads)' : ''), cls: 'text' },
+               { text: '' }, { text: '' }, { text: '' }, { text: '' }, { text: '' }]];
+    fillTable('replicas', rows);
+  }
+
   function updateAlerts(alerts) {
     var list = $('alerts');
     list.textContent = '';
@@ -314,6 +329,7 @@
     if (data.web_vitals) updateVitals(x, data.web_vitals);
     updateAlerts(data.alerts);
     updateTables(data, dt);
+    updateReplicas(data.replicas, data.db_reads);
     var up = data.uptime_s || 0;
     $('status').className = 'status';
     $('status').textContent = 'updated ' + new Date(t).toLocaleTimeString() + ' · up ' +
