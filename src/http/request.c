@@ -690,6 +690,22 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     }
 }
 
+/* A read naming a write (Strata-LSN) that this instance has not heard of —
+ * made on another instance, its bus message still on the way, or with no
+ * bus at all — cannot be answered from the cache, which may predate it: it
+ * goes to a worker like a token's read, and reads at or past that position
+ * (content/positions.c). A malformed value goes there too, to be answered
+ * 400. One header scan on the hit path; no more unless the header is there. */
+static bool names_an_unheard_write(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("strata-lsn"), -1);
+    if (at < 0)
+        return false;
+    const h2o_iovec_t *value = &req->headers.entries[at].value;
+    lsn_t lsn;
+    return !lsn_parse(value->base, value->len, &lsn) || lsn > http_cache_lsn_floor();
+}
+
 /* ---- the entry point ---------------------------------------------------------------------------- */
 
 int request_on_request(h2o_handler_t *self, h2o_req_t *req)
@@ -749,7 +765,8 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     }
     const http_route *route = &srv->app->routes[index];
     bool anonymous = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0;
-    if (route->cache != NULL && rc_cache() != NULL && anonymous && (method == HTTP_GET || method == HTTP_HEAD)) {
+    if (route->cache != NULL && rc_cache() != NULL && anonymous && (method == HTTP_GET || method == HTTP_HEAD) &&
+        !names_an_unheard_write(req)) {
         cached_read(lt, req, t, index, &caps);
         return 0;
     }
