@@ -291,6 +291,42 @@ static void raise_open_file_limit(void)
     log_end(&line);
 }
 
+/* The server, from its parts to its end (cmd_serve runs it inside the log
+ * writer's life). */
+static int serve(strata_config *cfg)
+{
+    raise_open_file_limit();
+    content_init(cfg);
+    jobs_register("warm", warm_job);
+    history_jobs_register();
+    if (metrics_start(cfg) != 0 || rc_init(cfg, content_routes, content_route_count) != 0) {
+        log_event(LOG_ERROR, "cannot start: the cache could not be created");
+        return 1;
+    }
+    http_periodic tasks[] = {{cfg->views_flush_interval_ms, flush_views}};
+    http_app app = {.routes = content_routes,
+                    .route_count = content_route_count,
+                    .worker_open = worker_open,
+                    .worker_close = worker_close,
+                    .worker_arg = cfg,
+                    .reload = reload_config,
+                    .on_start = serve_started,
+                    .on_stop = serve_stopping,
+                    .periodic = tasks,
+                    .periodic_count = 1};
+    store_checkpointer_start(cfg->db_url); /* without it, commits checkpoint themselves */
+    int rc = 1;
+    if (replicas_start(cfg) == 0) { /* before the workers: their reads are routed from the first */
+        rc = http_serve(cfg, &app);
+        rc_dispose(); /* after the workers and loops that used it are gone */
+        replicas_stop();
+    } else {
+        log_event(LOG_ERROR, "cannot start: the replica monitor could not be started");
+    }
+    store_checkpointer_stop();
+    return rc;
+}
+
 static int cmd_serve(void)
 {
     strata_config cfg;
@@ -299,34 +335,14 @@ static int cmd_serve(void)
     if (rc != 0 || (rc = configure_jobs(&cfg)) != 0 || (rc = open_store(&cfg, &store)) != 0)
         return rc;
     store_close(&store);
-    raise_open_file_limit();
-    content_init(&cfg);
-    jobs_register("warm", warm_job);
-    history_jobs_register();
-    if (metrics_start(&cfg) != 0 || rc_init(&cfg, content_routes, content_route_count) != 0) {
-        log_event(LOG_ERROR, "cannot start: the cache could not be created");
+    /* The access log is batched while the server runs (core/log.h); what
+     * is buffered when it stops is written before the process ends. */
+    if (log_writer_start(cfg.log_flush_ms, (size_t)cfg.log_buffer_bytes) != 0) {
+        log_event(LOG_ERROR, "cannot start: the log writer thread could not be created");
         return 1;
     }
-    http_periodic tasks[] = {{cfg.views_flush_interval_ms, flush_views}};
-    http_app app = {.routes = content_routes,
-                    .route_count = content_route_count,
-                    .worker_open = worker_open,
-                    .worker_close = worker_close,
-                    .worker_arg = &cfg,
-                    .reload = reload_config,
-                    .on_start = serve_started,
-                    .on_stop = serve_stopping,
-                    .periodic = tasks,
-                    .periodic_count = 1};
-    store_checkpointer_start(cfg.db_url); /* without it, commits checkpoint themselves */
-    if (replicas_start(&cfg) != 0) {      /* before the workers: their reads are routed from the first */
-        log_event(LOG_ERROR, "cannot start: the replica monitor could not be started");
-        return 1;
-    }
-    rc = http_serve(&cfg, &app);
-    rc_dispose(); /* after the workers and loops that used it are gone */
-    replicas_stop();
-    store_checkpointer_stop();
+    rc = serve(&cfg);
+    log_writer_stop();
     return rc;
 }
 

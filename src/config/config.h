@@ -71,6 +71,9 @@ typedef struct strata_config {
     char db_replica_url[CONFIG_REPLICAS_MAX][512];
     /* [log] */
     log_level log_level;
+    int log_flush_ms;
+    int64_t log_buffer_bytes;
+    int log_sample_hits;
     /* [cache] */
     bool cache_enabled;
     bool cache_l1;

@@ -104,6 +104,32 @@ static size_t path_without_secrets(const char *path, size_t len, bool *cut)
     return len;
 }
 
+/* log.sample_hits: one in N requests answered 2xx/304 from the cache is
+ * logged (set before the loops start). Misses, errors and writes are
+ * always logged: they are the lines an operator looks for. */
+static int sample_hits = 1;
+
+void filters_set_hit_sampling(int one_in)
+{
+    sample_hits = one_in > 1 ? one_in : 1;
+}
+
+/* Whether this line is one the sampling leaves out: a cache hit (its
+ * Cache-Status says "hit") that is not this thread's Nth. */
+static bool sampled_out(h2o_req_t *req)
+{
+    static _Thread_local unsigned hits_seen;
+    if (sample_hits == 1 || req->res.status >= 400)
+        return false;
+    ssize_t at = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("cache-status"), -1);
+    if (at < 0)
+        return false;
+    const h2o_iovec_t *v = &req->res.headers.entries[at].value;
+    if (v->len < sizeof "strata; hit" - 1 || memcmp(v->base, "strata; hit", sizeof "strata; hit" - 1) != 0)
+        return false;
+    return hits_seen++ % (unsigned)sample_hits != 0;
+}
+
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -111,7 +137,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
      * which knows the route; the fallback path has h2o's own early errors. */
     if (metrics_enabled() && req->pathconf == &req->hostconf->fallback_path)
         metrics_request(-1, request_method_index(req->input.method), req->res.status, filters_request_micros(req));
-    if (!log_enabled(LOG_INFO))
+    if (!log_enabled(LOG_INFO) || sampled_out(req))
         return;
     log_line line;
     log_begin(&line, req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request");

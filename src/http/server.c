@@ -321,6 +321,7 @@ static void configure_h2o(server *srv)
     /* The fallback path serves h2o's own early errors (before routing). */
     filters_register(root);
     filters_register(&host->fallback_path);
+    filters_set_hit_sampling(srv->cfg->log_sample_hits);
 }
 
 /* ---- the main thread --------------------------------------------------------------------- */

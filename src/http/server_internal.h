@@ -229,6 +229,8 @@ void fill_waiter_gone(waiter *w);
 
 /* filters.c */
 void filters_register(h2o_pathconf_t *pathconf);
+/* log.sample_hits: log one cache hit in `one_in` (before the loops start). */
+void filters_set_hit_sampling(int one_in);
 /* From the request's first byte to its response's last (or now), µs. */
 uint64_t filters_request_micros(h2o_req_t *req);
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "metrics/metrics.h"
 
 static const double le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -447,6 +448,13 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     json_decref(replicas);
     export_connections(&p);
     export_rate_limits(&p);
+    uint64_t log_written, log_dropped;
+    log_writer_stats(&log_written, &log_dropped);
+    prom_family(&p, "strata_log_lines_total", "counter",
+                "Log lines by what became of them: written to stderr, or dropped because the sink was too slow "
+                "(log.buffer_bytes).");
+    prom_sample(&p, "strata_log_lines_total", LABELS("outcome", "written"), (double)log_written);
+    prom_sample(&p, "strata_log_lines_total", LABELS("outcome", "dropped"), (double)log_dropped);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
     prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");

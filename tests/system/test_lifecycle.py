@@ -4,15 +4,18 @@ version, check-config, site and token commands), configuration precedence
 
 import http.client
 import json
+import os
 import signal
+import subprocess
 import socket
 import threading
 import time
 
 import pytest
 
+from metrics_support import parse_metrics, scrape, value
 from strata_support import (
-    HOST, Client, TruncatedResponse, assert_json, free_port, raw_connect,
+    HOST, Client, TruncatedResponse, assert_json, clean_env, free_port, raw_connect,
     read_response, run_cli, uniq,
 )
 
@@ -385,6 +388,55 @@ def test_each_request_is_logged_as_a_json_line(server_factory):
     assert isinstance(rec["us"], int) and rec["us"] >= 0
     assert rec.get("ts")
     assert by_id["logtest-404"]["status"] == 404
+
+
+def test_a_stalled_log_sink_never_stops_serving(server_factory):
+    """stderr is a pipe nobody reads: it is full after ~300 access lines.
+    Writing each line from the loop would stop the loop there; strata
+    goes on answering, drops the lines it cannot write, counts them, and
+    still stops cleanly."""
+    srv = server_factory(name="stalled-log", start=False, args=["--log-buffer-bytes", "65536"])
+    read_end, write_end = os.pipe()
+    try:
+        srv.port = free_port()
+        srv.proc = subprocess.Popen(srv.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=write_end, env=clean_env({}))
+        os.close(write_end)
+        write_end = None
+        srv.wait_healthy(15)
+        c = srv.client(timeout=10)
+        answered = 0
+        deadline = time.monotonic() + 60
+        while answered < 5000 and time.monotonic() < deadline:
+            assert c.get("/v1/main/content?limit=1").status == 200
+            answered += 1
+        assert answered == 5000, f"only {answered} requests answered in 60 s"
+        # the writer gives the full pipe a second before it drops what waits
+        dropped = 0
+        deadline = time.monotonic() + 10
+        while dropped == 0 and time.monotonic() < deadline:
+            samples, _ = parse_metrics(scrape(c))
+            dropped = value(samples, "strata_log_lines_total", outcome="dropped")
+            time.sleep(0.1)
+        assert dropped > 0, "lines the pipe could not take are counted as dropped"
+        assert srv.stop(15) == 0
+    finally:
+        if write_end is not None:
+            os.close(write_end)
+        os.close(read_end)
+
+
+def test_hit_sampling_logs_one_hit_in_n_and_every_miss(server_factory):
+    srv = server_factory(name="sampled", args=["--log-sample-hits", "10"])
+    c = srv.client()
+    for _ in range(101):
+        assert c.get("/v1/main/content?limit=2").status == 200  # one miss, then 100 hits
+    assert c.get("/v1/main/content/987654321").status == 404
+    assert srv.stop() == 0
+    lines = request_lines(srv)
+    hits = [r for r in lines if r["path"] == "/v1/main/content?limit=2"]
+    assert len(hits) == 1 + 10, f"the miss and one hit in ten: {len(hits)}"
+    assert any(r["path"] == "/v1/main/content/987654321" and r["status"] == 404 for r in lines)
 
 
 def test_log_level_flag_beats_env_beats_file(server_factory, tmp_path):
