@@ -91,13 +91,36 @@ CREATE DATABASE strata OWNER strata;
 SQL
 }
 
-cluster_start() {
-  local dir=$1 durable=$2
+# DIR, new, marked as this script's and owned by the cluster's owner.
+cluster_dir_make() {
+  local dir=$1
   [ -e "$dir/data" ] && die "$dir already holds a cluster"
   mkdir -p "$dir"
   touch "$dir/.pg_cluster" # stop may remove DIR from here on, even if start fails half-way
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   as_owner test -w "$dir" || die "$dir is not writable by the cluster's owner (use a directory under /tmp)"
+}
+
+# Starts DIR's server on a free port (set in `port`), with write_conf's
+# settings and then EXTRA_CONF's lines. A port found free can be taken
+# before the server binds it: try again.
+start_on_a_free_port() {
+  local dir=$1 durable=$2 extra_conf=$3 attempt
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    write_conf "$dir" "$port" "$durable"
+    [ -n "$extra_conf" ] && printf '%s\n' "$extra_conf" >>"$dir/data/pg_cluster.conf"
+    if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$START_TIMEOUT" start >/dev/null; then
+      return
+    fi
+  done
+  tail -n 20 "$dir/server.log" >&2 || true
+  die "the server in $dir did not start"
+}
+
+cluster_start() {
+  local dir=$1 durable=$2
+  cluster_dir_make "$dir"
   local password port
   password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   as_owner "$PG_BIN/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C --auth-local=trust \
@@ -106,19 +129,7 @@ cluster_start() {
       tail -n 20 "$dir/initdb.log" >&2
       die "initdb failed"
     }
-  # A port found free can be taken before the server binds it: try again.
-  local attempt
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    write_conf "$dir" "$port" "$durable"
-    if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$START_TIMEOUT" start >/dev/null; then
-      break
-    fi
-    [ "$attempt" -eq 3 ] && {
-      tail -n 20 "$dir/server.log" >&2 || true
-      die "the server did not start"
-    }
-  done
+  start_on_a_free_port "$dir" "$durable" ""
   create_role_and_database "$dir" "$port" "$password"
   local url="postgresql://strata:$password@127.0.0.1:$port/strata"
   (umask 077 && echo "$url" >"$dir/url")
@@ -151,48 +162,26 @@ cluster_port() {
 
 # A hot standby of the primary in PRIMARY_DIR, streaming over the
 # primary's unix socket (local replication is trusted, as initdb set it);
-# the roles, and so the URL's password, are the primary's. A replica's
-# own settings are written after the primary's copied ones, so a second
-# write_conf (another port) keeps them.
+# the roles, and so the URL's password, are the primary's. write_conf
+# rewrites the settings file copied from the primary, and the replica's
+# own lines follow it.
 replica_start() {
   local primary=$1 dir=$2 delay_ms=${3:-0}
   cluster_data "$primary"
-  [ -e "$dir/data" ] && die "$dir already holds a cluster"
-  mkdir -p "$dir"
-  touch "$dir/.pg_cluster"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-  as_owner test -w "$dir" || die "$dir is not writable by the cluster's owner (use a directory under /tmp)"
+  cluster_dir_make "$dir"
   as_owner "$PG_BIN/pg_basebackup" -h "$primary" -p "$(cluster_port "$primary")" -U postgres -D "$dir/data" \
     -R -X stream --checkpoint=fast --no-sync >"$dir/basebackup.log" 2>&1 ||
     {
       tail -n 20 "$dir/basebackup.log" >&2
       die "pg_basebackup from $primary failed"
     }
-  local attempt port
-  for attempt in 1 2 3; do
-    port=$(free_port)
-    write_conf "$dir" "$port" 0
-    replica_conf "$dir" "$delay_ms"
-    if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$START_TIMEOUT" start >/dev/null; then
-      break
-    fi
-    [ "$attempt" -eq 3 ] && {
-      tail -n 20 "$dir/server.log" >&2 || true
-      die "the replica did not start"
-    }
-  done
+  local port
+  start_on_a_free_port "$dir" 0 "hot_standby = on
+recovery_min_apply_delay = '${delay_ms}ms'"
   local url
   url=$(sed "s/@127.0.0.1:[0-9]*\//@127.0.0.1:$port\//" "$primary/url")
   (umask 077 && echo "$url" >"$dir/url")
   echo "$url"
-}
-
-replica_conf() {
-  local dir=$1 delay_ms=$2
-  cat >>"$dir/data/pg_cluster.conf" <<CONF
-hot_standby = on
-recovery_min_apply_delay = '${delay_ms}ms'
-CONF
 }
 
 replica_apply_delay() {

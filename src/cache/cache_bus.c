@@ -337,25 +337,6 @@ static void record_lag(cache_bus *bus, double lag_ms)
     bus->stats.lag_buckets[b]++;
 }
 
-/* The 16 hex digits of a position ("0…0": none). */
-static bool parse_lsn16(const char *text, lsn_t *out)
-{
-    lsn_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char ch = text[i];
-        unsigned digit;
-        if (ch >= '0' && ch <= '9')
-            digit = (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f')
-            digit = (unsigned)(ch - 'a' + 10);
-        else
-            return false;
-        v = v << 4 | digit;
-    }
-    *out = v;
-    return true;
-}
-
 /* Parses and applies one message payload. */
 static void on_message(cache_bus *bus, const char *data, size_t len)
 {
@@ -368,7 +349,7 @@ static void on_message(cache_bus *bus, const char *data, size_t len)
     pthread_mutex_unlock(&bus->lock);
     lsn_t lsn;
     if (bar3 == NULL || bar3 != bar2 + 2 || (size_t)(bar1 - p) != 16 || end - bar3 < 18 || bar3[17] != '|' ||
-        !parse_lsn16(bar3 + 1, &lsn))
+        !lsn_parse_hex16(bar3 + 1, &lsn))
         return; /* not ours */
     if (memcmp(p, bus->instance, 16) == 0)
         return; /* our own invalidation, already applied */

@@ -11,12 +11,10 @@ size_t lsn_format(lsn_t lsn, char out[LSN_TEXT_MAX])
     return (size_t)n;
 }
 
-/* One half: 1 to 8 hex digits. */
-static bool hex_half(const char *text, size_t len, uint32_t *out)
+/* text[0..len) as hex digits, either case, nothing else (len ≤ 16). */
+static bool hex_digits(const char *text, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > 8)
-        return false;
-    uint32_t v = 0;
+    uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = text[i];
         unsigned digit;
@@ -34,14 +32,25 @@ static bool hex_half(const char *text, size_t len, uint32_t *out)
     return true;
 }
 
+/* One half of "X/Y": 1 to 8 hex digits. */
+static bool hex_half(const char *text, size_t len, uint64_t *out)
+{
+    return len >= 1 && len <= 8 && hex_digits(text, len, out);
+}
+
 bool lsn_parse(const char *text, size_t len, lsn_t *out)
 {
     size_t slash = 0;
     while (slash < len && text[slash] != '/')
         slash++;
-    uint32_t high, low;
+    uint64_t high, low;
     if (slash == len || !hex_half(text, slash, &high) || !hex_half(text + slash + 1, len - slash - 1, &low))
         return false;
-    *out = (lsn_t)high << 32 | low;
+    *out = high << 32 | low;
     return true;
+}
+
+bool lsn_parse_hex16(const char text[16], lsn_t *out)
+{
+    return hex_digits(text, 16, out);
 }

@@ -31,5 +31,10 @@ size_t lsn_format(lsn_t lsn, char out[LSN_TEXT_MAX]);
 /* Reads "X/Y" (1 to 8 hex digits each, either case, nothing else) from
  * text[0..len). False, *out untouched, for anything else. */
 bool lsn_parse(const char *text, size_t len, lsn_t *out);
+/* The fixed-width form the cache tiers exchange (the bus message, the L2's
+ * stamps): exactly 16 hex digits, written by fmt_hex(out, lsn, 16) in
+ * lowercase, so that text order is position order. False, *out untouched,
+ * unless all 16 are hex digits. */
+bool lsn_parse_hex16(const char text[16], lsn_t *out);
 
 #endif

@@ -53,12 +53,27 @@ static void test_parse_refuses_anything_else(void **state)
     assert_false(lsn_parse("1/2", 2, &out));
 }
 
+static void test_hex16_is_the_tiers_fixed_width(void **state)
+{
+    (void)state;
+    lsn_t out = 0;
+    assert_true(lsn_parse_hex16("00000016b374d848", &out));
+    assert_true(out == 0x16B374D848ULL);
+    assert_true(lsn_parse_hex16("FFFFFFFFFFFFFFFF", &out));
+    assert_true(out == UINT64_MAX);
+    out = 42;
+    assert_false(lsn_parse_hex16("00000016b374d84g", &out));
+    assert_false(lsn_parse_hex16("0000016/b374d848", &out));
+    assert_true(out == 42);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_is_postgres_text),
         cmocka_unit_test(test_parse_round_trips),
         cmocka_unit_test(test_parse_refuses_anything_else),
+        cmocka_unit_test(test_hex16_is_the_tiers_fixed_width),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
