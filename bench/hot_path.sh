@@ -13,7 +13,11 @@
 #   (2) nginx      Debian's nginx, 2 workers, open_file_cache, no access log,
 #                  serving the same bytes from a file;
 #   (3) hit        strata, GET /v1/main/content/{id} of a ~2 KB item, an L1
-#                  hit, identity (wrk sends no Accept-Encoding);
+#                  hit, identity (wrk sends no Accept-Encoding); strata as
+#                  it ships (log.level info: one access line per request,
+#                  written to a file by its log writer thread);
+#   (3') hit_nolog the same with the access log off (--log-level warn), in
+#                  the same run: what the access log costs;
 #   (4) list_br    strata, GET /v1/main/content?limit=N (identity JSON
 #                  ~20 KB) with Accept-Encoding: br, an L1 hit, brotli bytes;
 #   (5) miss       strata --cache false, the item of (3): every GET goes to
@@ -23,6 +27,7 @@
 # way; it fails only when something breaks):
 #   (3) ≥ 0.85 × (1)     (3) ≥ 1.3 × (2)     (4) ≥ 0.7 × (1)
 #   p99 of (3) ≤ 2 × p99 of (1)
+# and of issue 15: (3) ≥ 0.95 × (3'), the access log on against off.
 # (5)/(1) is printed for information.
 #
 # Before measuring it waits, up to QUIET_WAIT seconds (polling every 20 s),
@@ -49,7 +54,7 @@
 # `RESULT hot_path summary …` line (PASS / FAIL / MIXED(k/RUNS) per target). The req/s figures are also written to
 # build/bench/hot_path.dat (one row per target, one column per run) for
 # bench/plot_hot_path.gp.
-# Time: about RUNS × 5 × (WARMUP + DURATION) + ~5 s (≈ 2 min 10 s by default)
+# Time: about RUNS × 6 × (WARMUP + DURATION) + ~5 s (≈ 2 min 30 s by default)
 # plus the quiet-machine wait.
 set -euo pipefail
 
@@ -155,11 +160,12 @@ STRATA_PID=""
 
 # ---- one run of the sequence ---------------------------------------------------------
 
-TARGETS=(h2o_bare nginx hit list_br miss)
+TARGETS=(h2o_bare nginx hit hit_nolog list_br miss)
 declare -A LABEL=(
     [h2o_bare]="(1) h2o_bare, 2 KB from memory"
     [nginx]="(2) nginx, 2 KB file"
     [hit]="(3) strata L1 hit, 2 KB identity"
+    [hit_nolog]="(3') the same, access log off"
     [list_br]="(4) strata L1 hit, list br"
     [miss]="(5) strata miss (--cache false)"
 )
@@ -216,8 +222,8 @@ run_sequence() {
     measure nginx "$url" "$BENCH_NGINX_PID" "$BENCH_TMP/nginx/logs/error.log"
     bench_nginx_stop
 
-    # (3) and (4): strata with its cache
-    bench_strata_start "strata-run$RUN"
+    # (3) and (4): strata with its cache, logging as it ships
+    BENCH_LOG_LEVEL=info bench_strata_start "strata-run$RUN"
     url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     fetch_hit hit "$url"
     cmp -s "$BENCH_TMP/hit.body" "$BENCH_TMP/www/item.json" ||
@@ -241,9 +247,19 @@ run_sequence() {
     bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata
     STRATA_PID=""
     HIT_EXIT[$RUN]=$STRATA_EXIT
+    LOG_LINES[$RUN]=$(grep -c '"msg":"request"' "$STRATA_LOG" || true)
+
+    # (3') the same hit without the access log
+    BENCH_LOG_LEVEL=warn bench_strata_start "strata-nolog-run$RUN"
+    url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
+    fetch_hit hit_nolog "$url"
+    RESP[$RUN.hit_nolog]="$F_HEAD+$F_BODY"
+    measure hit_nolog "$url" "$STRATA_PID" "$STRATA_LOG"
+    bench_strata_stop "$STRATA_PID" "$STRATA_LOG" strata
+    STRATA_PID=""
 
     # (5) strata without its cache: the miss path
-    bench_strata_start "strata-nocache-run$RUN" --cache false
+    BENCH_LOG_LEVEL=info bench_strata_start "strata-nocache-run$RUN" --cache false
     url="http://127.0.0.1:$STRATA_PORT$ITEM_PATH"
     bench_fetch miss "$url"
     [[ $F_STATUS == 200 ]] || bench_die "GET $ITEM_PATH with --cache false: status $F_STATUS"
@@ -267,7 +283,7 @@ sum_of() { # NAME-of-assoc-array → the sum of its values for this run's target
 }
 
 report_run() {
-    local k r hit_h2o hit_nginx list_h2o p99r miss_h2o
+    local k r hit_h2o hit_nginx list_h2o p99r miss_h2o log_cost
     printf '\nhot_path run %s/%s: wrk -t%s -c%s -d%s --latency (warm-up %s), servers with %s loop threads, loopback, %s cores\n' \
         "$RUN" "$RUNS" "${THREADS:-2}" "${CONNS:-64}" "${DURATION:-10s}" "${WARMUP:-2s}" "$SERVE_THREADS" "$(nproc)"
     printf 'strata: %s (%s), tree %s\n' "$STRATA_SRC" "$STRATA_ID" "$GIT_ID"
@@ -286,6 +302,8 @@ report_run() {
     hit_nginx=$(bench_ratio "${RPS[$RUN.hit]}" "${RPS[$RUN.nginx]}")
     list_h2o=$(bench_ratio "${RPS[$RUN.list_br]}" "${RPS[$RUN.h2o_bare]}")
     p99r=$(bench_ratio "${P99[$RUN.hit]}" "${P99[$RUN.h2o_bare]}")
+    log_cost=$(bench_ratio "${RPS[$RUN.hit]}" "${RPS[$RUN.hit_nolog]}")
+    V_LOG[$RUN]=$(bench_verdict_ge "$log_cost" 0.95)
     miss_h2o=$(bench_ratio "${RPS[$RUN.miss]}" "${RPS[$RUN.h2o_bare]}")
     V_HIT_H2O[$RUN]=$(bench_verdict_ge "$hit_h2o" 0.85)
     V_HIT_NGINX[$RUN]=$(bench_verdict_ge "$hit_nginx" 1.3)
@@ -296,6 +314,8 @@ report_run() {
     printf '  (3)/(2)   req/s  %6s   target >= 1.3   %s\n' "$hit_nginx" "${V_HIT_NGINX[$RUN]}"
     printf '  (4)/(1)   req/s  %6s   target >= 0.7   %s\n' "$list_h2o" "${V_LIST_H2O[$RUN]}"
     printf '  p99(3)/p99(1)    %6s   target <= 2     %s\n' "$p99r" "${V_P99[$RUN]}"
+    printf "  (3)/(3')  req/s  %6s   target >= 0.95  %s   (issue 15: the access log on/off; %s lines logged in (3)+(4))\n" \
+        "$log_cost" "${V_LOG[$RUN]}" "${LOG_LINES[$RUN]}"
     printf '  (5)/(1)   req/s  %6s   (information: the miss path)\n' "$miss_h2o"
     printf '  server CPU per request (3)/(1) %s, (4)/(1) %s, (2)/(1) %s   (information: less noisy than req/s)\n' \
         "$(bench_ratio "${CPU_US[$RUN.hit]}" "${CPU_US[$RUN.h2o_bare]}")" \
@@ -306,10 +326,10 @@ report_run() {
         printf ' %s_rps=%s %s_p50_ms=%s %s_p99_ms=%s %s_cpu_us=%s %s_steal_pct=%s' "$k" "$(bench_round "${RPS[$RUN.$k]}" 0)" \
             "$k" "${P50[$RUN.$k]}" "$k" "${P99[$RUN.$k]}" "$k" "${CPU_US[$RUN.$k]}" "$k" "${STEAL[$RUN.$k]}"
     done
-    printf ' hit_over_h2o=%s hit_over_nginx=%s list_br_over_h2o=%s hit_p99_over_h2o_p99=%s miss_over_h2o=%s' \
-        "$hit_h2o" "$hit_nginx" "$list_h2o" "$p99r" "$miss_h2o"
-    printf ' target_hit_h2o=%s target_hit_nginx=%s target_list_h2o=%s target_hit_p99=%s' \
-        "${V_HIT_H2O[$RUN]}" "${V_HIT_NGINX[$RUN]}" "${V_LIST_H2O[$RUN]}" "${V_P99[$RUN]}"
+    printf ' hit_over_h2o=%s hit_over_nginx=%s list_br_over_h2o=%s hit_p99_over_h2o_p99=%s miss_over_h2o=%s hit_log_on_over_off=%s' \
+        "$hit_h2o" "$hit_nginx" "$list_h2o" "$p99r" "$miss_h2o" "$log_cost"
+    printf ' target_hit_h2o=%s target_hit_nginx=%s target_list_h2o=%s target_hit_p99=%s target_log=%s' \
+        "${V_HIT_H2O[$RUN]}" "${V_HIT_NGINX[$RUN]}" "${V_LIST_H2O[$RUN]}" "${V_P99[$RUN]}" "${V_LOG[$RUN]}"
     printf ' load_start=%s load_end=%s quiet=%s non2xx=%s socket_errors=%s strata_exit=%s,%s item_bytes=%s list_limit=%s list_bytes=%s list_br_bytes=%s duration=%s conns=%s\n' \
         "${LOAD_START[$RUN]}" "${LOAD_END[$RUN]}" "${QUIET[$RUN]}" \
         "$(sum_of NON2XX)" \
@@ -320,7 +340,7 @@ report_run() {
 
 # ---- measure ---------------------------------------------------------------------
 
-declare -A LOAD_START LOAD_END QUIET QUIET_NOTE BUSY_END HIT_EXIT MISS_EXIT V_HIT_H2O V_HIT_NGINX V_LIST_H2O V_P99
+declare -A LOAD_START LOAD_END QUIET QUIET_NOTE BUSY_END HIT_EXIT MISS_EXIT V_HIT_H2O V_HIT_NGINX V_LIST_H2O V_P99 V_LOG LOG_LINES
 SETUP_S=$((SECONDS - SCRIPT_START))
 LOAD_BEFORE_WAIT=$(bench_load1)
 bench_log "setup done in ${SETUP_S}s; waiting (up to ${QUIET_WAIT}s) for load < $QUIET_LOAD and no pytest / make test"
@@ -356,11 +376,11 @@ all_of() { # NAME-of-assoc-array → PASS if every run passed, FAIL if none, MIX
     for ((r = 1; r <= RUNS; r++)); do [[ ${v[$r]} == PASS ]] && pass=$((pass + 1)); done
     if ((pass == RUNS)); then echo PASS; elif ((pass == 0)); then echo FAIL; else echo "MIXED($pass/$RUNS)"; fi
 }
-printf '\nhot_path summary over %s runs: (3)>=0.85x(1) %s, (3)>=1.3x(2) %s, (4)>=0.7x(1) %s, p99(3)<=2x p99(1) %s; measured in %ss (+%ss setup, %ss quiet wait)\n' \
-    "$RUNS" "$(all_of V_HIT_H2O)" "$(all_of V_HIT_NGINX)" "$(all_of V_LIST_H2O)" "$(all_of V_P99)" \
+printf "\nhot_path summary over %s runs: (3)>=0.85x(1) %s, (3)>=1.3x(2) %s, (4)>=0.7x(1) %s, p99(3)<=2x p99(1) %s, (3)>=0.95x(3') %s; measured in %ss (+%ss setup, %ss quiet wait)\n" \
+    "$RUNS" "$(all_of V_HIT_H2O)" "$(all_of V_HIT_NGINX)" "$(all_of V_LIST_H2O)" "$(all_of V_P99)" "$(all_of V_LOG)" \
     "$((SECONDS - MEASURE_START))" "$SETUP_S" "$BENCH_QUIET_WAITED"
-printf 'RESULT hot_path summary runs=%s target_hit_h2o=%s target_hit_nginx=%s target_list_h2o=%s target_hit_p99=%s quiet=%s\n' \
-    "$RUNS" "$(all_of V_HIT_H2O)" "$(all_of V_HIT_NGINX)" "$(all_of V_LIST_H2O)" "$(all_of V_P99)" "$BENCH_QUIET"
+printf 'RESULT hot_path summary runs=%s target_hit_h2o=%s target_hit_nginx=%s target_list_h2o=%s target_hit_p99=%s target_log=%s quiet=%s\n' \
+    "$RUNS" "$(all_of V_HIT_H2O)" "$(all_of V_HIT_NGINX)" "$(all_of V_LIST_H2O)" "$(all_of V_P99)" "$(all_of V_LOG)" "$BENCH_QUIET"
 
 DAT="$OUT_DIR/hot_path.dat"
 {

@@ -472,7 +472,8 @@ STRATA_PID="" STRATA_LOG="" STRATA_PORT="" STRATA_EXIT=0
 STRATA_EXITS=() # "name=status" of every strata stopped, in order
 
 # bench_strata_start NAME [FLAG...] — `$STRATA serve` on $BENCH_DB (default
-# $BENCH_TMP/bench.db)
+# $BENCH_TMP/bench.db), with --log-level $BENCH_LOG_LEVEL (default warn: no
+# access log; bench/hot_path.sh measures strata as it ships, at info)
 # on a free port with $SERVE_THREADS loops (default 2); sets STRATA_PID,
 # STRATA_LOG, STRATA_PORT once it answers /healthz and is still alive (a
 # strata that lost the port to another server exits: not it that answered).
@@ -482,7 +483,7 @@ bench_strata_start() {
     STRATA_PORT=$(bench_free_port)
     STRATA_LOG="$BENCH_TMP/$name.log"
     "$STRATA" serve --db "${BENCH_DB:-$BENCH_TMP/bench.db}" --listen "127.0.0.1:$STRATA_PORT" \
-        --threads "${SERVE_THREADS:-2}" --log-level warn "$@" >"$STRATA_LOG" 2>&1 </dev/null &
+        --threads "${SERVE_THREADS:-2}" --log-level "${BENCH_LOG_LEVEL:-warn}" "$@" >"$STRATA_LOG" 2>&1 </dev/null &
     STRATA_PID=$!
     bench_track_pid "$STRATA_PID" "$name"
     bench_wait_url "http://127.0.0.1:$STRATA_PORT/healthz" 15 "$STRATA_PID"

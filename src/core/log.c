@@ -74,11 +74,27 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
+/* How many leading bytes of s need no escaping: printable ASCII other
+ * than '"' and '\\' (most of a path, a method, a request id). */
+static size_t plain_ascii_prefix(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
 char *json_escape_into(char *out, const char *out_end, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len && out < out_end; i++) {
+    /* the common case, copied at once */
+    size_t plain = plain_ascii_prefix(u, len);
+    if (plain > (size_t)(out_end - out))
+        plain = (size_t)(out_end - out);
+    memcpy(out, s, plain);
+    out += plain;
+    for (size_t i = plain; i < len && out < out_end; i++) {
         unsigned char c = u[i];
         size_t seq = c >= 0x80 ? utf8_sequence(u + i, len - i) : 0;
         if (c == '"' || c == '\\') {
@@ -144,17 +160,22 @@ static size_t timestamp_second(time_t sec, char out[24])
 
 void log_begin(log_line *line, log_level level, const char *msg)
 {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    log_begin_at(line, level, msg, now.tv_sec, now.tv_nsec / 1000);
+}
+
+void log_begin_at(log_line *line, log_level level, const char *msg, time_t sec, long usec)
+{
     line->active = log_enabled(level);
     line->len = 0;
     if (!line->active)
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     char ts[40];
-    size_t n = timestamp_second(now.tv_sec, ts);
+    size_t n = timestamp_second(sec, ts);
     ts[n++] = '.';
     char micros[20];
-    size_t m = fmt_u64(micros, (uint64_t)now.tv_nsec / 1000u);
+    size_t m = fmt_u64(micros, (uint64_t)usec);
     memset(ts + n, '0', 6 - m); /* zero-padded to six digits */
     memcpy(ts + n + 6 - m, micros, m);
     n += 6;

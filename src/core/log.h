@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
@@ -39,6 +40,9 @@ bool log_enabled(log_level level);
 int log_level_parse(const char *name, log_level *out);
 
 void log_begin(log_line *line, log_level level, const char *msg);
+/* With the time given (sec, usec since 1970 UTC) instead of read: the
+ * access log uses the loop's clock of the request. */
+void log_begin_at(log_line *line, log_level level, const char *msg, time_t sec, long usec);
 void log_str(log_line *line, const char *key, const char *value);
 void log_strn(log_line *line, const char *key, const char *value, size_t len);
 void log_int(log_line *line, const char *key, int64_t value);

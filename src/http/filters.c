@@ -140,7 +140,13 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     if (!log_enabled(LOG_INFO) || sampled_out(req))
         return;
     log_line line;
-    log_begin(&line, req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request");
+    /* ts: when h2o began processing the request (its loop's clock: no
+     * clock read per line); the current time for one it never processed */
+    log_level level = req->res.status >= 500 ? LOG_ERROR : LOG_INFO;
+    if (req->processed_at.at.tv_sec != 0)
+        log_begin_at(&line, level, "request", req->processed_at.at.tv_sec, (long)req->processed_at.at.tv_usec);
+    else
+        log_begin(&line, level, "request");
     log_strn(&line, "method", req->input.method.base, req->input.method.len);
     bool cut;
     size_t path_len = path_without_secrets(req->input.path.base, req->input.path.len, &cut);
