@@ -335,7 +335,7 @@ bool api_query_param_choice(api_ctx *c, const http_cache_param *p, const char *c
 
 /* ---- If-Match ------------------------------------------------------------------------ */
 
-bool api_if_match_version(api_ctx *c, int64_t id, bool required, int64_t *version)
+bool api_if_match_version(api_ctx *c, bool required, int64_t *version)
 {
     const char *m = c->req->if_match;
     *version = 0;
@@ -348,14 +348,8 @@ bool api_if_match_version(api_ctx *c, int64_t id, bool required, int64_t *versio
     }
     while (*m == ' ')
         m++;
-    if (strcmp(m, "*") == 0) {
-        json_t *draft = NULL;
-        int rc = store_item_get_draft(c->store, c->site_id, c->site, id, &draft, version);
-        json_decref(draft);
-        if (rc != STORE_OK)
-            api_store_failed(c, rc);
-        return rc == STORE_OK;
-    }
+    if (strcmp(m, "*") == 0) /* whatever is current (RFC 9110 13.1.1): the store reads it in the write's transaction */
+        return true;
     char *end = NULL;
     long long v = 0;
     if (strncmp(m, "\"v", 2) == 0) {

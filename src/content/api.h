@@ -93,10 +93,11 @@ bool api_query_param_int(api_ctx *c, const http_cache_param *p, int min, int max
  * *out is the index; anything else is a 400 naming the choices. */
 bool api_query_param_choice(api_ctx *c, const http_cache_param *p, const char *const *choices, size_t n, int *out);
 
-/* If-Match → the version a write is based on: "vN" → N; "*" → the latest
- * (read from the store). Absent: 428 when required, else *version = 0.
- * Anything else is 412. */
-bool api_if_match_version(api_ctx *c, int64_t id, bool required, int64_t *version);
+/* If-Match → the version a write is based on: "vN" → N; "*" → 0, "whatever
+ * is current" (the store takes the latest inside the write's transaction,
+ * so concurrent writes with "*" never answer 412). Absent: 428 when
+ * required, else *version = 0. Anything else is 412. */
+bool api_if_match_version(api_ctx *c, bool required, int64_t *version);
 
 /* Parses the body as a JSON object. Required: an empty body is 400.
  * Content-Type must be application/json (415). *out may be NULL when not

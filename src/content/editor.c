@@ -67,7 +67,7 @@ void handle_save(const http_request *req, store_t *store, http_response *res)
     int64_t id, base, version;
     json_t *doc;
     if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id) ||
-        !api_if_match_version(&c, id, true, &base) || !api_json_body(&c, true, &doc))
+        !api_if_match_version(&c, true, &base) || !api_json_body(&c, true, &doc))
         return;
     edit_input in;
     if (api_parse_edit(&c, doc, false, &in)) {

@@ -629,7 +629,7 @@ void handle_version_restore(const http_request *req, store_t *store, http_respon
     int64_t id, number, base, version = 0;
     store_item_facts item;
     if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_param_id(&c, 2, "the version number", &number) ||
-        !api_if_match_version(&c, id, false, &base))
+        !api_if_match_version(&c, false, &base))
         return;
     json_t *draft = NULL;
     int rc = store_version_restore(store, c.site_id, c.site, id, number, base, c.token.name, &draft, &version);
@@ -650,9 +650,11 @@ void handle_autosave_put(const http_request *req, store_t *store, http_response 
     int64_t id, base;
     store_item_facts item;
     json_t *doc;
-    if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_if_match_version(&c, id, true, &base) ||
+    if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_if_match_version(&c, true, &base) ||
         !api_json_body(&c, true, &doc))
         return;
+    if (base == 0) /* "*": a slot is a change over one version, the latest as the guard read it */
+        base = item.draft_version;
     edit_input in;
     if (api_parse_edit(&c, doc, false, &in)) {
         json_t *slot = NULL;

@@ -427,13 +427,14 @@ typedef struct item_tx {
     int64_t site_id;
     const char *site_name;
     int64_t id;
-    int64_t version;      /* the base of a save or restore; the version to publish or restore */
+    int64_t version; /* the base of a save (0: whatever is current) or restore; the version to publish or restore */
     int64_t base_version; /* restore: the draft it was based on (0: any) */
     bool archive;         /* unpublish */
     const store_edit_t *edit;
     const char *author;
     const json_t *snapshot; /* create */
     json_t *result;
+    int64_t saved_version; /* save: the version it made */
 } item_tx;
 
 /* The body's place for its result, emptied of a previous run's. */
@@ -595,6 +596,8 @@ static int draft_save_tx(store_t *st, void *arg)
     int status = item_state_load(st, site_id, site_name, id, &item);
     if (status != STORE_OK)
         return status;
+    if (base_version == 0) /* If-Match: * — whatever is current, read here, in the transaction */
+        base_version = item.draft_version;
     if (base_version != item.draft_version)
         return db_fail(st, STORE_STALE, "draft is at version %lld; this save was based on version %lld",
                        (long long)item.draft_version, (long long)base_version);
@@ -605,6 +608,7 @@ static int draft_save_tx(store_t *st, void *arg)
     if (status == STORE_OK)
         status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author, draft);
     json_decref(snapshot);
+    tx->saved_version = item.draft_version;
     return status;
 }
 
@@ -622,7 +626,7 @@ int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, i
     if (status != STORE_OK)
         return status;
     if (new_version)
-        *new_version = base_version + 1;
+        *new_version = tx.saved_version;
     return STORE_OK;
 }
 

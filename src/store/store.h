@@ -158,7 +158,8 @@ int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, 
 int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
                          int64_t *version);
 
-/* Appends version base_version+1 merging edit over base_version.
+/* Appends version base_version+1 merging edit over base_version (0: over
+ * whatever is the latest when the transaction runs, If-Match: *).
  * STORE_STALE if base_version is not the latest (errmsg names the latest),
  * STORE_CONFLICT for a taken slug, STORE_INVALID for an unknown category. */
 int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,

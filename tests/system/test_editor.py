@@ -5,6 +5,7 @@ after each write, so a cached public representation that outlives a write
 shows up here."""
 
 import re
+import threading
 
 import pytest
 
@@ -141,6 +142,34 @@ def test_put_without_if_match_is_428_and_changes_nothing(client, w):
     assert_problem(r, 428)
     got = draft_of(client, w, d["id"])
     assert got["version"] == 1 and got["title"] == "untouched"
+
+
+def test_concurrent_puts_with_if_match_star_all_apply(server, client, w):
+    """If-Match: * means "whatever is current" (RFC 9110 13.1.1): saves
+    racing each other with it never answer 412, each makes one version,
+    and none is lost."""
+    d = create_item(client, w, title="star 0")
+    threads_n, saves_n = 6, 5
+    answers, lock = [], threading.Lock()
+
+    def saver(k):
+        c = server.client(timeout=30)
+        for n in range(saves_n):
+            r = c.put(f"/v1/main/content/{d['id']}", token=w, headers={"If-Match": "*"},
+                      json={"title": f"star {k}.{n}"})
+            with lock:
+                answers.append((r.status, etag_version(r) if r.status == 200 else r.body[:200]))
+
+    threads = [threading.Thread(target=saver, args=(k,)) for k in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    bad = [a for a in answers if a[0] != 200]
+    assert not bad, f"{len(bad)} of {len(answers)} saves with If-Match: * failed: {bad[:3]}"
+    versions = sorted(v for _, v in answers)
+    assert versions == list(range(2, 2 + threads_n * saves_n)), versions
+    assert draft_of(client, w, d["id"])["version"] == 1 + threads_n * saves_n
 
 
 def test_put_new_slug_takes_effect_at_once(client, w):
