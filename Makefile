@@ -192,6 +192,7 @@ bench: build/strata
 	@scripts/deps.sh bench
 	@bench/item_get.sh
 	@bench/hot_path.sh
+	@bench/h2.sh
 	@bench/l2.sh
 	@bench/cache_bench.sh
 	@bench/history.sh

@@ -99,16 +99,7 @@ bench_log "measuring $STRATA_SRC ($STRATA_ID), tree $GIT_ID"
 
 # ---- the ceiling: bench/h2o_bare.c ---------------------------------------------
 
-mkdir -p "$OUT_DIR"
-if [[ ! -x $H2O_BARE || $BENCH_DIR/h2o_bare.c -nt $H2O_BARE ]]; then
-    bench_log "compiling $H2O_BARE"
-    # shellcheck disable=SC2046 # pkg-config output is a list of flags
-    cc -O2 -std=gnu11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra \
-        $(pkg-config --cflags libh2o-evloop) "$BENCH_DIR/h2o_bare.c" -o "$H2O_BARE.tmp" \
-        $(pkg-config --libs libh2o-evloop) -lssl -lcrypto -lpthread ||
-        bench_die "cannot compile bench/h2o_bare.c"
-    mv -f "$H2O_BARE.tmp" "$H2O_BARE"
-fi
+bench_build_h2o_bare "$H2O_BARE"
 
 # ---- helpers -------------------------------------------------------------------
 

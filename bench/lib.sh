@@ -604,3 +604,20 @@ for n in range(count):
 print(" ".join(ids))
 EOF
 }
+
+# bench_build_h2o_bare OUT — compiles bench/h2o_bare.c (the bare h2o server
+# the hot-path benches measure strata against) into OUT, if OUT is missing
+# or older than the source.
+bench_build_h2o_bare() {
+    local out=$1 src
+    src="$(dirname "${BASH_SOURCE[0]}")/h2o_bare.c"
+    mkdir -p "$(dirname "$out")"
+    [[ ! -x $out || $src -nt $out ]] || return 0
+    bench_log "compiling $out"
+    # shellcheck disable=SC2046 # pkg-config output is a list of flags
+    cc -O2 -std=gnu11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra \
+        $(pkg-config --cflags libh2o-evloop) "$src" -o "$out.tmp" \
+        $(pkg-config --libs libh2o-evloop) -lssl -lcrypto -lpthread ||
+        bench_die "cannot compile bench/h2o_bare.c"
+    mv -f "$out.tmp" "$out"
+}
