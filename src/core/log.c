@@ -89,9 +89,10 @@ char *json_escape_into(char *out, const char *out_end, const char *s, size_t len
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
     /* the common case, copied at once */
+    size_t room = out < out_end ? (size_t)(out_end - out) : 0; /* a full line may hand an end before its start */
     size_t plain = plain_ascii_prefix(u, len);
-    if (plain > (size_t)(out_end - out))
-        plain = (size_t)(out_end - out);
+    if (plain > room)
+        plain = room;
     memcpy(out, s, plain);
     out += plain;
     for (size_t i = plain; i < len && out < out_end; i++) {

@@ -44,6 +44,19 @@ static void test_bytes_of_no_valid_utf8_are_escaped(void **state)
                    4, "\\u0080abc");
 }
 
+static void test_no_room_writes_nothing(void **state)
+{
+    (void)state;
+    char out[8] = "xxxxxxx";
+    /* a full line hands an end before its start: nothing is written */
+    assert_ptr_equal(json_escape_into(out + 4, out + 3, "plain ascii", 11), out + 4);
+    assert_ptr_equal(json_escape_into(out + 4, out + 4, "plain ascii", 11), out + 4);
+    assert_string_equal(out, "xxxxxxx");
+    /* room for part of a plain run: exactly that much */
+    assert_ptr_equal(json_escape_into(out, out + 3, "plain", 5), out + 3);
+    assert_memory_equal(out, "pla", 3);
+}
+
 static void test_never_half_a_character_or_escape(void **state)
 {
     (void)state;
@@ -61,6 +74,7 @@ int main(void)
         cmocka_unit_test(test_valid_utf8_is_kept),
         cmocka_unit_test(test_bytes_of_no_valid_utf8_are_escaped),
         cmocka_unit_test(test_never_half_a_character_or_escape),
+        cmocka_unit_test(test_no_room_writes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
