@@ -135,11 +135,21 @@ static void log_append(log_line *line, const char *s, size_t n)
     line->len += n;
 }
 
-static void log_key(log_line *line, const char *key)
+/* Starts a field: its key, if the key and value_min bytes of its value
+ * fit. Else the line is cut here — nothing of this field or any later one
+ * is written, and log_finish marks the line truncated — so a line never
+ * ends inside a key, a number or a null: it stays valid JSON. */
+static bool log_key(log_line *line, const char *key, size_t value_min)
 {
+    size_t key_len = strlen(key);
+    if (line->cut || line->len + 4 + key_len + value_min > sizeof(line->buf) - LOG_TAIL_RESERVE) {
+        line->cut = true;
+        return false;
+    }
     log_append(line, ",\"", 2);
-    log_append(line, key, strlen(key));
+    log_append(line, key, key_len);
     log_append(line, "\":", 2);
+    return true;
 }
 
 /* "2026-12-05T05:51:37" of a second, formatted once per second per thread
@@ -170,6 +180,7 @@ void log_begin_at(log_line *line, log_level level, const char *msg, time_t sec, 
 {
     line->active = log_enabled(level);
     line->len = 0;
+    line->cut = false;
     if (!line->active)
         return;
     char ts[40];
@@ -191,19 +202,22 @@ void log_begin_at(log_line *line, log_level level, const char *msg, time_t sec, 
 
 void log_strn(log_line *line, const char *key, const char *value, size_t len)
 {
-    if (!line->active)
+    if (!line->active || !log_key(line, key, value == NULL ? 4 : 2))
         return;
-    log_key(line, key);
     if (value == NULL) {
         log_append(line, "null", 4);
         return;
     }
+    /* a string may be cut short (never inside an escape or a character):
+     * the room for its closing quote is kept */
     log_append(line, "\"", 1);
     char *start = line->buf + line->len;
     char *end = line->buf + sizeof(line->buf) - LOG_TAIL_RESERVE - 1;
     char *stop = json_escape_into(start, end, value, len);
     line->len += (size_t)(stop - start);
     log_append(line, "\"", 1);
+    if (stop == end && len > 0)
+        line->cut = true;
 }
 
 void log_str(log_line *line, const char *key, const char *value)
@@ -220,15 +234,14 @@ void log_int(log_line *line, const char *key, int64_t value)
     if (value < 0)
         num[n++] = '-';
     n += fmt_u64(num + n, value < 0 ? 0u - (uint64_t)value : (uint64_t)value);
-    log_key(line, key);
-    log_append(line, num, n);
+    if (log_key(line, key, n))
+        log_append(line, num, n);
 }
 
-/* The closing brace and newline (and the truncation mark). */
-static void log_close(log_line *line)
+void log_finish(log_line *line)
 {
     /* log_append never uses the reserve, so the tail always fits. */
-    if (line->len >= sizeof(line->buf) - LOG_TAIL_RESERVE - 1) {
+    if (line->cut || line->len >= sizeof(line->buf) - LOG_TAIL_RESERVE - 1) {
         static const char cut[] = ",\"truncated\":true";
         memcpy(line->buf + line->len, cut, sizeof(cut) - 1);
         line->len += sizeof(cut) - 1;
@@ -241,7 +254,7 @@ void log_end(log_line *line)
 {
     if (!line->active)
         return;
-    log_close(line);
+    log_finish(line);
     log_write_line(line->buf, line->len, false);
 }
 
@@ -249,7 +262,7 @@ void log_end_buffered(log_line *line)
 {
     if (!line->active)
         return;
-    log_close(line);
+    log_finish(line);
     log_write_line(line->buf, line->len, true);
 }
 

@@ -32,6 +32,7 @@ typedef struct log_line {
     char buf[4096];
     size_t len;
     bool active; /* false when below the threshold: the calls do nothing */
+    bool cut;    /* a field did not fit: it and every later one are left out */
 } log_line;
 
 void log_set_level(log_level level);
@@ -47,6 +48,9 @@ void log_str(log_line *line, const char *key, const char *value);
 void log_strn(log_line *line, const char *key, const char *value, size_t len);
 void log_int(log_line *line, const char *key, int64_t value);
 void log_end(log_line *line);
+/* The closing brace and newline (and ,"truncated":true when a field was
+ * cut), without writing: log_end's first half, for the fuzz harness. */
+void log_finish(log_line *line);
 /* For the access log: the line joins this thread's buffer (written within
  * the writer's flush interval); log_end writes at once when it can. */
 void log_end_buffered(log_line *line);

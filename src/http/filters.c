@@ -137,12 +137,13 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
      * which knows the route; the fallback path has h2o's own early errors. */
     if (metrics_enabled() && req->pathconf == &req->hostconf->fallback_path)
         metrics_request(-1, request_method_index(req->input.method), req->res.status, filters_request_micros(req));
-    if (!log_enabled(LOG_INFO) || sampled_out(req))
+    /* a 5xx is an error line: kept at log.level warn or error too */
+    log_level level = req->res.status >= 500 ? LOG_ERROR : LOG_INFO;
+    if (!log_enabled(level) || sampled_out(req))
         return;
     log_line line;
     /* ts: when h2o began processing the request (its loop's clock: no
      * clock read per line); the current time for one it never processed */
-    log_level level = req->res.status >= 500 ? LOG_ERROR : LOG_INFO;
     if (req->processed_at.at.tv_sec != 0)
         log_begin_at(&line, level, "request", req->processed_at.at.tv_sec, (long)req->processed_at.at.tv_usec);
     else

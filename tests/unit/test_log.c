@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "core/log.h"
 
 static void assert_escaped(const char *in, size_t len, const char *expected)
@@ -68,6 +70,35 @@ static void test_never_half_a_character_or_escape(void **state)
     assert_int_equal(end - out, 1);
 }
 
+/* Whatever the length of a value, the line stays one JSON object: the
+ * fields after one that does not fit are left out whole (before, a key
+ * could be cut in the middle and the line was no JSON). */
+static void test_a_full_line_is_still_json(void **state)
+{
+    (void)state;
+    static char long_value[5000];
+    memset(long_value, 'a', sizeof long_value);
+    for (size_t pad = 3900; pad < 4100; pad++) {
+        log_line line;
+        log_begin(&line, LOG_ERROR, "request");
+        log_strn(&line, "path", long_value, pad);
+        log_str(&line, "request_id", "abc-123");
+        log_int(&line, "status", -200);
+        log_str(&line, "nothing", NULL);
+        log_finish(&line);
+        assert_true(line.len <= sizeof line.buf);
+        json_error_t error;
+        json_t *doc = json_loadb(line.buf, line.len, 0, &error);
+        if (doc == NULL)
+            fail_msg("pad %zu: %s in %.*s", pad, error.text, (int)line.len, line.buf);
+        json_t *status = json_object_get(doc, "status");
+        assert_true(status == NULL || json_integer_value(status) == -200);
+        assert_true(json_is_true(json_object_get(doc, "truncated")) ||
+                    json_object_get(doc, "nothing") != NULL); /* cut, or everything there */
+        json_decref(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -75,6 +106,7 @@ int main(void)
         cmocka_unit_test(test_bytes_of_no_valid_utf8_are_escaped),
         cmocka_unit_test(test_never_half_a_character_or_escape),
         cmocka_unit_test(test_no_room_writes_nothing),
+        cmocka_unit_test(test_a_full_line_is_still_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
