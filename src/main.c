@@ -309,6 +309,9 @@ static int serve(strata_config *cfg)
                     .worker_open = worker_open,
                     .worker_close = worker_close,
                     .worker_arg = cfg,
+                    /* SQLite's reads never wait on its writer; PostgreSQL's
+                     * wait on the network, which a loop must never do */
+                    .reads_on_loops = cfg->loop_reads && !db_url_is_postgres(cfg->db_url),
                     .reload = reload_config,
                     .on_start = serve_started,
                     .on_stop = serve_stopping,

@@ -131,6 +131,9 @@ static const setting settings[] = {
      "(-1 = 10 on SQLite, 0 on PostgreSQL)"},
     {"server.idle_fills", "idle-fills", "STRATA_IDLE_FILLS", SETTING_BOOL, FIELD(idle_fills), 0, 1, "false", false,
      "anonymous cache fills use only CPU the event loops leave (SCHED_IDLE): hits first, even over new content"},
+    {"server.loop_reads", "loop-reads", "STRATA_LOOP_READS", SETTING_BOOL, FIELD(loop_reads), 0, 1, "true", false,
+     "on SQLite, a bounded read (an item, a list page, the categories) that misses the cache runs on the event loop "
+     "that received it, with the loop's own connection, while CPU is not scarce (no hand-off to a worker)"},
     DOUBLE_ROW("server.fill_cpu_share", "fill-cpu-share", "STRATA_FILL_CPU_SHARE", fill_cpu_share, 0, 1, "0.02",
                "while the machine has no idle CPU and the event loops are busy, anonymous cache fills may use this "
                "share of its CPUs (1 = no limit; 0 = none until the CPU is idle again)"),

@@ -57,6 +57,7 @@ typedef struct strata_config {
     int queue_target_ms;       /* …and, while the queue stands, how long it may have waited (CoDel) */
     int worker_nice;           /* workers' CPU priority below the event loops' */
     bool idle_fills;           /* anonymous fills' CPU work at SCHED_IDLE */
+    bool loop_reads;           /* SQLite: bounded reads run on the event loops (server.loop_reads) */
     double fill_cpu_share;     /* anonymous fills' CPU while it is scarce (fill_budget.h) */
     /* [db] */
     char db_url[512];

@@ -108,8 +108,12 @@ ON_WORKER(handle_cache_warm)
 ON_WORKER(handle_cache_flush)
 ON_WORKER(handle_view)
 
-#define WORKER(h) h##_on_worker, NULL
-#define LOOP(h) NULL, h
+#define WORKER(h) h##_on_worker, NULL, false
+#define LOOP(h) NULL, h, false
+/* An item, a page of a list or the categories: one indexed statement (two
+ * at most), never a scan or a sort of the whole site (their plans are
+ * checked by test_query_plans), so they may run on an event loop. */
+#define BOUNDED_READ(h) h##_on_worker, NULL, true
 
 const http_route content_routes[] = {
     {HTTP_GET, "/healthz", LOOP(handle_healthz), NULL},
@@ -129,10 +133,10 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/slow-queries", WORKER(handle_slow_queries), NULL},
     {HTTP_GET, "/v1/alerts", WORKER(handle_alerts), NULL},
     {HTTP_POST, "/v1/debug/faults", WORKER(handle_debug_faults), NULL},
-    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", WORKER(handle_get_by_slug), &slug_rule},
-    {HTTP_GET, "/v1/:site/content", WORKER(handle_list), &list_rule},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", BOUNDED_READ(handle_get_by_slug), &slug_rule},
+    {HTTP_GET, "/v1/:site/content", BOUNDED_READ(handle_list), &list_rule},
     {HTTP_POST, "/v1/:site/content", WORKER(handle_create), NULL},
-    {HTTP_GET, "/v1/:site/content/:id", WORKER(handle_get), &item_rule},
+    {HTTP_GET, "/v1/:site/content/:id", BOUNDED_READ(handle_get), &item_rule},
     {HTTP_PUT, "/v1/:site/content/:id", WORKER(handle_save), NULL},
     {HTTP_DELETE, "/v1/:site/content/:id", WORKER(handle_delete), NULL},
     {HTTP_GET, "/v1/:site/content/:id/draft", WORKER(handle_get_draft), NULL},
@@ -145,9 +149,9 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/:site/content/:id/diff", WORKER(handle_diff), NULL},
     {HTTP_POST, "/v1/:site/content/:id/autosave", WORKER(handle_autosave_put), NULL},
     {HTTP_GET, "/v1/:site/content/:id/autosave", WORKER(handle_autosave_get), NULL},
-    {HTTP_POST, "/v1/:site/content/:id/views", handle_view_on_worker, handle_view_cached, NULL},
+    {HTTP_POST, "/v1/:site/content/:id/views", handle_view_on_worker, handle_view_cached, false, NULL},
     {HTTP_GET, "/v1/:site/popular", WORKER(handle_popular), &popular_rule},
-    {HTTP_GET, "/v1/:site/categories", WORKER(handle_categories), &categories_rule},
+    {HTTP_GET, "/v1/:site/categories", BOUNDED_READ(handle_categories), &categories_rule},
     {HTTP_POST, "/v1/:site/categories", WORKER(handle_category_create), NULL},
     {HTTP_DELETE, "/v1/:site/previews/:token", WORKER(handle_preview_revoke), NULL},
     {HTTP_POST, "/v1/:site/cache/invalidate", WORKER(handle_cache_invalidate), NULL},

@@ -138,6 +138,10 @@ typedef struct http_route {
     const char *pattern; /* "/v1/:site/content/:id"; ':' segments are captured */
     http_worker_handler worker_handler;
     http_loop_handler loop_handler;
+    /* A GET whose handler only reads, bounded in time (an index lookup of
+     * at most a page): with http_app.reads_on_loops it may run on the event
+     * loop that received it (request.c, "reads on the loop"). */
+    bool bounded_read;
     const http_cache_rule *cache; /* NULL: never cached */
 } http_route;
 
@@ -219,6 +223,11 @@ typedef struct http_app {
     void *(*worker_open)(void *arg);
     void (*worker_close)(void *worker, void *arg);
     void *worker_arg;
+    /* Each event loop opens a worker resource of its own too (worker_open,
+     * on the loop's thread) and runs bounded reads with it, while CPU is
+     * not scarce: for an embedded database, whose reads never wait on a
+     * writer, the hand-off to a worker costs more than the read. */
+    bool reads_on_loops;
     http_reload_fn reload;
     void (*on_start)(void *worker); /* once, on a worker, after listening (cache warming) */
     void (*on_stop)(void);          /* once, when shutdown begins, before the cache goes (background work) */

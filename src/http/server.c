@@ -237,6 +237,27 @@ static void on_periodic(h2o_timeout_entry_t *entry)
     h2o_timeout_link(lt->ctx.loop, &slot->timeout, entry);
 }
 
+/* The loop's own connection for bounded reads (request.c, "reads on the
+ * loop"), opened on its thread. A loop that cannot open one hands its
+ * reads to the workers, as a server without reads_on_loops does. */
+static void loop_reader_open(loop_thread *lt)
+{
+    const http_app *app = lt->srv->app;
+    if (!app->reads_on_loops)
+        return;
+    lt->reader = app->worker_open(app->worker_arg);
+    if (lt->reader == NULL)
+        log_event(LOG_WARN, "an event loop could not open its own database connection: its reads go to the workers");
+}
+
+static void loop_reader_close(loop_thread *lt)
+{
+    const http_app *app = lt->srv->app;
+    if (lt->reader != NULL)
+        app->worker_close(lt->reader, app->worker_arg);
+    lt->reader = NULL;
+}
+
 static int loop_init(server *srv, loop_thread *lt, int index)
 {
     lt->srv = srv;
@@ -250,6 +271,7 @@ static int loop_init(server *srv, loop_thread *lt, int index)
     h2o_timeout_init(lt->ctx.loop, &lt->coalesce_timeout, (uint64_t)srv->cfg->cache_coalesce_timeout_ms);
     h2o_timeout_init(lt->ctx.loop, &lt->l2_poll_timeout, L2_POLL_MS);
     request_loop_init(lt);
+    loop_reader_open(lt);
     if (rc_l2() != NULL && (lt->l2 = l2_conn_open(rc_l2(), lt->ctx.loop)) == NULL)
         return -1;
     for (size_t i = 0; index == 0 && i < srv->app->periodic_count && i < MAX_PERIODIC; i++) {
@@ -273,6 +295,7 @@ static int loop_init(server *srv, loop_thread *lt, int index)
 static void loop_dispose(loop_thread *lt)
 {
     close_listener(lt);
+    loop_reader_close(lt); /* no request holds it between two events: a read on the loop runs whole */
     if (has_connections(lt)) {
         /* A connection outlived the shutdown timeout; h2o cannot dispose a
          * context with live connections, and the process is exiting. */

@@ -70,10 +70,11 @@ struct loop_thread {
     h2o_multithread_receiver_t jobs_done;
     h2o_multithread_receiver_t waiters_done;
     h2o_multithread_receiver_t control;
-    h2o_timeout_t coalesce_timeout;    /* how long a waiter waits for a fill */
-    l2_conn *l2;                       /* this loop's Redis connections; NULL without an L2 */
-    h2o_timeout_t l2_poll_timeout;     /* between looks at a key another instance fills */
-    h2o_timeout_t queue_timeout;       /* an anonymous job's wait for a worker (server.queue_timeout_ms) */
+    h2o_timeout_t coalesce_timeout; /* how long a waiter waits for a fill */
+    l2_conn *l2;                    /* this loop's Redis connections; NULL without an L2 */
+    void *reader;                  /* its own worker resource for bounded reads (http_app.reads_on_loops); NULL: none */
+    h2o_timeout_t l2_poll_timeout; /* between looks at a key another instance fills */
+    h2o_timeout_t queue_timeout;   /* an anonymous job's wait for a worker (server.queue_timeout_ms) */
     h2o_timeout_t queue_probe_timeout; /* between looks at queued jobs' HTTP/1 clients */
     h2o_timeout_entry_t queue_probe;
     h2o_linklist_t queued_jobs;     /* this loop's anonymous jobs given to the pool, not yet returned */

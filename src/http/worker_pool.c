@@ -292,6 +292,17 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
     return true;
 }
 
+bool worker_pool_admit_on_loop(worker_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool admit = !pool->idle_public && fill_budget_wait_ns(&pool->budget, clock_ns()) == 0 &&
+                 !fill_budget_metering(&pool->budget);
+    if (admit)
+        fill_budget_note_fill(&pool->budget);
+    pthread_mutex_unlock(&pool->lock);
+    return admit;
+}
+
 bool worker_pool_cancel(worker_pool *pool, pool_job *job)
 {
     pthread_mutex_lock(&pool->lock);

@@ -367,6 +367,10 @@ static void export_pool(prom *p)
                 "Time the machine was short of CPU with the event loops busy, so anonymous cache fills were held "
                 "to server.fill_cpu_share.");
     prom_sample(p, "strata_fill_budget_scarce_seconds_total", NULL, (double)pool.budget_scarce_ns / 1e9);
+    prom_family(p, "strata_loop_reads_total", "counter",
+                "Bounded reads an event loop ran itself with its own connection instead of queueing them for a "
+                "worker (SQLite, server.loop_reads, while CPU is not scarce).");
+    prom_sample(p, "strata_loop_reads_total", NULL, (double)pool.loop_reads);
 }
 
 static void export_shed(prom *p)
@@ -565,10 +569,10 @@ static json_t *pool_json(void)
 {
     static metrics_pool_sample pool; /* under export_lock */
     metrics_pool_collect(&pool);
-    return json_pack("{s:I, s:I, s:I, s:f, s:o}", "workers", (json_int_t)pool.workers, "busy", (json_int_t)pool.busy,
-                     "queue_length", (json_int_t)pool.queued, "utilisation",
+    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I}", "workers", (json_int_t)pool.workers, "busy",
+                     (json_int_t)pool.busy, "queue_length", (json_int_t)pool.queued, "utilisation",
                      pool.workers ? (double)pool.busy / (double)pool.workers : 0.0, "queue_wait_ms",
-                     latency_json(&pool.wait));
+                     latency_json(&pool.wait), "loop_reads", (json_int_t)pool.loop_reads);
 }
 
 /* {"answered": n, "client_gone": n, "routes": [{"route","reason","count"}…]} */

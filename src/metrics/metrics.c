@@ -86,6 +86,7 @@ static struct {
     size_t pool_workers;
     int64_t pool_busy, pool_queued;
     uint64_t pool_budget_scarce_ns;
+    uint64_t loop_reads;
     uint64_t *shed; /* [(route_count + 1) · METRICS_SHED_REASONS], atomic */
     /* slow ring: next is where the next one goes */
     slow_query slow[METRICS_SLOW_RING];
@@ -267,6 +268,11 @@ void metrics_pool_dequeued(void)
     __atomic_fetch_sub(&m.pool_queued, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_loop_read(void)
+{
+    __atomic_fetch_add(&m.loop_reads, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_pool_collect(metrics_pool_sample *out)
 {
     memset(out, 0, sizeof(*out));
@@ -274,6 +280,7 @@ void metrics_pool_collect(metrics_pool_sample *out)
     out->busy = __atomic_load_n(&m.pool_busy, __ATOMIC_RELAXED);
     out->queued = __atomic_load_n(&m.pool_queued, __ATOMIC_RELAXED);
     out->budget_scarce_ns = __atomic_load_n(&m.pool_budget_scarce_ns, __ATOMIC_RELAXED);
+    out->loop_reads = __atomic_load_n(&m.loop_reads, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m.lock);
     for (shard *s = m.shards; s != NULL; s = s->next) {
         hist *h = __atomic_load_n(&s->queue_wait, __ATOMIC_ACQUIRE);

@@ -67,6 +67,8 @@ void metrics_pool_started(uint64_t stamp);
 void metrics_pool_finished(void);
 /* A queued job taken back before any worker took it (its deadline passed). */
 void metrics_pool_dequeued(void);
+/* A read an event loop ran itself instead of queueing it (request.c). */
+void metrics_loop_read(void);
 
 /* Load shedding (src/http/request.c): a request answered without its
  * job, from a stale copy or with 503, because its lane was full or it
@@ -122,6 +124,7 @@ typedef struct metrics_pool_sample {
     int64_t busy;
     int64_t queued;
     uint64_t budget_scarce_ns; /* time anonymous fills were held to their CPU budget */
+    uint64_t loop_reads;       /* reads run on an event loop, not queued */
     hist wait;                 /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);

@@ -127,8 +127,8 @@ static void test_no_data_holds_the_state(void **state)
 /* ---- route budgets ----------------------------------------------------------- */
 
 static const http_route ROUTES[] = {
-    {HTTP_GET, "/v1/:site/content", NULL, NULL, NULL},
-    {HTTP_GET, "/v1/:site/content/:id", NULL, NULL, NULL},
+    {HTTP_GET, "/v1/:site/content", NULL, NULL, false, NULL},
+    {HTTP_GET, "/v1/:site/content/:id", NULL, NULL, false, NULL},
 };
 
 static void refused(const char *text, const char *mentions)

@@ -13,11 +13,11 @@
 #include "http/http.h"
 
 static const http_route routes[] = {
-    {HTTP_GET, "/healthz", NULL, NULL, NULL},
-    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", NULL, NULL, NULL},
-    {HTTP_GET, "/v1/:site/content", NULL, NULL, NULL},
-    {HTTP_POST, "/v1/:site/content", NULL, NULL, NULL},
-    {HTTP_GET | HTTP_PUT, "/v1/:site/content/:id", NULL, NULL, NULL},
+    {HTTP_GET, "/healthz", NULL, NULL, false, NULL},
+    {HTTP_GET, "/v1/:site/content/by-slug/:type/:slug", NULL, NULL, false, NULL},
+    {HTTP_GET, "/v1/:site/content", NULL, NULL, false, NULL},
+    {HTTP_POST, "/v1/:site/content", NULL, NULL, false, NULL},
+    {HTTP_GET | HTTP_PUT, "/v1/:site/content/:id", NULL, NULL, false, NULL},
 };
 #define N (sizeof(routes) / sizeof(routes[0]))
 

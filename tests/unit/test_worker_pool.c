@@ -3,7 +3,7 @@
  * the order workers serve them in, the public lane's worker cap, bounds,
  * taking a queued job back, the standing queue's late marking, and the
  * public lane's order (first in first out when calm, newest first when
- * congested).
+ * congested), and when an event loop may run a public read itself.
  *
  * A "gate" job holds its worker until the test opens the gate, so what is
  * queued behind it, and in which order it then runs, is deterministic.
@@ -267,6 +267,31 @@ static void a_standing_public_lane_runs_the_newest_first(void **state)
     public_order(true, (const int[3]){4, 3, 2});
 }
 
+/* A loop runs a public read itself only while fills are not metered:
+ * plenty, or a share of 1 (never metered); scarce with a share below 1
+ * sends it to the pool, where the budget applies. */
+static void a_loop_runs_public_reads_only_while_fills_are_not_metered(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(1);
+    worker_pool_fill_share(&f->pool, 0.02);
+    assert_true(worker_pool_admit_on_loop(&f->pool)); /* the first sample is a baseline: plenty */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&f->pool.lock); /* a fresh sample that said scarce, with tokens left */
+    f->pool.budget.sampled_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    f->pool.budget.scarce = true;
+    f->pool.budget.tokens_ns = 1000000;
+    uint64_t fills = f->pool.budget.fills;
+    pthread_mutex_unlock(&f->pool.lock);
+    assert_false(worker_pool_admit_on_loop(&f->pool));
+    assert_int_equal(f->pool.budget.fills, fills); /* a refusal is not a fill: the pool counts it when queued */
+    worker_pool_fill_share(&f->pool, 1);
+    assert_true(worker_pool_admit_on_loop(&f->pool));
+    assert_int_equal(f->pool.budget.fills, fills + 1);
+    fixture_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +301,7 @@ int main(void)
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
         cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
         cmocka_unit_test(a_standing_public_lane_runs_the_newest_first),
+        cmocka_unit_test(a_loop_runs_public_reads_only_while_fills_are_not_metered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,85 @@
+"""Reads on the event loop (server.loop_reads; request.c, "reads on the
+loop"; docs/architecture.md).
+
+On SQLite a bounded read (an item by id or slug, a page of a list, the
+categories) that the cache does not answer runs on the event loop that
+received it, with the loop's own connection, instead of being handed to a
+database worker and back. `strata_loop_reads_total` counts them. Writes,
+other reads and every read on PostgreSQL (which waits on the network) go
+to the workers. The answers are the same bytes either way, and a read on
+the loop sees every write answered before it.
+"""
+
+from metrics_support import parse_metrics, scrape, value
+from strata_support import DB_BACKEND, assert_json, create_item, publish, publish_title
+
+
+def loop_reads(client):
+    samples, _ = parse_metrics(scrape(client))
+    got = value(samples, "strata_loop_reads_total")
+    assert got is not None, "strata_loop_reads_total is missing from /metrics"
+    return got
+
+
+BOUNDED = ["/v1/main/content?limit=5", "/v1/main/content?limit=3&sort=title", "/v1/main/categories"]
+
+
+def bounded_reads(client, token, item):
+    """The bounded reads of the published item, anonymous and as an editor."""
+    paths = BOUNDED + [f"/v1/main/content/{item['id']}", f"/v1/main/content/by-slug/{item['type']}/{item['slug']}"]
+    answers = [client.get(p) for p in paths]
+    answers.append(client.get(f"/v1/main/content/{item['id']}", token=token))
+    for resp in answers:
+        assert resp.status == 200, resp
+    return answers
+
+
+def test_bounded_reads_run_on_the_loop_on_sqlite_and_on_workers_otherwise(server_factory, tokens):
+    srv = server_factory(args=["--cache", "false"])
+    client = srv.client()
+    item = create_item(client, tokens["write"])
+    publish(client, tokens["write"], item["id"])
+    before = loop_reads(client)
+    answers = bounded_reads(client, tokens["write"], item)
+    counted = loop_reads(client) - before
+    expected = len(answers) if DB_BACKEND == "sqlite" else 0
+    assert counted == expected, f"{counted} reads ran on the loops, {expected} expected on {DB_BACKEND}"
+
+    # Writes and unbounded reads never run there.
+    before = loop_reads(client)
+    publish_title(srv.client(token=tokens["write"]), item["id"], "Saved and published")
+    for path in (f"/v1/main/content/{item['id']}/versions", "/v1/main/popular", "/readyz"):
+        assert client.get(path, token=tokens["write"]).status == 200
+    assert loop_reads(client) == before
+
+
+def test_the_answers_are_the_same_bytes_with_reads_on_the_workers(server_factory, tokens):
+    on_loops = server_factory(args=["--cache", "false"])
+    client = on_loops.client()
+    item = create_item(client, tokens["write"])
+    publish(client, tokens["write"], item["id"])
+    loop_answers = bounded_reads(client, tokens["write"], item)
+    on_loops.stop()
+
+    on_workers = server_factory(args=["--cache", "false", "--loop-reads", "false"])
+    client = on_workers.client()
+    before = loop_reads(client)
+    worker_answers = bounded_reads(client, tokens["write"], item)
+    assert loop_reads(client) == before == 0
+    for a, b in zip(loop_answers, worker_answers):
+        assert a.body == b.body
+        assert a.headers.get("etag") == b.headers.get("etag")
+
+
+def test_a_read_on_the_loop_sees_every_write_answered_before_it(server_factory, tokens):
+    srv = server_factory(args=["--cache", "false"])
+    client = srv.client(token=tokens["write"])
+    reader = srv.client()
+    item = create_item(client, tokens["write"])
+    publish(client, tokens["write"], item["id"])
+    for n in range(20):
+        title = f"Edition {n}"
+        publish_title(client, item["id"], title)
+        assert assert_json(reader.get(f"/v1/main/content/{item['id']}"))["title"] == title
+        listed = assert_json(reader.get("/v1/main/content?limit=1"))["items"][0]
+        assert (listed["id"], listed["title"]) == (item["id"], title)
