@@ -40,6 +40,11 @@ void fill_budget_note_fill(fill_budget *b)
     b->fills++;
 }
 
+void fill_budget_note_loop_fill(fill_budget *b, uint64_t ns)
+{
+    atomic_fetch_add_explicit(&b->loop_fills_ns, ns, memory_order_relaxed);
+}
+
 /* The machine's idle (idle + iowait) and total clock ticks since boot. */
 static bool machine_ticks(uint64_t *idle, uint64_t *total)
 {
@@ -73,6 +78,7 @@ static void loops_read(const fill_budget *b, fill_budget_sample *seen)
             seen->loops_ns += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         seen->requests += atomic_load_explicit(b->loop_requests[i], memory_order_relaxed);
     }
+    seen->loop_fills_ns = atomic_load_explicit(&b->loop_fills_ns, memory_order_relaxed);
 }
 
 /* CPU time (ns) fills may take per ns of wall time while scarce. */
@@ -92,7 +98,10 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
         uint64_t elapsed = now_ns - b->sampled_ns;
         uint64_t idle = seen->idle - b->machine_idle, total = seen->total - b->machine_total;
         uint64_t requests = seen->requests - b->requests_seen, fills = seen->fills - b->fills_seen;
-        double loops_share = (double)(seen->loops_ns - b->loops_cpu_ns) / ((double)elapsed * b->cpus);
+        /* the fills a loop ran are timed by the wall clock, which may run
+         * past its CPU clock (a page read from disk): never below 0 */
+        uint64_t loops = seen->loops_ns - b->loops_cpu_ns, filling = seen->loop_fills_ns - b->loop_fills_seen;
+        double loops_share = (double)(loops > filling ? loops - filling : 0) / ((double)elapsed * b->cpus);
         if (b->scarce)
             b->scarce_total_ns += elapsed;
         b->scarce = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT &&
@@ -102,6 +111,7 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
     }
     b->sampled_ns = now_ns;
     b->loops_cpu_ns = seen->loops_ns;
+    b->loop_fills_seen = seen->loop_fills_ns;
     b->machine_idle = seen->idle;
     b->machine_total = seen->total;
     b->requests_seen = seen->requests;

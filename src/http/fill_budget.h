@@ -14,7 +14,7 @@
  *   scarce   over the last FILL_BUDGET_SAMPLE_MS the machine had under
  *            FILL_BUDGET_IDLE_PCT % idle CPU (/proc/stat), the loops took
  *            at least FILL_BUDGET_LOOPS_PCT % of it (their thread CPU
- *            clocks), and fills were at most FILL_BUDGET_FILLS_PCT % of
+ *            clocks, less the fills they ran themselves), and fills were at most FILL_BUDGET_FILLS_PCT % of
  *            the requests the loops finished — so the loops were busy
  *            with something other than handing out misses (with the
  *            cache off, or a crawler walking cold pages, the misses are
@@ -54,13 +54,15 @@ typedef struct fill_budget {
     clockid_t loop_clocks[FILL_BUDGET_MAX_LOOPS];
     const _Atomic uint64_t *loop_requests[FILL_BUDGET_MAX_LOOPS]; /* each loop's finished requests */
     unsigned loop_count;
-    uint64_t fills;         /* anonymous fills submitted (fill_budget_note_fill) */
-    uint64_t sampled_ns;    /* CLOCK_MONOTONIC of the last sample; 0: none yet */
-    uint64_t loops_cpu_ns;  /* the loops' CPU time then */
-    uint64_t machine_idle;  /* /proc/stat idle + iowait ticks then */
-    uint64_t machine_total; /* /proc/stat ticks then */
-    uint64_t requests_seen; /* the loops' finished requests then */
-    uint64_t fills_seen;    /* fills then */
+    uint64_t fills;                 /* anonymous fills submitted (fill_budget_note_fill) */
+    _Atomic uint64_t loop_fills_ns; /* time the loops spent running fills themselves (any thread adds) */
+    uint64_t sampled_ns;            /* CLOCK_MONOTONIC of the last sample; 0: none yet */
+    uint64_t loops_cpu_ns;          /* the loops' CPU time then */
+    uint64_t loop_fills_seen;       /* loop_fills_ns then */
+    uint64_t machine_idle;          /* /proc/stat idle + iowait ticks then */
+    uint64_t machine_total;         /* /proc/stat ticks then */
+    uint64_t requests_seen;         /* the loops' finished requests then */
+    uint64_t fills_seen;            /* fills then */
     bool scarce;
     int64_t tokens_ns;        /* CPU time fills may still take; below 0: a debt */
     uint64_t refilled_ns;     /* when tokens_ns was last brought up to date */
@@ -73,14 +75,19 @@ void fill_budget_init(fill_budget *b, double share);
 void fill_budget_watch_loop(fill_budget *b, const _Atomic uint64_t *requests);
 /* An anonymous fill was submitted. */
 void fill_budget_note_fill(fill_budget *b);
+/* A loop ran a fill itself, for ns (thread-safe, lock-free): the loops'
+ * CPU time sampled is what they spent on everything else, as when fills
+ * ran on workers only. */
+void fill_budget_note_loop_fill(fill_budget *b, uint64_t ns);
 /* 0 if an anonymous fill may start now, else how long until it may (ns). */
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns);
 /* What one sample saw, each a total since some fixed start. */
 typedef struct fill_budget_sample {
-    uint64_t idle, total; /* the machine's idle and all clock ticks */
-    uint64_t loops_ns;    /* the loops' CPU time */
-    uint64_t requests;    /* requests the loops finished */
-    uint64_t fills;       /* anonymous fills submitted */
+    uint64_t idle, total;   /* the machine's idle and all clock ticks */
+    uint64_t loops_ns;      /* the loops' CPU time */
+    uint64_t loop_fills_ns; /* of which (at most) running fills themselves, in wall time */
+    uint64_t requests;      /* requests the loops finished */
+    uint64_t fills;         /* anonymous fills submitted */
 } fill_budget_sample;
 /* One sample at now_ns; the first only sets the baseline. The sampler
  * calls it with what it read; tests, with numbers. */

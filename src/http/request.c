@@ -601,10 +601,14 @@ static bool job_run_on_loop(job *j)
     if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read ||
         (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD))
         return false;
-    if (job_lane(j) == POOL_PUBLIC && !worker_pool_admit_on_loop(&lt->srv->pool))
+    bool fill = job_lane(j) == POOL_PUBLIC;
+    if (fill && !worker_pool_admit_on_loop(&lt->srv->pool))
         return false;
     metrics_loop_read();
+    uint64_t started = rc_now_ns();
     job_handle(j, lt->reader, true);
+    if (fill)
+        worker_pool_ran_on_loop(&lt->srv->pool, rc_now_ns() - started);
     job_complete(j);
     return true;
 }

@@ -303,6 +303,11 @@ bool worker_pool_admit_on_loop(worker_pool *pool)
     return admit;
 }
 
+void worker_pool_ran_on_loop(worker_pool *pool, uint64_t ns)
+{
+    fill_budget_note_loop_fill(&pool->budget, ns);
+}
+
 bool worker_pool_cancel(worker_pool *pool, pool_job *job)
 {
     pthread_mutex_lock(&pool->lock);

@@ -127,6 +127,8 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
  * loop takes the loop's CPU, which no budget or priority then holds back.
  * A yes counts as a fill submitted. */
 bool worker_pool_admit_on_loop(worker_pool *pool);
+/* The loop ran the job it was admitted for, in ns of wall time. */
+void worker_pool_ran_on_loop(worker_pool *pool, uint64_t ns);
 /* Takes a job back off its lane if no worker has taken it yet: true, and
  * the job is the caller's again; false, and a worker runs it (or has). */
 bool worker_pool_cancel(worker_pool *pool, pool_job *job);

@@ -10,8 +10,11 @@ to the workers. The answers are the same bytes either way, and a read on
 the loop sees every write answered before it.
 """
 
+import threading
+import time
+
 from metrics_support import parse_metrics, scrape, value
-from strata_support import DB_BACKEND, assert_json, create_item, publish, publish_title
+from strata_support import DB_BACKEND, WriteLock, assert_json, create_item, publish, publish_title, sqlite_only
 
 
 def loop_reads(client):
@@ -83,3 +86,33 @@ def test_a_read_on_the_loop_sees_every_write_answered_before_it(server_factory, 
         assert assert_json(reader.get(f"/v1/main/content/{item['id']}"))["title"] == title
         listed = assert_json(reader.get("/v1/main/content?limit=1"))["items"][0]
         assert (listed["id"], listed["title"]) == (item["id"], title)
+
+
+@sqlite_only("reads on the loop are SQLite's")
+def test_reads_do_not_queue_behind_a_writer_holding_every_worker(server_factory, tokens):
+    """With SQLite's write lock held by another process, a save keeps the
+    only worker waiting in SQLite's busy handler; reads are answered all the
+    same, at once, by the loops (with reads on the workers they would queue
+    behind it: test_overload.py)."""
+    srv = server_factory(args=["--cache", "false", "--workers", 1])
+    client = srv.client(token=tokens["write"], timeout=20)
+    item = create_item(client, tokens["write"])
+    publish(client, tokens["write"], item["id"])
+    lock = WriteLock(srv.deployment.db).acquire()
+    result = {}
+    writer = threading.Thread(target=lambda: result.update(
+        resp=client.post("/v1/main/content", json={"type": "held", "slug": "held", "title": "held"})))
+    try:
+        writer.start()
+        time.sleep(0.4)  # the save holds the worker, waiting on the lock
+        reader = srv.client(timeout=5)
+        for _ in range(20):
+            started = time.monotonic()
+            assert reader.get(f"/v1/main/content/{item['id']}").status == 200
+            assert reader.get("/v1/main/content?limit=5").status == 200
+            assert time.monotonic() - started < 1.0
+        assert writer.is_alive(), "the save should still be waiting on the lock"
+    finally:
+        lock.release()
+        writer.join(20)
+    assert result["resp"].status == 201, result["resp"]

@@ -65,6 +65,31 @@ static void scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills(void **
     assert_false(b.scarce);
 }
 
+/* The fills a loop ran itself (reads on the loop, request.c) are not the
+ * loops being busy: loops on half the machine, of which 0.8 of a core
+ * filling, is the misses' work, not hits'. */
+static void fills_run_on_the_loops_do_not_count_as_the_loops_busy(void **state)
+{
+    (void)state;
+    fill_budget b;
+    fill_budget_init(&b, 0.02);
+    b.cpus = 2;
+    fill_budget_sample first = {.idle = 5000, .total = 100000, .requests = 7000, .fills = 30};
+    fill_budget_observe(&b, 1000 * MS, &first);
+    fill_budget_sample second = {
+        .total = 100020, .idle = 5000, .loops_ns = 100 * MS, .loop_fills_ns = 80 * MS, .requests = 8000, .fills = 80};
+    fill_budget_observe(&b, 1100 * MS, &second);
+    assert_false(b.scarce); /* 0.2 of a core on hits: 10 % of the machine */
+    fill_budget_sample third = {
+        .total = 100040, .idle = 5000, .loops_ns = 200 * MS, .loop_fills_ns = 90 * MS, .requests = 9000, .fills = 130};
+    fill_budget_observe(&b, 1200 * MS, &third);
+    assert_true(b.scarce); /* 0.9 of a core on hits */
+    fill_budget_sample past = {
+        .total = 100060, .idle = 5000, .loops_ns = 210 * MS, .loop_fills_ns = 200 * MS, .requests = 9500, .fills = 180};
+    fill_budget_observe(&b, 1300 * MS, &past); /* fills timed past the loops' CPU clock: 0, not a wrap */
+    assert_false(b.scarce);
+}
+
 static void while_scarce_a_fill_waits_until_its_cpu_is_paid_back(void **state)
 {
     (void)state;
@@ -225,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills),
+        cmocka_unit_test(fills_run_on_the_loops_do_not_count_as_the_loops_busy),
         cmocka_unit_test(while_scarce_a_fill_waits_until_its_cpu_is_paid_back),
         cmocka_unit_test(plenty_forgives_the_debt),
         cmocka_unit_test(no_limit_is_never_scarce),
