@@ -37,16 +37,18 @@
  * wait on a writer in WAL mode, and cost a few microseconds) handing a
  * read to a worker and its answer back costs more than the read: two
  * thread wake-ups, a lock both ways, a copy of the work through the
- * scheduler (measured: 46 % of a miss's CPU in the kernel). So a route
- * marked bounded_read (an item, a page of a list, the categories: one
- * indexed statement) runs on the loop that received it, with the loop's
+ * scheduler (measured: 46 % of a miss's CPU in the kernel). So an
+ * anonymous GET of a route marked bounded_read (an item, a page of a
+ * list, the categories: one statement walking an index in order, no sort)
+ * runs on the loop that received it, with the loop's
  * own connection (http_app.reads_on_loops, server.loop_reads), through
  * the same handler and fill machine a worker would run — except while
  * the pool meters fills (fill_budget.h: the CPU is scarce and the loops
  * are busy with hits): then an anonymous read goes to the pool, where the
  * budget, the workers' lower priority, the deadline and shedding keep
- * hits first under a flood of misses. Writes, unbounded reads and every
- * read on PostgreSQL (which waits on the network) go to the pool.
+ * hits first under a flood of misses. Writes, editors' reads (a list of
+ * every status sorts), other reads and every read on PostgreSQL (which
+ * waits on the network) go to the pool.
  *
  * A read whose client has gone before a worker takes it is not run unless
  * someone else waits for its fill (its flight has waiters): the tracker
@@ -591,24 +593,21 @@ static pool_lane job_lane(const job *j)
 
 /* ---- reads on the loop (see the top of the file) ---------------------------------------- */
 
-/* Loop thread: runs a bounded read here and now with the loop's own
- * connection, and completes it; false (nothing done) when it is no such
- * read, or, for an anonymous one, when the pool meters fills. */
+/* Loop thread: runs an anonymous bounded read here and now with the
+ * loop's own connection, and completes it; false (nothing done) when it
+ * is no such read or the pool meters fills. An editor's read stays on the
+ * workers: it may list every status, which no index orders. */
 static bool job_run_on_loop(job *j)
 {
     loop_thread *lt = j->owner;
     const job_request *r = &j->request;
-    if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read ||
-        (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD))
-        return false;
-    bool fill = job_lane(j) == POOL_PUBLIC;
-    if (fill && !worker_pool_admit_on_loop(&lt->srv->pool))
+    if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read || job_lane(j) != POOL_PUBLIC ||
+        (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD) || !worker_pool_admit_on_loop(&lt->srv->pool))
         return false;
     metrics_loop_read();
     uint64_t started = rc_now_ns();
     job_handle(j, lt->reader, true);
-    if (fill)
-        worker_pool_ran_on_loop(&lt->srv->pool, rc_now_ns() - started);
+    worker_pool_ran_on_loop(&lt->srv->pool, rc_now_ns() - started);
     job_complete(j);
     return true;
 }

@@ -1036,11 +1036,13 @@ static void postgres_explain(db_conn *c, const char *sql, char *out, size_t size
 extern const char postgres_schema_v1[];
 extern const char postgres_schema_v2[];
 extern const char postgres_schema_v3[];
+extern const char postgres_schema_v4[];
 
 static const db_migration postgres_migrations[] = {
     {1, postgres_schema_v1},
     {2, postgres_schema_v2},
     {3, postgres_schema_v3},
+    {4, postgres_schema_v4},
 };
 
 const db_driver db_postgres_driver = {

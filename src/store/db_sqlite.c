@@ -523,10 +523,23 @@ static const char schema_v2[] =
  * both engines count their schema alike (strata copy compares them). */
 static const char schema_v3[] = "";
 
+/* Version 4 (issue 15): item_tags carries the other sort keys too, so
+ * every public list of a tag walks an index in order (schema.c). */
+static const char schema_v4[] =
+    "ALTER TABLE item_tags ADD COLUMN updated_at INTEGER;"
+    "ALTER TABLE item_tags ADD COLUMN title TEXT;"
+    "UPDATE item_tags SET (updated_at, title) = (SELECT updated_at, title FROM items WHERE id = item_id);"
+    "CREATE INDEX item_tags_by_tag_updated ON item_tags(site_id, tag, status, updated_at DESC, item_id DESC);"
+    "CREATE INDEX item_tags_by_tag_title ON item_tags(site_id, tag, status, title, item_id);"
+    "CREATE TRIGGER items_sort_keys_to_tags AFTER UPDATE OF updated_at, title ON items BEGIN"
+    "  UPDATE item_tags SET updated_at = NEW.updated_at, title = NEW.title WHERE item_id = NEW.id;"
+    " END;";
+
 static const db_migration sqlite_migrations[] = {
     {1, schema_v1},
     {2, schema_v2},
     {3, schema_v3},
+    {4, schema_v4},
 };
 
 const db_driver db_sqlite_driver = {

@@ -113,8 +113,9 @@ int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags)
     status = db_query_run(&q, "replacing the tags");
     for (size_t i = 0; status == STORE_OK && i < json_array_size(tags); i++) {
         status = db_query_start(st,
-                                "INSERT INTO item_tags(site_id, item_id, tag, status, published_at) "
-                                "SELECT site_id, id, CAST(:tag AS TEXT), status, published_at FROM items "
+                                "INSERT INTO item_tags(site_id, item_id, tag, status, published_at, updated_at, title) "
+                                "SELECT site_id, id, CAST(:tag AS TEXT), status, published_at, updated_at, title "
+                                "FROM items "
                                 "WHERE id = :item",
                                 &q);
         if (status != STORE_OK)

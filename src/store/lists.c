@@ -20,9 +20,10 @@
  *
  * Indexes. Lists of one status walk items_by_* (site_id, status, [type |
  * category_id,] sort key, id) in order and stop after limit + 1 rows. With
- * a tag the query is driven from item_tags_by_tag (site_id, tag, status,
- * published_at, item_id), whose rows carry the status and published_at, so
- * the default tag list is index-driven too. Lists over every status, or by
+ * a tag the query is driven from item_tags_by_tag* (site_id, tag, status,
+ * sort key, item_id), whose rows carry the item's status and sort keys
+ * (published_at, updated_at, title: schema version 4), so every tag list
+ * of one status is index-driven too. Lists over every status, or by
  * published_at where it may be NULL (drafts: NULL sorts as 0), sort in a
  * temporary b-tree: those are editors' lists.
  */
@@ -79,20 +80,20 @@ static list_plan list_plan_for(const store_list_query *q)
     switch (q->sort) {
     case SORT_PUBLISHED_DESC:
     case SORT_PUBLISHED_ASC:
-        if (plan.by_tag) {
+        if (plan.by_tag)
             plan.key = published_at_set ? "t.published_at" : "COALESCE(t.published_at, 0)";
-            plan.id = "t.item_id";
-        } else {
+        else
             plan.key = published_at_set ? "i.published_at" : "COALESCE(i.published_at, 0)";
-        }
         plan.descending = q->sort == SORT_PUBLISHED_DESC;
         break;
-    case SORT_UPDATED_DESC: plan.key = "i.updated_at"; break;
+    case SORT_UPDATED_DESC: plan.key = plan.by_tag ? "t.updated_at" : "i.updated_at"; break;
     case SORT_TITLE_ASC:
-        plan.key = "i.title";
+        plan.key = plan.by_tag ? "t.title" : "i.title";
         plan.descending = false;
         break;
     }
+    if (plan.by_tag)
+        plan.id = "t.item_id";
     return plan;
 }
 

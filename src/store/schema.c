@@ -60,6 +60,14 @@
  *                     of one table (schema_postgres.c); SQLite reads them
  *                     through a subquery and a join, in process
  *                     (db_sqlite.c)
+ *
+ * Version 4 (issue 15, no sort on a public read):
+ *
+ *   item_tags.updated_at, item_tags.title
+ *                     the item's other sort keys, copied in as status and
+ *                     published_at are (a trigger on items keeps them), with
+ *                     an index per sort, so every list of a tag walks an
+ *                     index in order instead of sorting the tag's items
  */
 #include <openssl/rand.h>
 #include <string.h>

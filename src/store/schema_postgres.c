@@ -223,3 +223,20 @@ const char postgres_schema_v3[] =
     "CREATE TRIGGER item_tags_deleted AFTER DELETE ON item_tags REFERENCING OLD TABLE AS changed"
     "  FOR EACH STATEMENT EXECUTE FUNCTION items_tags_sync();"
     "UPDATE items i SET tags = (SELECT string_agg(t.tag, ',') FROM item_tags t WHERE t.item_id = i.id);";
+
+/* Version 4 (issue 15): item_tags carries the other sort keys too, so
+ * every public list of a tag walks an index in order (schema.c). A row
+ * trigger keeps them; it fires only when one of them changed. */
+const char postgres_schema_v4[] =
+    "ALTER TABLE item_tags ADD COLUMN updated_at BIGINT;"
+    "ALTER TABLE item_tags ADD COLUMN title TEXT COLLATE \"C\";"
+    "UPDATE item_tags t SET updated_at = i.updated_at, title = i.title FROM items i WHERE i.id = t.item_id;"
+    "CREATE INDEX item_tags_by_tag_updated ON item_tags(site_id, tag, status, updated_at DESC, item_id DESC);"
+    "CREATE INDEX item_tags_by_tag_title ON item_tags(site_id, tag, status, title, item_id);"
+    "CREATE FUNCTION items_sort_keys_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  UPDATE item_tags SET updated_at = NEW.updated_at, title = NEW.title WHERE item_id = NEW.id;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER items_sort_keys_to_tags AFTER UPDATE OF updated_at, title ON items FOR EACH ROW"
+    "  WHEN (OLD.updated_at IS DISTINCT FROM NEW.updated_at OR OLD.title IS DISTINCT FROM NEW.title)"
+    "  EXECUTE FUNCTION items_sort_keys_sync();";
