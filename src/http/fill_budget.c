@@ -23,7 +23,7 @@
 void fill_budget_init(fill_budget *b, double share)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    *b = (fill_budget){.share = share, .cpus = cpus > 0 ? (unsigned)cpus : 1};
+    *b = (fill_budget){.share = share, .cpus = cpus > 0 ? (unsigned)cpus : 1, .loops_may_fill = true};
 }
 
 void fill_budget_watch_loop(fill_budget *b, const _Atomic uint64_t *requests)
@@ -104,8 +104,10 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
         double loops_share = (double)(loops > filling ? loops - filling : 0) / ((double)elapsed * b->cpus);
         if (b->scarce)
             b->scarce_total_ns += elapsed;
-        b->scarce = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT &&
-                    loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
+        bool short_of_cpu = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT;
+        bool fills_few = fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
+        b->scarce = short_of_cpu && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills_few;
+        b->loops_may_fill = !(short_of_cpu && fills_few);
         if (!b->scarce)
             b->tokens_ns = budget_cap(b);
     }
@@ -131,13 +133,26 @@ static void budget_sample(fill_budget *b, uint64_t now_ns)
     fill_budget_observe(b, now_ns, &seen);
 }
 
+static void sample_if_due(fill_budget *b, uint64_t now_ns)
+{
+    if (b->sampled_ns == 0 || now_ns - b->sampled_ns >= (uint64_t)FILL_BUDGET_SAMPLE_MS * NS_PER_MS)
+        budget_sample(b, now_ns);
+}
+
+bool fill_budget_loops_may_fill(fill_budget *b, uint64_t now_ns)
+{
+    if (b->share >= 1)
+        return true;
+    sample_if_due(b, now_ns);
+    return b->share >= 1 || b->loops_may_fill;
+}
+
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)
 {
     const uint64_t period = (uint64_t)FILL_BUDGET_SAMPLE_MS * NS_PER_MS;
     if (b->share >= 1)
         return 0;
-    if (b->sampled_ns == 0 || now_ns - b->sampled_ns >= period)
-        budget_sample(b, now_ns);
+    sample_if_due(b, now_ns);
     if (b->share >= 1)
         return 0;
     /* the bucket refills at budget_rate, up to its cap */

@@ -46,7 +46,10 @@
  * the pool meters fills (fill_budget.h: the CPU is scarce and the loops
  * are busy with hits): then an anonymous read goes to the pool, where the
  * budget, the workers' lower priority, the deadline and shedding keep
- * hits first under a flood of misses. Writes, editors' reads (a list of
+ * hits first under a flood of misses — and once a turn of the loop has
+ * run reads for LOOP_READ_SLICE_MS, the rest of that turn's go to the
+ * pool too, so a flood of misses alone is shed there as before instead of
+ * piling up unseen in the loop's sockets. Writes, editors' reads (a list of
  * every status sorts), other reads and every read on PostgreSQL (which
  * waits on the network) go to the pool.
  *
@@ -74,6 +77,7 @@
 
 #define QUEUE_PROBE_MS 50    /* how often queued HTTP/1 clients are looked at */
 #define QUEUE_PROBE_BATCH 64 /* …and how many of them at most, each time */
+#define LOOP_READ_SLICE_MS 2 /* how long a turn of a loop may run reads itself */
 
 /* ---- request copies ------------------------------------------------------------ */
 
@@ -593,6 +597,20 @@ static pool_lane job_lane(const job *j)
 
 /* ---- reads on the loop (see the top of the file) ---------------------------------------- */
 
+/* Whether this turn of the loop (since its poll returned) has run for
+ * LOOP_READ_SLICE_MS: the rest of the turn's reads go to the pool, so a
+ * flood of misses never keeps the loop from its sockets, and what the
+ * loops cannot take is queued where the deadline and shedding apply (an
+ * open loop of misses at 3× capacity hung requests without it). In h2o's
+ * clock: wall milliseconds, taken when the poll returned. */
+static bool loop_turn_spent(loop_thread *lt)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+    return now_ms >= h2o_now(lt->ctx.loop) + LOOP_READ_SLICE_MS;
+}
+
 /* Loop thread: runs an anonymous bounded read here and now with the
  * loop's own connection, and completes it; false (nothing done) when it
  * is no such read or the pool meters fills. An editor's read stays on the
@@ -602,7 +620,8 @@ static bool job_run_on_loop(job *j)
     loop_thread *lt = j->owner;
     const job_request *r = &j->request;
     if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read || job_lane(j) != POOL_PUBLIC ||
-        (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD) || !worker_pool_admit_on_loop(&lt->srv->pool))
+        (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD) || loop_turn_spent(lt) ||
+        !worker_pool_admit_on_loop(&lt->srv->pool))
         return false;
     metrics_loop_read();
     uint64_t started = rc_now_ns();

@@ -295,8 +295,7 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
 bool worker_pool_admit_on_loop(worker_pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
-    bool admit = !pool->idle_public && fill_budget_wait_ns(&pool->budget, clock_ns()) == 0 &&
-                 !fill_budget_metering(&pool->budget);
+    bool admit = !pool->idle_public && fill_budget_loops_may_fill(&pool->budget, clock_ns());
     if (admit)
         fill_budget_note_fill(&pool->budget);
     pthread_mutex_unlock(&pool->lock);

@@ -90,6 +90,29 @@ static void fills_run_on_the_loops_do_not_count_as_the_loops_busy(void **state)
     assert_false(b.scarce);
 }
 
+/* Loops fill themselves unless the machine is short of CPU while fills
+ * are a few of the requests — whatever the loops' own CPU says, since
+ * hits starved by fills on the loops would not show the loops busy. */
+static void loops_may_fill_unless_cpu_is_short_and_fills_are_few(void **state)
+{
+    (void)state;
+    fill_budget b;
+    fill_budget_init(&b, 0.02);
+    assert_true(b.loops_may_fill); /* before any sample */
+    observe_pair(&b, 0, 0.05, 50); /* no idle, 5 % fills, loops nearly idle (hits starved) */
+    assert_false(b.loops_may_fill);
+    assert_false(b.scarce);
+    fill_budget_init(&b, 0.02);
+    observe_pair(&b, 4, 1.0, 50); /* 20 % idle */
+    assert_true(b.loops_may_fill);
+    fill_budget_init(&b, 0.02);
+    observe_pair(&b, 0, 1.0, 1000); /* misses are the traffic */
+    assert_true(b.loops_may_fill);
+    fill_budget_init(&b, 1); /* never metered */
+    b.loops_may_fill = false;
+    assert_true(fill_budget_loops_may_fill(&b, 1 * MS));
+}
+
 static void while_scarce_a_fill_waits_until_its_cpu_is_paid_back(void **state)
 {
     (void)state;
@@ -251,6 +274,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills),
         cmocka_unit_test(fills_run_on_the_loops_do_not_count_as_the_loops_busy),
+        cmocka_unit_test(loops_may_fill_unless_cpu_is_short_and_fills_are_few),
         cmocka_unit_test(while_scarce_a_fill_waits_until_its_cpu_is_paid_back),
         cmocka_unit_test(plenty_forgives_the_debt),
         cmocka_unit_test(no_limit_is_never_scarce),

@@ -267,10 +267,10 @@ static void a_standing_public_lane_runs_the_newest_first(void **state)
     public_order(true, (const int[3]){4, 3, 2});
 }
 
-/* A loop runs a public read itself only while fills are not metered:
- * plenty, or a share of 1 (never metered); scarce with a share below 1
- * sends it to the pool, where the budget applies. */
-static void a_loop_runs_public_reads_only_while_fills_are_not_metered(void **state)
+/* A loop runs a public read itself only while the budget lets loops fill
+ * (idle CPU, or misses most of the traffic) or never meters; otherwise it
+ * goes to the pool, where the budget applies. */
+static void a_loop_runs_public_reads_only_while_the_budget_lets_loops_fill(void **state)
 {
     (void)state;
     fixture *f = fixture_start(1);
@@ -278,10 +278,9 @@ static void a_loop_runs_public_reads_only_while_fills_are_not_metered(void **sta
     assert_true(worker_pool_admit_on_loop(&f->pool)); /* the first sample is a baseline: plenty */
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    pthread_mutex_lock(&f->pool.lock); /* a fresh sample that said scarce, with tokens left */
+    pthread_mutex_lock(&f->pool.lock); /* a fresh sample: no idle CPU, fills a few of the requests */
     f->pool.budget.sampled_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-    f->pool.budget.scarce = true;
-    f->pool.budget.tokens_ns = 1000000;
+    f->pool.budget.loops_may_fill = false;
     uint64_t fills = f->pool.budget.fills;
     pthread_mutex_unlock(&f->pool.lock);
     assert_false(worker_pool_admit_on_loop(&f->pool));
@@ -301,7 +300,7 @@ int main(void)
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
         cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
         cmocka_unit_test(a_standing_public_lane_runs_the_newest_first),
-        cmocka_unit_test(a_loop_runs_public_reads_only_while_fills_are_not_metered),
+        cmocka_unit_test(a_loop_runs_public_reads_only_while_the_budget_lets_loops_fill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
