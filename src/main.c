@@ -27,6 +27,7 @@
 #include "content/content.h"
 #include "core/db_url.h"
 #include "core/log.h"
+#include "http/cors.h"
 #include "http/http.h"
 #include "http/ratelimit.h"
 #include "http/response_cache.h"
@@ -137,6 +138,7 @@ static int configure_jobs(const strata_config *cfg)
 {
     char err[CONFIG_ERR_MAX];
     if (jobs_configure(cfg, err, sizeof err) != 0 || ratelimit_configure(cfg, err) != 0 ||
+        cors_configure(cfg, err) != 0 ||
         alerts_configure(cfg, content_routes, content_route_count, err, sizeof err) != 0) {
         fprintf(stderr, "strata: configuration error: %s\n", err);
         return 2;

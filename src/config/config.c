@@ -285,6 +285,11 @@ static const setting settings[] = {
      1000000, "2000", false, "… in bursts of up to this many"},
     DOUBLE_ROW("budget.api_p95_ms", "budget-api-p95-ms", "STRATA_BUDGET_API_P95_MS", budget_api_p95_ms, 0, 3600000, "0",
                "alert when the p95 of request time, every route together, is above this (ms; 0 = no budget)"),
+    {"cors.origins", "cors-origins", "STRATA_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), 0, 0, "", false,
+     "which browser origins may call each site: SITE=ORIGIN ORIGIN…;SITE=* (any origin); * as SITE: every other site; "
+     "empty: no cross-origin access"},
+    {"cors.max_age_s", "cors-max-age-s", "STRATA_CORS_MAX_AGE_S", SETTING_INT, FIELD(cors_max_age_s), 0, 86400, "7200",
+     false, "how long a browser may keep a preflight's answer (Access-Control-Max-Age; Chromium caps it at 7200)"},
     {"budget.api_p95_routes", "budget-api-p95-routes", "STRATA_BUDGET_API_P95_ROUTES", SETTING_STRING,
      FIELD(budget_api_p95_routes), 0, 0, "", false,
      "per-route p95 budgets: PATTERN=MS,PATTERN=MS (\"/v1/:site/content=50\"); every method of the pattern"},

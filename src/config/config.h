@@ -138,6 +138,8 @@ typedef struct strata_config {
     /* [budget] (0 = no budget; src/alerts) */
     double budget_api_p95_ms;
     char budget_api_p95_routes[1024]; /* "PATTERN=MS,…" */
+    char cors_origins[2048];          /* "SITE=ORIGIN ORIGIN…;SITE=*" (http/cors.c) */
+    int cors_max_age_s;               /* how long browsers may keep a preflight's answer */
     double budget_error_rate;
     double budget_db_query_ms;
     double budget_replica_lag_ms; /* the most lagging replica's lag, in ms */

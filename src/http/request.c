@@ -71,6 +71,7 @@
 
 #include "core/fmt.h"
 #include "core/log.h"
+#include "http/cors.h"
 #include "http/ratelimit.h"
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
@@ -122,7 +123,7 @@ static size_t path_length(h2o_req_t *req)
     return req->query_at != SIZE_MAX ? req->query_at : req->path.len;
 }
 
-static http_method method_of(h2o_iovec_t m)
+http_method request_method_bit(h2o_iovec_t m)
 {
     static const struct {
         const char *name;
@@ -137,7 +138,7 @@ static http_method method_of(h2o_iovec_t m)
 
 unsigned request_method_index(h2o_iovec_t method)
 {
-    return (unsigned)__builtin_ctz((unsigned)method_of(method));
+    return (unsigned)__builtin_ctz((unsigned)request_method_bit(method));
 }
 
 static void copy_peer(h2o_req_t *req, char out[HTTP_PEER_MAX + 1])
@@ -161,7 +162,7 @@ static int request_copy(h2o_req_t *req, const request_tracker *tracker, int rout
 {
     size_t plen = path_length(req);
     rq->route_id = route_index;
-    rq->method = method_of(req->method);
+    rq->method = request_method_bit(req->method);
     memcpy(rq->request_id, tracker->request_id, sizeof(rq->request_id));
     rq->path = copy_iovec(req->path.base, plen);
     if (req->query_at != SIZE_MAX)
@@ -322,7 +323,7 @@ void request_send_no_memory(h2o_req_t *req, request_tracker *t)
     send_problem(req, t, 503, "out_of_memory", "the server is out of memory", NULL);
 }
 
-static void allow_header_value(unsigned methods, char *out, size_t size)
+void request_allow_value(unsigned methods, char *out, size_t size)
 {
     static const struct {
         http_method method;
@@ -806,12 +807,17 @@ int request_on_request(h2o_handler_t *self, h2o_req_t *req)
     int index = http_route_find(srv->app->routes, srv->app->route_count, method, req->path.base, path_length(req),
                                 &caps, &allowed);
     t->route = index;
+    if (index < 0 && allowed != 0 && cors_is_preflight(req)) {
+        if (!cors_preflight(req, allowed, detail, sizeof(detail)))
+            send_problem(req, t, 403, "origin_not_allowed", detail, NULL);
+        return 0;
+    }
     if (index < 0) {
         if (allowed == 0) {
             send_problem(req, t, 404, "no_route", "no route for this path", NULL);
         } else {
             char allow[96];
-            allow_header_value(allowed, allow, sizeof(allow));
+            request_allow_value(allowed, allow, sizeof(allow));
             snprintf(detail, sizeof(detail), "%.*s is not allowed on this path; use %s", (int)req->method.len,
                      req->method.base, allow);
             send_problem(req, t, 405, "method_not_allowed", detail, allow);

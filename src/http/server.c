@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "http/cors.h"
 #include "http/server_internal.h"
 
 /* ---- loop threads -------------------------------------------------------------------- */
@@ -344,6 +345,7 @@ static void configure_h2o(server *srv)
     /* The fallback path serves h2o's own early errors (before routing). */
     filters_register(root);
     filters_register(&host->fallback_path);
+    cors_register(root);
     filters_set_hit_sampling(srv->cfg->log_sample_hits);
 }
 

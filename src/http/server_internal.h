@@ -183,6 +183,11 @@ void request_submit_task(loop_thread *lt, void (*task)(void *worker), bool *runn
 void request_submit_detached_task(server *srv, void (*task)(void *worker));
 /* The bit index of a method's http_method (metrics' method index). */
 unsigned request_method_index(h2o_iovec_t method);
+/* The http_method bit of a method's name (HTTP_OTHER for one strata does
+ * not know). */
+http_method request_method_bit(h2o_iovec_t method);
+/* "GET, HEAD, …" of http_method bits, for Allow and its CORS kin. */
+void request_allow_value(unsigned methods, char *out, size_t size);
 /* A new request id (<instance>-<loop>-<sequence>), on lt's thread. */
 void request_id_generate(loop_thread *lt, char out[HTTP_REQUEST_ID_MAX + 1]);
 /* The client's X-Request-Id when it is sane, else a new one. */
