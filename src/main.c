@@ -17,6 +17,7 @@
  * the periodic tasks and the background jobs, and disposes the cache
  * once the server has stopped.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,11 @@ static void flush_views(void *worker)
     content_flush_views(worker);
 }
 
+static void tokens_flush_uses_on_worker(void *worker)
+{
+    tokens_flush_uses(worker);
+}
+
 /* ---- commands ------------------------------------------------------------------ */
 
 /* The "warm" job: what the server does once at start, again on schedule. */
@@ -301,11 +307,12 @@ static int serve(strata_config *cfg)
     content_init(cfg);
     jobs_register("warm", warm_job);
     history_jobs_register();
+    http_cache_watch(tokens_watch); /* a revoked token leaves every instance's memory with the bus */
     if (metrics_start(cfg) != 0 || rc_init(cfg, content_routes, content_route_count) != 0) {
         log_event(LOG_ERROR, "cannot start: the cache could not be created");
         return 1;
     }
-    http_periodic tasks[] = {{cfg->views_flush_interval_ms, flush_views}};
+    http_periodic tasks[] = {{cfg->views_flush_interval_ms, flush_views}, {1000, tokens_flush_uses_on_worker}};
     http_app app = {.routes = content_routes,
                     .route_count = content_route_count,
                     .worker_open = worker_open,
@@ -318,7 +325,7 @@ static int serve(strata_config *cfg)
                     .on_start = serve_started,
                     .on_stop = serve_stopping,
                     .periodic = tasks,
-                    .periodic_count = 1};
+                    .periodic_count = 2};
     store_checkpointer_start(cfg->db_url); /* without it, commits checkpoint themselves */
     int rc = 1;
     if (replicas_start(cfg) == 0) { /* before the workers: their reads are routed from the first */
@@ -507,15 +514,14 @@ static int cmd_site(void)
     return rc == STORE_OK ? 0 : 1;
 }
 
-static int cmd_token(void)
+static int token_create(store_t *store, int64_t site_id)
 {
-    if (cli.positional_count != 2 || strcmp(cli.positional[1], "create") != 0)
-        return usage_error("usage: strata token create --site S --role read|write|admin [--name NAME]%s", "");
-    const char *site = own_flag("site"), *role_text = own_flag("role");
+    const char *role_text = own_flag("role");
     const char *name = own_flag("name") ? own_flag("name") : "editor";
     store_role role;
-    if (site == NULL || role_text == NULL)
-        return usage_error("token create needs --site and --role%s", "");
+    int days = 0;
+    if (role_text == NULL)
+        return usage_error("token create needs --role%s", "");
     if (strcmp(role_text, "read") == 0)
         role = ROLE_READ;
     else if (strcmp(role_text, "write") == 0)
@@ -526,23 +532,90 @@ static int cmd_token(void)
         return usage_error("--role must be read, write or admin, not '%s'", role_text);
     if (strlen(name) == 0 || strlen(name) > 64)
         return usage_error("--name must be 1 to 64 characters%s", "");
+    if (own_flag("expires-days") != NULL && parse_count("expires-days", own_flag("expires-days"), 0, 36500, &days) != 0)
+        return 2;
+    char text[CONTENT_TOKEN_TEXT_MAX];
+    uint8_t hash[32];
+    int64_t expires_at = days > 0 ? store_now_ms() + (int64_t)days * 86400000 : 0;
+    if (content_token_generate(text, hash) != 0 ||
+        store_token_create(store, site_id, role, name, hash, expires_at, NULL) != STORE_OK) {
+        fprintf(stderr, "strata: could not create the token: %s\n", store_errmsg(store));
+        return 1;
+    }
+    printf("%s\n", text);
+    return 0;
+}
 
+static const char *json_text_or_dash(const json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+static int token_list(store_t *store, int64_t site_id)
+{
+    json_t *tokens = NULL;
+    if (store_token_list(store, site_id, &tokens) != STORE_OK) {
+        fprintf(stderr, "strata: could not list the tokens: %s\n", store_errmsg(store));
+        return 1;
+    }
+    printf("%-6s %-20s %-6s %-24s %-24s %-24s %s\n", "id", "name", "role", "created", "expires", "last used",
+           "revoked");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tokens, i, t)
+    {
+        printf("%-6lld %-20s %-6s %-24s %-24s %-24s %s\n", (long long)json_integer_value(json_object_get(t, "id")),
+               json_string_value(json_object_get(t, "name")), json_string_value(json_object_get(t, "role")),
+               json_text_or_dash(json_object_get(t, "created_at")), json_text_or_dash(json_object_get(t, "expires_at")),
+               json_text_or_dash(json_object_get(t, "last_used_at")),
+               json_text_or_dash(json_object_get(t, "revoked_at")));
+    }
+    json_decref(tokens);
+    return 0;
+}
+
+/* Revoked in the database at once; a running server that has the token in
+ * its memory drops it within TOKENS_CACHE_TTL_MS (the admin route reaches
+ * every instance at once, through the bus). */
+static int token_revoke(store_t *store, int64_t site_id)
+{
+    int id = 0;
+    if (own_flag("id") == NULL)
+        return usage_error("token revoke needs --id (see strata token list)%s", "");
+    if (parse_count("id", own_flag("id"), 0, INT_MAX, &id) != 0)
+        return 2;
+    int rc = store_token_revoke(store, site_id, id);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "strata: %s\n", store_errmsg(store));
+        return 1;
+    }
+    printf("revoked token %d\n", id);
+    return 0;
+}
+
+static int cmd_token(void)
+{
+    static const char usage[] = "usage: strata token create|list|revoke --site S (see strata --help)%s";
+    const char *verb = cli.positional_count == 2 ? cli.positional[1] : "";
+    bool known = strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0 || strcmp(verb, "revoke") == 0;
+    const char *site = own_flag("site");
+    if (!known)
+        return usage_error(usage, "");
+    if (site == NULL)
+        return usage_error("token %s needs --site", verb);
     strata_config cfg;
     store_t *store = NULL;
     int rc = load_config(&cfg);
     if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
         return rc;
     int64_t site_id;
-    char text[CONTENT_TOKEN_TEXT_MAX];
-    uint8_t hash[32];
     if ((rc = site_id_for(store, site, false, &site_id)) == 0) {
-        if (content_token_generate(text, hash) != 0 ||
-            store_token_create(store, site_id, role, name, hash) != STORE_OK) {
-            fprintf(stderr, "strata: could not create the token: %s\n", store_errmsg(store));
-            rc = 1;
-        } else {
-            printf("%s\n", text);
-        }
+        if (strcmp(verb, "create") == 0)
+            rc = token_create(store, site_id);
+        else if (strcmp(verb, "list") == 0)
+            rc = token_list(store, site_id);
+        else
+            rc = token_revoke(store, site_id);
     }
     store_close(&store);
     return rc;
@@ -568,7 +641,7 @@ typedef struct command {
 } command;
 
 static const char *const seed_flags[] = {"items", "versions", "site", NULL};
-static const char *const token_flags[] = {"site", "role", "name", NULL};
+static const char *const token_flags[] = {"site", "role", "name", "expires-days", "id", NULL};
 static const char *const copy_flags[] = {"from", "to", NULL};
 
 static int cmd_version(void)
@@ -594,9 +667,12 @@ static const command commands[] = {
      "  created if absent)."},
     {"site", cmd_site, NULL, "strata site create NAME [--db URL_OR_PATH]\n  Create a site (a tenant namespace)."},
     {"token", cmd_token, token_flags,
-     "strata token create --site S --role read|write|admin [--name NAME] [--db URL_OR_PATH]\n"
+     "strata token create --site S --role read|write|admin [--name NAME] [--expires-days N] [--db URL_OR_PATH]\n"
      "  Create an API token; it is printed once, only its hash is stored. NAME is\n"
-     "  recorded as the author of what the token writes (default editor)."},
+     "  recorded as the author of what the token writes (default editor).\n"
+     "strata token list --site S\n  The site's tokens: name, role, created, expires, last used, revoked.\n"
+     "strata token revoke --site S --id N\n  Revoke a token (running servers drop it within 30 s; the admin route\n"
+     "  DELETE /v1/{site}/tokens/{id} reaches every instance at once)."},
     {"check-config", cmd_check_config, NULL,
      "strata check-config [--config FILE]\n  Validate the file, the environment and the flags; exit 2 naming a bad "
      "key."},

@@ -165,7 +165,7 @@ static int lookup_bearer(api_ctx *c, uint8_t hash[32])
         return -1;
     }
     crypto_sha256(auth + 7, strlen(auth + 7), hash);
-    int rc = store_token_lookup(c->store, hash, &c->token);
+    int rc = tokens_lookup(c->store, hash, &c->token);
     if (rc == STORE_NOT_FOUND) {
         unauthorized(c, invalid_token);
         return -1;

@@ -261,6 +261,12 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
 void handle_cache_warm(const http_request *req, store_t *store, http_response *res);
 void handle_cache_flush(const http_request *req, store_t *store, http_response *res);
 void handle_debug_faults(const http_request *req, store_t *store, http_response *res);
+void handle_tokens_list(const http_request *req, store_t *store, http_response *res);   /* tokens.c */
+void handle_tokens_create(const http_request *req, store_t *store, http_response *res); /* tokens.c */
+void handle_tokens_revoke(const http_request *req, store_t *store, http_response *res); /* tokens.c */
+/* The token of hash, from memory when this instance holds it and may
+ * trust it, else from the database (tokens.c). */
+int tokens_lookup(store_t *store, const uint8_t hash[32], store_token *out);
 void handle_jobs_stats(const http_request *req, store_t *store, http_response *res);
 void handle_metrics(const http_request *req, store_t *store, http_response *res);             /* monitoring.c */
 void handle_performance_metrics(const http_request *req, store_t *store, http_response *res); /* monitoring.c */

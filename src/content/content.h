@@ -48,6 +48,11 @@ void history_jobs_register(void);
 
 /* Periodic: writes the view counts gathered in memory (write-behind). */
 void content_flush_views(store_t *store);
+/* Periodic: writes tokens' last uses, at most one a token a minute. */
+void tokens_flush_uses(store_t *store);
+/* The response cache's watcher (http_cache_watch): a revoked token's tag
+ * drops it from memory; NULL drops every token. */
+void tokens_watch(const char *tag);
 
 /* Token text for a new API token ("st_" + 43 base64url characters) and the
  * hash under which it is stored. */

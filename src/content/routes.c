@@ -107,6 +107,9 @@ ON_WORKER(handle_cache_invalidate)
 ON_WORKER(handle_cache_warm)
 ON_WORKER(handle_cache_flush)
 ON_WORKER(handle_view)
+ON_WORKER(handle_tokens_list)
+ON_WORKER(handle_tokens_create)
+ON_WORKER(handle_tokens_revoke)
 
 #define WORKER(h) h##_on_worker, NULL, false
 #define LOOP(h) NULL, h, false
@@ -157,6 +160,9 @@ const http_route content_routes[] = {
     {HTTP_POST, "/v1/:site/cache/invalidate", WORKER(handle_cache_invalidate), NULL},
     {HTTP_POST, "/v1/:site/cache/warm", WORKER(handle_cache_warm), NULL},
     {HTTP_DELETE, "/v1/:site/cache", WORKER(handle_cache_flush), NULL},
+    {HTTP_GET, "/v1/:site/tokens", WORKER(handle_tokens_list), NULL},
+    {HTTP_POST, "/v1/:site/tokens", WORKER(handle_tokens_create), NULL},
+    {HTTP_DELETE, "/v1/:site/tokens/:id", WORKER(handle_tokens_revoke), NULL},
 };
 
 const size_t content_route_count = sizeof(content_routes) / sizeof(content_routes[0]);

@@ -178,6 +178,16 @@ bool http_etag_list_matches(const char *header, size_t header_len, const char *e
  * here or by another instance (http_cache_lsn_floor): a fill that starts
  * after an invalidation must read data that includes its write. */
 size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn);
+/* Something besides the response cache that keeps what a write may make
+ * wrong (content/tokens.c): told of every tag invalidated here or
+ * received from another instance, and of NULL when invalidations may
+ * have been missed (then it forgets everything). One watcher, set before
+ * serving; it is called on any thread and must be quick. */
+void http_cache_watch(void (*watch)(const char *tag));
+/* Whether an invalidation made here reaches every instance that could
+ * keep what it names: true without Redis (a lone instance) or with the
+ * bus running; false with Redis but the cache, hence the bus, off. */
+bool http_cache_invalidations_reach_all(void);
 /* Drops the entry of a request target ("/v1/main/content?limit=5"),
  * normalised like a request. */
 bool http_cache_invalidate_target(const char *target, lsn_t lsn);

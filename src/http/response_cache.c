@@ -80,6 +80,8 @@ static struct {
     cache *cache;
     cache_bus *bus; /* NULL without redis.url */
     l2 *l2;         /* NULL without redis.url or with redis.l2 off */
+    bool redis_configured;
+    void (*watch)(const char *tag); /* http_cache_watch */
     const strata_config *cfg;
     const http_route *routes;
     size_t route_count;
@@ -138,8 +140,12 @@ static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, siz
         memcpy(tag, name, len);
         tag[len] = '\0';
         cache_invalidate_tag(rc.cache, tag);
+        if (rc.watch != NULL)
+            rc.watch(tag);
     } else {
         cache_clear(rc.cache); /* a tag this long is no tag of ours: be safe */
+        if (rc.watch != NULL)
+            rc.watch(NULL);
     }
 }
 
@@ -147,6 +153,8 @@ static void on_invalidations_missed(void *ctx)
 {
     (void)ctx;
     size_t removed = cache_clear(rc.cache);
+    if (rc.watch != NULL)
+        rc.watch(NULL);
     log_line line;
     log_begin(&line, LOG_INFO, "cache cleared: invalidations from other instances may have been missed");
     log_int(&line, "entries", (int64_t)removed);
@@ -158,6 +166,7 @@ int rc_init(const strata_config *cfg, const http_route *routes, size_t route_cou
     rc.cfg = cfg;
     rc.routes = routes;
     rc.route_count = route_count;
+    rc.redis_configured = cfg->redis_url[0] != '\0';
     if (!cfg->cache_enabled)
         return 0;
     /* cache.l1 = false: a budget of nothing, so no value is kept, while
@@ -968,8 +977,20 @@ static size_t target_key(const char *target, char key[RC_KEY_MAX], uint32_t *ns,
     return index >= 0 ? target_route_key(target, index, &caps, key, ns, site) : 0;
 }
 
+void http_cache_watch(void (*watch)(const char *tag))
+{
+    rc.watch = watch;
+}
+
+bool http_cache_invalidations_reach_all(void)
+{
+    return !rc.redis_configured || rc.bus != NULL;
+}
+
 size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
 {
+    if (rc.watch != NULL)
+        rc.watch(tag);
     if (rc.cache == NULL)
         return 0;
     lsn_floor_raise(lsn);

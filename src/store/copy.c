@@ -57,7 +57,9 @@ static const copy_table tables[] = {
       {"name", 't'},
       {"hash", 'b'},
       {"created_at", 'i'},
-      {"revoked_at", 'i'}}},
+      {"revoked_at", 'i'},
+      {"expires_at", 'i'},
+      {"last_used_at", 'i'}}},
     /* parent_id in a second pass (copy_category_parents) */
     {"categories", "id", true, {{"id", 'i'}, {"site_id", 'i'}, {"slug", 't'}, {"name", 't'}}},
     {"items",

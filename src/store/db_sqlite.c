@@ -523,8 +523,9 @@ static const char schema_v2[] =
  * both engines count their schema alike (strata copy compares them). */
 static const char schema_v3[] = "";
 
-/* Version 4 (issue 15): item_tags carries the other sort keys too, so
- * every public list of a tag walks an index in order (schema.c). */
+/* Version 4 (issues 15 and 16): item_tags carries the other sort keys
+ * too, so every public list of a tag walks an index in order; tokens may
+ * expire and remember when they were last used (schema.c). */
 static const char schema_v4[] =
     "ALTER TABLE item_tags ADD COLUMN updated_at INTEGER;"
     "ALTER TABLE item_tags ADD COLUMN title TEXT;"
@@ -533,7 +534,9 @@ static const char schema_v4[] =
     "CREATE INDEX item_tags_by_tag_title ON item_tags(site_id, tag, status, title, item_id);"
     "CREATE TRIGGER items_sort_keys_to_tags AFTER UPDATE OF updated_at, title ON items BEGIN"
     "  UPDATE item_tags SET updated_at = NEW.updated_at, title = NEW.title WHERE item_id = NEW.id;"
-    " END;";
+    " END;"
+    "ALTER TABLE tokens ADD COLUMN expires_at INTEGER;"
+    "ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;";
 
 static const db_migration sqlite_migrations[] = {
     {1, schema_v1},

@@ -68,6 +68,9 @@
  *                     published_at are (a trigger on items keeps them), with
  *                     an index per sort, so every list of a tag walks an
  *                     index in order instead of sorting the tag's items
+ *   tokens.expires_at, tokens.last_used_at (issue 16)
+ *                     a token may be made to expire; its last use is kept
+ *                     (to the minute: content/tokens.c batches them)
  */
 #include <openssl/rand.h>
 #include <string.h>

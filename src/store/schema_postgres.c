@@ -224,9 +224,10 @@ const char postgres_schema_v3[] =
     "  FOR EACH STATEMENT EXECUTE FUNCTION items_tags_sync();"
     "UPDATE items i SET tags = (SELECT string_agg(t.tag, ',') FROM item_tags t WHERE t.item_id = i.id);";
 
-/* Version 4 (issue 15): item_tags carries the other sort keys too, so
- * every public list of a tag walks an index in order (schema.c). A row
- * trigger keeps them; it fires only when one of them changed. */
+/* Version 4 (issues 15 and 16): item_tags carries the other sort keys
+ * too, so every public list of a tag walks an index in order (schema.c); a
+ * row trigger keeps them, firing only when one of them changed. Tokens may
+ * expire and remember when they were last used. */
 const char postgres_schema_v4[] =
     "ALTER TABLE item_tags ADD COLUMN updated_at BIGINT;"
     "ALTER TABLE item_tags ADD COLUMN title TEXT COLLATE \"C\";"
@@ -239,4 +240,6 @@ const char postgres_schema_v4[] =
     " END $$;"
     "CREATE TRIGGER items_sort_keys_to_tags AFTER UPDATE OF updated_at, title ON items FOR EACH ROW"
     "  WHEN (OLD.updated_at IS DISTINCT FROM NEW.updated_at OR OLD.title IS DISTINCT FROM NEW.title)"
-    "  EXECUTE FUNCTION items_sort_keys_sync();";
+    "  EXECUTE FUNCTION items_sort_keys_sync();"
+    "ALTER TABLE tokens ADD COLUMN expires_at BIGINT;"
+    "ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;";

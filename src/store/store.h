@@ -107,12 +107,29 @@ typedef struct store_token {
     store_role role;
     char name[65];
     uint8_t hash[32];
+    int64_t expires_at; /* ms since the epoch; 0: never */
 } store_token;
 
-/* Stores a token by the SHA-256 hash of its secret text. */
-int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32]);
-/* Finds an unrevoked token by hash; STORE_NOT_FOUND if none. */
+/* Stores a token by the SHA-256 hash of its secret text, valid until
+ * expires_at (ms; 0: never); *id (if not NULL) gets its id. */
+int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32],
+                       int64_t expires_at, int64_t *id);
+/* Finds an unrevoked, unexpired token by hash; STORE_NOT_FOUND if none. */
 int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out);
+/* *tokens: the site's tokens, newest first, never their hashes:
+ * [{"id","name","role","created_at","expires_at","last_used_at","revoked_at"}…]
+ * (times as RFC 3339 text or null). */
+int store_token_list(store_t *st, int64_t site_id, json_t **tokens);
+/* Revokes the site's token id (again: nothing changes); STORE_NOT_FOUND
+ * if the site has no such token. */
+int store_token_revoke(store_t *st, int64_t site_id, int64_t id);
+/* A token was used at `at` (ms): its last_used_at moves forward to it. */
+typedef struct store_token_use {
+    int64_t id;
+    int64_t at;
+} store_token_use;
+/* Records n uses in one transaction. */
+int store_tokens_touch(store_t *st, const store_token_use *uses, size_t n);
 
 /* ---- categories --------------------------------------------------------- */
 

@@ -124,7 +124,8 @@ int store_site_list(store_t *st, json_t **sites)
 
 /* ---- tokens ------------------------------------------------------------- */
 
-int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32])
+int store_token_create(store_t *st, int64_t site_id, store_role role, const char *name, const uint8_t hash[32],
+                       int64_t expires_at, int64_t *id)
 {
     db_clear_error(st);
     if (role < ROLE_READ || role > ROLE_ADMIN)
@@ -133,8 +134,8 @@ int store_token_create(store_t *st, int64_t site_id, store_role role, const char
         return db_fail(st, STORE_INVALID, "a token name is at most %d bytes", TOKEN_NAME_MAX);
     db_query q;
     int status = db_query_start(st,
-                                "INSERT INTO tokens(site_id, role, name, hash, created_at) "
-                                "VALUES (:site, :role, :name, :hash, :now)",
+                                "INSERT INTO tokens(site_id, role, name, hash, created_at, expires_at) "
+                                "VALUES (:site, :role, :name, :hash, :now, :expires) RETURNING id",
                                 &q);
     if (status != STORE_OK)
         return status;
@@ -143,7 +144,11 @@ int store_token_create(store_t *st, int64_t site_id, store_role role, const char
     db_bind_text(&q, ":name", name);
     db_bind_blob(&q, ":hash", hash, 32);
     db_bind_int(&q, ":now", store_now_ms());
-    status = db_query_run(&q, "creating the token");
+    db_bind_int_or_null(&q, ":expires", expires_at, expires_at != 0);
+    int64_t made = db_next_row(&q) ? db_column_int(&q, 0) : 0;
+    status = db_query_end(&q, "creating the token");
+    if (status == STORE_OK && id != NULL)
+        *id = made;
     if (status == STORE_CONFLICT)
         return db_fail(st, STORE_CONFLICT, "a token with this secret already exists");
     if (q.failure == DB_FOREIGN_KEY)
@@ -157,19 +162,22 @@ static void token_from_row(const db_query *q, store_token *out)
     out->site_id = db_column_int(q, 1);
     out->role = (store_role)db_column_int(q, 2);
     snprintf(out->name, sizeof out->name, "%s", db_column_text(q, 3) ? db_column_text(q, 3) : "");
+    out->expires_at = db_column_is_null(q, 5) ? 0 : db_column_int(q, 5);
 }
 
 int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out)
 {
     db_clear_error(st);
     db_query q;
-    int status = db_query_start(st,
-                                "SELECT id, site_id, role, name, hash FROM tokens "
-                                "WHERE hash = :hash AND revoked_at IS NULL",
-                                &q);
+    int status =
+        db_query_start(st,
+                       "SELECT id, site_id, role, name, hash, expires_at FROM tokens "
+                       "WHERE hash = :hash AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)",
+                       &q);
     if (status != STORE_OK)
         return status;
     db_bind_blob(&q, ":hash", hash, 32);
+    db_bind_int(&q, ":now", store_now_ms());
     bool matched = false;
     if (db_next_row(&q)) {
         size_t size = 0;
@@ -184,8 +192,100 @@ int store_token_lookup(store_t *st, const uint8_t hash[32], store_token *out)
     }
     status = db_query_end(&q, "looking up the token");
     if (status == STORE_OK && !matched)
-        return db_fail(st, STORE_NOT_FOUND, "unknown or revoked token");
+        return db_fail(st, STORE_NOT_FOUND, "unknown, expired or revoked token");
     return status;
+}
+
+static const char *const role_names[] = {[ROLE_READ] = "read", [ROLE_WRITE] = "write", [ROLE_ADMIN] = "admin"};
+
+static json_t *column_time_or_null(const db_query *q, int column)
+{
+    return db_column_is_null(q, column) ? json_null() : time_json(db_column_int(q, column));
+}
+
+int store_token_list(store_t *st, int64_t site_id, json_t **tokens)
+{
+    db_clear_error(st);
+    *tokens = NULL;
+    db_query q;
+    int status = db_query_start(st,
+                                "SELECT id, name, role, created_at, expires_at, last_used_at, revoked_at FROM tokens "
+                                "WHERE site_id = :site ORDER BY id DESC",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":site", site_id);
+    json_t *list = json_array();
+    bool ok = list != NULL;
+    while (ok && db_next_row(&q)) {
+        int64_t role = db_column_int(&q, 2);
+        json_t *one = json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o}", "id", (json_int_t)db_column_int(&q, 0), "name",
+                                db_column_text(&q, 1) ? db_column_text(&q, 1) : "", "role",
+                                role >= ROLE_READ && role <= ROLE_ADMIN ? role_names[role] : "unknown", "created_at",
+                                column_time_or_null(&q, 3), "expires_at", column_time_or_null(&q, 4), "last_used_at",
+                                column_time_or_null(&q, 5), "revoked_at", column_time_or_null(&q, 6));
+        ok = one != NULL && json_array_append_new(list, one) == 0;
+    }
+    status = db_query_end(&q, "listing the tokens");
+    if (status == STORE_OK && !ok)
+        status = db_fail(st, STORE_ERROR, "out of memory listing the tokens");
+    if (status != STORE_OK) {
+        json_decref(list);
+        return status;
+    }
+    *tokens = list;
+    return STORE_OK;
+}
+
+int store_token_revoke(store_t *st, int64_t site_id, int64_t id)
+{
+    db_clear_error(st);
+    db_query q;
+    int status = db_query_start(st,
+                                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, :now) "
+                                "WHERE id = :id AND site_id = :site RETURNING id",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":now", store_now_ms());
+    db_bind_int(&q, ":id", id);
+    db_bind_int(&q, ":site", site_id);
+    bool found = db_next_row(&q);
+    status = db_query_end(&q, "revoking the token");
+    if (status == STORE_OK && !found)
+        return db_fail(st, STORE_NOT_FOUND, "this site has no token %lld", (long long)id);
+    return status;
+}
+
+typedef struct touch_tx {
+    const store_token_use *uses;
+    size_t n;
+} touch_tx;
+
+static int touch_body(store_t *st, void *arg)
+{
+    const touch_tx *tx = arg;
+    int status = STORE_OK;
+    for (size_t i = 0; i < tx->n && status == STORE_OK; i++) {
+        db_query q;
+        status = db_query_start(st,
+                                "UPDATE tokens SET last_used_at = :at "
+                                "WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :at)",
+                                &q);
+        if (status != STORE_OK)
+            break;
+        db_bind_int(&q, ":at", tx->uses[i].at);
+        db_bind_int(&q, ":id", tx->uses[i].id);
+        status = db_query_run(&q, "recording a token's use");
+    }
+    return status;
+}
+
+int store_tokens_touch(store_t *st, const store_token_use *uses, size_t n)
+{
+    db_clear_error(st);
+    touch_tx tx = {uses, n};
+    return n == 0 ? STORE_OK : db_transact(st, touch_body, &tx, "recording tokens' use");
 }
 
 /* ---- categories --------------------------------------------------------- */

@@ -401,7 +401,8 @@ static void test_tokens(void **state)
     uint8_t hash[32], other[32];
     memset(hash, 0xab, sizeof hash);
     memset(other, 0xcd, sizeof other);
-    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_WRITE, "ci", hash), STORE_OK);
+    int64_t id = 0;
+    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_WRITE, "ci", hash, 0, &id), STORE_OK);
     store_token token;
     memset(&token, 0, sizeof token);
     assert_int_equal(store_token_lookup(f->st, hash, &token), STORE_OK);
@@ -410,18 +411,46 @@ static void test_tokens(void **state)
     assert_string_equal(token.name, "ci");
     assert_memory_equal(token.hash, hash, 32);
     assert_true(token.id > 0);
+    assert_int_equal(token.id, id);
+    assert_int_equal(token.expires_at, 0);
 
     assert_int_equal(store_token_lookup(f->st, other, &token), STORE_NOT_FOUND);
-    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_READ, "dup", hash), STORE_CONFLICT);
+    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_READ, "dup", hash, 0, NULL), STORE_CONFLICT);
     char long_name[80];
     memset(long_name, 'n', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_READ, long_name, other), STORE_INVALID);
-    assert_int_equal(store_token_create(f->st, 999, ROLE_READ, "ghost", other), STORE_NOT_FOUND);
+    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_READ, long_name, other, 0, NULL), STORE_INVALID);
+    assert_int_equal(store_token_create(f->st, 999, ROLE_READ, "ghost", other, 0, NULL), STORE_NOT_FOUND);
 
-    db_exec(f, "UPDATE tokens SET revoked_at = 1");
+    /* an expiry in the past is no token; one ahead is kept in the token */
+    uint8_t soon[32];
+    memset(soon, 0x5e, sizeof soon);
+    int64_t later = store_now_ms() + 60000;
+    assert_int_equal(store_token_create(f->st, f->site_id, ROLE_READ, "soon", soon, later, NULL), STORE_OK);
+    assert_int_equal(store_token_lookup(f->st, soon, &token), STORE_OK);
+    assert_int_equal(token.expires_at, later);
+    db_exec(f, "UPDATE tokens SET expires_at = 1 WHERE name = 'soon'");
+    assert_int_equal(store_token_lookup(f->st, soon, &token), STORE_NOT_FOUND);
+
+    /* uses move last_used_at forward only */
+    store_token_use uses[2] = {{id, 5000}, {id, 4000}};
+    assert_int_equal(store_tokens_touch(f->st, uses, 2), STORE_OK);
+    json_t *list = NULL;
+    assert_int_equal(store_token_list(f->st, f->site_id, &list), STORE_OK);
+    assert_int_equal(json_array_size(list), 2);
+    json_t *ci = json_array_get(list, 1); /* newest first */
+    assert_string_equal(json_string_value(json_object_get(ci, "name")), "ci");
+    assert_string_equal(json_string_value(json_object_get(ci, "role")), "write");
+    assert_true(json_is_string(json_object_get(ci, "last_used_at")));
+    assert_true(json_is_null(json_object_get(ci, "revoked_at")));
+    assert_null(json_object_get(ci, "hash"));
+    json_decref(list);
+
+    assert_int_equal(store_token_revoke(f->st, f->site_id + 1, id), STORE_NOT_FOUND); /* not that site's */
+    assert_int_equal(store_token_revoke(f->st, f->site_id, id), STORE_OK);
+    assert_int_equal(store_token_revoke(f->st, f->site_id, id), STORE_OK); /* again: nothing changes */
     assert_int_equal(store_token_lookup(f->st, hash, &token), STORE_NOT_FOUND);
-    assert_string_equal(store_errmsg(f->st), "unknown or revoked token");
+    assert_string_equal(store_errmsg(f->st), "unknown, expired or revoked token");
 }
 
 static void test_categories(void **state)
