@@ -241,6 +241,8 @@ static void on_setup_cors_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostrea
 
 void cors_register(h2o_pathconf_t *pathconf)
 {
+    if (table.site_count == 0)
+        return; /* no policy: not a call more per response */
     h2o_filter_t *filter = h2o_create_filter(pathconf, sizeof(*filter));
     filter->on_setup_ostream = on_setup_cors_ostream;
 }

@@ -24,7 +24,8 @@
 /* Parses cors.origins and cors.max_age_s: 0, or -1 with err set. Called
  * before the loops start (and by check-config). */
 int cors_configure(const strata_config *cfg, char err[CONFIG_ERR_MAX]);
-/* Adds the CORS headers to every response of pathconf. */
+/* Adds the CORS headers to every response of pathconf (nothing at all
+ * without a policy). After cors_configure. */
 void cors_register(h2o_pathconf_t *pathconf);
 /* Whether req is a CORS preflight: OPTIONS with Origin and
  * Access-Control-Request-Method. */
