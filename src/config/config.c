@@ -255,6 +255,10 @@ static const setting settings[] = {
      "http://HOST:PORT/PATH of a Varnish or CDN purge endpoint told the surrogate keys of every write; empty: none"},
     {"cdn.purge_method", "cdn-purge-method", "STRATA_CDN_PURGE_METHOD", SETTING_STRING, FIELD(cdn_purge_method), 0, 0,
      "PURGE", false, "the HTTP method of a purge request"},
+    {"cdn.repurge_ms", "cdn-repurge-ms", "STRATA_CDN_REPURGE_MS", SETTING_INT, FIELD(cdn_repurge_ms), 0, 60000, "2000",
+     false,
+     "each purge is sent again this much later: another instance that had not yet heard of the write may have handed "
+     "the CDN the old copy after the first one (0: once only)"},
     {"cdn.purge_header", "cdn-purge-header", "STRATA_CDN_PURGE_HEADER", SETTING_STRING, FIELD(cdn_purge_header), 0, 0,
      "Surrogate-Key", false, "the header that carries the space-separated keys of a purge request"},
     {"debug.fault_injection", "debug-fault-injection", "STRATA_DEBUG_FAULT_INJECTION", SETTING_BOOL,

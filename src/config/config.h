@@ -120,6 +120,7 @@ typedef struct strata_config {
     char cdn_purge_url[256]; /* "" = no CDN/Varnish to purge */
     char cdn_purge_method[16];
     char cdn_purge_header[64];
+    int cdn_repurge_ms; /* a second purge of the same keys this much later (0: none) */
     /* [debug] */
     bool debug_fault_injection;
     /* [metrics] */

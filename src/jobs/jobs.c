@@ -168,11 +168,18 @@ int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t d
 }
 
 /* Queues {"keys": *batch} (taken) as one purge job. */
+/* Each batch goes now and again cdn.repurge_ms later. Between the write
+ * and the moment every instance has heard of it over the bus (a few ms; a
+ * reconnect's worth when Redis blinks), the CDN may fetch the old copy
+ * from an instance that has not, right after the first purge, and keep it
+ * for its whole s-maxage; the second purge bounds that to repurge_ms. */
 static int purge_batch_enqueue(store_t *st, json_t **batch)
 {
     json_t *payload = json_pack("{s:o}", "keys", *batch);
     *batch = NULL;
     int status = payload != NULL ? jobs_enqueue(st, "purge", payload, 0, NULL) : STORE_ERROR;
+    if (status == STORE_OK && runner.cfg->cdn_repurge_ms > 0)
+        status = jobs_enqueue(st, "purge", payload, runner.cfg->cdn_repurge_ms, NULL);
     json_decref(payload);
     return status;
 }

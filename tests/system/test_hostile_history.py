@@ -247,7 +247,8 @@ def test_a_job_whose_server_dies_running_it_is_buried_after_its_attempts(server_
     GET /v1/jobs then shows failed, and the server stays up."""
     cdn = hung_listener()
     try:
-        args = ("--cdn-purge-url", f"http://{HOST}:{cdn.getsockname()[1]}/purge", "--log-level", "debug",
+        args = ("--cdn-purge-url", f"http://{HOST}:{cdn.getsockname()[1]}/purge", "--cdn-repurge-ms", "0",
+                "--log-level", "debug",
                 "--jobs-max-attempts", "2", "--jobs-lease-ms", "300")
         admin, r = fresh_deployment.tokens["admin"], fresh_deployment.tokens["read"]
         first = server_factory(args=args, name="run1")

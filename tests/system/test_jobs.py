@@ -90,7 +90,8 @@ def invalidate(srv, deployment, tags):
 
 
 def purge_args(port, *extra):
-    return ("--cdn-purge-url", f"http://{HOST}:{port}/purge", *DEBUG, *extra)
+    """A purge endpoint; each purge sent once (the second send, cdn.repurge_ms, has its own test)."""
+    return ("--cdn-purge-url", f"http://{HOST}:{port}/purge", "--cdn-repurge-ms", "0", *DEBUG, *extra)
 
 
 # ---- schedules ----------------------------------------------------------------------------------
@@ -171,6 +172,25 @@ def test_a_purge_carries_the_method_header_and_keys(server_factory, fresh_deploy
     assert req["headers"]["host"] == f"{HOST}:{port}"
     assert req["headers"]["connection"].lower() == "close"
     wait_for("the purge job done", lambda: job_records(srv, "job done", "purge"), 5)
+
+
+def test_each_purge_is_sent_again_after_cdn_repurge_ms(server_factory, fresh_deployment, receiver_factory):
+    """An instance that had not yet heard of a write may hand the CDN the
+    old copy right after the purge: the same keys are purged again
+    cdn.repurge_ms later (and only then)."""
+    port = free_port()
+    receiver = receiver_factory(port)
+    srv = server_factory(args=(*purge_args(port), "--cdn-repurge-ms", "700"))
+    started = time.monotonic()
+    invalidate(srv, fresh_deployment, ["item:5"])
+    first = wait_for("the first purge", receiver.received, 5)
+    first_at = time.monotonic() - started
+    assert first_at < 0.6 and len(first) == 1, first
+    both = wait_for("the second purge", lambda: len(receiver.received()) >= 2 and receiver.received(), 5)
+    assert time.monotonic() - started >= 0.7
+    assert [r["headers"]["surrogate-key"] for r in both] == ["main:item:5", "main:item:5"]
+    time.sleep(0.8)
+    assert len(receiver.received()) == 2, "twice, not more"
 
 
 def test_every_write_to_a_published_item_purges_its_surrogate_keys(server_factory, fresh_deployment,
