@@ -48,6 +48,12 @@ void history_jobs_register(void);
 
 /* Periodic: writes the view counts gathered in memory (write-behind). */
 void content_flush_views(store_t *store);
+/* The history's figures for the monitoring: {"cache":{"hits","misses",
+ * "hit_ratio","entries","bytes","max_bytes"},"sites":{"main":{"versions",
+ * "stored_bytes"},…},"counted_at"}; the per-site counts are at most
+ * HISTORY_TOTALS_MAX_AGE_MS old (one aggregate query, then remembered). */
+json_t *history_stats_json(store_t *store);
+
 /* Periodic: writes tokens' last uses, at most one a token a minute. */
 void tokens_flush_uses(store_t *store);
 /* The response cache's watcher (http_cache_watch): a revoked token's tag

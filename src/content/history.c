@@ -96,6 +96,51 @@ void history_forget_all(void)
         cache_clear(docs());
 }
 
+/* ---- the monitoring's figures ------------------------------------------------------ */
+
+#define HISTORY_TOTALS_MAX_AGE_MS 60000
+
+static pthread_mutex_t totals_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *totals;        /* store_history_totals' last answer, under totals_lock */
+static int64_t totals_at = 0; /* when it was read */
+
+/* The per-site counts, read again once HISTORY_TOTALS_MAX_AGE_MS old (a
+ * new reference, or NULL when the database did not answer). */
+static json_t *history_totals(store_t *store, int64_t *at)
+{
+    pthread_mutex_lock(&totals_lock);
+    int64_t now = store_now_ms();
+    json_t *fresh = NULL;
+    if ((totals == NULL || now - totals_at >= HISTORY_TOTALS_MAX_AGE_MS) &&
+        store_history_totals(store, &fresh) == STORE_OK) {
+        json_decref(totals);
+        totals = fresh;
+        totals_at = now;
+    }
+    json_t *out = json_incref(totals);
+    *at = totals_at;
+    pthread_mutex_unlock(&totals_lock);
+    return out;
+}
+
+json_t *history_stats_json(store_t *store)
+{
+    cache_stats st = {0};
+    if (docs())
+        cache_get_stats(docs(), UINT32_MAX, &st);
+    uint64_t lookups = st.hits + st.misses;
+    int64_t at = 0;
+    json_t *sites = history_totals(store, &at);
+    char counted[STORE_TIME_TEXT_SIZE] = "";
+    if (at != 0)
+        store_time_text(at, counted);
+    return json_pack("{s:{s:I, s:I, s:f, s:I, s:I, s:I}, s:o, s:s?}", "cache", "hits", (json_int_t)st.hits, "misses",
+                     (json_int_t)st.misses, "hit_ratio", lookups ? (double)st.hits / (double)lookups : 0.0, "entries",
+                     (json_int_t)st.entries, "bytes", (json_int_t)st.bytes, "max_bytes",
+                     (json_int_t)HISTORY_CACHE_BYTES, "sites", sites != NULL ? sites : json_object(), "counted_at",
+                     at != 0 ? counted : NULL);
+}
+
 /* Fills the header of a document whose len bytes of body are in place. */
 static void doc_seal(history_doc *d, const char *content_type, size_t len)
 {

@@ -156,6 +156,46 @@ json_t *metrics_replicas(void)
     return sources.replicas != NULL ? sources.replicas() : NULL;
 }
 
+static json_t *history_stats(void *worker)
+{
+    return sources.history != NULL ? sources.history(worker) : NULL;
+}
+
+/* The history cache's lookups and every site's versions and their stored
+ * bytes (summed into site="_all" without site labels). */
+static void export_history(prom *p, const json_t *history, bool site_labels)
+{
+    json_t *cache = json_object_get(history, "cache"), *sites = json_object_get(history, "sites");
+    prom_family(p, "strata_history_cache_lookups_total", "counter",
+                "Lookups of rendered versions and diffs in the history cache, by result.");
+    prom_sample(p, "strata_history_cache_lookups_total", LABELS("result", "hit"), num(cache, "hits"));
+    prom_sample(p, "strata_history_cache_lookups_total", LABELS("result", "miss"), num(cache, "misses"));
+    prom_family(p, "strata_history_cache_bytes", "gauge", "Bytes held in the history cache.");
+    prom_sample(p, "strata_history_cache_bytes", NULL, num(cache, "bytes"));
+    const char *site;
+    json_t *figures;
+    double versions = 0, bytes = 0;
+    prom_family(p, "strata_history_versions", "gauge", "Versions kept, by site (counted at most a minute ago).");
+    json_object_foreach((json_t *)sites, site, figures)
+    {
+        versions += num(figures, "versions");
+        if (site_labels)
+            prom_sample(p, "strata_history_versions", LABELS("site", site), num(figures, "versions"));
+    }
+    if (!site_labels)
+        prom_sample(p, "strata_history_versions", LABELS("site", "_all"), versions);
+    prom_family(p, "strata_history_stored_bytes", "gauge",
+                "Bytes the versions' data takes as stored (compressed), by site (counted at most a minute ago).");
+    json_object_foreach((json_t *)sites, site, figures)
+    {
+        bytes += num(figures, "stored_bytes");
+        if (site_labels)
+            prom_sample(p, "strata_history_stored_bytes", LABELS("site", site), num(figures, "stored_bytes"));
+    }
+    if (!site_labels)
+        prom_sample(p, "strata_history_stored_bytes", LABELS("site", "_all"), bytes);
+}
+
 /* {"site name": cache_stats(site)…} for every site of the database
  * (only those the cache has seen have numbers). NULL if the cache is off. */
 static json_t *cache_by_site(void *worker, json_t **all)
@@ -450,6 +490,10 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     if (replicas != NULL)
         export_replicas(&p, replicas);
     json_decref(replicas);
+    json_t *history = history_stats(worker);
+    if (history != NULL)
+        export_history(&p, history, site_labels);
+    json_decref(history);
     export_connections(&p);
     export_rate_limits(&p);
     uint64_t log_written, log_dropped;
@@ -613,6 +657,10 @@ json_t *metrics_summary_json(void *worker)
         json_object_set(out, "db_reads", json_object_get(replicas, "reads"));
     }
     json_decref(replicas);
+    json_t *history = history_stats(worker);
+    if (out != NULL && history != NULL)
+        json_object_set(out, "history", history);
+    json_decref(history);
     json_decref(sites);
     json_decref(all);
     return out;

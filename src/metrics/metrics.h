@@ -163,6 +163,7 @@ typedef struct metrics_sources {
     json_t *(*cache_stats)(const char *site); /* {"enabled",…,"l1":{…}} ("": every site) */
     json_t *(*jobs_stats)(void *worker);      /* the job queue's figures */
     json_t *(*replicas)(void);                /* {"reads":{…},"replicas":[…]} (store/replicas.h) */
+    json_t *(*history)(void *worker);         /* {"cache":{…},"sites":{…}} (content/history.c) */
 } metrics_sources;
 /* Before the server starts; sources is copied. */
 void metrics_set_sources(const metrics_sources *sources);

@@ -136,4 +136,10 @@ typedef struct store_retention_result {
  * against are never removed. */
 int store_history_retention(store_t *st, const store_retention *policy, store_retention_result *out);
 
+/* Every site's versions: how many, and the bytes their data takes as
+ * stored (compressed). *sites: {"main":{"versions":n,"stored_bytes":n},…}.
+ * One aggregate over the versions (their sizes are read from the row, not
+ * the data): for the monitoring, not the request path. */
+int store_history_totals(store_t *st, json_t **sites);
+
 #endif

@@ -595,3 +595,34 @@ int store_history_retention(store_t *st, const store_retention *policy, store_re
                                   &out->previews_removed);
     return status;
 }
+
+int store_history_totals(store_t *st, json_t **sites)
+{
+    db_clear_error(st);
+    *sites = NULL;
+    db_query q;
+    int status = db_query_start(st,
+                                "SELECT s.name, COUNT(v.item_id), COALESCE(SUM(LENGTH(v.data)), 0) FROM sites s "
+                                "LEFT JOIN items i ON i.site_id = s.id LEFT JOIN versions v ON v.item_id = i.id "
+                                "GROUP BY s.name",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    json_t *out = json_object();
+    bool ok = out != NULL;
+    while (ok && db_next_row(&q)) {
+        const char *name = db_column_text(&q, 0);
+        ok = name != NULL && json_object_set_new(out, name,
+                                                 json_pack("{s:I, s:I}", "versions", (json_int_t)db_column_int(&q, 1),
+                                                           "stored_bytes", (json_int_t)db_column_int(&q, 2))) == 0;
+    }
+    status = db_query_end(&q, "counting the versions");
+    if (status == STORE_OK && !ok)
+        status = db_fail(st, STORE_ERROR, "out of memory counting the versions");
+    if (status != STORE_OK) {
+        json_decref(out);
+        return status;
+    }
+    *sites = out;
+    return STORE_OK;
+}

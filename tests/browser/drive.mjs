@@ -79,6 +79,7 @@ try {
                              canvas: !!fig.querySelector('canvas') };
     out.status = document.getElementById('status').textContent;
     out.login_shown = !document.getElementById('login').hidden;
+    out.history_sites = Array.from(document.querySelectorAll('#history tbody tr td:first-child')).map((td) => td.textContent);
     return out;
   });
   await page.screenshot({ path: config.screenshot, fullPage: true });

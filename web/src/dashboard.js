@@ -260,6 +260,19 @@
     fillTable('replicas', rows);
   }
 
+  /* Versions and stored bytes per site, and the history cache's hit ratio
+   * since the server started (rendered versions and diffs are immutable:
+   * a lookup that missed once hits afterwards until evicted). */
+  function updateHistory(history) {
+    var c = history && history.cache;
+    $('history-hits').textContent = c && c.hits + c.misses ? fixed(100 * c.hit_ratio, 1) + ' % of ' + (c.hits + c.misses) + ' lookups' : '–';
+    var sites = (history && history.sites) || {};
+    fillTable('history', Object.keys(sites).sort().map(function (name) {
+      var s = sites[name];
+      return [{ text: name, cls: 'text' }, { text: String(s.versions) }, { text: fixed(s.stored_bytes / 1048576, 1) + ' MB' }];
+    }));
+  }
+
   function updateAlerts(alerts) {
     var list = $('alerts');
     list.textContent = '';
@@ -330,6 +343,7 @@
     updateAlerts(data.alerts);
     updateTables(data, dt);
     updateReplicas(data.replicas, data.db_reads);
+    updateHistory(data.history);
     var up = data.uptime_s || 0;
     $('status').className = 'status';
     $('status').textContent = 'updated ' + new Date(t).toLocaleTimeString() + ' · up ' +
