@@ -261,6 +261,8 @@ void handle_cache_invalidate(const http_request *req, store_t *store, http_respo
 void handle_cache_warm(const http_request *req, store_t *store, http_response *res);
 void handle_cache_flush(const http_request *req, store_t *store, http_response *res);
 void handle_debug_faults(const http_request *req, store_t *store, http_response *res);
+void handle_schedule_get(const http_request *req, store_t *store, http_response *res);  /* schedules.c */
+void handle_schedule_put(const http_request *req, store_t *store, http_response *res);  /* schedules.c */
 void handle_tokens_list(const http_request *req, store_t *store, http_response *res);   /* tokens.c */
 void handle_tokens_create(const http_request *req, store_t *store, http_response *res); /* tokens.c */
 void handle_tokens_revoke(const http_request *req, store_t *store, http_response *res); /* tokens.c */

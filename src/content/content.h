@@ -45,6 +45,9 @@ void content_on_start(store_t *store);
 /* Before jobs_start: registers the history jobs ("diff", "retention",
  * "compress"; src/content/history.c). */
 void history_jobs_register(void);
+/* Before jobs_start: registers "scheduled" (scheduled publishing,
+ * src/content/schedules.c). */
+void schedules_jobs_register(void);
 
 /* Periodic: writes the view counts gathered in memory (write-behind). */
 void content_flush_views(store_t *store);

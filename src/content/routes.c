@@ -107,6 +107,8 @@ ON_WORKER(handle_cache_invalidate)
 ON_WORKER(handle_cache_warm)
 ON_WORKER(handle_cache_flush)
 ON_WORKER(handle_view)
+ON_WORKER(handle_schedule_get)
+ON_WORKER(handle_schedule_put)
 ON_WORKER(handle_tokens_list)
 ON_WORKER(handle_tokens_create)
 ON_WORKER(handle_tokens_revoke)
@@ -144,6 +146,8 @@ const http_route content_routes[] = {
     {HTTP_DELETE, "/v1/:site/content/:id", WORKER(handle_delete), NULL},
     {HTTP_GET, "/v1/:site/content/:id/draft", WORKER(handle_get_draft), NULL},
     {HTTP_POST, "/v1/:site/content/:id/publish", WORKER(handle_publish), NULL},
+    {HTTP_GET, "/v1/:site/content/:id/schedule", WORKER(handle_schedule_get), NULL},
+    {HTTP_PUT, "/v1/:site/content/:id/schedule", WORKER(handle_schedule_put), NULL},
     {HTTP_POST, "/v1/:site/content/:id/unpublish", WORKER(handle_unpublish), NULL},
     {HTTP_POST, "/v1/:site/content/:id/previews", WORKER(handle_preview_create), NULL},
     {HTTP_GET, "/v1/:site/content/:id/versions", WORKER(handle_versions_list), NULL},

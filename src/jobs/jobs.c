@@ -454,9 +454,13 @@ static void *runner_main(void *arg)
         }
         if (run_one(st) == 1)
             continue;
-        int64_t wait = runner.cfg->jobs_poll_interval_ms;
-        if (next_tick != INT64_MAX && next_tick - now < wait)
-            wait = next_tick - now;
+        int64_t wait = runner.cfg->jobs_poll_interval_ms, next_due = INT64_MAX;
+        if (store_jobs_next_due(st, now, &next_due) != STORE_OK)
+            next_due = INT64_MAX; /* the poll finds it */
+        if (next_tick < next_due)
+            next_due = next_tick;
+        if (next_due != INT64_MAX && next_due - now < wait)
+            wait = next_due - now > 0 ? next_due - now : 0;
         if (!runner_sleep(wait))
             break;
     }

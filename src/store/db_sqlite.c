@@ -536,7 +536,13 @@ static const char schema_v4[] =
     "  UPDATE item_tags SET updated_at = NEW.updated_at, title = NEW.title WHERE item_id = NEW.id;"
     " END;"
     "ALTER TABLE tokens ADD COLUMN expires_at INTEGER;"
-    "ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;";
+    "ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;"
+    "CREATE TABLE item_schedules("
+    "  item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,"
+    "  site_id INTEGER NOT NULL,"
+    "  publish_at INTEGER,"
+    "  unpublish_at INTEGER"
+    ");";
 
 static const db_migration sqlite_migrations[] = {
     {1, schema_v1},

@@ -398,3 +398,21 @@ int store_views_rollup(store_t *st, int64_t before_ms, int64_t *folded)
         *folded = status == STORE_OK ? args.folded : 0;
     return status;
 }
+
+int store_jobs_next_due(store_t *st, int64_t now, int64_t *at)
+{
+    db_clear_error(st);
+    *at = INT64_MAX;
+    db_query q;
+    int status = db_query_start(st,
+                                "SELECT MIN(run_at) FROM jobs WHERE failed_at IS NULL AND run_at > :now AND "
+                                "run_at < :done",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":now", now);
+    db_bind_int(&q, ":done", STORE_JOB_DONE);
+    if (db_next_row(&q) && !db_column_is_null(&q, 0))
+        *at = db_column_int(&q, 0);
+    return db_query_end(&q, "finding the next due job");
+}

@@ -71,6 +71,10 @@
  *   tokens.expires_at, tokens.last_used_at (issue 16)
  *                     a token may be made to expire; its last use is kept
  *                     (to the minute: content/tokens.c batches them)
+ *   item_schedules    an item's scheduled publish and unpublish (issue 16),
+ *                     apart from items so that the body stays its last
+ *                     column; each is carried out by a job due at its time
+ *                     (content/schedules.c)
  */
 #include <openssl/rand.h>
 #include <string.h>

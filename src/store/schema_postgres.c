@@ -242,4 +242,10 @@ const char postgres_schema_v4[] =
     "  WHEN (OLD.updated_at IS DISTINCT FROM NEW.updated_at OR OLD.title IS DISTINCT FROM NEW.title)"
     "  EXECUTE FUNCTION items_sort_keys_sync();"
     "ALTER TABLE tokens ADD COLUMN expires_at BIGINT;"
-    "ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;";
+    "ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;"
+    "CREATE TABLE item_schedules("
+    "  item_id BIGINT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,"
+    "  site_id BIGINT NOT NULL,"
+    "  publish_at BIGINT,"
+    "  unpublish_at BIGINT"
+    ");";

@@ -136,6 +136,24 @@ typedef struct store_retention_result {
  * against are never removed. */
 int store_history_retention(store_t *st, const store_retention *policy, store_retention_result *out);
 
+/* ---- scheduled publishing (schedules.c) ---- */
+
+/* An item's scheduled changes, ms since the epoch; 0: none. */
+typedef struct store_schedule {
+    int64_t publish_at;
+    int64_t unpublish_at;
+} store_schedule;
+
+/* Sets (or, both 0, clears) item id's schedule in the site.
+ * STORE_NOT_FOUND if the site has no such item. */
+int store_schedule_set(store_t *st, int64_t site_id, int64_t id, const store_schedule *schedule);
+/* The item's schedule (both 0 when none); STORE_NOT_FOUND if the site has
+ * no such item. */
+int store_schedule_get(store_t *st, int64_t site_id, int64_t id, store_schedule *out);
+/* Clears the item's publish_at (publish) or unpublish_at if it is still
+ * `at`: a change carried out is not carried out twice. */
+int store_schedule_done(store_t *st, int64_t id, bool publish, int64_t at);
+
 /* Every site's versions: how many, and the bytes their data takes as
  * stored (compressed). *sites: {"main":{"versions":n,"stored_bytes":n},…}.
  * One aggregate over the versions (their sizes are read from the row, not

@@ -79,6 +79,9 @@ int store_job_bury(store_t *st, int64_t id, int attempts, int64_t now, const cha
 /* Deletes markers older than STORE_JOB_MARKER_MS and failed jobs older than
  * STORE_JOB_FAILED_KEEP_MS. *removed (if not NULL) gets how many. */
 int store_jobs_prune(store_t *st, int64_t now, int64_t *removed);
+/* When the earliest job not yet due falls due (ms; INT64_MAX: none), for
+ * the runner to wake then rather than at its next poll. */
+int store_jobs_next_due(store_t *st, int64_t now, int64_t *at);
 
 /* For the operator: *out = {"queued","due","running","failed",
  * "oldest_due_ms","kinds":{KIND:{"queued","failed"}…},"recent_failures":[
