@@ -140,6 +140,17 @@ void api_edit_free(edit_input *in);
  * lowercased (ASCII) into out. */
 bool api_normalise_tag(const char *tag, char out[TAG_MAX_BYTES + 1]);
 
+/* ---- item and list bodies (objects.c) ---- */
+
+/* Once, from content_init: the object cache as cache.objects says. */
+void api_objects_init(const strata_config *cfg);
+/* Item id as the 200 response (body and tags) through the object cache;
+ * nothing is set unless it returns STORE_OK. */
+int api_item_read(api_ctx *c, int64_t id, bool published_only);
+/* The list page of q as the 200 response body ({"items":[…],
+ * "next_cursor":…}); *count its items. Tags are the caller's. */
+int api_list_read(api_ctx *c, const store_list_query *q, size_t *count);
+
 /* ---- keyset cursors (cursor.c) ---- */
 
 #define CURSOR_TEXT_MAX 1024
