@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/textbuf.h"
 #include "http/http.h"
+#include "store/item_text.h"
 #include "store/store.h"
 
 typedef struct api_ctx {
@@ -144,9 +145,9 @@ bool api_normalise_tag(const char *tag, char out[TAG_MAX_BYTES + 1]);
 
 /* Once, from content_init: the object cache as cache.objects says. */
 void api_objects_init(const strata_config *cfg);
-/* Item id as the 200 response (body and tags) through the object cache;
- * nothing is set unless it returns STORE_OK. */
-int api_item_read(api_ctx *c, int64_t id, bool published_only);
+/* The item at key (by id, or by type and slug) as the 200 response (body
+ * and tags) through the object cache; nothing is set unless STORE_OK. */
+int api_item_read(api_ctx *c, const store_item_key *key, bool published_only);
 /* The list page of q as the 200 response body ({"items":[…],
  * "next_cursor":…}); *count its items. Tags are the caller's. */
 int api_list_read(api_ctx *c, const store_list_query *q, size_t *count);

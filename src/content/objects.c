@@ -145,11 +145,13 @@ typedef struct item_fill {
     api_ctx *c;
     uint64_t epoch;
     body_out body;
+    int64_t id; /* the row's */
 } item_fill;
 
 static bool item_fill_row(void *arg, const store_row_text *row)
 {
     item_fill *f = arg;
+    f->id = row->stamp.id;
     body_put_row(&f->body, row->text, row->len, row->views_at, row->views);
     object_row_put(f->c, row, f->epoch);
     return !f->body.failed;
@@ -166,29 +168,29 @@ static bool cached_item(const store_stamp *stamp, int64_t views, body_out *body)
     return true;
 }
 
-int api_item_read(api_ctx *c, int64_t id, bool published_only)
+int api_item_read(api_ctx *c, const store_item_key *key, bool published_only)
 {
     item_fill f = {.c = c, .epoch = object_cache_epoch()};
     int rc = STORE_OK;
     if (object_cache_enabled()) {
         store_stamp stamp;
         int64_t views = 0;
-        rc = store_item_stamp(c->store, c->site_id, c->site, id, published_only, &stamp, &views);
+        rc = store_item_stamp(c->store, c->site_id, c->site, key, published_only, &stamp, &views);
         if (rc != STORE_OK)
             return rc;
         stamp.body = true;
         if (cached_item(&stamp, views, &f.body)) {
-            api_tag_item(c->res, c->site, id);
+            api_tag_item(c->res, c->site, stamp.id);
             body_hand_over(c, &f.body);
             return STORE_OK;
         }
     }
-    rc = store_item_text(c->store, c->site_id, c->site, id, published_only, item_fill_row, &f);
+    rc = store_item_text(c->store, c->site_id, c->site, key, published_only, item_fill_row, &f);
     if (rc != STORE_OK) {
         free(f.body.data);
         return rc;
     }
-    api_tag_item(c->res, c->site, id);
+    api_tag_item(c->res, c->site, f.id);
     body_hand_over(c, &f.body);
     return STORE_OK;
 }

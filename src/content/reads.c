@@ -152,25 +152,16 @@ static void send_item_failure(api_ctx *c, int rc, const char *missing_tag)
     api_store_failed(c, rc);
 }
 
-static void send_item_or_failure(api_ctx *c, int rc, json_t *item, const char *missing_tag)
-{
-    if (rc != STORE_OK) {
-        send_item_failure(c, rc, missing_tag);
-        return;
-    }
-    api_tag_item(c->res, c->site, json_integer_value(json_object_get(item, "id")));
-    api_send_json(c, 200, item);
-}
-
 void handle_get(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id;
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id) || !api_route_read(&c))
         return;
+    store_item_key key = {.id = id};
     int rc;
     do
-        rc = api_item_read(&c, id, !c.has_token);
+        rc = api_item_read(&c, &key, !c.has_token);
     while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         char missing_tag[32];
@@ -186,12 +177,13 @@ void handle_get_by_slug(const http_request *req, store_t *store, http_response *
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_word(&c, 1, "the type", TYPE_MAX, &type) ||
         !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug) || !api_route_read(&c))
         return;
-    json_t *item = NULL;
+    store_item_key key = {.type = type, .slug = slug};
     int rc;
     do
-        rc = store_item_get_by_slug(c.store, c.site_id, c.site, type, slug, !c.has_token, &item);
+        rc = api_item_read(&c, &key, !c.has_token);
     while (api_read_again(&c, rc));
-    send_item_or_failure(&c, rc, item, "lists");
+    if (rc != STORE_OK)
+        send_item_failure(&c, rc, "lists");
 }
 
 void handle_popular(const http_request *req, store_t *store, http_response *res)

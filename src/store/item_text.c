@@ -397,32 +397,80 @@ void item_stamp_of_columns(const db_query *q, int64_t site_id, store_stamp *stam
 
 const char item_stamp_columns[] = STAMP_COLUMNS;
 
-static int item_not_found(store_t *st, const char *site_name, int64_t id, bool published_only)
+static int item_not_found(store_t *st, const char *site_name, const store_item_key *key, bool published_only)
 {
-    return db_fail(st, STORE_NOT_FOUND, "no %sitem %lld in site '%s'", published_only ? "published " : "",
-                   (long long)id, site_name);
+    const char *published = published_only ? "published " : "";
+    if (key->slug != NULL)
+        return db_fail(st, STORE_NOT_FOUND, "no %sitem of type '%s' with slug '%s' in site '%s'", published, key->type,
+                       key->slug, site_name);
+    return db_fail(st, STORE_NOT_FOUND, "no %sitem %lld in site '%s'", published, (long long)key->id, site_name);
 }
 
-int store_item_stamp(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only,
-                     store_stamp *stamp, int64_t *views)
+/* Starts the statement of sql_by_id or sql_by_slug, as key says, bound. */
+static int key_query_start(store_t *st, const char *sql_by_id, const char *sql_by_slug, int64_t site_id,
+                           const store_item_key *key, bool published_only, db_query *q)
+{
+    int status = db_query_start(st, key->slug ? sql_by_slug : sql_by_id, q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(q, ":site", site_id);
+    db_bind_int(q, ":any_status", !published_only);
+    if (key->slug != NULL) {
+        db_bind_text(q, ":type", key->type);
+        db_bind_text(q, ":slug", key->slug);
+    } else {
+        db_bind_int(q, ":id", key->id);
+    }
+    return STORE_OK;
+}
+
+#define BY_ID " WHERE i.id = :id AND i.site_id = :site AND (:any_status = 1 OR i.status = 'published')"
+#define BY_SLUG                                                                                                        \
+    " WHERE i.site_id = :site AND i.type = :type AND i.slug = :slug AND (:any_status = 1 OR i.status = 'published')"
+
+int store_item_stamp(store_t *st, int64_t site_id, const char *site_name, const store_item_key *key,
+                     bool published_only, store_stamp *stamp, int64_t *views)
 {
     db_clear_error(st);
     db_query q;
-    int status = db_query_start(st,
-                                "SELECT " STAMP_COLUMNS " FROM items i WHERE i.id = :id AND i.site_id = :site"
-                                " AND (:any_status = 1 OR i.status = 'published')",
-                                &q);
+    int status = key_query_start(st, "SELECT " STAMP_COLUMNS " FROM items i" BY_ID,
+                                 "SELECT " STAMP_COLUMNS " FROM items i" BY_SLUG, site_id, key, published_only, &q);
     if (status != STORE_OK)
         return status;
-    db_bind_int(&q, ":id", id);
-    db_bind_int(&q, ":site", site_id);
-    db_bind_int(&q, ":any_status", !published_only);
     bool found = db_next_row(&q);
     if (found)
         item_stamp_of_columns(&q, site_id, stamp, views);
     status = db_query_end(&q, "reading the item");
     if (status == STORE_OK && !found)
-        return item_not_found(st, site_name, id, published_only);
+        return item_not_found(st, site_name, key, published_only);
+    return status;
+}
+
+int store_item_text(store_t *st, int64_t site_id, const char *site_name, const store_item_key *key, bool published_only,
+                    store_item_sink sink, void *arg)
+{
+    db_clear_error(st);
+    db_query q;
+    int status =
+        key_query_start(st, "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM BY_ID,
+                        "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM BY_SLUG, site_id, key, published_only, &q);
+    if (status != STORE_OK)
+        return status;
+    text_out o = {0};
+    int failed = STORE_OK;
+    bool found = db_next_row(&q);
+    if (found) {
+        store_row_text row;
+        failed = item_text_of_row(st, &q, site_id, site_name, true, &o, &row);
+        if (failed == STORE_OK && !sink(arg, &row))
+            failed = db_fail(st, STORE_ERROR, "out of memory reading the item");
+    }
+    status = db_query_end(&q, "reading the item");
+    text_out_free(&o);
+    if (failed != STORE_OK)
+        return failed;
+    if (status == STORE_OK && !found)
+        return item_not_found(st, site_name, key, published_only);
     return status;
 }
 
@@ -482,28 +530,4 @@ int store_item_texts(store_t *st, int64_t site_id, const char *site_name, const 
     status = db_query_end(&q, "reading items");
     text_out_free(&o);
     return failed != STORE_OK ? failed : status;
-}
-
-/* Passes the one row on and notes that there was one. */
-typedef struct one_text {
-    store_item_sink sink;
-    void *arg;
-    bool found;
-} one_text;
-
-static bool one_text_pass(void *arg, const store_row_text *row)
-{
-    one_text *one = arg;
-    one->found = true;
-    return one->sink(one->arg, row);
-}
-
-int store_item_text(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only,
-                    store_item_sink sink, void *arg)
-{
-    one_text one = {.sink = sink, .arg = arg};
-    int status = store_item_texts(st, site_id, site_name, &id, 1, true, published_only, one_text_pass, &one);
-    if (status == STORE_OK && !one.found)
-        return item_not_found(st, site_name, id, published_only);
-    return status;
 }

@@ -52,15 +52,21 @@ typedef struct store_row_text {
 /* Called with each row in order; false stops the read (out of memory). */
 typedef bool (*store_item_sink)(void *arg, const store_row_text *row);
 
-/* The stamp and views count of item id (published_only: only if it is
- * published). One indexed statement; STORE_NOT_FOUND if there is none,
- * with store_item_get's message. */
-int store_item_stamp(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only,
-                     store_stamp *stamp, int64_t *views);
+/* An item's address: its id, or (slug not NULL) its type and slug. */
+typedef struct store_item_key {
+    int64_t id;
+    const char *type, *slug;
+} store_item_key;
 
-/* The full text of item id through sink: store_item_get's read, one
- * statement, STORE_NOT_FOUND (and its message) alike. */
-int store_item_text(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only,
+/* The stamp and views count of the item at key (published_only: only if
+ * it is published). One indexed statement; STORE_NOT_FOUND if there is
+ * none, with store_item_get's (or _by_slug's) message. */
+int store_item_stamp(store_t *st, int64_t site_id, const char *site_name, const store_item_key *key,
+                     bool published_only, store_stamp *stamp, int64_t *views);
+
+/* The full text of the item at key through sink: store_item_get's (or
+ * _by_slug's) read, one statement, STORE_NOT_FOUND (and its message) alike. */
+int store_item_text(store_t *st, int64_t site_id, const char *site_name, const store_item_key *key, bool published_only,
                     store_item_sink sink, void *arg);
 
 /* The text of each of the items ids[0..n) that exists (and is published,

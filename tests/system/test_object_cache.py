@@ -4,7 +4,7 @@ by their version, shared by item reads, list reads and editors' reads.
 No stale row after a write's response: for every kind of write (a save of
 a draft that was never published, a publish, a save of a published item,
 a tag change, an unpublish, a delete), the very next reads — anonymous
-item and list, editor (token) item and list, with the response cache on
+item (by id and by slug) and list, editor (token) item and list, with the response cache on
 and off, each read twice so the second is answered from the object cache —
 show the write. Then across two instances sharing one database and one
 Redis: a write on one, read at once on the other (editors' reads, which no
@@ -36,19 +36,21 @@ def objects_of(client, token):
 class Reads:
     """What one site's item looks like to each kind of reader, right now."""
 
-    def __init__(self, srv, token, item_id, typ):
+    def __init__(self, srv, token, item_id, typ, slug):
         self.anon = srv.client()
         self.editor = srv.client(token=token)
         self.item_id = item_id
         self.typ = typ
+        self.slug = slug
 
     def item(self, client):
+        """By id twice (the second from the object cache), then by slug."""
         seen = []
-        for _ in range(2):  # the second from the object cache
-            r = client.get(f"/v1/main/content/{self.item_id}")
+        for path in (self.item_id, self.item_id, f"by-slug/{self.typ}/{self.slug}"):
+            r = client.get(f"/v1/main/content/{path}")
             seen.append((r.status, r.json.get("title") if r.status == 200 else None,
                          r.json.get("tags") if r.status == 200 else None))
-        assert seen[0] == seen[1], f"two reads in a row differ: {seen}"
+        assert seen[0] == seen[1] == seen[2], f"reads in a row differ (id, id, slug): {seen}"
         return seen[0]
 
     def listed(self, client, status):
@@ -85,7 +87,7 @@ def test_no_stale_row_after_any_write(server_factory, fresh_deployment, response
     typ = uniq("obj")
     draft = create_item(w, adm, type=typ, title="t0", tags=["a"])
     item_id, version = draft["id"], draft["version"]
-    reads = Reads(srv, adm, item_id, typ)
+    reads = Reads(srv, adm, item_id, typ, draft["slug"])
     reads.check("created", public=None, editor=("t0", ["a"], "draft"))
 
     def put(changes):

@@ -100,11 +100,21 @@ static void assert_item_same(fixture *f, int64_t id)
     char *expected = json_dumps(item, JSON_COMPACT);
     json_decref(item);
     texts t = {0};
-    assert_int_equal(store_item_text(f->st, f->site_id, "main", id, false, collect, &t), STORE_OK);
+    assert_int_equal(store_item_text(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, collect, &t),
+                     STORE_OK);
     assert_int_equal(t.n, 1);
     assert_string_equal(t.text[0], expected);
-    free(expected);
     texts_free(&t);
+    /* by type and slug: the same read */
+    json_t *copy = json_loads(expected, 0, NULL);
+    store_item_key by_slug = {.type = json_string_value(json_object_get(copy, "type")),
+                              .slug = json_string_value(json_object_get(copy, "slug"))};
+    assert_int_equal(store_item_text(f->st, f->site_id, "main", &by_slug, false, collect, &t), STORE_OK);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.text[0], expected);
+    texts_free(&t);
+    json_decref(copy);
+    free(expected);
 }
 
 /* Every list page of the site by both paths: the same summaries. */
@@ -197,17 +207,20 @@ static void test_text_jansson_refuses_is_refused(void **state)
     json_t *item = NULL;
     assert_int_equal(store_item_get(f->st, f->site_id, "main", id, false, &item), STORE_ERROR);
     texts t = {0};
-    assert_int_equal(store_item_text(f->st, f->site_id, "main", id, false, collect, &t), STORE_ERROR);
+    assert_int_equal(store_item_text(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, collect, &t),
+                     STORE_ERROR);
     assert_int_equal(t.n, 0);
     snprintf(sql, sizeof sql, "UPDATE items SET title = CAST(X'eda080' AS TEXT) WHERE id = %lld", (long long)id);
     fixture_db_exec(f->path, sql); /* a surrogate, encoded: not UTF-8 either */
-    assert_int_equal(store_item_text(f->st, f->site_id, "main", id, false, collect, &t), STORE_ERROR);
+    assert_int_equal(store_item_text(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, collect, &t),
+                     STORE_ERROR);
 }
 
 static store_stamp stamp_of(fixture *f, int64_t id, int64_t *views)
 {
     store_stamp s;
-    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", id, false, &s, views), STORE_OK);
+    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, &s, views),
+                     STORE_OK);
     return s;
 }
 
@@ -224,7 +237,8 @@ static void test_stamp_moves_with_every_change_but_views(void **state)
     int64_t id = item_make(f, "stamped", "Stamped", "", "", NULL, 0), views;
     store_stamp s0 = stamp_of(f, id, &views);
     texts t = {0};
-    assert_int_equal(store_item_text(f->st, f->site_id, "main", id, false, collect, &t), STORE_OK);
+    assert_int_equal(store_item_text(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, collect, &t),
+                     STORE_OK);
     store_stamp from_row = t.stamp[0];
     from_row.body = false;
     assert_true(stamp_same(&s0, &from_row)); /* the stamp read and the row's own agree */
@@ -248,10 +262,15 @@ static void test_stamp_moves_with_every_change_but_views(void **state)
     json_decref(doc);
     store_stamp s4 = stamp_of(f, id, &views);
     assert_false(stamp_same(&s3, &s4));
-    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", id, true, &s4, &views), STORE_NOT_FOUND);
+    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", &(store_item_key){.id = id}, true, &s4, &views),
+                     STORE_NOT_FOUND);
     assert_string_equal(store_errmsg(f->st), "no published item 1 in site 'main'");
+    store_item_key by_slug = {.type = "post", .slug = "stamped"};
+    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", &by_slug, true, &s4, &views), STORE_NOT_FOUND);
+    assert_string_equal(store_errmsg(f->st), "no published item of type 'post' with slug 'stamped' in site 'main'");
     assert_int_equal(store_item_delete(f->st, f->site_id, id), STORE_OK);
-    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", id, false, &s4, &views), STORE_NOT_FOUND);
+    assert_int_equal(store_item_stamp(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, &s4, &views),
+                     STORE_NOT_FOUND);
 }
 
 /* A list page's stamps are its rows' stamps, in the page's order, with
