@@ -77,12 +77,14 @@ int store_item_texts(store_t *st, int64_t site_id, const char *site_name, const 
                      bool published_only, store_item_sink sink, void *arg);
 
 /* A list page as stamps (summaries) and views: up to q->limit of them in
- * stamps[] and views[], *n of them, *next as store_item_list sets it. */
+ * stamps[] and views[], *n of them. *next: the position after the last
+ * one, present only when more rows may follow (the store fetches
+ * limit + 1). STORE_INVALID for a limit outside 1..100. */
 int store_list_stamps(store_t *st, const store_list_query *q, store_stamp *stamps, int64_t *views, size_t *n,
                       store_keyset *next);
 
-/* A list page as summary texts, in order, through sink: store_item_list
- * without the jansson tree, one statement. */
+/* A list page as summary texts, in order, through sink; *next as for
+ * store_list_stamps. One statement. */
 int store_item_list_texts(store_t *st, const store_list_query *q, store_item_sink sink, void *arg, store_keyset *next);
 
 #endif

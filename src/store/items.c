@@ -304,9 +304,6 @@ static int draft_json_failed(store_t *st)
 static const char item_by_id_sql[] =
     "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM
     " WHERE i.id = :id AND i.site_id = :site AND (:any_status = 1 OR i.status = 'published')";
-static const char item_by_slug_sql[] =
-    "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM " WHERE i.site_id = :site AND i.type = :type AND i.slug = :slug"
-    " AND (:any_status = 1 OR i.status = 'published')";
 
 /* Reads the (at most one) row of q as a full item; *item stays NULL when
  * there is none. */
@@ -350,26 +347,6 @@ int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t 
 {
     db_clear_error(st);
     return item_fetch(st, site_id, site_name, id, published_only, item);
-}
-
-int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type, const char *slug,
-                           bool published_only, json_t **item)
-{
-    db_clear_error(st);
-    *item = NULL;
-    db_query q;
-    int status = db_query_start(st, item_by_slug_sql, &q);
-    if (status != STORE_OK)
-        return status;
-    db_bind_int(&q, ":site", site_id);
-    db_bind_text(&q, ":type", type);
-    db_bind_text(&q, ":slug", slug);
-    db_bind_int(&q, ":any_status", !published_only);
-    status = item_read(st, &q, site_name, item);
-    if (status == STORE_OK && !*item)
-        return db_fail(st, STORE_NOT_FOUND, "no %sitem of type '%s' with slug '%s' in site '%s'",
-                       published_only ? "published " : "", type, slug, site_name);
-    return status;
 }
 
 /* The draft of the current row: columns type, status, draft_version,

@@ -197,62 +197,6 @@ static bool keyset_from_row(const db_query *query, store_sort sort, const list_c
     return false;
 }
 
-/* Steps through the rows, keeping at most limit summaries in page. */
-static int list_rows_read(store_t *st, db_query *query, const store_list_query *q, json_t *page, store_keyset *next)
-{
-    store_keyset last = {.present = false};
-    bool more = false, ok = true, position_ok = true;
-    while (ok && position_ok && db_next_row(query)) {
-        if (json_array_size(page) == (size_t)q->limit) {
-            more = true;
-            break;
-        }
-        ok = json_array_append_new(page, item_from_row(query, q->site_name, false)) == 0;
-        position_ok = keyset_from_row(query, q->sort, &item_list_columns, &last);
-    }
-    int status = db_query_end(query, "listing items");
-    if (status == STORE_OK && !ok)
-        return db_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
-    if (status == STORE_OK && !position_ok)
-        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
-    if (status == STORE_OK && more)
-        *next = last;
-    return status;
-}
-
-int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next)
-{
-    db_clear_error(st);
-    *items = NULL;
-    memset(next, 0, sizeof *next);
-    int status = list_query_check(st, q);
-    if (status != STORE_OK)
-        return status;
-    list_plan plan = list_plan_for(q);
-    sql_text sql = {.length = 0};
-    list_sql_build(q, &plan, &item_list_columns, &sql);
-    if (sql.overflow)
-        return db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
-    db_query query;
-    status = db_query_start(st, sql.text, &query);
-    if (status != STORE_OK)
-        return status;
-    list_bind(&query, q);
-    json_t *page = json_array();
-    if (!page) {
-        (void)db_query_end(&query, "listing items"); /* nothing ran; just release it */
-        return db_fail(st, STORE_ERROR, "out of memory listing items");
-    }
-    status = list_rows_read(st, &query, q, page, next);
-    if (status != STORE_OK) {
-        json_decref(page);
-        memset(next, 0, sizeof *next);
-        return status;
-    }
-    *items = page;
-    return STORE_OK;
-}
-
 /* ---- the list as stamps or texts (item_text.h) ------------------------- */
 
 /* Checks q, builds its SQL with these columns and starts it. */

@@ -4,7 +4,8 @@
  * driver STRATA_TEST_DB_URL names (store_fixture.h).
  *
  * The text must be byte for byte what api_send_json printed for
- * item_from_row's object (json_dumps, JSON_COMPACT), or ETags change and
+ * item_from_row's object (json_dumps, JSON_COMPACT; store_item_get still
+ * builds it, for the writes' answers), or ETags change and
  * clients see other bytes: each item here is read both ways and compared,
  * over strings chosen to break a hand-written escaper (quotes, backslashes,
  * every kind of control character, DEL, '/', 2-, 3- and 4-byte UTF-8, the
@@ -117,24 +118,26 @@ static void assert_item_same(fixture *f, int64_t id)
     free(expected);
 }
 
-/* Every list page of the site by both paths: the same summaries. */
+/* A list page's summaries: each the jansson item without its body, byte
+ * for byte (a summary is the item's members in the same order, less the
+ * body). */
 static void assert_list_same(fixture *f)
 {
     store_list_query q = {
         .site_id = f->site_id, .site_name = "main", .status = FILTER_ANY, .sort = SORT_UPDATED_DESC, .limit = 8};
-    json_t *items = NULL;
-    store_keyset next_json, next_text;
-    assert_int_equal(store_item_list(f->st, &q, &items, &next_json), STORE_OK);
+    store_keyset next;
     texts t = {0};
-    assert_int_equal(store_item_list_texts(f->st, &q, collect, &t, &next_text), STORE_OK);
-    assert_int_equal(t.n, json_array_size(items));
+    assert_int_equal(store_item_list_texts(f->st, &q, collect, &t, &next), STORE_OK);
+    assert_true(t.n > 0);
     for (size_t i = 0; i < t.n; i++) {
-        char *expected = json_dumps(json_array_get(items, i), JSON_COMPACT);
+        json_t *item = NULL;
+        assert_int_equal(store_item_get(f->st, f->site_id, "main", t.stamp[i].id, false, &item), STORE_OK);
+        assert_int_equal(json_object_del(item, "body"), 0);
+        char *expected = json_dumps(item, JSON_COMPACT);
         assert_string_equal(t.text[i], expected);
         free(expected);
+        json_decref(item);
     }
-    assert_int_equal(next_json.present, next_text.present);
-    json_decref(items);
     texts_free(&t);
 }
 
