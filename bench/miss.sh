@@ -170,7 +170,10 @@ bench_log "item ${ITEM_ID[$SQLITE_DB]}: $ITEM_SIZE bytes; list page of 20: $LIST
 
 # ---- measuring ----------------------------------------------------------------------
 
-# pg_ticks — CPU ticks of the PostgreSQL cluster's processes (0 without one)
+# pg_ticks — CPU ticks of the PostgreSQL cluster's processes (0 without
+# one): the postmaster's and its live children's own, plus what its
+# children that have exited used (its cutime and cstime: pgbench's
+# backends are gone when the run ends, strata's are not)
 pg_ticks() {
     local pm total=0 p f
     [[ -n $PG_DIR && -f $PG_DIR/data/postmaster.pid ]] || {
@@ -180,8 +183,9 @@ pg_ticks() {
     pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
     for p in $pm $(pgrep -P "$pm" || true); do
         f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-        read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ <<<"$f"
+        read -r _ _ _ _ _ _ _ _ _ _ _ ut st cut cst _ <<<"$f"
         total=$((total + ut + st))
+        [[ $p != "$pm" ]] || total=$((total + cut + cst))
     done
     echo "$total"
 }

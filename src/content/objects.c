@@ -32,6 +32,7 @@
 
 #include "cache/objects.h"
 #include "content/api.h"
+#include "core/growbuf.h"
 #include "core/log.h"
 #include "store/item_text.h"
 
@@ -72,71 +73,27 @@ static void object_row_put(const api_ctx *c, const store_row_text *row, uint64_t
 
 /* ---- bodies -------------------------------------------------------------- */
 
-/* A growing response body. */
-typedef struct body_out {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} body_out;
-
-static bool body_reserve(body_out *b, size_t more)
-{
-    if (b->failed)
-        return false;
-    if (b->len + more <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (data == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = data;
-    b->cap = cap;
-    return true;
-}
-
-static void body_put(body_out *b, const char *s, size_t n)
-{
-    if (body_reserve(b, n)) {
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-    }
-}
-
 /* text with views written in at views_at. */
-static void body_put_row(body_out *b, const char *text, size_t len, size_t views_at, int64_t views)
+static void body_put_row(growbuf *b, const char *text, size_t len, size_t views_at, int64_t views)
 {
     if (views_at == STORE_TEXT_NO_VIEWS || views_at > len) {
-        body_put(b, text, len);
+        growbuf_put(b, text, len);
         return;
     }
-    char digits[24], reversed[24];
-    size_t n = 0, r = 0;
-    uint64_t u = views < 0 ? (uint64_t)0 - (uint64_t)views : (uint64_t)views;
-    do
-        reversed[r++] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (views < 0)
-        digits[n++] = '-';
-    while (r > 0)
-        digits[n++] = reversed[--r];
-    body_put(b, text, views_at);
-    body_put(b, digits, n);
-    body_put(b, text + views_at, len - views_at);
+    growbuf_put(b, text, views_at);
+    growbuf_put_int(b, views);
+    growbuf_put(b, text + views_at, len - views_at);
 }
 
-static void body_hand_over(api_ctx *c, body_out *b)
+static void body_hand_over(api_ctx *c, growbuf *b)
 {
     if (b->failed) {
-        free(b->data);
+        growbuf_free(b);
         http_problem(c->res, c->req, 500, "internal", "the response could not be serialised");
         return;
     }
     http_response_body(c->res, 200, "application/json", b->data, b->len);
-    *b = (body_out){0};
+    *b = (growbuf){0}; /* handed over */
 }
 
 /* ---- an item ------------------------------------------------------------- */
@@ -144,7 +101,7 @@ static void body_hand_over(api_ctx *c, body_out *b)
 typedef struct item_fill {
     api_ctx *c;
     uint64_t epoch;
-    body_out body;
+    growbuf body;
     int64_t id; /* the row's */
 } item_fill;
 
@@ -157,7 +114,7 @@ static bool item_fill_row(void *arg, const store_row_text *row)
     return !f->body.failed;
 }
 
-static bool cached_item(const store_stamp *stamp, int64_t views, body_out *body)
+static bool cached_item(const store_stamp *stamp, int64_t views, growbuf *body)
 {
     cache_entry *e = object_cache_get(stamp, sizeof *stamp);
     if (e == NULL)
@@ -187,7 +144,7 @@ int api_item_read(api_ctx *c, const store_item_key *key, bool published_only)
     }
     rc = store_item_text(c->store, c->site_id, c->site, key, published_only, item_fill_row, &f);
     if (rc != STORE_OK) {
-        free(f.body.data);
+        growbuf_free(&f.body);
         return rc;
     }
     api_tag_item(c->res, c->site, f.id);
@@ -260,21 +217,21 @@ static void page_fill_free(page_fill *p)
     }
 }
 
-static void page_write(const page_fill *p, body_out *body, size_t *count)
+static void page_write(const page_fill *p, growbuf *body, size_t *count)
 {
     for (size_t i = 0; i < p->n; i++) {
         const object_row *row = p->entries[i] ? cache_entry_value(p->entries[i]) : p->read[i];
         if (row == NULL)
             continue; /* gone or unpublished since the stamps were read */
         if (*count > 0)
-            body_put(body, ",", 1);
+            growbuf_put(body, ",", 1);
         body_put_row(body, row->text, row->len, row->views_at, p->entries[i] ? p->views[i] : p->read_views[i]);
         (*count)++;
     }
 }
 
 typedef struct list_fill {
-    body_out *body;
+    growbuf *body;
     size_t count;
 } list_fill;
 
@@ -282,16 +239,16 @@ static bool list_fill_row(void *arg, const store_row_text *row)
 {
     list_fill *f = arg;
     if (f->count++ > 0)
-        body_put(f->body, ",", 1);
+        growbuf_put(f->body, ",", 1);
     body_put_row(f->body, row->text, row->len, row->views_at, row->views);
     return !f->body->failed;
 }
 
 /* The cursor as a JSON string: its alphabet needs no escape (cursor.c). */
-static void body_put_cursor(body_out *body, const store_list_query *q, const store_keyset *next)
+static void body_put_cursor(growbuf *body, const store_list_query *q, const store_keyset *next)
 {
     if (!next->present) {
-        body_put(body, "null", 4);
+        growbuf_put(body, "null", 4);
         return;
     }
     char cursor[CURSOR_TEXT_MAX];
@@ -301,17 +258,17 @@ static void body_put_cursor(body_out *body, const store_list_query *q, const sto
         if ((unsigned char)cursor[i] < 0x20 || cursor[i] == '"' || cursor[i] == '\\' ||
             (unsigned char)cursor[i] >= 0x7f)
             body->failed = true; /* not a cursor of ours: refuse rather than send bad JSON */
-    body_put(body, "\"", 1);
-    body_put(body, cursor, len);
-    body_put(body, "\"", 1);
+    growbuf_put(body, "\"", 1);
+    growbuf_put(body, cursor, len);
+    growbuf_put(body, "\"", 1);
 }
 
 int api_list_read(api_ctx *c, const store_list_query *q, size_t *count)
 {
-    body_out body = {0};
+    growbuf body = {0};
     store_keyset next = {0};
     *count = 0;
-    body_put(&body, "{\"items\":[", 10);
+    growbuf_put(&body, "{\"items\":[", 10);
     int rc;
     if (object_cache_enabled()) {
         page_fill p = {.c = c, .epoch = object_cache_epoch()};
@@ -325,12 +282,12 @@ int api_list_read(api_ctx *c, const store_list_query *q, size_t *count)
         *count = f.count;
     }
     if (rc != STORE_OK) {
-        free(body.data);
+        growbuf_free(&body);
         return rc;
     }
-    body_put(&body, "],\"next_cursor\":", 16);
+    growbuf_put(&body, "],\"next_cursor\":", 16);
     body_put_cursor(&body, q, &next);
-    body_put(&body, "}", 1);
+    growbuf_put(&body, "}", 1);
     body_hand_over(c, &body);
     return STORE_OK;
 }

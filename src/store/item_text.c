@@ -21,67 +21,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fmt.h"
+#include "core/growbuf.h"
 #include "store/item_text.h"
 #include "store/store_history.h"
 #include "store/store_internal.h"
-
-/* ---- the buffer ------------------------------------------------------- */
-
-static bool out_reserve(text_out *o, size_t more)
-{
-    if (o->failed)
-        return false;
-    if (o->len + more <= o->cap)
-        return true;
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + more)
-        cap *= 2;
-    char *data = realloc(o->data, cap);
-    if (data == NULL) {
-        o->failed = true;
-        return false;
-    }
-    o->data = data;
-    o->cap = cap;
-    return true;
-}
-
-static void out_put(text_out *o, const char *s, size_t n)
-{
-    if (out_reserve(o, n)) {
-        memcpy(o->data + o->len, s, n);
-        o->len += n;
-    }
-}
-
-#define OUT_LITERAL(o, s) out_put((o), (s), sizeof(s) - 1)
-
-void text_out_free(text_out *o)
-{
-    free(o->data);
-    *o = (text_out){0};
-}
-
-size_t text_int(char out[24], int64_t value)
-{
-    char digits[24];
-    size_t n = 0, len = 0;
-    uint64_t u = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
-    do
-        digits[n++] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (value < 0)
-        out[len++] = '-';
-    while (n > 0)
-        out[len++] = digits[--n];
-    return len;
-}
-
-static void out_int(text_out *o, int64_t value)
-{
-    char text[24];
-    out_put(o, text, text_int(text, value));
-}
 
 /* ---- strings, as jansson writes them ------------------------------------- */
 
@@ -120,17 +64,17 @@ static bool plain_byte(unsigned char c)
 }
 
 /* s (len bytes) as a JSON string, quotes included. False if it is not UTF-8. */
-static bool out_string(text_out *o, const char *s, size_t len)
+static bool out_string(growbuf *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *u = (const unsigned char *)s;
-    OUT_LITERAL(o, "\"");
+    GROWBUF_LITERAL(o, "\"");
     size_t i = 0;
     while (i < len) {
         size_t run = i;
         while (run < len && plain_byte(u[run]))
             run++;
-        out_put(o, s + i, run - i);
+        growbuf_put(o, s + i, run - i);
         if ((i = run) == len)
             break;
         unsigned char c = u[i];
@@ -138,7 +82,7 @@ static bool out_string(text_out *o, const char *s, size_t len)
             size_t n = utf8_valid_at(u + i, len - i);
             if (n == 0)
                 return false;
-            out_put(o, s + i, n);
+            growbuf_put(o, s + i, n);
             i += n;
             continue;
         }
@@ -158,29 +102,29 @@ static bool out_string(text_out *o, const char *s, size_t len)
             esc[5] = hex[c & 15];
             esc_len = 6;
         }
-        out_put(o, esc, esc_len);
+        growbuf_put(o, esc, esc_len);
         i++;
     }
-    OUT_LITERAL(o, "\"");
+    GROWBUF_LITERAL(o, "\"");
     return true;
 }
 
-static bool out_text_column(text_out *o, const db_query *q, int column)
+static bool out_text_column(growbuf *o, const db_query *q, int column)
 {
     const char *text = db_column_text(q, column);
     if (text == NULL) {
-        OUT_LITERAL(o, "null");
+        GROWBUF_LITERAL(o, "null");
         return true;
     }
     return out_string(o, text, strlen(text));
 }
 
-static void out_int_column(text_out *o, const db_query *q, int column)
+static void out_int_column(growbuf *o, const db_query *q, int column)
 {
     if (db_column_is_null(q, column))
-        OUT_LITERAL(o, "null");
+        GROWBUF_LITERAL(o, "null");
     else
-        out_int(o, db_column_int(q, column));
+        growbuf_put_int(o, db_column_int(q, column));
 }
 
 static void digits_put(char *at, int value, int width)
@@ -191,7 +135,7 @@ static void digits_put(char *at, int value, int width)
 
 /* store_time_text's "YYYY-MM-DDTHH:MM:SS.mmmZ" without printf; years
  * outside 0..9999 (which %04d prints otherwise) go through it. */
-static void out_time(text_out *o, int64_t ms)
+static void out_time(growbuf *o, int64_t ms)
 {
     int64_t seconds = ms / 1000, millis = ms % 1000;
     if (millis < 0) {
@@ -203,9 +147,9 @@ static void out_time(text_out *o, int64_t ms)
     if (gmtime_r(&t, &utc) == NULL || utc.tm_year + 1900 < 0 || utc.tm_year + 1900 > 9999) {
         char text[STORE_TIME_TEXT_SIZE];
         store_time_text(ms, text);
-        out_put(o, "\"", 1);
-        out_put(o, text, strlen(text));
-        out_put(o, "\"", 1);
+        growbuf_put(o, "\"", 1);
+        growbuf_put(o, text, strlen(text));
+        growbuf_put(o, "\"", 1);
         return;
     }
     char text[] = "\"0000-00-00T00:00:00.000Z\"";
@@ -216,13 +160,13 @@ static void out_time(text_out *o, int64_t ms)
     digits_put(text + 15, utc.tm_min, 2);
     digits_put(text + 18, utc.tm_sec, 2);
     digits_put(text + 21, (int)millis, 3);
-    out_put(o, text, sizeof text - 1);
+    growbuf_put(o, text, sizeof text - 1);
 }
 
-static void out_time_column(text_out *o, const db_query *q, int column)
+static void out_time_column(growbuf *o, const db_query *q, int column)
 {
     if (db_column_is_null(q, column))
-        OUT_LITERAL(o, "null");
+        GROWBUF_LITERAL(o, "null");
     else
         out_time(o, db_column_int(q, column));
 }
@@ -233,7 +177,7 @@ static int tag_order(const void *a, const void *b)
 }
 
 /* The tags column ("b,a,c") as a sorted array, as column_tags_json. */
-static bool out_tags(text_out *o, const db_query *q)
+static bool out_tags(growbuf *o, const db_query *q)
 {
     const char *text = db_column_text(q, ITEM_COL_TAGS);
     size_t len = text ? strlen(text) : 0;
@@ -249,23 +193,23 @@ static bool out_tags(text_out *o, const db_query *q)
         each[n++] = t;
     qsort(each, n, sizeof each[0], tag_order);
     bool ok = true;
-    OUT_LITERAL(o, "[");
+    GROWBUF_LITERAL(o, "[");
     for (size_t i = 0; i < n && ok; i++) {
         if (i > 0)
-            OUT_LITERAL(o, ",");
+            GROWBUF_LITERAL(o, ",");
         ok = out_string(o, each[i], strlen(each[i]));
     }
-    OUT_LITERAL(o, "]");
+    GROWBUF_LITERAL(o, "]");
     free(heap);
     return ok;
 }
 
 /* The stored fields, parsed and printed again as jansson does. */
-static bool out_fields(text_out *o, const db_query *q)
+static bool out_fields(growbuf *o, const db_query *q)
 {
     const char *text = db_column_text(q, ITEM_COL_FIELDS);
     if (text != NULL && strcmp(text, "{}") == 0) {
-        OUT_LITERAL(o, "{}");
+        GROWBUF_LITERAL(o, "{}");
         return true;
     }
     json_error_t error;
@@ -274,7 +218,7 @@ static bool out_fields(text_out *o, const db_query *q)
     json_decref(fields);
     if (dumped == NULL)
         return false;
-    out_put(o, dumped, strlen(dumped));
+    growbuf_put(o, dumped, strlen(dumped));
     free(dumped);
     return true;
 }
@@ -306,58 +250,58 @@ static void item_stamp_of_row(const db_query *q, int64_t site_id, bool with_body
 }
 
 /* The members of item_from_row in its order, as "key":value pairs. */
-static bool out_members(text_out *o, const db_query *q, const char *site_name, bool with_body, size_t *views_at)
+static bool out_members(growbuf *o, const db_query *q, const char *site_name, bool with_body, size_t *views_at)
 {
     bool ok = true;
-    OUT_LITERAL(o, "{\"id\":");
-    out_int(o, db_column_int(q, ITEM_COL_ID));
-    OUT_LITERAL(o, ",\"site\":");
+    GROWBUF_LITERAL(o, "{\"id\":");
+    growbuf_put_int(o, db_column_int(q, ITEM_COL_ID));
+    GROWBUF_LITERAL(o, ",\"site\":");
     ok = ok && out_string(o, site_name, strlen(site_name));
-    OUT_LITERAL(o, ",\"type\":");
+    GROWBUF_LITERAL(o, ",\"type\":");
     ok = ok && out_text_column(o, q, ITEM_COL_TYPE);
-    OUT_LITERAL(o, ",\"slug\":");
+    GROWBUF_LITERAL(o, ",\"slug\":");
     ok = ok && out_text_column(o, q, ITEM_COL_SLUG);
-    OUT_LITERAL(o, ",\"status\":");
+    GROWBUF_LITERAL(o, ",\"status\":");
     ok = ok && out_text_column(o, q, ITEM_COL_STATUS);
-    OUT_LITERAL(o, ",\"title\":");
+    GROWBUF_LITERAL(o, ",\"title\":");
     ok = ok && out_text_column(o, q, ITEM_COL_TITLE);
-    OUT_LITERAL(o, ",\"excerpt\":");
+    GROWBUF_LITERAL(o, ",\"excerpt\":");
     ok = ok && out_text_column(o, q, ITEM_COL_EXCERPT);
     if (with_body) {
-        OUT_LITERAL(o, ",\"body\":");
+        GROWBUF_LITERAL(o, ",\"body\":");
         ok = ok && out_text_column(o, q, ITEM_COL_EXTRA);
     }
-    OUT_LITERAL(o, ",\"fields\":");
+    GROWBUF_LITERAL(o, ",\"fields\":");
     ok = ok && out_fields(o, q);
-    OUT_LITERAL(o, ",\"category\":");
+    GROWBUF_LITERAL(o, ",\"category\":");
     ok = ok && out_text_column(o, q, ITEM_COL_CATEGORY);
-    OUT_LITERAL(o, ",\"tags\":");
+    GROWBUF_LITERAL(o, ",\"tags\":");
     ok = ok && out_tags(o, q);
-    OUT_LITERAL(o, ",\"author\":");
+    GROWBUF_LITERAL(o, ",\"author\":");
     ok = ok && out_text_column(o, q, ITEM_COL_AUTHOR);
-    OUT_LITERAL(o, ",\"created_at\":");
+    GROWBUF_LITERAL(o, ",\"created_at\":");
     out_time_column(o, q, ITEM_COL_CREATED_AT);
-    OUT_LITERAL(o, ",\"updated_at\":");
+    GROWBUF_LITERAL(o, ",\"updated_at\":");
     out_time_column(o, q, ITEM_COL_UPDATED_AT);
-    OUT_LITERAL(o, ",\"published_at\":");
+    GROWBUF_LITERAL(o, ",\"published_at\":");
     out_time_column(o, q, ITEM_COL_PUBLISHED_AT);
-    OUT_LITERAL(o, ",\"views\":");
+    GROWBUF_LITERAL(o, ",\"views\":");
     if (db_column_is_null(q, ITEM_COL_VIEWS)) {
-        OUT_LITERAL(o, "null");
+        GROWBUF_LITERAL(o, "null");
         *views_at = STORE_TEXT_NO_VIEWS;
     } else {
         *views_at = o->len;
     }
-    OUT_LITERAL(o, ",\"draft_version\":");
+    GROWBUF_LITERAL(o, ",\"draft_version\":");
     out_int_column(o, q, ITEM_COL_DRAFT_VERSION);
-    OUT_LITERAL(o, ",\"published_version\":");
+    GROWBUF_LITERAL(o, ",\"published_version\":");
     out_int_column(o, q, ITEM_COL_PUBLISHED_VERSION);
-    OUT_LITERAL(o, "}");
+    GROWBUF_LITERAL(o, "}");
     return ok;
 }
 
-int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char *site_name, bool with_body,
-                     text_out *o, store_row_text *row)
+int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char *site_name, bool with_body, growbuf *o,
+                     store_row_text *row)
 {
     o->len = 0;
     o->failed = false;
@@ -456,7 +400,7 @@ int store_item_text(store_t *st, int64_t site_id, const char *site_name, const s
                         "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM BY_SLUG, site_id, key, published_only, &q);
     if (status != STORE_OK)
         return status;
-    text_out o = {0};
+    growbuf o = {0};
     int failed = STORE_OK;
     bool found = db_next_row(&q);
     if (found) {
@@ -466,7 +410,7 @@ int store_item_text(store_t *st, int64_t site_id, const char *site_name, const s
             failed = db_fail(st, STORE_ERROR, "out of memory reading the item");
     }
     status = db_query_end(&q, "reading the item");
-    text_out_free(&o);
+    growbuf_free(&o);
     if (failed != STORE_OK)
         return failed;
     if (status == STORE_OK && !found)
@@ -493,7 +437,7 @@ static void texts_sql(size_t n, bool with_body, char *sql, size_t size)
         sql[len++] = ':';
         sql[len++] = 'i';
         char digits[24];
-        size_t d = text_int(digits, (int64_t)i);
+        size_t d = fmt_u64(digits, i);
         memcpy(sql + len, digits, d);
         len += d;
     }
@@ -519,7 +463,7 @@ int store_item_texts(store_t *st, int64_t site_id, const char *site_name, const 
     db_bind_int_at(&q, 2, !published_only);
     for (size_t i = 0; i < n; i++)
         db_bind_int_at(&q, (int)i + 3, ids[i]);
-    text_out o = {0};
+    growbuf o = {0};
     int failed = STORE_OK;
     while (failed == STORE_OK && db_next_row(&q)) {
         store_row_text row;
@@ -528,6 +472,6 @@ int store_item_texts(store_t *st, int64_t site_id, const char *site_name, const 
             failed = db_fail(st, STORE_ERROR, "out of memory reading items");
     }
     status = db_query_end(&q, "reading items");
-    text_out_free(&o);
+    growbuf_free(&o);
     return failed != STORE_OK ? failed : status;
 }

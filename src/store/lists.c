@@ -265,7 +265,7 @@ int store_item_list_texts(store_t *st, const store_list_query *q, store_item_sin
     store_keyset last = {.present = false};
     bool more = false, position_ok = true;
     int failed = STORE_OK, rows = 0;
-    text_out o = {0};
+    growbuf o = {0};
     while (failed == STORE_OK && position_ok && db_next_row(&query)) {
         if (rows == q->limit) {
             more = true;
@@ -278,7 +278,7 @@ int store_item_list_texts(store_t *st, const store_list_query *q, store_item_sin
         rows++;
         position_ok = keyset_from_row(&query, q->sort, &item_list_columns, &last);
     }
-    text_out_free(&o);
+    growbuf_free(&o);
     return list_query_finish(st, &query, failed, position_ok, more, &last, next);
 }
 

@@ -22,6 +22,7 @@
 #define STRATA_STORE_INTERNAL_H
 
 #include "config/config.h"
+#include "core/growbuf.h"
 #include "core/lsn.h"
 #include "store/db.h"
 #include "store/snapshot.h"
@@ -131,20 +132,12 @@ int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at
 
 /* ---- item text (item_text.c), shared with lists.c ------------------------ */
 
-/* A growing buffer the renderer writes into, reused from row to row. */
-typedef struct text_out {
-    char *data;
-    size_t len, cap;
-    bool failed; /* out of memory: the text is cut */
-} text_out;
-void text_out_free(text_out *o);
-/* value in decimal into out (no NUL); its length. */
-size_t text_int(char out[24], int64_t value);
 /* The current row (ITEM_COLUMNS, the body as ITEM_COL_EXTRA when
- * with_body) as JSON text in o, described by *row (row->text is o's). */
+ * with_body) as JSON text in o (emptied first; reused from row to row),
+ * described by *row (row->text is o's). */
 struct store_row_text;
-int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char *site_name, bool with_body,
-                     text_out *o, struct store_row_text *row);
+int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char *site_name, bool with_body, growbuf *o,
+                     struct store_row_text *row);
 /* The stamp columns (item_stamp_columns, in its order) of the current row. */
 struct store_stamp;
 extern const char item_stamp_columns[];
