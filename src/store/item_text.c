@@ -246,7 +246,7 @@ static void item_stamp_of_row(const db_query *q, int64_t site_id, bool with_body
     stamp->draft_version = column_or_null(q, ITEM_COL_DRAFT_VERSION);
     stamp->published_version = column_or_null(q, ITEM_COL_PUBLISHED_VERSION);
     stamp->status = status_letter(db_column_text(q, ITEM_COL_STATUS));
-    stamp->body = with_body;
+    stamp->kind = with_body ? STORE_STAMP_ITEM : STORE_STAMP_SUMMARY;
 }
 
 /* The members of item_from_row in its order, as "key":value pairs. */
@@ -321,7 +321,7 @@ int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char
 
 /* ---- reads ------------------------------------------------------------- */
 
-/* The stamp's columns, in the order stamp_of_columns reads them. */
+/* The stamp's columns, in the order item_stamp_of_columns reads them. */
 #define STAMP_COLUMNS                                                                                                  \
     "i.id, i.created_at, i.updated_at, i.published_at, i.draft_version, i.published_version, i.status, i.views"
 

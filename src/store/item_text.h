@@ -29,10 +29,15 @@
  * bytes: always built from a zeroed struct. A NULL column reads as
  * STORE_STAMP_NULL. */
 #define STORE_STAMP_NULL INT64_MIN
+enum store_stamp_kind {
+    STORE_STAMP_SUMMARY, /* the item without its body (list pages) */
+    STORE_STAMP_ITEM,    /* the full item */
+    STORE_STAMP_DRAFT,   /* its draft (store_draft_head) */
+};
 typedef struct store_stamp {
     int64_t site_id, id, created_at, updated_at, published_at, draft_version, published_version;
     char status; /* the status' first letter: d, p, a */
-    bool body;   /* the full item (with its body) rather than its summary */
+    char kind;   /* enum store_stamp_kind */
     char pad[6]; /* zero */
 } store_stamp;
 
@@ -86,5 +91,23 @@ int store_list_stamps(store_t *st, const store_list_query *q, store_stamp *stamp
 /* A list page as summary texts, in order, through sink; *next as for
  * store_list_stamps. One statement. */
 int store_item_list_texts(store_t *st, const store_list_query *q, store_item_sink sink, void *arg, store_keyset *next);
+
+/* An item's draft as editors read it (GET …/draft, store_item_get_draft
+ * in two steps): the head is one statement and names the draft's text.
+ * A version never changes once written, so that text is fixed by the
+ * draft's version number and the item's status and published version
+ * (its type, author and time are the version's own); the item's
+ * created_at tells a reused id apart. */
+typedef struct store_draft_head {
+    store_stamp stamp; /* kind STORE_STAMP_DRAFT */
+    char type[64];
+    char status[16];
+    char author[65];
+    int64_t saved_at;
+} store_draft_head;
+/* STORE_NOT_FOUND as store_item_get_draft. */
+int store_item_draft_head(store_t *st, int64_t site_id, const char *site_name, int64_t id, store_draft_head *head);
+/* The draft's JSON (the version decoded, as store_item_get_draft). */
+int store_item_draft_json(store_t *st, const char *site_name, const store_draft_head *head, json_t **draft);
 
 #endif

@@ -120,6 +120,42 @@ def test_no_stale_row_after_any_write(server_factory, fresh_deployment, response
     assert objects["invalidations"] > 0, f"the writes' invalidations should reach the object cache: {objects}"
 
 
+def test_drafts_follow_every_write(server_factory, fresh_deployment):
+    """Editors' drafts (GET …/draft) come from the object cache too, keyed
+    by the version and the item's status: every save, publish and
+    unpublish shows in the very next draft read, whose bytes are those of
+    an instance without the object cache on the same database."""
+    adm = fresh_deployment.tokens["admin"]
+    srv = server_factory(fresh_deployment, name="objects")
+    plain = server_factory(fresh_deployment, name="plain", args=["--cache-objects", "false"])
+    w, other = srv.client(token=adm), plain.client(token=adm)
+    item_id = create_item(w, adm, title="d0")["id"]
+
+    def draft(expected_title, expected_version, expected_status, expected_published):
+        seen = [w.get(f"/v1/main/content/{item_id}/draft") for _ in range(2)]  # the second from the cache
+        seen.append(other.get(f"/v1/main/content/{item_id}/draft"))
+        for r in seen:
+            assert_status(r, 200)
+        assert seen[0].body == seen[1].body == seen[2].body, "the draft differs between reads or instances"
+        d = seen[0].json
+        assert (d["title"], d["version"], d["status"], d["published_version"]) == (
+            expected_title, expected_version, expected_status, expected_published), d
+        assert etag_version(seen[0]) == expected_version
+
+    draft("d0", 1, "draft", None)
+    for n in range(1, 4):
+        r = w.put(f"/v1/main/content/{item_id}", json={"title": f"d{n}"}, headers={"If-Match": f'"v{n}"'})
+        assert_status(r, 200)
+        draft(f"d{n}", n + 1, "draft" if n < 2 else "published", None if n < 2 else 2)
+        if n == 1:
+            assert_json(w.post(f"/v1/main/content/{item_id}/publish"))
+            draft("d1", 2, "published", 2)
+    assert_json(w.post(f"/v1/main/content/{item_id}/unpublish"))
+    draft("d3", 4, "draft", 2)
+    assert_status(w.delete(f"/v1/main/content/{item_id}"), 204)
+    assert_status(w.get(f"/v1/main/content/{item_id}/draft"), 404)
+
+
 def test_views_are_live_though_the_row_is_cached(server_factory, fresh_deployment):
     """The views count is written into the cached text at send time: a
     count that moves (the view flush) shows at once, without a new entry."""

@@ -243,7 +243,7 @@ static void test_stamp_moves_with_every_change_but_views(void **state)
     assert_int_equal(store_item_text(f->st, f->site_id, "main", &(store_item_key){.id = id}, false, collect, &t),
                      STORE_OK);
     store_stamp from_row = t.stamp[0];
-    from_row.body = false;
+    from_row.kind = STORE_STAMP_SUMMARY;
     assert_true(stamp_same(&s0, &from_row)); /* the stamp read and the row's own agree */
     texts_free(&t);
 
