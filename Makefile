@@ -193,6 +193,7 @@ bench: build/strata
 	@bench/item_get.sh
 	@bench/hot_path.sh
 	@bench/h2.sh
+	@bench/miss.sh
 	@bench/l2.sh
 	@bench/cache_bench.sh
 	@bench/history.sh

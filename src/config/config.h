@@ -86,6 +86,8 @@ typedef struct strata_config {
     int cache_negative_ttl_s;         /* lifetime of negative answers (404, empty filtered pages) */
     int64_t cache_negative_max_bytes; /* their own L1 budget */
     int cache_negative_l2_per_s;      /* at most so many of them stored in the L2 a second */
+    bool cache_objects;               /* the object cache: item rows by version (cache/objects.h) */
+    int64_t cache_objects_bytes;      /* its memory budget */
     cache_lifetimes cache_class[CACHE_CLASS_COUNT];
     /* [redis] */
     char redis_url[256]; /* "" = no Redis: each instance's L1 stands alone */

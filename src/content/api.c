@@ -33,6 +33,7 @@ void content_init(const strata_config *cfg)
 {
     content_cfg = cfg;
     store_history_configure(cfg->history_keyframe_interval);
+    api_objects_init(cfg);
 }
 
 const strata_config *api_config(void)

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/textbuf.h"
 #include "http/http.h"
+#include "store/item_text.h"
 #include "store/store.h"
 
 typedef struct api_ctx {
@@ -139,6 +140,20 @@ void api_edit_free(edit_input *in);
 /* A tag: 1..64 bytes, no whitespace, control characters, ',' or '/';
  * lowercased (ASCII) into out. */
 bool api_normalise_tag(const char *tag, char out[TAG_MAX_BYTES + 1]);
+
+/* ---- item and list bodies (objects.c) ---- */
+
+/* Once, from content_init: the object cache as cache.objects says. */
+void api_objects_init(const strata_config *cfg);
+/* The item at key (by id, or by type and slug) as the 200 response (body
+ * and tags) through the object cache; nothing is set unless STORE_OK. */
+int api_item_read(api_ctx *c, const store_item_key *key, bool published_only);
+/* Item id's draft as the 200 response body through the object cache;
+ * *version its number (for the ETag). Nothing is set unless STORE_OK. */
+int api_draft_read(api_ctx *c, int64_t id, int64_t *version);
+/* The list page of q as the 200 response body ({"items":[…],
+ * "next_cursor":…}); *count its items. Tags are the caller's. */
+int api_list_read(api_ctx *c, const store_list_query *q, size_t *count);
 
 /* ---- keyset cursors (cursor.c) ---- */
 

@@ -50,15 +50,14 @@ void handle_get_draft(const http_request *req, store_t *store, http_response *re
     if (!api_resolve_site(&c) || !api_require_role(&c, ROLE_WRITE) || !api_param_id(&c, 1, "the item id", &id) ||
         !api_route_read(&c))
         return;
-    json_t *draft = NULL;
     int rc;
     do
-        rc = store_item_get_draft(c.store, c.site_id, c.site, id, &draft, &version);
+        rc = api_draft_read(&c, id, &version); /* the object cache's (objects.c) */
     while (api_read_again(&c, rc));
     if (rc != STORE_OK)
         api_store_failed(&c, rc);
     else
-        send_draft(&c, 200, draft, version);
+        http_response_header(res, "etag", "\"v%lld\"", (long long)version);
 }
 
 void handle_save(const http_request *req, store_t *store, http_response *res)

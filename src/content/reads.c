@@ -124,31 +124,24 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
         !api_cursor_decode(&c, cursor_value, &q, &q.after))
         return;
 
-    json_t *items = NULL;
-    store_keyset next = {0};
+    size_t count = 0;
     int rc;
     if (!api_route_read(&c))
         return;
     do
-        rc = store_item_list(c.store, &q, &items, &next);
+        rc = api_list_read(&c, &q, &count);
     while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
     }
-    res->negative = json_array_size(items) == 0 && !q.after.present && list_filters_match_nothing(&c, &q);
-    json_t *next_cursor = json_null();
-    if (next.present) {
-        api_cursor_encode(&q, &next, cursor);
-        next_cursor = json_string(cursor);
-    }
+    res->negative = count == 0 && !q.after.present && list_filters_match_nothing(&c, &q);
     api_tag_list(res, c.site, q.type, q.category, q.tag);
-    api_send_json(&c, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next_cursor));
 }
 
 /* A 404 is negative, tagged with what a write that creates the item
  * invalidates: `missing_tag` (item:<id> by id, lists by slug). */
-static void send_item_or_failure(api_ctx *c, int rc, json_t *item, const char *missing_tag)
+static void send_item_failure(api_ctx *c, int rc, const char *missing_tag)
 {
     if (rc == STORE_NOT_FOUND) {
         api_store_failed(c, rc);
@@ -156,12 +149,7 @@ static void send_item_or_failure(api_ctx *c, int rc, json_t *item, const char *m
         api_tag_named(c->res, c->site, missing_tag);
         return;
     }
-    if (rc != STORE_OK) {
-        api_store_failed(c, rc);
-        return;
-    }
-    api_tag_item(c->res, c->site, json_integer_value(json_object_get(item, "id")));
-    api_send_json(c, 200, item);
+    api_store_failed(c, rc);
 }
 
 void handle_get(const http_request *req, store_t *store, http_response *res)
@@ -170,14 +158,16 @@ void handle_get(const http_request *req, store_t *store, http_response *res)
     int64_t id;
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id) || !api_route_read(&c))
         return;
-    json_t *item = NULL;
+    store_item_key key = {.id = id};
     int rc;
     do
-        rc = store_item_get(c.store, c.site_id, c.site, id, !c.has_token, &item);
+        rc = api_item_read(&c, &key, !c.has_token);
     while (api_read_again(&c, rc));
-    char missing_tag[32];
-    snprintf(missing_tag, sizeof(missing_tag), "item:%lld", (long long)id);
-    send_item_or_failure(&c, rc, item, missing_tag);
+    if (rc != STORE_OK) {
+        char missing_tag[32];
+        snprintf(missing_tag, sizeof(missing_tag), "item:%lld", (long long)id);
+        send_item_failure(&c, rc, missing_tag);
+    }
 }
 
 void handle_get_by_slug(const http_request *req, store_t *store, http_response *res)
@@ -187,12 +177,13 @@ void handle_get_by_slug(const http_request *req, store_t *store, http_response *
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_word(&c, 1, "the type", TYPE_MAX, &type) ||
         !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug) || !api_route_read(&c))
         return;
-    json_t *item = NULL;
+    store_item_key key = {.type = type, .slug = slug};
     int rc;
     do
-        rc = store_item_get_by_slug(c.store, c.site_id, c.site, type, slug, !c.has_token, &item);
+        rc = api_item_read(&c, &key, !c.has_token);
     while (api_read_again(&c, rc));
-    send_item_or_failure(&c, rc, item, "lists");
+    if (rc != STORE_OK)
+        send_item_failure(&c, rc, "lists");
 }
 
 void handle_popular(const http_request *req, store_t *store, http_response *res)

@@ -35,3 +35,11 @@ size_t fmt_us_as_ms(char *out, uint64_t us)
     out[n++] = (char)('0' + frac % 10);
     return n;
 }
+
+size_t fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}

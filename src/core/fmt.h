@@ -11,6 +11,9 @@
 
 /* Writes v in decimal (no NUL); returns the length (at most 20). */
 size_t fmt_u64(char *out, uint64_t v);
+/* Writes v in decimal, '-' first if negative (no NUL); returns the length
+ * (at most 20). */
+size_t fmt_i64(char *out, int64_t v);
 /* Writes v in lowercase hex with exactly `digits` digits (no NUL). */
 void fmt_hex(char *out, uint64_t v, int digits);
 /* Writes microseconds as milliseconds with three decimals ("1.234"); no

@@ -49,6 +49,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_bus.h"
+#include "cache/objects.h"
 #include "core/fmt.h"
 #include "core/log.h"
 #include "http/compress.h"
@@ -140,10 +141,12 @@ static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, siz
         memcpy(tag, name, len);
         tag[len] = '\0';
         cache_invalidate_tag(rc.cache, tag);
+        object_cache_invalidate_tag(tag); /* the object cache: in the same step (cache/objects.h) */
         if (rc.watch != NULL)
             rc.watch(tag);
     } else {
         cache_clear(rc.cache); /* a tag this long is no tag of ours: be safe */
+        object_cache_clear();
         if (rc.watch != NULL)
             rc.watch(NULL);
     }
@@ -153,6 +156,7 @@ static void on_invalidations_missed(void *ctx)
 {
     (void)ctx;
     size_t removed = cache_clear(rc.cache);
+    object_cache_clear();
     if (rc.watch != NULL)
         rc.watch(NULL);
     log_line line;
@@ -989,6 +993,7 @@ bool http_cache_invalidations_reach_all(void)
 
 size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
 {
+    object_cache_invalidate_tag(tag); /* the object cache (cache/objects.h), with or without the response cache */
     if (rc.watch != NULL)
         rc.watch(tag);
     if (rc.cache == NULL)
@@ -1070,10 +1075,24 @@ static json_t *stats_json(const cache_stats *st)
                      lookups ? (double)(st->hits + st->stale_hits) / (double)lookups : 0.0);
 }
 
+/* The object cache's figures (cache/objects.h), reported with the
+ * response cache's whether or not that one is on. */
+static json_t *object_cache_json(void)
+{
+    object_cache_stats o;
+    object_cache_get_stats(&o);
+    uint64_t lookups = o.hits + o.misses;
+    return json_pack("{s:b, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled", o.enabled, "hits",
+                     (json_int_t)o.hits, "misses", (json_int_t)o.misses, "hit_ratio",
+                     lookups ? (double)o.hits / (double)lookups : 0.0, "inserts", (json_int_t)o.inserts, "evictions",
+                     (json_int_t)o.evictions, "invalidations", (json_int_t)o.invalidations, "entries",
+                     (json_int_t)o.entries, "bytes", (json_int_t)o.bytes, "max_bytes", (json_int_t)o.max_bytes);
+}
+
 json_t *http_cache_stats(const char *site)
 {
     if (rc.cache == NULL)
-        return json_pack("{s:b}", "enabled", 0);
+        return json_pack("{s:b, s:o}", "enabled", 0, "objects", object_cache_json());
     cache_stats mine = {0}, all;
     uint32_t ns = ns_find(site, strlen(site));
     if (ns != CACHE_MAX_NAMESPACES)
@@ -1081,9 +1100,9 @@ json_t *http_cache_stats(const char *site)
     cache_get_stats(rc.cache, UINT32_MAX, &all);
     char floor[LSN_TEXT_MAX];
     lsn_format(http_cache_lsn_floor(), floor);
-    json_t *stats =
-        json_pack("{s:b, s:I, s:o, s:o, s:s}", "enabled", 1, "max_bytes", (json_int_t)cache_max_bytes(rc.cache), "site",
-                  stats_json(&mine), "all_sites", stats_json(&all), "lsn_floor", floor);
+    json_t *stats = json_pack("{s:b, s:I, s:o, s:o, s:s, s:o}", "enabled", 1, "max_bytes",
+                              (json_int_t)cache_max_bytes(rc.cache), "site", stats_json(&mine), "all_sites",
+                              stats_json(&all), "lsn_floor", floor, "objects", object_cache_json());
     if (rc.bus != NULL) {
         cache_bus_stats b;
         cache_bus_get_stats(rc.bus, &b);

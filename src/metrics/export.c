@@ -342,6 +342,37 @@ static void export_cache(prom *p, const json_t *sites, const json_t *all)
     }
 }
 
+/* The object cache's figures (cache/objects.h), which the response
+ * cache's reader carries whether or not that cache is on; NULL without. */
+static json_t *objects_stats(void)
+{
+    json_t *stats = sources.cache_stats != NULL ? sources.cache_stats("") : NULL;
+    json_t *objects = json_incref(json_object_get(stats, "objects"));
+    json_decref(stats);
+    return objects;
+}
+
+static void export_objects(prom *p)
+{
+    static const char *const counters[][2] = {
+        {"hits", "Object cache lookups that found the row's version (no row read)."},
+        {"misses", "Object cache lookups that did not (the row was read and stored)."},
+        {"evictions", "Object cache entries evicted to stay within cache.objects_bytes."},
+        {"invalidations", "Object cache entries dropped with the responses of a write."},
+    };
+    json_t *objects = objects_stats();
+    if (objects == NULL)
+        return;
+    export_counters(p, "strata_object_cache", counters, sizeof(counters) / sizeof(counters[0]), objects);
+    prom_family(p, "strata_object_cache_bytes", "gauge", "Bytes held in the object cache.");
+    prom_sample(p, "strata_object_cache_bytes", NULL, num(objects, "bytes"));
+    prom_family(p, "strata_object_cache_entries", "gauge", "Rows held in the object cache.");
+    prom_sample(p, "strata_object_cache_entries", NULL, num(objects, "entries"));
+    prom_family(p, "strata_object_cache_max_bytes", "gauge", "The object cache's budget (cache.objects_bytes).");
+    prom_sample(p, "strata_object_cache_max_bytes", NULL, num(objects, "max_bytes"));
+    json_decref(objects);
+}
+
 static void export_db(prom *p)
 {
     size_t n = 0;
@@ -481,6 +512,7 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     export_http(&p);
     if (sites != NULL)
         export_cache(&p, sites, all);
+    export_objects(&p);
     export_db(&p);
     export_pool(&p);
     export_shed(&p);
@@ -651,6 +683,10 @@ json_t *metrics_summary_json(void *worker)
                   "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
+    json_t *objects = objects_stats();
+    if (out != NULL && objects != NULL)
+        json_object_set(out, "objects", objects);
+    json_decref(objects);
     json_t *replicas = metrics_replicas();
     if (out != NULL && replicas != NULL) {
         json_object_set(out, "replicas", json_object_get(replicas, "replicas"));

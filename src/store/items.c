@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/item_text.h"
 #include "store/store_history.h"
 #include "store/store_internal.h"
 
@@ -305,9 +306,6 @@ static int draft_json_failed(store_t *st)
 static const char item_by_id_sql[] =
     "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM
     " WHERE i.id = :id AND i.site_id = :site AND (:any_status = 1 OR i.status = 'published')";
-static const char item_by_slug_sql[] =
-    "SELECT " ITEM_COLUMNS ", i.body FROM " ITEM_FROM " WHERE i.site_id = :site AND i.type = :type AND i.slug = :slug"
-    " AND (:any_status = 1 OR i.status = 'published')";
 
 /* Reads the (at most one) row of q as a full item; *item stays NULL when
  * there is none. */
@@ -353,69 +351,76 @@ int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t 
     return item_fetch(st, site_id, site_name, id, published_only, item);
 }
 
-int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type, const char *slug,
-                           bool published_only, json_t **item)
+/* The item row and the latest version's author and time (store_draft_head:
+ * what names the draft). */
+int store_item_draft_head(store_t *st, int64_t site_id, const char *site_name, int64_t id, store_draft_head *head)
 {
     db_clear_error(st);
-    *item = NULL;
-    db_query q;
-    int status = db_query_start(st, item_by_slug_sql, &q);
-    if (status != STORE_OK)
-        return status;
-    db_bind_int(&q, ":site", site_id);
-    db_bind_text(&q, ":type", type);
-    db_bind_text(&q, ":slug", slug);
-    db_bind_int(&q, ":any_status", !published_only);
-    status = item_read(st, &q, site_name, item);
-    if (status == STORE_OK && !*item)
-        return db_fail(st, STORE_NOT_FOUND, "no %sitem of type '%s' with slug '%s' in site '%s'",
-                       published_only ? "published " : "", type, slug, site_name);
-    return status;
-}
-
-/* The draft of the current row: columns type, status, draft_version,
- * published_version, author, created_at, encoding, data. */
-/* The item row and the latest version's author and time; the snapshot is
- * read after the row's query has ended (versions.c uses statements too). */
-int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
-                         int64_t *version)
-{
-    db_clear_error(st);
-    *draft = NULL;
+    memset(head, 0, sizeof *head);
     db_query q;
     int status =
         db_query_start(st,
                        "SELECT i.type, i.status, i.draft_version, COALESCE(i.published_version, 0), v.author, "
-                       "v.created_at FROM items i JOIN versions v "
+                       "v.created_at, i.created_at FROM items i JOIN versions v "
                        "ON v.item_id = i.id AND v.number = i.draft_version WHERE i.id = :id AND i.site_id = :site",
                        &q);
     if (status != STORE_OK)
         return status;
     db_bind_int(&q, ":id", id);
     db_bind_int(&q, ":site", site_id);
-    item_state item = {.id = id};
-    char author[65] = "";
-    int64_t saved_at = 0;
     bool found = db_next_row(&q);
     if (found) {
-        snprintf(item.type, sizeof item.type, "%s", db_column_text(&q, 0));
-        snprintf(item.status, sizeof item.status, "%s", db_column_text(&q, 1));
-        item.draft_version = db_column_int(&q, 2);
-        item.published_version = db_column_int(&q, 3);
-        snprintf(author, sizeof author, "%s", db_column_text(&q, 4));
-        saved_at = db_column_int(&q, 5);
+        snprintf(head->type, sizeof head->type, "%s", db_column_text(&q, 0));
+        snprintf(head->status, sizeof head->status, "%s", db_column_text(&q, 1));
+        snprintf(head->author, sizeof head->author, "%s", db_column_text(&q, 4));
+        head->saved_at = db_column_int(&q, 5);
+        store_stamp *stamp = &head->stamp;
+        stamp->site_id = site_id;
+        stamp->id = id;
+        stamp->created_at = db_column_int(&q, 6);
+        stamp->updated_at = STORE_STAMP_NULL; /* the version's saved_at stands for it: a version never changes */
+        stamp->published_at = STORE_STAMP_NULL;
+        stamp->draft_version = db_column_int(&q, 2);
+        stamp->published_version = db_column_int(&q, 3);
+        stamp->status = head->status[0];
+        stamp->kind = STORE_STAMP_DRAFT;
     }
     status = db_query_end(&q, "reading the draft");
     if (status == STORE_OK && !found)
-        status = db_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
+        return db_fail(st, STORE_NOT_FOUND, "no item %lld in site '%s'", (long long)id, site_name);
+    return status;
+}
+
+/* The snapshot is read after the head's query has ended (versions.c uses
+ * statements too). */
+int store_item_draft_json(store_t *st, const char *site_name, const store_draft_head *head, json_t **draft)
+{
+    db_clear_error(st);
+    *draft = NULL;
+    item_state item = {.id = head->stamp.id,
+                       .draft_version = head->stamp.draft_version,
+                       .published_version = head->stamp.published_version};
+    snprintf(item.type, sizeof item.type, "%s", head->type);
+    snprintf(item.status, sizeof item.status, "%s", head->status);
     json_t *snapshot = NULL;
-    if (status == STORE_OK)
-        status = version_snapshot(st, id, item.draft_version, &snapshot);
-    if (status == STORE_OK && !(*draft = draft_json(site_name, &item, item.draft_version, snapshot, author, saved_at)))
+    int status = version_snapshot(st, item.id, item.draft_version, &snapshot);
+    if (status == STORE_OK &&
+        !(*draft = draft_json(site_name, &item, item.draft_version, snapshot, head->author, head->saved_at)))
         status = draft_json_failed(st);
     json_decref(snapshot);
+    return status;
+}
+
+int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
+                         int64_t *version)
+{
+    *draft = NULL;
+    store_draft_head head;
+    int status = store_item_draft_head(st, site_id, site_name, id, &head);
+    if (status == STORE_OK)
+        status = store_item_draft_json(st, site_name, &head, draft);
     if (status == STORE_OK && version)
-        *version = item.draft_version;
+        *version = head.stamp.draft_version;
     return status;
 }
 

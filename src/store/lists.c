@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store/item_text.h"
 #include "store/store_internal.h"
 
 enum { LIST_LIMIT_MAX = 100, MS_PER_HOUR = 3600000 };
@@ -97,9 +98,25 @@ static list_plan list_plan_for(const store_list_query *q)
     return plan;
 }
 
-static void list_sql_build(const store_list_query *q, const list_plan *plan, sql_text *sql)
+/* Which columns a list reads, and where the keyset's are among them. */
+typedef struct list_columns {
+    const char *sql;
+    int id, title, updated_at, published_at;
+} list_columns;
+
+static const list_columns item_list_columns = {"SELECT " ITEM_COLUMNS " FROM ", ITEM_COL_ID, ITEM_COL_TITLE,
+                                               ITEM_COL_UPDATED_AT, ITEM_COL_PUBLISHED_AT};
+/* item_stamp_columns, then the title: enough for the stamps and the keyset. */
+enum { STAMP_COL_ID = 0, STAMP_COL_UPDATED_AT = 2, STAMP_COL_PUBLISHED_AT = 3, STAMP_COL_TITLE = 8 };
+static const list_columns stamp_list_columns = {NULL, STAMP_COL_ID, STAMP_COL_TITLE, STAMP_COL_UPDATED_AT,
+                                                STAMP_COL_PUBLISHED_AT};
+
+static void list_sql_build(const store_list_query *q, const list_plan *plan, const list_columns *columns, sql_text *sql)
 {
-    sql_add(sql, "SELECT " ITEM_COLUMNS " FROM ");
+    if (columns->sql == NULL)
+        sql_add(sql, "SELECT %s, i.title FROM ", item_stamp_columns);
+    else
+        sql_add(sql, "%s", columns->sql);
     if (plan->by_tag) /* CROSS JOIN: item_tags drives, through its index */
         sql_add(sql, "item_tags t CROSS JOIN items i LEFT JOIN categories c ON c.id = i.category_id"
                      " WHERE t.site_id = :site AND t.tag = :tag AND i.id = t.item_id");
@@ -157,20 +174,20 @@ static int list_query_check(store_t *st, const store_list_query *q)
 }
 
 /* The position of the current row in the sort order. */
-static bool keyset_from_row(const db_query *query, store_sort sort, store_keyset *position)
+static bool keyset_from_row(const db_query *query, store_sort sort, const list_columns *columns, store_keyset *position)
 {
     position->present = true;
-    position->id = db_column_int(query, ITEM_COL_ID);
+    position->id = db_column_int(query, columns->id);
     position->key_int = 0;
     position->key_text[0] = '\0';
     switch (sort) {
     case SORT_PUBLISHED_DESC:
     case SORT_PUBLISHED_ASC: /* a NULL reads as 0, as it sorts */
-        position->key_int = db_column_int(query, ITEM_COL_PUBLISHED_AT);
+        position->key_int = db_column_int(query, columns->published_at);
         return true;
-    case SORT_UPDATED_DESC: position->key_int = db_column_int(query, ITEM_COL_UPDATED_AT); return true;
+    case SORT_UPDATED_DESC: position->key_int = db_column_int(query, columns->updated_at); return true;
     case SORT_TITLE_ASC: {
-        const char *title = db_column_text(query, ITEM_COL_TITLE);
+        const char *title = db_column_text(query, columns->title);
         size_t length = title ? strlen(title) : 0;
         if (length >= sizeof position->key_text)
             return false;
@@ -181,60 +198,89 @@ static bool keyset_from_row(const db_query *query, store_sort sort, store_keyset
     return false;
 }
 
-/* Steps through the rows, keeping at most limit summaries in page. */
-static int list_rows_read(store_t *st, db_query *query, const store_list_query *q, json_t *page, store_keyset *next)
-{
-    store_keyset last = {.present = false};
-    bool more = false, ok = true, position_ok = true;
-    while (ok && position_ok && db_next_row(query)) {
-        if (json_array_size(page) == (size_t)q->limit) {
-            more = true;
-            break;
-        }
-        ok = json_array_append_new(page, item_from_row(query, q->site_name, false)) == 0;
-        position_ok = keyset_from_row(query, q->sort, &last);
-    }
-    int status = db_query_end(query, "listing items");
-    if (status == STORE_OK && !ok)
-        return db_fail(st, STORE_ERROR, "an item could not be read (out of memory or damaged fields)");
-    if (status == STORE_OK && !position_ok)
-        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
-    if (status == STORE_OK && more)
-        *next = last;
-    return status;
-}
+/* ---- the list as stamps or texts (item_text.h) ------------------------- */
 
-int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next)
+/* Checks q, builds its SQL with these columns and starts it. */
+static int list_query_begin(store_t *st, const store_list_query *q, const list_columns *columns, db_query *query)
 {
-    db_clear_error(st);
-    *items = NULL;
-    memset(next, 0, sizeof *next);
     int status = list_query_check(st, q);
     if (status != STORE_OK)
         return status;
     list_plan plan = list_plan_for(q);
     sql_text sql = {.length = 0};
-    list_sql_build(q, &plan, &sql);
+    list_sql_build(q, &plan, columns, &sql);
     if (sql.overflow)
         return db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
+    status = db_query_start(st, sql.text, query);
+    if (status == STORE_OK)
+        list_bind(query, q);
+    return status;
+}
+
+/* Ends a list read: the failures of the rows first, then the keyset's. */
+static int list_query_finish(store_t *st, db_query *query, int failed, bool position_ok, bool more,
+                             const store_keyset *last, store_keyset *next)
+{
+    int status = db_query_end(query, "listing items");
+    if (failed != STORE_OK)
+        return failed;
+    if (status == STORE_OK && !position_ok)
+        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last->key_text - 1);
+    if (status == STORE_OK && more)
+        *next = *last;
+    return status;
+}
+
+int store_list_stamps(store_t *st, const store_list_query *q, store_stamp *stamps, int64_t *views, size_t *n,
+                      store_keyset *next)
+{
+    db_clear_error(st);
+    *n = 0;
+    memset(next, 0, sizeof *next);
     db_query query;
-    status = db_query_start(st, sql.text, &query);
+    int status = list_query_begin(st, q, &stamp_list_columns, &query);
     if (status != STORE_OK)
         return status;
-    list_bind(&query, q);
-    json_t *page = json_array();
-    if (!page) {
-        (void)db_query_end(&query, "listing items"); /* nothing ran; just release it */
-        return db_fail(st, STORE_ERROR, "out of memory listing items");
+    store_keyset last = {.present = false};
+    bool more = false, position_ok = true;
+    while (position_ok && db_next_row(&query)) {
+        if (*n == (size_t)q->limit) {
+            more = true;
+            break;
+        }
+        item_stamp_of_columns(&query, q->site_id, &stamps[*n], &views[*n]);
+        (*n)++;
+        position_ok = keyset_from_row(&query, q->sort, &stamp_list_columns, &last);
     }
-    status = list_rows_read(st, &query, q, page, next);
-    if (status != STORE_OK) {
-        json_decref(page);
-        memset(next, 0, sizeof *next);
+    return list_query_finish(st, &query, STORE_OK, position_ok, more, &last, next);
+}
+
+int store_item_list_texts(store_t *st, const store_list_query *q, store_item_sink sink, void *arg, store_keyset *next)
+{
+    db_clear_error(st);
+    memset(next, 0, sizeof *next);
+    db_query query;
+    int status = list_query_begin(st, q, &item_list_columns, &query);
+    if (status != STORE_OK)
         return status;
+    store_keyset last = {.present = false};
+    bool more = false, position_ok = true;
+    int failed = STORE_OK, rows = 0;
+    growbuf o = {0};
+    while (failed == STORE_OK && position_ok && db_next_row(&query)) {
+        if (rows == q->limit) {
+            more = true;
+            break;
+        }
+        store_row_text row;
+        failed = item_text_of_row(st, &query, q->site_id, q->site_name, false, &o, &row);
+        if (failed == STORE_OK && !sink(arg, &row))
+            failed = db_fail(st, STORE_ERROR, "out of memory listing items");
+        rows++;
+        position_ok = keyset_from_row(&query, q->sort, &item_list_columns, &last);
     }
-    *items = page;
-    return STORE_OK;
+    growbuf_free(&o);
+    return list_query_finish(st, &query, failed, position_ok, more, &last, next);
 }
 
 /* ---- views -------------------------------------------------------------- */

@@ -165,11 +165,11 @@ typedef struct store_edit {
 int store_item_create(store_t *st, int64_t site_id, const char *site_name, const store_edit_t *edit, const char *author,
                       json_t **draft);
 
-/* Published item by id or by type+slug (published_only=false also returns
- * drafts and archived items, for token holders). *item: full item. */
+/* Published item by id (published_only=false also returns drafts and
+ * archived items, for token holders). *item: full item. The reads that
+ * answer clients take items as JSON text instead (item_text.h), by id or
+ * by type and slug. */
 int store_item_get(store_t *st, int64_t site_id, const char *site_name, int64_t id, bool published_only, json_t **item);
-int store_item_get_by_slug(store_t *st, int64_t site_id, const char *site_name, const char *type, const char *slug,
-                           bool published_only, json_t **item);
 
 /* The latest version's editable state. *version gets its number. */
 int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, json_t **draft,
@@ -229,9 +229,8 @@ typedef struct store_list_query {
     store_keyset after; /* start after this position (present=false: first page) */
 } store_list_query;
 
-/* *items: array of summaries. *next: the position after the last returned
- * row, present only when more rows may follow (the store fetches limit+1). */
-int store_item_list(store_t *st, const store_list_query *q, json_t **items, store_keyset *next);
+/* A list page is read as stamps or as summary texts (item_text.h):
+ * store_list_stamps, store_item_list_texts. */
 
 /* ---- views and popularity ----------------------------------------------- */
 

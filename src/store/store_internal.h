@@ -22,6 +22,7 @@
 #define STRATA_STORE_INTERNAL_H
 
 #include "config/config.h"
+#include "core/growbuf.h"
 #include "core/lsn.h"
 #include "store/db.h"
 #include "store/snapshot.h"
@@ -128,6 +129,19 @@ int edit_check(store_t *st, const store_edit_t *edit);
 int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags);
 /* Records a publish of version at time at. Inside a transaction. */
 int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author);
+
+/* ---- item text (item_text.c), shared with lists.c ------------------------ */
+
+/* The current row (ITEM_COLUMNS, the body as ITEM_COL_EXTRA when
+ * with_body) as JSON text in o (emptied first; reused from row to row),
+ * described by *row (row->text is o's). */
+struct store_row_text;
+int item_text_of_row(store_t *st, const db_query *q, int64_t site_id, const char *site_name, bool with_body, growbuf *o,
+                     struct store_row_text *row);
+/* The stamp columns (item_stamp_columns, in its order) of the current row. */
+struct store_stamp;
+extern const char item_stamp_columns[];
+void item_stamp_of_columns(const db_query *q, int64_t site_id, struct store_stamp *stamp, int64_t *views);
 
 /* ---- versions (versions.c) ------------------------------------------------ */
 

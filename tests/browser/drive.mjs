@@ -78,6 +78,7 @@ try {
       out.charts[fig.id] = { max: Number(fig.dataset.max), points: Number(fig.dataset.points),
                              canvas: !!fig.querySelector('canvas') };
     out.status = document.getElementById('status').textContent;
+    out.objects_tile = document.getElementById('t-objects').textContent;
     out.login_shown = !document.getElementById('login').hidden;
     out.history_sites = Array.from(document.querySelectorAll('#history tbody tr td:first-child')).map((td) => td.textContent);
     return out;

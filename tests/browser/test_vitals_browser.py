@@ -116,6 +116,8 @@ def test_a_page_sends_its_vitals_and_the_dashboard_draws_them(server, tokens, br
         assert dash["vitals"][name]["chart_max"] > 0 or name == "CLS" and dash["vitals"][name]["p75"] >= 0, dash
         assert dash["vitals"][name]["rating"] in ("good", "needs-improvement", "poor"), dash
     assert dash["vitals"]["LCP"]["chart_max"] > 0
+    # the object cache's hit ratio (issue 15): a figure, not the placeholder
+    float(dash["objects_tile"])
     assert "main" in dash["history_sites"], f"the History panel lists the sites' versions: {dash}"
     for chart in ("chart-rps", "chart-latency"):
         assert dash["charts"][chart]["canvas"], dash

@@ -83,6 +83,8 @@ def test_stale_reads_start_one_refresh_only(server, client, tokens):
     item = published_item(client, adm)
     path = item_path(item)
     invalidate(client, adm, keys=[path])
+    fill(client, path)  # the row is in the object cache now, as it is for the refresh below
+    invalidate(client, adm, keys=[path])
     per_stats = stats_cost(client, adm)
     before = db_queries(client, adm)
     filled_at, body = fill(client, path)

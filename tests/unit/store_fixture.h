@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/item_text.h"
 #include "store/store_internal.h"
 
 enum { FIXTURE_WHERE_SIZE = 512 };
@@ -92,6 +93,28 @@ static inline void fixture_db_remove(const char *where)
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", where);
     unlink(side);
+}
+
+/* A row's text (item_text.h) as the JSON value a client gets: the views
+ * count written in where the text leaves it out. */
+static inline json_t *fixture_row_json(const store_row_text *row)
+{
+    char views[24];
+    int n = snprintf(views, sizeof views, "%lld", (long long)row->views);
+    size_t at = row->views_at == STORE_TEXT_NO_VIEWS ? row->len : row->views_at;
+    size_t extra = row->views_at == STORE_TEXT_NO_VIEWS ? 0 : (size_t)n;
+    char *text = malloc(row->len + extra + 1);
+    assert_non_null(text);
+    memcpy(text, row->text, at);
+    memcpy(text + at, views, extra);
+    memcpy(text + at + extra, row->text + at, row->len - at);
+    text[row->len + extra] = '\0';
+    json_error_t error;
+    json_t *value = json_loads(text, 0, &error);
+    if (value == NULL)
+        fail_msg("the store's text is no JSON (%s): %s", error.text, text);
+    free(text);
+    return value;
 }
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * test_fmt.c — the printf-free number formatting of the hot path.
+ * test_fmt.c — the printf-free number formatting of the hot path, and the
+ * growing buffer the item renderer writes into (core/growbuf.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/fmt.h"
+#include "core/growbuf.h"
 
 static void check_u64(uint64_t v, const char *expected)
 {
@@ -26,6 +28,52 @@ static void test_decimal(void **state)
     check_u64(7, "7");
     check_u64(1000, "1000");
     check_u64(UINT64_MAX, "18446744073709551615");
+}
+
+static void check_i64(int64_t v, const char *expected)
+{
+    char out[32];
+    size_t n = fmt_i64(out, v);
+    out[n] = '\0';
+    assert_string_equal(out, expected);
+}
+
+static void test_signed_decimal(void **state)
+{
+    (void)state;
+    check_i64(0, "0");
+    check_i64(-1, "-1");
+    check_i64(42, "42");
+    check_i64(INT64_MAX, "9223372036854775807");
+    check_i64(INT64_MIN, "-9223372036854775808");
+}
+
+/* growbuf: appends across its doublings keep every byte, in order. */
+static void test_growbuf_grows_and_keeps_everything(void **state)
+{
+    (void)state;
+    growbuf b = {0};
+    char expected[20000];
+    size_t len = 0;
+    for (int i = 0; len + 40 < sizeof expected; i++) {
+        char piece[32];
+        size_t n = fmt_i64(piece, (int64_t)i * -7919);
+        growbuf_put(&b, piece, n);
+        GROWBUF_LITERAL(&b, ",");
+        memcpy(expected + len, piece, n);
+        len += n;
+        expected[len++] = ',';
+    }
+    growbuf_put_int(&b, INT64_MIN);
+    memcpy(expected + len, "-9223372036854775808", 20);
+    len += 20;
+    assert_false(b.failed);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data, expected, len);
+    assert_true(b.cap >= b.len && b.cap <= 32768);
+    growbuf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
 }
 
 static void test_hex_is_zero_padded(void **state)
@@ -57,6 +105,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decimal),
+        cmocka_unit_test(test_signed_decimal),
+        cmocka_unit_test(test_growbuf_grows_and_keeps_everything),
         cmocka_unit_test(test_hex_is_zero_padded),
         cmocka_unit_test(test_microseconds_as_milliseconds),
     };

@@ -8,7 +8,8 @@
  * since the server started, so rates and ratios are the differences
  * between two reads divided by the time between them: requests/s, errors/s,
  * requests shed under load/s,
- * hit ratio per tier over the interval, database ms per second. A restart
+ * hit ratio per tier over the interval (the object cache, under the
+ * response cache, as a third series), database ms per second. A restart
  * (a counter going down) starts the series afresh. The replicas table
  * shows each replica of db.replicas as the summary reports it.
  *
@@ -324,7 +325,12 @@
       var h2 = delta(data, before, ['cache', 'l2', 'hits']), k2 = delta(data, before, ['cache', 'l2', 'lookups']);
       l2 = ratio(h2, k2);
     }
-    push('chart-hits', x, [l1, l2]);
+    var objects = data.objects, oh = null;
+    if (before && objects && objects.enabled) {
+      var ho = delta(data, before, ['objects', 'hits']), mo = delta(data, before, ['objects', 'misses']);
+      if (ho !== null && mo !== null) oh = ratio(ho, ho + mo);
+    }
+    push('chart-hits', x, [l1, l2, oh]);
 
     var dbt = before && dt > 0 ? delta(data, before, ['db', 'time_ms']) : null;
     var dbq = before ? delta(data, before, ['db', 'queries']) : null;
@@ -336,6 +342,11 @@
     $('t-shed').textContent = fixed(sps, 1);
     $('tile-shed').className = sps ? 'tile shedding' : 'tile';
     $('t-hit').textContent = cache.l1 ? fixed(100 * cache.l1.hit_ratio, 1) : '–';
+    $('t-objects').textContent = objects && objects.enabled ? fixed(100 * objects.hit_ratio, 1) : '–';
+    $('t-objects').title = objects && objects.enabled
+      ? objects.entries + ' rows, ' + fixed(objects.bytes / 1048576, 1) + ' of ' + fixed(objects.max_bytes / 1048576, 0) +
+        ' MB, ' + objects.evictions + ' evicted'
+      : 'cache.objects is off';
     $('t-db').textContent = dbt === null ? '–' : fixed(dbt / dt, 1);
     $('t-rss').textContent = data.memory ? fixed(data.memory.rss_bytes / 1048576, 0) : '–';
 
@@ -390,6 +401,7 @@
   makeChart('chart-hits', [
     { label: 'L1', color: COLORS.blue, unit: ' %', format: function (v) { return v.toFixed(1); } },
     { label: 'L2', color: COLORS.violet, unit: ' %', format: function (v) { return v.toFixed(1); } },
+    { label: 'Objects', color: COLORS.good, unit: ' %', format: function (v) { return v.toFixed(1); } },
   ], { range: function () { return [0, 100]; } });
   makeChart('chart-db', [
     { label: 'ms per second', color: COLORS.blue, fill: 'rgba(78, 161, 255, 0.12)' },
