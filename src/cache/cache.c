@@ -17,8 +17,11 @@
  * it came in moves to main, one never read leaves and its hash goes to the
  * ghost table — otherwise from main, where an entry with reads left is
  * moved to the head with one read fewer (CLOCK) and the first with none is
- * evicted. A flood of keys read once therefore cycles through small and
- * the ghosts and never reaches main, where the warm entries live. The
+ * evicted. A newcomer larger than small's whole share, once small is
+ * empty, is not stored at main's expense: it becomes a ghost, and its next
+ * fill goes to main. A flood of keys read once therefore cycles through
+ * small and the ghosts and never reaches main, where the warm entries
+ * live. The
  * ghost table is direct-mapped (hash → slot, a newer ghost overwrites): a
  * key that is filled again while its ghost remains goes straight to main.
  * An entry of main that is invalidated or expires leaves a ghost too, so
@@ -483,14 +486,20 @@ static void evict_main(shard *s)
     evict_entry(s, e);
 }
 
-/* Evicts until e (not linked yet) fits its budget. */
-static void make_room(shard *s, const cache_entry *e)
+/* Evicts until e (not linked yet) fits its budget; false, with nothing
+ * more evicted, for a newcomer to small larger than small's whole share
+ * once small is empty: it could only come in at main's expense, so it
+ * stays out for now (link_entry remembers it as a ghost, and its next fill
+ * goes to main). A flood of one-off pages larger than small's share —
+ * lists of many items, in a small shard — then never costs main an entry
+ * (it did, a CLOCK round at a time, as soon as small was empty). */
+static bool make_room(shard *s, const cache_entry *e)
 {
     fifo *small = &s->queues[Q_SMALL], *main_queue = &s->queues[Q_MAIN], *negative = &s->queues[Q_NEGATIVE];
     if (e->queue == Q_NEGATIVE) {
         while (negative->bytes + e->charge > s->negative_max_bytes && negative->oldest != NULL)
             evict_entry(s, negative->oldest);
-        return;
+        return true;
     }
     /* the newcomer counts toward small's share: with small shards (a few
      * entries each) small would otherwise never be over it, and main
@@ -500,9 +509,12 @@ static void make_room(shard *s, const cache_entry *e)
            (small->oldest != NULL || main_queue->oldest != NULL)) {
         if (main_queue->oldest == NULL || (small->oldest != NULL && small->bytes + incoming > s->small_max_bytes))
             evict_small(s);
+        else if (small->oldest == NULL && incoming > s->small_max_bytes)
+            return false;
         else
             evict_main(s);
     }
+    return true;
 }
 
 /* Which queue a new entry joins: negative ones their own; a key that
@@ -515,13 +527,18 @@ static uint8_t admit_to(shard *s, const cache_entry *e, const cache_entry *repla
     return ghost_take(s, e->hash) || was_main ? Q_MAIN : Q_SMALL;
 }
 
-static void link_entry(shard *s, cache_entry *e, double jitter)
+/* False when make_room keeps e out (a ghost now); the entry it replaces
+ * is gone either way. */
+static bool link_entry(shard *s, cache_entry *e, double jitter)
 {
     cache_entry **slot = bucket_slot(s, e->hash, e->key, e->key_len);
     e->queue = admit_to(s, e, *slot);
     if (*slot != NULL)
         unlink_entry(s, *slot);
-    make_room(s, e);
+    if (!make_room(s, e)) {
+        ghost_add(s, e->hash);
+        return false;
+    }
     if (jitter > 0) {
         uint64_t lifetime = e->fresh_until - e->created;
         uint64_t cut = (uint64_t)((double)lifetime * jitter * (double)(next_random(s) >> 11) / 9007199254740992.0);
@@ -543,6 +560,7 @@ static void link_entry(shard *s, cache_entry *e, double jitter)
     }
     st->inserts++;
     cache_entry_retain(e); /* the cache's own reference */
+    return true;
 }
 
 /* Links the memberships once the entry is in the table. An entry whose tag
@@ -888,8 +906,7 @@ static bool install(cache *c, shard *s, cache_entry *e, const cache_value *v, ui
     }
     if (e->charge > (e->queue == Q_NEGATIVE ? s->negative_max_bytes : s->max_bytes))
         return false;
-    link_entry(s, e, c->jitter);
-    return link_tags(s, e, v->tags);
+    return link_entry(s, e, c->jitter) && link_tags(s, e, v->tags);
 }
 
 bool cache_flight_finish(cache *c, cache_flight *flight, const cache_value *value, uint64_t now_ms, cache_entry **out)

@@ -449,6 +449,53 @@ static void test_a_key_filled_again_after_leaving_goes_to_main(void **state)
     cache_destroy(&c);
 }
 
+/* One-off entries larger than small's whole share (a tenth of a 16 KiB
+ * shard) but that would fit beside main, arriving when small is empty, are kept out rather than stored
+ * at main's expense — else each would cost main its CLOCK victim, and a
+ * warm set not read during the flood would go. Filled again, such a key
+ * is let into main (its ghost). */
+static void test_a_large_one_off_never_evicts_main(void **state)
+{
+    (void)state;
+    cache *c = new_cache(16 * 1024, 1);
+    char key[32];
+    cache_entry *e;
+    cache_stats st = {0};
+    int warm = 0;
+    while (st.bytes < 12 * 1024) { /* the warm set, 12 KiB: under main's share (nine tenths), read once */
+        snprintf(key, sizeof(key), "warm-%d", warm++);
+        cache_value v = make_value(warm, NULL, 0);
+        v.charge = 100;
+        assert_true(cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0));
+        assert_true(holds(c, key));
+        cache_get_stats(c, UINT32_MAX, &st);
+    }
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "small-%d", i);
+        cache_value v = make_value(i, NULL, 0);
+        v.charge = 100;
+        cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0);
+    }
+    for (int i = 0; i < 500; i++) { /* larger than small's share, each filled once, none read */
+        snprintf(key, sizeof(key), "large-%d", i);
+        cache_value v = make_value(i, NULL, 0);
+        v.charge = 5000;
+        cache_insert(c, 0, key, strlen(key), &v, cache_epoch(c), 0);
+    }
+    int kept = 0;
+    for (int i = 0; i < warm; i++) {
+        snprintf(key, sizeof(key), "warm-%d", i);
+        kept += holds(c, key);
+    }
+    assert_int_equal(kept, warm);
+    cache_value v = make_value(7, NULL, 0); /* filled again: in, through its ghost */
+    v.charge = 5000;
+    assert_true(cache_insert(c, 0, "large-499", 9, &v, cache_epoch(c), 0));
+    assert_int_equal(cache_peek(c, "large-499", 9, 0, &e), CACHE_FRESH);
+    cache_entry_release(&e);
+    cache_destroy(&c);
+}
+
 /* Negative entries are kept under their own budget: a flood of them leaves
  * the positive entries alone and stays within it. */
 static void test_negative_entries_have_their_own_budget(void **state)
@@ -646,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_stats_are_kept_per_namespace),
         cmocka_unit_test(test_warm_set_survives_a_flood_of_one_hit_keys),
         cmocka_unit_test(test_a_key_filled_again_after_leaving_goes_to_main),
+        cmocka_unit_test(test_a_large_one_off_never_evicts_main),
         cmocka_unit_test(test_negative_entries_have_their_own_budget),
         cmocka_unit_test(test_concurrent_misses_make_one_fill),
         cmocka_unit_test(test_no_stale_read_after_invalidation_under_threads),
