@@ -71,7 +71,9 @@ bool api_query_int(api_ctx *c, const char *name, int min, int max, int def, int 
 enum list_param {
     LIST_PARAM_CATEGORY,
     LIST_PARAM_CURSOR,
+    LIST_PARAM_INCLUDE,
     LIST_PARAM_LIMIT,
+    LIST_PARAM_SELECT,
     LIST_PARAM_SORT,
     LIST_PARAM_STATUS,
     LIST_PARAM_TAG,
@@ -79,10 +81,27 @@ enum list_param {
     LIST_PARAM_COUNT
 };
 enum popular_param { POPULAR_PARAM_LIMIT, POPULAR_PARAM_TYPE, POPULAR_PARAM_WINDOW, POPULAR_PARAM_COUNT };
+enum item_param { ITEM_PARAM_INCLUDE, ITEM_PARAM_SELECT, ITEM_PARAM_COUNT };
 
-/* GET /v1/{site}/content and GET /v1/{site}/popular (routes.c). */
+/* GET /v1/{site}/content, GET /v1/{site}/popular and an item by id or
+ * slug (routes.c). */
 extern const http_cache_param list_params[LIST_PARAM_COUNT];
 extern const http_cache_param popular_params[POPULAR_PARAM_COUNT];
+extern const http_cache_param item_params[ITEM_PARAM_COUNT];
+
+/* ---- sparse fieldsets and includes (shape.c) ---- */
+
+/* What ?select= and ?include= ask of an item or list body. */
+typedef struct api_shape {
+    unsigned members;      /* bit per item member kept (select); 0: all */
+    bool include_category; /* the category object in place of its slug */
+} api_shape;
+/* Reads ?select= and ?include= through their rows: false, with a 400
+ * naming what may be asked, for anything else. */
+bool api_shape_read(api_ctx *c, const http_cache_param *select, const http_cache_param *include, api_shape *shape);
+/* Reshapes the 200 body just built: an item, or {"items":[…]} when list.
+ * With include, the response is also tagged with the site's categories. */
+void api_shape_apply(api_ctx *c, const api_shape *shape, bool list);
 
 /* Parameter p's value: the request's, percent-decoded into buf, or p's
  * default when absent (then *value is p->default_value itself). False, with

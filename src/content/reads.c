@@ -126,7 +126,9 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
 
     size_t count = 0;
     int rc;
-    if (!api_route_read(&c))
+    api_shape shape;
+    if (!api_shape_read(&c, &list_params[LIST_PARAM_SELECT], &list_params[LIST_PARAM_INCLUDE], &shape) ||
+        !api_route_read(&c))
         return;
     do
         rc = api_list_read(&c, &q, &count);
@@ -137,6 +139,7 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     }
     res->negative = count == 0 && !q.after.present && list_filters_match_nothing(&c, &q);
     api_tag_list(res, c.site, q.type, q.category, q.tag);
+    api_shape_apply(&c, &shape, true);
 }
 
 /* A 404 is negative, tagged with what a write that creates the item
@@ -156,7 +159,10 @@ void handle_get(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     int64_t id;
-    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id) || !api_route_read(&c))
+    api_shape shape;
+    if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_id(&c, 1, "the item id", &id) ||
+        !api_shape_read(&c, &item_params[ITEM_PARAM_SELECT], &item_params[ITEM_PARAM_INCLUDE], &shape) ||
+        !api_route_read(&c))
         return;
     store_item_key key = {.id = id};
     int rc;
@@ -167,23 +173,31 @@ void handle_get(const http_request *req, store_t *store, http_response *res)
         char missing_tag[32];
         snprintf(missing_tag, sizeof(missing_tag), "item:%lld", (long long)id);
         send_item_failure(&c, rc, missing_tag);
+        return;
     }
+    api_shape_apply(&c, &shape, false);
 }
 
 void handle_get_by_slug(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};
     const char *type, *slug;
+    api_shape shape;
     if (!api_resolve_site(&c) || !api_read_token(&c) || !api_param_word(&c, 1, "the type", TYPE_MAX, &type) ||
-        !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug) || !api_route_read(&c))
+        !api_param_word(&c, 2, "the slug", SLUG_MAX, &slug) ||
+        !api_shape_read(&c, &item_params[ITEM_PARAM_SELECT], &item_params[ITEM_PARAM_INCLUDE], &shape) ||
+        !api_route_read(&c))
         return;
     store_item_key key = {.type = type, .slug = slug};
     int rc;
     do
         rc = api_item_read(&c, &key, !c.has_token);
     while (api_read_again(&c, rc));
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         send_item_failure(&c, rc, "lists");
+        return;
+    }
+    api_shape_apply(&c, &shape, false);
 }
 
 void handle_popular(const http_request *req, store_t *store, http_response *res)

@@ -42,23 +42,29 @@ static bool handle_openapi(const http_request *req, http_response *res)
  * (in name order, as the cache rule needs); the handlers read their
  * defaults from here. */
 const http_cache_param list_params[LIST_PARAM_COUNT] = {
-    [LIST_PARAM_CATEGORY] = {"category", "", false, false},
-    [LIST_PARAM_CURSOR] = {"cursor", "", false, false},
-    [LIST_PARAM_LIMIT] = {"limit", "20", true, false},
-    [LIST_PARAM_SORT] = {"sort", "-published_at", false, false},
-    [LIST_PARAM_STATUS] = {"status", "published", false, false},
-    [LIST_PARAM_TAG] = {"tag", "", false, true}, /* tags are compared lowercased */
-    [LIST_PARAM_TYPE] = {"type", "", false, false},
+    [LIST_PARAM_CATEGORY] = {"category", "", false, false, false},
+    [LIST_PARAM_CURSOR] = {"cursor", "", false, false, false},
+    [LIST_PARAM_INCLUDE] = {"include", "", false, true, true},
+    [LIST_PARAM_LIMIT] = {"limit", "20", true, false, false},
+    [LIST_PARAM_SELECT] = {"select", "", false, true, true}, /* a set of member names */
+    [LIST_PARAM_SORT] = {"sort", "-published_at", false, false, false},
+    [LIST_PARAM_STATUS] = {"status", "published", false, false, false},
+    [LIST_PARAM_TAG] = {"tag", "", false, true, false}, /* tags are compared lowercased */
+    [LIST_PARAM_TYPE] = {"type", "", false, false, false},
 };
 const http_cache_param popular_params[POPULAR_PARAM_COUNT] = {
-    [POPULAR_PARAM_LIMIT] = {"limit", "10", true, false},
-    [POPULAR_PARAM_TYPE] = {"type", "", false, false},
-    [POPULAR_PARAM_WINDOW] = {"window", "24h", false, false},
+    [POPULAR_PARAM_LIMIT] = {"limit", "10", true, false, false},
+    [POPULAR_PARAM_TYPE] = {"type", "", false, false, false},
+    [POPULAR_PARAM_WINDOW] = {"window", "24h", false, false, false},
+};
+const http_cache_param item_params[ITEM_PARAM_COUNT] = {
+    [ITEM_PARAM_INCLUDE] = {"include", "", false, true, true},
+    [ITEM_PARAM_SELECT] = {"select", "", false, true, true},
 };
 
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
-static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, NULL, 0};
-static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, NULL, 0};
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT};
+static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT};
 static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT};
 static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT};
 static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};

@@ -124,6 +124,7 @@ typedef struct http_cache_param {
     const char *default_value; /* what the handler assumes when it is absent */
     bool integer;              /* canonicalised ("020" and "20" share a key) */
     bool fold_case;            /* ASCII letters lowercased, as the handler does */
+    bool word_set;             /* "b,a,b" keyed as "a,b": a set of words, in canonical order */
 } http_cache_param;
 
 typedef struct http_cache_rule {

@@ -346,6 +346,36 @@ static void fold_case(char *v, long len)
             v[i] = (char)(v[i] - 'A' + 'a');
 }
 
+/* "b,a,,b" → "a,b": the words sorted, each once (bounded: the value's
+ * 512 bytes hold at most 256 words). */
+static int word_order(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static long canonical_word_set(char *v, long len)
+{
+    char copy[512];
+    const char *words[256];
+    size_t n = 0;
+    memcpy(copy, v, (size_t)len);
+    copy[len] = '\0';
+    for (char *save = NULL, *w = strtok_r(copy, ",", &save); w != NULL && n < 256; w = strtok_r(NULL, ",", &save))
+        words[n++] = w;
+    qsort(words, n, sizeof words[0], word_order);
+    long out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(words[i], words[i - 1]) == 0)
+            continue;
+        size_t wl = strlen(words[i]);
+        if (out > 0)
+            v[out++] = ',';
+        memcpy(v + out, words[i], wl);
+        out += (long)wl;
+    }
+    return out;
+}
+
 size_t rc_key(int index, const char *path, const http_captures *caps, const char *query, size_t query_len,
               char key[RC_KEY_MAX], uint32_t *ns, char site[RC_SITE_MAX + 1])
 {
@@ -386,6 +416,8 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
         } else if (p->fold_case) {
             fold_case(value, len);
         }
+        if (p->word_set && v == value)
+            len = canonical_word_set(value, len);
         key_put(&w, p->name, strlen(p->name));
         key_put(&w, v, (size_t)len);
     }

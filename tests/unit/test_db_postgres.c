@@ -613,9 +613,9 @@ static void test_open_failures_never_show_the_password(void **state)
 
 /* ---- the schema ----------------------------------------------------------------------- */
 
-static const char *const tables[] = {"meta",      "sites",        "tokens",           "categories", "items",
-                                     "item_tags", "versions",     "publications",     "autosaves",  "previews",
-                                     "jobs",      "views_hourly", "schema_migrations", "item_schedules"};
+static const char *const tables[] = {
+    "meta",         "sites",     "tokens",   "categories", "items",        "item_tags",         "versions",
+    "publications", "autosaves", "previews", "jobs",       "views_hourly", "schema_migrations", "item_schedules"};
 
 /* schema.c's indexes, every one (jobs_by_run_at is dropped by migration 2). */
 static const char *const indexes[] = {"tokens_by_site",

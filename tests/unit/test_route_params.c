@@ -48,9 +48,9 @@ static void test_the_list_route_keys_on_the_table_its_handler_reads(void **state
     assert_ptr_equal(rule->params, list_params);
     assert_int_equal(rule->param_count, LIST_PARAM_COUNT);
     const char *const names[LIST_PARAM_COUNT] = {
-        [LIST_PARAM_CATEGORY] = "category", [LIST_PARAM_CURSOR] = "cursor", [LIST_PARAM_LIMIT] = "limit",
-        [LIST_PARAM_SORT] = "sort",         [LIST_PARAM_STATUS] = "status", [LIST_PARAM_TAG] = "tag",
-        [LIST_PARAM_TYPE] = "type",
+        [LIST_PARAM_CATEGORY] = "category", [LIST_PARAM_CURSOR] = "cursor", [LIST_PARAM_INCLUDE] = "include",
+        [LIST_PARAM_LIMIT] = "limit",       [LIST_PARAM_SELECT] = "select", [LIST_PARAM_SORT] = "sort",
+        [LIST_PARAM_STATUS] = "status",     [LIST_PARAM_TAG] = "tag",       [LIST_PARAM_TYPE] = "type",
     };
     expect_table(list_params, LIST_PARAM_COUNT, names);
 }
@@ -70,11 +70,27 @@ static void test_the_popular_route_keys_on_the_table_its_handler_reads(void **st
     expect_table(popular_params, POPULAR_PARAM_COUNT, names);
 }
 
+/* An item, by id or by slug: select and include, as sets. */
+static void test_the_item_routes_key_on_the_table_their_handlers_read(void **state)
+{
+    (void)state;
+    const char *const names[ITEM_PARAM_COUNT] = {[ITEM_PARAM_INCLUDE] = "include", [ITEM_PARAM_SELECT] = "select"};
+    for (int i = 0; i < 2; i++) {
+        const http_cache_rule *rule = rule_of(i ? "/v1/:site/content/by-slug/:type/:slug" : "/v1/:site/content/:id");
+        assert_non_null(rule);
+        assert_ptr_equal(rule->params, item_params);
+        assert_int_equal(rule->param_count, ITEM_PARAM_COUNT);
+    }
+    expect_table(item_params, ITEM_PARAM_COUNT, names);
+    assert_true(item_params[ITEM_PARAM_SELECT].word_set && list_params[LIST_PARAM_SELECT].word_set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_list_route_keys_on_the_table_its_handler_reads),
         cmocka_unit_test(test_the_popular_route_keys_on_the_table_its_handler_reads),
+        cmocka_unit_test(test_the_item_routes_key_on_the_table_their_handlers_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
