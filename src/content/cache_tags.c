@@ -23,31 +23,42 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "core/fmt.h"
 #include "core/log.h"
 #include "jobs/jobs.h"
 
+/* "<site>:<what>[:<name>]", put together without printf (every fill
+ * tags its response). */
+static void tag_of(http_response *res, const char *site, const char *what, const char *name)
+{
+    const char *parts[] = {site, ":", what, ":", name};
+    http_response_tag_parts(res, parts, name != NULL ? 5 : 3);
+}
+
 void api_tag_item(http_response *res, const char *site, int64_t id)
 {
-    http_response_tag(res, "%s:all", site);
-    http_response_tag(res, "%s:item:%lld", site, (long long)id);
+    char digits[24];
+    digits[fmt_i64(digits, id)] = '\0';
+    tag_of(res, site, "all", NULL);
+    tag_of(res, site, "item", digits);
 }
 
 void api_tag_list(http_response *res, const char *site, const char *type, const char *category, const char *tag)
 {
-    http_response_tag(res, "%s:all", site);
-    http_response_tag(res, "%s:lists", site);
+    tag_of(res, site, "all", NULL);
+    tag_of(res, site, "lists", NULL);
     if (type != NULL)
-        http_response_tag(res, "%s:type:%s", site, type);
+        tag_of(res, site, "type", type);
     if (category != NULL)
-        http_response_tag(res, "%s:category:%s", site, category);
+        tag_of(res, site, "category", category);
     if (tag != NULL)
-        http_response_tag(res, "%s:tag:%s", site, tag);
+        tag_of(res, site, "tag", tag);
 }
 
 void api_tag_named(http_response *res, const char *site, const char *name)
 {
-    http_response_tag(res, "%s:all", site);
-    http_response_tag(res, "%s:%s", site, name);
+    tag_of(res, site, "all", NULL);
+    tag_of(res, site, name, NULL);
 }
 
 void api_invalidate_item(api_ctx *c, int64_t id)

@@ -163,6 +163,9 @@ void http_problem(http_response *res, const http_request *req, int status, const
 /* Adds a cache tag (printf format); tags name what a response was built
  * from ("main:item:12"), for invalidation and Surrogate-Key. */
 void http_response_tag(http_response *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, the tag being parts[0..count) end to end: no printf on the
+ * hot path of a fill. */
+void http_response_tag_parts(http_response *res, const char *const *parts, size_t count);
 void http_response_free(http_response *res);
 const char *http_status_text(int status);
 /* If-None-Match semantics (RFC 9110 13.1.2, weak comparison: W/ is

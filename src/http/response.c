@@ -151,6 +151,30 @@ void http_problem(http_response *res, const http_request *req, int status, const
     http_response_body(res, status, "application/problem+json", body, strlen(body));
 }
 
+/* Tags are kept in one buffer that grows by TAGS_CHUNK: a response's few
+ * tags cost one allocation, not one each. */
+#define TAGS_CHUNK 256
+
+static void tag_add(http_response *res, const char *tag, size_t n)
+{
+    size_t need = res->tags_len + n + 2, room = (res->tags_len + TAGS_CHUNK - 1) / TAGS_CHUNK * TAGS_CHUNK;
+    char *grown = res->tags;
+    if (res->tags == NULL || need > room) {
+        grown = n > 0 && n < 256 ? realloc(res->tags, (need + TAGS_CHUNK - 1) / TAGS_CHUNK * TAGS_CHUNK) : NULL;
+        if (grown == NULL) {
+            /* An entry missing a tag could outlive an invalidation of it. */
+            res->uncacheable = true;
+            return;
+        }
+    }
+    if (res->tags_len > 0)
+        grown[res->tags_len++] = ' ';
+    memcpy(grown + res->tags_len, tag, n);
+    grown[res->tags_len + n] = '\0';
+    res->tags = grown;
+    res->tags_len += n;
+}
+
 void http_response_tag(http_response *res, const char *fmt, ...)
 {
     char tag[256];
@@ -158,17 +182,23 @@ void http_response_tag(http_response *res, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tag, sizeof(tag), fmt, ap);
     va_end(ap);
-    char *grown = n > 0 && (size_t)n < sizeof(tag) ? realloc(res->tags, res->tags_len + (size_t)n + 2) : NULL;
-    if (grown == NULL) {
-        /* An entry missing a tag could outlive an invalidation of it. */
-        res->uncacheable = true;
-        return;
+    tag_add(res, tag, n > 0 && (size_t)n < sizeof(tag) ? (size_t)n : 0);
+}
+
+void http_response_tag_parts(http_response *res, const char *const *parts, size_t count)
+{
+    char tag[256];
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(parts[i]);
+        if (n + len >= sizeof tag) {
+            n = 0; /* too long for a tag: refused, as a printf that did not fit */
+            break;
+        }
+        memcpy(tag + n, parts[i], len);
+        n += len;
     }
-    if (res->tags_len > 0)
-        grown[res->tags_len++] = ' ';
-    memcpy(grown + res->tags_len, tag, (size_t)n + 1);
-    res->tags = grown;
-    res->tags_len += (size_t)n;
+    tag_add(res, tag, n);
 }
 
 void http_response_free(http_response *res)
