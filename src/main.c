@@ -17,11 +17,13 @@
  * the periodic tasks and the background jobs, and disposes the cache
  * once the server has stopped.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "alerts/alerts.h"
 #include "config/config.h"
@@ -435,6 +437,104 @@ static int cmd_copy(void)
     return rc;
 }
 
+/* ---- backups (SQLite; PostgreSQL has pg_basebackup and WAL archiving) ------------ */
+
+static bool refused_on_postgres(const strata_config *cfg, const char *command)
+{
+    if (!db_url_is_postgres(cfg->db_url))
+        return false;
+    fprintf(stderr,
+            "strata: %s is for the embedded database; back PostgreSQL up with pg_basebackup and WAL archiving "
+            "(docs/operations.md, \"Backups\"), or export it with strata copy\n",
+            command);
+    return true;
+}
+
+/* Opens path and checks it whole (store_verify), printing what it found. */
+static int verify_file(const char *path)
+{
+    store_t *store = NULL;
+    if (access(path, R_OK) != 0 || store_open(path, &store) != STORE_OK) {
+        fprintf(stderr, "strata: cannot open %s: %s\n", path,
+                access(path, R_OK) != 0 ? strerror(errno) : store_errmsg(NULL));
+        store_close(&store);
+        return 1;
+    }
+    store_verify_report report;
+    int rc = store_verify(store, &report) == STORE_OK ? 0 : 1;
+    if (rc != 0) {
+        fprintf(stderr, "strata: %s does not verify: %s\n", path, store_errmsg(store));
+    } else {
+        printf("%s verifies: schema %d, integrity ok,", path, report.schema_version);
+        for (size_t i = 0; i < store_copy_table_count(); i++)
+            printf("%s %lld %s", i ? "," : "", (long long)report.rows[i], store_copy_table_name(i));
+        printf("; %lld versions decoded, hashes match\n", (long long)report.versions_verified);
+    }
+    store_close(&store);
+    return rc;
+}
+
+static int cmd_backup(void)
+{
+    const char *to = own_flag("to");
+    if (to == NULL)
+        return usage_error("usage: strata backup --to FILE%s", "");
+    strata_config cfg;
+    int rc = load_config(&cfg);
+    if (rc != 0)
+        return rc;
+    if (refused_on_postgres(&cfg, "strata backup"))
+        return 2;
+    char err[512];
+    if (store_backup_sqlite(cfg.db_url, to, err, sizeof err) != 0) {
+        fprintf(stderr, "strata: backup of %s failed: %s\n", cfg.db_shown, err);
+        return 1;
+    }
+    return verify_file(to);
+}
+
+static int cmd_verify(void)
+{
+    if (cli.positional_count != 2)
+        return usage_error("usage: strata verify FILE%s", "");
+    return verify_file(cli.positional[1]);
+}
+
+/* The database replaced by a verified backup. The server must be stopped:
+ * the old database's WAL and shared-memory files go with it (a WAL left
+ * beside the new file would be replayed into it). */
+static int cmd_restore(void)
+{
+    const char *from = own_flag("from");
+    if (from == NULL)
+        return usage_error("usage: strata restore --from FILE [--force true]%s", "");
+    strata_config cfg;
+    int rc = load_config(&cfg);
+    if (rc != 0)
+        return rc;
+    if (refused_on_postgres(&cfg, "strata restore"))
+        return 2;
+    if ((rc = verify_file(from)) != 0)
+        return rc;
+    bool force = own_flag("force") != NULL && strcmp(own_flag("force"), "true") == 0;
+    if (access(cfg.db_url, F_OK) == 0 && !force) {
+        fprintf(stderr, "strata: %s exists; stop strata and add --force true to replace it with %s\n", cfg.db_shown,
+                from);
+        return 1;
+    }
+    char err[512], side[4096];
+    if (store_backup_sqlite(from, cfg.db_url, err, sizeof err) != 0) {
+        fprintf(stderr, "strata: restore into %s failed, it is unchanged: %s\n", cfg.db_shown, err);
+        return 1;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", cfg.db_url, i ? "-shm" : "-wal");
+        unlink(side);
+    }
+    printf("restored %s from %s\n", cfg.db_shown, from);
+    return 0;
+}
+
 static int parse_count(const char *flag, const char *text, int def, int max, int *out)
 {
     if (text == NULL) {
@@ -650,6 +750,8 @@ typedef struct command {
 static const char *const seed_flags[] = {"items", "versions", "site", NULL};
 static const char *const token_flags[] = {"site", "role", "name", "expires-days", "id", NULL};
 static const char *const copy_flags[] = {"from", "to", NULL};
+static const char *const backup_flags[] = {"to", NULL};
+static const char *const restore_flags[] = {"from", "force", NULL};
 
 static int cmd_version(void)
 {
@@ -663,6 +765,17 @@ static const command commands[] = {
      "  Serve the API until SIGTERM (graceful) ; SIGHUP reloads log.level and\n"
      "  server.max_header_bytes. Migrates the database first."},
     {"migrate", cmd_migrate, NULL, "strata migrate [--db URL_OR_PATH]\n  Create or upgrade the database schema."},
+    {"backup", cmd_backup, backup_flags,
+     "strata backup --to FILE [--db PATH]\n"
+     "  An online copy of the embedded database while strata serves (one consistent snapshot; writers\n"
+     "  go on), written whole or not at all, then verified as strata verify does."},
+    {"verify", cmd_verify, NULL,
+     "strata verify FILE\n"
+     "  Check a database or backup: SQLite's integrity check, the schema version, every table's rows\n"
+     "  counted, every version decoded and its hash matched."},
+    {"restore", cmd_restore, restore_flags,
+     "strata restore --from FILE [--force true] [--db PATH]\n"
+     "  Replace the (stopped) embedded database with a verified backup; --force true if it exists."},
     {"copy", cmd_copy, copy_flags,
      "strata copy --from DB --to DB\n"
      "  Copy every site, item, version, autosave, preview, token, category, job and view count\n"

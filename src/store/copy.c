@@ -219,7 +219,7 @@ static int copy_table_rows(copy_job *job, const copy_table *t, int64_t *rows)
     return status != STORE_OK ? status : ended;
 }
 
-static int count_rows(store_t *st, const char *table, int64_t *rows)
+int store_table_rows(store_t *st, const char *table, int64_t *rows)
 {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
@@ -251,8 +251,13 @@ static int copy_category_parents(copy_job *job)
 /* Every version of the destination decodes and matches its hash. */
 static int verify_versions(copy_job *job)
 {
+    return store_versions_verify(job->to, &job->counts->versions_verified);
+}
+
+int store_versions_verify(store_t *st, int64_t *verified)
+{
     db_query q;
-    int status = db_query_start(job->to, "SELECT item_id, number FROM versions ORDER BY item_id, number", &q);
+    int status = db_query_start(st, "SELECT item_id, number FROM versions ORDER BY item_id, number", &q);
     int64_t checked = 0;
     while (status == STORE_OK && db_next_row(&q)) {
         int64_t item = db_column_int(&q, 0), number = db_column_int(&q, 1);
@@ -260,22 +265,22 @@ static int verify_versions(copy_job *job)
          * different statement, so this one's rows are not disturbed */
         char *json = NULL;
         size_t len = 0;
-        status = version_json(job->to, item, number, &json, &len);
+        status = version_json(st, item, number, &json, &len);
         free(json);
         if (status != STORE_OK)
-            db_fail(job->to, status, "version %lld of item %lld does not read back: %s", (long long)number,
-                    (long long)item, store_errmsg(job->to));
+            db_fail(st, status, "version %lld of item %lld does not read back: %s", (long long)number, (long long)item,
+                    store_errmsg(st));
         checked++;
     }
     int ended = db_query_end(&q, "reading back the versions");
-    job->counts->versions_verified = checked;
+    *verified = checked;
     return status != STORE_OK ? status : ended;
 }
 
 static int destination_is_empty(store_t *to)
 {
     int64_t sites = 0;
-    int status = count_rows(to, "sites", &sites);
+    int status = store_table_rows(to, "sites", &sites);
     if (status == STORE_OK && sites != 0)
         return db_fail(to, STORE_STATE, "the destination already has %lld site(s); copy into an empty database",
                        (long long)sites);
@@ -311,8 +316,8 @@ static int copy_into(store_t *to, void *arg)
         if (status == STORE_OK)
             status = identity_reset(job, &tables[i]);
         int64_t source = 0, copied = 0;
-        if (status == STORE_OK && (status = count_rows(job->from, tables[i].name, &source)) == STORE_OK &&
-            (status = count_rows(job->to, tables[i].name, &copied)) == STORE_OK && source != copied)
+        if (status == STORE_OK && (status = store_table_rows(job->from, tables[i].name, &source)) == STORE_OK &&
+            (status = store_table_rows(job->to, tables[i].name, &copied)) == STORE_OK && source != copied)
             status = db_fail(job->to, STORE_ERROR, "%s: %lld rows in the source, %lld copied", tables[i].name,
                              (long long)source, (long long)copied);
     }

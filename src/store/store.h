@@ -87,6 +87,27 @@ typedef struct store_copy_counts {
 int store_copy(store_t *from, store_t *to, store_copy_counts *counts);
 size_t store_copy_table_count(void);
 const char *store_copy_table_name(size_t index);
+/* Every version decodes and matches its stored SHA-256; *verified counts
+ * them. On failure store_errmsg(st) names the version. */
+int store_versions_verify(store_t *st, int64_t *verified);
+
+/* ---- backups of the embedded database (backup.c) ------------------------- */
+
+/* An online copy of the SQLite database at from_path into to_path: one
+ * read snapshot (writers go on meanwhile, in WAL mode), written to
+ * to_path.partial, synced, then renamed into place, so to_path is never
+ * half a backup. 0, or -1 with err. */
+int store_backup_sqlite(const char *from_path, const char *to_path, char *err, size_t err_size);
+
+typedef struct store_verify_report {
+    int schema_version;        /* the database's, equal to this binary's latest */
+    int64_t rows[16];          /* per table, in store_copy_table_name's order */
+    int64_t versions_verified; /* decoded, hash checked */
+} store_verify_report;
+/* Checks st whole: SQLite's integrity check (on SQLite), the schema
+ * version, each table's rows counted, every version's hash. STORE_OK, or
+ * a status with store_errmsg(st) saying what is wrong. */
+int store_verify(store_t *st, store_verify_report *report);
 
 /* ---- sites and tokens --------------------------------------------------- */
 

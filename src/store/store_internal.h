@@ -77,6 +77,8 @@ void replicas_close_of(store_t *primary);
 
 /* The latest migration number of the store's driver. */
 int schema_latest(const store_t *st);
+/* COUNT(*) of a table strata names (never a value from outside). */
+int store_table_rows(store_t *st, const char *table, int64_t *rows);
 
 /* ---- categories (store_tables.c) ------------------------------------------ */
 
