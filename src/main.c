@@ -450,22 +450,25 @@ static bool refused_on_postgres(const strata_config *cfg, const char *command)
     return true;
 }
 
-/* Opens path and checks it whole (store_verify), printing what it found. */
-static int verify_file(const char *path)
+/* Opens db (a file, or a PostgreSQL URL, shown without its password) and
+ * checks it whole (store_verify), printing what it found. */
+static int verify_file(const char *db)
 {
     store_t *store = NULL;
-    if (access(path, R_OK) != 0 || store_open(path, &store) != STORE_OK) {
-        fprintf(stderr, "strata: cannot open %s: %s\n", path,
-                access(path, R_OK) != 0 ? strerror(errno) : store_errmsg(NULL));
+    bool postgres = db_url_is_postgres(db), missing = !postgres && access(db, R_OK) != 0; /* store_open makes one */
+    char shown[512];
+    db_url_redact(db, shown, sizeof shown);
+    if (missing || store_open(db, &store) != STORE_OK) {
+        fprintf(stderr, "strata: cannot open %s: %s\n", shown, missing ? strerror(errno) : store_errmsg(NULL));
         store_close(&store);
         return 1;
     }
     store_verify_report report;
     int rc = store_verify(store, &report) == STORE_OK ? 0 : 1;
     if (rc != 0) {
-        fprintf(stderr, "strata: %s does not verify: %s\n", path, store_errmsg(store));
+        fprintf(stderr, "strata: %s does not verify: %s\n", shown, store_errmsg(store));
     } else {
-        printf("%s verifies: schema %d, integrity ok,", path, report.schema_version);
+        printf("%s verifies: schema %d,%s", shown, report.schema_version, postgres ? "" : " integrity ok,");
         for (size_t i = 0; i < store_copy_table_count(); i++)
             printf("%s %lld %s", i ? "," : "", (long long)report.rows[i], store_copy_table_name(i));
         printf("; %lld versions decoded, hashes match\n", (long long)report.versions_verified);

@@ -8,11 +8,24 @@ import sqlite3
 import threading
 import time
 
-from strata_support import run_cli, sqlite_only, uniq
+from urllib.parse import urlsplit
 
-pytestmark = sqlite_only("strata backup is for the embedded database (PostgreSQL: pg_basebackup)")
+from strata_support import DB_BACKEND, run_cli, sqlite_only, uniq
+
+EMBEDDED_ONLY = "strata backup is for the embedded database (PostgreSQL: pg_basebackup)"
 
 
+def test_verify_checks_a_database_of_either_engine_and_never_shows_a_password(fresh_deployment, strata_bin):
+    verified = run_cli(strata_bin, "verify", str(fresh_deployment.db))
+    assert verified.returncode == 0 and "verifies" in verified.stdout and "hashes match" in verified.stdout, verified
+    if DB_BACKEND == "postgres":
+        password = urlsplit(str(fresh_deployment.db)).password
+        assert password and password not in verified.stdout + verified.stderr
+        refused = run_cli(strata_bin, "backup", "--db", str(fresh_deployment.db), "--to", "/tmp/never.db")
+        assert refused.returncode == 2 and "pg_basebackup" in refused.stderr, refused
+
+
+@sqlite_only(EMBEDDED_ONLY)
 def test_a_backup_taken_under_eight_writers_restores_with_every_write_acknowledged_before_it(
         server_factory, fresh_deployment, strata_bin, tmp_path):
     srv = server_factory()
@@ -71,6 +84,7 @@ def test_a_backup_taken_under_eight_writers_restores_with_every_write_acknowledg
     assert run_cli(strata_bin, "verify", str(target)).returncode == 0
 
 
+@sqlite_only(EMBEDDED_ONLY)
 def test_a_damaged_copy_does_not_verify_and_is_not_restored(fresh_deployment, strata_bin, tmp_path):
     good = tmp_path / "good.db"
     assert run_cli(strata_bin, "backup", "--db", str(fresh_deployment.db), "--to", str(good)).returncode == 0
