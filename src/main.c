@@ -34,6 +34,7 @@
 #include "http/http.h"
 #include "http/ratelimit.h"
 #include "http/response_cache.h"
+#include "jobs/backups.h"
 #include "jobs/jobs.h"
 #include "metrics/metrics.h"
 #include "store/replicas.h"
@@ -140,8 +141,8 @@ static int load_config(strata_config *cfg)
 static int configure_jobs(const strata_config *cfg)
 {
     char err[CONFIG_ERR_MAX];
-    if (jobs_configure(cfg, err, sizeof err) != 0 || ratelimit_configure(cfg, err) != 0 ||
-        cors_configure(cfg, err) != 0 ||
+    if (jobs_configure(cfg, err, sizeof err) != 0 || backups_configure(cfg, err, sizeof err) != 0 ||
+        ratelimit_configure(cfg, err) != 0 || cors_configure(cfg, err) != 0 ||
         alerts_configure(cfg, content_routes, content_route_count, err, sizeof err) != 0) {
         fprintf(stderr, "strata: configuration error: %s\n", err);
         return 2;

@@ -118,6 +118,9 @@ typedef struct strata_config {
     char jobs_schedule_retention[64]; /* cron-like schedule; "" = never */
     char jobs_schedule_warm[64];
     char jobs_schedule_rollup[64];
+    char backup_schedule[64]; /* when the "backup" job runs (as the jobs' schedules); "" = never */
+    char backup_dir[512];     /* where it writes strata-<UTC time>.db */
+    int backup_keep;          /* how many of them it keeps */
     /* [cdn] */
     char cdn_purge_url[256]; /* "" = no CDN/Varnish to purge */
     char cdn_purge_method[16];

@@ -39,7 +39,7 @@
 
 enum {
     KINDS_MAX = 32,
-    SCHEDULE_COUNT = 3,
+    SCHEDULE_COUNT = 4,
     ERR_MAX = 512,
     PURGE_TIMEOUT_MS = 5000,
     PURGE_KEYS_PER_JOB_MAX = 1000,
@@ -116,6 +116,7 @@ int jobs_configure(const strata_config *cfg, char *err, size_t err_size)
         {"retention", "jobs.schedule_retention", cfg->jobs_schedule_retention, {0}, -1},
         {"warm", "jobs.schedule_warm", cfg->jobs_schedule_warm, {0}, -1},
         {"rollup", "jobs.schedule_rollup", cfg->jobs_schedule_rollup, {0}, -1},
+        {"backup", "backup.schedule", cfg->backup_schedule, {0}, -1},
     };
     int64_t now = store_now_ms();
     for (size_t i = 0; i < SCHEDULE_COUNT; i++) {

@@ -103,3 +103,23 @@ def test_a_damaged_copy_does_not_verify_and_is_not_restored(fresh_deployment, st
     assert restore.returncode != 0 and not target.exists(), restore
     missing = run_cli(strata_bin, "verify", str(tmp_path / "absent.db"))
     assert missing.returncode == 1 and "cannot open" in missing.stderr, missing
+
+
+@sqlite_only(EMBEDDED_ONLY)
+def test_the_scheduled_backup_keeps_exactly_backup_keep_files(server_factory, fresh_deployment, strata_bin, tmp_path):
+    folder = tmp_path / "backups"
+    srv = server_factory(args=["--backup-schedule", "@every 1s", "--backup-dir", str(folder), "--backup-keep", "2"])
+    deadline = time.monotonic() + 15
+    while len([r for r in srv.log_records() if r.get("msg") == "backup made"]) < 4:
+        assert time.monotonic() < deadline, f"fewer than 4 backups in 15 s: {srv.tail()}"
+        time.sleep(0.1)
+    made = sorted(p.name for p in folder.iterdir())
+    assert len(made) == 2 and all(n.startswith("strata-") and n.endswith(".db") for n in made), made
+    for name in made:
+        assert run_cli(strata_bin, "verify", str(folder / name)).returncode == 0
+
+
+def test_a_backup_schedule_on_postgresql_is_a_configuration_error(strata_bin):
+    proc = run_cli(strata_bin, "check-config", "--db", "postgres://strata@127.0.0.1:1/none",
+                   "--backup-schedule", "@every 1h")
+    assert proc.returncode == 2 and "backup.schedule" in proc.stderr and "pg_basebackup" in proc.stderr, proc
