@@ -478,6 +478,7 @@ int jobs_start(void)
      * do not queue behind two fsyncs per job. Jobs are enqueued by request
      * connections, which stay fully durable. */
     store_relax_durability(runner.store);
+    store_writes_background(runner.store); /* and its transactions let editors' writes go first */
     if (crypto_random(&runner.random, sizeof runner.random) != 0 || runner.random == 0)
         runner.random = (uint64_t)store_now_ms() | 1;
     pthread_condattr_t attr;

@@ -435,6 +435,7 @@ typedef struct item_tx {
     const json_t *snapshot; /* create */
     json_t *result;
     int64_t saved_version; /* save: the version it made */
+    const char *diff_job;  /* save: the job kind queued for the new version's diff (NULL: none) */
 } item_tx;
 
 /* The body's place for its result, emptied of a previous run's. */
@@ -585,6 +586,25 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
     return status;
 }
 
+/* Queues job kind for the diff of version to the one before it. */
+static int diff_job_queue(store_t *st, const char *kind, int64_t site_id, int64_t id, int64_t version)
+{
+    char payload[128];
+    snprintf(payload, sizeof payload, "{\"site_id\":%lld,\"item\":%lld,\"from\":%lld,\"to\":%lld}", (long long)site_id,
+             (long long)id, (long long)(version - 1), (long long)version);
+    db_query q;
+    int status = db_query_start(st,
+                                "INSERT INTO jobs(kind, payload, run_at, created_at) "
+                                "VALUES (:kind, :payload, :now, :now)",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_text(&q, ":kind", kind);
+    db_bind_text(&q, ":payload", payload);
+    db_bind_int(&q, ":now", store_now_ms());
+    return db_query_run(&q, "queueing the diff job");
+}
+
 static int draft_save_tx(store_t *st, void *arg)
 {
     item_tx *tx = arg;
@@ -607,6 +627,13 @@ static int draft_save_tx(store_t *st, void *arg)
         status = snapshot_build_failed(st);
     if (status == STORE_OK)
         status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author, draft);
+    /* The author's autosave this save supersedes, and the diff job, go in
+     * the same commit: a write of their own would wait for a commit of
+     * their own. */
+    if (status == STORE_OK)
+        status = store_autosave_clear(st, id, author, item.draft_version);
+    if (status == STORE_OK && tx->diff_job != NULL && item.draft_version > 1)
+        status = diff_job_queue(st, tx->diff_job, site_id, id, item.draft_version);
     json_decref(snapshot);
     tx->saved_version = item.draft_version;
     return status;
@@ -615,13 +642,26 @@ static int draft_save_tx(store_t *st, void *arg)
 int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
                           const store_edit_t *edit, const char *author, json_t **draft, int64_t *new_version)
 {
+    return store_item_save_draft_diffed(st, site_id, site_name, id, base_version, edit, author, NULL, draft,
+                                        new_version);
+}
+
+int store_item_save_draft_diffed(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
+                                 const store_edit_t *edit, const char *author, const char *diff_job, json_t **draft,
+                                 int64_t *new_version)
+{
     db_clear_error(st);
     *draft = NULL;
     int status = edit_check(st, edit);
     if (status != STORE_OK)
         return status;
-    item_tx tx = {
-        .site_id = site_id, .site_name = site_name, .id = id, .version = base_version, .edit = edit, .author = author};
+    item_tx tx = {.site_id = site_id,
+                  .site_name = site_name,
+                  .id = id,
+                  .version = base_version,
+                  .edit = edit,
+                  .author = author,
+                  .diff_job = diff_job};
     status = item_transact(st, draft_save_tx, &tx, "saving the draft", draft);
     if (status != STORE_OK)
         return status;

@@ -41,6 +41,35 @@ static bool text_fits(const char *text, size_t max)
     return text != NULL && text[0] != '\0' && strnlen(text, max + 1) <= max;
 }
 
+typedef struct enqueue_tx {
+    const char *kind, *payload, *unique_key;
+    int64_t run_at;
+    int64_t id; /* out: 0 when the unique key was taken */
+} enqueue_tx;
+
+static int enqueue_tx_run(store_t *st, void *arg)
+{
+    enqueue_tx *tx = arg;
+    db_query q;
+    int status = db_query_start(st,
+                                "INSERT INTO jobs(kind, payload, run_at, created_at, unique_key) "
+                                "VALUES (:kind, :payload, :run_at, :now, :key) "
+                                "ON CONFLICT(unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_text(&q, ":kind", tx->kind);
+    db_bind_text(&q, ":payload", tx->payload ? tx->payload : "{}");
+    db_bind_int(&q, ":run_at", tx->run_at);
+    db_bind_int(&q, ":now", store_now_ms());
+    db_bind_text(&q, ":key", tx->unique_key);
+    tx->id = db_next_row(&q) ? db_column_int(&q, 0) : 0; /* no row: the unique key was taken */
+    return db_query_end(&q, "queueing a job");
+}
+
+/* A transaction of its own (one statement): on SQLite it then shares the
+ * commit of the writes queued with it (commit_group.c) instead of making
+ * one of its own. */
 int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_t run_at, const char *unique_key,
                       int64_t *id)
 {
@@ -52,23 +81,10 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
         return db_fail(st, STORE_INVALID, "a job's unique key is 1 to %d bytes", STORE_JOB_KEY_MAX);
     if (payload != NULL && strnlen(payload, STORE_JOB_PAYLOAD_MAX + 1) > STORE_JOB_PAYLOAD_MAX)
         return db_fail(st, STORE_INVALID, "a job's payload is at most %d bytes", STORE_JOB_PAYLOAD_MAX);
-    db_query q;
-    int status = db_query_start(st,
-                                "INSERT INTO jobs(kind, payload, run_at, created_at, unique_key) "
-                                "VALUES (:kind, :payload, :run_at, :now, :key) "
-                                "ON CONFLICT(unique_key) WHERE unique_key IS NOT NULL DO NOTHING RETURNING id",
-                                &q);
-    if (status != STORE_OK)
-        return status;
-    db_bind_text(&q, ":kind", kind);
-    db_bind_text(&q, ":payload", payload ? payload : "{}");
-    db_bind_int(&q, ":run_at", run_at);
-    db_bind_int(&q, ":now", store_now_ms());
-    db_bind_text(&q, ":key", unique_key);
-    int64_t queued = db_next_row(&q) ? db_column_int(&q, 0) : 0; /* no row: the unique key was taken */
-    status = db_query_end(&q, "queueing a job");
+    enqueue_tx tx = {.kind = kind, .payload = payload, .unique_key = unique_key, .run_at = run_at};
+    int status = db_transact(st, enqueue_tx_run, &tx, "queueing a job");
     if (status == STORE_OK)
-        *id = queued;
+        *id = tx.id;
     return status;
 }
 

@@ -65,7 +65,24 @@ struct store {
     store_t *replicas[CONFIG_REPLICAS_MAX];
     unsigned replica_next; /* where store_reader starts looking: rotates */
     int replica_index;
+    /* The group whose one connection commits this store's transactions
+     * with those of every other store of the process on the same SQLite
+     * file (commit_group.c); NULL: it commits its own. */
+    struct commit_group *group;
+    bool background; /* its transactions wait while request writes queue (store_writes_background) */
 };
+
+/* ---- transactions, for the commit group (db.c) ---------------------------- */
+
+/* store_open without joining a commit group: the group's own connection. */
+int store_open_alone(const char *url, store_t **out);
+/* Runs a BEGIN or COMMIT (op) as db_transact does: counted, timed, its
+ * failure in errmsg. */
+int db_control(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing);
+/* Runs a transaction's body on st, inside a transaction open there, with
+ * db_transact's checks (no writer inside a writer, no statement left
+ * mid-run). */
+int db_body_run(store_t *st, int (*body)(store_t *st, void *arg), void *arg);
 
 /* ---- replicas (replicas.c) ------------------------------------------------ */
 
