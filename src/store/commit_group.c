@@ -355,17 +355,18 @@ int commit_group_transact(commit_group *g, store_t *caller, int (*body)(store_t 
     member me = {.caller = caller};
     enum member_class cls = caller->background ? BACKGROUND : REQUEST;
     for (int attempt = 1;; attempt++) {
-        if (attempt > DB_RETRY_MAX)
-            return db_fail(caller, STORE_BUSY,
-                           "the database is busy (%s was rolled back with others %d times); try again shortly", doing,
-                           DB_RETRY_MAX);
         turn_take(g, cls);
         int status = member_run(g, &me, body, arg);
         turn_give(g);
-        if (status != STORE_OK)
+        if (status == STORE_OK)
+            status = member_wait(g, &me);
+        /* a body asking to run again (DB_RETRY), or rolled back with its batch */
+        if (status != DB_RETRY && status != MEMBER_RERUN)
             return status;
-        status = member_wait(g, &me);
-        if (status != MEMBER_RERUN)
-            return status;
+        if (attempt == DB_RETRY_MAX)
+            return db_fail(caller, STORE_BUSY,
+                           "the database is busy (%s met concurrent writes %d times); try again shortly", doing,
+                           attempt);
+        db_clear_error(caller);
     }
 }

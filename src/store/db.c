@@ -552,7 +552,7 @@ int db_body_run(store_t *st, int (*body)(store_t *st, void *arg), void *arg)
         transaction_sane(st, AT_COMMIT);
     st->in_transaction = false;
     transaction_closed(st);
-    return status;
+    return st->retry_seen ? DB_RETRY : status; /* as transaction_once */
 }
 
 /* 1 ms up to RETRY_PAUSE_MAX_MS, doubling with each attempt, randomized so

@@ -67,7 +67,8 @@ static int enqueue_tx_run(store_t *st, void *arg)
     return db_query_end(&q, "queueing a job");
 }
 
-/* A transaction of its own (one statement): on SQLite it then shares the
+/* Inside a transaction body, part of that transaction; otherwise a
+ * transaction of its own (one statement): on SQLite it then shares the
  * commit of the writes queued with it (commit_group.c) instead of making
  * one of its own. */
 int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_t run_at, const char *unique_key,
@@ -82,7 +83,7 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
     if (payload != NULL && strnlen(payload, STORE_JOB_PAYLOAD_MAX + 1) > STORE_JOB_PAYLOAD_MAX)
         return db_fail(st, STORE_INVALID, "a job's payload is at most %d bytes", STORE_JOB_PAYLOAD_MAX);
     enqueue_tx tx = {.kind = kind, .payload = payload, .unique_key = unique_key, .run_at = run_at};
-    int status = db_transact(st, enqueue_tx_run, &tx, "queueing a job");
+    int status = st->in_transaction ? enqueue_tx_run(st, &tx) : db_transact(st, enqueue_tx_run, &tx, "queueing a job");
     if (status == STORE_OK)
         *id = tx.id;
     return status;
