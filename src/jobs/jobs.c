@@ -29,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -431,10 +434,24 @@ static bool runner_stopping(void)
     return stopping;
 }
 
+/* The runner's CPU (a diff of two long versions, a purge's keys) is
+ * background work: it runs at the database workers' priority
+ * (server.worker_nice), not above the editors' saves those workers run.
+ * Not lower: the runner's transactions hold the commit group's turn for
+ * a moment, and a runner kept off the CPU meanwhile would hold up every
+ * editor's save behind it. */
+static void runner_lower_priority(void)
+{
+    int nice = config_worker_nice(runner.cfg);
+    if (nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + nice) != 0)
+        log_event(LOG_WARN, "the job runner could not lower its CPU priority");
+}
+
 static void *runner_main(void *arg)
 {
     (void)arg;
     store_t *st = runner.store;
+    runner_lower_priority();
     int64_t next_prune = 0;
     while (!runner_stopping()) {
         int64_t now = store_now_ms();
