@@ -152,6 +152,25 @@ int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at
  * Inside a transaction. */
 int version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
                    int64_t created_at, const json_t *snapshot);
+/* version_append in two steps, so that the CPU of the first (JSON text,
+ * hash, compression against the skip-delta base, which reads the base) can
+ * run before the transaction, beside other writers' transactions, not in
+ * the one writer's turn: version_prepare encodes the snapshot as version
+ * number of the item; version_prepared_usable, in the transaction, says
+ * whether it is still right for that number (the base it was compressed
+ * against not removed by retention meanwhile); version_insert writes it. */
+typedef struct version_prepared {
+    int64_t item_id, number, base; /* base: the skip-delta base (0: none) */
+    int encoding;
+    size_t size; /* of the JSON text */
+    uint8_t hash[32];
+    void *frame; /* NULL: nothing prepared */
+    size_t frame_len;
+} version_prepared;
+int version_prepare(store_t *st, int64_t item_id, int64_t number, const json_t *snapshot, version_prepared *out);
+int version_prepared_usable(store_t *st, const version_prepared *p, int64_t item_id, int64_t number, bool *usable);
+int version_insert(store_t *st, const version_prepared *p, const char *kind, const char *author, int64_t created_at);
+void version_prepared_free(version_prepared *p);
 /* The JSON text of a version (malloc'd, NUL-terminated; *len without the
  * NUL), decoded and checked against its hash. STORE_NOT_FOUND if absent. */
 int version_json(store_t *st, int64_t item_id, int64_t number, char **json, size_t *len);
