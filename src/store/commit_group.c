@@ -47,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "store/db_sqlite.h"
 #include "store/store_internal.h"
 
@@ -129,8 +130,25 @@ commit_group *commit_group_join(const char *url)
     return g;
 }
 
+/* What the group did, said once when its last store closes (at shutdown)
+ * if it grouped anything: writes per commit is how much it carried. A
+ * command of the CLI, one write at a time, says nothing. */
+static void stats_log(const commit_group *g)
+{
+    if (g->stats.writes <= g->stats.commits)
+        return;
+    log_line line;
+    log_begin(&line, LOG_INFO, "commit group closed");
+    log_int(&line, "commits", (int64_t)g->stats.commits);
+    log_int(&line, "writes", (int64_t)g->stats.writes);
+    log_int(&line, "background_writes", (int64_t)g->stats.background);
+    log_int(&line, "failed_writes", (int64_t)g->stats.failed);
+    log_end(&line);
+}
+
 static void group_free(commit_group *g)
 {
+    stats_log(g);
     sqlite3_finalize(g->savepoint);
     sqlite3_finalize(g->release);
     sqlite3_finalize(g->rollback_to);

@@ -49,7 +49,7 @@ def test_concurrent_star_saves_all_answer_2xx_and_are_in_the_history(server, cli
     run_threads(saver, THREADS)
     bad = [a for a in answers if a[2] != 200]
     assert not bad, f"{len(bad)} of {len(answers)} saves with If-Match: * failed: {bad[:3]}"
-    for k, item in enumerate(own):
+    for item in own:
         mine = sorted(v for i, _, _, v in answers if i == item)
         assert mine == list(range(2, 2 + SAVES)), (item, mine)
     shared_versions = sorted(v for i, _, _, v in answers if i == shared)
@@ -90,7 +90,7 @@ def test_a_failing_save_answers_its_own_problem_and_leaves_the_others(server, cl
 
     run_threads(saver, THREADS)
     expected = {"good": 200, "stale": 412, "slug": 409, "absent": 404}
-    for k, got in results.items():
+    for got in results.values():
         for kind, r in got:
             if kind == "good":
                 assert_json(r, 200)
