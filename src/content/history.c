@@ -703,7 +703,9 @@ void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t ver
     if (status != NULL && strcmp(status, "draft") != 0)
         api_invalidate_item(c, id);
     /* The diff an editor looks at next, computed off the request path. */
-    if (version > 1 && !diff_queued) {
+    if (version > 1 && diff_queued) {
+        jobs_wake(); /* queued in the save's own transaction */
+    } else if (version > 1) {
         json_t *payload = json_pack("{s:I, s:I, s:I, s:I}", "site_id", (json_int_t)c->site_id, "item", (json_int_t)id,
                                     "from", (json_int_t)(version - 1), "to", (json_int_t)version);
         if (!payload || jobs_enqueue(c->store, "diff", payload, 0, NULL) != STORE_OK)

@@ -48,6 +48,8 @@ enum {
     PURGE_KEYS_PER_JOB_MAX = 1000,
     PRUNE_INTERVAL_MS = 10 * 60 * 1000,
     BACKOFF_MAX_MS = 3600 * 1000,
+    YIELD_WINDOW_MS = 100, /* request writes this recent make the runner pause between jobs … */
+    YIELD_PAUSE_MS = 5,    /* … this long */
 };
 
 #define ROLLUP_AGE_MS (8 * 24 * 3600 * 1000LL) /* the widest popularity window is 7 days */
@@ -155,6 +157,11 @@ static void runner_wake(void)
         pthread_cond_signal(&runner.wake);
     }
     pthread_mutex_unlock(&runner.lock);
+}
+
+void jobs_wake(void)
+{
+    runner_wake();
 }
 
 int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t delay_ms, const char *unique_key)
@@ -447,6 +454,18 @@ static void runner_lower_priority(void)
         log_event(LOG_WARN, "the job runner could not lower its CPU priority");
 }
 
+/* Between two jobs while editors are writing: a pause, so that a backlog
+ * (a diff job per save after a burst of saves) drains at a bounded share
+ * of the CPU instead of taking it from the saves, and at full speed once
+ * they stop. Not on the runner's condition variable: every save wakes it. */
+static void runner_yield(const store_t *st)
+{
+    if (!store_request_writes_recent(st, YIELD_WINDOW_MS))
+        return;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = YIELD_PAUSE_MS * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
 static void *runner_main(void *arg)
 {
     (void)arg;
@@ -462,8 +481,10 @@ static void *runner_main(void *arg)
                 log_event_str(LOG_WARN, "finished jobs not pruned", "error", store_errmsg(st));
             next_prune = now + PRUNE_INTERVAL_MS;
         }
-        if (run_one(st) == 1)
+        if (run_one(st) == 1) {
+            runner_yield(st);
             continue;
+        }
         int64_t wait = runner.cfg->jobs_poll_interval_ms;
         if (next_tick != INT64_MAX && next_tick - now < wait)
             wait = next_tick - now;

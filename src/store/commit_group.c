@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,7 +86,8 @@ struct commit_group {
     bool open; /* a transaction is open on the writer */
     member *batch;
     int batch_size;
-    commit_group_stats stats; /* under lock */
+    commit_group_stats stats;             /* under lock */
+    _Atomic int64_t last_request_turn_ms; /* when a request write last asked for a turn (store_now_ms) */
 };
 
 static struct {
@@ -372,6 +374,8 @@ int commit_group_transact(commit_group *g, store_t *caller, int (*body)(store_t 
 {
     member me = {.caller = caller};
     enum member_class cls = caller->background ? BACKGROUND : REQUEST;
+    if (cls == REQUEST)
+        atomic_store_explicit(&g->last_request_turn_ms, store_now_ms(), memory_order_relaxed);
     for (int attempt = 1;; attempt++) {
         turn_take(g, cls);
         int status = member_run(g, &me, body, arg);
@@ -387,4 +391,11 @@ int commit_group_transact(commit_group *g, store_t *caller, int (*body)(store_t 
                            attempt);
         db_clear_error(caller);
     }
+}
+
+bool store_request_writes_recent(const store_t *st, int64_t within_ms)
+{
+    const commit_group *g = st->group;
+    return g != NULL &&
+           store_now_ms() - atomic_load_explicit(&g->last_request_turn_ms, memory_order_relaxed) < within_ms;
 }

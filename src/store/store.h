@@ -61,6 +61,10 @@ void store_relax_durability(store_t *st);
  * runner's): on SQLite they let request writes waiting at the same time
  * commit first. */
 void store_writes_background(store_t *st);
+/* Whether request writes (not background ones) were made through this
+ * store's SQLite file by this process within the last within_ms; always
+ * false on PostgreSQL. The job runner paces itself by it. */
+bool store_request_writes_recent(const store_t *st, int64_t within_ms);
 /* Closes the connection, finalises its statements, sets *st to NULL. */
 void store_close(store_t **st);
 /* The last failure's explanation ("" after success). Owned by the store.
