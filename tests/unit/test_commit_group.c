@@ -8,7 +8,9 @@
  * commits (fewer commits than writes); a body that fails is undone alone,
  * with its own status and words reaching its own caller, while the writes
  * committed with it stay; a background store's writes get through too.
- * SQLite-only by nature (PostgreSQL groups commits itself).
+ * And a save's version encoded ahead of its transaction is written only
+ * while still right. SQLite-only by nature (PostgreSQL groups commits
+ * itself).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 
 #include "store/commit_group.h"
 #include "store/store_internal.h"
+#include "store/version_codec.h"
 
 enum { THREADS = 8, WRITES = 60 };
 
@@ -241,12 +244,61 @@ static void test_memory_database_commits_alone(void **state)
     store_close(&st);
 }
 
+/* A save's version encoded ahead of its transaction (items.c's
+ * draft_save_ahead) is written only while it is still right: for the
+ * number the draft is at, and with the skip-delta base it was compressed
+ * against still there (retention may remove it meanwhile); else the save
+ * encodes again inside (the in-transaction path every save took before). */
+static void test_a_version_encoded_ahead_is_used_only_while_right(void **state)
+{
+    fixture *f = *state;
+    store_t *st = NULL;
+    assert_int_equal(store_open(f->path, &st), STORE_OK);
+    assert_int_equal(store_migrate(st, NULL), STORE_OK);
+    int64_t site_id = 0, version = 1;
+    assert_int_equal(store_site_create(st, "main", &site_id), STORE_OK);
+    store_edit_t create = {.type = "post", .slug = "ahead", .title = "v1"};
+    json_t *draft = NULL;
+    assert_int_equal(store_item_create(st, site_id, "main", &create, "a", &draft), STORE_OK);
+    int64_t id = json_integer_value(json_object_get(draft, "id"));
+    json_decref(draft);
+    while (version_skip_delta_base(version + 1) == 0) { /* until the next version is a skip-delta */
+        store_edit_t edit = {.title = "more"};
+        assert_int_equal(store_item_save_draft(st, site_id, "main", id, 0, &edit, "a", &draft, &version), STORE_OK);
+        json_decref(draft);
+    }
+    int64_t next = version + 1, base = version_skip_delta_base(next);
+    assert_true(base > 0);
+
+    json_t *snapshot = NULL;
+    assert_int_equal(version_snapshot(st, id, version, &snapshot), STORE_OK);
+    version_prepared ready;
+    assert_int_equal(version_prepare(st, id, next, snapshot, &ready), STORE_OK);
+    assert_int_equal(ready.base, base);
+    bool usable = false;
+    assert_int_equal(version_prepared_usable(st, &ready, id, next, &usable), STORE_OK);
+    assert_true(usable);
+    assert_int_equal(version_prepared_usable(st, &ready, id, next + 1, &usable), STORE_OK);
+    assert_false(usable); /* another save took that number */
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM versions WHERE item_id = %lld AND number = %lld", (long long)id,
+             (long long)base);
+    assert_int_equal(db_exec_script(st, sql, "removing the base"), STORE_OK);
+    assert_int_equal(version_prepared_usable(st, &ready, id, next, &usable), STORE_OK);
+    assert_false(usable); /* its base is gone */
+    version_prepared_free(&ready);
+    json_decref(snapshot);
+
+    store_close(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_acknowledged_write_is_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failing_write_leaves_the_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_database_commits_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_version_encoded_ahead_is_used_only_while_right, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
