@@ -55,7 +55,9 @@ int store_open(const char *url, store_t **out);
 /* This connection's commits no longer wait for fsync (synchronous=NORMAL
  * in WAL mode: atomic and consistent, but the last commits may be lost to
  * a power cut, never to a crash of the process). Only for writes that are
- * safe to redo: the job runner's bookkeeping. */
+ * safe to redo: the job runner's bookkeeping. On SQLite it covers the
+ * statements run on their own; db_transact's transactions commit on the
+ * file's shared writer connection (commit_group.c), fully durable. */
 void store_relax_durability(store_t *st);
 /* This connection's write transactions are background work (the job
  * runner's): on SQLite they let request writes waiting at the same time
