@@ -255,8 +255,9 @@ struct store_version_meta;
 json_t *history_version_json(const char *site, int64_t id, const struct store_version_meta *meta, json_t *snapshot);
 /* What every write that appends a version does before answering: the
  * public item's invalidation when it is published, and the diff to the
- * previous version queued for precomputing. */
-void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version);
+ * previous version queued for precomputing, unless the write queued it
+ * in its own transaction (diff_queued: store_item_save_draft_diffed). */
+void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version, bool diff_queued);
 /* Drops the rendered versions and diffs of an item (deleted), or of all
  * (retention removed versions). */
 void history_forget_item(int64_t site_id, int64_t id);

@@ -71,13 +71,13 @@ void handle_save(const http_request *req, store_t *store, http_response *res)
     edit_input in;
     if (api_parse_edit(&c, doc, false, &in)) {
         json_t *draft = NULL;
-        int rc = store_item_save_draft(store, c.site_id, c.site, id, base, &in.edit, c.token.name, &draft, &version);
+        int rc = store_item_save_draft_diffed(store, c.site_id, c.site, id, base, &in.edit, c.token.name, "diff",
+                                              &draft, &version);
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {
             api_wrote(&c);
-            store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
-            history_after_save(&c, id, draft, version);
+            history_after_save(&c, id, draft, version, true);
             send_draft(&c, 200, draft, version);
         }
     }

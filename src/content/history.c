@@ -684,7 +684,7 @@ void handle_version_restore(const http_request *req, store_t *store, http_respon
     }
     api_wrote(&c);
     store_autosave_clear(store, id, c.token.name, version); /* superseded; a failure leaves it to retention */
-    history_after_save(&c, id, draft, version);
+    history_after_save(&c, id, draft, version, false);
     http_response_header(res, "etag", "\"v%lld\"", (long long)version);
     api_send_json(&c, 200, draft);
 }
@@ -740,7 +740,7 @@ void handle_autosave_get(const http_request *req, store_t *store, http_response 
 
 /* ---- after a save ----------------------------------------------------------------------- */
 
-void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version)
+void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t version, bool diff_queued)
 {
     /* The public representation of a published item shows its slug and
      * draft_version, which a save moves. */
@@ -748,7 +748,9 @@ void history_after_save(api_ctx *c, int64_t id, const json_t *draft, int64_t ver
     if (status != NULL && strcmp(status, "draft") != 0)
         api_invalidate_item(c, id);
     /* The diff an editor looks at next, computed off the request path. */
-    if (version > 1) {
+    if (version > 1 && diff_queued) {
+        jobs_wake(); /* queued in the save's own transaction */
+    } else if (version > 1) {
         json_t *payload = json_pack("{s:I, s:I, s:I, s:I}", "site_id", (json_int_t)c->site_id, "item", (json_int_t)id,
                                     "from", (json_int_t)(version - 1), "to", (json_int_t)version);
         if (!payload || jobs_enqueue(c->store, "diff", payload, 0, NULL) != STORE_OK)

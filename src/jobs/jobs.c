@@ -29,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -45,6 +48,8 @@ enum {
     PURGE_KEYS_PER_JOB_MAX = 1000,
     PRUNE_INTERVAL_MS = 10 * 60 * 1000,
     BACKOFF_MAX_MS = 3600 * 1000,
+    YIELD_WINDOW_MS = 100, /* request writes this recent make the runner pause between jobs … */
+    YIELD_PAUSE_MS = 5,    /* … this long */
 };
 
 #define ROLLUP_AGE_MS (8 * 24 * 3600 * 1000LL) /* the widest popularity window is 7 days */
@@ -153,6 +158,11 @@ static void runner_wake(void)
         pthread_cond_signal(&runner.wake);
     }
     pthread_mutex_unlock(&runner.lock);
+}
+
+void jobs_wake(void)
+{
+    runner_wake();
 }
 
 int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t delay_ms, const char *unique_key)
@@ -439,10 +449,36 @@ static bool runner_stopping(void)
     return stopping;
 }
 
+/* The runner's CPU (a diff of two long versions, a purge's keys) is
+ * background work: it runs at the database workers' priority
+ * (server.worker_nice), not above the editors' saves those workers run.
+ * Not lower: the runner's transactions hold the commit group's turn for
+ * a moment, and a runner kept off the CPU meanwhile would hold up every
+ * editor's save behind it. */
+static void runner_lower_priority(void)
+{
+    int nice = config_worker_nice(runner.cfg);
+    if (nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + nice) != 0)
+        log_event(LOG_WARN, "the job runner could not lower its CPU priority");
+}
+
+/* Between two jobs while editors are writing: a pause, so that a backlog
+ * (a diff job per save after a burst of saves) drains at a bounded share
+ * of the CPU instead of taking it from the saves, and at full speed once
+ * they stop. Not on the runner's condition variable: every save wakes it. */
+static void runner_yield(const store_t *st)
+{
+    if (!store_request_writes_recent(st, YIELD_WINDOW_MS))
+        return;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = YIELD_PAUSE_MS * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
 static void *runner_main(void *arg)
 {
     (void)arg;
     store_t *st = runner.store;
+    runner_lower_priority();
     int64_t next_prune = 0;
     while (!runner_stopping()) {
         int64_t now = store_now_ms();
@@ -453,8 +489,10 @@ static void *runner_main(void *arg)
                 log_event_str(LOG_WARN, "finished jobs not pruned", "error", store_errmsg(st));
             next_prune = now + PRUNE_INTERVAL_MS;
         }
-        if (run_one(st) == 1)
+        if (run_one(st) == 1) {
+            runner_yield(st);
             continue;
+        }
         int64_t wait = runner.cfg->jobs_poll_interval_ms, next_due = INT64_MAX;
         if (store_jobs_next_due(st, now, &next_due) != STORE_OK)
             next_due = INT64_MAX; /* the poll finds it */
@@ -490,6 +528,7 @@ int jobs_start(void)
      * do not queue behind two fsyncs per job. Jobs are enqueued by request
      * connections, which stay fully durable. */
     store_relax_durability(runner.store);
+    store_writes_background(runner.store); /* and its transactions let editors' writes go first */
     if (crypto_random(&runner.random, sizeof runner.random) != 0 || runner.random == 0)
         runner.random = (uint64_t)store_now_ms() | 1;
     pthread_condattr_t attr;

@@ -70,6 +70,9 @@ void jobs_stop(void);
  * store_jobs.h: a key already queued adds nothing and is not an error).
  * Wakes this instance's runner. STORE_OK or a store status. */
 int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t delay_ms, const char *unique_key);
+/* Wakes this instance's runner: a write queued a job of its own, in its
+ * own transaction (store_item_save_draft_diffed). */
+void jobs_wake(void);
 
 /* Queues the purge of surrogate keys (as tagged, "main:item:12") at the
  * configured CDN: one "purge" job per PURGE_KEYS_MAX_BYTES of keys. Keys

@@ -31,6 +31,7 @@
 #include "core/db_url.h"
 #include "core/log.h"
 #include "core/sanity.h"
+#include "store/commit_group.h"
 #include "store/store_internal.h"
 
 enum {
@@ -462,7 +463,7 @@ static void control_measured(store_t *st, const char *verb, uint64_t nanos)
 }
 
 /* BEGIN and COMMIT count as statements, as the SQL they are. */
-static int control_run(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing)
+int db_control(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing)
 {
     uint64_t started = observer.fn != NULL ? monotonic_ns() : 0;
     atomic_fetch_add_explicit(&queries_total, 1, memory_order_relaxed);
@@ -519,7 +520,7 @@ static void transaction_closed(const store_t *st)
 static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), void *arg)
 {
     transaction_opened(st);
-    int status = control_run(st, "BEGIN", st->driver->begin, "starting a transaction");
+    int status = db_control(st, "BEGIN", st->driver->begin, "starting a transaction");
     if (status != STORE_OK) {
         transaction_closed(st);
         return status;
@@ -529,7 +530,7 @@ static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), vo
     status = body(st, arg);
     if (status == STORE_OK) {
         transaction_sane(st, AT_COMMIT);
-        status = control_run(st, "COMMIT", st->driver->commit, "committing");
+        status = db_control(st, "COMMIT", st->driver->commit, "committing");
     }
     if (status != STORE_OK)
         st->driver->rollback(st->conn); /* never fails: the first failure is what the caller hears of */
@@ -539,6 +540,19 @@ static int transaction_once(store_t *st, int (*body)(store_t *st, void *arg), vo
      * ("lost its base"), and on PostgreSQL every statement after it fails
      * as "transaction aborted": the conflict is what happened, so retry. */
     return st->retry_seen ? DB_RETRY : status;
+}
+
+int db_body_run(store_t *st, int (*body)(store_t *st, void *arg), void *arg)
+{
+    transaction_opened(st);
+    st->in_transaction = true;
+    st->retry_seen = false;
+    int status = body(st, arg);
+    if (status == STORE_OK)
+        transaction_sane(st, AT_COMMIT);
+    st->in_transaction = false;
+    transaction_closed(st);
+    return st->retry_seen ? DB_RETRY : status; /* as transaction_once */
 }
 
 /* 1 ms up to RETRY_PAUSE_MAX_MS, doubling with each attempt, randomized so
@@ -557,6 +571,8 @@ static void retry_pause(int attempt)
 int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, const char *doing)
 {
     assert(st != NULL && body != NULL && doing != NULL);
+    if (st->group != NULL)
+        return commit_group_transact(st->group, st, body, arg, doing);
     for (int attempt = 1;; attempt++) {
         int status = transaction_once(st, body, arg);
         if (status != DB_RETRY)
@@ -599,6 +615,15 @@ static const db_driver *driver_for(const char *url)
 
 int store_open(const char *url, store_t **out)
 {
+    int status = store_open_alone(url, out);
+    /* a store that cannot join commits alone: slower, as safe */
+    if (status == STORE_OK && (*out)->driver == &db_sqlite_driver && commit_group_wanted(url))
+        (*out)->group = commit_group_join(url);
+    return status;
+}
+
+int store_open_alone(const char *url, store_t **out)
+{
     *out = NULL;
     open_failure[0] = '\0';
     const db_driver *driver = driver_for(url);
@@ -629,11 +654,17 @@ void store_relax_durability(store_t *st)
     st->driver->relax_durability(st->conn);
 }
 
+void store_writes_background(store_t *st)
+{
+    st->background = true;
+}
+
 void store_close(store_t **st)
 {
     if (!*st)
         return;
     store_t *s = *st;
+    commit_group_leave(&s->group);
     replicas_close_of(s);
     statements_finalize(s);
     version_codec_free(&s->codec);

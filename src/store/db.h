@@ -27,7 +27,11 @@
  * run again from the start when the engine asks for a retry (a
  * serialization failure or deadlock on PostgreSQL), so a body must be safe
  * to run twice: no effects outside the transaction, outputs set afresh on
- * each run and handed over only after the commit.
+ * each run and handed over only after the commit. A body runs its SQL on
+ * the store it is handed, which is not always the caller's: on a SQLite
+ * file, every store of the process shares one writer connection whose
+ * commits carry the transactions waiting at the same moment
+ * (commit_group.c).
  */
 #ifndef STRATA_STORE_DB_H
 #define STRATA_STORE_DB_H

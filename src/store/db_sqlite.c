@@ -18,8 +18,9 @@
  * Transactions. BEGIN IMMEDIATE takes the write lock (waiting up to
  * busy_timeout) up front, so a transaction never fails half way on a lock
  * upgrade, and SQLite's single writer means no transaction is ever asked
- * to run again (no DB_RETRY). Writers of one process queue on a mutex
- * first (see process_writer).
+ * to run again (no DB_RETRY). Writers of one process queue on a lock of
+ * its own first (see process_writer), and the transactions of db_transact
+ * on a file share one connection's commits (commit_group.c).
  *
  * Errors map as db_driver.h says: busy or locked → STORE_BUSY, a unique or
  * primary key violation → STORE_CONFLICT, a foreign key violation →
@@ -93,8 +94,11 @@ static int sqlite_prepare(db_conn *c, const char *sql, db_stmt **out)
     return STORE_OK;
 }
 
+static void autocommit_writer_give(sqlite3_stmt *stmt);
+
 static void sqlite_finalize(db_stmt *s)
 {
+    autocommit_writer_give(raw(s));
     sqlite3_finalize(raw(s)); /* reports the last step, long handled */
 }
 
@@ -103,6 +107,7 @@ static void sqlite_reset(db_stmt *s)
     /* Both only repeat a failure of the run they end, handled by then. */
     sqlite3_reset(raw(s));
     sqlite3_clear_bindings(raw(s));
+    autocommit_writer_give(raw(s));
 }
 
 static int sqlite_param_index(db_stmt *s, const char *name)
@@ -130,8 +135,11 @@ static int sqlite_bind_blob(db_stmt *s, int index, const void *data, size_t size
     return status_of(sqlite3_bind_blob64(raw(s), index, data, size, SQLITE_TRANSIENT));
 }
 
+static void autocommit_writer_take(sqlite3_stmt *stmt);
+
 static int sqlite_step(db_stmt *s, bool *row)
 {
+    autocommit_writer_take(raw(s));
     int rc = sqlite3_step(raw(s));
     *row = rc == SQLITE_ROW;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : status_of(rc);
@@ -214,19 +222,68 @@ static void sqlite_explain(db_conn *c, const char *sql, char *out, size_t size)
 
 /* ---- transactions ------------------------------------------------------- */
 
-/* Writers of one process queue on this mutex before BEGIN IMMEDIATE.
- * SQLite's busy handler makes a writer that finds the lock taken sleep and
- * retry (1, 2, 5, 10… up to 100 ms a time), so two writers of one process
- * meeting at the lock cost the second one tens of milliseconds even when
- * the first is done in one; a mutex hands the lock over at once. Writers
- * of other processes still meet at SQLite's lock and its busy_timeout. */
-static pthread_mutex_t process_writer = PTHREAD_MUTEX_INITIALIZER;
+/* Writers of one process queue on this lock before BEGIN IMMEDIATE, and
+ * before a write statement run on its own (autocommit: a job queued, an
+ * autosave cleared). SQLite's busy handler makes a writer that finds the
+ * lock taken sleep and retry (1, 2, 5, 10… up to 100 ms a time), so two
+ * writers of one process meeting at the lock cost the second one tens of
+ * milliseconds even when the first is done in one; this lock hands it over
+ * at once. Writers of other processes still meet at SQLite's lock and its
+ * busy_timeout. It is a flag under a mutex, not a mutex held: the commit
+ * group (commit_group.c) begins a transaction on one thread and may commit
+ * it on another. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t free;
+    bool held;
+} process_writer = {.lock = PTHREAD_MUTEX_INITIALIZER, .free = PTHREAD_COND_INITIALIZER};
+
+static void process_writer_take(void)
+{
+    pthread_mutex_lock(&process_writer.lock);
+    while (process_writer.held)
+        pthread_cond_wait(&process_writer.free, &process_writer.lock);
+    process_writer.held = true;
+    pthread_mutex_unlock(&process_writer.lock);
+}
+
+static void process_writer_give(void)
+{
+    pthread_mutex_lock(&process_writer.lock);
+    process_writer.held = false;
+    pthread_cond_signal(&process_writer.free);
+    pthread_mutex_unlock(&process_writer.lock);
+}
 
 static void writer_release(db_conn *c)
 {
     if (c->holds_writer) {
         c->holds_writer = false;
-        pthread_mutex_unlock(&process_writer);
+        process_writer_give();
+    }
+}
+
+/* The write statement running on its own on this thread that holds the
+ * process's writer lock, from its first step to its reset (NULL: none). A
+ * connection belongs to one thread, so one such statement at most. */
+static _Thread_local sqlite3_stmt *autocommit_writer;
+
+/* Before a statement's first step: a write outside a transaction takes
+ * the process's writer lock as BEGIN does. */
+static void autocommit_writer_take(sqlite3_stmt *stmt)
+{
+    if (autocommit_writer == NULL && !sqlite3_stmt_busy(stmt) && !sqlite3_stmt_readonly(stmt) &&
+        sqlite3_get_autocommit(sqlite3_db_handle(stmt))) {
+        process_writer_take();
+        autocommit_writer = stmt;
+    }
+}
+
+static void autocommit_writer_give(sqlite3_stmt *stmt)
+{
+    if (autocommit_writer == stmt) {
+        autocommit_writer = NULL;
+        process_writer_give();
     }
 }
 
@@ -243,7 +300,7 @@ static int fixed_run(db_conn *c, sqlite3_stmt **slot, const char *sql)
 
 static int sqlite_begin(db_conn *c)
 {
-    pthread_mutex_lock(&process_writer);
+    process_writer_take();
     c->holds_writer = true;
     int status = fixed_run(c, &c->begin, "BEGIN IMMEDIATE");
     if (status != STORE_OK)

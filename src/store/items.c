@@ -71,13 +71,14 @@ typedef struct item_state {
     char status[16];
     int64_t draft_version;
     int64_t published_version; /* 0: never published */
+    int64_t created_at;        /* with id, tells this item from one made later with its id */
 } item_state;
 
 static int item_state_load(store_t *st, int64_t site_id, const char *site_name, int64_t id, item_state *item)
 {
     db_query q;
     int status = db_query_start(st,
-                                "SELECT type, status, draft_version, COALESCE(published_version, 0) "
+                                "SELECT type, status, draft_version, COALESCE(published_version, 0), created_at "
                                 "FROM items WHERE id = :id AND site_id = :site",
                                 &q);
     if (status != STORE_OK)
@@ -91,6 +92,7 @@ static int item_state_load(store_t *st, int64_t site_id, const char *site_name, 
         snprintf(item->status, sizeof item->status, "%s", db_column_text(&q, 1));
         item->draft_version = db_column_int(&q, 2);
         item->published_version = db_column_int(&q, 3);
+        item->created_at = db_column_int(&q, 4);
     }
     status = db_query_end(&q, "reading the item");
     if (status == STORE_OK && !found)
@@ -441,6 +443,12 @@ typedef struct item_tx {
     const json_t *snapshot; /* create */
     json_t *result;
     int64_t saved_version; /* save: the version it made */
+    const char *diff_job;  /* save: the job kind queued for the new version's diff (NULL: none) */
+    /* save: the merged snapshot and its version encoded before the
+     * transaction, for the draft at version ahead_of (0: none) */
+    int64_t ahead_of, ahead_created_at;
+    json_t *ahead_snapshot;
+    version_prepared ahead;
 } item_tx;
 
 /* The body's place for its result, emptied of a previous run's. */
@@ -567,9 +575,11 @@ static int item_draft_advance(store_t *st, const item_state *item, const snapsho
     return status == STORE_CONFLICT ? slug_taken(st, item->type, v->slug, site_name) : status;
 }
 
-/* Writes the merged snapshot as version base + 1. */
+/* Writes the merged snapshot as version base + 1; ready, if not NULL, is
+ * that version encoded ahead (used when still right). */
 static int draft_store(store_t *st, int64_t site_id, const char *site_name, item_state *item, const json_t *snapshot,
-                       bool category_given, const char *kind, const char *author, json_t **draft)
+                       bool category_given, const char *kind, const char *author, const version_prepared *ready,
+                       json_t **draft)
 {
     snapshot_view v;
     if (!snapshot_view_of(snapshot, &v))
@@ -582,13 +592,36 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
     item->draft_version += 1;
     if (status == STORE_OK)
         status = item_draft_advance(st, item, &v, now, site_name);
+    bool usable = false;
+    if (status == STORE_OK && ready != NULL)
+        status = version_prepared_usable(st, ready, item->id, item->draft_version, &usable);
     if (status == STORE_OK)
-        status = version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
+        status = usable ? version_insert(st, ready, kind, author, now)
+                        : version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
     if (status == STORE_OK && never_published)
         status = item_content_write(st, item->id, &v, category_id);
     if (status == STORE_OK && !(*draft = draft_json(site_name, item, item->draft_version, snapshot, author, now)))
         status = draft_json_failed(st);
     return status;
+}
+
+/* Queues job kind for the diff of version to the one before it. */
+static int diff_job_queue(store_t *st, const char *kind, int64_t site_id, int64_t id, int64_t version)
+{
+    char payload[128];
+    snprintf(payload, sizeof payload, "{\"site_id\":%lld,\"item\":%lld,\"from\":%lld,\"to\":%lld}", (long long)site_id,
+             (long long)id, (long long)(version - 1), (long long)version);
+    db_query q;
+    int status = db_query_start(st,
+                                "INSERT INTO jobs(kind, payload, run_at, created_at) "
+                                "VALUES (:kind, :payload, :now, :now)",
+                                &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_text(&q, ":kind", kind);
+    db_bind_text(&q, ":payload", payload);
+    db_bind_int(&q, ":now", store_now_ms());
+    return db_query_run(&q, "queueing the diff job");
 }
 
 static int draft_save_tx(store_t *st, void *arg)
@@ -608,11 +641,23 @@ static int draft_save_tx(store_t *st, void *arg)
         return db_fail(st, STORE_STALE, "draft is at version %lld; this save was based on version %lld",
                        (long long)item.draft_version, (long long)base_version);
     json_t *snapshot = NULL;
-    status = version_snapshot(st, id, base_version, &snapshot);
-    if (status == STORE_OK && !snapshot_merge_edit(snapshot, edit))
+    bool ahead = tx->ahead_of != 0 && tx->ahead_of == base_version && tx->ahead_created_at == item.created_at;
+    if (ahead)
+        snapshot = json_incref(tx->ahead_snapshot);
+    else
+        status = version_snapshot(st, id, base_version, &snapshot);
+    if (status == STORE_OK && !ahead && !snapshot_merge_edit(snapshot, edit))
         status = snapshot_build_failed(st);
     if (status == STORE_OK)
-        status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author, draft);
+        status = draft_store(st, site_id, site_name, &item, snapshot, edit->has_category, "draft", author,
+                             ahead ? &tx->ahead : NULL, draft);
+    /* The author's autosave this save supersedes, and the diff job, go in
+     * the same commit: a write of their own would wait for a commit of
+     * their own. */
+    if (status == STORE_OK)
+        status = store_autosave_clear(st, id, author, item.draft_version);
+    if (status == STORE_OK && tx->diff_job != NULL && item.draft_version > 1)
+        status = diff_job_queue(st, tx->diff_job, site_id, id, item.draft_version);
     json_decref(snapshot);
     tx->saved_version = item.draft_version;
     return status;
@@ -621,14 +666,56 @@ static int draft_save_tx(store_t *st, void *arg)
 int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
                           const store_edit_t *edit, const char *author, json_t **draft, int64_t *new_version)
 {
+    return store_item_save_draft_diffed(st, site_id, site_name, id, base_version, edit, author, NULL, draft,
+                                        new_version);
+}
+
+/* The save's CPU done before its transaction, on the caller's own
+ * connection: the current draft read, the edit merged into it, the result
+ * encoded as the next version. The transaction uses it only if the draft
+ * is still at the version read (draft_save_tx); any failure here leaves it
+ * all to the transaction, which reports its own. */
+static void draft_save_ahead(store_t *st, int64_t site_id, const char *site_name, int64_t base_version, item_tx *tx)
+{
+    item_state item;
+    json_t *snapshot = NULL;
+    bool ready = item_state_load(st, site_id, site_name, tx->id, &item) == STORE_OK &&
+                 (base_version == 0 || base_version == item.draft_version) &&
+                 version_snapshot(st, tx->id, item.draft_version, &snapshot) == STORE_OK &&
+                 snapshot_merge_edit(snapshot, tx->edit) &&
+                 version_prepare(st, tx->id, item.draft_version + 1, snapshot, &tx->ahead) == STORE_OK;
+    if (ready) {
+        tx->ahead_of = item.draft_version;
+        tx->ahead_created_at = item.created_at;
+        tx->ahead_snapshot = snapshot;
+    } else {
+        version_prepared_free(&tx->ahead);
+        json_decref(snapshot);
+    }
+    db_clear_error(st);
+}
+
+int store_item_save_draft_diffed(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
+                                 const store_edit_t *edit, const char *author, const char *diff_job, json_t **draft,
+                                 int64_t *new_version)
+{
     db_clear_error(st);
     *draft = NULL;
     int status = edit_check(st, edit);
     if (status != STORE_OK)
         return status;
-    item_tx tx = {
-        .site_id = site_id, .site_name = site_name, .id = id, .version = base_version, .edit = edit, .author = author};
+    item_tx tx = {.site_id = site_id,
+                  .site_name = site_name,
+                  .id = id,
+                  .version = base_version,
+                  .edit = edit,
+                  .author = author,
+                  .diff_job = diff_job};
+    if (st->group != NULL) /* its turn at the one writer is what every save waits for */
+        draft_save_ahead(st, site_id, site_name, base_version, &tx);
     status = item_transact(st, draft_save_tx, &tx, "saving the draft", draft);
+    version_prepared_free(&tx.ahead);
+    json_decref(tx.ahead_snapshot);
     if (status != STORE_OK)
         return status;
     if (new_version)
@@ -654,7 +741,7 @@ static int restore_tx(store_t *st, void *arg)
     json_t *snapshot = NULL;
     status = version_snapshot(st, id, number, &snapshot);
     if (status == STORE_OK)
-        status = draft_store(st, site_id, site_name, &item, snapshot, true, "restore", author, draft);
+        status = draft_store(st, site_id, site_name, &item, snapshot, true, "restore", author, NULL, draft);
     json_decref(snapshot);
     return status;
 }

@@ -55,8 +55,18 @@ int store_open(const char *url, store_t **out);
 /* This connection's commits no longer wait for fsync (synchronous=NORMAL
  * in WAL mode: atomic and consistent, but the last commits may be lost to
  * a power cut, never to a crash of the process). Only for writes that are
- * safe to redo: the job runner's bookkeeping. */
+ * safe to redo: the job runner's bookkeeping. On SQLite it covers the
+ * statements run on their own; db_transact's transactions commit on the
+ * file's shared writer connection (commit_group.c), fully durable. */
 void store_relax_durability(store_t *st);
+/* This connection's write transactions are background work (the job
+ * runner's): on SQLite they let request writes waiting at the same time
+ * commit first. */
+void store_writes_background(store_t *st);
+/* Whether request writes (not background ones) were made through this
+ * store's SQLite file by this process within the last within_ms; always
+ * false on PostgreSQL. The job runner paces itself by it. */
+bool store_request_writes_recent(const store_t *st, int64_t within_ms);
 /* Closes the connection, finalises its statements, sets *st to NULL. */
 void store_close(store_t **st);
 /* The last failure's explanation ("" after success). Owned by the store.
@@ -199,9 +209,18 @@ int store_item_get_draft(store_t *st, int64_t site_id, const char *site_name, in
 /* Appends version base_version+1 merging edit over base_version (0: over
  * whatever is the latest when the transaction runs, If-Match: *).
  * STORE_STALE if base_version is not the latest (errmsg names the latest),
- * STORE_CONFLICT for a taken slug, STORE_INVALID for an unknown category. */
+ * STORE_CONFLICT for a taken slug, STORE_INVALID for an unknown category.
+ * The author's autosave based on the old latest is cleared in the same
+ * transaction (store_autosave_clear). */
 int store_item_save_draft(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
                           const store_edit_t *edit, const char *author, json_t **draft, int64_t *new_version);
+/* The same, and in the same transaction, when the save made version 2 or
+ * later, job diff_job queued with {"site_id", "item", "from", "to"}: the
+ * new version's diff to the one before (a job of its own would wait for a
+ * commit of its own). */
+int store_item_save_draft_diffed(store_t *st, int64_t site_id, const char *site_name, int64_t id, int64_t base_version,
+                                 const store_edit_t *edit, const char *author, const char *diff_job, json_t **draft,
+                                 int64_t *new_version);
 
 /* Publishes version (0 = latest): the item's public content becomes that
  * version's. Does not add a version. *item: the published item. */

@@ -66,7 +66,24 @@ struct store {
     store_t *replicas[CONFIG_REPLICAS_MAX];
     unsigned replica_next; /* where store_reader starts looking: rotates */
     int replica_index;
+    /* The group whose one connection commits this store's transactions
+     * with those of every other store of the process on the same SQLite
+     * file (commit_group.c); NULL: it commits its own. */
+    struct commit_group *group;
+    bool background; /* its transactions wait while request writes queue (store_writes_background) */
 };
+
+/* ---- transactions, for the commit group (db.c) ---------------------------- */
+
+/* store_open without joining a commit group: the group's own connection. */
+int store_open_alone(const char *url, store_t **out);
+/* Runs a BEGIN or COMMIT (op) as db_transact does: counted, timed, its
+ * failure in errmsg. */
+int db_control(store_t *st, const char *verb, int (*op)(db_conn *c), const char *doing);
+/* Runs a transaction's body on st, inside a transaction open there, with
+ * db_transact's checks (no writer inside a writer, no statement left
+ * mid-run). */
+int db_body_run(store_t *st, int (*body)(store_t *st, void *arg), void *arg);
 
 /* ---- replicas (replicas.c) ------------------------------------------------ */
 
@@ -151,6 +168,25 @@ void item_stamp_of_columns(const db_query *q, int64_t site_id, struct store_stam
  * Inside a transaction. */
 int version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
                    int64_t created_at, const json_t *snapshot);
+/* version_append in two steps, so that the CPU of the first (JSON text,
+ * hash, compression against the skip-delta base, which reads the base) can
+ * run before the transaction, beside other writers' transactions, not in
+ * the one writer's turn: version_prepare encodes the snapshot as version
+ * number of the item; version_prepared_usable, in the transaction, says
+ * whether it is still right for that number (the base it was compressed
+ * against not removed by retention meanwhile); version_insert writes it. */
+typedef struct version_prepared {
+    int64_t item_id, number, base; /* base: the skip-delta base (0: none) */
+    int encoding;
+    size_t size; /* of the JSON text */
+    uint8_t hash[32];
+    void *frame; /* NULL: nothing prepared */
+    size_t frame_len;
+} version_prepared;
+int version_prepare(store_t *st, int64_t item_id, int64_t number, const json_t *snapshot, version_prepared *out);
+int version_prepared_usable(store_t *st, const version_prepared *p, int64_t item_id, int64_t number, bool *usable);
+int version_insert(store_t *st, const version_prepared *p, const char *kind, const char *author, int64_t created_at);
+void version_prepared_free(version_prepared *p);
 /* The JSON text of a version (malloc'd, NUL-terminated; *len without the
  * NUL), decoded and checked against its hash. STORE_NOT_FOUND if absent. */
 int version_json(store_t *st, int64_t item_id, int64_t number, char **json, size_t *len);

@@ -209,45 +209,80 @@ static int version_encode(store_t *st, int64_t item_id, int64_t number, const ch
     return status;
 }
 
-int version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
-                   int64_t created_at, const json_t *snapshot)
+int version_prepare(store_t *st, int64_t item_id, int64_t number, const json_t *snapshot, version_prepared *out)
 {
+    *out = (version_prepared){.item_id = item_id, .number = number};
     char *data = json_dumps(snapshot, JSON_COMPACT);
     if (!data)
         return db_fail(st, STORE_ERROR, "out of memory encoding version %lld", (long long)number);
-    size_t size = strlen(data);
-    uint8_t hash[32];
-    crypto_sha256(data, size, hash);
-    void *frame = NULL;
-    size_t frame_len = 0;
-    int encoding = 0;
-    int64_t base = 0;
+    out->size = strlen(data);
+    crypto_sha256(data, out->size, out->hash);
+    int status =
+        version_encode(st, item_id, number, data, out->size, &out->frame, &out->frame_len, &out->encoding, &out->base);
+    free(data);
+    return status;
+}
+
+void version_prepared_free(version_prepared *p)
+{
+    free(p->frame);
+    p->frame = NULL;
+}
+
+int version_prepared_usable(store_t *st, const version_prepared *p, int64_t item_id, int64_t number, bool *usable)
+{
+    *usable = false;
+    if (p->frame == NULL || p->item_id != item_id || p->number != number)
+        return STORE_OK;
+    if (p->base == 0) {
+        *usable = true;
+        return STORE_OK;
+    }
     db_query q;
-    int status = version_encode(st, item_id, number, data, size, &frame, &frame_len, &encoding, &base);
-    if (status == STORE_OK)
-        status = db_query_start(st,
+    int status = db_query_start(st, "SELECT 1 FROM versions WHERE item_id = :item AND number = :number", &q);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":item", item_id);
+    db_bind_int(&q, ":number", p->base);
+    *usable = db_next_row(&q);
+    return db_query_end(&q, "checking a version's base");
+}
+
+int version_insert(store_t *st, const version_prepared *p, const char *kind, const char *author, int64_t created_at)
+{
+    db_query q;
+    int status = db_query_start(st,
                                 "INSERT INTO versions(item_id, number, kind, author, created_at, size, hash, "
                                 "encoding, base, data) VALUES (:item, :number, :kind, :author, :created, :size, "
                                 ":hash, :encoding, :base, :data)",
                                 &q);
-    if (status == STORE_OK) {
-        db_bind_int(&q, ":item", item_id);
-        db_bind_int(&q, ":number", number);
-        db_bind_text(&q, ":kind", kind);
-        db_bind_text(&q, ":author", author);
-        db_bind_int(&q, ":created", created_at);
-        db_bind_int(&q, ":size", (int64_t)size);
-        db_bind_blob(&q, ":hash", hash, sizeof hash);
-        db_bind_int(&q, ":encoding", encoding);
-        db_bind_int_or_null(&q, ":base", base, base > 0);
-        db_bind_blob(&q, ":data", frame, frame_len);
-        status = db_query_run(&q, "saving the version");
-    }
-    free(frame);
-    free(data);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&q, ":item", p->item_id);
+    db_bind_int(&q, ":number", p->number);
+    db_bind_text(&q, ":kind", kind);
+    db_bind_text(&q, ":author", author);
+    db_bind_int(&q, ":created", created_at);
+    db_bind_int(&q, ":size", (int64_t)p->size);
+    db_bind_blob(&q, ":hash", p->hash, sizeof p->hash);
+    db_bind_int(&q, ":encoding", p->encoding);
+    db_bind_int_or_null(&q, ":base", p->base, p->base > 0);
+    db_bind_blob(&q, ":data", p->frame, p->frame_len);
+    status = db_query_run(&q, "saving the version");
     if (status == STORE_CONFLICT)
-        return db_fail(st, STORE_CONFLICT, "version %lld of item %lld already exists", (long long)number,
-                       (long long)item_id);
+        return db_fail(st, STORE_CONFLICT, "version %lld of item %lld already exists", (long long)p->number,
+                       (long long)p->item_id);
+    return status;
+}
+
+int version_append(store_t *st, int64_t item_id, int64_t number, const char *kind, const char *author,
+                   int64_t created_at, const json_t *snapshot)
+{
+    version_prepared p;
+    int status = version_prepare(st, item_id, number, snapshot, &p);
+    if (status == STORE_OK)
+        status = version_insert(st, &p, kind, author, created_at);
+    version_prepared_free(&p);
     return status;
 }
 
