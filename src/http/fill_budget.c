@@ -107,7 +107,7 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
         bool short_of_cpu = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT;
         bool fills_few = fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
         b->scarce = short_of_cpu && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills_few;
-        b->loops_may_fill = !(short_of_cpu && fills_few);
+        b->loops_may_fill = !fills_few;
         if (!b->scarce)
             b->tokens_ns = budget_cap(b);
     }
@@ -141,10 +141,8 @@ static void sample_if_due(fill_budget *b, uint64_t now_ns)
 
 bool fill_budget_loops_may_fill(fill_budget *b, uint64_t now_ns)
 {
-    if (b->share >= 1)
-        return true;
     sample_if_due(b, now_ns);
-    return b->share >= 1 || b->loops_may_fill;
+    return b->loops_may_fill;
 }
 
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)

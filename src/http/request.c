@@ -42,9 +42,9 @@
  * list, the categories: one statement walking an index in order, no sort)
  * runs on the loop that received it, with the loop's
  * own connection (http_app.reads_on_loops, server.loop_reads), through
- * the same handler and fill machine a worker would run — except while
- * the pool meters fills (fill_budget.h: the CPU is scarce and the loops
- * are busy with hits): then an anonymous read goes to the pool, where the
+ * the same handler and fill machine a worker would run — while misses
+ * are most of the traffic (fill_budget_loops_may_fill: the cache off, a
+ * crawler). Beside hits a read goes to the pool as before, where the
  * budget, the workers' lower priority, the deadline and shedding keep
  * hits first under a flood of misses — and once a turn of the loop has
  * run reads for LOOP_READ_SLICE_MS, the rest of that turn's go to the

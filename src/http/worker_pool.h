@@ -122,11 +122,11 @@ void worker_pool_watch_loop(worker_pool *pool, const _Atomic uint64_t *requests)
 /* Queues a job on its lane; never blocks on the database. False, with
  * nothing queued, when the lane is full. */
 bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
-/* Whether an event loop may run a public job itself, now: only while the
- * machine has idle CPU or misses are most of the traffic
- * (fill_budget_loops_may_fill), since a job run on a loop takes the loop's
- * CPU from hits, which no budget or priority then holds back; never with
- * server.idle_fills. A yes counts as a fill submitted. */
+/* Whether an event loop may run a public job itself, now: only while
+ * misses are most of the traffic (fill_budget_loops_may_fill), since a job
+ * run on a loop takes the loop's CPU from hits, which no budget or
+ * priority then holds back; never with server.idle_fills. A yes counts as
+ * a fill submitted. */
 bool worker_pool_admit_on_loop(worker_pool *pool);
 /* The loop ran the job it was admitted for, in ns of wall time. */
 void worker_pool_ran_on_loop(worker_pool *pool, uint64_t ns);

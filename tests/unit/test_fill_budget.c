@@ -90,10 +90,11 @@ static void fills_run_on_the_loops_do_not_count_as_the_loops_busy(void **state)
     assert_false(b.scarce);
 }
 
-/* Loops fill themselves unless the machine is short of CPU while fills
- * are a few of the requests — whatever the loops' own CPU says, since
- * hits starved by fills on the loops would not show the loops busy. */
-static void loops_may_fill_unless_cpu_is_short_and_fills_are_few(void **state)
+/* Loops fill themselves only while fills are most of the requests —
+ * whatever the machine's idle CPU or the loops' own CPU says, since hits
+ * beside the fills would pay for them, and hits starved by fills on the
+ * loops would not show the loops busy. */
+static void loops_fill_only_while_fills_are_most_of_the_requests(void **state)
 {
     (void)state;
     fill_budget b;
@@ -103,14 +104,14 @@ static void loops_may_fill_unless_cpu_is_short_and_fills_are_few(void **state)
     assert_false(b.loops_may_fill);
     assert_false(b.scarce);
     fill_budget_init(&b, 0.02);
-    observe_pair(&b, 4, 1.0, 50); /* 20 % idle */
-    assert_true(b.loops_may_fill);
+    observe_pair(&b, 4, 1.0, 50); /* 20 % idle, 5 % fills: hits are the traffic */
+    assert_false(b.loops_may_fill);
     fill_budget_init(&b, 0.02);
     observe_pair(&b, 0, 1.0, 1000); /* misses are the traffic */
     assert_true(b.loops_may_fill);
-    fill_budget_init(&b, 1); /* never metered */
-    b.loops_may_fill = false;
-    assert_true(fill_budget_loops_may_fill(&b, 1 * MS));
+    fill_budget_init(&b, 1); /* never metered: the same rule */
+    observe_pair(&b, 4, 1.0, 50);
+    assert_false(b.loops_may_fill);
 }
 
 static void while_scarce_a_fill_waits_until_its_cpu_is_paid_back(void **state)
@@ -274,7 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scarce_needs_no_idle_cpu_and_loops_busy_with_more_than_fills),
         cmocka_unit_test(fills_run_on_the_loops_do_not_count_as_the_loops_busy),
-        cmocka_unit_test(loops_may_fill_unless_cpu_is_short_and_fills_are_few),
+        cmocka_unit_test(loops_fill_only_while_fills_are_most_of_the_requests),
         cmocka_unit_test(while_scarce_a_fill_waits_until_its_cpu_is_paid_back),
         cmocka_unit_test(plenty_forgives_the_debt),
         cmocka_unit_test(no_limit_is_never_scarce),
