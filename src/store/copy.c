@@ -306,7 +306,7 @@ static int identity_reset(copy_job *job, const copy_table *t)
 static int copy_into(store_t *to, void *arg)
 {
     copy_job *job = arg;
-    (void)to;
+    job->to = to; /* the store the transaction runs on (on SQLite, the file's shared writer: commit_group.c) */
     memset(job->counts->rows, 0, sizeof job->counts->rows);
     int status = destination_is_empty(job->to);
     if (status == STORE_OK)
