@@ -206,7 +206,7 @@ def test_a_negative_404_from_redis_is_completed_for_each_request(srv, server_fac
     filled = srv.client().get("/v1/main/content/0876543")
     assert_problem(filled, 404)
     assert cache_status(filled) == MISS_STORED
-    ttls = [t for k, t in redis_ttls(redis).items() if ":v:" in k and k.endswith("main6:876543")]
+    ttls = [t for k, t in redis_ttls(redis).items() if ":v:" in k and "4:main6:876543" in k]  # the key: length-prefixed parts, the item params after the id
     assert len(ttls) == 1 and 0 < ttls[0] <= NEGATIVE_TTL_S * 1000, ttls
     shared = other.client().get("/v1/main/content/876543")
     p = assert_problem(shared, 404)  # request_id checked against X-Request-Id
