@@ -71,9 +71,10 @@ def test_junk_leaves_only_short_lived_redis_keys_and_warm_entries_stay_hits(srv,
     # (27 KB with its variants) is larger than one
     real = [published_item(client, admin, title=f"Warm {i}", body="short")["id"] for i in range(12)]
     warm = [f"/v1/main/content/{i}" for i in real] + ["/v1/main/content?limit=5", "/v1/main/categories"]
-    for path in warm:  # filled, then read: the warm set
+    for path in warm:  # filled, then read now and then: the warm set (a 2-bit read count: up to 3)
         assert_status(client.get(path), 200)
-        assert cache_status(client.get(path)) == HIT, path
+        for _ in range(3):
+            assert cache_status(client.get(path)) == HIT, path
     before = set(redis_ttls(redis))
 
     statuses = {}
