@@ -397,6 +397,7 @@ void store_explain(store_t *st, const char *sql, char *plan, size_t size)
 int db_query_end(db_query *q, const char *doing)
 {
     q->st->driver->reset(q->stmt);
+    q->st->last_changes = q->failure == STORE_OK ? q->st->driver->changes(q->st->conn) : 0;
     /* the sentence first: explaining a slow plan runs SQL of its own */
     int status = q->failure == STORE_OK ? STORE_OK : driver_failed(q->st, q->failure, doing, q->why);
     if (q->started_ns != 0 && q->stmt != NULL)
@@ -433,7 +434,7 @@ bool db_column_is_null(const db_query *q, int column)
 
 int64_t db_changes(const store_t *st)
 {
-    return st->driver->changes(st->conn);
+    return st->last_changes;
 }
 
 int db_exec_script(store_t *st, const char *script, const char *doing)

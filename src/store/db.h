@@ -87,7 +87,7 @@ const char *db_column_text(const db_query *q, int column); /* NULL for SQL NULL 
 int64_t db_column_int(const db_query *q, int column);
 const void *db_column_blob(const db_query *q, int column, size_t *size);
 bool db_column_is_null(const db_query *q, int column);
-/* Rows changed by the statement that last ran to its end. */
+/* Rows changed by the statement db_query_end (or db_query_run) last ended. */
 int64_t db_changes(const store_t *st);
 
 /* Several statements without parameters (migrations, test fixtures). */

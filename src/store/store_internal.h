@@ -57,6 +57,10 @@ struct store {
     site_memo sites[SITE_MEMO_MAX]; /* names looked up and found: a site is never renamed or deleted */
     size_t site_count;
     char errmsg[512];
+    /* Rows the last statement ended by db_query_end wrote, read as it
+     * ended: a slow one is then explained, and that statement of its own
+     * would answer for it otherwise (db_changes). */
+    int64_t last_changes;
     /* versions.c's zstd contexts, made on first use, reused for the life of
      * the connection. */
     version_codec *codec;
