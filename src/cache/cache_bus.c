@@ -72,6 +72,9 @@ struct cache_bus {
     pthread_cond_t wake;
     pthread_cond_t acked; /* acked_seq or failed_seq moved */
     uint64_t next_seq, acked_seq, failed_seq;
+    /* next_seq and max(acked_seq, failed_seq), mirrored for readers on the
+     * request path (cache_bus_publishing), who do not take the lock */
+    _Atomic uint64_t published, settled;
     bool stopping;
     bus_message *head, *tail;
     size_t queued;
@@ -149,16 +152,25 @@ static bus_message *message_new(cache_bus *bus, char kind, const char *site, lsn
     return m;
 }
 
+/* Under bus->lock, after acked_seq or failed_seq moved (and, for a
+ * failure, after `owed` was set: a reader never sees neither). */
+static void bus_settled(cache_bus *bus)
+{
+    atomic_store(&bus->settled, bus->acked_seq > bus->failed_seq ? bus->acked_seq : bus->failed_seq);
+}
+
 uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len, lsn_t lsn)
 {
     bus_message *m = message_new(bus, is_tag ? 't' : 'k', site, lsn, name, len);
     pthread_mutex_lock(&bus->lock);
     uint64_t seq = ++bus->next_seq;
+    atomic_store(&bus->published, seq);
     if (m == NULL || bus->queued >= QUEUE_MAX) {
         bus->resets_wanted++;
         atomic_store(&bus->owed, true);
         bus->stats.publish_failures++;
         bus->failed_seq = seq;
+        bus_settled(bus);
         pthread_cond_broadcast(&bus->acked);
         free(m);
     } else {
@@ -201,6 +213,11 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
 bool cache_bus_reset_owed(cache_bus *bus)
 {
     return atomic_load(&bus->owed);
+}
+
+bool cache_bus_publishing(cache_bus *bus)
+{
+    return atomic_load(&bus->published) > atomic_load(&bus->settled);
 }
 
 /* Sends a batch in one round trip (pipelined): true if Redis took all. */
@@ -310,6 +327,7 @@ static void *publisher_main(void *arg)
             if (last_seq > bus->failed_seq)
                 bus->failed_seq = last_seq;
         }
+        bus_settled(bus);
         pthread_cond_broadcast(&bus->acked);
         if (!ok && !bus->stopping) {
             pthread_mutex_unlock(&bus->lock);

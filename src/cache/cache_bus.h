@@ -77,6 +77,11 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms);
 /* True while a reset is owed: the L2 may hold values whose invalidation
  * has not reached it, so it must not be read. */
 bool cache_bus_reset_owed(cache_bus *bus);
+/* True while an invalidation this process published is not yet in Redis
+ * (nor failed: then a reset is owed). Meanwhile the L2 may still hold, as
+ * valid, a value this process has already dropped from its L1: a fill
+ * that read it there would put it back, past the write's response. */
+bool cache_bus_publishing(cache_bus *bus);
 void cache_bus_get_stats(cache_bus *bus, cache_bus_stats *out);
 /* Sends what is queued (bounded by the timeout), stops both threads. */
 void cache_bus_stop(cache_bus **bus);

@@ -234,7 +234,7 @@ l2 *rc_l2(void)
 
 bool rc_l2_readable(void)
 {
-    return rc.l2 != NULL && !cache_bus_reset_owed(rc.bus) && l2_usable(rc.l2);
+    return rc.l2 != NULL && !cache_bus_reset_owed(rc.bus) && !cache_bus_publishing(rc.bus) && l2_usable(rc.l2);
 }
 
 /* The invalidations this thread published, awaited by rc_await_invalidations. */
@@ -1031,7 +1031,10 @@ size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
     if (rc.cache == NULL)
         return 0;
     lsn_floor_raise(lsn);
-    size_t removed = cache_invalidate_tag(rc.cache, tag);
+    /* Published before the L1 drops its entries: from then until Redis has
+     * it, the L2 is not read here (rc_l2_readable), so a fill that starts
+     * once they are gone cannot bring the L2's old copy back into the L1;
+     * a fill that started before is fenced by the L1's epoch. */
     if (rc.bus != NULL) {
         /* tags are "<site>:…" (content/cache_tags.c): the site names the
          * L2 namespace whose generation is stamped */
@@ -1043,7 +1046,7 @@ size_t http_cache_invalidate_tag(const char *tag, lsn_t lsn)
         }
         published_seq = cache_bus_publish(rc.bus, site, true, tag, strlen(tag), lsn);
     }
-    return removed;
+    return cache_invalidate_tag(rc.cache, tag);
 }
 
 bool http_cache_invalidate_target(const char *target, lsn_t lsn)
@@ -1054,10 +1057,9 @@ bool http_cache_invalidate_target(const char *target, lsn_t lsn)
     if (len == 0)
         return false;
     lsn_floor_raise(lsn);
-    bool removed = cache_invalidate_key(rc.cache, key, len);
-    if (rc.bus != NULL)
+    if (rc.bus != NULL) /* first, as http_cache_invalidate_tag says */
         published_seq = cache_bus_publish(rc.bus, site, false, key, len, lsn);
-    return removed;
+    return cache_invalidate_key(rc.cache, key, len);
 }
 
 uint64_t http_cache_epoch(void)
