@@ -1,17 +1,24 @@
 /*
- * jobs.c — the job runner: one thread that fires the schedules, claims due
- * jobs and runs them, each on its own database connection (jobs.h has the
- * model; store/jobs.c the SQL).
+ * jobs.c — the job runner: two threads, one per lane of the queue
+ * (store_jobs.h), that claim due jobs and run them, each on its own
+ * database connection (jobs.h has the model; store/jobs.c the SQL).
  *
- * The loop. Each turn the runner (1) enqueues the tick of every schedule
- * whose time has come, (2) now and then prunes finished markers and old
- * failures, (3) claims and runs one due job. After a job it turns again at
- * once, so a backlog drains; when nothing was due it sleeps on a condition
- * variable until the poll interval ends, the next tick is due, or
- * jobs_enqueue of this process signals it. Everything the loop shares with
- * other threads (the wake flag, the stop flag, the schedules' next ticks)
- * is under runner.lock; the registry is written only before the thread
- * starts.
+ * Lanes. The background lane's thread also fires the schedules and prunes,
+ * and runs at the database workers' CPU priority; the punctual lane's
+ * (scheduled publishes, CDN purges) runs at the event loops' priority and
+ * never waits behind the background lane's backlog: a scheduled change is
+ * due within a second of its time even while a burst of saves has queued
+ * thousands of diffs and the machine is busy serving.
+ *
+ * The loop. Each turn a lane's runner (1) in the background lane, enqueues
+ * the tick of every schedule whose time has come and now and then prunes
+ * finished markers and old failures, (2) claims and runs one due job of its
+ * lane. After a job it turns again at once, so a backlog drains; when
+ * nothing was due it sleeps on its condition variable until the poll
+ * interval ends, its next job or tick is due, or jobs_enqueue of this
+ * process signals it. Everything the loops share with other threads (the
+ * wake flags, the stop flag, the schedules' next ticks) is under
+ * runner.lock; the registry is written only before the threads start.
  *
  * A run ends in one of three writes, each fenced by the attempt it ran as:
  * complete (deleted, or a marker for a keyed job), retry (run_at moved by
@@ -67,6 +74,20 @@ typedef struct schedule {
     int64_t next_at; /* ms; -1 never. Under runner.lock */
 } schedule;
 
+/* One lane's runner thread. */
+typedef struct lane {
+    store_job_lane which;
+    const char *name; /* in log lines */
+    pthread_t thread;
+    pthread_cond_t wake; /* it waits here (CLOCK_MONOTONIC) */
+    bool wake_pending;   /* under runner.lock */
+    bool exited;         /* under runner.lock */
+    store_t *store;      /* its connection */
+    uint64_t random;     /* xorshift state for the jitter; its thread only */
+} lane;
+
+enum { LANES = 2 };
+
 static struct {
     const strata_config *cfg;
     purge_target purge;
@@ -76,15 +97,17 @@ static struct {
     schedule schedules[SCHEDULE_COUNT];
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;     /* the runner waits here (CLOCK_MONOTONIC) */
     pthread_cond_t finished; /* jobs_stop waits here */
-    bool started, stopping, exited, wake_pending;
+    bool started, stopping;
     bool closed; /* jobs_stop ran: a start that comes later (a very early SIGTERM) does nothing */
-    pthread_t thread;
-    store_t *store;  /* the runner's connection */
-    uint64_t random; /* xorshift state for the jitter; runner thread only */
+    lane lanes[LANES];
+    int lanes_started; /* threads made: the first lanes_started of lanes */
     atomic_uint_fast64_t jobs_run, jobs_failed;
-} runner = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} runner = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .lanes = {[STORE_JOB_LANE_BACKGROUND] = {.which = STORE_JOB_LANE_BACKGROUND, .name = "background"},
+              [STORE_JOB_LANE_PUNCTUAL] = {.which = STORE_JOB_LANE_PUNCTUAL, .name = "punctual"}},
+};
 
 /* ---- registry and configuration ------------------------------------------ */
 
@@ -150,19 +173,19 @@ int jobs_configure(const strata_config *cfg, char *err, size_t err_size)
 
 /* ---- enqueueing (any thread) ----------------------------------------------- */
 
-static void runner_wake(void)
+static void runner_wake(store_job_lane which)
 {
     pthread_mutex_lock(&runner.lock);
     if (runner.started) {
-        runner.wake_pending = true;
-        pthread_cond_signal(&runner.wake);
+        runner.lanes[which].wake_pending = true;
+        pthread_cond_signal(&runner.lanes[which].wake);
     }
     pthread_mutex_unlock(&runner.lock);
 }
 
 void jobs_wake(void)
 {
-    runner_wake();
+    runner_wake(STORE_JOB_LANE_BACKGROUND);
 }
 
 int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t delay_ms, const char *unique_key)
@@ -174,7 +197,7 @@ int jobs_enqueue(store_t *st, const char *kind, const json_t *payload, int64_t d
     int status = store_job_enqueue(st, kind, text, store_now_ms() + (delay_ms > 0 ? delay_ms : 0), unique_key, &id);
     free(text);
     if (status == STORE_OK && id > 0)
-        runner_wake();
+        runner_wake(store_job_lane_of(kind));
     return status;
 }
 
@@ -267,18 +290,18 @@ static int purge_job(store_t *st, const json_t *payload, char *err, size_t err_s
 /* ---- one run ------------------------------------------------------------------ */
 
 /* retry_base · 2^(attempt-1), capped at an hour, ±10 %. */
-static int64_t backoff_ms(int attempt)
+static int64_t backoff_ms(lane *l, int attempt)
 {
     int64_t delay = runner.cfg->jobs_retry_base_ms;
     for (int i = 1; i < attempt && delay < BACKOFF_MAX_MS; i++)
         delay *= 2;
     if (delay > BACKOFF_MAX_MS)
         delay = BACKOFF_MAX_MS;
-    runner.random ^= runner.random << 13;
-    runner.random ^= runner.random >> 7;
-    runner.random ^= runner.random << 17;
+    l->random ^= l->random << 13;
+    l->random ^= l->random >> 7;
+    l->random ^= l->random << 17;
     int64_t spread = delay / 5; /* the jitter spans [-10 %, +10 %] */
-    int64_t jitter = spread > 0 ? (int64_t)(runner.random % (uint64_t)(spread + 1)) - spread / 2 : 0;
+    int64_t jitter = spread > 0 ? (int64_t)(l->random % (uint64_t)(spread + 1)) - spread / 2 : 0;
     return delay + jitter > 0 ? delay + jitter : 1;
 }
 
@@ -315,8 +338,9 @@ static void run_log_begin(log_line *line, log_level level, const char *msg, cons
 }
 
 /* Records how the run went; the store status of that write. */
-static int run_finish(store_t *st, const store_job *job, int rc, const char *error, int64_t elapsed_ms)
+static int run_finish(lane *l, const store_job *job, int rc, const char *error, int64_t elapsed_ms)
 {
+    store_t *st = l->store;
     int64_t now = store_now_ms();
     log_line line;
     if (rc == 0) {
@@ -328,7 +352,7 @@ static int run_finish(store_t *st, const store_job *job, int rc, const char *err
     }
     atomic_fetch_add(&runner.jobs_failed, 1);
     bool last = job->attempts >= runner.cfg->jobs_max_attempts;
-    int64_t delay = last ? 0 : backoff_ms(job->attempts);
+    int64_t delay = last ? 0 : backoff_ms(l, job->attempts);
     run_log_begin(&line, LOG_WARN, last ? "job failed for good" : "job failed; will retry", job);
     log_str(&line, "error", error);
     if (!last)
@@ -338,12 +362,14 @@ static int run_finish(store_t *st, const store_job *job, int rc, const char *err
                 : store_job_retry(st, job->id, job->attempts, now + delay, error);
 }
 
-/* Claims and runs one due job. 1 if one ran, 0 if none was due, -1 if the
- * queue could not be read. */
-static int run_one(store_t *st)
+/* Claims and runs one due job of the lane. 1 if one ran, 0 if none was
+ * due, -1 if the queue could not be read. */
+static int run_one(lane *l)
 {
+    store_t *st = l->store;
     store_job job;
-    int status = store_job_claim(st, store_now_ms(), runner.cfg->jobs_lease_ms, runner.cfg->jobs_max_attempts, &job);
+    int status =
+        store_job_claim(st, store_now_ms(), runner.cfg->jobs_lease_ms, runner.cfg->jobs_max_attempts, l->which, &job);
     if (job.buried > 0) {
         log_line line;
         log_begin(&line, LOG_WARN, "jobs buried: attempts used up, the last one never ended");
@@ -366,7 +392,7 @@ static int run_one(store_t *st)
     int rc = job_execute(st, &job, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &end);
     int64_t elapsed = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
-    status = run_finish(st, &job, rc, err, elapsed);
+    status = run_finish(l, &job, rc, err, elapsed);
     if (status != STORE_OK) {
         run_log_begin(&line, LOG_WARN, "job outcome not recorded", &job);
         log_str(&line, "error", store_errmsg(st));
@@ -428,14 +454,14 @@ static struct timespec monotonic_after(int64_t ms)
 }
 
 /* Sleeps until woken, stopped, or wait_ms passed. False once stopping. */
-static bool runner_sleep(int64_t wait_ms)
+static bool runner_sleep(lane *l, int64_t wait_ms)
 {
     struct timespec until = monotonic_after(wait_ms > 0 ? wait_ms : 0);
     pthread_mutex_lock(&runner.lock);
-    while (!runner.wake_pending && !runner.stopping)
-        if (pthread_cond_timedwait(&runner.wake, &runner.lock, &until) == ETIMEDOUT)
+    while (!l->wake_pending && !runner.stopping)
+        if (pthread_cond_timedwait(&l->wake, &runner.lock, &until) == ETIMEDOUT)
             break;
-    runner.wake_pending = false;
+    l->wake_pending = false;
     bool go_on = !runner.stopping;
     pthread_mutex_unlock(&runner.lock);
     return go_on;
@@ -449,7 +475,7 @@ static bool runner_stopping(void)
     return stopping;
 }
 
-/* The runner's CPU (a diff of two long versions, a purge's keys) is
+/* The background runner's CPU (a diff of two long versions) is
  * background work: it runs at the database workers' priority
  * (server.worker_nice), not above the editors' saves those workers run.
  * Not lower: the runner's transactions hold the commit group's turn for
@@ -474,40 +500,73 @@ static void runner_yield(const store_t *st)
     nanosleep(&pause, NULL);
 }
 
+/* The background lane's chores before each claim: the schedules' ticks
+ * and, now and then, the pruning. The earliest next tick. */
+static int64_t background_chores(store_t *st, int64_t now, int64_t *next_prune)
+{
+    int64_t next_tick = schedules_fire(st, now);
+    if (now >= *next_prune) {
+        int64_t removed = 0;
+        if (store_jobs_prune(st, now, &removed) != STORE_OK)
+            log_event_str(LOG_WARN, "finished jobs not pruned", "error", store_errmsg(st));
+        *next_prune = now + PRUNE_INTERVAL_MS;
+    }
+    return next_tick;
+}
+
 static void *runner_main(void *arg)
 {
-    (void)arg;
-    store_t *st = runner.store;
-    runner_lower_priority();
+    lane *l = arg;
+    store_t *st = l->store;
+    bool background = l->which == STORE_JOB_LANE_BACKGROUND;
+    if (background)
+        runner_lower_priority();
     int64_t next_prune = 0;
     while (!runner_stopping()) {
         int64_t now = store_now_ms();
-        int64_t next_tick = schedules_fire(st, now);
-        if (now >= next_prune) {
-            int64_t removed = 0;
-            if (store_jobs_prune(st, now, &removed) != STORE_OK)
-                log_event_str(LOG_WARN, "finished jobs not pruned", "error", store_errmsg(st));
-            next_prune = now + PRUNE_INTERVAL_MS;
-        }
-        if (run_one(st) == 1) {
-            runner_yield(st);
+        int64_t next_tick = background ? background_chores(st, now, &next_prune) : INT64_MAX;
+        if (run_one(l) == 1) {
+            if (background)
+                runner_yield(st);
             continue;
         }
         int64_t wait = runner.cfg->jobs_poll_interval_ms, next_due = INT64_MAX;
-        if (store_jobs_next_due(st, now, &next_due) != STORE_OK)
+        if (store_jobs_next_due(st, now, l->which, &next_due) != STORE_OK)
             next_due = INT64_MAX; /* the poll finds it */
         if (next_tick < next_due)
             next_due = next_tick;
         if (next_due != INT64_MAX && next_due - now < wait)
             wait = next_due - now > 0 ? next_due - now : 0;
-        if (!runner_sleep(wait))
+        if (!runner_sleep(l, wait))
             break;
     }
     pthread_mutex_lock(&runner.lock);
-    runner.exited = true;
+    l->exited = true;
     pthread_cond_broadcast(&runner.finished);
     pthread_mutex_unlock(&runner.lock);
     return NULL;
+}
+
+/* Opens a lane's connection. The runners' own commits (claims,
+ * completions, what jobs write) skip the fsync: a job is run at least once
+ * anyway, so losing the last of them to a power cut only runs a job again;
+ * meanwhile editors' saves do not queue behind two fsyncs per job. Jobs
+ * are enqueued by request connections, which stay fully durable. The
+ * background lane's transactions also let editors' writes go first; the
+ * punctual lane's are due now. */
+static int lane_open(lane *l)
+{
+    if (store_open(runner.cfg->db_url, &l->store) != STORE_OK) {
+        log_event_str(LOG_ERROR, "job runner not started", "error", store_errmsg(NULL));
+        return -1;
+    }
+    store_relax_durability(l->store);
+    if (l->which == STORE_JOB_LANE_BACKGROUND)
+        store_writes_background(l->store);
+    if (crypto_random(&l->random, sizeof l->random) != 0 || l->random == 0)
+        l->random = (uint64_t)store_now_ms() | 1;
+    l->exited = l->wake_pending = false;
+    return 0;
 }
 
 int jobs_start(void)
@@ -518,43 +577,43 @@ int jobs_start(void)
     pthread_mutex_unlock(&runner.lock);
     if (skip)
         return 0;
-    if (store_open(cfg->db_url, &runner.store) != STORE_OK) {
-        log_event_str(LOG_ERROR, "job runner not started", "error", store_errmsg(NULL));
-        return -1;
-    }
-    /* The runner's own commits (claims, completions, what jobs write) skip
-     * the fsync: a job is run at least once anyway, so losing the last of
-     * them to a power cut only runs a job again; meanwhile editors' saves
-     * do not queue behind two fsyncs per job. Jobs are enqueued by request
-     * connections, which stay fully durable. */
-    store_relax_durability(runner.store);
-    store_writes_background(runner.store); /* and its transactions let editors' writes go first */
-    if (crypto_random(&runner.random, sizeof runner.random) != 0 || runner.random == 0)
-        runner.random = (uint64_t)store_now_ms() | 1;
+    for (int i = 0; i < LANES; i++)
+        if (lane_open(&runner.lanes[i]) != 0) {
+            for (int j = 0; j < i; j++)
+                store_close(&runner.lanes[j].store);
+            return -1;
+        }
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&runner.wake, &attr);
+    for (int i = 0; i < LANES; i++)
+        pthread_cond_init(&runner.lanes[i].wake, &attr);
     pthread_cond_init(&runner.finished, &attr);
     pthread_condattr_destroy(&attr);
 
     int64_t now = store_now_ms();
     pthread_mutex_lock(&runner.lock);
-    if (runner.closed) { /* stopped while the connection opened */
+    if (runner.closed) { /* stopped while the connections opened */
         pthread_mutex_unlock(&runner.lock);
-        store_close(&runner.store);
+        for (int i = 0; i < LANES; i++)
+            store_close(&runner.lanes[i].store);
         return 0;
     }
     for (size_t i = 0; i < SCHEDULE_COUNT; i++)
         runner.schedules[i].next_at = cron_next(&runner.schedules[i].cron, now);
     runner.started = true;
-    runner.stopping = runner.exited = false;
-    int rc = pthread_create(&runner.thread, NULL, runner_main, NULL);
-    runner.started = rc == 0;
+    runner.stopping = false;
+    int created = 0;
+    while (created < LANES &&
+           pthread_create(&runner.lanes[created].thread, NULL, runner_main, &runner.lanes[created]) == 0)
+        created++;
+    runner.lanes_started = created;
     pthread_mutex_unlock(&runner.lock);
-    if (rc != 0) {
+    if (created < LANES) {
+        jobs_stop(); /* the lanes that did start, with their connections */
+        for (int i = created; i < LANES; i++)
+            store_close(&runner.lanes[i].store);
         log_event(LOG_ERROR, "job runner not started: no thread");
-        store_close(&runner.store);
         return -1;
     }
     log_line line;
@@ -566,6 +625,15 @@ int jobs_start(void)
     return 0;
 }
 
+/* Whether every started lane's thread has left its loop; under runner.lock. */
+static bool lanes_exited(void)
+{
+    for (int i = 0; i < runner.lanes_started; i++)
+        if (!runner.lanes[i].exited)
+            return false;
+    return true;
+}
+
 void jobs_stop(void)
 {
     pthread_mutex_lock(&runner.lock);
@@ -575,23 +643,34 @@ void jobs_stop(void)
         return;
     }
     runner.stopping = true;
-    pthread_cond_signal(&runner.wake);
+    int started = runner.lanes_started;
+    for (int i = 0; i < started; i++)
+        pthread_cond_signal(&runner.lanes[i].wake);
     struct timespec until = monotonic_after(runner.cfg->shutdown_timeout_ms);
-    while (!runner.exited)
+    while (!lanes_exited())
         if (pthread_cond_timedwait(&runner.finished, &runner.lock, &until) == ETIMEDOUT)
             break;
-    bool exited = runner.exited;
+    bool exited[LANES];
+    for (int i = 0; i < started; i++)
+        exited[i] = runner.lanes[i].exited;
     runner.started = false;
+    runner.lanes_started = 0;
     pthread_mutex_unlock(&runner.lock);
-    if (!exited) {
-        /* its job keeps its lease and runs again after it lapses */
-        log_event(LOG_WARN, "job runner still busy at shutdown; its job will run again");
-        pthread_detach(runner.thread);
-        return;
+    bool all = true;
+    for (int i = 0; i < started; i++) {
+        lane *l = &runner.lanes[i];
+        if (!exited[i]) {
+            /* its job keeps its lease and runs again after it lapses */
+            log_event_str(LOG_WARN, "job runner still busy at shutdown; its job will run again", "lane", l->name);
+            pthread_detach(l->thread);
+            all = false;
+            continue;
+        }
+        pthread_join(l->thread, NULL);
+        store_close(&l->store);
     }
-    pthread_join(runner.thread, NULL);
-    store_close(&runner.store);
-    log_event(LOG_INFO, "job runner stopped");
+    if (all)
+        log_event(LOG_INFO, "job runner stopped");
 }
 
 /* ---- stats ------------------------------------------------------------------------ */

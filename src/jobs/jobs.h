@@ -9,11 +9,14 @@
  * retried after retry_base_ms · 2^(attempt-1) (at most an hour, ±10 %),
  * and after max_attempts it is kept as failed for the operator (jobs_stats).
  *
- * The runner is one thread with its own database connection, so the
- * request path never waits for a job: a handler only enqueues (one INSERT,
- * in its own transaction or the caller's) and wakes the runner. The runner
- * sleeps up to jobs.poll_interval_ms between looks at the queue (jobs of
- * other instances are seen then) and wakes at once for this instance's.
+ * The runner is a thread per lane of the queue (store_jobs.h: scheduled
+ * changes and purges are punctual, the rest background), each with its own
+ * database connection, so the request path never waits for a job: a
+ * handler only enqueues (one INSERT, in its own transaction or the
+ * caller's) and wakes the job's lane. Each sleeps up to
+ * jobs.poll_interval_ms between looks at the queue (jobs of other
+ * instances are seen then), and wakes at once for this instance's and at
+ * the time of its lane's next due job.
  *
  * Schedules (jobs.schedule_*, cron.h) enqueue kind "retention", "warm" and
  * "rollup" at each tick with the unique key "KIND@TICK_MS", so N instances

@@ -601,11 +601,15 @@ static const char schema_v4[] =
     "  unpublish_at INTEGER"
     ");";
 
+/* Version 5 (issue 16): the job queue's punctual lane (store_jobs.h) has a
+ * due index per kind, so its runner finds a scheduled publish or a purge
+ * at once whatever backlog the background lane has. */
+static const char schema_v5[] =
+    "CREATE INDEX jobs_scheduled_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'scheduled';"
+    "CREATE INDEX jobs_purge_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'purge';";
+
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1},
-    {2, schema_v2},
-    {3, schema_v3},
-    {4, schema_v4},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
 };
 
 const db_driver db_sqlite_driver = {

@@ -96,16 +96,38 @@ int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_
     return status;
 }
 
-/* The oldest due, unleased job: *id 0 if none. On PostgreSQL the row is
- * locked for this transaction, one another claimer holds passed over. */
-static int due_head(store_t *st, int64_t now, int64_t *id, int64_t *attempts)
+store_job_lane store_job_lane_of(const char *kind)
+{
+    return strcmp(kind, "scheduled") == 0 || strcmp(kind, "purge") == 0 ? STORE_JOB_LANE_PUNCTUAL
+                                                                        : STORE_JOB_LANE_BACKGROUND;
+}
+
+/* The due heads' statements: one per partial index (schema version 5).
+ * The kinds are literals, the same as the indexes' predicates, so that
+ * either engine sees the index applies; they are the kinds of
+ * store_job_lane_of. */
+#define DUE_HEAD(kinds)                                                                                                \
+    "SELECT id, attempts FROM jobs WHERE failed_at IS NULL AND " kinds " AND run_at <= :now "                          \
+    "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1 {skip_locked}"
+static const char *const due_heads[][2] = {
+    [STORE_JOB_LANE_BACKGROUND] = {DUE_HEAD("kind NOT IN ('scheduled', 'purge')"), NULL},
+    [STORE_JOB_LANE_PUNCTUAL] = {DUE_HEAD("kind = 'scheduled'"), DUE_HEAD("kind = 'purge'")},
+};
+
+#define NEXT_DUE(kinds)                                                                                                \
+    "SELECT MIN(run_at) FROM jobs WHERE failed_at IS NULL AND " kinds " AND run_at > :now AND run_at < :done"
+static const char *const next_dues[][2] = {
+    [STORE_JOB_LANE_BACKGROUND] = {NEXT_DUE("kind NOT IN ('scheduled', 'purge')"), NULL},
+    [STORE_JOB_LANE_PUNCTUAL] = {NEXT_DUE("kind = 'scheduled'"), NEXT_DUE("kind = 'purge'")},
+};
+
+/* The oldest due, unleased job of one statement of due_heads: *id 0 if
+ * none. On PostgreSQL the row is locked for this transaction, one another
+ * claimer holds passed over. */
+static int due_head_of(store_t *st, const char *sql, int64_t now, int64_t *id, int64_t *attempts)
 {
     db_query q;
-    int status = db_query_start(st,
-                                "SELECT id, attempts FROM jobs WHERE failed_at IS NULL AND run_at <= :now "
-                                "AND (locked_until IS NULL OR locked_until <= :now) ORDER BY run_at, id LIMIT 1 "
-                                "{skip_locked}",
-                                &q);
+    int status = db_query_start(st, sql, &q);
     if (status != STORE_OK)
         return status;
     db_bind_int(&q, ":now", now);
@@ -113,6 +135,15 @@ static int due_head(store_t *st, int64_t now, int64_t *id, int64_t *attempts)
     *id = found ? db_column_int(&q, 0) : 0;
     *attempts = found ? db_column_int(&q, 1) : 0;
     return db_query_end(&q, "choosing a job");
+}
+
+/* The lane's due head: its first statement's, else its second's. */
+static int due_head(store_t *st, store_job_lane lane, int64_t now, int64_t *id, int64_t *attempts)
+{
+    int status = due_head_of(st, due_heads[lane][0], now, id, attempts);
+    if (status == STORE_OK && *id == 0 && due_heads[lane][1] != NULL)
+        status = due_head_of(st, due_heads[lane][1], now, id, attempts);
+    return status;
 }
 
 /* Buries job id, whose attempts are used up. */
@@ -138,6 +169,7 @@ static int bury_exhausted(store_t *st, int64_t id, int64_t now, int max_attempts
 typedef struct claim_args {
     int64_t now, lease_ms;
     int max_attempts;
+    store_job_lane lane;
     store_job *out;
     bool none_due; /* the body found nothing due: an answer, committed */
 } claim_args;
@@ -184,7 +216,7 @@ static int claim_tx(store_t *st, void *arg)
     int64_t id = 0, attempts = 0;
     int status = STORE_OK;
     for (;;) {
-        status = due_head(st, a->now, &id, &attempts);
+        status = due_head(st, a->lane, a->now, &id, &attempts);
         if (status != STORE_OK || id == 0 || attempts < a->max_attempts || out->buried == BURIALS_PER_CLAIM_MAX)
             break;
         status = bury_exhausted(st, id, a->now, a->max_attempts);
@@ -199,11 +231,11 @@ static int claim_tx(store_t *st, void *arg)
     return status;
 }
 
-int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out)
+int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job_lane lane, store_job *out)
 {
     db_clear_error(st);
     memset(out, 0, sizeof *out);
-    claim_args args = {.now = now, .lease_ms = lease_ms, .max_attempts = max_attempts, .out = out};
+    claim_args args = {.now = now, .lease_ms = lease_ms, .max_attempts = max_attempts, .lane = lane, .out = out};
     int status = db_transact(st, claim_tx, &args, "claiming a job");
     if (status == STORE_OK && args.none_due)
         status = db_fail(st, STORE_NOT_FOUND, "no job is due");
@@ -458,20 +490,25 @@ int store_views_rollup(store_t *st, int64_t before_ms, int64_t *folded)
     return status;
 }
 
-int store_jobs_next_due(store_t *st, int64_t now, int64_t *at)
+static int next_due_of(store_t *st, const char *sql, int64_t now, int64_t *at)
 {
-    db_clear_error(st);
-    *at = INT64_MAX;
     db_query q;
-    int status = db_query_start(st,
-                                "SELECT MIN(run_at) FROM jobs WHERE failed_at IS NULL AND run_at > :now AND "
-                                "run_at < :done",
-                                &q);
+    int status = db_query_start(st, sql, &q);
     if (status != STORE_OK)
         return status;
     db_bind_int(&q, ":now", now);
     db_bind_int(&q, ":done", STORE_JOB_DONE);
-    if (db_next_row(&q) && !db_column_is_null(&q, 0))
+    if (db_next_row(&q) && !db_column_is_null(&q, 0) && db_column_int(&q, 0) < *at)
         *at = db_column_int(&q, 0);
     return db_query_end(&q, "finding the next due job");
+}
+
+int store_jobs_next_due(store_t *st, int64_t now, store_job_lane lane, int64_t *at)
+{
+    db_clear_error(st);
+    *at = INT64_MAX;
+    int status = next_due_of(st, next_dues[lane][0], now, at);
+    if (status == STORE_OK && next_dues[lane][1] != NULL)
+        status = next_due_of(st, next_dues[lane][1], now, at);
+    return status;
 }

@@ -75,6 +75,13 @@
  *                     apart from items so that the body stays its last
  *                     column; each is carried out by a job due at its time
  *                     (content/schedules.c)
+ *
+ * Version 5 (issue 16, punctual jobs):
+ *
+ *   jobs_scheduled_due, jobs_purge_due
+ *                     partial indexes of the due scheduled changes and
+ *                     purges, the punctual lane's (store_jobs.h), so its
+ *                     runner finds them at once behind any backlog
  */
 #include <openssl/rand.h>
 #include <string.h>

@@ -249,3 +249,8 @@ const char postgres_schema_v4[] =
     "  publish_at BIGINT,"
     "  unpublish_at BIGINT"
     ");";
+
+/* Version 5 (issue 16): the job queue's punctual lane (store_jobs.h). */
+const char postgres_schema_v5[] =
+    "CREATE INDEX jobs_scheduled_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'scheduled';"
+    "CREATE INDEX jobs_purge_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'purge';";

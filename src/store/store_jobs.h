@@ -24,6 +24,15 @@
  * scheduled tick a little later cannot run it a second time. A key
  * therefore names one run.
  *
+ * Lanes. A job of kind "scheduled" (a scheduled publish or unpublish) or
+ * "purge" (a CDN purge) is due at a moment readers notice: it goes in the
+ * punctual lane, which its own runner thread takes from, scheduled ones
+ * first; every other kind (diffs, warming, retention, backups, …) is in
+ * the background lane. A backlog of background jobs (a diff per save after
+ * a burst of saves) then never holds up an embargo's end or a purge, and
+ * the background runner can run at a lower CPU priority. Each lane's due
+ * head is read from a partial index of its own (schema version 5).
+ *
  * Same conventions as store.h: STORE_OK or a negative store_status, and
  * store_errmsg() for a sentence. Times are ms since the epoch.
  */
@@ -38,6 +47,11 @@
 #define STORE_JOB_KIND_MAX 63
 #define STORE_JOB_KEY_MAX 200
 #define STORE_JOB_PAYLOAD_MAX (64 * 1024)
+
+typedef enum store_job_lane { STORE_JOB_LANE_BACKGROUND, STORE_JOB_LANE_PUNCTUAL } store_job_lane;
+
+/* The lane jobs of kind run in. */
+store_job_lane store_job_lane_of(const char *kind);
 
 /* A claimed job. payload is malloc'd and owned by the claimer, who frees it
  * with store_job_release. */
@@ -58,12 +72,13 @@ typedef struct store_job {
 int store_job_enqueue(store_t *st, const char *kind, const char *payload, int64_t run_at, const char *unique_key,
                       int64_t *id);
 
-/* Claims the oldest job due at now (not failed, not leased), leasing it
+/* Claims the oldest job of lane due at now (not failed, not leased; in the
+ * punctual lane, a scheduled job before a purge), leasing it
  * until now + lease_ms and counting an attempt. A due job already claimed
  * max_attempts times is not claimed but buried, in the same transaction
  * (failed_at = now, last_error says its runner stopped), and counted in
  * out->buried. STORE_NOT_FOUND when none is due. */
-int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job *out);
+int store_job_claim(store_t *st, int64_t now, int64_t lease_ms, int max_attempts, store_job_lane lane, store_job *out);
 void store_job_release(store_job *job);
 
 /* The claimed attempt succeeded: the job is deleted (or, with a unique key,
@@ -79,9 +94,9 @@ int store_job_bury(store_t *st, int64_t id, int attempts, int64_t now, const cha
 /* Deletes markers older than STORE_JOB_MARKER_MS and failed jobs older than
  * STORE_JOB_FAILED_KEEP_MS. *removed (if not NULL) gets how many. */
 int store_jobs_prune(store_t *st, int64_t now, int64_t *removed);
-/* When the earliest job not yet due falls due (ms; INT64_MAX: none), for
- * the runner to wake then rather than at its next poll. */
-int store_jobs_next_due(store_t *st, int64_t now, int64_t *at);
+/* When the earliest job of lane not yet due falls due (ms; INT64_MAX:
+ * none), for the lane's runner to wake then rather than at its next poll. */
+int store_jobs_next_due(store_t *st, int64_t now, store_job_lane lane, int64_t *at);
 
 /* For the operator: *out = {"queued","due","running","failed",
  * "oldest_due_ms","kinds":{KIND:{"queued","failed"}…},"recent_failures":[

@@ -77,7 +77,7 @@ static int64_t enqueue(fixture *f, const char *kind, int64_t run_at, const char 
 static store_job claim_one(fixture *f, int64_t now, int64_t lease_ms)
 {
     store_job job;
-    assert_int_equal(store_job_claim(f->st, now, lease_ms, MAX_ATTEMPTS, &job), STORE_OK);
+    assert_int_equal(store_job_claim(f->st, now, lease_ms, MAX_ATTEMPTS, STORE_JOB_LANE_BACKGROUND, &job), STORE_OK);
     store_job_release(&job);
     return job;
 }
@@ -85,7 +85,7 @@ static store_job claim_one(fixture *f, int64_t now, int64_t lease_ms)
 static void nothing_due(fixture *f, int64_t now)
 {
     store_job job;
-    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, &job), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_BACKGROUND, &job), STORE_NOT_FOUND);
     assert_null(job.payload);
 }
 
@@ -100,7 +100,7 @@ static void test_claim_runs_due_jobs_oldest_first(void **state)
     assert_true(later > 0 && first > 0 && future > 0);
 
     store_job job;
-    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, &job), STORE_OK);
+    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_BACKGROUND, &job), STORE_OK);
     assert_int_equal(job.id, first);
     assert_string_equal(job.kind, "a");
     assert_string_equal(job.payload, "{\"n\":1}");
@@ -171,7 +171,7 @@ static void test_a_job_claimed_max_attempts_times_without_an_outcome_is_buried(v
     }
     int64_t healthy = enqueue(f, "healthy", now, NULL);
     store_job job;
-    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, &job), STORE_OK);
+    assert_int_equal(store_job_claim(f->st, now, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_BACKGROUND, &job), STORE_OK);
     assert_int_equal(job.id, healthy); /* not the poison job */
     assert_int_equal(job.buried, 1);
     store_job_release(&job);
@@ -204,7 +204,8 @@ static void test_used_up_attempts_are_buried_even_with_nothing_else_due(void **s
         assert_int_equal(store_job_retry(f->st, id, attempt, T0 + attempt + 1, "refused"), STORE_OK);
     }
     store_job job;
-    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, &job), STORE_NOT_FOUND);
+    assert_int_equal(store_job_claim(f->st, T0 + 10, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_BACKGROUND, &job),
+                     STORE_NOT_FOUND);
     assert_int_equal(job.buried, 1);
     assert_int_equal(db_int(f, "SELECT count(*) FROM jobs WHERE failed_at IS NOT NULL"), 1);
 }
@@ -276,6 +277,41 @@ static void test_an_enqueue_joins_the_callers_transaction(void **state)
     assert_int_equal(db_transact(f->st, enqueue_then_fail, &id, "testing"), STORE_ERROR); /* all rolls back */
     assert_true(id > 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM jobs"), 0);
+}
+
+/* ---- lanes --------------------------------------------------------------------- */
+
+/* Behind a backlog of background jobs due earlier, the punctual lane still
+ * claims its own at once, a scheduled change before a purge; neither lane
+ * claims the other's, and each wakes for its own next due job. */
+static void test_each_lane_claims_its_own_kinds_scheduled_first(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 50; i++)
+        enqueue(f, "diff", T0 - 1000 + i, NULL);
+    int64_t purge = enqueue(f, "purge", T0 - 500, NULL);
+    int64_t scheduled = enqueue(f, "scheduled", T0, NULL);
+    enqueue(f, "scheduled", T0 + HOUR_MS, NULL);
+    enqueue(f, "warm", T0 + DAY_MS, NULL);
+
+    store_job job;
+    assert_int_equal(store_job_claim(f->st, T0, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_PUNCTUAL, &job), STORE_OK);
+    assert_int_equal(job.id, scheduled);
+    store_job_release(&job);
+    assert_int_equal(store_job_claim(f->st, T0, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_PUNCTUAL, &job), STORE_OK);
+    assert_int_equal(job.id, purge);
+    store_job_release(&job);
+    assert_int_equal(store_job_claim(f->st, T0, 1000, MAX_ATTEMPTS, STORE_JOB_LANE_PUNCTUAL, &job), STORE_NOT_FOUND);
+    assert_string_equal(claim_one(f, T0, 1000).kind, "diff");
+
+    int64_t at = 0;
+    assert_int_equal(store_jobs_next_due(f->st, T0, STORE_JOB_LANE_PUNCTUAL, &at), STORE_OK);
+    assert_int_equal(at, T0 + HOUR_MS);
+    assert_int_equal(store_jobs_next_due(f->st, T0, STORE_JOB_LANE_BACKGROUND, &at), STORE_OK);
+    assert_int_equal(at, T0 + DAY_MS);
+    assert_int_equal(store_job_lane_of("scheduled"), STORE_JOB_LANE_PUNCTUAL);
+    assert_int_equal(store_job_lane_of("purge"), STORE_JOB_LANE_PUNCTUAL);
+    assert_int_equal(store_job_lane_of("diff"), STORE_JOB_LANE_BACKGROUND);
 }
 
 /* ---- the roll-up ---------------------------------------------------------------- */
@@ -355,6 +391,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_unique_key_names_one_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_refuses_what_it_cannot_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_enqueue_joins_the_callers_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_lane_claims_its_own_kinds_scheduled_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_lane_claims_its_own_kinds_scheduled_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_folds_old_hours_into_days, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollup_never_touches_the_day_it_stops_in, setup, teardown),
     };
