@@ -4,15 +4,17 @@
  * that moment.
  *
  * PUT /v1/{site}/content/{id}/schedule keeps the times (store/schedules.c)
- * and queues one job per time, due then ("scheduled"; the job queue wakes
- * for the earliest due job, so it runs within a poll of its time). The job
- * does what the publish or unpublish route does — the store's change, then
- * the item's tags invalidated here and on every instance (the bus) and
- * purged at the CDN — so a reader sees the change through a warm L1, L2
- * and CDN at once, not when their copies expire. It first reads the
- * schedule again: a time changed or cleared since leaves its old job
- * nothing to do, and a time carried out is cleared, so a job run twice
- * (a crash between the two) changes nothing the second time.
+ * and queues one job per time, due then ("scheduled": the queue's punctual
+ * lane, store_jobs.h, whose runner wakes for its earliest due job and never
+ * waits behind the background backlog). The job does what the publish or
+ * unpublish route does — the store's change, which clears its time from
+ * the schedule in the same transaction, then the item's tags invalidated
+ * here and on every instance (the bus) and purged at the CDN — so a reader
+ * sees the change through a warm L1, L2 and CDN at once, not when their
+ * copies expire. It first reads the schedule again: a time moved since
+ * leaves its old job nothing to do; a time no longer there was carried out
+ * (or cleared), so a job run twice (killed between its commit and its
+ * invalidation) changes nothing the second time and invalidates again.
  *
  * A publish takes the latest draft, as the route does without a version.
  * An item that is already in the state asked for (published again with
@@ -32,18 +34,28 @@
 
 /* ---- the job --------------------------------------------------------------------------- */
 
-static int scheduled_change(store_t *st, int64_t site_id, const char *site, int64_t id, bool publish)
+/* Makes the change (which clears its time from the schedule in the same
+ * transaction); one already so is left as it is, and its time cleared. */
+static int scheduled_change(store_t *st, int64_t site_id, const char *site, int64_t id, bool publish, int64_t at)
 {
     json_t *item = NULL;
     int rc = publish ? store_item_publish(st, site_id, site, id, 0, SCHEDULE_AUTHOR, &item)
                      : store_item_unpublish(st, site_id, site, id, false, &item);
     json_decref(item);
-    if (rc != STORE_OK)
-        return rc;
+    if (rc == STORE_STATE)
+        rc = store_schedule_done(st, id, publish, at);
+    return rc;
+}
+
+/* Every tier and the CDN drop what they hold of the item. Also when this
+ * run finds its change already made: an earlier run may have committed it
+ * and stopped (killed) before invalidating, and an invalidation too many
+ * costs a fill. */
+static void scheduled_invalidate(store_t *st, int64_t site_id, const char *site, int64_t id)
+{
     api_ctx c = {.store = st, .site_id = site_id, .site = site};
     c.written = store_commit_lsn(st);
     api_invalidate_item(&c, id);
-    return STORE_OK;
 }
 
 static int scheduled_job(store_t *st, const json_t *payload, char *err, size_t err_size)
@@ -60,19 +72,18 @@ static int scheduled_job(store_t *st, const json_t *payload, char *err, size_t e
     bool publish = strcmp(action, "publish") == 0;
     store_schedule now;
     int rc = store_schedule_get(st, site_id, id, &now);
-    if (rc == STORE_NOT_FOUND || (rc == STORE_OK && (publish ? now.publish_at : now.unpublish_at) != at))
-        return 0; /* deleted, or rescheduled since: another job has the new time */
-    if (rc == STORE_OK) {
-        rc = scheduled_change(st, site_id, site, id, publish);
-        if (rc == STORE_STATE || rc == STORE_NOT_FOUND)
-            rc = STORE_OK; /* already so: nothing left to do */
-    }
-    if (rc == STORE_OK)
-        rc = store_schedule_done(st, id, publish, at);
+    if (rc == STORE_NOT_FOUND)
+        return 0; /* deleted: the delete invalidated it */
+    int64_t planned = rc == STORE_OK ? (publish ? now.publish_at : now.unpublish_at) : 0;
+    if (rc == STORE_OK && planned == at)
+        rc = scheduled_change(st, site_id, site, id, publish, at);
     if (rc != STORE_OK) {
         snprintf(err, err_size, "%s", store_errmsg(st));
         return -1;
     }
+    if (planned != at && planned != 0)
+        return 0; /* rescheduled since: another job has the new time */
+    scheduled_invalidate(st, site_id, site, id);
     log_line line;
     log_begin(&line, LOG_INFO, publish ? "scheduled publish done" : "scheduled unpublish done");
     log_str(&line, "site", site);

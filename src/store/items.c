@@ -811,6 +811,8 @@ static int publish_tx(store_t *st, void *arg)
     if (status == STORE_OK)
         status = publication_record(st, id, number, now, author);
     if (status == STORE_OK)
+        status = store_schedule_done(st, id, true, now);
+    if (status == STORE_OK)
         status = item_fetch(st, site_id, site_name, id, false, item_out);
     json_decref(snapshot);
     return status;
@@ -850,6 +852,8 @@ static int unpublish_tx(store_t *st, void *arg)
     status = db_query_run(&q, "unpublishing the item");
     if (status == STORE_OK)
         status = item_tags_status_sync(st, id);
+    if (status == STORE_OK)
+        status = store_schedule_done(st, id, false, store_now_ms());
     if (status == STORE_OK)
         status = item_fetch(st, site_id, site_name, id, false, item_out);
     return status;

@@ -68,9 +68,9 @@ int store_schedule_done(store_t *st, int64_t id, bool publish, int64_t at)
     db_query q;
     int status = db_query_start(st,
                                 publish ? "UPDATE item_schedules SET publish_at = NULL WHERE item_id = :id AND "
-                                          "publish_at = :at"
+                                          "publish_at <= :at"
                                         : "UPDATE item_schedules SET unpublish_at = NULL WHERE item_id = :id AND "
-                                          "unpublish_at = :at",
+                                          "unpublish_at <= :at",
                                 &q);
     if (status != STORE_OK)
         return status;

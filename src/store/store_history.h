@@ -150,8 +150,11 @@ int store_schedule_set(store_t *st, int64_t site_id, int64_t id, const store_sch
 /* The item's schedule (both 0 when none); STORE_NOT_FOUND if the site has
  * no such item. */
 int store_schedule_get(store_t *st, int64_t site_id, int64_t id, store_schedule *out);
-/* Clears the item's publish_at (publish) or unpublish_at if it is still
- * `at`: a change carried out is not carried out twice. */
+/* Clears the item's publish_at (publish) or unpublish_at if it is `at` or
+ * earlier: a change carried out is not carried out twice, and a later
+ * time (a reschedule) stays. Publishing and unpublishing call it with their
+ * own moment, in their transaction, so a schedule never still shows a
+ * change readers can already see. */
 int store_schedule_done(store_t *st, int64_t id, bool publish, int64_t at);
 
 /* Every site's versions: how many, and the bytes their data takes as
