@@ -147,6 +147,7 @@ static int configure_jobs(const strata_config *cfg)
         fprintf(stderr, "strata: configuration error: %s\n", err);
         return 2;
     }
+    monitoring_alerts_register();
     return 0;
 }
 

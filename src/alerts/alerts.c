@@ -164,6 +164,10 @@ static int webhook_job(store_t *st, const json_t *payload, char *err, size_t err
     return rc;
 }
 
+/* db_disk_full is 1 while writes fail for want of disk and 0 otherwise:
+ * any full disk breaks this budget. Not a setting: nobody wants it off. */
+#define DISK_FULL_BUDGET 0.5
+
 /* ---- configuration ---------------------------------------------------------------- */
 
 static void budget_add(const char *quantity, double limit, bool floor, const char *unit)
@@ -232,6 +236,7 @@ int alerts_configure(const strata_config *cfg, const http_route *routes, size_t 
     budget_add("inp_p75_ms", cfg->budget_inp_p75_ms, false, "ms");
     budget_add("cls_p75", cfg->budget_cls_p75, false, "");
     budget_add("shed_rate", cfg->budget_shed_rate, false, "ratio");
+    budget_add("db_disk_full", DISK_FULL_BUDGET, false, ""); /* always on: its source is registered by content */
     source_put("api_p95_ms", window_p95_ms, (void *)(uintptr_t)0, false);
     source_put("error_rate", window_error_rate, (void *)(uintptr_t)0, false);
     source_put("shed_rate", window_shed_rate, (void *)(uintptr_t)0, false);

@@ -20,6 +20,8 @@
  *     replica_lag_ms        the most lagging replica's lag (ms; a replica that is down counts too)
  *     hit_ratio             cache hit ratio (0..1): lower is bad, the budget is a floor
  *     memory_bytes          resident set size
+ *     db_disk_full          1 while the database's disk is full (writes answer 507), else 0:
+ *                           a budget always on (0.5); its source is content's (monitoring.c)
  *     lcp_p75_ms, inp_p75_ms, cls_p75   Web Vitals p75 from browsers
  *
  * Sources are plain functions, so whoever measures a quantity plugs it in

@@ -429,6 +429,12 @@ void api_store_failed(api_ctx *c, int rc)
         http_problem(c->res, c->req, 503, "database_busy", "the database is busy; retry shortly");
         http_response_header(c->res, "retry-after", "1");
         return;
+    case STORE_FULL:
+        http_problem(c->res, c->req, 507, "insufficient_storage",
+                     "the database's disk is full: nothing was changed; reads are still served; retry once "
+                     "space is freed");
+        http_response_header(c->res, "retry-after", "10");
+        return;
     case STORE_UNAVAILABLE:
         /* the driver reconnects on its own (with backoff); nothing was written */
         http_problem(c->res, c->req, 503, "database_unavailable",

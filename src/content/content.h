@@ -57,6 +57,10 @@ void content_flush_views(store_t *store);
  * HISTORY_TOTALS_MAX_AGE_MS old (one aggregate query, then remembered). */
 json_t *history_stats_json(store_t *store);
 
+/* After alerts_configure: the sources of the alerts' quantities only
+ * content can measure (db_disk_full). */
+void monitoring_alerts_register(void);
+
 /* Periodic: writes tokens' last uses, at most one a token a minute. */
 void tokens_flush_uses(store_t *store);
 /* The response cache's watcher (http_cache_watch): a revoked token's tag

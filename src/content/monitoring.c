@@ -17,6 +17,20 @@
 #include "metrics/metrics.h"
 #include "vitals/vitals.h"
 
+/* The alert's quantity db_disk_full (alerts.h): 1 while writes fail for
+ * want of disk. Always measured. */
+static bool disk_full_source(void *ctx, int64_t now_ms, int64_t window_ms, double *value)
+{
+    (void)ctx, (void)now_ms, (void)window_ms;
+    *value = store_disk_full_since() != 0 ? 1.0 : 0.0;
+    return true;
+}
+
+void monitoring_alerts_register(void)
+{
+    alerts_register_source("db_disk_full", disk_full_source, NULL);
+}
+
 void handle_metrics(const http_request *req, store_t *store, http_response *res)
 {
     api_ctx c = {.req = req, .store = store, .res = res};

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "store/store_history.h"
 
 /* Whether a parameter's value filters anything: one the request gave, or
  * a default other than "" (no filter). */
@@ -246,11 +247,28 @@ void handle_categories(const http_request *req, store_t *store, http_response *r
     api_send_json(&c, 200, doc);
 }
 
+/* Ready while the database answers. A full disk keeps the instance ready
+ * (200: reads are served from the caches and the database, and every
+ * instance shares that disk, so taking this one out of rotation helps no
+ * one) but says so: writes answer 507 until space is freed. */
 void handle_readyz(const http_request *req, store_t *store, http_response *res)
 {
     if (store_ping(store) != STORE_OK) {
         http_problem(res, req, 503, "not_ready", "the database does not answer: %s", store_errmsg(store));
         return;
     }
-    http_response_copy(res, 200, "application/json", "{\"status\":\"ready\"}", 18);
+    int64_t full_since = store_disk_full_since();
+    if (full_since == 0) {
+        http_response_copy(res, 200, "application/json", "{\"status\":\"ready\"}", 18);
+        return;
+    }
+    char since[STORE_TIME_TEXT_SIZE];
+    store_time_text(full_since, since);
+    api_ctx c = {.req = req, .store = store, .res = res};
+    http_response_header(res, "cache-control", "no-store");
+    api_send_json(&c, 200,
+                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", "degraded", "writes", "failing", "reason",
+                            "disk_full", "detail",
+                            "the database's disk is full: writes answer 507 until space is freed; reads are served",
+                            "since", since));
 }

@@ -86,6 +86,7 @@ const char *store_status_name(int status)
     case STORE_BUSY: return "busy";
     case STORE_ERROR: return "error";
     case STORE_UNAVAILABLE: return "unavailable";
+    case STORE_FULL: return "full";
     default: return "unknown";
     }
 }
@@ -130,10 +131,46 @@ const char *store_errmsg(const store_t *st)
 /* A driver status as a store status with its sentence; why: the layer's
  * own words, or NULL for the driver's. A retry only means something to
  * db_transact: outside a transaction it is a busy database. */
+/* The database's disk. A write refused for want of disk opens an episode;
+ * it lasts while refusals keep coming less than DISK_FULL_RECENT_MS apart.
+ * Not ended by the next commit that succeeds: a nearly full disk still
+ * takes a small write now and then (a token's last use), and /readyz and
+ * the alert should not flap with it. */
+enum { DISK_FULL_RECENT_MS = 10000 };
+static _Atomic int64_t disk_full_started, disk_full_last;
+static atomic_bool disk_full_logged; /* the episode's start was logged, its end not yet */
+
+int64_t store_disk_full_since(void)
+{
+    int64_t last = atomic_load(&disk_full_last);
+    if (last == 0 || store_now_ms() - last >= DISK_FULL_RECENT_MS)
+        return 0;
+    return atomic_load(&disk_full_started);
+}
+
+static void disk_full_noticed(void)
+{
+    int64_t now = store_now_ms(), last = atomic_load(&disk_full_last);
+    if (last == 0 || now - last >= DISK_FULL_RECENT_MS)
+        atomic_store(&disk_full_started, now);
+    atomic_store(&disk_full_last, now);
+    if (!atomic_exchange(&disk_full_logged, true))
+        log_event(LOG_ERROR, "the database's disk is full: writes answer 507 until space is freed");
+}
+
+static void disk_room_noticed(void)
+{
+    if (atomic_load_explicit(&disk_full_logged, memory_order_relaxed) && atomic_exchange(&disk_full_logged, false))
+        log_event(LOG_INFO, "the database's disk took a write again");
+}
+
 static int driver_failed(store_t *st, int status, const char *doing, const char *why)
 {
     const char *words = why ? why : st->driver->errmsg(st->conn);
     switch (status) {
+    case STORE_FULL:
+        disk_full_noticed();
+        return db_fail(st, STORE_FULL, "the database's disk is full (%s): nothing was written", doing);
     case STORE_BUSY: return db_fail(st, STORE_BUSY, "the database is busy (%s); try again shortly", doing);
     case STORE_CONFLICT: return db_fail(st, STORE_CONFLICT, "a unique key is already taken (%s)", doing);
     case DB_RETRY:
@@ -473,6 +510,8 @@ int db_control(store_t *st, const char *verb, int (*op)(db_conn *c), const char 
     int status = op(st->conn);
     if (started != 0)
         control_measured(st, verb, monotonic_ns() - started);
+    if (status == STORE_OK && op == st->driver->commit)
+        disk_room_noticed();
     return status == STORE_OK ? STORE_OK : driver_failed(st, status, doing, NULL);
 }
 

@@ -208,6 +208,8 @@ static int status_of_sqlstate(const char *state)
         return DB_RETRY;
     if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
         return STORE_BUSY;
+    if (strcmp(state, "53100") == 0) /* disk_full */
+        return STORE_FULL;
     if (strncmp(state, "22", 2) == 0)
         return STORE_INVALID;
     if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||

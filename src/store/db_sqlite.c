@@ -60,6 +60,7 @@ static int status_of(int rc)
     case SQLITE_DONE: return STORE_OK;
     case SQLITE_BUSY:
     case SQLITE_LOCKED: return STORE_BUSY;
+    case SQLITE_FULL: return STORE_FULL;
     case SQLITE_CONSTRAINT:
         if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
             return STORE_CONFLICT;

@@ -42,9 +42,16 @@ typedef enum store_status {
     STORE_BUSY = -6,        /* database locked or overloaded beyond busy_timeout */
     STORE_ERROR = -7,       /* anything else: I/O, corruption, bug */
     STORE_UNAVAILABLE = -8, /* the database server cannot be reached (answered 503; retried later) */
+    STORE_FULL = -9,        /* the database's disk is full: nothing was written (answered 507) */
 } store_status;
 
 const char *store_status_name(int status);
+
+/* Since when (ms since 1970) writes fail because the database's disk is
+ * full: the first refusal of refusals less than 10 s apart, the last of
+ * them less than 10 s ago; 0 otherwise. Any thread; for /readyz and the
+ * alert. */
+int64_t store_disk_full_since(void);
 
 /* ---- connection --------------------------------------------------------- */
 

@@ -120,7 +120,7 @@ def test_alerts_need_an_admin_token_and_list_the_budgets(server_factory, fresh_d
     doc = alerts_doc(srv, fresh_deployment.tokens["admin"])
     assert doc["active"] == [] and doc["recent"] == []
     budgets = {b["quantity"]: b for b in doc["budgets"]}
-    assert set(budgets) == {"error_rate", "memory_bytes", "lcp_p75_ms"}, budgets
+    assert set(budgets) == {"error_rate", "memory_bytes", "lcp_p75_ms", "db_disk_full"}, budgets
     assert budgets["error_rate"]["budget"] == 0.05 and budgets["error_rate"]["state"] == "ok"
     assert budgets["memory_bytes"]["budget"] == 100000 * 1048576
     assert budgets["memory_bytes"]["source"] is True
@@ -131,7 +131,8 @@ def test_alerts_need_an_admin_token_and_list_the_budgets(server_factory, fresh_d
     # the JSON summary carries the budgets and the active alerts too
     summary = c.get("/api/performance/metrics", token=admin)
     assert summary.status == 200, summary
-    assert {b["quantity"] for b in summary.json["budgets"]} == {"error_rate", "memory_bytes", "lcp_p75_ms"}
+    assert {b["quantity"] for b in summary.json["budgets"]} == {"error_rate", "memory_bytes", "lcp_p75_ms",
+                                                                "db_disk_full"}
     assert summary.json["alerts"] is not None
 
 
@@ -242,7 +243,7 @@ def test_slow_writes_raise_their_route_budget_and_clear_when_fast_again(server_f
         assert hook[0]["json"]["value"] > 50
         # every other route is untouched by this budget
         doc = alerts_doc(srv, admin)
-        assert [b["quantity"] for b in doc["budgets"]] == [quantity]
+        assert [b["quantity"] for b in doc["budgets"]] == [quantity, "db_disk_full"]
 
         poll(lambda: active(srv, admin, quantity) == [], timeout=10, what="the alert cleared")
         resolved = poll(lambda: receiver.received("resolved", quantity), timeout=10, what="'resolved' at the webhook")
