@@ -298,6 +298,30 @@ def test_two_instances_deliver_each_message_once(server_factory, fresh_deploymen
     assert len(log) == writes and all(d["attempts"] == 2 and d["delivered"] for d in log), log
 
 
+def test_an_acknowledged_writes_event_survives_a_crash_before_its_delivery(server_factory, fresh_deployment,
+                                                                            receivers):
+    """The deliveries are queued in the write's transaction: an instance
+    that runs no jobs answers the writes and is killed (SIGKILL); another
+    one started later delivers every event."""
+    r = receivers()
+    writer_only = server_factory(env={"STRATA_JOBS": "false"}, name="no-jobs")
+    admin, writer = fresh_deployment.tokens["admin"], fresh_deployment.tokens["write"]
+    c = writer_only.client()
+    hook = subscribed(c, admin, r.url, ["created", "published"])
+    made = [create_item(c, writer) for _ in range(3)]
+    publish(c, writer, made[0]["id"])
+    time.sleep(0.3)
+    assert not r.received(), "this instance runs no jobs"
+    writer_only.kill9()
+    server_factory(args=FAST_JOBS, name="runner")
+    got = wait_for("four messages", lambda: len(r.received()) >= 4 and r.received(), 15)
+    for request in got:
+        verify(hook["secret"], request)
+    messages = [json.loads(q["body"]) for q in got]
+    assert sorted((m["event"], m["item"]["id"]) for m in messages) == sorted(
+        [("created", d["id"]) for d in made] + [("published", made[0]["id"])])
+
+
 # ---- the test send and the routes ---------------------------------------------------------------
 
 def test_the_test_send_is_delivered_like_any_other(server_factory, fresh_deployment, receivers):
