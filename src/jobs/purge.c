@@ -294,8 +294,8 @@ int purge_send(const purge_target *t, const char *const *keys, size_t count, int
     return -1;
 }
 
-int purge_post(const purge_target *t, const char *headers, const char *body, size_t body_len, int timeout_ms,
-               char *err, size_t err_size)
+int purge_post(const purge_target *t, const char *headers, const char *body, size_t body_len, int timeout_ms, char *err,
+               size_t err_size)
 {
     char head[REQUEST_MAX];
     int len = snprintf(head, sizeof head,

@@ -604,38 +604,33 @@ static const char schema_v4[] =
 /* Version 7 (issue 16): webhook subscriptions and their delivery log
  * (store/webhooks.c). The secret is the signing key's 32 bytes: a delivery
  * needs it to sign, so it cannot be kept as a hash. */
-static const char schema_v7[] =
-    "CREATE TABLE webhooks("
-    "  id INTEGER PRIMARY KEY,"
-    "  site_id INTEGER NOT NULL REFERENCES sites(id),"
-    "  url TEXT NOT NULL,"
-    "  events INTEGER NOT NULL,"
-    "  secret BLOB NOT NULL,"
-    "  active INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL"
-    ");"
-    "CREATE INDEX webhooks_by_site ON webhooks(site_id, active);"
-    "CREATE TABLE webhook_deliveries("
-    "  id INTEGER PRIMARY KEY,"
-    "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
-    "  message_id TEXT NOT NULL UNIQUE,"
-    "  event TEXT NOT NULL,"
-    "  attempts INTEGER NOT NULL,"
-    "  status_code INTEGER,"
-    "  error TEXT,"
-    "  created_at INTEGER NOT NULL,"
-    "  last_attempt_at INTEGER,"
-    "  delivered_at INTEGER,"
-    "  history TEXT NOT NULL"
-    ");"
-    "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, id);";
+static const char schema_v7[] = "CREATE TABLE webhooks("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  site_id INTEGER NOT NULL REFERENCES sites(id),"
+                                "  url TEXT NOT NULL,"
+                                "  events INTEGER NOT NULL,"
+                                "  secret BLOB NOT NULL,"
+                                "  active INTEGER NOT NULL,"
+                                "  created_at INTEGER NOT NULL"
+                                ");"
+                                "CREATE INDEX webhooks_by_site ON webhooks(site_id, active);"
+                                "CREATE TABLE webhook_deliveries("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+                                "  message_id TEXT NOT NULL UNIQUE,"
+                                "  event TEXT NOT NULL,"
+                                "  attempts INTEGER NOT NULL,"
+                                "  status_code INTEGER,"
+                                "  error TEXT,"
+                                "  created_at INTEGER NOT NULL,"
+                                "  last_attempt_at INTEGER,"
+                                "  delivered_at INTEGER,"
+                                "  history TEXT NOT NULL"
+                                ");"
+                                "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, id);";
 
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1},
-    {2, schema_v2},
-    {3, schema_v3},
-    {4, schema_v4},
-    {7, schema_v7},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {7, schema_v7},
 };
 
 const db_driver db_sqlite_driver = {
