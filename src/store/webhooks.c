@@ -141,12 +141,23 @@ int webhook_event_queue(store_t *st, int64_t site_id, unsigned event, const webh
     return event_fan_out(st, site_id, event, item, 0, event_id, NULL);
 }
 
+typedef struct test_tx {
+    int64_t site_id, id, queued;
+    char *event_id;
+} test_tx;
+
+static int test_queue_tx(store_t *st, void *arg)
+{
+    test_tx *tx = arg;
+    return event_fan_out(st, tx->site_id, WEBHOOK_TEST, NULL, tx->id, tx->event_id, &tx->queued);
+}
+
 int store_webhook_test_queue(store_t *st, int64_t site_id, int64_t id, char event_id[STORE_WEBHOOK_EVENT_ID_SIZE])
 {
     db_clear_error(st);
-    int64_t queued = 0;
-    int status = event_fan_out(st, site_id, WEBHOOK_TEST, NULL, id, event_id, &queued);
-    if (status == STORE_OK && queued == 0)
+    test_tx tx = {.site_id = site_id, .id = id, .event_id = event_id};
+    int status = db_transact(st, test_queue_tx, &tx, "queueing the test message");
+    if (status == STORE_OK && tx.queued == 0)
         return db_fail(st, STORE_NOT_FOUND, "this site has no webhook %lld", (long long)id);
     return status;
 }
