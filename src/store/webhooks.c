@@ -99,7 +99,7 @@ static int event_id_make(store_t *st, char out[STORE_WEBHOOK_EVENT_ID_SIZE])
 
 /* Queues the event for each subscription of the site (only_id: only that
  * one, whatever its events and flag) that wants it; *queued (if not NULL)
- * gets how many. Inside the caller's transaction, or on its own. */
+ * gets how many. Inside a transaction (the write's, or the test send's). */
 static int event_fan_out(store_t *st, int64_t site_id, unsigned event, const webhook_item *item, int64_t only_id,
                          char event_id[STORE_WEBHOOK_EVENT_ID_SIZE], int64_t *queued)
 {
