@@ -36,6 +36,7 @@
 #include "http/response_cache.h"
 #include "jobs/backups.h"
 #include "jobs/jobs.h"
+#include "jobs/webhooks.h"
 #include "metrics/metrics.h"
 #include "store/replicas.h"
 #include "store/store.h"
@@ -318,6 +319,7 @@ static int serve(strata_config *cfg)
     jobs_register("warm", warm_job);
     history_jobs_register();
     schedules_jobs_register();
+    webhooks_jobs_register();
     http_cache_watch(tokens_watch); /* a revoked token leaves every instance's memory with the bus */
     if (metrics_start(cfg) != 0 || rc_init(cfg, content_routes, content_route_count) != 0) {
         log_event(LOG_ERROR, "cannot start: the cache could not be created");

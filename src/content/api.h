@@ -301,6 +301,13 @@ void handle_schedule_put(const http_request *req, store_t *store, http_response 
 void handle_tokens_list(const http_request *req, store_t *store, http_response *res);   /* tokens.c */
 void handle_tokens_create(const http_request *req, store_t *store, http_response *res); /* tokens.c */
 void handle_tokens_revoke(const http_request *req, store_t *store, http_response *res); /* tokens.c */
+/* Webhook subscriptions and their delivery log (webhooks.c). */
+void handle_webhooks_list(const http_request *req, store_t *store, http_response *res);
+void handle_webhooks_create(const http_request *req, store_t *store, http_response *res);
+void handle_webhook_get(const http_request *req, store_t *store, http_response *res);
+void handle_webhook_delete(const http_request *req, store_t *store, http_response *res);
+void handle_webhook_test(const http_request *req, store_t *store, http_response *res);
+void handle_webhook_deliveries(const http_request *req, store_t *store, http_response *res);
 /* The token of hash, from memory when this instance holds it and may
  * trust it, else from the database (tokens.c). */
 int tokens_lookup(store_t *store, const uint8_t hash[32], store_token *out);

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "jobs/jobs.h"
+#include "store/store_webhooks.h"
 
 enum { TOKEN_SLOTS = 4096 }; /* a power of two: 32 KB */
 
@@ -77,6 +79,8 @@ bool api_read_again(api_ctx *c, int rc)
 
 void api_wrote(api_ctx *c)
 {
+    if (store_webhook_events_take())
+        jobs_wake(); /* the write queued webhook deliveries */
     c->written = store_commit_lsn(c->store);
     if (c->written == LSN_NONE)
         return;

@@ -118,6 +118,12 @@ ON_WORKER(handle_schedule_put)
 ON_WORKER(handle_tokens_list)
 ON_WORKER(handle_tokens_create)
 ON_WORKER(handle_tokens_revoke)
+ON_WORKER(handle_webhooks_list)
+ON_WORKER(handle_webhooks_create)
+ON_WORKER(handle_webhook_get)
+ON_WORKER(handle_webhook_delete)
+ON_WORKER(handle_webhook_test)
+ON_WORKER(handle_webhook_deliveries)
 
 #define WORKER(h) h##_on_worker, NULL, false
 #define LOOP(h) NULL, h, false
@@ -173,6 +179,12 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/:site/tokens", WORKER(handle_tokens_list), NULL},
     {HTTP_POST, "/v1/:site/tokens", WORKER(handle_tokens_create), NULL},
     {HTTP_DELETE, "/v1/:site/tokens/:id", WORKER(handle_tokens_revoke), NULL},
+    {HTTP_GET, "/v1/:site/webhooks", WORKER(handle_webhooks_list), NULL},
+    {HTTP_POST, "/v1/:site/webhooks", WORKER(handle_webhooks_create), NULL},
+    {HTTP_GET, "/v1/:site/webhooks/:id", WORKER(handle_webhook_get), NULL},
+    {HTTP_DELETE, "/v1/:site/webhooks/:id", WORKER(handle_webhook_delete), NULL},
+    {HTTP_POST, "/v1/:site/webhooks/:id/test", WORKER(handle_webhook_test), NULL},
+    {HTTP_GET, "/v1/:site/webhooks/:id/deliveries", WORKER(handle_webhook_deliveries), NULL},
 };
 
 const size_t content_route_count = sizeof(content_routes) / sizeof(content_routes[0]);

@@ -7,10 +7,12 @@
  * and poll(2) bounds each wait by what is left of the deadline; every
  * address getaddrinfo returns is tried in turn until one connects. Only the
  * status line is read: it says all a purge needs, and closing early never
- * loses anything (the endpoint acted before it answered). Name resolution
+ * loses anything (the endpoint acted before it answered), and an answer's
+ * body, however large, is never read. Name resolution
  * itself is the resolver's own (bounded by resolv.conf's timeouts); use an
- * address in the URL where that matters. A webhook's JSON POST goes the
- * same way (exchange), with a body after the head.
+ * address in the URL where that matters. A webhook's JSON POST (alerts'
+ * and content's, purge_post) goes the same way (exchange), with a body
+ * after the head.
  */
 #include "jobs/purge.h"
 
@@ -292,19 +294,25 @@ int purge_send(const purge_target *t, const char *const *keys, size_t count, int
     return -1;
 }
 
-int purge_post_json(const purge_target *t, const char *body, size_t body_len, int timeout_ms, char *err,
-                    size_t err_size)
+int purge_post(const purge_target *t, const char *headers, const char *body, size_t body_len, int timeout_ms, char *err,
+               size_t err_size)
 {
     char head[REQUEST_MAX];
     int len = snprintf(head, sizeof head,
                        "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: strata\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                       t->path, t->host_header, body_len);
+                       "%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                       t->path, t->host_header, headers, body_len);
     if (len < 0 || (size_t)len >= sizeof head) {
         snprintf(err, err_size, "the request head does not fit in %d bytes", REQUEST_MAX);
         return -1;
     }
-    int status = exchange(t, "POST", head, (size_t)len, body, body_len, timeout_ms, err, err_size);
+    return exchange(t, "POST", head, (size_t)len, body, body_len, timeout_ms, err, err_size);
+}
+
+int purge_post_json(const purge_target *t, const char *body, size_t body_len, int timeout_ms, char *err,
+                    size_t err_size)
+{
+    int status = purge_post(t, "", body, body_len, timeout_ms, err, err_size);
     if (status < 0)
         return -1;
     if (status >= 200 && status < 300)

@@ -9,8 +9,8 @@
  * share one deadline, on a non-blocking socket watched with poll(2). Only
  * http:// is spoken (put a local Varnish or proxy in front of a TLS CDN).
  *
- * The same client posts JSON to other endpoints (alert webhooks):
- * purge_endpoint_parse, then purge_post_json.
+ * The same client posts JSON to other endpoints (alert and content
+ * webhooks): purge_endpoint_parse, then purge_post_json or purge_post.
  */
 #ifndef STRATA_PURGE_H
 #define STRATA_PURGE_H
@@ -39,6 +39,13 @@ int purge_target_parse(const char *url, const char *method, const char *header, 
 /* Parses only url into out's host, port, host_header and path; messages
  * name the setting `key` ("alerts.webhook_url"). 0, or -1 with err. */
 int purge_endpoint_parse(const char *url, const char *key, purge_target *out, char *err, size_t err_size);
+
+/* POSTs body (body_len bytes of JSON) with the extra header lines headers
+ * ("Name: value\r\n" each, or "") to the target's URL within timeout_ms:
+ * the answer's status (only its status line is read), or -1 with err when
+ * none came. */
+int purge_post(const purge_target *target, const char *headers, const char *body, size_t body_len, int timeout_ms,
+               char *err, size_t err_size);
 
 /* POSTs body (body_len bytes of JSON) to the target's URL within
  * timeout_ms. 0 when it answered 2xx; -1 with err otherwise. */

@@ -609,8 +609,36 @@ static const char schema_v5[] =
     "CREATE INDEX jobs_scheduled_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'scheduled';"
     "CREATE INDEX jobs_purge_due ON jobs(run_at) WHERE failed_at IS NULL AND kind = 'purge';";
 
+/* Version 6 (issue 16): webhook subscriptions and their delivery log
+ * (store/webhooks.c). The secret is the signing key's 32 bytes: a delivery
+ * needs it to sign, so it cannot be kept as a hash. */
+static const char schema_v6[] = "CREATE TABLE webhooks("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  site_id INTEGER NOT NULL REFERENCES sites(id),"
+                                "  url TEXT NOT NULL,"
+                                "  events INTEGER NOT NULL,"
+                                "  secret BLOB NOT NULL,"
+                                "  active INTEGER NOT NULL,"
+                                "  created_at INTEGER NOT NULL"
+                                ");"
+                                "CREATE INDEX webhooks_by_site ON webhooks(site_id, active);"
+                                "CREATE TABLE webhook_deliveries("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+                                "  message_id TEXT NOT NULL UNIQUE,"
+                                "  event TEXT NOT NULL,"
+                                "  attempts INTEGER NOT NULL,"
+                                "  status_code INTEGER,"
+                                "  error TEXT,"
+                                "  created_at INTEGER NOT NULL,"
+                                "  last_attempt_at INTEGER,"
+                                "  delivered_at INTEGER,"
+                                "  history TEXT NOT NULL"
+                                ");"
+                                "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, id);";
+
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}, {6, schema_v6},
 };
 
 const db_driver db_sqlite_driver = {

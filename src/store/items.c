@@ -25,6 +25,7 @@
 #include "store/item_text.h"
 #include "store/store_history.h"
 #include "store/store_internal.h"
+#include "store/store_webhooks.h"
 
 /* ---- edits (snapshot.c builds and merges the snapshots) ------------------ */
 
@@ -168,6 +169,21 @@ static int item_content_write(store_t *st, int64_t item_id, const snapshot_view 
     }
     free(fields);
     return status == STORE_OK ? item_tags_replace(st, item_id, v->tags) : status;
+}
+
+/* Queues the webhook deliveries of event about item as it now is
+ * (store_webhooks.h): inside the write's transaction. */
+static int item_event(store_t *st, int64_t site_id, unsigned event, const item_state *item, const char *slug,
+                      int64_t version)
+{
+    webhook_item w = {.id = item->id,
+                      .type = item->type,
+                      .slug = slug,
+                      .status = item->status,
+                      .version = version,
+                      .draft_version = item->draft_version,
+                      .published_version = item->published_version};
+    return webhook_event_queue(st, site_id, event, &w);
 }
 
 static int slug_taken(store_t *st, const char *type, const char *slug, const char *site_name)
@@ -530,6 +546,8 @@ static int item_create_tx(store_t *st, void *arg)
         status = item_tags_replace(st, item.id, v.tags);
     if (status == STORE_OK)
         status = version_append(st, item.id, 1, "draft", author, now, snapshot);
+    if (status == STORE_OK)
+        status = item_event(st, site_id, WEBHOOK_CREATED, &item, v.slug, 1);
     if (status == STORE_OK && !(*draft = draft_json(site_name, &item, 1, snapshot, author, now)))
         status = draft_json_failed(st);
     return status;
@@ -600,6 +618,8 @@ static int draft_store(store_t *st, int64_t site_id, const char *site_name, item
                         : version_append(st, item->id, item->draft_version, kind, author, now, snapshot);
     if (status == STORE_OK && never_published)
         status = item_content_write(st, item->id, &v, category_id);
+    if (status == STORE_OK)
+        status = item_event(st, site_id, WEBHOOK_SAVED, item, v.slug, item->draft_version);
     if (status == STORE_OK && !(*draft = draft_json(site_name, item, item->draft_version, snapshot, author, now)))
         status = draft_json_failed(st);
     return status;
@@ -810,6 +830,11 @@ static int publish_tx(store_t *st, void *arg)
         status = item_content_write(st, id, &v, category_id);
     if (status == STORE_OK)
         status = publication_record(st, id, number, now, author);
+    if (status == STORE_OK) {
+        snprintf(item.status, sizeof item.status, "published");
+        item.published_version = number;
+        status = item_event(st, site_id, WEBHOOK_PUBLISHED, &item, v.slug, number);
+    }
     if (status == STORE_OK)
         status = store_schedule_done(st, id, true, now);
     if (status == STORE_OK)
@@ -856,6 +881,11 @@ static int unpublish_tx(store_t *st, void *arg)
         status = store_schedule_done(st, id, false, store_now_ms());
     if (status == STORE_OK)
         status = item_fetch(st, site_id, site_name, id, false, item_out);
+    if (status == STORE_OK) {
+        snprintf(item.status, sizeof item.status, "%s", archive ? "archived" : "draft");
+        status = item_event(st, site_id, WEBHOOK_UNPUBLISHED, &item,
+                            json_string_value(json_object_get(*item_out, "slug")), item.published_version);
+    }
     return status;
 }
 
@@ -874,16 +904,28 @@ static int item_delete_tx(store_t *st, void *arg)
     const item_tx *tx = arg;
     int64_t site_id = tx->site_id, id = tx->id;
     db_query q;
-    int status = db_query_start(st, "DELETE FROM items WHERE id = :id AND site_id = :site", &q);
+    int status = db_query_start(st,
+                                "DELETE FROM items WHERE id = :id AND site_id = :site "
+                                "RETURNING type, slug, status, draft_version, COALESCE(published_version, 0)",
+                                &q);
     if (status != STORE_OK)
         return status;
     db_bind_int(&q, ":id", id);
     db_bind_int(&q, ":site", site_id);
-    status = db_query_run(&q, "deleting the item");
-    /* changes() counts the item row only, not what the cascade removed. */
-    if (status == STORE_OK && db_changes(st) == 0)
+    item_state item = {.id = id};
+    char slug[256]; /* a slug is at most 128 bytes (content/api.h) */
+    bool found = db_next_row(&q);
+    if (found) {
+        snprintf(item.type, sizeof item.type, "%s", db_column_text(&q, 0));
+        snprintf(slug, sizeof slug, "%s", db_column_text(&q, 1));
+        snprintf(item.status, sizeof item.status, "%s", db_column_text(&q, 2));
+        item.draft_version = db_column_int(&q, 3);
+        item.published_version = db_column_int(&q, 4);
+    }
+    status = db_query_end(&q, "deleting the item");
+    if (status == STORE_OK && !found)
         return db_fail(st, STORE_NOT_FOUND, "no item %lld in this site", (long long)id);
-    return status;
+    return status == STORE_OK ? item_event(st, site_id, WEBHOOK_DELETED, &item, slug, item.draft_version) : status;
 }
 
 int store_item_delete(store_t *st, int64_t site_id, int64_t id)

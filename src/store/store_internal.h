@@ -153,6 +153,20 @@ int item_tags_replace(store_t *st, int64_t item_id, const json_t *tags);
 /* Records a publish of version at time at. Inside a transaction. */
 int publication_record(store_t *st, int64_t item_id, int64_t version, int64_t at, const char *author);
 
+/* ---- webhook events (webhooks.c), queued by items.c ---------------------- */
+
+/* The item as an event shows it. */
+typedef struct webhook_item {
+    int64_t id;
+    const char *type, *slug, *status;
+    int64_t version; /* the one the event is about */
+    int64_t draft_version, published_version;
+} webhook_item;
+/* Queues a delivery of event (a store_webhook_event bit) about item for
+ * each active subscription of the site that wants it. Inside the write's
+ * transaction. */
+int webhook_event_queue(store_t *st, int64_t site_id, unsigned event, const webhook_item *item);
+
 /* ---- item text (item_text.c), shared with lists.c ------------------------ */
 
 /* The current row (ITEM_COLUMNS, the body as ITEM_COL_EXTRA when
