@@ -132,6 +132,12 @@ typedef struct http_cache_rule {
     unsigned integer_captures;      /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
+    /* What else of the query makes another answer, that the table cannot
+     * name (parameters by a prefix: fields.NAME[OP]): its canonical text
+     * into out and its length (0: nothing), keyed after the table's; < 0:
+     * the handler refuses this query, so it gets no key and is never
+     * answered from the cache. NULL: nothing else. */
+    long (*query_key)(const char *query, size_t query_len, char *out, size_t size);
 } http_cache_rule;
 
 typedef struct http_route {
