@@ -1,7 +1,8 @@
 /*
  * field_filters.h — internal to src/content: the list route's filters on
  * declared custom fields (`fields.NAME[OP]=VALUE`) and its refusal of
- * unknown parameters that look like filters (field_filters.c).
+ * unknown parameters that look like filters (field_filters.c), and the
+ * admin routes that declare the fields (field_indexes.c).
  */
 #ifndef STRATA_CONTENT_FIELD_FILTERS_H
 #define STRATA_CONTENT_FIELD_FILTERS_H
@@ -37,5 +38,10 @@ bool field_filters_read(api_ctx *c, store_list_query *q, api_field_filters *out)
 /* The identity of q's filters on fields for its cursor ("" without any):
  * 16 hex digits of a hash of their canonical form. */
 void field_filters_identity(const store_list_query *q, char out[17]);
+
+/* The admin routes of the declarations (field_indexes.c). */
+void handle_field_indexes_list(const http_request *req, store_t *store, http_response *res);
+void handle_field_indexes_create(const http_request *req, store_t *store, http_response *res);
+void handle_field_indexes_drop(const http_request *req, store_t *store, http_response *res);
 
 #endif

@@ -120,6 +120,9 @@ ON_WORKER(handle_schedule_put)
 ON_WORKER(handle_tokens_list)
 ON_WORKER(handle_tokens_create)
 ON_WORKER(handle_tokens_revoke)
+ON_WORKER(handle_field_indexes_list)
+ON_WORKER(handle_field_indexes_create)
+ON_WORKER(handle_field_indexes_drop)
 
 #define WORKER(h) h##_on_worker, NULL, false
 #define LOOP(h) NULL, h, false
@@ -175,6 +178,9 @@ const http_route content_routes[] = {
     {HTTP_GET, "/v1/:site/tokens", WORKER(handle_tokens_list), NULL},
     {HTTP_POST, "/v1/:site/tokens", WORKER(handle_tokens_create), NULL},
     {HTTP_DELETE, "/v1/:site/tokens/:id", WORKER(handle_tokens_revoke), NULL},
+    {HTTP_GET, "/v1/:site/field-indexes", WORKER(handle_field_indexes_list), NULL},
+    {HTTP_POST, "/v1/:site/field-indexes", WORKER(handle_field_indexes_create), NULL},
+    {HTTP_DELETE, "/v1/:site/field-indexes/:type/:field", WORKER(handle_field_indexes_drop), NULL},
 };
 
 const size_t content_route_count = sizeof(content_routes) / sizeof(content_routes[0]);

@@ -663,8 +663,10 @@ const db_driver db_sqlite_driver = {
             [DB_SQL_SKIP_LOCKED] = "",       /* one writer at a time: nothing is held by another */
             [DB_SQL_COMMIT_POSITION] = NULL, /* one file: there are no replicas */
             [DB_SQL_FIELD_BOOL] = "(CASE json_type({fields}, '$.{field}') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)",
-            [DB_SQL_FIELD_NUMBER] = "(CASE WHEN json_type({fields}, '$.{field}') IN ('integer', 'real')"
-                                    " THEN json_extract({fields}, '$.{field}') END)",
+            /* REAL affinity outside, as the bound CAST(:v AS DOUBLE PRECISION) has: an index is
+               used for a comparison only when their affinities agree */
+            [DB_SQL_FIELD_NUMBER] = "CAST((CASE WHEN json_type({fields}, '$.{field}') IN ('integer', 'real')"
+                                    " THEN json_extract({fields}, '$.{field}') END) AS REAL)",
             [DB_SQL_FIELD_TEXT] =
                 "(CASE json_type({fields}, '$.{field}') WHEN 'text' THEN json_extract({fields}, '$.{field}') END)",
         },
