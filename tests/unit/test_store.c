@@ -223,7 +223,7 @@ static void test_migrate_is_idempotent(void **state)
     assert_int_equal(store_secret(st, secret), STORE_NOT_FOUND);
 
     assert_int_equal(store_migrate(st, &applied), STORE_OK);
-    assert_int_equal(applied, schema_latest(st));
+    assert_int_equal(applied, (int)db_driver_of(st)->migration_count); /* numbers may skip (a branch's migration) */
     assert_int_equal(store_migrate(st, &applied), STORE_OK);
     assert_int_equal(applied, 0);
     assert_int_equal(store_schema_version(st, &version), STORE_OK);
