@@ -772,8 +772,9 @@ static int fields_change(store_t *store, int64_t site_id, bool index)
     const char *type = own_flag("type"), *field = own_flag("field"), *kind_name = own_flag("kind");
     store_field_kind kind = FIELD_BOOL;
     if (type == NULL || field == NULL || (index && kind_name == NULL))
-        return usage_error(index ? "fields index needs --type, --field and --kind%s" : "fields drop needs --type and "
-                                                                                       "--field%s",
+        return usage_error(index ? "fields index needs --type, --field and --kind%s"
+                                 : "fields drop needs --type and "
+                                   "--field%s",
                            "");
     if (!type_valid(type))
         return usage_error("--type '%s' must be 1 to 32 characters of a-z, 0-9, '-' and '_'", type);

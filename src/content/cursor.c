@@ -31,8 +31,8 @@ static void filters_hash(const store_list_query *q, uint8_t out[8])
     char text[512], fields[17];
     field_filters_identity(q, fields); /* "" without filters on fields: older cursors stay valid */
     int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s%s%s", (long long)q->site_id, (int)q->status,
-                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "",
-                     fields[0] ? "|" : "", fields);
+                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "", fields[0] ? "|" : "",
+                     fields);
     uint8_t full[32];
     crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
     memcpy(out, full, 8);

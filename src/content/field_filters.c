@@ -73,8 +73,7 @@ static long form_decode(const char *src, size_t len, char *out, size_t size)
         int hi, lo;
         if (ch == '+')
             ch = ' ';
-        else if (ch == '%' && i + 2 < len && (hi = hex_digit(src[i + 1])) >= 0 &&
-                 (lo = hex_digit(src[i + 2])) >= 0) {
+        else if (ch == '%' && i + 2 < len && (hi = hex_digit(src[i + 1])) >= 0 && (lo = hex_digit(src[i + 2])) >= 0) {
             ch = (char)(hi << 4 | lo);
             i += 2;
         }
@@ -212,7 +211,8 @@ static bool field_param_parse(filter_scan *s, const char *name, raw_filter *f)
     memcpy(f->name, field, field_len);
     f->name[field_len] = '\0';
     if (!store_field_name_valid(f->name))
-        return refuse(s, "query parameter '%s': a field name is 1 to 40 characters of a-z, 0-9 and '_', from a letter%s",
+        return refuse(s,
+                      "query parameter '%s': a field name is 1 to 40 characters of a-z, 0-9 and '_', from a letter%s",
                       name, "");
     return true;
 }
@@ -376,8 +376,8 @@ static bool value_type(api_ctx *c, const raw_filter *raw, store_field_kind kind,
         *out = text;
         if (valid != NULL)
             return true;
-        return problem(c, "field '%s' is declared %s: a value is UTF-8 of at most 256 bytes, not '%.64s'",
-                       raw->name, kind_name, text);
+        return problem(c, "field '%s' is declared %s: a value is UTF-8 of at most 256 bytes, not '%.64s'", raw->name,
+                       kind_name, text);
     }
     return problem(c, "field '%s' is declared %s: '%.64s' is not one (a number is decimal; a bool is true or false)",
                    raw->name, kind_name, text);
@@ -448,8 +448,9 @@ bool field_filters_read(api_ctx *c, store_list_query *q, api_field_filters *out)
     if (!ok)
         http_problem(c->res, c->req, 400, "bad_query", "%s", s->why);
     else if (s->count > 0 && q->type == NULL)
-        ok = problem(c, "filters on fields need 'type': fields are declared indexed per type (query parameter "
-                        "'fields.%s')%s%s",
+        ok = problem(c,
+                     "filters on fields need 'type': fields are declared indexed per type (query parameter "
+                     "'fields.%s')%s%s",
                      s->filters[0].name, "", "");
     store_field_index declared[FIELD_INDEXES_PER_SITE];
     size_t n = 0;
@@ -484,8 +485,8 @@ void field_filters_identity(const store_list_query *q, char out[17])
         const char *values[FIELD_IN_MAX];
         memcpy(values, f->values, f->value_count * sizeof values[0]);
         qsort(values, f->value_count, sizeof values[0], text_order);
-        fits = key_part(text, sizeof text, &len, f->name) &&
-               key_part(text, sizeof text, &len, store_field_op_name(f->op));
+        fits =
+            key_part(text, sizeof text, &len, f->name) && key_part(text, sizeof text, &len, store_field_op_name(f->op));
         for (size_t k = 0; k < f->value_count && fits; k++)
             fits = key_part(text, sizeof text, &len, values[k]);
         fits = fits && key_part(text, sizeof text, &len, "");

@@ -16,7 +16,7 @@
 /* A request's filters on fields, typed: q->fields points into it. */
 typedef struct api_field_filters {
     size_t count;
-    store_field_filter filters[FIELD_FILTERS_MAX]; /* sorted by name, then operator */
+    store_field_filter filters[FIELD_FILTERS_MAX];      /* sorted by name, then operator */
     char raw[FIELD_FILTERS_MAX][FIELD_PARAM_VALUE_MAX]; /* decoded values; an [in] list split in place */
     char numbers[FIELD_FILTERS_MAX][FIELD_IN_MAX][32];  /* canonical numbers ("%.17g") */
 } api_field_filters;

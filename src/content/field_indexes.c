@@ -73,8 +73,9 @@ void handle_field_indexes_create(const http_request *req, store_t *store, http_r
         } else {
             lists_invalidate(&c);
             http_response_header(res, "cache-control", "private, no-store");
-            api_send_json(&c, 201,
-                          json_pack("{s:s, s:s, s:s}", "type", type, "field", field, "kind", store_field_kind_name(kind)));
+            api_send_json(
+                &c, 201,
+                json_pack("{s:s, s:s, s:s}", "type", type, "field", field, "kind", store_field_kind_name(kind)));
         }
     }
     json_decref(body);

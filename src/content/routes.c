@@ -66,8 +66,7 @@ const http_cache_param item_params[ITEM_PARAM_COUNT] = {
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
 static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL};
 static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT,
-                                         field_filters_cache_key};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, field_filters_cache_key};
 static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL};
 static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL};
 

@@ -1040,11 +1040,8 @@ extern const char postgres_schema_v4[];
 extern const char postgres_schema_v6[];
 
 static const db_migration postgres_migrations[] = {
-    {1, postgres_schema_v1},
-    {2, postgres_schema_v2},
-    {3, postgres_schema_v3},
-    {4, postgres_schema_v4},
-    {6, postgres_schema_v6},
+    {1, postgres_schema_v1}, {2, postgres_schema_v2}, {3, postgres_schema_v3},
+    {4, postgres_schema_v4}, {6, postgres_schema_v6},
 };
 
 const db_driver db_postgres_driver = {

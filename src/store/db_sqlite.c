@@ -604,23 +604,18 @@ static const char schema_v4[] =
 /* Version 6 (issue 16): the custom fields an operator declared indexed
  * per site and type (store/field_filters.c); their indexes are made when
  * they are declared, not here. */
-static const char schema_v6[] =
-    "CREATE TABLE field_indexes("
-    "  id INTEGER PRIMARY KEY,"
-    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
-    "  type TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  kind TEXT NOT NULL CHECK (kind IN ('bool', 'number', 'text')),"
-    "  created_at INTEGER NOT NULL,"
-    "  UNIQUE (site_id, type, name)"
-    ");";
+static const char schema_v6[] = "CREATE TABLE field_indexes("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+                                "  type TEXT NOT NULL,"
+                                "  name TEXT NOT NULL,"
+                                "  kind TEXT NOT NULL CHECK (kind IN ('bool', 'number', 'text')),"
+                                "  created_at INTEGER NOT NULL,"
+                                "  UNIQUE (site_id, type, name)"
+                                ");";
 
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1},
-    {2, schema_v2},
-    {3, schema_v3},
-    {4, schema_v4},
-    {6, schema_v6},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {6, schema_v6},
 };
 
 const db_driver db_sqlite_driver = {

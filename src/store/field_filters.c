@@ -43,8 +43,7 @@
 static const char *const kind_names[FIELD_KINDS] = {"bool", "number", "text"};
 static const char *const op_names[FIELD_OPS] = {"eq", "gt", "gte", "lt", "lte", "in"};
 static const char *const op_sql[FIELD_OPS] = {"=", ">", ">=", "<", "<=", "IN"};
-static const db_fragment_id kind_fragments[FIELD_KINDS] = {DB_SQL_FIELD_BOOL, DB_SQL_FIELD_NUMBER,
-                                                           DB_SQL_FIELD_TEXT};
+static const db_fragment_id kind_fragments[FIELD_KINDS] = {DB_SQL_FIELD_BOOL, DB_SQL_FIELD_NUMBER, DB_SQL_FIELD_TEXT};
 
 const char *store_field_kind_name(store_field_kind kind)
 {
@@ -168,8 +167,8 @@ static int declare_body(store_t *st, void *arg)
     if (status != STORE_NOT_FOUND)
         return status;
     int64_t count = 0;
-    status = count_where(st, "SELECT COUNT(*) FROM field_indexes WHERE site_id = :site", tx->site_id, NULL, NULL,
-                         &count);
+    status =
+        count_where(st, "SELECT COUNT(*) FROM field_indexes WHERE site_id = :site", tx->site_id, NULL, NULL, &count);
     if (status == STORE_OK && count >= FIELD_INDEXES_PER_SITE)
         return db_fail(st, STORE_INVALID, "a site may declare at most %d indexed fields; drop one first",
                        FIELD_INDEXES_PER_SITE);
@@ -210,8 +209,8 @@ static int drop_body(store_t *st, void *arg)
         return db_fail(st, STORE_NOT_FOUND, "field '%s' of type '%s' is not declared", tx->name, tx->type);
     db_query q;
     if (status == STORE_OK)
-        status = db_query_start(
-            st, "DELETE FROM field_indexes WHERE site_id = :site AND type = :type AND name = :name", &q);
+        status =
+            db_query_start(st, "DELETE FROM field_indexes WHERE site_id = :site AND type = :type AND name = :name", &q);
     if (status != STORE_OK)
         return status;
     db_bind_int(&q, ":site", tx->site_id);
@@ -220,8 +219,8 @@ static int drop_body(store_t *st, void *arg)
     status = db_query_run(&q, "dropping a field declaration");
     int64_t users = 0;
     if (status == STORE_OK)
-        status = count_where(st, "SELECT COUNT(*) FROM field_indexes WHERE name = :name AND kind = :kind", 0,
-                             tx->name, kind_names[tx->kind], &users);
+        status = count_where(st, "SELECT COUNT(*) FROM field_indexes WHERE name = :name AND kind = :kind", 0, tx->name,
+                             kind_names[tx->kind], &users);
     if (status != STORE_OK || users > 0)
         return status;
     char index[64], ddl[96];

@@ -27,7 +27,15 @@
 #define FIELD_VALUE_MAX 256
 
 typedef enum store_field_kind { FIELD_BOOL = 0, FIELD_NUMBER, FIELD_TEXT, FIELD_KINDS } store_field_kind;
-typedef enum store_field_op { FIELD_EQ = 0, FIELD_GT, FIELD_GTE, FIELD_LT, FIELD_LTE, FIELD_IN, FIELD_OPS } store_field_op;
+typedef enum store_field_op {
+    FIELD_EQ = 0,
+    FIELD_GT,
+    FIELD_GTE,
+    FIELD_LT,
+    FIELD_LTE,
+    FIELD_IN,
+    FIELD_OPS
+} store_field_op;
 
 /* "bool", "number", "text" / "eq", "gt", "gte", "lt", "lte", "in". */
 const char *store_field_kind_name(store_field_kind kind);
