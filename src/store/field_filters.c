@@ -291,6 +291,46 @@ int store_field_indexes_of(store_t *st, int64_t site_id, const char *type, store
     return db_query_end(&q, "reading field declarations");
 }
 
+/* The distinct fields declared, as (kind, name) pairs read whole before
+ * any index is made (DDL while a SELECT is stepping is refused). */
+typedef struct declared_field {
+    store_field_kind kind;
+    char name[FIELD_NAME_MAX + 1];
+} declared_field;
+
+int field_indexes_rebuild(store_t *st)
+{
+    db_query q;
+    declared_field *fields = NULL;
+    size_t n = 0, cap = 0;
+    bool short_of_memory = false;
+    int status = db_query_start(st, "SELECT DISTINCT kind, name FROM field_indexes ORDER BY kind, name", &q);
+    if (status != STORE_OK)
+        return status;
+    while (db_next_row(&q)) {
+        declared_field f;
+        const char *name = db_column_text(&q, 1);
+        if (!store_field_kind_parse(db_column_text(&q, 0), &f.kind) || !store_field_name_valid(name))
+            continue;
+        if (n == cap) {
+            declared_field *more = realloc(fields, (cap ? cap * 2 : 16) * sizeof *fields);
+            if ((short_of_memory = more == NULL))
+                break;
+            fields = more;
+            cap = cap ? cap * 2 : 16;
+        }
+        strcpy(f.name, name);
+        fields[n++] = f;
+    }
+    status = db_query_end(&q, "reading the declared fields");
+    if (status == STORE_OK && short_of_memory)
+        status = db_fail(st, STORE_ERROR, "out of memory reading the declared fields");
+    for (size_t i = 0; i < n && status == STORE_OK; i++)
+        status = index_create(st, fields[i].kind, fields[i].name);
+    free(fields);
+    return status;
+}
+
 /* ---- the list's filters (lists.c) ----------------------------------------- */
 
 /* How many values an [in] binds: 4 or FIELD_IN_MAX, the last repeated. */

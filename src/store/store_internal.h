@@ -209,5 +209,7 @@ int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour
 int field_filters_sql(store_t *st, const store_list_query *q, char *out, size_t size);
 /* Binds the values field_filters_sql named. */
 void field_filters_bind(db_query *query, const store_list_query *q);
+/* Makes the index of every declared field that lacks it (strata copy). */
+int field_indexes_rebuild(store_t *st);
 
 #endif

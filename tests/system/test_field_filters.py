@@ -6,6 +6,8 @@ refused; filtered pages are cached under their canonical filters and
 dropped by the write that changes a field; the plan walks the declared
 index (SQLite and PostgreSQL)."""
 
+import sqlite3
+
 import pytest
 
 from cache_support import HIT, MISS_STORED, assert_cache_status, cache_status
@@ -312,3 +314,21 @@ def test_no_filtered_plan_scans_a_table(planned, tokens, seeded, query):
             assert "Seq Scan" not in line, plans[0]
         else:
             assert not (line.strip().startswith("SCAN ") and " USING " not in line), plans[0]
+
+
+def test_a_copy_carries_the_declarations_and_makes_their_indexes(server, seeded, tmp_path):
+    """strata copy (from either engine into a new SQLite file): the
+    declarations go with the rows, and their indexes are made there."""
+    d = server.deployment
+    dest = tmp_path / "copy.db"
+    assert d.cli("migrate", "--db", dest).returncode == 0
+    copied = d.cli("copy", "--from", d.db, "--to", dest, timeout=120)
+    assert copied.returncode == 0, copied.stderr
+    listed = d.cli("fields", "list", "--db", dest)
+    assert listed.returncode == 0, listed.stderr
+    for name in ("items_field_number_rank", "items_field_bool_featured", "items_field_text_color"):
+        assert name in listed.stdout
+    with sqlite3.connect(dest) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"items_field_number_rank", "items_field_bool_featured", "items_field_text_color",
+            "items_field_number_price"} <= indexes
