@@ -112,12 +112,14 @@ static bool param_next(const char **at, const char *end, query_param *p)
 /* ---- which unknown parameters look like filters ------------------------------ */
 
 /* The optimal string alignment distance of a and b, or 3 when it is
- * larger than 2 (all the rule needs). */
+ * larger than 2 (all the rule needs; known names are short, so longer
+ * names are never that close). */
+enum { EDIT_NAME_MAX = 32 };
 static int edit_distance(const char *a, size_t la, const char *b, size_t lb)
 {
-    if (la > lb + 2 || lb > la + 2 || la >= PARAM_NAME_MAX || lb >= PARAM_NAME_MAX)
+    if (la > lb + 2 || lb > la + 2 || la >= EDIT_NAME_MAX || lb >= EDIT_NAME_MAX)
         return 3;
-    static _Thread_local int d[PARAM_NAME_MAX + 1][PARAM_NAME_MAX + 1];
+    int d[EDIT_NAME_MAX + 1][EDIT_NAME_MAX + 1];
     for (size_t i = 0; i <= la; i++)
         d[i][0] = (int)i;
     for (size_t j = 0; j <= lb; j++)
