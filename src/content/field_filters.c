@@ -52,39 +52,6 @@
 
 /* ---- the query string ------------------------------------------------------ */
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Form-decodes len bytes of src into out ('+' is a space): its length,
- * or -1 for a NUL byte or when it does not fit size - 1 bytes. */
-static long form_decode(const char *src, size_t len, char *out, size_t size)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = src[i];
-        int hi, lo;
-        if (ch == '+')
-            ch = ' ';
-        else if (ch == '%' && i + 2 < len && (hi = hex_digit(src[i + 1])) >= 0 && (lo = hex_digit(src[i + 2])) >= 0) {
-            ch = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (ch == '\0' || n + 1 >= size)
-            return -1;
-        out[n++] = ch;
-    }
-    out[n] = '\0';
-    return (long)n;
-}
-
 /* One `name=value` of a query: raw bytes, undecoded. */
 typedef struct query_param {
     const char *name, *value;
@@ -233,7 +200,7 @@ static bool scan_field_param(filter_scan *s, const char *name, const query_param
     raw_filter *f = &s->filters[s->count];
     if (!field_param_parse(s, name, f))
         return false;
-    if (form_decode(p->value, p->value_len, f->value, sizeof f->value) < 0)
+    if (http_form_decode(p->value, p->value_len, f->value, sizeof f->value) < 0)
         return refuse(s, "query parameter '%s' is longer than 1023 bytes or holds a NUL byte%s", name, "");
     for (size_t i = 0; i < s->count; i++)
         if (raw_filter_order(&s->filters[i], f) == 0)
@@ -252,7 +219,7 @@ static bool filters_scan(const char *query, size_t query_len, filter_scan *s)
     s->count = 0;
     s->why[0] = '\0';
     while (param_next(&at, end, &p)) {
-        long len = form_decode(p.name, p.name_len, name, sizeof name);
+        long len = http_form_decode(p.name, p.name_len, name, sizeof name);
         if (len < 0) {
             if (memchr(p.name, '.', p.name_len) || memchr(p.name, '[', p.name_len))
                 return refuse(s, "a query parameter's name is longer than 127 bytes or holds a NUL byte%s%s", "", "");
