@@ -145,7 +145,7 @@ typedef struct raw_filter {
 typedef struct filter_scan {
     size_t count;
     raw_filter filters[FIELD_FILTERS_MAX];
-    char why[640]; /* the refusal's detail */
+    char why[768]; /* the refusal's detail */
 } filter_scan;
 
 static bool refuse(filter_scan *s, const char *format, const char *a, const char *b)
@@ -229,10 +229,11 @@ static bool filters_scan(const char *query, size_t query_len, filter_scan *s)
             if (!scan_field_param(s, name, &p))
                 return false;
         } else if (!is_known(name) && looks_like_filter(name, (size_t)len)) {
-            char known[200] = "";
-            for (size_t i = 0; i < LIST_PARAM_COUNT; i++) {
-                strcat(known, list_params[i].name);
-                strcat(known, ", ");
+            char known[320];
+            size_t used = 0;
+            for (size_t i = 0; i < LIST_PARAM_COUNT && used < sizeof known; i++) {
+                int n = snprintf(known + used, sizeof known - used, "%s, ", list_params[i].name);
+                used += n > 0 ? (size_t)n : 0;
             }
             return refuse(s,
                           "unknown query parameter '%s' looks like a filter; this route knows %s"
