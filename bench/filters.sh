@@ -21,8 +21,8 @@
 #               field's index and walking the type's order)
 #
 # Issue 16's bar, printed PASS/FAIL: each cold filtered query's p99 ≤ 3 ×
-# the cold plain list page's p99 (bool and number; range is printed with
-# its ratio too). Beside each: the server's CPU µs per request (user +
+# the cold plain list page's p99 (bool, number and range; `target=` is
+# PASS only when all are). Beside each: the server's CPU µs per request (user +
 # system over the warm-up and the run, from /proc), less noisy than
 # latency on a shared machine. PG=1 (or PG_URL=postgres://…) runs the same
 # on a throwaway PostgreSQL cluster (tests/pg_cluster.sh) as well.
