@@ -2,7 +2,7 @@
  * main.c — the strata command line.
  *
  *   strata serve | migrate | seed | copy | site create | token create |
- *          check-config | version        (each with --help)
+ *          fields index|list|drop | check-config | version   (each with --help)
  *
  * Every command takes the configuration flags (config.c's table) besides
  * its own; a flag is `--name value` or `--name=value`. Exit codes: 0 done,
@@ -40,6 +40,7 @@
 #include "metrics/metrics.h"
 #include "store/replicas.h"
 #include "store/store.h"
+#include "store/store_fields.h"
 
 #define STRATA_VERSION "0.1.0"
 #define MAX_ARGS 64
@@ -735,6 +736,85 @@ static int cmd_token(void)
     return rc;
 }
 
+/* ---- fields: declared custom fields (store_fields.h) ------------------------------- */
+
+/* A type as the API takes it: [a-z0-9][a-z0-9_-]{0,31}. */
+static bool type_valid(const char *type)
+{
+    size_t len = strlen(type);
+    bool valid = len > 0 && len <= 32;
+    for (size_t i = 0; i < len && valid; i++)
+        valid = (type[i] >= 'a' && type[i] <= 'z') || (type[i] >= '0' && type[i] <= '9') ||
+                (i > 0 && (type[i] == '-' || type[i] == '_'));
+    return valid;
+}
+
+static int fields_list(store_t *store, int64_t site_id)
+{
+    json_t *list = NULL;
+    if (store_field_index_list(store, site_id, &list) != STORE_OK) {
+        fprintf(stderr, "strata: could not list the fields: %s\n", store_errmsg(store));
+        return 1;
+    }
+    printf("%-20s %-24s %-7s %-40s %s\n", "type", "field", "kind", "index", "created");
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+    {
+        printf("%-20s %-24s %-7s %-40s %s\n", json_string_value(json_object_get(f, "type")),
+               json_string_value(json_object_get(f, "field")), json_string_value(json_object_get(f, "kind")),
+               json_string_value(json_object_get(f, "index")), json_text_or_dash(json_object_get(f, "created_at")));
+    }
+    json_decref(list);
+    return 0;
+}
+
+/* index or drop: --type and --field, and --kind to index. */
+static int fields_change(store_t *store, int64_t site_id, bool index)
+{
+    const char *type = own_flag("type"), *field = own_flag("field"), *kind_name = own_flag("kind");
+    store_field_kind kind = FIELD_BOOL;
+    if (type == NULL || field == NULL || (index && kind_name == NULL))
+        return usage_error(index ? "fields index needs --type, --field and --kind%s"
+                                 : "fields drop needs --type and "
+                                   "--field%s",
+                           "");
+    if (!type_valid(type))
+        return usage_error("--type '%s' must be 1 to 32 characters of a-z, 0-9, '-' and '_'", type);
+    if (index && !store_field_kind_parse(kind_name, &kind))
+        return usage_error("--kind must be bool, number or text, not '%s'", kind_name);
+    int rc = index ? store_field_index_declare(store, site_id, type, field, kind)
+                   : store_field_index_drop(store, site_id, type, field);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "strata: %s\n", store_errmsg(store));
+        return rc == STORE_INVALID || rc == STORE_CONFLICT ? 2 : 1;
+    }
+    if (index)
+        printf("field '%s' of type '%s' is indexed as %s\n", field, type, kind_name);
+    else
+        printf("field '%s' of type '%s' is no longer indexed\n", field, type);
+    return 0;
+}
+
+static int cmd_fields(void)
+{
+    const char *verb = cli.positional_count == 2 ? cli.positional[1] : "";
+    bool known = strcmp(verb, "index") == 0 || strcmp(verb, "list") == 0 || strcmp(verb, "drop") == 0;
+    const char *site = own_flag("site") ? own_flag("site") : "main";
+    if (!known)
+        return usage_error("usage: strata fields index|list|drop [--site S] (see strata fields --help)%s", "");
+    strata_config cfg;
+    store_t *store = NULL;
+    int rc = load_config(&cfg);
+    if (rc != 0 || (rc = open_store(&cfg, &store)) != 0)
+        return rc;
+    int64_t site_id;
+    if ((rc = site_id_for(store, site, false, &site_id)) == 0)
+        rc = strcmp(verb, "list") == 0 ? fields_list(store, site_id) : fields_change(store, site_id, verb[0] == 'i');
+    store_close(&store);
+    return rc;
+}
+
 static int cmd_check_config(void)
 {
     strata_config cfg;
@@ -759,6 +839,7 @@ static const char *const token_flags[] = {"site", "role", "name", "expires-days"
 static const char *const copy_flags[] = {"from", "to", NULL};
 static const char *const backup_flags[] = {"to", NULL};
 static const char *const restore_flags[] = {"from", "force", NULL};
+static const char *const fields_flags[] = {"site", "type", "field", "kind", NULL};
 
 static int cmd_version(void)
 {
@@ -800,6 +881,14 @@ static const command commands[] = {
      "strata token list --site S\n  The site's tokens: name, role, created, expires, last used, revoked.\n"
      "strata token revoke --site S --id N\n  Revoke a token (running servers drop it within 30 s; the admin route\n"
      "  DELETE /v1/{site}/tokens/{id} reaches every instance at once)."},
+    {"fields", cmd_fields, fields_flags,
+     "strata fields index --type T --field F --kind bool|number|text [--site S]\n"
+     "  Declare a custom field of items of type T indexed, so lists may filter on it\n"
+     "  (?type=T&fields.F=…): creates its index. At most 16 per site.\n"
+     "strata fields list [--site S]\n  The site's declared fields.\n"
+     "strata fields drop --type T --field F [--site S]\n  Drop a declaration (and its index when no other uses it).\n"
+     "  A running server sees a change at once; its cached filtered lists expire with their\n"
+     "  lifetime (the admin route /v1/{site}/field-indexes drops them at once)."},
     {"check-config", cmd_check_config, NULL,
      "strata check-config [--config FILE]\n  Validate the file, the environment and the flags; exit 2 naming a bad "
      "key."},

@@ -4,7 +4,8 @@
  * A cursor is the position after the last item of a page: the sort key and
  * the id, which is all keyset pagination needs (no OFFSET, so inserts
  * between pages can neither duplicate nor skip an item). It also carries the
- * sort and a hash of the site and filters it was made for, and an
+ * sort and a hash of the site and filters it was made for (filters on
+ * fields included), and an
  * HMAC-SHA256 (cut to 16 bytes) under the database's secret, so a client can
  * neither forge a position nor reuse a cursor with another query or on
  * another site. Its text is canonical base64url (core/crypto.h): one
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "content/field_filters.h"
 #include "core/crypto.h"
 
 #define CURSOR_VERSION 2 /* 2: the site is in the filters hash */
@@ -26,9 +28,11 @@
  * reused with. */
 static void filters_hash(const store_list_query *q, uint8_t out[8])
 {
-    char text[512];
-    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s", (long long)q->site_id, (int)q->status,
-                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "");
+    char text[512], fields[17];
+    field_filters_identity(q, fields); /* "" without filters on fields: older cursors stay valid */
+    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s%s%s", (long long)q->site_id, (int)q->status,
+                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "", fields[0] ? "|" : "",
+                     fields);
     uint8_t full[32];
     crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
     memcpy(out, full, 8);

@@ -5,7 +5,9 @@
  * Without a token only published content is visible. A token of the site
  * (any role) also sees drafts and archived items: it may list them with
  * `status` and read them by id or slug. Unknown query parameters are
- * ignored; known ones are validated strictly (400 naming the parameter).
+ * ignored, but for those of a list that look like filters (refused,
+ * field_filters.c); known ones are validated strictly (400 naming the
+ * parameter). A list filters on declared custom fields (fields.NAME).
  * The parameters a cached route keys on are read from its table in
  * routes.c (api_query_param*), defaults included: none is written here.
  *
@@ -30,6 +32,7 @@
 #include <string.h>
 
 #include "content/api.h"
+#include "content/field_filters.h"
 #include "store/store_history.h"
 
 /* Whether a parameter's value filters anything: one the request gave, or
@@ -109,6 +112,9 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
         }
         q.tag = tag;
     }
+    api_field_filters fields;
+    if (!field_filters_read(&c, &q, &fields))
+        return;
     q.sort = (store_sort)sort;
     q.status = (store_status_filter)status;
     if (q.status != FILTER_PUBLISHED && !c.has_token) {

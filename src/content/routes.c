@@ -17,6 +17,7 @@
  */
 #include "content/api.h"
 #include "content/content.h"
+#include "content/field_filters.h"
 #include "vitals/vitals.h"
 #include "web/web.h"
 
@@ -63,11 +64,11 @@ const http_cache_param item_params[ITEM_PARAM_COUNT] = {
 };
 
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
-static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT};
-static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT};
-static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT};
-static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL};
+static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, field_filters_cache_key};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL};
+static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL};
 
 /* The HTTP layer runs a worker handler with its worker's resource as a
  * void * (http.h knows no SQL): for strata that is the worker's store_t
@@ -124,6 +125,9 @@ ON_WORKER(handle_webhook_get)
 ON_WORKER(handle_webhook_delete)
 ON_WORKER(handle_webhook_test)
 ON_WORKER(handle_webhook_deliveries)
+ON_WORKER(handle_field_indexes_list)
+ON_WORKER(handle_field_indexes_create)
+ON_WORKER(handle_field_indexes_drop)
 
 #define WORKER(h) h##_on_worker, NULL, false
 #define LOOP(h) NULL, h, false
@@ -185,6 +189,9 @@ const http_route content_routes[] = {
     {HTTP_DELETE, "/v1/:site/webhooks/:id", WORKER(handle_webhook_delete), NULL},
     {HTTP_POST, "/v1/:site/webhooks/:id/test", WORKER(handle_webhook_test), NULL},
     {HTTP_GET, "/v1/:site/webhooks/:id/deliveries", WORKER(handle_webhook_deliveries), NULL},
+    {HTTP_GET, "/v1/:site/field-indexes", WORKER(handle_field_indexes_list), NULL},
+    {HTTP_POST, "/v1/:site/field-indexes", WORKER(handle_field_indexes_create), NULL},
+    {HTTP_DELETE, "/v1/:site/field-indexes/:type/:field", WORKER(handle_field_indexes_drop), NULL},
 };
 
 const size_t content_route_count = sizeof(content_routes) / sizeof(content_routes[0]);

@@ -132,6 +132,12 @@ typedef struct http_cache_rule {
     unsigned integer_captures;      /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
+    /* What else of the query makes another answer, that the table cannot
+     * name (parameters by a prefix: fields.NAME[OP]): its canonical text
+     * into out and its length (0: nothing), keyed after the table's; < 0:
+     * the handler refuses this query, so it gets no key and is never
+     * answered from the cache. NULL: nothing else. */
+    long (*query_key)(const char *query, size_t query_len, char *out, size_t size);
 } http_cache_rule;
 
 typedef struct http_route {
@@ -271,6 +277,10 @@ int http_route_find(const http_route *routes, size_t route_count, http_method me
 /* Percent-decodes one capture into out (size bytes); returns the decoded
  * length, or -1 if it does not fit. NUL bytes are kept. */
 long http_capture_decode(const char *path, const http_captures *caps, size_t index, char *out, size_t size);
+/* Form-decodes len bytes of src into out ('+' is a space, %XX a byte):
+ * the decoded length, or -1 for a NUL byte or when it does not fit in
+ * size - 1 bytes. */
+long http_form_decode(const char *src, size_t len, char *out, size_t size);
 /* The first value of `name` in a query string, form-decoded ('+' is a
  * space, %XX a byte) into out. Returns its length, -1 if absent, -2 if it
  * does not fit in size bytes or holds a NUL. The one reader of query

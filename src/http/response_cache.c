@@ -15,8 +15,10 @@
  * Keys are length-prefixed so no byte a client sends can make two
  * different requests collide: route index, each decoded path parameter,
  * then each query parameter the route's rule names, in name order, with
- * its default when absent and integers canonicalised. Anything else in the
- * query is ignored, as the handlers ignore it. Every spelling a handler
+ * its default when absent and integers canonicalised, then what the
+ * rule's query_key makes of the rest (a list's filters on fields; no key
+ * at all for a query the handler refuses). Anything else in the query is
+ * ignored, as the handlers ignore it. Every spelling a handler
  * reads as the same request is one key: integer path captures lose their
  * leading zeros ("/content/0001" is "/content/1"; a sign or a space stays
  * as sent, and the handler refuses it), integer query values are written
@@ -420,6 +422,14 @@ size_t rc_key(int index, const char *path, const http_captures *caps, const char
             len = canonical_word_set(value, len);
         key_put(&w, p->name, strlen(p->name));
         key_put(&w, v, (size_t)len);
+    }
+    if (route->cache->query_key != NULL) {
+        char extra[RC_KEY_MAX];
+        long len = route->cache->query_key(query, query_len, extra, sizeof(extra));
+        if (len < 0)
+            return 0;
+        if (len > 0)
+            key_put(&w, extra, (size_t)len);
     }
     return w.overflow ? 0 : w.len;
 }

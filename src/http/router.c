@@ -90,6 +90,26 @@ long http_capture_decode(const char *path, const http_captures *caps, size_t ind
     return (long)n;
 }
 
+long http_form_decode(const char *src, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = src[i];
+        int hi, lo;
+        if (ch == '+')
+            ch = ' ';
+        else if (ch == '%' && i + 2 < len && (hi = hex_value(src[i + 1])) >= 0 && (lo = hex_value(src[i + 2])) >= 0) {
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (ch == '\0' || n + 1 >= size)
+            return -1;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
 long http_query_value(const char *query, size_t query_len, const char *name, char *out, size_t size)
 {
     size_t name_len = strlen(name);
@@ -98,23 +118,8 @@ long http_query_value(const char *query, size_t query_len, const char *name, cha
         const char *amp = memchr(q, '&', (size_t)(end - q));
         size_t len = amp ? (size_t)(amp - q) : (size_t)(end - q);
         if (len > name_len && memcmp(q, name, name_len) == 0 && q[name_len] == '=') {
-            size_t n = 0;
-            for (size_t i = name_len + 1; i < len; i++) {
-                char ch = q[i];
-                int hi, lo;
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && i + 2 < len && (hi = hex_value(q[i + 1])) >= 0 &&
-                         (lo = hex_value(q[i + 2])) >= 0) {
-                    ch = (char)(hi << 4 | lo);
-                    i += 2;
-                }
-                if (ch == '\0' || n + 1 >= size)
-                    return -2;
-                out[n++] = ch;
-            }
-            out[n] = '\0';
-            return (long)n;
+            long n = http_form_decode(q + name_len + 1, len - name_len - 1, out, size);
+            return n < 0 ? -2 : n;
         }
         q = amp ? amp + 1 : NULL;
     }

@@ -20,7 +20,9 @@
  * destination.
  *
  * Category parents point at other categories of the same table: they are
- * inserted without their parent and given it in a second pass. Identity
+ * inserted without their parent and given it in a second pass. The
+ * indexes of declared custom fields are made on the destination once
+ * their declarations are there (field_filters.c). Identity
  * keys on PostgreSQL must be moved past the copied ids afterwards
  * (DB_SQL_IDENTITY_RESET).
  */
@@ -60,6 +62,11 @@ static const copy_table tables[] = {
       {"revoked_at", 'i'},
       {"expires_at", 'i'},
       {"last_used_at", 'i'}}},
+    /* the declared fields; their indexes are made again afterwards (field_indexes_rebuild) */
+    {"field_indexes",
+     "id",
+     true,
+     {{"id", 'i'}, {"site_id", 'i'}, {"type", 't'}, {"name", 't'}, {"kind", 't'}, {"created_at", 'i'}}},
     /* parent_id in a second pass (copy_category_parents) */
     {"categories", "id", true, {{"id", 'i'}, {"site_id", 'i'}, {"slug", 't'}, {"name", 't'}}},
     {"items",
@@ -168,6 +175,8 @@ static const copy_table tables[] = {
       {"history", 't'}}},
 };
 enum { TABLE_COUNT = sizeof tables / sizeof tables[0], SQL_MAX = 1024 };
+_Static_assert(TABLE_COUNT <= sizeof(((store_copy_counts *)0)->rows) / sizeof(int64_t),
+               "store_copy_counts.rows (and store_verify_report.rows) must hold every table");
 
 static size_t column_count(const copy_table *t)
 {
@@ -347,6 +356,8 @@ static int copy_into(store_t *to, void *arg)
     }
     if (status == STORE_OK)
         status = copy_category_parents(job);
+    if (status == STORE_OK)
+        status = field_indexes_rebuild(job->to);
     if (status == STORE_OK)
         status = verify_versions(job);
     return status;

@@ -71,6 +71,13 @@ typedef enum db_fragment_id {
        every commit this connection has made (NULL: the engine has no
        replicas, hence no positions) */
     DB_SQL_COMMIT_POSITION,
+    /* a custom field of column {fields} ("fields", or "i.fields" in a
+       query) named {field}, typed (field_filters.c): an integer 1 or 0
+       for a JSON true or false, a number for a JSON number, a text for a
+       JSON string; NULL for anything else. Index and query use one text. */
+    DB_SQL_FIELD_BOOL,
+    DB_SQL_FIELD_NUMBER,
+    DB_SQL_FIELD_TEXT,
     DB_FRAGMENTS
 } db_fragment_id;
 

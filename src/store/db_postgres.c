@@ -1041,10 +1041,11 @@ extern const char postgres_schema_v3[];
 extern const char postgres_schema_v4[];
 extern const char postgres_schema_v5[];
 extern const char postgres_schema_v6[];
+extern const char postgres_schema_v7[];
 
 static const db_migration postgres_migrations[] = {
-    {1, postgres_schema_v1}, {2, postgres_schema_v2}, {3, postgres_schema_v3},
-    {4, postgres_schema_v4}, {5, postgres_schema_v5}, {6, postgres_schema_v6},
+    {1, postgres_schema_v1}, {2, postgres_schema_v2}, {3, postgres_schema_v3}, {4, postgres_schema_v4},
+    {5, postgres_schema_v5}, {6, postgres_schema_v6}, {7, postgres_schema_v7},
 };
 
 const db_driver db_postgres_driver = {
@@ -1101,6 +1102,13 @@ const db_driver db_postgres_driver = {
              * replica replayed at 0/3001228); the insert position is past
              * every record this session inserted. */
             [DB_SQL_COMMIT_POSITION] = "SELECT pg_current_wal_insert_lsn()::text",
+            /* items.fields is json (schema_postgres.c): ->, ->> and json_typeof are immutable */
+            [DB_SQL_FIELD_BOOL] = "(CASE json_typeof({fields} -> '{field}') WHEN 'boolean' THEN"
+                                  " CASE {fields} ->> '{field}' WHEN 'true' THEN 1 ELSE 0 END END)",
+            [DB_SQL_FIELD_NUMBER] = "(CASE json_typeof({fields} -> '{field}') WHEN 'number' THEN"
+                                    " ({fields} ->> '{field}')::double precision END)",
+            [DB_SQL_FIELD_TEXT] = "(CASE json_typeof({fields} -> '{field}') WHEN 'string' THEN"
+                                  " ({fields} ->> '{field}') COLLATE \"C\" END)",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

@@ -637,8 +637,21 @@ static const char schema_v6[] = "CREATE TABLE webhooks("
                                 ");"
                                 "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, id);";
 
+/* Version 7 (issue 16): the custom fields an operator declared indexed
+ * per site and type (store/field_filters.c); their indexes are made when
+ * they are declared, not here. */
+static const char schema_v7[] = "CREATE TABLE field_indexes("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+                                "  type TEXT NOT NULL,"
+                                "  name TEXT NOT NULL,"
+                                "  kind TEXT NOT NULL CHECK (kind IN ('bool', 'number', 'text')),"
+                                "  created_at INTEGER NOT NULL,"
+                                "  UNIQUE (site_id, type, name)"
+                                ");";
+
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}, {6, schema_v6},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}, {6, schema_v6}, {7, schema_v7},
 };
 
 const db_driver db_sqlite_driver = {
@@ -680,6 +693,13 @@ const db_driver db_sqlite_driver = {
             [DB_SQL_CATEGORY_OF_ITEM] = "c.slug",
             [DB_SQL_SKIP_LOCKED] = "",       /* one writer at a time: nothing is held by another */
             [DB_SQL_COMMIT_POSITION] = NULL, /* one file: there are no replicas */
+            [DB_SQL_FIELD_BOOL] = "(CASE json_type({fields}, '$.{field}') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)",
+            /* REAL affinity outside, as the bound CAST(:v AS DOUBLE PRECISION) has: an index is
+               used for a comparison only when their affinities agree */
+            [DB_SQL_FIELD_NUMBER] = "CAST((CASE WHEN json_type({fields}, '$.{field}') IN ('integer', 'real')"
+                                    " THEN json_extract({fields}, '$.{field}') END) AS REAL)",
+            [DB_SQL_FIELD_TEXT] =
+                "(CASE json_type({fields}, '$.{field}') WHEN 'text' THEN json_extract({fields}, '$.{field}') END)",
         },
     .migrations = sqlite_migrations,
     .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],

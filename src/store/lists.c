@@ -45,7 +45,7 @@ static const char *const status_names[] = {
 /* ---- SQL assembly ------------------------------------------------------- */
 
 typedef struct sql_text {
-    char text[2048];
+    char text[8192]; /* filters on fields: store_fields.h bounds them */
     size_t length;
     bool overflow;
 } sql_text;
@@ -111,7 +111,8 @@ enum { STAMP_COL_ID = 0, STAMP_COL_UPDATED_AT = 2, STAMP_COL_PUBLISHED_AT = 3, S
 static const list_columns stamp_list_columns = {NULL, STAMP_COL_ID, STAMP_COL_TITLE, STAMP_COL_UPDATED_AT,
                                                 STAMP_COL_PUBLISHED_AT};
 
-static void list_sql_build(const store_list_query *q, const list_plan *plan, const list_columns *columns, sql_text *sql)
+static void list_sql_build(const store_list_query *q, const list_plan *plan, const list_columns *columns,
+                           const char *field_filters, sql_text *sql)
 {
     if (columns->sql == NULL)
         sql_add(sql, "SELECT %s, i.title FROM ", item_stamp_columns);
@@ -129,6 +130,7 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, con
     if (q->category)
         sql_add(sql, " AND i.category_id = "
                      "(SELECT id FROM categories WHERE site_id = :site AND slug = :category)");
+    sql_add(sql, "%s", field_filters);
     const char *after = plan->descending ? "<" : ">";
     if (q->after.present)
         sql_add(sql, " AND %s %s= :key AND (%s %s :key OR %s %s :id)", plan->key, after, plan->key, after, plan->id,
@@ -156,6 +158,7 @@ static void list_bind(db_query *query, const store_list_query *q)
         db_bind_int(query, ":id", q->after.id);
     }
     db_bind_int(query, ":limit", q->limit + 1);
+    field_filters_bind(query, q);
 }
 
 /* ---- the list ----------------------------------------------------------- */
@@ -206,9 +209,13 @@ static int list_query_begin(store_t *st, const store_list_query *q, const list_c
     int status = list_query_check(st, q);
     if (status != STORE_OK)
         return status;
+    char field_filters[6144];
+    status = field_filters_sql(st, q, field_filters, sizeof field_filters);
+    if (status != STORE_OK)
+        return status;
     list_plan plan = list_plan_for(q);
     sql_text sql = {.length = 0};
-    list_sql_build(q, &plan, columns, &sql);
+    list_sql_build(q, &plan, columns, field_filters, &sql);
     if (sql.overflow)
         return db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
     status = db_query_start(st, sql.text, query);

@@ -274,6 +274,10 @@ typedef struct store_list_query {
     store_sort sort;
     int limit;          /* 1..100 */
     store_keyset after; /* start after this position (present=false: first page) */
+    /* Filters on declared custom fields (store_fields.h), all of them
+     * applied; field_count 0: none. They need a type. */
+    const struct store_field_filter *fields;
+    size_t field_count;
 } store_list_query;
 
 /* A list page is read as stamps or as summary texts (item_text.h):

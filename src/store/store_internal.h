@@ -216,4 +216,14 @@ int version_snapshot(store_t *st, int64_t item_id, int64_t number, json_t **snap
 /* Adds count to the item's bucket for hour (ms / 3600000). */
 int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour, int64_t count);
 
+/* ---- filters on declared fields, for lists.c (field_filters.c) ------------ */
+
+/* q's filters on fields as SQL (" AND <expr> <op> :fN…") into out (size
+ * bytes); STORE_INVALID for a filter that is malformed or without a type. */
+int field_filters_sql(store_t *st, const store_list_query *q, char *out, size_t size);
+/* Binds the values field_filters_sql named. */
+void field_filters_bind(db_query *query, const store_list_query *q);
+/* Makes the index of every declared field that lacks it (strata copy). */
+int field_indexes_rebuild(store_t *st);
+
 #endif
