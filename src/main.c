@@ -210,6 +210,11 @@ static json_t *metrics_history(void *worker)
     return history_stats_json(worker);
 }
 
+static json_t *metrics_writes(void *worker)
+{
+    return store_writes_json(worker);
+}
+
 /* The metrics core, named by the content routes' patterns; the store's
  * timings and the export's readers pointed at their sources. 0 or -1. */
 static int metrics_start(const strata_config *cfg)
@@ -223,8 +228,8 @@ static int metrics_start(const strata_config *cfg)
         return -1;
     if (metrics_enabled())
         store_set_observer(statement_timed, NULL);
-    metrics_set_sources(
-        &(metrics_sources){metrics_sites, http_cache_stats, metrics_jobs, replicas_json, metrics_history});
+    metrics_set_sources(&(metrics_sources){metrics_sites, http_cache_stats, metrics_jobs, replicas_json,
+                                           metrics_history, metrics_writes});
     return 0;
 }
 

@@ -161,6 +161,34 @@ static json_t *history_stats(void *worker)
     return sources.history != NULL ? sources.history(worker) : NULL;
 }
 
+static json_t *writes_stats(void *worker)
+{
+    return sources.writes != NULL ? sources.writes(worker) : NULL;
+}
+
+/* The database's writes: SQLite's group commit (how many writes each fsync
+ * carried) and whether its disk is full. */
+static void export_writes(prom *p, const json_t *writes)
+{
+    const json_t *group = json_object_get(writes, "group_commit");
+    if (json_is_object(group)) {
+        prom_family(p, "strata_db_group_commits_total", "counter",
+                    "Transactions the SQLite group commit committed (one fsync each).");
+        prom_sample(p, "strata_db_group_commits_total", NULL, num(group, "commits"));
+        prom_family(p, "strata_db_group_writes_total", "counter",
+                    "Writes committed in them, by whose: requests' or the job runner's (background).");
+        prom_sample(p, "strata_db_group_writes_total", LABELS("class", "request"),
+                    num(group, "writes") - num(group, "background_writes"));
+        prom_sample(p, "strata_db_group_writes_total", LABELS("class", "background"), num(group, "background_writes"));
+        prom_family(p, "strata_db_group_failed_writes_total", "counter",
+                    "Writes that failed in a group (rolled back alone, or with their batch).");
+        prom_sample(p, "strata_db_group_failed_writes_total", NULL, num(group, "failed_writes"));
+    }
+    prom_family(p, "strata_db_disk_full", "gauge",
+                "1 while writes are refused because the database's disk is full (docs/operations.md).");
+    prom_sample(p, "strata_db_disk_full", NULL, json_is_true(json_object_get(writes, "disk_full")));
+}
+
 /* The history cache's lookups and every site's versions and their stored
  * bytes (summed into site="_all" without site labels). */
 static void export_history(prom *p, const json_t *history, bool site_labels)
@@ -526,6 +554,10 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     if (history != NULL)
         export_history(&p, history, site_labels);
     json_decref(history);
+    json_t *writes = writes_stats(worker);
+    if (writes != NULL)
+        export_writes(&p, writes);
+    json_decref(writes);
     export_connections(&p);
     export_rate_limits(&p);
     uint64_t log_written, log_dropped;
@@ -697,6 +729,10 @@ json_t *metrics_summary_json(void *worker)
     if (out != NULL && history != NULL)
         json_object_set(out, "history", history);
     json_decref(history);
+    json_t *writes = writes_stats(worker);
+    if (out != NULL && writes != NULL)
+        json_object_set(out, "writes", writes);
+    json_decref(writes);
     json_decref(sites);
     json_decref(all);
     return out;

@@ -164,6 +164,7 @@ typedef struct metrics_sources {
     json_t *(*jobs_stats)(void *worker);      /* the job queue's figures */
     json_t *(*replicas)(void);                /* {"reads":{…},"replicas":[…]} (store/replicas.h) */
     json_t *(*history)(void *worker);         /* {"cache":{…},"sites":{…}} (content/history.c) */
+    json_t *(*writes)(void *worker);          /* {"group_commit":{…}|null,"disk_full"} (store_writes_json) */
 } metrics_sources;
 /* Before the server starts; sources is copied. */
 void metrics_set_sources(const metrics_sources *sources);

@@ -164,6 +164,18 @@ static void disk_room_noticed(void)
         log_event(LOG_INFO, "the database's disk took a write again");
 }
 
+json_t *store_writes_json(const store_t *st)
+{
+    json_t *group = json_null();
+    if (st->group != NULL) {
+        commit_group_stats g;
+        commit_group_stats_of(st, &g);
+        group = json_pack("{s:I, s:I, s:I, s:I}", "commits", (json_int_t)g.commits, "writes", (json_int_t)g.writes,
+                          "background_writes", (json_int_t)g.background, "failed_writes", (json_int_t)g.failed);
+    }
+    return json_pack("{s:o*, s:b}", "group_commit", group, "disk_full", store_disk_full_since() != 0);
+}
+
 static int driver_failed(store_t *st, int status, const char *doing, const char *why)
 {
     const char *words = why ? why : st->driver->errmsg(st->conn);

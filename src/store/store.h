@@ -53,6 +53,11 @@ const char *store_status_name(int status);
  * alert. */
 int64_t store_disk_full_since(void);
 
+/* For the monitoring: {"group_commit":{"commits","writes",
+ * "background_writes","failed_writes"} (null when st's writes commit
+ * alone: PostgreSQL), "disk_full":bool}. NULL when out of memory. */
+json_t *store_writes_json(const store_t *st);
+
 /* ---- connection --------------------------------------------------------- */
 
 /* Opens the database at url: a SQLite path (created if absent) or a

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from metrics_support import parse_metrics, scrape, value
 from strata_support import Deployment, assert_json, assert_problem, run_cli, sqlite_only, wait_for
 
 pytestmark = sqlite_only("it fills the file system of the SQLite file; PostgreSQL's disk_full (53100) maps to "
@@ -98,6 +99,8 @@ def test_a_full_disk_refuses_writes_cleanly_serves_reads_says_why_and_recovers(
     assert_json(reader.get("/v1/main/content?limit=5"))
     assert assert_json(reader.get(f"/v1/main/content/{cold}?select=id,title"))["id"] == cold
 
+    samples, _ = parse_metrics(scrape(reader))
+    assert value(samples, "strata_db_disk_full") == 1
     ready = assert_json(reader.get("/readyz"))
     assert ready["status"] == "degraded" and ready["reason"] == "disk_full" and ready["since"], ready
     wait_for("the db_disk_full alert",

@@ -8,6 +8,7 @@ own transaction."""
 
 import threading
 
+from metrics_support import parse_metrics, scrape, value
 from strata_support import DB_BACKEND, assert_json, assert_problem, create_item, etag_version, uniq
 
 THREADS = 16
@@ -130,3 +131,31 @@ def test_a_save_clears_the_autosave_it_supersedes(server, client, tokens):
     r = client.put(f"/v1/main/content/{d['id']}", token=w, headers={"If-Match": '"v1"'}, json={"title": "typed"})
     assert etag_version(r) == 2
     assert_problem(client.get(f"/v1/main/content/{d['id']}/autosave", token=w), 404)
+
+
+def test_the_group_commit_counts_its_commits_and_writes_in_metrics(server, client, tokens):
+    """/metrics shows how many writes each fsync carried (SQLite only: on
+    PostgreSQL writes commit alone and the family is absent), and whether
+    the disk is full."""
+    w = tokens["write"]
+    before, _ = parse_metrics(scrape(client))
+    item = create_item(client, w)["id"]
+
+    def saver(k):
+        c = server.client()
+        for n in range(5):
+            r = c.put(f"/v1/main/content/{item}", token=w, headers={"If-Match": "*"}, json={"title": f"m{k}.{n}"})
+            assert r.status in (200, 503), r  # 503: PostgreSQL's busy retry, as above
+
+    run_threads(saver, 8)
+    after, types = parse_metrics(scrape(client))
+    assert value(after, "strata_db_disk_full") == 0 and types["strata_db_disk_full"] == "gauge"
+    if DB_BACKEND == "postgres":
+        assert value(after, "strata_db_group_commits_total") is None
+        return
+    writes = value(after, "strata_db_group_writes_total", **{"class": "request"}) - \
+        (value(before, "strata_db_group_writes_total", **{"class": "request"}) or 0)
+    commits = value(after, "strata_db_group_commits_total") - (value(before, "strata_db_group_commits_total") or 0)
+    assert writes >= 41, f"{writes} request writes counted for 41 made"
+    assert 1 <= commits <= writes, (commits, writes)
+    assert types["strata_db_group_writes_total"] == "counter"
