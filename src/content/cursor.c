@@ -4,11 +4,12 @@
  * A cursor is the position after the last item of a page: the sort key and
  * the id, which is all keyset pagination needs (no OFFSET, so inserts
  * between pages can neither duplicate nor skip an item). It also carries the
- * sort and a hash of the site and filters it was made for, and an
- * HMAC-SHA256 (cut to 16 bytes) under the database's secret, so a client can
- * neither forge a position nor reuse a cursor with another query or on
- * another site. Its text is canonical base64url (core/crypto.h): one
- * cursor has one spelling, so one cache key. Layout, before base64url:
+ * sort and a hash of the site and filters (a search's query among them) it
+ * was made for, and an HMAC-SHA256 (cut to 16 bytes) under the database's
+ * secret, so a client can neither forge a position nor reuse a cursor
+ * with another query or on another site. Its text is canonical
+ * base64url (core/crypto.h): one cursor has one spelling, so one cache
+ * key. Layout, before base64url:
  *
  *   version(1) sort(1) filters(8) id(8) key_int(8) text_len(2) text(n) mac(16)
  */
@@ -26,9 +27,11 @@
  * reused with. */
 static void filters_hash(const store_list_query *q, uint8_t out[8])
 {
-    char text[512];
-    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s", (long long)q->site_id, (int)q->status,
-                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "");
+    char text[512 + SEARCH_RENDER_MAX];
+    /* a search's query after one more '|': a list's cursors stay as they were */
+    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s%s%s", (long long)q->site_id, (int)q->status,
+                     q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "", q->search ? "|" : "",
+                     q->search ? q->search : "");
     uint8_t full[32];
     crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
     memcpy(out, full, 8);

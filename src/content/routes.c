@@ -15,6 +15,8 @@
  * A rule also names the path captures that are integers, so every
  * spelling of an id ("0001", "%30001") is one key.
  */
+#include <string.h>
+
 #include "content/api.h"
 #include "content/content.h"
 #include "vitals/vitals.h"
@@ -46,8 +48,10 @@ const http_cache_param list_params[LIST_PARAM_COUNT] = {
     [LIST_PARAM_CURSOR] = {"cursor", "", false, false, false},
     [LIST_PARAM_INCLUDE] = {"include", "", false, true, true},
     [LIST_PARAM_LIMIT] = {"limit", "20", true, false, false},
+    [LIST_PARAM_Q] = {"q", "", false, false, false},         /* full-text search (search.c) */
     [LIST_PARAM_SELECT] = {"select", "", false, true, true}, /* a set of member names */
-    [LIST_PARAM_SORT] = {"sort", "-published_at", false, false, false},
+    /* relevance: by rank with q; without, the list's -published_at (search.c) */
+    [LIST_PARAM_SORT] = {"sort", "relevance", false, false, false},
     [LIST_PARAM_STATUS] = {"status", "published", false, false, false},
     [LIST_PARAM_TAG] = {"tag", "", false, true, false}, /* tags are compared lowercased */
     [LIST_PARAM_TYPE] = {"type", "", false, false, false},
@@ -62,12 +66,21 @@ const http_cache_param item_params[ITEM_PARAM_COUNT] = {
     [ITEM_PARAM_SELECT] = {"select", "", false, true, true},
 };
 
+/* A search (?q=) ranks every match: it is no bounded read, and goes to
+ * the pool (its fills' budget, deadline and shedding) rather than the loop. */
+static bool list_is_search(const http_request *req)
+{
+    char q[2];
+    long n = req->query != NULL ? http_query_value(req->query, strlen(req->query), "q", q, sizeof q) : -1;
+    return n > 0 || n == -2; /* -2: longer than q holds */
+}
+
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
-static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT};
-static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT};
-static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT};
-static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0};
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL};
+static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, list_is_search};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL};
+static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL};
 
 /* The HTTP layer runs a worker handler with its worker's resource as a
  * void * (http.h knows no SQL): for strata that is the worker's store_t

@@ -132,6 +132,10 @@ typedef struct http_cache_rule {
     unsigned integer_captures;      /* bit i: path capture i is an integer ("0001" keyed as "1") */
     const http_cache_param *params; /* sorted by name */
     size_t param_count;
+    /* On a bounded_read route, the requests that are no bounded read after
+     * all (a full-text search ranks every match): true keeps one off the
+     * event loop (request.c). NULL: none. */
+    bool (*unbounded)(const http_request *req);
 } http_cache_rule;
 
 typedef struct http_route {

@@ -92,6 +92,7 @@ static list_plan list_plan_for(const store_list_query *q)
         plan.key = plan.by_tag ? "t.title" : "i.title";
         plan.descending = false;
         break;
+    case SORT_RELEVANCE: break; /* searches only (search.c): list_query_check refuses it */
     }
     if (plan.by_tag)
         plan.id = "t.item_id";
@@ -194,6 +195,7 @@ static bool keyset_from_row(const db_query *query, store_sort sort, const list_c
         memcpy(position->key_text, title ? title : "", length + 1);
         return true;
     }
+    case SORT_RELEVANCE: break;
     }
     return false;
 }
