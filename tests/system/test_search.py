@@ -13,7 +13,7 @@ import pytest
 
 from cache_support import HIT, MISS_STORED, assert_cache_status, published_item
 from strata_support import (
-    assert_json, assert_problem, create_item, publish, save, uniq, with_query,
+    assert_json, assert_problem, create_item, db_rows, db_run, publish, save, uniq, with_query,
 )
 
 MAX_PAGES = 50
@@ -243,3 +243,28 @@ def test_snippets_are_json_safe_and_bounded(client, tokens):
     s = snippets[b["id"]]
     assert f"the «{w}» here" in s and s.startswith("…") and s.endswith("…")
     assert len(s.encode()) <= 200
+
+
+# Undoing schema version 5 by hand gives a database as version 4 left it,
+# with items already in it: the migration must index them.
+UNDO_V5 = {
+    "sqlite": ["DROP TRIGGER items_fts_inserted", "DROP TRIGGER items_fts_deleted", "DROP TRIGGER items_fts_updated",
+               "DROP TABLE items_fts", "DELETE FROM schema_migrations WHERE version = 5"],
+    "postgres": ["DROP TRIGGER items_search ON items", "DROP FUNCTION items_search_sync()",
+                 "DROP FUNCTION items_search_vector(TEXT, TEXT, TEXT)", "DROP INDEX items_by_search",
+                 "ALTER TABLE items DROP COLUMN search", "DELETE FROM schema_migrations WHERE version = 5"],
+}
+
+
+def test_the_migration_indexes_the_items_already_there(fresh_deployment, server_factory):
+    d = fresh_deployment
+    engine = "postgres" if d.db.startswith("postgres") else "sqlite"
+    db_run(d.db, [(sql, ()) for sql in UNDO_V5[engine]])
+    (title,) = db_rows(d.db, "SELECT title FROM items WHERE status = 'published' ORDER BY id LIMIT 1")[0]
+    w = word()
+    db_run(d.db, [("UPDATE items SET title = ? WHERE title = ?", (f"{title} {w}", title))])
+    out = d.cli("migrate", "--db", d.db)
+    assert out.returncode == 0, out.stderr
+    srv = server_factory(d)
+    page = assert_json(srv.client().get(with_query("/v1/main/content", {"q": w})))
+    assert len(page["items"]) >= 1 and all(w in i["title"] for i in page["items"]), page
