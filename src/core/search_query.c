@@ -207,6 +207,7 @@ static bool is_or_at(const parser *p)
 static bool term_read(parser *p, search_term *t, bool *added)
 {
     size_t start = p->at;
+    *added = false;
     *t = (search_term){.first_word = (unsigned char)p->q->word_count};
     if (p->text[p->at] == '-') {
         t->negated = true;
