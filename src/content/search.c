@@ -44,7 +44,7 @@ bool api_search_read(api_ctx *c, search_query *sq, char canonical[SEARCH_RENDER_
         http_problem(c->res, c->req, 400, "bad_query", "query parameter 'q': %s", detail);
         return false;
     }
-    if (!search_query_fts5(sq, canonical, SEARCH_RENDER_MAX)) {
+    if (!search_query_fts5(sq, SEARCH_TIER_ANY, canonical, SEARCH_RENDER_MAX)) {
         http_problem(c->res, c->req, 400, "bad_query", "query parameter 'q' is too complex to search for");
         return false;
     }

@@ -13,7 +13,8 @@
  * engine is always well formed and means exactly the tree: AND of groups,
  * a group the OR of its terms, and the excluded terms taken away at the
  * end (FTS5's NOT is binary, so exclusions must follow a positive part:
- * the parser guarantees one).
+ * the parser guarantees one). A tier's rendering keeps the positive part
+ * to one column and takes away the tiers above it (search_query.h).
  *
  * Words. A word is a run of ASCII letters and digits and of non-ASCII
  * characters other than the common punctuation blocks (Latin-1's
@@ -312,20 +313,38 @@ static void put(out_text *o, const char *s)
     o->len += n;
 }
 
-/* The syntax of one engine: how a term, a group and the whole are written. */
+/* The syntax of one engine: how a term, a group and the whole are written,
+ * and how a part is kept to one column (FTS5: a column filter before it;
+ * tsquery: a weight after each word, setweight's A title, B excerpt). */
 typedef struct dialect {
-    const char *quote;          /* around a word or a phrase */
-    const char *phrase_join;    /* between a phrase's words ("" : inside one quoted string) */
-    const char *prefix;         /* after a prefix word */
-    const char *or_op, *and_op; /* between terms of a group, between groups */
-    const char *not_op;         /* before each excluded term */
-    bool phrase_quoted_whole;   /* FTS5: "a b"*, one string */
+    const char *quote;                       /* around a word or a phrase */
+    const char *phrase_join;                 /* between a phrase's words */
+    const char *prefix;                      /* after a prefix word */
+    const char *or_op, *and_op;              /* between terms of a group, between groups */
+    const char *not_op;                      /* before a part taken away */
+    bool phrase_quoted_whole;                /* FTS5: "a b"*, one string */
+    const char *column_filter[SEARCH_TIERS]; /* before the positive part, by tier */
+    const char *word_weight[SEARCH_TIERS];   /* after each word of it (after ':' or ':*'), by tier */
 } dialect;
 
-static const dialect fts5 = {"\"", " ", "*", " OR ", " AND ", " NOT ", true};
-static const dialect tsquery = {"'", " <-> ", ":*", " | ", " & ", " & !", false};
+static const dialect fts5 = {
+    "\"", " ", "*", " OR ", " AND ", " NOT ", true, {"", "", "{excerpt} : ", "{title} : "}, {"", "", "", ""}};
+static const dialect tsquery = {"'", " <-> ", ":*", " | ", " & ", " & !", false, {"", "", "", ""}, {"", "", "B", "A"}};
 
-static void term_put(out_text *o, const search_query *q, const search_term *t, const dialect *d)
+static void word_put(out_text *o, const search_query *q, const search_term *t, unsigned i, const dialect *d, int tier)
+{
+    const char *weight = d->word_weight[tier];
+    put(o, d->quote);
+    put(o, q->words[t->first_word + i]);
+    put(o, d->quote);
+    if (i + 1 == t->word_count && t->prefix) /* tsquery: 'clim':*A */
+        put(o, d->prefix);
+    else if (weight[0] != '\0')
+        put(o, ":");
+    put(o, weight);
+}
+
+static void term_put(out_text *o, const search_query *q, const search_term *t, const dialect *d, int tier)
 {
     bool phrase = t->word_count > 1;
     if (d->phrase_quoted_whole) {
@@ -341,51 +360,61 @@ static void term_put(out_text *o, const search_query *q, const search_term *t, c
     put(o, phrase ? "(" : "");
     for (unsigned i = 0; i < t->word_count; i++) {
         put(o, i ? d->phrase_join : "");
-        put(o, d->quote);
-        put(o, q->words[t->first_word + i]);
-        put(o, d->quote);
+        word_put(o, q, t, i, d, tier);
     }
-    put(o, t->prefix ? d->prefix : "");
     put(o, phrase ? ")" : "");
 }
 
-/* (positive groups joined by AND) then each excluded term. */
-static bool render(const search_query *q, const dialect *d, char *out, size_t size)
+/* The positive groups joined by AND, parenthesised, kept to tier's column. */
+static void positive_put(out_text *o, const search_query *q, const dialect *d, int tier)
 {
-    out_text o = {.s = out, .size = size};
-    if (size > 0)
-        out[0] = '\0';
-    put(&o, "(");
+    put(o, d->column_filter[tier]);
+    put(o, "(");
     bool first = true;
     for (size_t i = 0; i < q->term_count; i++) {
         const search_term *t = &q->terms[i];
         if (t->negated)
             continue;
-        bool opens = !(i > 0 && q->terms[i - 1].or_next) && t->or_next;
-        put(&o, first ? "" : (i > 0 && q->terms[i - 1].or_next) ? d->or_op : d->and_op);
-        put(&o, opens ? "(" : "");
-        term_put(&o, q, t, d);
-        put(&o, (i > 0 && q->terms[i - 1].or_next && !t->or_next) ? ")" : "");
+        bool after_or = i > 0 && q->terms[i - 1].or_next;
+        put(o, first ? "" : after_or ? d->or_op : d->and_op);
+        put(o, !after_or && t->or_next ? "(" : "");
+        term_put(o, q, t, d, tier);
+        put(o, after_or && !t->or_next ? ")" : "");
         first = false;
     }
-    put(&o, ")");
+    put(o, ")");
+}
+
+/* A tier's part, then what lower tiers take away, then the exclusions. */
+static bool render(const search_query *q, const dialect *d, int tier, char *out, size_t size)
+{
+    out_text o = {.s = out, .size = size};
+    if (size > 0)
+        out[0] = '\0';
+    if (tier < 0 || tier >= SEARCH_TIERS)
+        return false;
+    positive_put(&o, q, d, tier);
+    for (int above = SEARCH_TIERS - 1; tier != SEARCH_TIER_ANY && above > tier; above--) {
+        put(&o, d->not_op);
+        positive_put(&o, q, d, above);
+    }
     for (size_t i = 0; i < q->term_count; i++) {
         if (!q->terms[i].negated)
             continue;
         put(&o, d->not_op);
-        term_put(&o, q, &q->terms[i], d);
+        term_put(&o, q, &q->terms[i], d, SEARCH_TIER_ANY);
     }
     return !o.overflow;
 }
 
-bool search_query_fts5(const search_query *q, char *out, size_t size)
+bool search_query_fts5(const search_query *q, int tier, char *out, size_t size)
 {
-    return render(q, &fts5, out, size);
+    return render(q, &fts5, tier, out, size);
 }
 
-bool search_query_tsquery(const search_query *q, char *out, size_t size)
+bool search_query_tsquery(const search_query *q, int tier, char *out, size_t size)
 {
-    return render(q, &tsquery, out, size);
+    return render(q, &tsquery, tier, out, size);
 }
 
 /* ---- snippets -------------------------------------------------------------- */

@@ -28,9 +28,10 @@ enum {
     SEARCH_QUERY_MAX_BYTES = 256,
     SEARCH_WORDS_MAX = 16,
     SEARCH_WORD_MAX_BYTES = 64,
-    /* A rendering in either engine's syntax fits: each word quoted with
-     * its marks, operators and parentheses between. */
-    SEARCH_RENDER_MAX = 2048,
+    /* A rendering in either engine's syntax fits: the positive part up
+     * to three times (a tier less the tiers above it), each word quoted
+     * with its marks, operators and parentheses between. */
+    SEARCH_RENDER_MAX = 6144,
     /* A snippet: SEARCH_SNIPPET_CONTEXT bytes of text at most, plus the
      * marks around its matches and the ellipses at its ends. */
     SEARCH_SNIPPET_CONTEXT = 160,
@@ -57,14 +58,30 @@ typedef struct search_query {
  * byte 7 is never closed"). Bytes are counted from 0. */
 bool search_query_parse(const char *text, size_t len, search_query *out, char *detail, size_t detail_size);
 
-/* The query in SQLite FTS5 syntax, for `MATCH`: every word a quoted
- * string, every operator explicit and parenthesised. Also the query's
- * canonical text (one spelling per meaning: cursors hash it). False when
- * it does not fit out (never, at SEARCH_RENDER_MAX). */
-bool search_query_fts5(const search_query *q, char *out, size_t size);
-/* The query in PostgreSQL tsquery syntax, for to_tsquery('simple', …):
- * quoted lexemes, & | ! <-> and :* for prefixes. */
-bool search_query_tsquery(const search_query *q, char *out, size_t size);
+/* Relevance tiers: where an item matches the whole query. The title tier
+ * holds the items whose title alone matches its positive terms; the
+ * excerpt tier those whose excerpt alone does, less the title tier's;
+ * the rest tier every other match. Each tier's query is a query of its
+ * own, so each is read in id order and stops at a page (store/search.c). */
+enum {
+    SEARCH_TIER_ANY = 0, /* the whole query, every column */
+    SEARCH_TIER_REST = 1,
+    SEARCH_TIER_EXCERPT = 2,
+    SEARCH_TIER_TITLE = 3,
+    SEARCH_TIERS = 4
+};
+
+/* The query (tier SEARCH_TIER_ANY) or one tier of it in SQLite FTS5
+ * syntax, for `MATCH`: every word a quoted string, every operator
+ * explicit and parenthesised, a tier's column a column filter ({title} :).
+ * The whole query's text is also its canonical text (one spelling per
+ * meaning: cursors hash it). False when it does not fit out (never, at
+ * SEARCH_RENDER_MAX) or for a tier out of range. */
+bool search_query_fts5(const search_query *q, int tier, char *out, size_t size);
+/* The same in PostgreSQL tsquery syntax, for to_tsquery('simple', …):
+ * quoted lexemes, & | ! <-> and :* for prefixes, a tier's column a weight
+ * on each of its lexemes ('word':A title, :B excerpt: setweight's). */
+bool search_query_tsquery(const search_query *q, int tier, char *out, size_t size);
 
 /* Where the query matched, for a search hit: the first of title, excerpt
  * and body holding one of its positive words (ASCII case folded; a prefix

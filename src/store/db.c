@@ -196,9 +196,6 @@ static const struct {
     {"{tags_of_item}", DB_SQL_TAGS_OF_ITEM},
     {"{category_of_item}", DB_SQL_CATEGORY_OF_ITEM},
     {"{skip_locked}", DB_SQL_SKIP_LOCKED},
-    /* full-text search (search.c) */
-    {"{search_from}", DB_SQL_SEARCH_FROM},
-    {"{search_rank}", DB_SQL_SEARCH_RANK},
 };
 
 char *db_sql_filled(const char *sql, const char *const names[], const char *const texts[], size_t n)

@@ -71,12 +71,6 @@ typedef enum db_fragment_id {
        every commit this connection has made (NULL: the engine has no
        replicas, hence no positions) */
     DB_SQL_COMMIT_POSITION,
-    /* full-text search (store/search.c): after FROM, the rows of items `i`
-       matching the bound query text :match, ending in a WHERE clause to
-       which conditions are added with AND: {search_from}; and the rank of
-       such a row, an integer, higher is better: {search_rank} */
-    DB_SQL_SEARCH_FROM,
-    DB_SQL_SEARCH_RANK,
     DB_FRAGMENTS
 } db_fragment_id;
 

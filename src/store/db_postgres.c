@@ -1040,8 +1040,12 @@ extern const char postgres_schema_v4[];
 extern const char postgres_schema_v5[];
 
 static const db_migration postgres_migrations[] = {
-    {1, postgres_schema_v1}, {2, postgres_schema_v2}, {3, postgres_schema_v3},
-    {4, postgres_schema_v4}, {5, postgres_schema_v5},
+    {1, postgres_schema_v1},
+    {2, postgres_schema_v2},
+    {3, postgres_schema_v3},
+    {4, postgres_schema_v4},
+    /* issue 16: full-text search */
+    {5, postgres_schema_v5},
 };
 
 const db_driver db_postgres_driver = {
@@ -1098,14 +1102,6 @@ const db_driver db_postgres_driver = {
              * replica replayed at 0/3001228); the insert position is past
              * every record this session inserted. */
             [DB_SQL_COMMIT_POSITION] = "SELECT pg_current_wal_insert_lsn()::text",
-            /* items.search, kept by a trigger (schema_postgres.c, version 5),
-             * through its GIN index; ts_rank reads the row's vector alone
-             * (no corpus statistics): weights {D, C, B, A} = {-, body,
-             * excerpt, title}, scaled to an integer so a cursor holds it
-             * exactly */
-            [DB_SQL_SEARCH_FROM] = "items i WHERE i.search @@ to_tsquery('simple', :match)",
-            [DB_SQL_SEARCH_RANK] = "CAST(ts_rank(CAST(ARRAY[0.1, 0.1, 0.3, 1.0] AS real[]), i.search,"
-                                   " to_tsquery('simple', :match)) * 1000000 AS BIGINT)",
         },
     .migrations = postgres_migrations,
     .migration_count = sizeof postgres_migrations / sizeof postgres_migrations[0],

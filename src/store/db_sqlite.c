@@ -356,8 +356,6 @@ static int connection_configure(db_conn *c, char *err, size_t err_size)
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
     sqlite3_wal_hook(c->db, db_sqlite_wal_hook, NULL); /* checkpoints: checkpoint.c */
-    if (rc == SQLITE_OK)
-        rc = db_sqlite_search_register(c->db); /* strata_rank: search_sqlite.c */
     char mode[16] = "";
     if (rc == SQLITE_OK)
         rc = journal_mode_wal(c, mode, sizeof mode);
@@ -607,8 +605,10 @@ static const char schema_v4[] =
  * the item rows' public content (title, excerpt, body). External content
  * (content='items'): the text stays in items alone, the index holds only
  * its terms, and FTS5 reads the row when it needs it; a contentless table
- * would answer the same searches but could not be rebuilt from items nor
- * give FTS5's own auxiliary functions the text. Triggers keep it in step
+ * would answer the same searches but could not be rebuilt from items
+ * ('rebuild', below), nor check itself against them ('integrity-check').
+ * Column filters ({title} : …) make the relevance tiers of
+ * store/search.c. Triggers keep it in step
  * in the transaction of every write of the row (a save, a publish, an
  * unpublish or archive moves status only, which the search reads from
  * items; a delete): AFTER UPDATE OF the three columns, so a views count
@@ -633,7 +633,12 @@ static const char schema_v5[] =
     "INSERT INTO items_fts(items_fts) VALUES ('rebuild');";
 
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
+    {1, schema_v1},
+    {2, schema_v2},
+    {3, schema_v3},
+    {4, schema_v4},
+    /* issue 16: full-text search */
+    {5, schema_v5},
 };
 
 const db_driver db_sqlite_driver = {
@@ -675,11 +680,6 @@ const db_driver db_sqlite_driver = {
             [DB_SQL_CATEGORY_OF_ITEM] = "c.slug",
             [DB_SQL_SKIP_LOCKED] = "",       /* one writer at a time: nothing is held by another */
             [DB_SQL_COMMIT_POSITION] = NULL, /* one file: there are no replicas */
-            /* items_fts (version 5) drives, items by rowid; strata_rank:
-             * search_sqlite.c */
-            [DB_SQL_SEARCH_FROM] =
-                "items_fts CROSS JOIN items i WHERE items_fts MATCH :match AND i.id = items_fts.rowid",
-            [DB_SQL_SEARCH_RANK] = "strata_rank(items_fts)",
         },
     .migrations = sqlite_migrations,
     .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],

@@ -12,10 +12,6 @@
 /* The WAL hook every connection installs (sqlite3_wal_hook). */
 int db_sqlite_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
-/* Registers strata_rank, the FTS5 rank of full-text search, on a
- * connection (search_sqlite.c). An SQLite error code. */
-int db_sqlite_search_register(sqlite3 *db);
-
 /* The connection's SQLite handle (tests: pragmas, busy timeout). */
 sqlite3 *db_sqlite_handle(db_conn *c);
 

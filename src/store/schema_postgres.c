@@ -252,7 +252,8 @@ const char postgres_schema_v4[] =
 
 /* Version 5 (issue 16, full-text search): items.search, the item's
  * public content as a tsvector weighted A (title), B (excerpt) and C
- * (body), with the 'simple' configuration (no stemming, no stop words:
+ * (body) — the weights let a query keep to one column ('flood':A, the
+ * relevance tiers of store/search.c) — with the 'simple' configuration (no stemming, no stop words:
  * what SQLite's unicode61 tokenizer does too, so both engines find the
  * same items), set by a row trigger before every insert and every change
  * of those columns (never for a views count), in the write's own

@@ -1,38 +1,50 @@
 /*
  * search.c — full-text search pages (store_search.h).
  *
- * One statement per page, in the SQL both engines accept with two
- * fragments (db_driver.h): {search_from} names the matching rows of items
- * `i` for the bound query text :match (SQLite: the FTS5 table items_fts
- * joined to items by rowid; PostgreSQL: items.search @@ to_tsquery), and
- * {search_rank} their rank (SQLite: strata_rank, search_sqlite.c;
- * PostgreSQL: ts_rank over the A/B/C-weighted vector, scaled to an
- * integer). The query text is the parsed query written in the engine's
- * own syntax (core/search_query.c), never the user's text.
+ * The index. SQLite: items_fts, an FTS5 table over items' title, excerpt
+ * and body; PostgreSQL: items.search, a tsvector of the same with the
+ * weights A, B and C, under a GIN index (schema version 5; both kept by
+ * triggers in the transaction of each write). The query reaches an engine
+ * only as the parsed query written in that engine's syntax
+ * (core/search_query.c), bound as a parameter; the SQL around it is the
+ * same on both but for where the matching rows come from and which
+ * expression names a row's id in the engine's order (the dialects below:
+ * one table of two rows, in the spirit of db_driver.h's fragments, which
+ * cannot carry a parameter's name).
+ *
+ * Relevance without ranking every match. An item's rank is its tier
+ * (search_query.h): 3 when its title alone matches the query's positive
+ * terms, else 2 when its excerpt alone does, else 1; equal ranks are in
+ * id order, newest first. Each tier is a query of its own, which the
+ * engine answers in id order and stops after a page: FTS5 walks its
+ * doclists by rowid (backwards, from the cursor's id), so a page of a
+ * word found in every one of 10,000 articles reads about a page of rows,
+ * where bm25 or ts_rank would score all 10,000 first (tens of
+ * milliseconds, not one). And a tier depends on the item and the query
+ * only — never on other items, as bm25's IDF and average length do — so a
+ * cursor's (rank, id) keeps its place while items come and go: a row
+ * published between two pages lands before or after it, never across.
  *
  *   SELECT <item columns>, i.body, r.rank FROM (
- *     SELECT i.id AS id, {search_rank} AS rank, <sort key> AS k
- *     FROM {search_from} AND i.site_id = :site <filters> <after the position>
- *     ORDER BY k, id LIMIT :limit) r
- *   CROSS JOIN items i … WHERE i.id = r.id ORDER BY r.k, r.id
+ *       SELECT * FROM (SELECT 3 AS rank, <id> AS id FROM <title tier's rows>
+ *                      AND <filters> [AND <id> < :id] ORDER BY <id> DESC LIMIT :limit) t3
+ *     UNION ALL SELECT * FROM (… tier 2 …) t2 UNION ALL SELECT * FROM (… tier 1 …) t1) r
+ *   CROSS JOIN items i … WHERE i.id = r.id ORDER BY r.rank DESC, r.id DESC LIMIT :limit
  *
- * The inner query ranks every match but carries only ids and keys
- * through its sort; the outer one reads the page's rows, bodies
- * included (for the snippets), for the limit + 1 ids alone. Keyset
- * pagination is the lists' (lists.c): the order is (k, id), total, and a
- * page starts strictly after the previous page's last (k, id). With the
- * relevance sort k is the rank, an integer that depends on the row and
- * the query only — never on other rows (FTS5's bm25 would: its IDF and
- * average length move with every insert), so an insert between two pages
- * lands before or after a position, never across it.
+ * A page after a cursor in tier t reads tier t after the cursor's id and
+ * the tiers below t whole; tiers above t are not in the statement at all
+ * (there are 6 texts). The other sorts (-published_at, …) read every
+ * match in one query, as a list sorts (lists.c's keyset, the same
+ * conditions); the rank column is then 0.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "store/store_internal.h"
 #include "store/store_search.h"
 
-enum { SEARCH_LIMIT_MAX = 100, SEARCH_SQL_MAX = 3072, COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
+enum { SEARCH_LIMIT_MAX = 100, SEARCH_SQL_MAX = 6144, COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
 
 static const char *const status_names[] = {
     [FILTER_PUBLISHED] = "published",
@@ -40,47 +52,136 @@ static const char *const status_names[] = {
     [FILTER_ARCHIVED] = "archived",
 };
 
-/* The sort key of q's order and whether it descends. */
-static const char *search_key(const store_list_query *q, bool *descending)
+/* Where one engine's matching rows come from. */
+typedef struct search_dialect {
+    /* FROM … WHERE, the rows of items `i` matching the query bound as
+     * :m<%d>, to which conditions are added with AND */
+    const char *from;
+    const char *id; /* a row's id, in the engine's order (FTS5 walks rowids) */
+    bool (*render)(const search_query *q, int tier, char *out, size_t size);
+} search_dialect;
+
+static const search_dialect sqlite_search = {
+    "items_fts CROSS JOIN items i WHERE items_fts MATCH :m%d AND i.id = items_fts.rowid",
+    "items_fts.rowid",
+    search_query_fts5,
+};
+static const search_dialect postgres_search = {
+    "items i WHERE i.search @@ to_tsquery('simple', :m%d)",
+    "i.id",
+    search_query_tsquery,
+};
+
+static const search_dialect *dialect_of(const store_t *st)
+{
+    return db_driver_of(st) == &db_postgres_driver ? &postgres_search : &sqlite_search;
+}
+
+/* ---- SQL assembly --------------------------------------------------------- */
+
+typedef struct sql_buf {
+    char text[SEARCH_SQL_MAX];
+    size_t length;
+    bool overflow;
+} sql_buf;
+
+static void sql_put(sql_buf *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void sql_put(sql_buf *sql, const char *format, ...)
+{
+    if (sql->overflow)
+        return;
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(sql->text + sql->length, sizeof sql->text - sql->length, format, args);
+    va_end(args);
+    if (n < 0 || (size_t)n >= sizeof sql->text - sql->length)
+        sql->overflow = true;
+    else
+        sql->length += (size_t)n;
+}
+
+/* FROM the rows matching tier `tier`'s query, and the list's filters. */
+static void matches_put(sql_buf *sql, const search_dialect *d, const store_list_query *q, int tier)
+{
+    sql_put(sql, " FROM ");
+    sql_put(sql, d->from, tier);
+    sql_put(sql, " AND i.site_id = :site");
+    if (q->status != FILTER_ANY)
+        sql_put(sql, " AND i.status = :status");
+    if (q->type)
+        sql_put(sql, " AND i.type = :type");
+    if (q->category)
+        sql_put(sql, " AND i.category_id = (SELECT id FROM categories WHERE site_id = :site AND slug = :category)");
+    if (q->tag)
+        sql_put(sql, " AND EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = i.id AND t.tag = :tag)");
+}
+
+/* The tier to start at and whether it starts after the cursor's id. */
+static int first_tier(const store_list_query *q)
+{
+    if (!q->after.present)
+        return SEARCH_TIER_TITLE;
+    if (q->after.key_int > SEARCH_TIER_TITLE)
+        return SEARCH_TIER_TITLE; /* cannot come from a cursor of ours: read from the top */
+    return (int)q->after.key_int;
+}
+
+static void ranked_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q)
+{
+    int top = first_tier(q);
+    sql_put(sql, "SELECT " ITEM_COLUMNS ", i.body, r.rank FROM (");
+    for (int tier = top; tier >= SEARCH_TIER_REST; tier--) {
+        sql_put(sql, "%sSELECT * FROM (SELECT %d AS rank, %s AS id", tier == top ? "" : " UNION ALL ", tier, d->id);
+        matches_put(sql, d, q, tier);
+        if (tier == top && q->after.present && q->after.key_int == tier)
+            sql_put(sql, " AND %s < :id", d->id);
+        sql_put(sql, " ORDER BY %s DESC LIMIT :limit) t%d", d->id, tier);
+    }
+    sql_put(sql, ") r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.rank DESC, r.id DESC LIMIT :limit");
+}
+
+/* The sort key of a list sort and whether it descends. */
+static const char *sort_key(const store_list_query *q, bool *descending)
 {
     *descending = true;
     switch (q->sort) {
-    case SORT_RELEVANCE: return "{search_rank}";
     case SORT_PUBLISHED_DESC:
     case SORT_PUBLISHED_ASC:
         *descending = q->sort == SORT_PUBLISHED_DESC;
         return q->status == FILTER_PUBLISHED ? "i.published_at" : "COALESCE(i.published_at, 0)";
     case SORT_UPDATED_DESC: return "i.updated_at";
     case SORT_TITLE_ASC: *descending = false; return "i.title";
+    case SORT_RELEVANCE: break;
     }
-    return NULL;
+    return "i.id";
 }
 
-/* The statement's text; false when it does not fit (it always does). */
-static bool search_sql_build(const store_list_query *q, char *sql, size_t size)
+static void sorted_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q)
 {
     bool descending;
-    const char *key = search_key(q, &descending);
+    const char *key = sort_key(q, &descending);
     const char *dir = descending ? "DESC" : "ASC", *op = descending ? "<" : ">";
-    char after[256] = "";
+    sql_put(sql, "SELECT " ITEM_COLUMNS ", i.body, 0 FROM (SELECT i.id AS id, %s AS k", key);
+    matches_put(sql, d, q, SEARCH_TIER_ANY);
     if (q->after.present)
-        snprintf(after, sizeof after, " AND %s %s= :key AND (%s %s :key OR i.id %s :id)", key, op, key, op, op);
-    int n = snprintf(
-        sql, size,
-        "SELECT " ITEM_COLUMNS ", i.body, r.rank FROM (SELECT i.id AS id, {search_rank} AS rank, %s AS k"
-        " FROM {search_from} AND i.site_id = :site%s%s%s%s%s ORDER BY k %s, id %s LIMIT :limit) r"
-        " CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.k %s, r.id %s",
-        key, q->status != FILTER_ANY ? " AND i.status = :status" : "", q->type ? " AND i.type = :type" : "",
-        q->category ? " AND i.category_id = (SELECT id FROM categories WHERE site_id = :site AND slug = :category)"
-                    : "",
-        q->tag ? " AND EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = i.id AND t.tag = :tag)" : "", after, dir,
-        dir, dir, dir);
-    return n > 0 && (size_t)n < size;
+        sql_put(sql, " AND %s %s= :key AND (%s %s :key OR i.id %s :id)", key, op, key, op, op);
+    sql_put(sql, " ORDER BY k %s, id %s LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id", dir, dir);
+    sql_put(sql, " ORDER BY r.k %s, r.id %s", dir, dir);
 }
 
-static void search_bind(db_query *query, const store_list_query *q, const char *match)
+/* ---- the statement -------------------------------------------------------- */
+
+/* Binds the tiers' queries (or the whole query's) and the filters. */
+static bool search_bind(db_query *query, const search_dialect *d, const store_list_query *q, const search_query *search)
 {
-    db_bind_text(query, ":match", match);
+    static const char *const names[SEARCH_TIERS] = {":m0", ":m1", ":m2", ":m3"};
+    char match[SEARCH_RENDER_MAX];
+    bool ranked = q->sort == SORT_RELEVANCE;
+    for (int tier = ranked ? first_tier(q) : SEARCH_TIER_ANY; tier >= (ranked ? SEARCH_TIER_REST : 0); tier--) {
+        if (!d->render(search, tier, match, sizeof match))
+            return false;
+        db_bind_text(query, names[tier], match);
+    }
     db_bind_int(query, ":site", q->site_id);
     if (q->status != FILTER_ANY)
         db_bind_text(query, ":status", status_names[q->status]);
@@ -93,11 +194,12 @@ static void search_bind(db_query *query, const store_list_query *q, const char *
     if (q->after.present) {
         if (q->sort == SORT_TITLE_ASC)
             db_bind_text(query, ":key", q->after.key_text);
-        else
+        else if (!ranked)
             db_bind_int(query, ":key", q->after.key_int);
         db_bind_int(query, ":id", q->after.id);
     }
     db_bind_int(query, ":limit", q->limit + 1);
+    return true;
 }
 
 static int search_check(store_t *st, const store_list_query *q)
@@ -110,15 +212,10 @@ static int search_check(store_t *st, const store_list_query *q)
         return db_fail(st, STORE_INVALID, "unknown sort %d", (int)q->sort);
     if (q->after.present && q->sort == SORT_TITLE_ASC && !memchr(q->after.key_text, '\0', sizeof q->after.key_text))
         return db_fail(st, STORE_INVALID, "the position's title is not terminated");
+    if (q->after.present && q->sort == SORT_RELEVANCE &&
+        (q->after.key_int < SEARCH_TIER_REST || q->after.key_int > SEARCH_TIER_TITLE))
+        return db_fail(st, STORE_INVALID, "the position's rank %lld is no tier", (long long)q->after.key_int);
     return STORE_OK;
-}
-
-/* The query in the syntax of st's engine. */
-static bool match_text(const store_t *st, const search_query *search, char *out, size_t size)
-{
-    if (db_driver_of(st) == &db_postgres_driver)
-        return search_query_tsquery(search, out, size);
-    return search_query_fts5(search, out, size);
 }
 
 /* The position of the current row in q's order. */
@@ -186,13 +283,21 @@ int store_search_texts(store_t *st, const store_list_query *q, const search_quer
     int status = search_check(st, q);
     if (status != STORE_OK)
         return status;
-    char match[SEARCH_RENDER_MAX], sql[SEARCH_SQL_MAX];
-    if (!match_text(st, search, match, sizeof match) || !search_sql_build(q, sql, sizeof sql))
+    const search_dialect *d = dialect_of(st);
+    sql_buf sql = {.length = 0};
+    if (q->sort == SORT_RELEVANCE)
+        ranked_sql(&sql, d, q);
+    else
+        sorted_sql(&sql, d, q);
+    if (sql.overflow)
         return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
     db_query query;
-    status = db_query_start(st, sql, &query);
+    status = db_query_start(st, sql.text, &query);
     if (status != STORE_OK)
         return status;
-    search_bind(&query, q, match);
+    if (!search_bind(&query, d, q, search)) {
+        (void)db_query_end(&query, "searching items"); /* nothing ran; just release it */
+        return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
+    }
     return search_rows(st, &query, q, sink, arg, next);
 }

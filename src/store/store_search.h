@@ -23,7 +23,7 @@
 typedef struct store_search_hit {
     store_row_text row;
     const char *title, *excerpt, *body;
-    int64_t rank; /* higher is better; meaningful within one engine */
+    int64_t rank; /* relevance: its tier (SEARCH_TIER_*, search_query.h); other sorts: 0 */
 } store_search_hit;
 
 /* Called with each hit in order; false stops the read (out of memory). */
@@ -31,10 +31,11 @@ typedef bool (*store_hit_sink)(void *arg, const store_search_hit *hit);
 
 /* The page of q (its filters, sort, limit and position; q->search set)
  * matching search, through sink; *next the position after it, present
- * only when more may follow. Relevance (SORT_RELEVANCE) orders by rank,
- * then by id, both descending: the rank of a row depends on the row and
- * the query only (no corpus statistics), so a position (rank, id) keeps
- * its place while other rows come and go. One statement. */
+ * only when more may follow. Relevance (SORT_RELEVANCE) orders by tier
+ * (title, excerpt, the rest), then by id, both descending: the tier of a
+ * row depends on the row and the query only (no corpus statistics), so a
+ * position (tier, id) keeps its place while other rows come and go. One
+ * statement. */
 int store_search_texts(store_t *st, const store_list_query *q, const search_query *search, store_hit_sink sink,
                        void *arg, store_keyset *next);
 

@@ -5,10 +5,10 @@
  *
  * The input is the percent-decoded value of q. A query refused must say
  * why (a non-empty detail); a query taken must be written in both
- * engines' syntax within its bound, with balanced parentheses and quotes,
- * and its FTS5 text must be a query SQLite's FTS5 runs without an error
- * (an in-memory table of three rows: a syntax error there would be a 500
- * on the route). The snippet of the input itself, searched for by its own
+ * engines' syntax, whole and as each relevance tier, within its bound,
+ * with balanced parentheses and quotes, and each FTS5 text must be a
+ * query SQLite's FTS5 runs without an error (an in-memory table of three
+ * rows: a syntax error there would be a 500 on the route). The snippet of the input itself, searched for by its own
  * query, must be valid UTF-8 within SEARCH_SNIPPET_MAX bytes.
  */
 #include <sqlite3.h>
@@ -90,11 +90,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     char fts5[SEARCH_RENDER_MAX], tsquery[SEARCH_RENDER_MAX], snippet[SEARCH_SNIPPET_MAX];
-    if (!search_query_fts5(&q, fts5, sizeof fts5) || !search_query_tsquery(&q, tsquery, sizeof tsquery))
-        fuzz_fail("a query taken does not fit its rendering");
-    balanced(fts5, '"');
-    balanced(tsquery, '\'');
-    fts5_runs(fts5);
+    for (int tier = 0; tier < SEARCH_TIERS; tier++) {
+        if (!search_query_fts5(&q, tier, fts5, sizeof fts5) || !search_query_tsquery(&q, tier, tsquery, sizeof tsquery))
+            fuzz_fail("a query taken does not fit its rendering");
+        balanced(fts5, '"');
+        balanced(tsquery, '\'');
+        fts5_runs(fts5);
+    }
     search_snippet(&q, text, text, text, snippet);
     if (strlen(snippet) >= SEARCH_SNIPPET_MAX)
         fuzz_fail("a snippet overran its bound");

@@ -22,9 +22,9 @@ static void means(const char *text, const char *fts5, const char *tsquery)
     char detail[256] = "", out[SEARCH_RENDER_MAX];
     if (!search_query_parse(text, strlen(text), &q, detail, sizeof detail))
         fail_msg("'%s' was refused: %s", text, detail);
-    assert_true(search_query_fts5(&q, out, sizeof out));
+    assert_true(search_query_fts5(&q, SEARCH_TIER_ANY, out, sizeof out));
     assert_string_equal(out, fts5);
-    assert_true(search_query_tsquery(&q, out, sizeof out));
+    assert_true(search_query_tsquery(&q, SEARCH_TIER_ANY, out, sizeof out));
     assert_string_equal(out, tsquery);
 }
 
@@ -58,6 +58,35 @@ static void words_phrases_prefixes_or_and_exclusions(void **state)
     means("café Zürich", "(\"café\" AND \"zürich\")", "('café' & 'zürich')");
     /* an engine operator in the text is only words */
     means("NEAR(a b) AND", "(\"near a\" AND \"b\" AND \"and\")", "(('near' <-> 'a') & 'b' & 'and')");
+}
+
+/* One tier of text, in both syntaxes. */
+static void tier_means(const char *text, int tier, const char *fts5, const char *tsquery)
+{
+    search_query q;
+    char detail[256] = "", out[SEARCH_RENDER_MAX];
+    assert_true(search_query_parse(text, strlen(text), &q, detail, sizeof detail));
+    assert_true(search_query_fts5(&q, tier, out, sizeof out));
+    assert_string_equal(out, fts5);
+    assert_true(search_query_tsquery(&q, tier, out, sizeof out));
+    assert_string_equal(out, tsquery);
+}
+
+static void tiers_keep_the_positive_part_to_a_column_and_take_the_tiers_above_away(void **state)
+{
+    (void)state;
+    tier_means("flood OR storm", SEARCH_TIER_TITLE, "{title} : ((\"flood\" OR \"storm\"))",
+               "(('flood':A | 'storm':A))");
+    tier_means("clim* -sport", SEARCH_TIER_EXCERPT, "{excerpt} : (\"clim\"*) NOT {title} : (\"clim\"*) NOT \"sport\"",
+               "('clim':*B) & !('clim':*A) & !'sport'");
+    tier_means("\"next decade\"", SEARCH_TIER_REST,
+               "(\"next decade\") NOT {title} : (\"next decade\") NOT {excerpt} : (\"next decade\")",
+               "(('next' <-> 'decade')) & !(('next':A <-> 'decade':A)) & !(('next':B <-> 'decade':B))");
+    search_query q;
+    char detail[256], out[SEARCH_RENDER_MAX];
+    assert_true(search_query_parse("x", 1, &q, detail, sizeof detail));
+    assert_false(search_query_fts5(&q, SEARCH_TIERS, out, sizeof out));
+    assert_false(search_query_tsquery(&q, -1, out, sizeof out));
 }
 
 static void bad_queries_say_what_and_where(void **state)
@@ -105,14 +134,28 @@ static void at_the_bounds_a_query_is_taken(void **state)
     char detail[256];
     assert_true(search_query_parse(text, SEARCH_QUERY_MAX_BYTES, &q, detail, sizeof detail));
     assert_int_equal(q.word_count, 1);
-    /* sixteen words of 13 bytes with OR between: every rendering fits */
+    /* sixteen prefixes in phrases with OR between: every tier's rendering fits */
     char worst[SEARCH_QUERY_MAX_BYTES + 1] = "";
     for (int i = 0; i < 16; i++)
         snprintf(worst + strlen(worst), sizeof worst - strlen(worst), "%s\"%c%c\"*", i ? " OR " : "", 'a' + i, 'b' + i);
     assert_true(search_query_parse(worst, strlen(worst), &q, detail, sizeof detail));
     char out[SEARCH_RENDER_MAX];
-    assert_true(search_query_fts5(&q, out, sizeof out));
-    assert_true(search_query_tsquery(&q, out, sizeof out));
+    for (int tier = 0; tier < SEARCH_TIERS; tier++) {
+        assert_true(search_query_fts5(&q, tier, out, sizeof out));
+        assert_true(search_query_tsquery(&q, tier, out, sizeof out));
+    }
+    /* the largest tree there is (sixteen 64-byte prefixes, OR between:
+     * more than 256 bytes of text would say, so made here) fits too */
+    q = (search_query){0};
+    for (int i = 0; i < 16; i++) {
+        memset(q.words[i], 'a' + i, SEARCH_WORD_MAX_BYTES);
+        q.terms[i] = (search_term){.first_word = (unsigned char)i, .word_count = 1, .prefix = true, .or_next = i < 15};
+    }
+    q.word_count = q.term_count = 16;
+    for (int tier = 0; tier < SEARCH_TIERS; tier++) {
+        assert_true(search_query_fts5(&q, tier, out, sizeof out));
+        assert_true(search_query_tsquery(&q, tier, out, sizeof out));
+    }
 }
 
 static void snippet(const char *query, const char *title, const char *excerpt, const char *body, const char *expect)
@@ -180,6 +223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(words_phrases_prefixes_or_and_exclusions),
+        cmocka_unit_test(tiers_keep_the_positive_part_to_a_column_and_take_the_tiers_above_away),
         cmocka_unit_test(bad_queries_say_what_and_where),
         cmocka_unit_test(at_the_bounds_a_query_is_taken),
         cmocka_unit_test(snippets_mark_where_the_query_matched),
