@@ -66,19 +66,34 @@ const http_cache_param item_params[ITEM_PARAM_COUNT] = {
     [ITEM_PARAM_SELECT] = {"select", "", false, true, true},
 };
 
-/* A search (?q=) ranks every match: it is no bounded read, and goes to
- * the pool (its fills' budget, deadline and shedding) rather than the loop. */
-static bool list_is_search(const http_request *req)
+/* Whether the request's query has a non-empty `name` (its value, when it
+ * fits, in value). */
+static bool query_has(const http_request *req, const char *name, char *value, size_t size)
 {
-    char q[2];
-    long n = req->query != NULL ? http_query_value(req->query, strlen(req->query), "q", q, sizeof q) : -1;
-    return n > 0 || n == -2; /* -2: longer than q holds */
+    long n = req->query != NULL ? http_query_value(req->query, strlen(req->query), name, value, size) : -1;
+    return n > 0 || n == -2; /* -2: longer than value holds */
+}
+
+/* A search (?q=) is a bounded read in relevance order alone: each tier's
+ * walk of the index stops after a page (store/search.c), and a page costs
+ * about three list pages. With a type, category or tag it may walk every
+ * match that the filter then refuses, and another sort reads every match:
+ * such a search goes to the pool (its fills' budget, deadline and
+ * shedding) rather than the loop. */
+static bool list_is_unbounded(const http_request *req)
+{
+    char value[16];
+    if (!query_has(req, "q", value, 2))
+        return false;
+    return query_has(req, "type", value, 2) || query_has(req, "category", value, 2) ||
+           query_has(req, "tag", value, 2) ||
+           (query_has(req, "sort", value, sizeof value) && strcmp(value, "relevance") != 0);
 }
 
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
 static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL};
 static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, list_is_search};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, list_is_unbounded};
 static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL};
 static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL};
 
