@@ -25,17 +25,18 @@
  * cursor's (rank, id) keeps its place while items come and go: a row
  * published between two pages lands before or after it, never across.
  *
- *   SELECT <item columns>, i.body, r.rank FROM (
- *       SELECT * FROM (SELECT 3 AS rank, <id> AS id FROM <title tier's rows>
- *                      AND <filters> [AND <id> < :id] ORDER BY <id> DESC LIMIT :limit) t3
- *     UNION ALL SELECT * FROM (… tier 2 …) t2 UNION ALL SELECT * FROM (… tier 1 …) t1) r
- *   CROSS JOIN items i … WHERE i.id = r.id ORDER BY r.rank DESC, r.id DESC LIMIT :limit
+ *   SELECT <item columns>, <the body, for a rest-tier hit>, 3 FROM (
+ *       SELECT <id> AS id FROM <the title tier's rows> AND <filters>
+ *       [AND <id> < :id] ORDER BY <id> DESC LIMIT :limit) r
+ *   CROSS JOIN items i … WHERE i.id = r.id ORDER BY r.id DESC
  *
- * A page after a cursor in tier t reads tier t after the cursor's id and
- * the tiers below t whole; tiers above t are not in the statement at all
- * (there are 6 texts). The other sorts (-published_at, …) read every
- * match in one query, as a list sorts (lists.c's keyset, the same
- * conditions); the rank column is then 0.
+ * The tiers are read one statement each, from the cursor's tier (after
+ * its id) down, each asked for the rows the page still lacks, and the
+ * read stops when the page and one row more are there: the first page of
+ * a word in many titles is one statement; a tier above the cursor's is
+ * never read. The other sorts (-published_at, …) read every match in one
+ * statement, as a list sorts (lists.c's keyset, the same conditions); the
+ * rank column is then 0.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -126,18 +127,18 @@ static int first_tier(const store_list_query *q)
     return (int)q->after.key_int;
 }
 
-static void ranked_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q)
+/* One tier's page: after the cursor's id when `after`. */
+static void tier_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q, int tier, bool after)
 {
-    int top = first_tier(q);
-    sql_put(sql, "SELECT " ITEM_COLUMNS ", i.body, r.rank FROM (");
-    for (int tier = top; tier >= SEARCH_TIER_REST; tier--) {
-        sql_put(sql, "%sSELECT * FROM (SELECT %d AS rank, %s AS id", tier == top ? "" : " UNION ALL ", tier, d->id);
-        matches_put(sql, d, q, tier);
-        if (tier == top && q->after.present && q->after.key_int == tier)
-            sql_put(sql, " AND %s < :id", d->id);
-        sql_put(sql, " ORDER BY %s DESC LIMIT :limit) t%d", d->id, tier);
-    }
-    sql_put(sql, ") r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.rank DESC, r.id DESC LIMIT :limit");
+    /* the body only where the snippet may need it: a title or excerpt hit's
+     * is found before it, and 14 KB of overflow pages are not read */
+    sql_put(sql, "SELECT " ITEM_COLUMNS ", %s, %d FROM (SELECT %s AS id",
+            tier < SEARCH_TIER_EXCERPT ? "i.body" : "NULL", tier, d->id);
+    matches_put(sql, d, q, tier);
+    if (after)
+        sql_put(sql, " AND %s < :id", d->id);
+    sql_put(sql, " ORDER BY %s DESC LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.id DESC",
+            d->id);
 }
 
 /* The sort key of a list sort and whether it descends. */
@@ -171,17 +172,16 @@ static void sorted_sql(sql_buf *sql, const search_dialect *d, const store_list_q
 
 /* ---- the statement -------------------------------------------------------- */
 
-/* Binds the tiers' queries (or the whole query's) and the filters. */
-static bool search_bind(db_query *query, const search_dialect *d, const store_list_query *q, const search_query *search)
+/* Binds the query of `tier` as :m<tier>, the filters, the position
+ * (`after`) and the rows wanted. */
+static bool search_bind(db_query *query, const search_dialect *d, const store_list_query *q, const search_query *search,
+                        int tier, bool after, int rows)
 {
     static const char *const names[SEARCH_TIERS] = {":m0", ":m1", ":m2", ":m3"};
     char match[SEARCH_RENDER_MAX];
-    bool ranked = q->sort == SORT_RELEVANCE;
-    for (int tier = ranked ? first_tier(q) : SEARCH_TIER_ANY; tier >= (ranked ? SEARCH_TIER_REST : 0); tier--) {
-        if (!d->render(search, tier, match, sizeof match))
-            return false;
-        db_bind_text(query, names[tier], match);
-    }
+    if (!d->render(search, tier, match, sizeof match))
+        return false;
+    db_bind_text(query, names[tier], match);
     db_bind_int(query, ":site", q->site_id);
     if (q->status != FILTER_ANY)
         db_bind_text(query, ":status", status_names[q->status]);
@@ -191,14 +191,14 @@ static bool search_bind(db_query *query, const search_dialect *d, const store_li
         db_bind_text(query, ":category", q->category);
     if (q->tag)
         db_bind_text(query, ":tag", q->tag);
-    if (q->after.present) {
+    if (after) {
         if (q->sort == SORT_TITLE_ASC)
             db_bind_text(query, ":key", q->after.key_text);
-        else if (!ranked)
+        else if (q->sort != SORT_RELEVANCE)
             db_bind_int(query, ":key", q->after.key_int);
         db_bind_int(query, ":id", q->after.id);
     }
-    db_bind_int(query, ":limit", q->limit + 1);
+    db_bind_int(query, ":limit", rows);
     return true;
 }
 
@@ -242,37 +242,65 @@ static bool search_position(const db_query *query, const store_list_query *q, st
     return false;
 }
 
-/* Reads the rows of a started search into sink. */
-static int search_rows(store_t *st, db_query *query, const store_list_query *q, store_hit_sink sink, void *arg,
-                       store_keyset *next)
+/* A page being read, over one statement or one per tier: up to
+ * limit + 1 rows, the last only to know that more follow. */
+typedef struct page_read {
+    const store_list_query *q;
+    store_hit_sink sink;
+    void *arg;
+    int rows;
+    bool more, position_ok;
+    store_keyset last;
+    growbuf o;
+} page_read;
+
+/* Reads a started statement's rows into the page; ends the statement. */
+static int page_rows(store_t *st, db_query *query, page_read *p)
 {
-    store_keyset last = {.present = false};
-    bool more = false, position_ok = true;
-    int failed = STORE_OK, rows = 0;
-    growbuf o = {0};
-    while (failed == STORE_OK && position_ok && db_next_row(query)) {
-        if (rows++ == q->limit) {
-            more = true;
+    int failed = STORE_OK;
+    while (failed == STORE_OK && p->position_ok && !p->more && db_next_row(query)) {
+        if (p->rows == p->q->limit) {
+            p->more = true;
             break;
         }
+        p->rows++;
         store_search_hit hit = {.title = db_column_text(query, ITEM_COL_TITLE),
                                 .excerpt = db_column_text(query, ITEM_COL_EXCERPT),
                                 .body = db_column_text(query, COL_BODY),
                                 .rank = db_column_int(query, COL_RANK)};
-        failed = item_text_of_row(st, query, q->site_id, q->site_name, false, &o, &hit.row);
-        if (failed == STORE_OK && !sink(arg, &hit))
+        failed = item_text_of_row(st, query, p->q->site_id, p->q->site_name, false, &p->o, &hit.row);
+        if (failed == STORE_OK && !p->sink(p->arg, &hit))
             failed = db_fail(st, STORE_ERROR, "out of memory listing search hits");
-        position_ok = search_position(query, q, &last);
+        p->position_ok = search_position(query, p->q, &p->last);
     }
-    growbuf_free(&o);
     int status = db_query_end(query, "searching items");
     if (failed != STORE_OK)
         return failed;
-    if (status == STORE_OK && !position_ok)
-        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof last.key_text - 1);
-    if (status == STORE_OK && more)
-        *next = last;
+    if (status == STORE_OK && !p->position_ok)
+        return db_fail(st, STORE_ERROR, "a title is too long to page by (over %zu bytes)", sizeof p->last.key_text - 1);
     return status;
+}
+
+/* One statement (tier's, or the whole query's when not ranked) into the page. */
+static int page_statement(store_t *st, const search_dialect *d, const search_query *search, page_read *p, int tier,
+                          bool after)
+{
+    sql_buf sql = {.length = 0};
+    if (p->q->sort == SORT_RELEVANCE)
+        tier_sql(&sql, d, p->q, tier, after);
+    else
+        sorted_sql(&sql, d, p->q);
+    if (sql.overflow)
+        return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
+    db_query query;
+    int status = db_query_start(st, sql.text, &query);
+    if (status != STORE_OK)
+        return status;
+    if (!search_bind(&query, d, p->q, search, tier, after, p->q->limit + 1 - p->rows)) {
+        (void)db_query_end(&query, "searching items"); /* nothing ran; just release it */
+        return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
+    }
+    return page_rows(st, &query, p);
 }
 
 int store_search_texts(store_t *st, const store_list_query *q, const search_query *search, store_hit_sink sink,
@@ -284,20 +312,17 @@ int store_search_texts(store_t *st, const store_list_query *q, const search_quer
     if (status != STORE_OK)
         return status;
     const search_dialect *d = dialect_of(st);
-    sql_buf sql = {.length = 0};
-    if (q->sort == SORT_RELEVANCE)
-        ranked_sql(&sql, d, q);
-    else
-        sorted_sql(&sql, d, q);
-    if (sql.overflow)
-        return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
-    db_query query;
-    status = db_query_start(st, sql.text, &query);
-    if (status != STORE_OK)
-        return status;
-    if (!search_bind(&query, d, q, search)) {
-        (void)db_query_end(&query, "searching items"); /* nothing ran; just release it */
-        return db_fail(st, STORE_ERROR, "the search query does not fit its buffer");
+    page_read p = {.q = q, .sink = sink, .arg = arg, .position_ok = true};
+    if (q->sort != SORT_RELEVANCE) {
+        status = page_statement(st, d, search, &p, SEARCH_TIER_ANY, q->after.present);
+    } else { /* tier by tier, until the page (and the one row more) is read */
+        int top = first_tier(q);
+        for (int tier = top; status == STORE_OK && !p.more && tier >= SEARCH_TIER_REST; tier--)
+            status =
+                page_statement(st, d, search, &p, tier, tier == top && q->after.present && q->after.key_int == tier);
     }
-    return search_rows(st, &query, q, sink, arg, next);
+    growbuf_free(&p.o);
+    if (status == STORE_OK && p.more)
+        *next = p.last;
+    return status;
 }

@@ -35,7 +35,7 @@ typedef bool (*store_hit_sink)(void *arg, const store_search_hit *hit);
  * (title, excerpt, the rest), then by id, both descending: the tier of a
  * row depends on the row and the query only (no corpus statistics), so a
  * position (tier, id) keeps its place while other rows come and go. One
- * statement. */
+ * statement per tier read (at most three), one for the other sorts. */
 int store_search_texts(store_t *st, const store_list_query *q, const search_query *search, store_hit_sink sink,
                        void *arg, store_keyset *next);
 
