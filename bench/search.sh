@@ -35,7 +35,7 @@
 #   STRATA_ARGS="…"  more `strata serve` arguments, for both
 #   STRATA=path BENCH_BUILD=1 BENCH_KEEP_TMP=1
 # Output: a table, then
-#   RESULT search list_cold_p99_ms=… search_cold_p99_ms=… search_cached_p99_ms=… ratio=… verdict=PASS|FAIL
+#   RESULT search … list_cold_p99_ms=… search_cold_p99_ms=… search_cached_p99_ms=… ratio=… verdict=PASS|FAIL
 # Whole run: seeding (~30 s) + 3 × DURATION + a few seconds; bounded.
 set -euo pipefail
 
@@ -106,7 +106,7 @@ fi
 
 # paths FILE PATH... — the paths in turn, enough lines for the whole run.
 paths() {
-    local out=$1 n
+    local out=$1
     shift
     python3 - "$out" "$((RATE * DURATION + 100))" "$@" <<'PY'
 import sys
@@ -134,7 +134,8 @@ openloop() {
     OTHER=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["requests"] - d["ok"] - d["stale"])' "$out")
 }
 
-bench_log "load: $(bench_load1) (1-min average); other test runs: $(bench_busy_others | wc -w)"
+LOAD_BEFORE=$(bench_load1)
+bench_log "load: $LOAD_BEFORE (1-min average); other test runs: $(bench_busy_others | wc -w)"
 bench_log "1/3 list_cold: $RATE/s for ${DURATION}s"
 openloop list_cold "$COLD_PORT" "$BENCH_TMP/list.paths" "$COLD_PID" "$COLD_LOG"
 LIST_P50=$P50 LIST_P99=$P99 LIST_OTHER=$OTHER
@@ -147,6 +148,7 @@ HOT_P50=$P50 HOT_P99=$P99 HOT_OTHER=$OTHER
 LOAD_AFTER=$(bench_load1)
 
 RATIO=$(bench_ratio "$COLD_P99" "$LIST_P99")
+RATIO_P50=$(bench_ratio "$COLD_P50" "$LIST_P50") # for information: the tails are the noisy part
 VERDICT=$(bench_verdict_le "$RATIO" 3)
 ((LIST_OTHER + COLD_OTHER + HOT_OTHER == 0)) || VERDICT=FAIL
 
@@ -154,10 +156,10 @@ printf '\n%-14s %8s %10s %10s %8s\n' target rate/s p50_ms p99_ms not_200
 printf '%-14s %8s %10s %10s %8s\n' list_cold "$RATE" "$LIST_P50" "$LIST_P99" "$LIST_OTHER"
 printf '%-14s %8s %10s %10s %8s\n' search_cold "$RATE" "$COLD_P50" "$COLD_P99" "$COLD_OTHER"
 printf '%-14s %8s %10s %10s %8s\n' search_cached "$RATE" "$HOT_P50" "$HOT_P99" "$HOT_OTHER"
-printf '\nsearch_cold p99 / list_cold p99 = %s (bar <= 3): %s\n' "$RATIO" "$VERDICT"
-printf 'RESULT search items=%s rate=%s duration_s=%s list_cold_p50_ms=%s list_cold_p99_ms=%s search_cold_p50_ms=%s search_cold_p99_ms=%s search_cached_p50_ms=%s search_cached_p99_ms=%s ratio=%s load_after=%s verdict=%s\n' \
+printf '\nsearch_cold p99 / list_cold p99 = %s (bar <= 3): %s; p50 / p50 = %s\n' "$RATIO" "$VERDICT" "$RATIO_P50"
+printf 'RESULT search items=%s rate=%s duration_s=%s list_cold_p50_ms=%s list_cold_p99_ms=%s search_cold_p50_ms=%s search_cold_p99_ms=%s search_cached_p50_ms=%s search_cached_p99_ms=%s ratio=%s ratio_p50=%s load_before=%s load_after=%s verdict=%s\n' \
     "$ITEMS" "$RATE" "$DURATION" "$LIST_P50" "$LIST_P99" "$COLD_P50" "$COLD_P99" "$HOT_P50" "$HOT_P99" "$RATIO" \
-    "$LOAD_AFTER" "$VERDICT"
+    "$RATIO_P50" "$LOAD_BEFORE" "$LOAD_AFTER" "$VERDICT"
 bench_strata_stop "$CACHED_PID" "$CACHED_LOG" cached
 bench_strata_stop "$COLD_PID" "$COLD_LOG" cold
 [[ $VERDICT == PASS ]]
