@@ -44,15 +44,7 @@ static const char *const status_names[] = {
 
 /* ---- SQL assembly ------------------------------------------------------- */
 
-typedef struct sql_text {
-    char text[2048];
-    size_t length;
-    bool overflow;
-} sql_text;
-
-/* Appends a fragment; arguments are other fragments, never values. */
-static void sql_add(sql_text *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void sql_add(sql_text *sql, const char *format, ...)
+void sql_add(sql_text *sql, const char *format, ...)
 {
     if (sql->overflow)
         return;
@@ -198,6 +190,11 @@ static bool keyset_from_row(const db_query *query, store_sort sort, const list_c
     case SORT_RELEVANCE: break;
     }
     return false;
+}
+
+bool list_position_of_item_row(const db_query *query, store_sort sort, store_keyset *position)
+{
+    return keyset_from_row(query, sort, &item_list_columns, position);
 }
 
 /* ---- the list as stamps or texts (item_text.h) ------------------------- */

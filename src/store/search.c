@@ -38,14 +38,13 @@
  * statement, as a list sorts (lists.c's keyset, the same conditions); the
  * rank column is then 0.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "store/store_internal.h"
 #include "store/store_search.h"
 
-enum { SEARCH_LIMIT_MAX = 100, SEARCH_SQL_MAX = 6144, COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
+enum { SEARCH_LIMIT_MAX = 100, COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
 
 static const char *const status_names[] = {
     [FILTER_PUBLISHED] = "published",
@@ -78,43 +77,22 @@ static const search_dialect *dialect_of(const store_t *st)
     return db_driver_of(st) == &db_postgres_driver ? &postgres_search : &sqlite_search;
 }
 
-/* ---- SQL assembly --------------------------------------------------------- */
-
-typedef struct sql_buf {
-    char text[SEARCH_SQL_MAX];
-    size_t length;
-    bool overflow;
-} sql_buf;
-
-static void sql_put(sql_buf *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void sql_put(sql_buf *sql, const char *format, ...)
-{
-    if (sql->overflow)
-        return;
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(sql->text + sql->length, sizeof sql->text - sql->length, format, args);
-    va_end(args);
-    if (n < 0 || (size_t)n >= sizeof sql->text - sql->length)
-        sql->overflow = true;
-    else
-        sql->length += (size_t)n;
-}
+/* ---- SQL assembly (lists.c's sql_add) ---------------------------------------- */
 
 /* FROM the rows matching tier `tier`'s query, and the list's filters. */
-static void matches_put(sql_buf *sql, const search_dialect *d, const store_list_query *q, int tier)
+static void matches_put(sql_text *sql, const search_dialect *d, const store_list_query *q, int tier)
 {
-    sql_put(sql, " FROM ");
-    sql_put(sql, d->from, tier);
-    sql_put(sql, " AND i.site_id = :site");
+    sql_add(sql, " FROM ");
+    sql_add(sql, d->from, tier);
+    sql_add(sql, " AND i.site_id = :site");
     if (q->status != FILTER_ANY)
-        sql_put(sql, " AND i.status = :status");
+        sql_add(sql, " AND i.status = :status");
     if (q->type)
-        sql_put(sql, " AND i.type = :type");
+        sql_add(sql, " AND i.type = :type");
     if (q->category)
-        sql_put(sql, " AND i.category_id = (SELECT id FROM categories WHERE site_id = :site AND slug = :category)");
+        sql_add(sql, " AND i.category_id = (SELECT id FROM categories WHERE site_id = :site AND slug = :category)");
     if (q->tag)
-        sql_put(sql, " AND EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = i.id AND t.tag = :tag)");
+        sql_add(sql, " AND EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = i.id AND t.tag = :tag)");
 }
 
 /* The tier to start at and whether it starts after the cursor's id. */
@@ -128,16 +106,16 @@ static int first_tier(const store_list_query *q)
 }
 
 /* One tier's page: after the cursor's id when `after`. */
-static void tier_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q, int tier, bool after)
+static void tier_sql(sql_text *sql, const search_dialect *d, const store_list_query *q, int tier, bool after)
 {
     /* the body only where the snippet may need it: a title or excerpt hit's
      * is found before it, and 14 KB of overflow pages are not read */
-    sql_put(sql, "SELECT " ITEM_COLUMNS ", %s, %d FROM (SELECT %s AS id",
+    sql_add(sql, "SELECT " ITEM_COLUMNS ", %s, %d FROM (SELECT %s AS id",
             tier < SEARCH_TIER_EXCERPT ? "i.body" : "NULL", tier, d->id);
     matches_put(sql, d, q, tier);
     if (after)
-        sql_put(sql, " AND %s < :id", d->id);
-    sql_put(sql, " ORDER BY %s DESC LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.id DESC",
+        sql_add(sql, " AND %s < :id", d->id);
+    sql_add(sql, " ORDER BY %s DESC LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id ORDER BY r.id DESC",
             d->id);
 }
 
@@ -157,17 +135,17 @@ static const char *sort_key(const store_list_query *q, bool *descending)
     return "i.id";
 }
 
-static void sorted_sql(sql_buf *sql, const search_dialect *d, const store_list_query *q)
+static void sorted_sql(sql_text *sql, const search_dialect *d, const store_list_query *q)
 {
     bool descending;
     const char *key = sort_key(q, &descending);
     const char *dir = descending ? "DESC" : "ASC", *op = descending ? "<" : ">";
-    sql_put(sql, "SELECT " ITEM_COLUMNS ", i.body, 0 FROM (SELECT i.id AS id, %s AS k", key);
+    sql_add(sql, "SELECT " ITEM_COLUMNS ", i.body, 0 FROM (SELECT i.id AS id, %s AS k", key);
     matches_put(sql, d, q, SEARCH_TIER_ANY);
     if (q->after.present)
-        sql_put(sql, " AND %s %s= :key AND (%s %s :key OR i.id %s :id)", key, op, key, op, op);
-    sql_put(sql, " ORDER BY k %s, id %s LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id", dir, dir);
-    sql_put(sql, " ORDER BY r.k %s, r.id %s", dir, dir);
+        sql_add(sql, " AND %s %s= :key AND (%s %s :key OR i.id %s :id)", key, op, key, op, op);
+    sql_add(sql, " ORDER BY k %s, id %s LIMIT :limit) r CROSS JOIN " ITEM_FROM " WHERE i.id = r.id", dir, dir);
+    sql_add(sql, " ORDER BY r.k %s, r.id %s", dir, dir);
 }
 
 /* ---- the statement -------------------------------------------------------- */
@@ -221,25 +199,11 @@ static int search_check(store_t *st, const store_list_query *q)
 /* The position of the current row in q's order. */
 static bool search_position(const db_query *query, const store_list_query *q, store_keyset *k)
 {
-    k->present = true;
-    k->id = db_column_int(query, ITEM_COL_ID);
-    k->key_int = 0;
-    k->key_text[0] = '\0';
-    switch (q->sort) {
-    case SORT_RELEVANCE: k->key_int = db_column_int(query, COL_RANK); return true;
-    case SORT_PUBLISHED_DESC:
-    case SORT_PUBLISHED_ASC: k->key_int = db_column_int(query, ITEM_COL_PUBLISHED_AT); return true;
-    case SORT_UPDATED_DESC: k->key_int = db_column_int(query, ITEM_COL_UPDATED_AT); return true;
-    case SORT_TITLE_ASC: {
-        const char *title = db_column_text(query, ITEM_COL_TITLE);
-        size_t length = title ? strlen(title) : 0;
-        if (length >= sizeof k->key_text)
-            return false;
-        memcpy(k->key_text, title ? title : "", length + 1);
-        return true;
-    }
-    }
-    return false;
+    if (q->sort != SORT_RELEVANCE)
+        return list_position_of_item_row(query, q->sort, k);
+    *k = (store_keyset){
+        .present = true, .id = db_column_int(query, ITEM_COL_ID), .key_int = db_column_int(query, COL_RANK)};
+    return true;
 }
 
 /* A page being read, over one statement or one per tier: up to
@@ -285,7 +249,7 @@ static int page_rows(store_t *st, db_query *query, page_read *p)
 static int page_statement(store_t *st, const search_dialect *d, const search_query *search, page_read *p, int tier,
                           bool after)
 {
-    sql_buf sql = {.length = 0};
+    sql_text sql = {.length = 0};
     if (p->q->sort == SORT_RELEVANCE)
         tier_sql(&sql, d, p->q, tier, after);
     else
