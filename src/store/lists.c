@@ -153,7 +153,7 @@ static void list_bind(db_query *query, const store_list_query *q)
 
 /* ---- the list ----------------------------------------------------------- */
 
-static int list_query_check(store_t *st, const store_list_query *q)
+int list_query_check(store_t *st, const store_list_query *q)
 {
     if (q->limit < 1 || q->limit > LIST_LIMIT_MAX)
         return db_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);

@@ -44,7 +44,7 @@
 #include "store/store_internal.h"
 #include "store/store_search.h"
 
-enum { SEARCH_LIMIT_MAX = 100, COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
+enum { COL_BODY = ITEM_COL_EXTRA, COL_RANK = ITEM_COL_EXTRA + 1 };
 
 static const char *const status_names[] = {
     [FILTER_PUBLISHED] = "published",
@@ -180,20 +180,17 @@ static bool search_bind(db_query *query, const search_dialect *d, const store_li
     return true;
 }
 
+/* A list's checks (lists.c), and for relevance a position in a tier. */
 static int search_check(store_t *st, const store_list_query *q)
 {
-    if (q->limit < 1 || q->limit > SEARCH_LIMIT_MAX)
-        return db_fail(st, STORE_INVALID, "limit must be between 1 and %d", SEARCH_LIMIT_MAX);
-    if (q->status < FILTER_PUBLISHED || q->status > FILTER_ANY)
-        return db_fail(st, STORE_INVALID, "unknown status filter %d", (int)q->status);
-    if (q->sort < SORT_PUBLISHED_DESC || q->sort > SORT_RELEVANCE)
-        return db_fail(st, STORE_INVALID, "unknown sort %d", (int)q->sort);
-    if (q->after.present && q->sort == SORT_TITLE_ASC && !memchr(q->after.key_text, '\0', sizeof q->after.key_text))
-        return db_fail(st, STORE_INVALID, "the position's title is not terminated");
-    if (q->after.present && q->sort == SORT_RELEVANCE &&
-        (q->after.key_int < SEARCH_TIER_REST || q->after.key_int > SEARCH_TIER_TITLE))
+    if (q->sort != SORT_RELEVANCE)
+        return list_query_check(st, q);
+    if (q->after.present && (q->after.key_int < SEARCH_TIER_REST || q->after.key_int > SEARCH_TIER_TITLE))
         return db_fail(st, STORE_INVALID, "the position's rank %lld is no tier", (long long)q->after.key_int);
-    return STORE_OK;
+    store_list_query as_list = *q;
+    as_list.sort = SORT_PUBLISHED_DESC;
+    as_list.after.present = false;
+    return list_query_check(st, &as_list);
 }
 
 /* The position of the current row in q's order. */

@@ -208,6 +208,9 @@ typedef struct sql_text {
 } sql_text;
 /* Appends a fragment; arguments are other fragments, never values. */
 void sql_add(sql_text *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* STORE_INVALID (and why) for a limit, status, sort or position a list
+ * cannot have; else STORE_OK. */
+int list_query_check(store_t *st, const store_list_query *q);
 /* The position of the current row (ITEM_COLUMNS) in a list sort (not
  * SORT_RELEVANCE); false when its title is too long to page by. */
 bool list_position_of_item_row(const db_query *query, store_sort sort, store_keyset *position);

@@ -15,17 +15,22 @@
 
 #include "core/search_query.h"
 
-/* text parsed, then written for FTS5 and for to_tsquery. */
-static void means(const char *text, const char *fts5, const char *tsquery)
+/* One tier of text, in both syntaxes. */
+static void tier_means(const char *text, int tier, const char *fts5, const char *tsquery)
 {
     search_query q;
     char detail[256] = "", out[SEARCH_RENDER_MAX];
-    if (!search_query_parse(text, strlen(text), &q, detail, sizeof detail))
-        fail_msg("'%s' was refused: %s", text, detail);
-    assert_true(search_query_fts5(&q, SEARCH_TIER_ANY, out, sizeof out));
+    assert_true(search_query_parse(text, strlen(text), &q, detail, sizeof detail));
+    assert_true(search_query_fts5(&q, tier, out, sizeof out));
     assert_string_equal(out, fts5);
-    assert_true(search_query_tsquery(&q, SEARCH_TIER_ANY, out, sizeof out));
+    assert_true(search_query_tsquery(&q, tier, out, sizeof out));
     assert_string_equal(out, tsquery);
+}
+
+/* text parsed, then written whole for FTS5 and for to_tsquery. */
+static void means(const char *text, const char *fts5, const char *tsquery)
+{
+    tier_means(text, SEARCH_TIER_ANY, fts5, tsquery);
 }
 
 static void refused(const char *text, size_t len, const char *detail_has)
@@ -58,18 +63,6 @@ static void words_phrases_prefixes_or_and_exclusions(void **state)
     means("café Zürich", "(\"café\" AND \"zürich\")", "('café' & 'zürich')");
     /* an engine operator in the text is only words */
     means("NEAR(a b) AND", "(\"near a\" AND \"b\" AND \"and\")", "(('near' <-> 'a') & 'b' & 'and')");
-}
-
-/* One tier of text, in both syntaxes. */
-static void tier_means(const char *text, int tier, const char *fts5, const char *tsquery)
-{
-    search_query q;
-    char detail[256] = "", out[SEARCH_RENDER_MAX];
-    assert_true(search_query_parse(text, strlen(text), &q, detail, sizeof detail));
-    assert_true(search_query_fts5(&q, tier, out, sizeof out));
-    assert_string_equal(out, fts5);
-    assert_true(search_query_tsquery(&q, tier, out, sizeof out));
-    assert_string_equal(out, tsquery);
 }
 
 static void tiers_keep_the_positive_part_to_a_column_and_take_the_tiers_above_away(void **state)
