@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/search_query.h"
 #include "core/textbuf.h"
 #include "http/http.h"
 #include "store/item_text.h"
@@ -73,6 +74,7 @@ enum list_param {
     LIST_PARAM_CURSOR,
     LIST_PARAM_INCLUDE,
     LIST_PARAM_LIMIT,
+    LIST_PARAM_Q,
     LIST_PARAM_SELECT,
     LIST_PARAM_SORT,
     LIST_PARAM_STATUS,
@@ -173,6 +175,17 @@ int api_draft_read(api_ctx *c, int64_t id, int64_t *version);
 /* The list page of q as the 200 response body ({"items":[…],
  * "next_cursor":…}); *count its items. Tags are the caller's. */
 int api_list_read(api_ctx *c, const store_list_query *q, size_t *count);
+
+/* ---- full-text search (search.c) ---- */
+
+/* ?q= of the list route: absent or empty, *search = NULL; else parsed into
+ * sq and *search = its canonical text (in canonical, for the cursor's
+ * filters). False, with a 400 naming what is wrong and where, for a query
+ * that cannot be parsed. */
+bool api_search_read(api_ctx *c, search_query *sq, char canonical[SEARCH_RENDER_MAX], const char **search);
+/* The search page of q (q->search set) as the 200 response body, as
+ * api_list_read's, each item with its "snippet". */
+int api_search_list_read(api_ctx *c, const store_list_query *q, const search_query *sq, size_t *count);
 
 /* ---- keyset cursors (cursor.c) ---- */
 

@@ -5,11 +5,11 @@
  * the id, which is all keyset pagination needs (no OFFSET, so inserts
  * between pages can neither duplicate nor skip an item). It also carries the
  * sort and a hash of the site and filters it was made for (filters on
- * fields included), and an
- * HMAC-SHA256 (cut to 16 bytes) under the database's secret, so a client can
- * neither forge a position nor reuse a cursor with another query or on
- * another site. Its text is canonical base64url (core/crypto.h): one
- * cursor has one spelling, so one cache key. Layout, before base64url:
+ * fields and a search's query among them), and an HMAC-SHA256 (cut to 16
+ * bytes) under the database's secret, so a client can neither forge a
+ * position nor reuse a cursor with another query or on another site. Its
+ * text is canonical base64url (core/crypto.h): one cursor has one
+ * spelling, so one cache key. Layout, before base64url:
  *
  *   version(1) sort(1) filters(8) id(8) key_int(8) text_len(2) text(n) mac(16)
  */
@@ -28,11 +28,13 @@
  * reused with. */
 static void filters_hash(const store_list_query *q, uint8_t out[8])
 {
-    char text[512], fields[17];
-    field_filters_identity(q, fields); /* "" without filters on fields: older cursors stay valid */
-    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s%s%s", (long long)q->site_id, (int)q->status,
+    char text[512 + SEARCH_RENDER_MAX], fields[17];
+    /* filters on fields, then a search's query, each after one more '|'
+     * only when given: a plain list's cursors stay as they were */
+    field_filters_identity(q, fields);
+    int n = snprintf(text, sizeof(text), "%lld|%d|%s|%s|%s%s%s%s%s", (long long)q->site_id, (int)q->status,
                      q->type ? q->type : "", q->category ? q->category : "", q->tag ? q->tag : "", fields[0] ? "|" : "",
-                     fields);
+                     fields, q->search ? "|q:" : "", q->search ? q->search : "");
     uint8_t full[32];
     crypto_sha256(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, full);
     memcpy(out, full, 8);

@@ -88,7 +88,7 @@ static bool list_filters_match_nothing(api_ctx *c, const store_list_query *q)
 
 void handle_list(const http_request *req, store_t *store, http_response *res)
 {
-    static const char *const sorts[] = {"-published_at", "published_at", "-updated_at", "title"};
+    static const char *const sorts[] = {"-published_at", "published_at", "-updated_at", "title", "relevance"};
     static const char *const statuses[] = {"published", "draft", "archived", "any"};
     api_ctx c = {.req = req, .store = store, .res = res};
     if (!api_resolve_site(&c) || !api_read_token(&c))
@@ -100,7 +100,7 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     int sort, status;
     if (!word_filter(&c, &list_params[LIST_PARAM_TYPE], TYPE_MAX, type, sizeof(type), &q.type) ||
         !word_filter(&c, &list_params[LIST_PARAM_CATEGORY], CATEGORY_MAX, category, sizeof(category), &q.category) ||
-        !api_query_param_choice(&c, &list_params[LIST_PARAM_SORT], sorts, 4, &sort) ||
+        !api_query_param_choice(&c, &list_params[LIST_PARAM_SORT], sorts, 5, &sort) ||
         !api_query_param_choice(&c, &list_params[LIST_PARAM_STATUS], statuses, 4, &status) ||
         !api_query_param_int(&c, &list_params[LIST_PARAM_LIMIT], 1, 100, &q.limit) ||
         !api_query_param(&c, &list_params[LIST_PARAM_TAG], tag_raw, sizeof(tag_raw), &tag_value))
@@ -115,7 +115,20 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     api_field_filters fields;
     if (!field_filters_read(&c, &q, &fields))
         return;
+    /* full-text search (search.c): ?q= and the relevance sort */
+    search_query sq;
+    char search[SEARCH_RENDER_MAX];
+    if (!api_search_read(&c, &sq, search, &q.search))
+        return;
+    if (q.search != NULL && q.field_count > 0) { /* the search's tiers (store/search.c) know no field filter */
+        http_problem(res, req, 400, "bad_query",
+                     "a search (q) does not combine with filters on fields (fields.NAME) yet: search, or filter the "
+                     "list");
+        return;
+    }
     q.sort = (store_sort)sort;
+    if (q.sort == SORT_RELEVANCE && q.search == NULL)
+        q.sort = SORT_PUBLISHED_DESC;
     q.status = (store_status_filter)status;
     if (q.status != FILTER_PUBLISHED && !c.has_token) {
         http_problem(res, req, 401, "unauthorized", "listing status '%s' needs a bearer token of site '%s'",
@@ -138,13 +151,13 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
         !api_route_read(&c))
         return;
     do
-        rc = api_list_read(&c, &q, &count);
+        rc = q.search ? api_search_list_read(&c, &q, &sq, &count) : api_list_read(&c, &q, &count);
     while (api_read_again(&c, rc));
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;
     }
-    res->negative = count == 0 && !q.after.present && list_filters_match_nothing(&c, &q);
+    res->negative = count == 0 && !q.after.present && (q.search || list_filters_match_nothing(&c, &q));
     api_tag_list(res, c.site, q.type, q.category, q.tag);
     api_shape_apply(&c, &shape, true);
 }

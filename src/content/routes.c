@@ -15,6 +15,8 @@
  * A rule also names the path captures that are integers, so every
  * spelling of an id ("0001", "%30001") is one key.
  */
+#include <string.h>
+
 #include "content/api.h"
 #include "content/content.h"
 #include "content/field_filters.h"
@@ -47,8 +49,10 @@ const http_cache_param list_params[LIST_PARAM_COUNT] = {
     [LIST_PARAM_CURSOR] = {"cursor", "", false, false, false},
     [LIST_PARAM_INCLUDE] = {"include", "", false, true, true},
     [LIST_PARAM_LIMIT] = {"limit", "20", true, false, false},
+    [LIST_PARAM_Q] = {"q", "", false, false, false},         /* full-text search (search.c) */
     [LIST_PARAM_SELECT] = {"select", "", false, true, true}, /* a set of member names */
-    [LIST_PARAM_SORT] = {"sort", "-published_at", false, false, false},
+    /* relevance: by rank with q; without, the list's -published_at (search.c) */
+    [LIST_PARAM_SORT] = {"sort", "relevance", false, false, false},
     [LIST_PARAM_STATUS] = {"status", "published", false, false, false},
     [LIST_PARAM_TAG] = {"tag", "", false, true, false}, /* tags are compared lowercased */
     [LIST_PARAM_TYPE] = {"type", "", false, false, false},
@@ -63,12 +67,41 @@ const http_cache_param item_params[ITEM_PARAM_COUNT] = {
     [ITEM_PARAM_SELECT] = {"select", "", false, true, true},
 };
 
+/* Whether the request's query has a non-empty `name` (its value, when it
+ * fits, in value). */
+static bool query_has(const http_request *req, const char *name, char *value, size_t size)
+{
+    long n = req->query != NULL ? http_query_value(req->query, strlen(req->query), name, value, size) : -1;
+    return n > 0 || n == -2; /* -2: longer than value holds */
+}
+
+/* A list filtered on fields goes to the pool: a range ([gt] and the
+ * rest) may read every item of the type that the filter then refuses.
+ * A search (?q=) is a bounded read in relevance order alone: each tier's
+ * walk of the index stops after a page (store/search.c), and a page costs
+ * about three list pages. With a type, category or tag it may walk every
+ * match that the filter then refuses, and another sort reads every match:
+ * such a search goes to the pool (its fills' budget, deadline and
+ * shedding) rather than the loop. */
+static bool list_is_unbounded(const http_request *req)
+{
+    char value[16];
+    if (req->query != NULL && (strstr(req->query, "fields.") != NULL || strcasestr(req->query, "fields%2e") != NULL))
+        return true; /* a range on a field may walk the type's items (store/field_filters.c) */
+    if (!query_has(req, "q", value, 2))
+        return false;
+    return query_has(req, "type", value, 2) || query_has(req, "category", value, 2) ||
+           query_has(req, "tag", value, 2) ||
+           (query_has(req, "sort", value, sizeof value) && strcmp(value, "relevance") != 0);
+}
+
 /* Captures: 0 is the site; 1 the item id (an integer) or the type. */
-static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL};
-static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL};
-static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, field_filters_cache_key};
-static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL};
-static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL};
+static const http_cache_rule item_rule = {CACHE_CLASS_ITEM, 1u << 1, item_params, ITEM_PARAM_COUNT, NULL, NULL};
+static const http_cache_rule slug_rule = {CACHE_CLASS_ITEM, 0, item_params, ITEM_PARAM_COUNT, NULL, NULL};
+static const http_cache_rule list_rule = {CACHE_CLASS_LIST, 0, list_params, LIST_PARAM_COUNT, field_filters_cache_key,
+                                          list_is_unbounded};
+static const http_cache_rule popular_rule = {CACHE_CLASS_POPULAR, 0, popular_params, POPULAR_PARAM_COUNT, NULL, NULL};
+static const http_cache_rule categories_rule = {CACHE_CLASS_CATEGORIES, 0, NULL, 0, NULL, NULL};
 
 /* The HTTP layer runs a worker handler with its worker's resource as a
  * void * (http.h knows no SQL): for strata that is the worker's store_t

@@ -138,6 +138,10 @@ typedef struct http_cache_rule {
      * the handler refuses this query, so it gets no key and is never
      * answered from the cache. NULL: nothing else. */
     long (*query_key)(const char *query, size_t query_len, char *out, size_t size);
+    /* On a bounded_read route, the requests that are no bounded read after
+     * all (a full-text search ranks every match): true keeps one off the
+     * event loop (request.c). NULL: none. */
+    bool (*unbounded)(const http_request *req);
 } http_cache_rule;
 
 typedef struct http_route {

@@ -620,8 +620,9 @@ static bool job_run_on_loop(job *j)
 {
     loop_thread *lt = j->owner;
     const job_request *r = &j->request;
-    if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read || job_lane(j) != POOL_PUBLIC ||
-        (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD) || loop_turn_spent(lt) ||
+    if (j->kind == JOB_TASK || lt->reader == NULL || !r->route->bounded_read ||
+        (r->route->cache != NULL && r->route->cache->unbounded != NULL && r->route->cache->unbounded(&r->rq)) ||
+        job_lane(j) != POOL_PUBLIC || (r->rq.method != HTTP_GET && r->rq.method != HTTP_HEAD) || loop_turn_spent(lt) ||
         !worker_pool_admit_on_loop(&lt->srv->pool))
         return false;
     metrics_loop_read();

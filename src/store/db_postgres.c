@@ -1042,10 +1042,11 @@ extern const char postgres_schema_v4[];
 extern const char postgres_schema_v5[];
 extern const char postgres_schema_v6[];
 extern const char postgres_schema_v7[];
+extern const char postgres_schema_v8[];
 
 static const db_migration postgres_migrations[] = {
     {1, postgres_schema_v1}, {2, postgres_schema_v2}, {3, postgres_schema_v3}, {4, postgres_schema_v4},
-    {5, postgres_schema_v5}, {6, postgres_schema_v6}, {7, postgres_schema_v7},
+    {5, postgres_schema_v5}, {6, postgres_schema_v6}, {7, postgres_schema_v7}, {8, postgres_schema_v8},
 };
 
 const db_driver db_postgres_driver = {

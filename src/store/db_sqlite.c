@@ -650,8 +650,40 @@ static const char schema_v7[] = "CREATE TABLE field_indexes("
                                 "  UNIQUE (site_id, type, name)"
                                 ");";
 
+/* Version 8 (issue 16, full-text search): items_fts, an FTS5 index of
+ * the item rows' public content (title, excerpt, body). External content
+ * (content='items'): the text stays in items alone, the index holds only
+ * its terms, and FTS5 reads the row when it needs it; a contentless table
+ * would answer the same searches but could not be rebuilt from items
+ * ('rebuild', below), nor check itself against them ('integrity-check').
+ * Column filters ({title} : …) make the relevance tiers of
+ * store/search.c. Triggers keep it in step
+ * in the transaction of every write of the row (a save, a publish, an
+ * unpublish or archive moves status only, which the search reads from
+ * items; a delete): AFTER UPDATE OF the three columns, so a views count
+ * never touches it. unicode61 without diacritics removal folds case as
+ * PostgreSQL's 'simple' configuration does; no stemming on either engine.
+ * The 'rebuild' indexes the rows already there. */
+static const char schema_v8[] =
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, excerpt, body, content='items', content_rowid='id',"
+    "  tokenize='unicode61 remove_diacritics 0');"
+    "CREATE TRIGGER items_fts_inserted AFTER INSERT ON items BEGIN"
+    "  INSERT INTO items_fts(rowid, title, excerpt, body) VALUES (NEW.id, NEW.title, NEW.excerpt, NEW.body);"
+    " END;"
+    "CREATE TRIGGER items_fts_deleted AFTER DELETE ON items BEGIN"
+    "  INSERT INTO items_fts(items_fts, rowid, title, excerpt, body)"
+    "   VALUES ('delete', OLD.id, OLD.title, OLD.excerpt, OLD.body);"
+    " END;"
+    "CREATE TRIGGER items_fts_updated AFTER UPDATE OF title, excerpt, body ON items BEGIN"
+    "  INSERT INTO items_fts(items_fts, rowid, title, excerpt, body)"
+    "   VALUES ('delete', OLD.id, OLD.title, OLD.excerpt, OLD.body);"
+    "  INSERT INTO items_fts(rowid, title, excerpt, body) VALUES (NEW.id, NEW.title, NEW.excerpt, NEW.body);"
+    " END;"
+    "INSERT INTO items_fts(items_fts) VALUES ('rebuild');";
+
 static const db_migration sqlite_migrations[] = {
-    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}, {6, schema_v6}, {7, schema_v7},
+    {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4},
+    {5, schema_v5}, {6, schema_v6}, {7, schema_v7}, {8, schema_v8},
 };
 
 const db_driver db_sqlite_driver = {

@@ -44,15 +44,7 @@ static const char *const status_names[] = {
 
 /* ---- SQL assembly ------------------------------------------------------- */
 
-typedef struct sql_text {
-    char text[8192]; /* filters on fields: store_fields.h bounds them */
-    size_t length;
-    bool overflow;
-} sql_text;
-
-/* Appends a fragment; arguments are other fragments, never values. */
-static void sql_add(sql_text *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void sql_add(sql_text *sql, const char *format, ...)
+void sql_add(sql_text *sql, const char *format, ...)
 {
     if (sql->overflow)
         return;
@@ -92,6 +84,7 @@ static list_plan list_plan_for(const store_list_query *q)
         plan.key = plan.by_tag ? "t.title" : "i.title";
         plan.descending = false;
         break;
+    case SORT_RELEVANCE: break; /* searches only (search.c): list_query_check refuses it */
     }
     if (plan.by_tag)
         plan.id = "t.item_id";
@@ -163,7 +156,7 @@ static void list_bind(db_query *query, const store_list_query *q)
 
 /* ---- the list ----------------------------------------------------------- */
 
-static int list_query_check(store_t *st, const store_list_query *q)
+int list_query_check(store_t *st, const store_list_query *q)
 {
     if (q->limit < 1 || q->limit > LIST_LIMIT_MAX)
         return db_fail(st, STORE_INVALID, "limit must be between 1 and %d", LIST_LIMIT_MAX);
@@ -197,8 +190,14 @@ static bool keyset_from_row(const db_query *query, store_sort sort, const list_c
         memcpy(position->key_text, title ? title : "", length + 1);
         return true;
     }
+    case SORT_RELEVANCE: break;
     }
     return false;
+}
+
+bool list_position_of_item_row(const db_query *query, store_sort sort, store_keyset *position)
+{
+    return keyset_from_row(query, sort, &item_list_columns, position);
 }
 
 /* ---- the list as stamps or texts (item_text.h) ------------------------- */

@@ -294,3 +294,28 @@ const char postgres_schema_v7[] = "CREATE TABLE field_indexes("
                                   "  created_at BIGINT NOT NULL,"
                                   "  UNIQUE (site_id, type, name)"
                                   ");";
+
+/* Version 8 (issue 16, full-text search): items.search, the item's
+ * public content as a tsvector weighted A (title), B (excerpt) and C
+ * (body) — the weights let a query keep to one column ('flood':A, the
+ * relevance tiers of store/search.c) — with the 'simple' configuration (no stemming, no stop words:
+ * what SQLite's unicode61 tokenizer does too, so both engines find the
+ * same items), set by a row trigger before every insert and every change
+ * of those columns (never for a views count), in the write's own
+ * transaction, and a GIN index. The body is indexed up to its first
+ * 256 KiB: a tsvector holds at most 1 MB. Existing rows are filled by the
+ * migration. */
+const char postgres_schema_v8[] =
+    "ALTER TABLE items ADD COLUMN search tsvector;"
+    "CREATE FUNCTION items_search_vector(title TEXT, excerpt TEXT, body TEXT) RETURNS tsvector"
+    "  LANGUAGE sql IMMUTABLE AS $$"
+    "  SELECT setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', excerpt), 'B')"
+    "   || setweight(to_tsvector('simple', left(body, 262144)), 'C') $$;"
+    "CREATE FUNCTION items_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  NEW.search := items_search_vector(NEW.title, NEW.excerpt, NEW.body);"
+    "  RETURN NEW;"
+    " END $$;"
+    "CREATE TRIGGER items_search BEFORE INSERT OR UPDATE OF title, excerpt, body ON items"
+    "  FOR EACH ROW EXECUTE FUNCTION items_search_sync();"
+    "UPDATE items SET search = items_search_vector(title, excerpt, body);"
+    "CREATE INDEX items_by_search ON items USING GIN (search);";

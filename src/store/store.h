@@ -250,6 +250,7 @@ typedef enum store_sort {
     SORT_PUBLISHED_ASC,      /* published_at */
     SORT_UPDATED_DESC,       /* -updated_at */
     SORT_TITLE_ASC,          /* title */
+    SORT_RELEVANCE,          /* rank, then id: full-text search only (store_search.h) */
 } store_sort;
 
 typedef enum store_status_filter {
@@ -275,6 +276,7 @@ typedef struct store_list_query {
     const char *type;     /* NULL = any */
     const char *category; /* NULL = any */
     const char *tag;      /* NULL = any */
+    const char *search;   /* a full-text query's canonical text (store_search.h), NULL = none: cursors hash it */
     store_status_filter status;
     store_sort sort;
     int limit;          /* 1..100 */

@@ -11,6 +11,7 @@
  *   versions.c      how versions are stored, history reads, retention
  *   autosaves.c     the autosave slots
  *   lists.c         keyset lists, view counting, popularity
+ *   search.c        full-text search pages (store_search.h)
  *   seed.c          deterministic demo content
  *   snapshot.c      item snapshots, times and JSON building (no database)
  *   version_codec.c the zstd skip-delta codec (no database)
@@ -210,6 +211,23 @@ void version_prepared_free(version_prepared *p);
 int version_json(store_t *st, int64_t item_id, int64_t number, char **json, size_t *len);
 /* The same, parsed and checked to be a snapshot. */
 int version_snapshot(store_t *st, int64_t item_id, int64_t number, json_t **snapshot);
+
+/* ---- list SQL (lists.c), shared with search.c ----------------------------- */
+
+/* A statement assembled from fragments (lists.c's header says why). */
+typedef struct sql_text {
+    char text[8192]; /* filters on fields: store_fields.h bounds them */
+    size_t length;
+    bool overflow;
+} sql_text;
+/* Appends a fragment; arguments are other fragments, never values. */
+void sql_add(sql_text *sql, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* STORE_INVALID (and why) for a limit, status, sort or position a list
+ * cannot have; else STORE_OK. */
+int list_query_check(store_t *st, const store_list_query *q);
+/* The position of the current row (ITEM_COLUMNS) in a list sort (not
+ * SORT_RELEVANCE); false when its title is too long to page by. */
+bool list_position_of_item_row(const db_query *query, store_sort sort, store_keyset *position);
 
 /* ---- views (lists.c), shared with seed.c --------------------------------- */
 

@@ -51,7 +51,8 @@ def test_default_values_share_the_entry_of_the_bare_query(client, tokens):
     path, typ = fresh_list_path(client, tokens["admin"], "limit=20")
     first = client.get(f"/v1/main/content?type={typ}")
     assert_cache_status(first, MISS_STORED, what="the bare query")
-    second = client.get(path + "&sort=-published_at&status=published")
+    # the list's default sort is spelled "relevance": by rank with q, -published_at without
+    second = client.get(path + "&sort=relevance&status=published")
     assert_cache_status(second, HIT, what="the defaults spelled out")
     assert second.body == first.body
 
@@ -160,7 +161,7 @@ def test_each_site_counts_its_own_entries(client, tokens, twins):
 # the two bodies compared are two fills, never one entry served twice.
 
 DEFAULTS_SPELLED_OUT = [
-    ("content", "limit=20"), ("content", "sort=-published_at"), ("content", "status=published"),
+    ("content", "limit=20"), ("content", "sort=relevance"), ("content", "status=published"),
     ("popular", "limit=10"), ("popular", "window=24h"),
 ]
 
@@ -220,7 +221,7 @@ def test_another_value_than_the_default_is_answered_differently(client, tokens, 
         assert draft["id"] in [i["id"] for i in listed["items"]]
         assert draft["id"] not in [i["id"] for i in public["items"]]
         return
-    others = {"limit=20": "limit=21", "sort=-published_at": "sort=published_at", "limit=10": "limit=11",
+    others = {"limit=20": "limit=21", "sort=relevance": "sort=published_at", "limit=10": "limit=11",
               "window=24h": "window=7d"}
     default_answer = handler_answer(client, tokens["admin"], bare)
     other_answer = handler_answer(client, tokens["admin"], f"{bare}&{others[spelled]}")

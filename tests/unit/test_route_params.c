@@ -49,8 +49,9 @@ static void test_the_list_route_keys_on_the_table_its_handler_reads(void **state
     assert_int_equal(rule->param_count, LIST_PARAM_COUNT);
     const char *const names[LIST_PARAM_COUNT] = {
         [LIST_PARAM_CATEGORY] = "category", [LIST_PARAM_CURSOR] = "cursor", [LIST_PARAM_INCLUDE] = "include",
-        [LIST_PARAM_LIMIT] = "limit",       [LIST_PARAM_SELECT] = "select", [LIST_PARAM_SORT] = "sort",
-        [LIST_PARAM_STATUS] = "status",     [LIST_PARAM_TAG] = "tag",       [LIST_PARAM_TYPE] = "type",
+        [LIST_PARAM_LIMIT] = "limit",       [LIST_PARAM_Q] = "q",           [LIST_PARAM_SELECT] = "select",
+        [LIST_PARAM_SORT] = "sort",         [LIST_PARAM_STATUS] = "status", [LIST_PARAM_TAG] = "tag",
+        [LIST_PARAM_TYPE] = "type",
     };
     expect_table(list_params, LIST_PARAM_COUNT, names);
 }
