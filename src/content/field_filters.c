@@ -22,8 +22,9 @@
  *   - its name holds '.', '[' or ']' (fields[x], filter[type], field.x);
  *   - it is one of filter, filters, where, query, search, field, fields;
  *   - it is within one edit (a letter added, dropped, changed, or two
- *     swapped) of a known parameter's name, two for names longer than 4
- *     (categroy, tpye, limt, stauts, tags).
+ *     swapped) of a known parameter's name of 3 or more letters, two for
+ *     names longer than 4 (categroy, tpye, limt, stauts, tags); not of
+ *     `q`, which every one-letter name is one edit from.
  *
  * Any other unknown parameter is still ignored, and so is every name that
  * starts with '_' or "utm_" whatever it looks like: cache busters
@@ -127,7 +128,7 @@ static bool looks_like_filter(const char *name, size_t len)
             return true;
     for (size_t i = 0; i < LIST_PARAM_COUNT; i++) {
         size_t known_len = strlen(list_params[i].name);
-        if (edit_distance(name, len, list_params[i].name, known_len) <= (known_len <= 4 ? 1 : 2))
+        if (known_len >= 3 && edit_distance(name, len, list_params[i].name, known_len) <= (known_len <= 4 ? 1 : 2))
             return true;
     }
     return false;

@@ -199,6 +199,18 @@ def test_filters_combine_with_q(client, tokens):
     assert set(shaped["items"][0]) == {"id", "title", "snippet"}, "select keeps the snippet"
 
 
+def test_q_with_filters_on_fields_is_refused_not_ignored(client, tokens):
+    """The search's tiers know no field filter yet: a search with one is
+    a 400 saying so, never a page that silently ignores the filter."""
+    typ = uniq("sf")
+    r = client.post("/v1/main/field-indexes", json={"type": typ, "field": "featured", "kind": "bool"},
+                    token=tokens["admin"])
+    assert r.status in (200, 201), r
+    assert_json(client.get(with_query("/v1/main/content", {"type": typ, "fields.featured": "true"})))
+    r = client.get(with_query("/v1/main/content", {"q": word(), "type": typ, "fields.featured": "true"}))
+    assert_problem(r, 400, mentions="does not combine with filters on fields")
+
+
 @pytest.mark.parametrize("q, detail", [
     ('"climate', "the '\"' at byte 0 is never closed"),
     ("OR climate", "the 'OR' at byte 0 has no term before it"),
