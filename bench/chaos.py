@@ -512,7 +512,9 @@ def cmd_run(out):
     faults = Faults(stack, flog, random.Random(seed * 7919 + 1), duration)
     print("chaos: run %s, seed %d, %ds; fault schedule:" % (run, seed, duration), file=sys.stderr)
     for f in faults.schedule:
-        print("chaos:   at %6.1fs %-16s (down %.1fs)" % (f["at"], f["kind"], f["down_s"]), file=sys.stderr)
+        down = "pg_ctl restart -m fast" if f["kind"] == "restart_primary" else "down %.1fs" % (
+            f["down_s"] * (2 if f["kind"] == "stop_replica" else 1))
+        print("chaos:   at %6.1fs %-16s (%s)" % (f["at"], f["kind"], down), file=sys.stderr)
     with open(os.path.join(out, "schedule.json"), "w") as f:
         json.dump({"t0": T0, "schedule": faults.schedule}, f)
     sys.stderr.flush()
@@ -575,7 +577,14 @@ class Windows:
                       if f["kind"] == "restart_redis" and "killed" in f]
 
     def active(self, t):
-        return [f["kind"] for f in self.faults if f["begin"] - 0.5 <= t <= (f.get("recovered") or float("inf")) + 3]
+        """The faults under way at t (or recovered < 3 s before), else the
+        last one and how long before t it recovered."""
+        on = [f["kind"] for f in self.faults if f["begin"] - 0.5 <= t <= (f.get("recovered") or float("inf")) + 3]
+        past = [f for f in self.faults if f.get("recovered") and f["recovered"] < t]
+        if on or not past:
+            return on
+        last = max(past, key=lambda f: f["recovered"])
+        return ["none (last: %s, recovered %.1fs before)" % (last["kind"], t - last["recovered"])]
 
     def deadline(self, t_ack, bound):
         """When every path must show a write acknowledged at t_ack: t_ack +
@@ -747,6 +756,24 @@ def brief(r):
     return json.dumps(d, separators=(",", ":"))
 
 
+def write_outcomes(writes):
+    """Per seq attempted: acknowledged if its publish answered 2xx; unknown
+    if its save or publish got no answer or a 5xx (and it was not then
+    acknowledged); failed otherwise (a 4xx)."""
+    seqs = {}
+    for w in writes:
+        if w["kind"] not in ("save", "publish"):
+            continue
+        o = outcome(w["status"])
+        key = (w["item"], w["seq"])
+        if w["kind"] == "publish" and o == "ack":
+            seqs[key] = "ack"
+        elif seqs.get(key) != "ack":
+            seqs[key] = "unknown" if "unknown" in (o, seqs.get(key)) else "failed"
+    vals = list(seqs.values())
+    return len(vals), vals.count("ack"), vals.count("unknown"), vals.count("failed")
+
+
 def cmd_audit(out):
     global T0
     stack = Stack()
@@ -776,12 +803,10 @@ def cmd_audit(out):
             counts[k] = counts.get(k, 0) + 1
     for k in sorted(counts):
         p("  %-8s %-8s status %-5s %6d" % (k + (counts[k],)))
-    pubs = [w for w in writes if w["kind"] == "publish"]
-    n_att, n_ack = len(pubs), sum(outcome(w["status"]) == "ack" for w in pubs)
-    n_unk, n_fail = sum(outcome(w["status"]) == "unknown" for w in pubs), sum(outcome(w["status"]) == "failed" for w in pubs)
-    saves = [w for w in writes if w["kind"] == "save"]
-    p("  writes (save+publish of one seq) attempted %d: acknowledged %d, unknown %d, failed %d; saves %d, of them %d "
-      "answered 200" % (len(saves), n_ack, n_unk, n_fail, len(saves), sum(w["status"] == 200 for w in saves)))
+    n_att, n_ack, n_unk, n_fail = write_outcomes(writes)
+    p("  writes (one seq: a save, then a publish of that version) attempted %d: acknowledged (publish 2xx) %d, "
+      "outcome unknown (no answer or 5xx, save or publish) %d, failed (4xx, or the save did not commit) %d" % (
+          n_att, n_ack, n_unk, n_fail))
     p("\n== database (psql on the primary) ==")
     lines = []
     lost, unexpected, missing_versions, missing_pubs = audit_db(stack, meta, writes, lines)

@@ -70,7 +70,8 @@ stack_down() {
     [[ ${BENCH_KEEP_TMP:-0} == 1 ]] && purge=""
     timeout 120 "$REPO/scripts/stack.sh" down $purge >>"$BENCH_TMP/stack.log" 2>&1 || true
 }
-trap 'stack_down; bench_cleanup' EXIT
+# bench_cleanup exits with the status it finds in $?: keep the script's
+trap 'chaos_rc=$?; stack_down; (exit "$chaos_rc"); bench_cleanup' EXIT
 
 bench_log "scripts/stack.sh up (state in $STACK_DIR)"
 timeout 300 "$REPO/scripts/stack.sh" up >"$BENCH_TMP/stack.log" 2>&1 ||
@@ -83,8 +84,8 @@ timeout $((CHAOS_S + 400)) /usr/bin/python3 "$BENCH_DIR/chaos.py" run "$OUT" ||
 
 # The audit runs once every part is back (status exits 0 when all are healthy).
 for ((i = 0; i < 60; i++)); do
-    [[ ${CHAOS_CONTROL:-0} == 1 ]] && break # Redis is down for good
     timeout 30 "$REPO/scripts/stack.sh" status >"$BENCH_TMP/status.txt" 2>&1 && break
+    [[ ${CHAOS_CONTROL:-0} == 1 ]] && break # Redis is down for good
     sleep 1
 done
 bench_log "stack after the drill:"
