@@ -692,7 +692,7 @@ def audit_reads(meta, writes, reads, win):
     for item, v in list(acks.items()) + list(unknown.items()):
         for t, s in v:
             seq_time[(item, s)] = min(t, seq_time.get((item, s), t))
-    viol = {"a": [], "c": [], "c_redis": [], "d": [], "wrong": [], "a_redis": []}
+    viol = {"a": [], "c": [], "c_redis": [], "d": [], "wrong": []}
     unavailable = {}
     statuses = {}
     seen = {}  # (reader, item) -> [max settled seq, pending [(deadline, seq)]]

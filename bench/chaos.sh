@@ -46,7 +46,9 @@ case ":$PATH:" in *:"$PG_BIN":*) ;; *) PATH="$PATH:$PG_BIN" ;; esac
 bench_require curl redis-server redis-cli nginx varnishd pg_isready
 [[ -x /usr/bin/python3 ]] || bench_die "/usr/bin/python3 is missing"
 [[ -x $STRATA ]] || bench_die "$STRATA not found: run \`make\` first"
-[[ $CHAOS_S =~ ^[0-9]+$ ]] && ((CHAOS_S >= 30 && CHAOS_S <= 7200)) || bench_die "CHAOS_S=$CHAOS_S: 30..7200 seconds"
+if ! [[ $CHAOS_S =~ ^[0-9]+$ ]] || ((CHAOS_S < 30 || CHAOS_S > 7200)); then
+    bench_die "CHAOS_S=$CHAOS_S: 30..7200 seconds"
+fi
 
 bench_init
 STACK_DIR=$BENCH_TMP/stack
@@ -65,12 +67,14 @@ export STACK_DIR STRATA_BIN=$STRATA STACK_PG_PORT=${ports[0]} STACK_REPLICA_PORT
 # keep them across a restart: the drill restarts them with their environ).
 export STRATA_LIMITS_CLIENT_RPS=0 STRATA_LIMITS_WRITE_RPS=0
 
+# shellcheck disable=SC2317 # called from the EXIT trap
 stack_down() {
     local purge=--purge
     [[ ${BENCH_KEEP_TMP:-0} == 1 ]] && purge=""
-    timeout 120 "$REPO/scripts/stack.sh" down $purge >>"$BENCH_TMP/stack.log" 2>&1 || true
+    timeout 120 "$REPO/scripts/stack.sh" down ${purge:+"$purge"} >>"$BENCH_TMP/stack.log" 2>&1 || true
 }
 # bench_cleanup exits with the status it finds in $?: keep the script's
+# shellcheck disable=SC2154 # chaos_rc is set by the trap itself
 trap 'chaos_rc=$?; stack_down; (exit "$chaos_rc"); bench_cleanup' EXIT
 
 bench_log "scripts/stack.sh up (state in $STACK_DIR)"
