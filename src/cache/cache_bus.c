@@ -75,6 +75,9 @@ struct cache_bus {
     /* next_seq and max(acked_seq, failed_seq), mirrored for readers on the
      * request path (cache_bus_publishing), who do not take the lock */
     _Atomic uint64_t published, settled;
+    /* subscribed, and the L1 cleared of what was published while it was
+     * not: every invalidation since has been or will be applied */
+    atomic_bool listening;
     bool stopping;
     bus_message *head, *tail;
     size_t queued;
@@ -213,6 +216,11 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
 bool cache_bus_reset_owed(cache_bus *bus)
 {
     return atomic_load(&bus->owed);
+}
+
+bool cache_bus_listening(cache_bus *bus)
+{
+    return atomic_load(&bus->listening);
 }
 
 bool cache_bus_publishing(cache_bus *bus)
@@ -421,6 +429,7 @@ static void *subscriber_main(void *arg)
         pthread_mutex_unlock(&bus->lock);
         /* Whatever was published while we were not subscribed is lost. */
         bus->handlers.reset(bus->handlers.ctx);
+        atomic_store(&bus->listening, true);
         while (!stopping) {
             void *reply = NULL;
             if (redisGetReply(c, &reply) != REDIS_OK)
@@ -434,6 +443,7 @@ static void *subscriber_main(void *arg)
             stopping = bus->stopping;
             pthread_mutex_unlock(&bus->lock);
         }
+        atomic_store(&bus->listening, false);
         pthread_mutex_lock(&bus->lock);
         bus->subscriber_fd = -1;
         bus->stats.connected = false;

@@ -82,6 +82,10 @@ bool cache_bus_reset_owed(cache_bus *bus);
  * valid, a value this process has already dropped from its L1: a fill
  * that read it there would put it back, past the write's response. */
 bool cache_bus_publishing(cache_bus *bus);
+/* True while subscribed with the L1 cleared of whatever was published
+ * before: every other instance's invalidation reaches this one within the
+ * bus's lag. False from the moment the subscription breaks. */
+bool cache_bus_listening(cache_bus *bus);
 void cache_bus_get_stats(cache_bus *bus, cache_bus_stats *out);
 /* Sends what is queued (bounded by the timeout), stops both threads. */
 void cache_bus_stop(cache_bus **bus);

@@ -210,6 +210,14 @@ bool http_cache_invalidate_target(const char *target, lsn_t lsn);
  * replayed at least this far (a replica behind it would put an old
  * version back). LSN_NONE when no invalidation carried one. */
 lsn_t http_cache_lsn_floor(void);
+/* Whether every invalidation of a write at or before `lsn` has surely
+ * reached this instance, so a read naming that write (Strata-LSN) may be
+ * answered from the cache: never while the bus is down or catching up
+ * (Redis configured but not listening, or a reset owed), and only for
+ * positions the floor had passed HEARD_SETTLE_MS ago. The floor alone
+ * (a maximum, raised by this instance's own writes too) passed writes of
+ * other instances whose invalidations never came (bench/chaos.sh). */
+bool http_cache_heard_through(lsn_t lsn);
 /* The epoch to pass to http_cache_store: read it after invalidating and
  * before reading the data being stored. */
 uint64_t http_cache_epoch(void);

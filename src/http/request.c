@@ -752,10 +752,11 @@ static void cached_read(loop_thread *lt, h2o_req_t *req, request_tracker *t, int
     }
 }
 
-/* A read naming a write (Strata-LSN) that this instance has not heard of —
- * made on another instance, its bus message still on the way, or with no
- * bus at all — cannot be answered from the cache, which may predate it: it
- * goes to a worker like a token's read, and reads at or past that position
+/* A read naming a write (Strata-LSN) that this instance has not surely
+ * heard of (http_cache_heard_through) — made on another instance, its bus
+ * message still on the way, the bus down, or no bus at all — cannot be
+ * answered from the cache, which may predate it: it goes to a worker like
+ * a token's read, and reads at or past that position
  * (content/positions.c). A malformed value goes there too, to be answered
  * 400. One header scan on the hit path; no more unless the header is there. */
 static bool names_an_unheard_write(h2o_req_t *req)
@@ -765,7 +766,7 @@ static bool names_an_unheard_write(h2o_req_t *req)
         return false;
     const h2o_iovec_t *value = &req->headers.entries[at].value;
     lsn_t lsn;
-    return !lsn_parse(value->base, value->len, &lsn) || lsn > http_cache_lsn_floor();
+    return !lsn_parse(value->base, value->len, &lsn) || !http_cache_heard_through(lsn);
 }
 
 /* ---- the entry point ---------------------------------------------------------------------------- */

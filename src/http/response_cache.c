@@ -130,6 +130,34 @@ lsn_t http_cache_lsn_floor(void)
     return atomic_load_explicit(&lsn_floor, memory_order_acquire);
 }
 
+/* The floor as it was HEARD_SETTLE_MS ago or earlier: sampled now and then
+ * (when asked), a sample becoming the settled value once that long has
+ * passed. A write answered at position X was in Redis before its client
+ * learned X; a floor past X a second ago means the invalidations of that
+ * time have had a second, hundreds of bus lags, to arrive. */
+enum { HEARD_SETTLE_MS = 1000 };
+static struct {
+    pthread_mutex_t lock;
+    lsn_t settled, sampled;
+    uint64_t sampled_at_ms;
+} heard = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+bool http_cache_heard_through(lsn_t lsn)
+{
+    if (rc.redis_configured && (rc.bus == NULL || !cache_bus_listening(rc.bus) || cache_bus_reset_owed(rc.bus)))
+        return false;
+    uint64_t now = rc_now_ms();
+    pthread_mutex_lock(&heard.lock);
+    if (heard.sampled_at_ms == 0 || now - heard.sampled_at_ms >= HEARD_SETTLE_MS) {
+        heard.settled = heard.sampled;
+        heard.sampled = http_cache_lsn_floor();
+        heard.sampled_at_ms = now;
+    }
+    lsn_t settled = heard.settled;
+    pthread_mutex_unlock(&heard.lock);
+    return lsn <= settled;
+}
+
 /* The floor rises before the entries go: a fill that starts once they are
  * gone already reads at or past the write. */
 static void on_remote_invalidation(void *ctx, bool is_tag, const char *name, size_t len, lsn_t lsn)

@@ -11,6 +11,7 @@ tests' backs, and long TTLs, so only invalidations end an entry."""
 import random
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -19,7 +20,7 @@ from cache_support import (
     item_path, published_item, stats_cost,
 )
 from redis_support import needs_redis, redis, stats, wait_bus_connected, wait_l2_connected  # noqa: F401
-from strata_support import publish_title
+from strata_support import DB_BACKEND, publish_title, wait_for
 
 pytestmark = needs_redis
 
@@ -371,3 +372,33 @@ def test_readers_of_the_writing_instance_never_bring_the_l2s_old_copy_back(serve
         for t in readers:
             t.join()
     assert not stale, f"{len(stale)} of {rounds} list reads on a right after its own write were stale: {stale[:5]}"
+
+
+@pytest.mark.skipif(DB_BACKEND != "postgres", reason="Strata-LSN names a PostgreSQL WAL position (none on SQLite)")
+def test_a_read_naming_a_write_is_not_served_stale_from_the_cache_while_the_bus_is_down(
+        server_factory, fresh_deployment, redis):
+    """Found by bench/chaos.sh: with Redis down, b never hears of a's
+    write, but its own writes raise its floor past a's position, and a read
+    naming a's write (Strata-LSN) was answered from b's old L1 copy. Such a
+    read must skip the cache while the bus is down."""
+    a = instance(server_factory, fresh_deployment, redis, "a")
+    b = instance(server_factory, fresh_deployment, redis, "b")
+    item, other = first_item_id(b.client(), 7), first_item_id(b.client(), 8)
+    for _ in range(2):
+        public_read(b.client(), item)  # b's L1 holds it
+    redis.kill()
+    admin = fresh_deployment.tokens["admin"]
+    wait_for("b's bus down", lambda: not stats(b, admin)["bus"]["connected"], 10)
+    title = f"written on a, Redis down {uuid.uuid4().hex[:6]}"
+    writer = a.client(token=fresh_deployment.tokens["write"])
+    r = writer.put(f"/v1/main/content/{item}", json={"title": title}, headers={"If-Match": "*"})
+    assert r.status == 200, r
+    r = writer.post(f"/v1/main/content/{item}/publish")
+    assert r.status == 200, r
+    lsn = r.headers.get("strata-lsn")
+    assert lsn, r.headers
+    b_writer = b.client(token=fresh_deployment.tokens["write"])
+    publish_title(b_writer, other, "b's own write, past a's position")
+    r = b.client().get(f"/v1/main/content/{item}", headers={"Strata-LSN": lsn})
+    assert r.status == 200, r
+    assert r.json["title"] == title, f"b answered {r.json['title']!r} for a read naming a's write at {lsn}"
