@@ -19,6 +19,13 @@
  * a replica that lacks its write. The table is per instance; a client
  * that writes on one instance and reads on another carries the position
  * itself, in the Strata-LSN header (docs/api.md).
+ *
+ * When the primary cannot answer (a restart, a failover), a public read
+ * that names no position runs on any replica that is up, whatever its lag:
+ * a stale page beats a 503, and a fill below the cache's floor is kept by
+ * no tier (http/request.c). A read with a position keeps its guarantee and
+ * may 503. The primary is also tried once more: a connection broken while
+ * the worker was idle reconnects on that second call.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -66,14 +73,30 @@ bool api_route_read(api_ctx *c)
     return true;
 }
 
+/* A public read that names no position: any replica's answer will do. */
+static bool read_is_anonymous(const api_ctx *c)
+{
+    return !c->has_token && c->req->strata_lsn == NULL;
+}
+
 bool api_read_again(api_ctx *c, int rc)
 {
-    if (c->primary == NULL || c->store == c->primary ||
-        (rc != STORE_UNAVAILABLE && rc != STORE_BUSY && rc != STORE_ERROR))
+    if (c->primary == NULL)
         return false;
-    store_reader_failed(c->store, rc);
-    c->store = c->primary;
-    c->res->read_lsn = LSN_NONE;
+    if (c->store != c->primary) {
+        if (rc != STORE_UNAVAILABLE && rc != STORE_BUSY && rc != STORE_ERROR)
+            return false;
+        store_reader_failed(c->store, rc);
+        c->store = c->primary;
+        c->res->read_lsn = LSN_NONE;
+        return true;
+    }
+    if (rc != STORE_UNAVAILABLE || c->primary_failed)
+        return false;
+    c->primary_failed = true;
+    store_t *replica = read_is_anonymous(c) ? store_reader_any(c->primary, &c->res->read_lsn) : NULL;
+    if (replica != NULL)
+        c->store = replica;
     return true;
 }
 
