@@ -34,6 +34,7 @@ typedef struct api_ctx {
      * (a replica or the primary) and `primary` the worker's own
      * connection; NULL before. */
     store_t *primary;
+    lsn_t must_see;      /* the read's own position (Strata-LSN, the token's writes); LSN_NONE: none */
     bool primary_failed; /* a read on the primary was unavailable: not retried twice */
     /* Writes: the commit position api_wrote read (LSN_NONE: SQLite, or
      * no write yet), passed with every invalidation the write makes. */
@@ -210,9 +211,9 @@ bool api_route_read(api_ctx *c);
 /* After a read failed with rc: true when it should run again, on c->store
  * (moved): from a replica that is gone, busy or failing to the primary (a
  * replica is never the client's 5xx); from a primary that is unreachable,
- * once per request, to any replica that is up for a public read without
- * Strata-LSN (stale beats 503), else to the primary again (a connection
- * lost while idle reconnects on that call). */
+ * once per request, to any replica that is up and has the read's own
+ * position (any, for a public read naming none: stale beats 503), else to
+ * the primary again (a connection lost while idle reconnects on that call). */
 bool api_read_again(api_ctx *c, int rc);
 /* After a write committed: reads its commit position into c->written,
  * answers it in the Strata-LSN header and remembers it for the token. */
