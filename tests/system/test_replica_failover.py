@@ -17,7 +17,8 @@ at once:
             (a replica that answers serves them while the primary cannot,
             whatever its lag);
   writer    saves of a draft: may 503 while the primary is down, and succeed
-            again within the documented 2 s of its return (plus slack);
+            again within the backoff's longest wait (1 s) of its return,
+            plus slack;
             with each save, the token's read of its draft and, after a
             publish, an anonymous read naming the publish's Strata-LSN: may
             503 (no database can prove it has the write), never stale;
@@ -41,10 +42,10 @@ pytestmark = [needs_postgres,
 
 BEFORE_S = 1.0  # loops run this long before the restart
 AFTER_S = 4.0  # and this long after it, the replica lagging all along
-DOWN_S = 2.5  # a restart as slow as a loaded one: the connections' backoff grows past 1 s
+DOWN_S = 2.5  # a restart as slow as a loaded one: the connections' backoff reaches its longest wait
 RECEIVER_RETRY_MS = 10000
 MAX_LAG_MS = 300  # db.replica_max_lag_ms: the replica is unusable soon after the primary is back
-RECONNECT_BOUND_S = 2.5  # documented 2 s, plus slack for a loaded machine
+RECONNECT_BOUND_S = 2.0  # the backoff's longest wait, 1 s, plus slack for a loaded machine
 
 
 @pytest.fixture
