@@ -34,6 +34,8 @@ typedef struct api_ctx {
      * (a replica or the primary) and `primary` the worker's own
      * connection; NULL before. */
     store_t *primary;
+    lsn_t must_see;      /* the read's own position (Strata-LSN, the token's writes); LSN_NONE: none */
+    bool primary_failed; /* a read on the primary was unavailable: not retried twice */
     /* Writes: the commit position api_wrote read (LSN_NONE: SQLite, or
      * no write yet), passed with every invalidation the write makes. */
     lsn_t written;
@@ -206,9 +208,12 @@ bool api_cursor_decode(api_ctx *c, const char *text, const store_list_query *q, 
  * res->read_lsn. False, with a 400 sent, for a malformed Strata-LSN.
  * Called after the token is read, before the first read. */
 bool api_route_read(api_ctx *c);
-/* After a read failed with rc: true when it ran on a replica and should
- * run again, now on the primary (c->store moved there): a replica that is
- * gone, busy or failing is never the client's 5xx. */
+/* After a read failed with rc: true when it should run again, on c->store
+ * (moved): from a replica that is gone, busy or failing to the primary (a
+ * replica is never the client's 5xx); from a primary that is unreachable,
+ * once per request, to any replica that is up and has the read's own
+ * position (any, for a public read naming none: stale beats 503), else to
+ * the primary again (a connection lost while idle reconnects on that call). */
 bool api_read_again(api_ctx *c, int rc);
 /* After a write committed: reads its commit position into c->written,
  * answers it in the Strata-LSN header and remembers it for the token. */

@@ -19,6 +19,15 @@
  * a replica that lacks its write. The table is per instance; a client
  * that writes on one instance and reads on another carries the position
  * itself, in the Strata-LSN header (docs/api.md).
+ *
+ * When the primary cannot answer (a restart, a failover), a read runs on
+ * any replica that is up, whatever its lag, provided it has replayed the
+ * read's own position (the Strata-LSN header, the token's last write): a
+ * public read that names none takes any (a stale page beats a 503, and a
+ * fill below the cache's floor is kept by no tier: http/request.c); one
+ * that names a position no replica has keeps its guarantee and may 503.
+ * With no such replica the primary is tried once more: a connection broken
+ * while the worker was idle reconnects on that second call.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -61,6 +70,7 @@ bool api_route_read(api_ctx *c)
         return false;
     }
     lsn_t known = c->has_token ? atomic_load(token_slot(c->token.id)) : http_cache_lsn_floor();
+    c->must_see = header != NULL || c->has_token ? max_lsn(wanted, known) : LSN_NONE;
     c->primary = c->store;
     c->store = store_reader(c->primary, max_lsn(wanted, known), &c->res->read_lsn);
     return true;
@@ -68,12 +78,22 @@ bool api_route_read(api_ctx *c)
 
 bool api_read_again(api_ctx *c, int rc)
 {
-    if (c->primary == NULL || c->store == c->primary ||
-        (rc != STORE_UNAVAILABLE && rc != STORE_BUSY && rc != STORE_ERROR))
+    if (c->primary == NULL)
         return false;
-    store_reader_failed(c->store, rc);
-    c->store = c->primary;
-    c->res->read_lsn = LSN_NONE;
+    if (c->store != c->primary) {
+        if (rc != STORE_UNAVAILABLE && rc != STORE_BUSY && rc != STORE_ERROR)
+            return false;
+        store_reader_failed(c->store, rc);
+        c->store = c->primary;
+        c->res->read_lsn = LSN_NONE;
+        return true;
+    }
+    if (rc != STORE_UNAVAILABLE || c->primary_failed)
+        return false;
+    c->primary_failed = true;
+    store_t *replica = store_reader_any(c->primary, c->must_see, &c->res->read_lsn);
+    if (replica != NULL)
+        c->store = replica;
     return true;
 }
 

@@ -22,8 +22,11 @@
  * transaction was open when it was lost: then everything but rollback keeps
  * failing until the caller rolls back, so no statement of a half-done
  * transaction runs in a new session as if nothing had happened. A failed
- * reconnect waits before the next one, 250 ms doubling up to 2 s, and calls
- * in between fail at once without touching the network. Every successful
+ * reconnect waits before the next one, 250 ms doubling up to 1 s, and calls
+ * in between fail at once without touching the network: a restarted
+ * server is found within a second of its return (its "starting up" answer
+ * costs a backoff too), while a server that is down is asked at most once
+ * a second per connection. Every successful
  * (re)connect bumps the connection's generation; a statement prepared in an
  * older generation is prepared again before it runs.
  *
@@ -55,7 +58,7 @@ enum {
     ERRMSG_SIZE = 512,
     TARGET_SIZE = 200,
     BACKOFF_FIRST_MS = 250,
-    BACKOFF_MAX_MS = 2000,
+    BACKOFF_MAX_MS = 1000,
     BYTEA_OID = 17,
     BOOL_OID = 16,
 };

@@ -35,7 +35,12 @@
  * rotating start, whose polled replayed position is ≥ P; none: the
  * primary. A replica's connection that fails marks it down
  * (store_reader_failed) and the caller reads on the primary: a gone
- * replica is never a 5xx.
+ * replica is never a 5xx. And the other way (store_reader_any): a read
+ * the primary cannot answer goes to any replica that answered its last
+ * poll and has the read's own position, however far behind it is
+ * otherwise: around a primary restart the replicas fall behind (their WAL
+ * receivers reconnect seconds after it is back), so lag alone would send
+ * every read to the primary that is failing.
  */
 #include <libpq-fe.h>
 #include <poll.h>
@@ -387,6 +392,25 @@ store_t *store_reader(store_t *primary, lsn_t at_least, lsn_t *read_lsn)
     }
     atomic_fetch_add_explicit(&mon.primary_reads, 1, memory_order_relaxed);
     return primary;
+}
+
+store_t *store_reader_any(store_t *primary, lsn_t at_least, lsn_t *read_lsn)
+{
+    int n = atomic_load_explicit(&mon.count, memory_order_acquire);
+    unsigned start = primary->replica_next++;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)n);
+        replica *r = &mon.replicas[i];
+        lsn_t replayed = atomic_load(&r->replayed);
+        bool has = atomic_load(&r->up) && replayed != LSN_NONE && replayed >= at_least;
+        store_t *reader = has ? replica_store(primary, i) : NULL;
+        if (reader == NULL)
+            continue;
+        atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed);
+        *read_lsn = replayed;
+        return reader;
+    }
+    return NULL;
 }
 
 void store_reader_failed(store_t *reader, int status)

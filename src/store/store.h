@@ -337,6 +337,10 @@ lsn_t store_commit_lsn(store_t *st);
  * *read_lsn: the replica's replayed position (a lower bound of what it
  * holds), LSN_NONE for the primary. */
 store_t *store_reader(store_t *primary, lsn_t at_least, lsn_t *read_lsn);
+/* For a read the primary could not answer: a replica that answered the
+ * monitor's last poll and has replayed at_least, whatever its lag, from a
+ * rotating start; NULL if none. *read_lsn as store_reader's. */
+store_t *store_reader_any(store_t *primary, lsn_t at_least, lsn_t *read_lsn);
 /* A read on reader (a replica store_reader gave) failed with status; the
  * caller reads again on the primary. A replica that cannot be reached
  * (STORE_UNAVAILABLE) is marked down until the monitor hears from it. */

@@ -103,7 +103,7 @@ def test_postgresql_stopped_under_load(strata_bin, tmp_path, own_cluster):
         assert {(b or {}).get("code") for _, b in during} <= {"database_unavailable", "database_busy"}, during[:3]
         assert srv.alive()
         # nothing acknowledged is lost (each worker's connection comes back on
-        # its own, within its backoff of at most 2 s: a read may meet one
+        # its own, within its backoff of at most 1 s: a read may meet one
         # that has not yet, and is answered 503 meanwhile)
         for item_id in load.created:
             wait_for(f"item {item_id}'s draft", lambda i=item_id: c.get(f"/v1/main/content/{i}/draft",
