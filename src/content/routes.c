@@ -75,9 +75,24 @@ static bool query_has(const http_request *req, const char *name, char *value, si
     return n > 0 || n == -2; /* -2: longer than value holds */
 }
 
-/* A list filtered on fields goes to the pool: a range ([gt] and the
- * rest) may read every item of the type that the filter then refuses.
- * A search (?q=) is a bounded read in relevance order alone: each tier's
+/* A list filtered on fields is a bounded read when each filter is an
+ * equality in the default order: the field's index (site, type, status,
+ * value, published_at, id) is walked in order for a page and stops. A
+ * range or a list ([gt] … [in], an operator in brackets) or another sort
+ * may read every item of the type that the filter then refuses
+ * (store/field_filters.c): such a list goes to the pool, with its
+ * deadline and shedding, not the loop. */
+static bool filter_on_fields_is_unbounded(const http_request *req)
+{
+    char value[16];
+    if (strchr(req->query, '[') != NULL || strcasestr(req->query, "%5b") != NULL)
+        return true;
+    return query_has(req, "sort", value, sizeof value) && strcmp(value, "-published_at") != 0 &&
+           strcmp(value, "relevance") != 0;
+}
+
+/* Whether a list request is no bounded read after all (http.h). A list
+ * filtered on fields: as above. A search (?q=) is a bounded read in relevance order alone: each tier's
  * walk of the index stops after a page (store/search.c), and a page costs
  * about three list pages. With a type, category or tag it may walk every
  * match that the filter then refuses, and another sort reads every match:
@@ -87,7 +102,7 @@ static bool list_is_unbounded(const http_request *req)
 {
     char value[16];
     if (req->query != NULL && (strstr(req->query, "fields.") != NULL || strcasestr(req->query, "fields%2e") != NULL))
-        return true; /* a range on a field may walk the type's items (store/field_filters.c) */
+        return filter_on_fields_is_unbounded(req);
     if (!query_has(req, "q", value, 2))
         return false;
     return query_has(req, "type", value, 2) || query_has(req, "category", value, 2) ||
