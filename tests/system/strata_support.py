@@ -252,6 +252,19 @@ class Deployment:
             tokens[key] = lines[0].strip()
         return cls(binary, directory, db, tokens)
 
+    @classmethod
+    def on_database(cls, binary, directory, url, items=10):
+        """A small deployment on a database of its own (a test's own
+        PostgreSQL cluster): migrated, `items` seeded in site main, and an
+        admin and a write token."""
+        run_ok(binary, "migrate", "--db", url)
+        run_ok(binary, "seed", "--db", url, "--items", items)
+        tokens = {}
+        for key, role in (("admin", "admin"), ("write", "write")):
+            tokens[key] = run_ok(binary, "token", "create", "--site", "main", "--role", role, "--name", key,
+                                 "--db", url).stdout.strip()
+        return cls(binary, directory, url, tokens)
+
     def copy_to(self, directory):
         """A copy of this (stopped) deployment in another directory: the same
         data and the same tokens, but its own database files."""

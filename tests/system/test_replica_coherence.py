@@ -28,7 +28,7 @@ import pytest
 
 from pg_support import PostgresCluster, needs_postgres
 from redis_support import needs_redis, redis, stats, wait_bus_connected  # noqa: F401 - redis is a fixture
-from strata_support import DB_BACKEND, Deployment, binary_path, publish_title, run_ok
+from strata_support import DB_BACKEND, Deployment, binary_path, publish_title
 
 # It starts its own primary and replica, so the suite's PostgreSQL pass
 # would only run it again.
@@ -56,14 +56,7 @@ def lagging_cluster():
 
 
 def deployment_on(directory, url):
-    binary = binary_path()
-    run_ok(binary, "migrate", "--db", url)
-    run_ok(binary, "seed", "--db", url, "--items", 10)
-    tokens = {}
-    for key, role in (("admin", "admin"), ("write", "write")):
-        tokens[key] = run_ok(binary, "token", "create", "--site", "main", "--role", role, "--name", key,
-                             "--db", url).stdout.strip()
-    return Deployment(binary, directory, url, tokens)
+    return Deployment.on_database(binary_path(), directory, url)
 
 
 class Reader(threading.Thread):

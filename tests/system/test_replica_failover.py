@@ -32,7 +32,7 @@ import time
 import pytest
 
 from pg_support import PostgresCluster, needs_postgres
-from strata_support import DB_BACKEND, Deployment, binary_path, create_item, etag_version, publish, run_ok, uniq
+from strata_support import DB_BACKEND, Deployment, binary_path, create_item, etag_version, publish, uniq
 
 # It starts its own primary and replica, so the suite's PostgreSQL pass
 # would only run it again.
@@ -67,14 +67,7 @@ def cluster():
 
 
 def deployment_on(directory, url):
-    binary = binary_path()
-    run_ok(binary, "migrate", "--db", url)
-    run_ok(binary, "seed", "--db", url, "--items", 10)
-    tokens = {}
-    for key, role in (("admin", "admin"), ("write", "write")):
-        tokens[key] = run_ok(binary, "token", "create", "--site", "main", "--role", role, "--name", key,
-                             "--db", url).stdout.strip()
-    return Deployment(binary, directory, url, tokens)
+    return Deployment.on_database(binary_path(), directory, url)
 
 
 class Loop(threading.Thread):
