@@ -84,7 +84,11 @@ def test_a_lagging_replica_never_refills_a_tier_with_the_old_version(server_fact
     dep = deployment_on(tmp_path, primary.url)
     common = ("--redis", redis.url, "--db-replicas", replica.url, "--cache-item-ttl-s", "300")
     a = server_factory(dep, name="a", args=common)
-    b = server_factory(dep, name="b", args=common + ("--redis-channel", "strata:elsewhere", "--cache-l1", "false"))
+    # b reads the replica however far behind it falls (a loaded machine
+    # makes the lag pass the default 1 s bound, and b would read the
+    # primary instead: the test would prove nothing; seen once in CI)
+    b = server_factory(dep, name="b", args=common + ("--redis-channel", "strata:elsewhere", "--cache-l1", "false",
+                                                     "--db-replica-max-lag-ms", "60000"))
     c = server_factory(dep, name="c", args=common + ("--cache-l1", "false"))
     d = server_factory(dep, name="d", args=common)
     for srv in (a, b, c, d):
@@ -140,7 +144,11 @@ def test_a_lagging_replica_never_refills_a_tier_with_the_old_version(server_fact
     floors = {name: stats(srv, dep.tokens["admin"])["lsn_floor"] for name, srv in (("a", a), ("b", b), ("d", d))}
     print(f"\nreads: {counts}; c's L2 hits {c_l2}; b's reads of the old version {len(b_old)}; "
           f"b's L2 stores refused {refused}; fill floors {floors}")
-    assert b_old, "b should have read the lagging replica's old version (the test would prove nothing)"
+    # b read the old version (its client saw it) or offered it to the L2 (a
+    # refused store: a refresh of b's may have had no client to show it
+    # to): either shows the replica's lag reached the tiers' door. Seen in
+    # CI under load: no read of b's showed it, c and d filled the L2 first.
+    assert b_old or refused > 0, "b should have read the lagging replica's old version (the test would prove nothing)"
     assert c_l2 > 0, "c should have been answered from the L2"
     assert refused > 0, "the L2 should have refused b's old versions"
     assert not c_l2_stale, f"the L2 gave c an old version after the write was answered: {c_l2_stale[:5]}"
