@@ -20,13 +20,19 @@
 #     the WAL's size, the p99 of the requests answered since
 #     the previous sample (from /metrics' histograms), and reads answered
 #     5xx so far.
+# Before the load, the history cache is aged (PREFILL_S, at most 240 s):
+# diffs between the seeded versions (SEED_VERSIONS each) are read until the
+# cache holds 95 % of its bound. Under saves it fills by a rendered diff per
+# save, about 1.2 MB a minute here: left to the soak it would still be
+# filling at its end, and its growth would read as the process's. A server
+# that has run for a day has every bounded cache full; the soak measures
+# from there.
 # Then the slopes: RSS and descriptors fitted over the samples after the
 # warm-up (the first WARMUP_PCT %, 20), as growth per 10 minutes against
-# their mean, and the same for RSS less the caches' bytes (each cache is
-# bounded, 64 MB and more, and fills for a long time under saves: the
-# history cache keeps a rendered diff per save; what grows beyond them is
-# what a leak would look like), and the largest interval p99 against the largest of the first
-# 5 minutes (or the first half of a shorter soak).
+# their mean, and the same for RSS less the caches' bytes (what grows
+# beyond the bounded caches is what a leak would look like), and the
+# largest interval p99 against the largest of the first 5 minutes (or the
+# first half of a shorter soak).
 #
 # Bars (issue 17), printed PASS/FAIL: RSS and fd growth under 1 % per 10
 # minutes after warm-up, no read answered 5xx, p99 within 2× of its first
@@ -38,6 +44,7 @@
 # Usage: bench/soak.sh         (needs build/strata, wrk, curl, python3, redis-server)
 #   SOAK_S=1800 SAMPLE_S=10 REDIS_RESTART_S=180 READ_CONNS=16 EDIT_CONNS=4
 #   READ_DELAY_MS=1 EDIT_DELAY_MS=100 EDIT_ITEMS=40 ITEMS=300 WARMUP_PCT=20
+#   SEED_VERSIONS=12 PREFILL_S=240 (0: no ageing of the history cache)
 #   STRATA=path BENCH_KEEP_TMP=1
 set -euo pipefail
 
@@ -56,6 +63,8 @@ EDIT_DELAY_MS=${EDIT_DELAY_MS:-100}
 EDIT_ITEMS=${EDIT_ITEMS:-40}
 ITEMS=${ITEMS:-300}
 WARMUP_PCT=${WARMUP_PCT:-20}
+SEED_VERSIONS=${SEED_VERSIONS:-12}
+PREFILL_S=${PREFILL_S:-240}
 STRATA=${STRATA:-$REPO/build/strata}
 
 bench_require wrk curl python3 redis-server redis-cli
@@ -65,7 +74,7 @@ DB=$BENCH_TMP/soak.db
 
 # ---- data and tokens ------------------------------------------------------------
 
-"$STRATA" seed --db "$DB" --items "$ITEMS" >"$BENCH_TMP/seed.log" 2>&1 || bench_die "seed failed: $(tail -3 "$BENCH_TMP/seed.log")"
+"$STRATA" seed --db "$DB" --items "$ITEMS" --versions "$SEED_VERSIONS" >"$BENCH_TMP/seed.log" 2>&1 || bench_die "seed failed: $(tail -3 "$BENCH_TMP/seed.log")"
 WRITE_TOKEN=$("$STRATA" token create --db "$DB" --site main --role write --name soak-editor)
 ADMIN_TOKEN=$("$STRATA" token create --db "$DB" --site main --role admin --name soak-admin)
 
@@ -92,6 +101,33 @@ bench_wait_url "$BASE/healthz" 15 "$STRATA_PID"
 IDS=$(curl -fsS "$BASE/v1/main/content?limit=100" | python3 -c 'import json,sys; print(" ".join(str(i["id"]) for i in json.load(sys.stdin)["items"]))')
 [[ -n $IDS ]] || bench_die "no published items"
 EDIT_IDS=$(tr ' ' '\n' <<<"$IDS" | head -n "$EDIT_ITEMS" | tr '\n' ' ')
+
+# ---- the history cache aged to its bound ---------------------------------------------
+
+history_fill() { # prints "bytes max_bytes" of the history cache
+    curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/api/performance/metrics" |
+        python3 -c 'import json,sys; c=json.load(sys.stdin)["history"]["cache"]; print(c["bytes"], c["max_bytes"])'
+}
+if ((PREFILL_S > 0)); then
+    cat >"$BENCH_TMP/prefill.lua" <<EOF
+local ids = { $(sed 's/ \+/, /g; s/, *$//' <<<"$IDS") }
+local formats = { "json", "unified", "html" }
+local h = { ["Authorization"] = "Bearer $WRITE_TOKEN" }
+function request()
+  local from = math.random($SEED_VERSIONS - 1)
+  local to = from + math.random($SEED_VERSIONS - from)
+  return wrk.format("GET", "/v1/main/content/" .. ids[math.random(#ids)] .. "/diff?from=" .. from .. "&to=" .. to ..
+    "&format=" .. formats[math.random(#formats)], h)
+end
+EOF
+    prefill_end=$((SECONDS + PREFILL_S))
+    read -r hist_bytes hist_max < <(history_fill)
+    while ((hist_bytes * 100 < hist_max * 95 && SECONDS < prefill_end)); do
+        wrk -t1 -c8 -d5s -s "$BENCH_TMP/prefill.lua" "$BASE" >>"$BENCH_TMP/prefill.wrk" 2>&1 || true
+        read -r hist_bytes hist_max < <(history_fill)
+    done
+    bench_log "history cache aged: $((hist_bytes >> 20)) of $((hist_max >> 20)) MB in $((SECONDS - prefill_end + PREFILL_S)) s"
+fi
 
 # ---- the load ------------------------------------------------------------------------
 
@@ -259,7 +295,7 @@ bench_untrack_pid "$READ_PID"
 bench_untrack_pid "$EDIT_PID"
 bench_log "readers: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/read.wrk" | tr -s ' ' | tr '\n' ';')"
 bench_log "editors: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/edit.wrk" | tr -s ' ' | tr '\n' ';')"
-bench_log "Redis restarts at: $(tr '\n' ' ' <"$BENCH_TMP/redis.restarts" 2>/dev/null || echo none)"
+bench_log "Redis restarts at: $(cat "$BENCH_TMP/redis.restarts" 2>/dev/null | tr '\n' ' ' | grep . || echo none)"
 if [[ -s $BENCH_TMP/redis.pid ]]; then
     RESTARTED=$(cat "$BENCH_TMP/redis.pid")
     bench_track_pid "$RESTARTED" redis-restarted

@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @needs_redis
 @sqlite_only("the soak's database is the embedded one")
 def test_a_minute_of_mixed_load_with_redis_restarts_answers_every_read():
-    env = dict(os.environ, STRATA=str(binary_path()), SOAK_S="60", SAMPLE_S="5", REDIS_RESTART_S="25",
+    env = dict(os.environ, STRATA=str(binary_path()), SOAK_S="60", SAMPLE_S="5", PREFILL_S="5", REDIS_RESTART_S="25",
                READ_CONNS="8", EDIT_CONNS="2", READ_DELAY_MS="2")
     proc = subprocess.run([os.path.join(REPO, "bench", "soak.sh")], env=env, capture_output=True, text=True,
                           timeout=240)
