@@ -6,8 +6,9 @@
 #
 # What runs, bounded by SOAK_S (default 1800):
 #   - strata as it ships (SQLite, response and object caches, access log at
-#     info — written to /dev/null, so the disk is not the soak's limit),
-#     with a Redis L2 and bus;
+#     info), with a Redis L2 and bus; of its log only the events and the
+#     answers other than 2xx/3xx are kept (strata.log in the temp dir, its
+#     5xx counted by second at the end), so the disk is not the soak's limit;
 #   - readers: wrk, READ_CONNS connections (16), each pausing READ_DELAY_MS
 #     (1) between requests: items by id, list pages (sorts, tags), and a
 #     view beacon now and then (5 %);
@@ -92,7 +93,8 @@ redis_start
 
 STRATA_PORT=$(bench_free_port)
 "$STRATA" serve --db "$DB" --listen "127.0.0.1:$STRATA_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-    --limits-client-rps 0 --limits-read-rps 0 --limits-write-rps 0 --limits-admin-rps 0 >/dev/null 2>&1 </dev/null &
+    --limits-client-rps 0 --limits-read-rps 0 --limits-write-rps 0 --limits-admin-rps 0 </dev/null >/dev/null \
+    2> >(grep --line-buffered -v '"msg":"request".*"status":[23]' >"$BENCH_TMP/strata.log") &
 STRATA_PID=$!
 bench_track_pid "$STRATA_PID" strata
 BASE="http://127.0.0.1:$STRATA_PORT"
@@ -295,6 +297,8 @@ bench_untrack_pid "$READ_PID"
 bench_untrack_pid "$EDIT_PID"
 bench_log "readers: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/read.wrk" | tr -s ' ' | tr '\n' ';')"
 bench_log "editors: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/edit.wrk" | tr -s ' ' | tr '\n' ';')"
+bench_log "strata's log (events and answers other than 2xx/3xx): $(wc -l <"$BENCH_TMP/strata.log") lines; its 5xx answers by second:" \
+    "$(grep '"msg":"request"' "$BENCH_TMP/strata.log" | grep '"status":5' | cut -c8-26 | uniq -c | head -20 | tr -s ' \n' ' ')"
 bench_log "Redis restarts at: $(cat "$BENCH_TMP/redis.restarts" 2>/dev/null | tr '\n' ' ' | grep . || echo none)"
 if [[ -s $BENCH_TMP/redis.pid ]]; then
     RESTARTED=$(cat "$BENCH_TMP/redis.pid")
