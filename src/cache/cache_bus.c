@@ -72,6 +72,7 @@ struct cache_bus {
     pthread_cond_t wake;
     pthread_cond_t acked; /* acked_seq or failed_seq moved */
     uint64_t next_seq, acked_seq, failed_seq;
+    bool unreachable; /* the last publish failed, and none has worked since */
     /* next_seq and max(acked_seq, failed_seq), mirrored for readers on the
      * request path (cache_bus_publishing), who do not take the lock */
     _Atomic uint64_t published, settled;
@@ -126,10 +127,14 @@ int cache_bus_parse_url(const char *url, char host[256], int *port)
     return 0;
 }
 
+/* A connection whose connect and every command time out after
+ * redis.timeout_ms: hiredis 0.14's redisConnectWithTimeout bounds only the
+ * connect, and a publisher blocked on a hung Redis would hold every
+ * writer's wait to its end, write after write. */
 static redisContext *bus_connect(cache_bus *bus)
 {
     redisContext *c = redisConnectWithTimeout(bus->host, bus->port, bus->timeout);
-    if (c == NULL || c->err) {
+    if (c == NULL || c->err || redisSetTimeout(c, bus->timeout) != REDIS_OK) {
         redisFree(c);
         return NULL;
     }
@@ -201,7 +206,7 @@ bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&bus->lock);
-    while (bus->acked_seq < seq && bus->failed_seq < seq && !bus->stopping)
+    while (bus->acked_seq < seq && bus->failed_seq < seq && !bus->stopping && !bus->unreachable)
         if (pthread_cond_timedwait(&bus->acked, &bus->lock, &deadline) != 0)
             break;
     bool ok = bus->acked_seq >= seq && bus->failed_seq < seq;
@@ -318,6 +323,7 @@ static void *publisher_main(void *arg)
         }
         free_batch(batch);
         pthread_mutex_lock(&bus->lock);
+        bus->unreachable = !ok;
         if (ok) {
             bus->stats.published += count;
             if (last_seq > bus->acked_seq)

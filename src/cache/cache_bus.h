@@ -72,7 +72,11 @@ cache_bus *cache_bus_start(const char *host, int port, const char *channel, int 
  * sequence number, for cache_bus_wait. */
 uint64_t cache_bus_publish(cache_bus *bus, const char *site, bool is_tag, const char *name, size_t len, lsn_t lsn);
 /* Waits until every message up to seq is in Redis (true), or has failed or
- * timeout_ms has passed (false: a reset is then owed). */
+ * timeout_ms has passed (false: a reset is then owed). While the last
+ * publish failed and none has worked since (Redis is down), it does not
+ * wait: a writer would hold its worker for the whole timeout, write after
+ * write, for nothing — other instances cannot hear anything then, and the
+ * reset owed tells them to drop everything once Redis is back. */
 bool cache_bus_wait(cache_bus *bus, uint64_t seq, int timeout_ms);
 /* True while a reset is owed: the L2 may hold values whose invalidation
  * has not reached it, so it must not be read. */
