@@ -4,8 +4,8 @@
  * A lane is a doubly linked list, so a job whose deadline passes while it
  * waits is taken back in O(1) (worker_pool_cancel) by the loop that timed
  * it out. A worker picks with lane_pick: the head of the first lane in
- * order with a job, skipping the public lane while public_max workers
- * already run public jobs; the public lane is read by public_pick
+ * order with a job, skipping a lane while its running_max workers already
+ * run its jobs (editors' and public: all but one); the public lane is read by public_pick
  * (first in first out until congested, then newest first, its oldest
  * shed once the congestion stands), and only within the fills' CPU
  * budget while CPU is scarce (fill_budget.h; a worker held back by it
@@ -85,14 +85,12 @@ static pool_job *public_pick(worker_pool *pool, pool_queue *q)
     return job;
 }
 
-/* Whether a public job may start now: under the public_max cap and, while
- * the CPU is scarce, within the fills' budget (fill_budget.h); if only the
+/* Whether a public job may start now (under its lane's cap): while the
+ * CPU is scarce, within the fills' budget (fill_budget.h); if only the
  * budget holds it back, *wait_ns is when to look again. Draining at stop
  * is never held back. */
 static bool public_may_start(worker_pool *pool, uint64_t *wait_ns)
 {
-    if (pool->public_running >= pool->public_max)
-        return false;
     if (pool->stopping)
         return true;
     *wait_ns = fill_budget_wait_ns(&pool->budget, clock_ns());
@@ -107,11 +105,11 @@ static pool_job *lane_pick(worker_pool *pool, uint64_t *wait_ns)
     *wait_ns = 0;
     for (int lane = 0; lane < POOL_LANES; lane++) {
         pool_queue *q = &pool->lanes[lane];
-        if (q->head == NULL || (lane == POOL_PUBLIC && !public_may_start(pool, wait_ns)))
+        if (q->head == NULL || pool->running[lane] >= pool->running_max[lane] ||
+            (lane == POOL_PUBLIC && !public_may_start(pool, wait_ns)))
             continue;
         pool_job *job = lane == POOL_PUBLIC ? public_pick(pool, q) : q->head;
-        if (lane == POOL_PUBLIC)
-            pool->public_running++;
+        pool->running[lane]++;
         lane_remove(q, job);
         if (q->head == NULL)
             q->last_empty_ns = clock_ns();
@@ -187,8 +185,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&pool->lock);
         if (job == NULL) /* stopping and drained */
             break;
-        bool public = job->lane == POOL_PUBLIC;
-        uint64_t stamp = job->queued_stamp; /* the job may be gone once run */
+        pool_lane lane = job->lane; /* the job may be gone once run */
+        uint64_t stamp = job->queued_stamp;
         uint64_t cpu_before = metered ? thread_cpu_ns() : 0;
         metrics_pool_started(stamp);
         job->run(job, worker);
@@ -196,14 +194,13 @@ static void *worker_main(void *arg)
             metrics_pool_finished();
         uint64_t cpu_used = metered ? thread_cpu_ns() - cpu_before : 0;
         pthread_mutex_lock(&pool->lock);
-        if (public) {
+        pool->running[lane]--;
+        if (lane == POOL_PUBLIC)
             fill_budget_charge(&pool->budget, cpu_used);
-            pool->public_running--;
-            /* this worker picks again at once; another is needed only if
-             * public work waits (the cap may have passed it over) */
-            if (pool->lanes[POOL_PUBLIC].head != NULL)
-                pthread_cond_signal(&pool->wake);
-        }
+        /* this worker picks again at once; another is needed only if work
+         * of a capped lane waits (the cap may have passed it over) */
+        if (lane != POOL_TASK && pool->lanes[lane].head != NULL)
+            pthread_cond_signal(&pool->wake);
     }
     pool->fns.close(worker, pool->fns.arg);
     return NULL;
@@ -211,7 +208,11 @@ static void *worker_main(void *arg)
 
 int worker_pool_start(worker_pool *pool, size_t count, const pool_worker_fns *fns, int nice)
 {
-    *pool = (worker_pool){.fns = *fns, .public_max = count > 1 ? count - 1 : 1, .nice = nice};
+    size_t all_but_one = count > 1 ? count - 1 : 1;
+    *pool =
+        (worker_pool){.fns = *fns,
+                      .running_max = {[POOL_EDITOR] = all_but_one, [POOL_TASK] = count, [POOL_PUBLIC] = all_but_one},
+                      .nice = nice};
     fill_budget_init(&pool->budget, 1);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_condattr_t monotonic;

@@ -8,10 +8,12 @@
  *   POOL_TASK    the server's own work (periodic tasks, start-up, flushes)
  *   POOL_PUBLIC  anonymous requests (cache misses, previews)
  *
- * so a flood of public misses never stands in front of an editor's save,
- * and, with two or more workers, public jobs run on at most all but one
- * of them: one worker is always free for the other lanes, even while
- * every public job is slow. A lane may be bounded (worker_pool_limit): a
+ * so a flood of public misses never stands in front of an editor's save.
+ * With two or more workers, public jobs run on at most all but one of
+ * them, and so do editors' jobs: a worker is always free for the other
+ * lanes, even while every public job is slow, and anonymous reads always
+ * have a worker, even while every editor's save waits (a commit stalled
+ * on the disk, an invalidation waiting for Redis). A lane may be bounded (worker_pool_limit): a
  * job that does not fit is refused at once, never queued; the task lane
  * is never bounded (a final flush must not be dropped).
  *
@@ -89,9 +91,9 @@ typedef struct worker_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pool_queue lanes[POOL_LANES];
-    size_t public_running; /* workers running a POOL_PUBLIC job */
-    size_t public_max;     /* all workers but one (when there are two or more) */
-    uint64_t target_ns;    /* a standing public queue's longest wait; 0: none */
+    size_t running[POOL_LANES];     /* workers running a job of each lane */
+    size_t running_max[POOL_LANES]; /* editor and public: all workers but one (when there are two or more) */
+    uint64_t target_ns;             /* a standing public queue's longest wait; 0: none */
     bool stopping;
     pthread_t *threads;
     size_t thread_count;

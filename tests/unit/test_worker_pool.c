@@ -190,6 +190,27 @@ static void one_worker_is_kept_from_public_jobs(void **state)
     fixture_stop(f);
 }
 
+/* Editors' saves that all wait (a stalled commit, Redis gone) never take
+ * the last worker from anonymous reads. */
+static void one_worker_is_kept_from_editors_jobs(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(3);
+    assert_true(submit(f, 0, POOL_EDITOR, true));
+    assert_true(submit(f, 1, POOL_EDITOR, true));
+    wait_gates(f, 2);
+    assert_true(submit(f, 2, POOL_EDITOR, false));
+    usleep(100000);
+    assert_int_equal(ran_count(f), 0); /* the free worker does not take it */
+    assert_true(submit(f, 3, POOL_PUBLIC, false));
+    for (int i = 0; i < 500 && ran_count(f) == 0; i++)
+        usleep(10000);
+    assert_int_equal(ran_count(f), 1); /* but does take the anonymous read */
+    assert_int_equal(f->rec.order[0], 3);
+    open_gate_and_drain(f, 4);
+    fixture_stop(f);
+}
+
 static void a_full_lane_refuses_and_a_queued_job_can_be_taken_back(void **state)
 {
     (void)state;
@@ -298,6 +319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(editors_then_tasks_then_public),
         cmocka_unit_test(one_worker_is_kept_from_public_jobs),
+        cmocka_unit_test(one_worker_is_kept_from_editors_jobs),
         cmocka_unit_test(a_full_lane_refuses_and_a_queued_job_can_be_taken_back),
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
         cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
