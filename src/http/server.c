@@ -176,7 +176,8 @@ static void serve_until_stopped(loop_thread *lt)
 {
     uint64_t deadline = 0;
     for (;;) {
-        h2o_evloop_run(lt->ctx.loop, 100);
+        h2o_evloop_run(lt->ctx.loop, request_deferred_waiting(lt) ? 0 : 100);
+        request_run_deferred(lt);
         if (!lt->stopping)
             continue;
         if (deadline == 0)

@@ -78,7 +78,9 @@ struct loop_thread {
     h2o_timeout_t queue_timeout;   /* an anonymous job's wait for a worker (server.queue_timeout_ms) */
     h2o_timeout_t queue_probe_timeout; /* between looks at queued jobs' HTTP/1 clients */
     h2o_timeout_entry_t queue_probe;
-    h2o_linklist_t queued_jobs;     /* this loop's anonymous jobs given to the pool, not yet returned */
+    h2o_linklist_t queued_jobs;    /* this loop's anonymous jobs given to the pool, not yet returned */
+    h2o_linklist_t deferred_reads; /* reads kept for this loop's next turns, the newest last (request.c) */
+    size_t deferred_count;
     size_t active_requests;         /* requests whose h2o memory is alive */
     _Atomic uint64_t requests_done; /* requests finished; read by the fill budget (fill_budget.h) */
     size_t jobs_outstanding;        /* jobs submitted and not yet returned */
@@ -153,7 +155,7 @@ typedef struct job_task {
 /* Load shedding's part (request.c). */
 typedef struct job_queueing {
     h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
-    h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise */
+    h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise; or in lt->deferred_reads */
     uint64_t deadline_ns;         /* a worker taking it later does not run it; 0: none */
     atomic_bool client_gone;      /* set on the loop, read by the worker */
     bool shed;                    /* not run: reason says why */
@@ -196,6 +198,10 @@ void assign_request_id(loop_thread *lt, h2o_req_t *req, char out[HTTP_REQUEST_ID
 /* A loop's load-shedding timers, on its own thread (request.c). */
 void request_loop_init(loop_thread *lt);
 void request_loop_dispose(loop_thread *lt);
+/* Reads kept for this loop's next turns: whether any wait, and running
+ * them (after each poll) for a slice, the newest first, the stale shed. */
+bool request_deferred_waiting(const loop_thread *lt);
+void request_run_deferred(loop_thread *lt);
 /* For fill.c. A job of `kind` with a copy of req, answering nobody until
  * attached; NULL without memory. */
 job *request_job_new(loop_thread *lt, h2o_req_t *req, const request_tracker *t, int route_index,

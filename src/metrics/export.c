@@ -470,6 +470,10 @@ static void export_pool(prom *p)
                 "Bounded reads an event loop ran itself with its own connection instead of queueing them for a "
                 "worker (SQLite, server.loop_reads, while CPU is not scarce).");
     prom_sample(p, "strata_loop_reads_total", NULL, (double)pool.loop_reads);
+    prom_family(p, "strata_loop_reads_deferred_total", "counter",
+                "Loop reads kept for the loop's next turns because its turn had run reads for its whole slice "
+                "(misses are the traffic and the loops are saturated); each runs later or is shed.");
+    prom_sample(p, "strata_loop_reads_deferred_total", NULL, (double)pool.loop_reads_deferred);
 }
 
 static void export_shed(prom *p)
@@ -677,10 +681,11 @@ static json_t *pool_json(void)
 {
     static metrics_pool_sample pool; /* under export_lock */
     metrics_pool_collect(&pool);
-    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I}", "workers", (json_int_t)pool.workers, "busy",
+    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I, s:I}", "workers", (json_int_t)pool.workers, "busy",
                      (json_int_t)pool.busy, "queue_length", (json_int_t)pool.queued, "utilisation",
                      pool.workers ? (double)pool.busy / (double)pool.workers : 0.0, "queue_wait_ms",
-                     latency_json(&pool.wait), "loop_reads", (json_int_t)pool.loop_reads);
+                     latency_json(&pool.wait), "loop_reads", (json_int_t)pool.loop_reads, "loop_reads_deferred",
+                     (json_int_t)pool.loop_reads_deferred);
 }
 
 /* {"answered": n, "client_gone": n, "routes": [{"route","reason","count"}…]} */

@@ -87,6 +87,7 @@ static struct {
     int64_t pool_busy, pool_queued;
     uint64_t pool_budget_scarce_ns;
     uint64_t loop_reads;
+    uint64_t loop_reads_deferred;
     uint64_t *shed; /* [(route_count + 1) · METRICS_SHED_REASONS], atomic */
     /* slow ring: next is where the next one goes */
     slow_query slow[METRICS_SLOW_RING];
@@ -273,6 +274,11 @@ void metrics_loop_read(void)
     __atomic_fetch_add(&m.loop_reads, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_loop_read_deferred(void)
+{
+    __atomic_fetch_add(&m.loop_reads_deferred, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_pool_collect(metrics_pool_sample *out)
 {
     memset(out, 0, sizeof(*out));
@@ -281,6 +287,7 @@ void metrics_pool_collect(metrics_pool_sample *out)
     out->queued = __atomic_load_n(&m.pool_queued, __ATOMIC_RELAXED);
     out->budget_scarce_ns = __atomic_load_n(&m.pool_budget_scarce_ns, __ATOMIC_RELAXED);
     out->loop_reads = __atomic_load_n(&m.loop_reads, __ATOMIC_RELAXED);
+    out->loop_reads_deferred = __atomic_load_n(&m.loop_reads_deferred, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m.lock);
     for (shard *s = m.shards; s != NULL; s = s->next) {
         hist *h = __atomic_load_n(&s->queue_wait, __ATOMIC_ACQUIRE);

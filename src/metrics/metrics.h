@@ -69,6 +69,9 @@ void metrics_pool_finished(void);
 void metrics_pool_dequeued(void);
 /* A read an event loop ran itself instead of queueing it (request.c). */
 void metrics_loop_read(void);
+/* A loop read kept for the loop's next turns: its turn had run reads for
+ * its whole slice (request.c). */
+void metrics_loop_read_deferred(void);
 
 /* Load shedding (src/http/request.c): a request answered without its
  * job, from a stale copy or with 503, because its lane was full or it
@@ -123,9 +126,10 @@ typedef struct metrics_pool_sample {
     size_t workers;
     int64_t busy;
     int64_t queued;
-    uint64_t budget_scarce_ns; /* time anonymous fills were held to their CPU budget */
-    uint64_t loop_reads;       /* reads run on an event loop, not queued */
-    hist wait;                 /* queue wait, µs */
+    uint64_t budget_scarce_ns;    /* time anonymous fills were held to their CPU budget */
+    uint64_t loop_reads;          /* reads run on an event loop, not queued */
+    uint64_t loop_reads_deferred; /* …of which, or shed, kept for a later turn first */
+    hist wait;                    /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);
 

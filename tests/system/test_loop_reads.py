@@ -118,3 +118,44 @@ def test_reads_do_not_queue_behind_a_writer_holding_every_worker(server_factory,
         lock.release()
         writer.join(20)
     assert result["resp"].status == 201, result["resp"]
+
+
+@sqlite_only("reads run on the loops only on the embedded database")
+def test_a_flood_of_misses_alone_waits_on_the_loops_and_is_answered_there(server_factory):
+    """With the cache off every read is a miss, so the loops run them. Once a
+    turn has run reads for its slice, the rest wait on the loop for its next
+    turns (strata_loop_reads_deferred_total) instead of going to workers ten
+    nice steps down: each is answered there, or shed (503 with Retry-After)
+    once it has waited the queue's target — never left hanging."""
+    srv = server_factory(args=["--cache", "false", "--queue-target-ms", "2000"])
+    deferred_before = value(parse_metrics(scrape(srv.client()))[0], "strata_loop_reads_deferred_total")
+    assert deferred_before is not None, "strata_loop_reads_deferred_total is missing from /metrics"
+    statuses, slowest, errors = [], [0.0], []
+
+    def reader(n):
+        client = srv.client()
+        end = time.monotonic() + 3
+        try:
+            while time.monotonic() < end:
+                started = time.monotonic()
+                r = client.get(f"/v1/main/content?limit={60 + n}&sort=title")
+                slowest[0] = max(slowest[0], time.monotonic() - started)
+                statuses.append(r.status)
+                if r.status == 200:
+                    assert len(r.json["items"]) > 0
+                else:
+                    assert r.status == 503 and r.headers.get("retry-after"), r
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    deferred = value(parse_metrics(scrape(srv.client()))[0], "strata_loop_reads_deferred_total") - deferred_before
+    assert statuses.count(200) > 0 and set(statuses) <= {200, 503}, sorted(set(statuses))
+    assert deferred > 0, f"no read waited for a later turn in {len(statuses)} concurrent misses"
+    # the target (2 s) bounds a wait; the sanitizers and a shared machine the rest
+    assert slowest[0] < 10, f"a read took {slowest[0]:.1f} s"
