@@ -41,10 +41,10 @@
  * rests on an estimate: even for a site of one type, all published (the
  * generic estimate then a third of the table), the plan stays a bitmap
  * scan of the field's index (0.5 ms), not a scan of the table. Rejected:
- * pairing a range with its opposite bound
- * (`expr <= +Infinity`, which PostgreSQL estimates at 0.5 %) has no
- * sentinel for texts nor for an [in] or another sort; a per-statement
- * custom plan costs a round trip to switch plan_cache_mode.
+ * pairing a range with its opposite bound (`expr <= +Infinity`, which
+ * PostgreSQL estimates at 0.5 %) has no sentinel for texts, nor helps an
+ * [in] or another sort; a per-statement custom plan costs a round trip
+ * to switch plan_cache_mode.
  *
  * The SQL of a filter pastes the field's name (checked: [a-z][a-z0-9_]*,
  * and declared) and binds its values. An [in] binds 4 or FIELD_IN_MAX
