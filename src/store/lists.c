@@ -25,7 +25,9 @@
  * (published_at, updated_at, title: schema version 4), so every tag list
  * of one status is index-driven too. Lists over every status, or by
  * published_at where it may be NULL (drafts: NULL sorts as 0), sort in a
- * temporary b-tree: those are editors' lists.
+ * temporary b-tree: those are editors' lists. A filter on fields other
+ * than equalities, or with another sort, sorts its matches too, read from
+ * the field's index (field_filters_read_matches, field_filters.c).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,11 +66,14 @@ typedef struct list_plan {
     const char *key; /* sort key expression */
     const char *id;  /* tie-break expression */
     bool descending;
+    bool key_is_text;
+    bool sort_matches; /* field_filters_read_matches: ORDER BY no index holds */
 } list_plan;
 
 static list_plan list_plan_for(const store_list_query *q)
 {
-    list_plan plan = {.by_tag = q->tag != NULL, .id = "i.id", .descending = true};
+    list_plan plan = {
+        .by_tag = q->tag != NULL, .id = "i.id", .descending = true, .sort_matches = field_filters_read_matches(q)};
     bool published_at_set = q->status == FILTER_PUBLISHED; /* else NULL sorts as 0 */
     switch (q->sort) {
     case SORT_PUBLISHED_DESC:
@@ -83,6 +88,7 @@ static list_plan list_plan_for(const store_list_query *q)
     case SORT_TITLE_ASC:
         plan.key = plan.by_tag ? "t.title" : "i.title";
         plan.descending = false;
+        plan.key_is_text = true;
         break;
     case SORT_RELEVANCE: break; /* searches only (search.c): list_query_check refuses it */
     }
@@ -129,7 +135,10 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, con
         sql_add(sql, " AND %s %s= :key AND (%s %s :key OR %s %s :id)", plan->key, after, plan->key, after, plan->id,
                 after);
     const char *direction = plan->descending ? "DESC" : "ASC";
-    sql_add(sql, " ORDER BY %s %s, %s %s LIMIT :limit", plan->key, direction, plan->id, direction);
+    /* The same order, in an expression no index holds: the engine reads the
+     * matches through the filters' best index and sorts them (field_filters.c) */
+    const char *unindexed = !plan->sort_matches ? "" : plan->key_is_text ? " || ''" : " + 0";
+    sql_add(sql, " ORDER BY %s%s %s, %s %s LIMIT :limit", plan->key, unindexed, direction, plan->id, direction);
 }
 
 static void list_bind(db_query *query, const store_list_query *q)

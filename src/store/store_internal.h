@@ -239,6 +239,10 @@ int views_hourly_add(store_t *st, int64_t site_id, int64_t item_id, int64_t hour
 /* q's filters on fields as SQL (" AND <expr> <op> :fN…") into out (size
  * bytes); STORE_INVALID for a filter that is malformed or without a type. */
 int field_filters_sql(store_t *st, const store_list_query *q, char *out, size_t size);
+/* Whether a list with q's filters reads the matches from a field's index
+ * and sorts them, rather than walk an index in its order: any filter but
+ * an equality, or a sort other than by published_at (field_filters.c). */
+bool field_filters_read_matches(const store_list_query *q);
 /* Binds the values field_filters_sql named. */
 void field_filters_bind(db_query *query, const store_list_query *q);
 /* Makes the index of every declared field that lacks it (strata copy). */
