@@ -67,20 +67,26 @@ static void lane_remove(pool_queue *q, pool_job *job)
 }
 
 /* The public lane's next job (adaptive LIFO, as in Facebook's "Fail at
- * Scale"). While the lane is calm — its oldest job has waited less than
- * the target and it has not stood non-empty for POOL_STANDING_MS — first
- * in first out. Once either holds it is congested, and the newest job is
- * run first, so what is answered is answered at once rather than after
- * the whole queue; once both hold, the oldest job is handed out marked
- * `late` (to be shed), so a standing queue keeps only work younger than
- * the target. A short burst is reordered but never shed. */
+ * Scale"). While its oldest job has waited less than the target, first in
+ * first out — even if the lane has not been empty for a while: more
+ * clients than workers, each answered in a few milliseconds, keep a queue
+ * that is never empty and never slow, and running the newest first there
+ * would leave the oldest to wait out the target and be shed (measured: a
+ * closed loop of 16 clients on PostgreSQL's 7 public workers, p99 44 ms
+ * and 224 requests shed, where arrival order answers every one). Once
+ * the oldest has waited the target the lane is congested and the newest
+ * job is run first, so what is answered is answered at once rather than
+ * after the whole queue; once the lane has also stood non-empty for
+ * POOL_STANDING_MS, the oldest job is handed out marked `late` (to be
+ * shed), so a standing queue keeps only work younger than the target. A
+ * short burst is reordered but never shed. */
 static pool_job *public_pick(worker_pool *pool, pool_queue *q)
 {
     uint64_t now = clock_ns();
     pool_job *oldest = q->head;
     bool past_target = pool->target_ns != 0 && now - oldest->enqueued_ns > pool->target_ns;
     bool standing = pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
-    pool_job *job = past_target && standing ? oldest : past_target || standing ? q->tail : oldest;
+    pool_job *job = past_target && !standing ? q->tail : oldest;
     job->late = past_target && standing;
     return job;
 }

@@ -19,12 +19,13 @@
  *
  * The editor and task lanes are first in, first out. The public lane is
  * adaptive LIFO, with CoDel's distinction between a burst and a standing
- * queue (Facebook's "Fail at Scale"): calm, it is first in first out;
- * congested (its oldest job waited past the target, worker_pool_target,
- * or it has not been empty for POOL_STANDING_MS) the newest job runs
- * first, so an answered request is answered at once instead of after the
- * whole queue; when both hold, the oldest is handed to a worker marked
- * `late`, for the caller to shed instead of run. A burst that drains is
+ * queue (Facebook's "Fail at Scale"): while no job has waited the target
+ * (worker_pool_target) it is first in first out, however long it has
+ * been non-empty; congested (its oldest job waited past the target) the
+ * newest job runs first, so an answered request is answered at once
+ * instead of after the whole queue; once it has also not been empty for
+ * POOL_STANDING_MS, the oldest is handed to a worker marked `late`, for
+ * the caller to shed instead of run. A burst that drains is
  * served whole, within the caller's own deadline; under sustained
  * overload no job older than the target is run, answered requests stay
  * fast and the rest are refused quickly instead of waiting the whole

@@ -256,18 +256,18 @@ static void a_standing_public_queue_marks_old_jobs_late(void **state)
 }
 
 /* Adaptive LIFO: a burst behind a busy worker is served in arrival order
- * while the lane is calm, newest first once it has stood (and nothing is
- * late while no job waited the target). */
-static void public_order(bool let_it_stand, const int expected[3])
+ * while no job has waited the target — even in a queue that has stood
+ * (more clients than workers, each answered quickly) — and newest first
+ * once the oldest has (nothing is late until the queue has also stood). */
+static void public_order(uint64_t target_ms, useconds_t wait_ms, const int expected[3])
 {
     fixture *f = fixture_start(1);
-    worker_pool_target(&f->pool, 5000);
+    worker_pool_target(&f->pool, target_ms);
     assert_true(submit(f, 1, POOL_TASK, true));
     wait_gates(f, 1);
     for (int id = 2; id <= 4; id++)
         assert_true(submit(f, id, POOL_PUBLIC, false));
-    if (let_it_stand)
-        usleep((POOL_STANDING_MS + 50) * 1000);
+    usleep(wait_ms * 1000);
     open_gate_and_drain(f, 4);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(f->rec.order[1 + i], expected[i]);
@@ -279,13 +279,19 @@ static void public_order(bool let_it_stand, const int expected[3])
 static void a_calm_public_lane_is_first_in_first_out(void **state)
 {
     (void)state;
-    public_order(false, (const int[3]){2, 3, 4});
+    public_order(5000, 0, (const int[3]){2, 3, 4});
 }
 
-static void a_standing_public_lane_runs_the_newest_first(void **state)
+static void a_standing_public_lane_within_the_target_is_first_in_first_out(void **state)
 {
     (void)state;
-    public_order(true, (const int[3]){4, 3, 2});
+    public_order(5000, POOL_STANDING_MS + 50, (const int[3]){2, 3, 4});
+}
+
+static void a_public_lane_past_the_target_runs_the_newest_first(void **state)
+{
+    (void)state;
+    public_order(20, 50, (const int[3]){4, 3, 2});
 }
 
 /* A loop runs a public read itself only while the budget lets loops fill
@@ -323,7 +329,8 @@ int main(void)
         cmocka_unit_test(a_full_lane_refuses_and_a_queued_job_can_be_taken_back),
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
         cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
-        cmocka_unit_test(a_standing_public_lane_runs_the_newest_first),
+        cmocka_unit_test(a_standing_public_lane_within_the_target_is_first_in_first_out),
+        cmocka_unit_test(a_public_lane_past_the_target_runs_the_newest_first),
         cmocka_unit_test(a_loop_runs_public_reads_only_while_the_budget_lets_loops_fill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
