@@ -665,6 +665,8 @@ bool request_deferred_waiting(const loop_thread *lt)
 
 void request_run_deferred(loop_thread *lt)
 {
+    if (lt->deferred_count == 0) /* every turn of every loop: nothing more then */
+        return;
     uint64_t started = rc_now_ns(), slice_ns = (uint64_t)LOOP_READ_SLICE_MS * 1000000u;
     while (lt->deferred_count > 0) { /* the oldest first: those past their wait are shed */
         job *j = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.next);

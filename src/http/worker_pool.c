@@ -91,7 +91,7 @@ static pool_job *public_pick(worker_pool *pool, pool_queue *q)
     return job;
 }
 
-/* Whether a public job may start now (under its lane's cap): while the
+/* Whether a public job under its lane's cap may start now: while the
  * CPU is scarce, within the fills' budget (fill_budget.h); if only the
  * budget holds it back, *wait_ns is when to look again. Draining at stop
  * is never held back. */

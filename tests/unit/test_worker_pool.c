@@ -172,22 +172,32 @@ static void editors_then_tasks_then_public(void **state)
     fixture_stop(f);
 }
 
+/* With `workers`, all but one busy on gated jobs of `capped`: another job
+ * of that lane waits (the free worker does not take it), while a job of
+ * `other` runs at once on the free worker. */
+static void one_worker_is_kept_from(size_t workers, pool_lane capped, pool_lane other)
+{
+    fixture *f = fixture_start(workers);
+    int id = 0;
+    for (; (size_t)id + 1 < workers; id++)
+        assert_true(submit(f, id, capped, true));
+    wait_gates(f, id);
+    assert_true(submit(f, id++, capped, false));
+    usleep(100000);
+    assert_int_equal(ran_count(f), 0); /* the free worker does not take it */
+    assert_true(submit(f, id, other, false));
+    for (int i = 0; i < 500 && ran_count(f) == 0; i++)
+        usleep(10000);
+    assert_int_equal(ran_count(f), 1); /* but does take the other lane's */
+    assert_int_equal(f->rec.order[0], id);
+    open_gate_and_drain(f, id + 1);
+    fixture_stop(f);
+}
+
 static void one_worker_is_kept_from_public_jobs(void **state)
 {
     (void)state;
-    fixture *f = fixture_start(2);
-    assert_true(submit(f, 0, POOL_PUBLIC, true));
-    wait_gates(f, 1);
-    assert_true(submit(f, 1, POOL_PUBLIC, false));
-    usleep(100000);
-    assert_int_equal(ran_count(f), 0); /* the free worker does not take it */
-    assert_true(submit(f, 2, POOL_EDITOR, false));
-    for (int i = 0; i < 500 && ran_count(f) == 0; i++)
-        usleep(10000);
-    assert_int_equal(ran_count(f), 1); /* but does take an editor's job */
-    assert_int_equal(f->rec.order[0], 2);
-    open_gate_and_drain(f, 3);
-    fixture_stop(f);
+    one_worker_is_kept_from(2, POOL_PUBLIC, POOL_EDITOR);
 }
 
 /* Editors' saves that all wait (a stalled commit, Redis gone) never take
@@ -195,20 +205,7 @@ static void one_worker_is_kept_from_public_jobs(void **state)
 static void one_worker_is_kept_from_editors_jobs(void **state)
 {
     (void)state;
-    fixture *f = fixture_start(3);
-    assert_true(submit(f, 0, POOL_EDITOR, true));
-    assert_true(submit(f, 1, POOL_EDITOR, true));
-    wait_gates(f, 2);
-    assert_true(submit(f, 2, POOL_EDITOR, false));
-    usleep(100000);
-    assert_int_equal(ran_count(f), 0); /* the free worker does not take it */
-    assert_true(submit(f, 3, POOL_PUBLIC, false));
-    for (int i = 0; i < 500 && ran_count(f) == 0; i++)
-        usleep(10000);
-    assert_int_equal(ran_count(f), 1); /* but does take the anonymous read */
-    assert_int_equal(f->rec.order[0], 3);
-    open_gate_and_drain(f, 4);
-    fixture_stop(f);
+    one_worker_is_kept_from(3, POOL_EDITOR, POOL_PUBLIC);
 }
 
 static void a_full_lane_refuses_and_a_queued_job_can_be_taken_back(void **state)
