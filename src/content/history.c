@@ -698,12 +698,10 @@ void handle_autosave_put(const http_request *req, store_t *store, http_response 
     if (!history_guard(&c, ROLE_WRITE, false, &id, &item) || !api_if_match_version(&c, true, &base) ||
         !api_json_body(&c, true, &doc))
         return;
-    if (base == 0) /* "*": a slot is a change over one version, the latest as the guard read it */
-        base = item.draft_version;
     edit_input in;
     if (api_parse_edit(&c, doc, false, &in)) {
-        json_t *slot = NULL;
-        int rc = store_autosave_put(store, c.site_id, id, base, &in.edit, c.token.name, &slot);
+        json_t *slot = NULL; /* base 0: If-Match: *, over whatever is the latest as it is written */
+        int rc = store_autosave_put(store, c.site_id, id, base, base == 0, &in.edit, c.token.name, &slot);
         if (rc != STORE_OK) {
             api_store_failed(&c, rc);
         } else {

@@ -13,6 +13,10 @@
  * the tab then reloads the draft and nothing anyone saved is overwritten.
  * Everything else (decoding the base, merging, encoding) happens before
  * that transaction, so the write lock is held for a lookup and one row.
+ * An autosave sent with If-Match: * asks for no particular base (RFC 9110:
+ * whatever is current), so when a save got in first it is not refused:
+ * the transaction builds it again over the version it finds latest. That
+ * rebuild holds the lock a little longer, only on such a race.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,26 +40,18 @@ static json_t *slot_json(int64_t id, const char *author, int64_t base_version, i
     return slot;
 }
 
-/* STORE_OK if item id exists and base_version is its latest version. */
-static int base_is_latest(store_t *st, int64_t site_id, int64_t id, int64_t base_version)
+static int refuse_stale(store_t *st, int64_t draft_version, int64_t base_version)
 {
-    store_item_facts item;
-    int status = store_item_exists(st, site_id, id, &item);
-    if (status == STORE_OK && base_version != item.draft_version)
-        status = db_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
-                         (long long)item.draft_version, (long long)base_version);
-    return status;
+    return db_fail(st, STORE_STALE, "draft is at version %lld; this autosave was based on version %lld",
+                   (long long)draft_version, (long long)base_version);
 }
 
 /* The slot's JSON: the edit merged over version base_version, which is
- * immutable, so this is built before the write transaction (the lock is
- * held only for the check and the write). */
-static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
-                          json_t **snapshot, char **data)
+ * immutable, so it can be built before the write transaction. */
+static int autosave_build(store_t *st, int64_t id, int64_t base_version, const store_edit_t *edit, json_t **snapshot,
+                          char **data)
 {
-    int status = base_is_latest(st, site_id, id, base_version);
-    if (status == STORE_OK)
-        status = version_snapshot(st, id, base_version, snapshot);
+    int status = version_snapshot(st, id, base_version, snapshot);
     if (status == STORE_OK && !snapshot_merge_edit(*snapshot, edit))
         status = db_fail(st, STORE_INVALID, "a text of the edit is not valid UTF-8");
     if (status == STORE_OK && !(*data = json_dumps(*snapshot, JSON_COMPACT)))
@@ -64,18 +60,40 @@ static int autosave_build(store_t *st, int64_t site_id, int64_t id, int64_t base
 }
 
 typedef struct autosave_tx {
-    int64_t site_id, id, base_version, now;
-    const char *author, *data;
+    int64_t site_id, id, now;
+    const char *author;
+    const store_edit_t *edit;
+    bool any_base;        /* If-Match: *: over whatever version is latest when written */
+    int64_t base_version; /* the version snapshot and data were built over */
+    json_t *snapshot;
+    char *data;
 } autosave_tx;
 
+static void autosave_tx_free(autosave_tx *tx)
+{
+    json_decref(tx->snapshot);
+    free(tx->data);
+    tx->snapshot = NULL;
+    tx->data = NULL;
+}
+
 /* Inside the transaction: the base is still the latest (a save may have
- * come in since autosave_build), then the slot is written. */
+ * come in since the slot was built), or, for If-Match: *, the slot is built
+ * again over the latest; then it is written. */
 static int autosave_write_tx(store_t *st, void *arg)
 {
-    const autosave_tx *tx = arg;
-    int64_t site_id = tx->site_id, id = tx->id, base_version = tx->base_version, now = tx->now;
-    const char *author = tx->author, *data = tx->data;
-    int status = base_is_latest(st, site_id, id, base_version);
+    autosave_tx *tx = arg;
+    store_item_facts item;
+    int status = store_item_exists(st, tx->site_id, tx->id, &item);
+    if (status == STORE_OK && tx->base_version != item.draft_version) {
+        if (tx->any_base) {
+            autosave_tx_free(tx);
+            tx->base_version = item.draft_version;
+            status = autosave_build(st, tx->id, tx->base_version, tx->edit, &tx->snapshot, &tx->data);
+        } else {
+            status = refuse_stale(st, item.draft_version, tx->base_version);
+        }
+    }
     db_query q;
     if (status == STORE_OK)
         status = db_query_start(st,
@@ -85,35 +103,43 @@ static int autosave_write_tx(store_t *st, void *arg)
                                 "saved_at = excluded.saved_at, data = excluded.data",
                                 &q);
     if (status == STORE_OK) {
-        db_bind_int(&q, ":item", id);
-        db_bind_text(&q, ":author", author);
-        db_bind_int(&q, ":base", base_version);
-        db_bind_int(&q, ":now", now);
-        db_bind_blob(&q, ":data", data, strlen(data));
+        db_bind_int(&q, ":item", tx->id);
+        db_bind_text(&q, ":author", tx->author);
+        db_bind_int(&q, ":base", tx->base_version);
+        db_bind_int(&q, ":now", tx->now);
+        db_bind_blob(&q, ":data", tx->data, strlen(tx->data));
         status = db_query_run(&q, "writing the autosave");
     }
     return status;
 }
 
-int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
-                       const char *author, json_t **slot)
+int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, bool any_base,
+                       const store_edit_t *edit, const char *author, json_t **slot)
 {
     db_clear_error(st);
     *slot = NULL;
-    json_t *snapshot = NULL;
-    char *data = NULL;
-    int64_t now = store_now_ms();
+    autosave_tx tx = {.site_id = site_id,
+                      .id = id,
+                      .now = store_now_ms(),
+                      .author = author,
+                      .edit = edit,
+                      .any_base = any_base,
+                      .base_version = base_version};
+    store_item_facts item;
     int status = edit_check(st, edit);
     if (status == STORE_OK)
-        status = autosave_build(st, site_id, id, base_version, edit, &snapshot, &data);
-    autosave_tx tx = {
-        .site_id = site_id, .id = id, .base_version = base_version, .now = now, .author = author, .data = data};
+        status = store_item_exists(st, site_id, id, &item);
+    if (status == STORE_OK && any_base)
+        tx.base_version = item.draft_version;
+    else if (status == STORE_OK && base_version != item.draft_version)
+        status = refuse_stale(st, item.draft_version, base_version);
     if (status == STORE_OK)
-        status = db_transact(st, autosave_write_tx, &tx, "writing the autosave");
-    if (status == STORE_OK && !(*slot = slot_json(id, author, base_version, now, snapshot)))
+        status = autosave_build(st, id, tx.base_version, edit, &tx.snapshot, &tx.data);
+    if (status == STORE_OK)
+        status = db_transact_item(st, id, autosave_write_tx, &tx, "writing the autosave");
+    if (status == STORE_OK && !(*slot = slot_json(id, author, tx.base_version, tx.now, tx.snapshot)))
         status = db_fail(st, STORE_ERROR, "out of memory building the autosave");
-    free(data);
-    json_decref(snapshot);
+    autosave_tx_free(&tx);
     return status;
 }
 

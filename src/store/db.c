@@ -21,6 +21,7 @@
  * detail.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -636,6 +637,22 @@ int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, con
         retry_pause(attempt);
         db_clear_error(st);
     }
+}
+
+/* The turns of db_transact_item: striped by item id (two items may share
+ * a stripe, which only makes one wait for the other). */
+enum { ITEM_TURNS = 64 };
+static pthread_mutex_t item_turns[ITEM_TURNS] = {[0 ... ITEM_TURNS - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+int db_transact_item(store_t *st, int64_t item_id, int (*body)(store_t *st, void *arg), void *arg, const char *doing)
+{
+    if (st->group != NULL || st->in_transaction) /* the group's turn; or inside a writer already */
+        return db_transact(st, body, arg, doing);
+    pthread_mutex_t *turn = &item_turns[(uint64_t)item_id % ITEM_TURNS];
+    pthread_mutex_lock(turn);
+    int status = db_transact(st, body, arg, doing);
+    pthread_mutex_unlock(turn);
+    return status;
 }
 
 /* ---- connection --------------------------------------------------------- */

@@ -109,6 +109,13 @@ const db_driver *db_driver_of(const store_t *st);
  * Returns the final status; errmsg keeps the first failure's words. */
 int db_transact(store_t *st, int (*body)(store_t *st, void *arg), void *arg, const char *doing);
 
+/* db_transact for a write of one item. On PostgreSQL the writes of one
+ * item take turns in this process first: SERIALIZABLE would otherwise
+ * make them conflict and retry, and two editors saving one item with
+ * If-Match: * in a loop could lose DB_RETRY_MAX times (503). On SQLite the
+ * commit group already gives its one writer a turn at a time. */
+int db_transact_item(store_t *st, int64_t item_id, int (*body)(store_t *st, void *arg), void *arg, const char *doing);
+
 /* ---- tests -------------------------------------------------------------- */
 
 /* How many cached statements exist, and how many are mid-step (which would

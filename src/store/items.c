@@ -475,10 +475,11 @@ static json_t **item_tx_result(item_tx *tx)
     return &tx->result;
 }
 
-/* Runs body as one transaction; *out gets its result only if it committed. */
+/* Runs body as one transaction (a write of item tx->id, or of a new item
+ * when 0); *out gets its result only if it committed. */
 static int item_transact(store_t *st, int (*body)(store_t *st, void *arg), item_tx *tx, const char *doing, json_t **out)
 {
-    int status = db_transact(st, body, tx, doing);
+    int status = tx->id != 0 ? db_transact_item(st, tx->id, body, tx, doing) : db_transact(st, body, tx, doing);
     if (status != STORE_OK) {
         json_decref(tx->result);
         return status;
@@ -932,5 +933,5 @@ int store_item_delete(store_t *st, int64_t site_id, int64_t id)
 {
     db_clear_error(st);
     item_tx tx = {.site_id = site_id, .id = id};
-    return db_transact(st, item_delete_tx, &tx, "deleting the item");
+    return db_transact_item(st, id, item_delete_tx, &tx, "deleting the item");
 }

@@ -79,11 +79,12 @@ int store_versions_compress_all(store_t *st, int64_t *converted);
 /* ---- autosave ----------------------------------------------------------- */
 
 /* Writes author's autosave slot of item id: edit merged over version
- * base_version, which must be the latest (STORE_STALE otherwise). The
- * history does not grow. *slot: {"item","author","base_version",
+ * base_version, which must be the latest (STORE_STALE otherwise), or,
+ * when any_base (If-Match: *), over whatever version is the latest as the
+ * slot is written. The history does not grow. *slot: {"item","author","base_version",
  * "saved_at","content":{snapshot}}. */
-int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, const store_edit_t *edit,
-                       const char *author, json_t **slot);
+int store_autosave_put(store_t *st, int64_t site_id, int64_t id, int64_t base_version, bool any_base,
+                       const store_edit_t *edit, const char *author, json_t **slot);
 /* author's slot, STORE_NOT_FOUND if none. */
 int store_autosave_get(store_t *st, int64_t site_id, int64_t id, const char *author, json_t **slot);
 /* Removes author's slot if its base is at most up_to_version (a save that

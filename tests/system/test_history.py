@@ -988,6 +988,43 @@ def test_eight_editors_racing_if_match_one_wins_each_round(server, w):
         assert version_content(setup, w, d["id"], number)["body"] == body, f"version {number}"
 
 
+def test_autosaves_if_match_star_are_never_412_while_saves_with_star_race_them(server_factory, w):
+    """If-Match: * means whatever is current (RFC 9110): an autosave with
+    it, racing two editors who save the same item with * too, is based on
+    the latest draft at the moment it is written, never refused as stale."""
+    server = server_factory(args=["--limits-write-rps", "0"])  # one token's saves: its rate limit is not tested here
+    d = create_item(server.client(token=w), w, body="")
+    stop = time.monotonic() + 4
+    results = {"save": [], "autosave": []}
+
+    def saver(k):
+        c = server.client(token=w)
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            resp = c.put(item_path(d["id"]), json={"body": f"save {k}.{n}"}, headers={"If-Match": "*"})
+            results["save"].append((resp.status, resp.body[:200]))
+
+    def autosaver():
+        c = server.client(token=w)
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            resp = autosave(c, w, d["id"], "*", {"body": f"typing {n}"})
+            results["autosave"].append((resp.status, resp.body[:200]))
+
+    threads = [threading.Thread(target=saver, args=(k,)) for k in range(2)] + [threading.Thread(target=autosaver)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert not any(t.is_alive() for t in threads), "a racing request did not answer"
+    failed = [r for r in results["save"] if r[0] != 200]
+    assert not failed, f"{len(failed)} of {len(results['save'])} saves: {failed[:3]}"
+    refused = [r for r in results["autosave"] if r[0] != 200]
+    assert len(results["autosave"]) > 20 and not refused, f"{len(refused)} of {len(results['autosave'])}: {refused[:3]}"
+
+
 # ---- wrong methods -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method,suffix,allowed", [
