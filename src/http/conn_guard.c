@@ -87,6 +87,15 @@
  * megabyte a minute, each arena keeping what its threads freed. So a
  * trim is also made every TRIM_EVERY_MS whatever the connections do: a few
  * milliseconds of one worker.
+ *
+ * That was not enough: glibc raises its mmap threshold each time a block
+ * above it is freed (up to 32 MB), so after the first large rendered diff
+ * or list page is freed, every later one is carved from an arena, and the
+ * small allocations that fill its hole afterwards keep the pages from
+ * being handed back. The threshold is fixed at MMAP_THRESHOLD_BYTES
+ * (glibc's own starting value; fixing it stops the raising): a large
+ * block is mapped for itself and unmapped whole when freed
+ * (docs/benchmarks.md, the soak, has what it changed).
  */
 #include <errno.h>
 #include <h2o.h>
@@ -115,6 +124,7 @@
 #define TRIM_CHECK_MS 1000
 #define TRIM_AFTER_DROP 256
 #define TRIM_EVERY_MS 10000
+#define MMAP_THRESHOLD_BYTES (128 * 1024)
 #define DESCRIPTOR_RESERVE 64 /* for the database, Redis, logs, files */
 #define AUTO_MAX_CONNECTIONS 10000
 
@@ -456,6 +466,7 @@ static int connections_allowed(int configured)
 
 int conn_guard_init(const strata_config *cfg)
 {
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
     limits.max_per_client = cfg->max_connections_per_client;
     limits.max_total = connections_allowed(cfg->max_connections);
     limits.open = limits.peak_open = 0;

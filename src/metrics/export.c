@@ -573,6 +573,12 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     prom_sample(&p, "strata_log_lines_total", LABELS("outcome", "dropped"), (double)log_dropped);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
+    uint64_t heap_in_use, heap_free;
+    metrics_heap_bytes(&heap_in_use, &heap_free);
+    prom_family(&p, "strata_heap_bytes", "gauge",
+                "The allocator's heap: bytes allocated (in_use) and bytes it holds free (free).");
+    prom_sample(&p, "strata_heap_bytes", LABELS("state", "in_use"), (double)heap_in_use);
+    prom_sample(&p, "strata_heap_bytes", LABELS("state", "free"), (double)heap_free);
     prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");
     prom_sample(&p, "strata_uptime_seconds", NULL, metrics_uptime_s());
     prom_family(&p, "strata_metrics_enabled", "gauge", "1 when metrics are recorded (metrics.enabled).");
@@ -713,11 +719,14 @@ json_t *metrics_summary_json(void *worker)
     json_t *api = api_json(), *cache = cache_json(sites, all), *db = db_json(), *pool = pool_json();
     pthread_mutex_unlock(&export_lock);
     json_t *jobs = jobs_stats(worker);
+    uint64_t heap_in_use, heap_free;
+    metrics_heap_bytes(&heap_in_use, &heap_free);
     json_t *out =
-        json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I}}", "enabled", metrics_enabled(), "uptime_s",
-                  metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",
+        json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}}", "enabled", metrics_enabled(),
+                  "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",
                   jobs != NULL ? jobs : json_null(), "memory", "rss_bytes", (json_int_t)metrics_rss_bytes(),
-                  "cache_bytes", (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
+                  "heap_in_use_bytes", (json_int_t)heap_in_use, "heap_free_bytes", (json_int_t)heap_free, "cache_bytes",
+                  (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
     json_t *objects = objects_stats();

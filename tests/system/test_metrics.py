@@ -90,6 +90,8 @@ def test_counts_match_the_requests_sent(server_factory):
     assert all(a["total_ms"] >= b["total_ms"] for a, b in zip(top, top[1:]))
     assert summary["pool"]["workers"] >= 1
     assert summary["memory"]["rss_bytes"] > 1 << 20
+    # the heap's bytes (glibc's mallinfo2; the sanitizers' allocator keeps its own, so only their presence here)
+    assert summary["memory"]["heap_in_use_bytes"] >= 0 and summary["memory"]["heap_free_bytes"] >= 0
 
 
 def test_promtool_accepts_the_live_exposition(server_factory):
@@ -112,6 +114,8 @@ def test_promtool_accepts_the_live_exposition(server_factory):
     assert value(samples, "strata_cache_hits_total", tier="l1", site="_all") >= N_HITS - 1  # public: sites summed
     assert value(samples, "strata_worker_pool_workers") >= 1
     assert value(samples, "strata_process_resident_memory_bytes") > 1 << 20
+    assert types["strata_heap_bytes"] == "gauge"
+    assert value(samples, "strata_heap_bytes", state="in_use") >= 0 and value(samples, "strata_heap_bytes", state="free") >= 0
 
 
 def test_slow_queries_are_logged_and_kept_with_their_plan(server_factory):
