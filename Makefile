@@ -81,17 +81,19 @@ $(REL_DIR)/src/web/assets_blob.o $(ASAN_DIR)/src/web/assets_blob.o: $(WEB_ASSETS
 # ---- release build ---------------------------------------------------------
 REL_OBJ := $(SRC:%.c=$(REL_DIR)/%.o) $(ASM:%.S=$(REL_DIR)/%.o)
 
+# The release build runs on jemalloc (src/core/heap.c says why); the test
+# builds keep the sanitizers' allocator.
 $(REL_DIR)/%.o: %.c build/.deps-run
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
-	@$(CC) $(BASE_CFLAGS) -O2 -g $(PKG_CFLAGS) -c $< -o $@
+	@$(CC) $(BASE_CFLAGS) -DSTRATA_JEMALLOC -O2 -g $(PKG_CFLAGS) -c $< -o $@
 $(REL_DIR)/%.o: %.S docs/openapi.yaml
 	@mkdir -p $(@D)
 	@$(CC) -c $< -o $@
 
 build/strata: $(REL_OBJ)
 	@echo "  LD      $@"
-	@$(CC) -o $@ $^ $(PKG_LIBS)
+	@$(CC) -o $@ $^ $(PKG_LIBS) -ljemalloc
 
 # ---- sanitizer build for tests ----------------------------------------------
 ASAN_OBJ := $(SRC:%.c=$(ASAN_DIR)/%.o) $(ASM:%.S=$(ASAN_DIR)/%.o)

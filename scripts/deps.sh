@@ -16,7 +16,7 @@ set -euo pipefail
 # run for real in tests/system/test_deploy_configs.py and test_stage3.py.
 # wrk, redis-tools (test): the short soak (tests/system/test_soak.py runs
 # bench/soak.sh for 60 s: its load is wrk, its Redis restarts redis-cli).
-run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev libpq-dev)
+run_pkgs=(gcc make pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev libinih-dev libxxhash-dev libbrotli-dev libdeflate-dev libzstd-dev libhiredis-dev libpq-dev libjemalloc-dev)
 test_pkgs=("${run_pkgs[@]}" libcmocka-dev python3 python3-pytest python3-brotli python3-zstandard redis-server curl chromium prometheus patch clang libclang-rt-14-dev python3-h2 postgresql-15 python3-psycopg2 clang-format varnish varnish-modules nginx-light wrk redis-tools)
 bench_pkgs=("${run_pkgs[@]}" wrk nghttp2-client nginx-light curl redis-server redis-tools python3 clang libclang-rt-14-dev postgresql-15)
 format_pkgs=(clang-format)

@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "content/content.h"
 #include "core/db_url.h"
+#include "core/heap.h"
 #include "core/log.h"
 #include "http/cors.h"
 #include "http/http.h"
@@ -911,6 +912,7 @@ static void print_help(const command *only)
 
 int main(int argc, char **argv)
 {
+    heap_init();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         print_help(NULL);
         return argc < 2 ? 2 : 0;

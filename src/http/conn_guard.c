@@ -71,36 +71,26 @@
  * lets in a moment later. The event is counted and logged at most once per
  * LOG_INTERVAL_MS.
  *
- * Memory. glibc keeps what a flood's connections freed in its arenas. Loop
- * 0 looks every TRIM_CHECK_MS: once the number of open connections has
+ * Memory. The allocator keeps what a flood's connections freed. Loop 0
+ * looks every TRIM_CHECK_MS: once the number of open connections has
  * fallen TRIM_AFTER_DROP or more below its peak, every look that finds it
- * lower still has a worker call malloc_trim(0), which hands every whole
+ * lower still has a worker call heap_trim (core/heap.c), which hands every
  * free page back, until a look finds it no lower. Ordinary churn, where as
- * many connections open as close, never triggers it. Measured (release build, 2,000 connections trickling heads
- * to the bound, then closing): RSS 15 → 74 → 16 MB; without the trim it
- * stayed at 43 MB.
+ * many connections open as close, never triggers it. Measured (release
+ * build on glibc, 2,000 connections trickling heads to the bound, then
+ * closing): RSS 15 → 74 → 16 MB; without the trim it stayed at 43 MB.
  *
  * The caches churn too: every save drops an item's representations and
  * its lists', refilled on other threads, and the full history cache evicts
- * a diff for each one it keeps. A 30-minute soak (bench/soak.sh) saw the
- * bytes in use flat and the free bytes glibc held grow by about a
- * megabyte a minute, each arena keeping what its threads freed. So a
- * trim is also made every TRIM_EVERY_MS whatever the connections do: a few
- * milliseconds of one worker.
- *
- * That was not enough: glibc raises its mmap threshold each time a block
- * above it is freed (up to 32 MB), so after the first large rendered diff
- * or list page is freed, every later one is carved from an arena, and the
- * small allocations that fill its hole afterwards keep the pages from
- * being handed back. The threshold is fixed at MMAP_THRESHOLD_BYTES
- * (glibc's own starting value; fixing it stops the raising): a large
- * block is mapped for itself and unmapped whole when freed
- * (docs/benchmarks.md, the soak, has what it changed).
+ * a diff for each one it keeps. So a trim is also made every
+ * TRIM_EVERY_MS whatever the connections do: a few milliseconds of one
+ * worker. (On glibc that did not stop the free bytes it held from growing
+ * under that churn: core/heap.c, which is why the release build runs on
+ * jemalloc.)
  */
 #include <errno.h>
 #include <h2o.h>
 #include <limits.h>
-#include <malloc.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -113,6 +103,7 @@
 #include <time.h>
 
 #include "core/fmt.h"
+#include "core/heap.h"
 #include "core/log.h"
 #include "http/client_table.h"
 #include "http/server_internal.h"
@@ -124,7 +115,6 @@
 #define TRIM_CHECK_MS 1000
 #define TRIM_AFTER_DROP 256
 #define TRIM_EVERY_MS 10000
-#define MMAP_THRESHOLD_BYTES (128 * 1024)
 #define DESCRIPTOR_RESERVE 64 /* for the database, Redis, logs, files */
 #define AUTO_MAX_CONNECTIONS 10000
 
@@ -371,10 +361,10 @@ bool conn_guard_accept_failed(loop_thread *lt, int err, h2o_socket_cb on_accept)
 
 /* ---- giving memory back ------------------------------------------------------------------ */
 
-static void heap_trim(void *worker)
+static void heap_trim_on_worker(void *worker)
 {
     (void)worker;
-    malloc_trim(0);
+    heap_trim();
 }
 
 /* A recession: open connections have fallen TRIM_AFTER_DROP below their
@@ -404,7 +394,7 @@ static void on_trim_check(h2o_timeout_entry_t *entry)
     bool periodic = now - lt->guard.trimmed_ms >= TRIM_EVERY_MS;
     if (!lt->guard.trimming && (heap_trim_due() || periodic)) {
         lt->guard.trimmed_ms = now;
-        request_submit_task(lt, heap_trim, &lt->guard.trimming);
+        request_submit_task(lt, heap_trim_on_worker, &lt->guard.trimming);
     }
     h2o_timeout_link(lt->ctx.loop, &lt->guard.trim_timeout, entry);
 }
@@ -466,7 +456,6 @@ static int connections_allowed(int configured)
 
 int conn_guard_init(const strata_config *cfg)
 {
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
     limits.max_per_client = cfg->max_connections_per_client;
     limits.max_total = connections_allowed(cfg->max_connections);
     limits.open = limits.peak_open = 0;

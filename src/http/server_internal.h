@@ -55,7 +55,7 @@ typedef struct conn_guard_loop {
     h2o_socket_cb on_accept;
     h2o_timeout_t trim_timeout; /* loop 0: how often to look whether to trim the heap */
     h2o_timeout_entry_t trim_check;
-    bool trimming;       /* a malloc_trim is queued or running */
+    bool trimming;       /* a heap_trim is queued or running */
     uint64_t trimmed_ms; /* when the last was queued (h2o's clock) */
     bool ready;
 } conn_guard_loop;

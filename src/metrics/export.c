@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/heap.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
 
@@ -574,7 +575,7 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
     uint64_t heap_in_use, heap_free;
-    metrics_heap_bytes(&heap_in_use, &heap_free);
+    heap_bytes(&heap_in_use, &heap_free);
     prom_family(&p, "strata_heap_bytes", "gauge",
                 "The allocator's heap: bytes allocated (in_use) and bytes it holds free (free).");
     prom_sample(&p, "strata_heap_bytes", LABELS("state", "in_use"), (double)heap_in_use);
@@ -720,13 +721,13 @@ json_t *metrics_summary_json(void *worker)
     pthread_mutex_unlock(&export_lock);
     json_t *jobs = jobs_stats(worker);
     uint64_t heap_in_use, heap_free;
-    metrics_heap_bytes(&heap_in_use, &heap_free);
-    json_t *out =
-        json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}}", "enabled", metrics_enabled(),
-                  "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool, "jobs",
-                  jobs != NULL ? jobs : json_null(), "memory", "rss_bytes", (json_int_t)metrics_rss_bytes(),
-                  "heap_in_use_bytes", (json_int_t)heap_in_use, "heap_free_bytes", (json_int_t)heap_free, "cache_bytes",
-                  (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
+    heap_bytes(&heap_in_use, &heap_free);
+    json_t *out = json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:I, s:I, s:I, s:I}}", "enabled",
+                            metrics_enabled(), "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db,
+                            "pool", pool, "jobs", jobs != NULL ? jobs : json_null(), "memory", "allocator",
+                            heap_allocator(), "rss_bytes", (json_int_t)metrics_rss_bytes(), "heap_in_use_bytes",
+                            (json_int_t)heap_in_use, "heap_free_bytes", (json_int_t)heap_free, "cache_bytes",
+                            (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
     json_t *objects = objects_stats();

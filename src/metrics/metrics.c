@@ -24,7 +24,6 @@
  */
 #include "metrics/metrics.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,18 +591,6 @@ uint64_t metrics_rss_bytes(void)
     fclose(f);
     long page = sysconf(_SC_PAGESIZE);
     return got == 2 && page > 0 ? (uint64_t)resident * (uint64_t)page : 0;
-}
-
-/* glibc's mallinfo2: what the heap holds for the process (allocated,
- * mapped blocks included) and what it holds free. RSS less the two is
- * mostly the binary, its libraries and mapped files (SQLite's database).
- * It walks every arena's free lists under their locks: read it at a
- * scrape, not per request. */
-void metrics_heap_bytes(uint64_t *in_use, uint64_t *free_held)
-{
-    struct mallinfo2 mi = mallinfo2();
-    *in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-    *free_held = (uint64_t)mi.fordblks;
 }
 
 double metrics_uptime_s(void)

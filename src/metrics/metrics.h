@@ -152,9 +152,6 @@ int metrics_slow_query_ms(void);
 
 /* Resident memory from /proc/self/statm, in bytes (0 if unreadable). */
 uint64_t metrics_rss_bytes(void);
-/* The heap (glibc): bytes allocated, and bytes it holds free (a gauge of
- * fragmentation when RSS grows while allocations do not). */
-void metrics_heap_bytes(uint64_t *in_use, uint64_t *free_held);
 /* Seconds since metrics_init. */
 double metrics_uptime_s(void);
 

@@ -308,6 +308,15 @@ class Deployment:
 
 # ---- a running `strata serve` ----------------------------------------------
 
+def fresh_release_binary():
+    """build/strata when it is at least as new as every source file."""
+    path = REPO / "build" / "strata"
+    if not path.is_file():
+        return None
+    newest = max(p.stat().st_mtime for p in (REPO / "src").rglob("*.[ch]"))
+    return path if path.stat().st_mtime >= newest else None
+
+
 class Server:
     """One `strata serve` process: started with a free port, ready once
     GET /healthz answers 200, stopped by SIGTERM to its PID."""

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from strata_support import REPO, Server, raw_connect, read_response, wait_closed
+from strata_support import Server, fresh_release_binary, raw_connect, read_response, wait_closed
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -349,15 +349,6 @@ def trickle_flood(port, pid, rounds):
 def is_asan(binary):
     with open(binary, "rb") as f:
         return b"__asan_init" in f.read()
-
-
-def fresh_release_binary():
-    """build/strata when it is at least as new as every source file."""
-    path = REPO / "build" / "strata"
-    if not path.is_file():
-        return None
-    newest = max(p.stat().st_mtime for p in (REPO / "src").rglob("*.[ch]"))
-    return path if path.stat().st_mtime >= newest else None
 
 
 def flood_once(srv):

@@ -10,7 +10,10 @@ Each test starts its own server so the counts it reads are its own.
 import json
 import subprocess
 
+import pytest
+
 from metrics_support import parse_metrics, scrape, value, wait_for_value
+from strata_support import Server, fresh_release_binary
 
 ITEM_ROUTE = "/v1/:site/content/:id"
 N_HITS = 37
@@ -92,6 +95,27 @@ def test_counts_match_the_requests_sent(server_factory):
     assert summary["memory"]["rss_bytes"] > 1 << 20
     # the heap's bytes (glibc's mallinfo2; the sanitizers' allocator keeps its own, so only their presence here)
     assert summary["memory"]["heap_in_use_bytes"] >= 0 and summary["memory"]["heap_free_bytes"] >= 0
+    assert summary["memory"]["allocator"] == "glibc"  # test builds are not linked with jemalloc
+
+
+def test_the_release_build_runs_on_jemalloc_and_reports_its_heap(server_factory):
+    """The release build links jemalloc (src/core/heap.c): its heap's bytes
+    come from jemalloc's statistics, in the JSON summary and /metrics."""
+    binary = fresh_release_binary()
+    if binary is None:
+        pytest.skip("build/strata is missing or older than src/: `make build/strata` to check it")
+    srv = Server(server_factory.default_deployment)
+    srv.binary = binary
+    server_factory.servers.append(srv)
+    srv.start()
+    client = srv.client()
+    send_known_traffic(client)
+    memory = client.get("/api/performance/metrics", token=srv.deployment.tokens["admin"]).json["memory"]
+    assert memory["allocator"] == "jemalloc", memory
+    assert 1 << 20 < memory["heap_in_use_bytes"] < memory["rss_bytes"], memory
+    assert 0 <= memory["heap_free_bytes"] < memory["rss_bytes"], memory
+    samples, _ = parse_metrics(scrape(client))
+    assert value(samples, "strata_heap_bytes", state="in_use") > 1 << 20
 
 
 def test_promtool_accepts_the_live_exposition(server_factory):
