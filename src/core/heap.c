@@ -4,11 +4,12 @@
  * A cache server allocates and frees values of every size all day on
  * many threads: representations dropped by every save and refilled on
  * another thread, rendered diffs evicted from a full history cache for
- * smaller ones. glibc's malloc fragments under that. A 30-minute soak
+ * smaller ones. glibc's malloc fragments under that. A soak
  * (bench/soak.sh, docs/benchmarks.md) saw glibc's bytes in use flat at
- * 86 MB while the free bytes it held grew from 12 to 30 MB in 13 minutes,
- * and the resident memory with them, though malloc_trim ran every 10 s,
- * the mmap threshold was fixed and the arenas were cut to two. So the
+ * 86 MB while the free bytes it held grew from 12 to 30 MB in 12 minutes,
+ * and the resident memory with them, though malloc_trim ran every 10 s
+ * and the mmap threshold was fixed; two arenas instead of glibc's eight
+ * per core did no better (8 minutes). So the
  * release build links jemalloc, as Redis and Varnish do for the same
  * reason: size classes keep a freed block's space for a block of its own
  * size, and unused pages decay back to the kernel by themselves.
