@@ -49,8 +49,9 @@
  * hits first under a flood of misses. Once a turn of the loop has run
  * reads for LOOP_READ_SLICE_MS, the rest of that turn's wait on the loop
  * for the next turns (deferred reads), each run after the loop's poll for
- * another slice, the newest first, and each shed (stale or 503) once it
- * has waited server.queue_target_ms: the loops keep serving their sockets,
+ * another slice, the newest first once the list is congested, and each
+ * shed (stale or 503) once it has waited LOOP_READ_TARGET_MS (or
+ * server.queue_target_ms, if lower): the loops keep serving their sockets,
  * and a flood of misses alone is answered by the threads that are fastest
  * at it — not handed to workers that, ten nice steps down, get almost no
  * CPU beside two saturated loops (measured: the misses those workers
@@ -81,9 +82,10 @@
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
 
-#define QUEUE_PROBE_MS 50    /* how often queued HTTP/1 clients are looked at */
-#define QUEUE_PROBE_BATCH 64 /* …and how many of them at most, each time */
-#define LOOP_READ_SLICE_MS 2 /* how long a turn of a loop may run reads itself */
+#define QUEUE_PROBE_MS 50      /* how often queued HTTP/1 clients are looked at */
+#define QUEUE_PROBE_BATCH 64   /* …and how many of them at most, each time */
+#define LOOP_READ_SLICE_MS 1   /* how long a turn of a loop may run reads itself */
+#define LOOP_READ_TARGET_MS 10 /* how long a deferred read may wait (or server.queue_target_ms, if lower) */
 
 /* ---- request copies ------------------------------------------------------------ */
 
@@ -604,11 +606,13 @@ static pool_lane job_lane(const job *j)
 /* ---- reads on the loop (see the top of the file) ---------------------------------------- */
 
 /* Whether this turn of the loop (since its poll returned) has run for
- * LOOP_READ_SLICE_MS: the rest of the turn's reads go to the pool, so a
- * flood of misses never keeps the loop from its sockets, and what the
- * loops cannot take is queued where the deadline and shedding apply (an
- * open loop of misses at 3× capacity hung requests without it). In h2o's
- * clock: wall milliseconds, taken when the poll returned. */
+ * LOOP_READ_SLICE_MS: the rest of the turn's reads are deferred, so a
+ * flood of misses never keeps the loop from its sockets (an open loop of
+ * misses at 3× capacity hung requests without it). A turn is then about
+ * two slices and the loop's sockets; what is answered waits about one
+ * turn, so the slice is short: 1 ms halved the answered misses' median
+ * under a 3× flood (9 → 5 ms) at the same throughput. In h2o's clock:
+ * wall milliseconds, taken when the poll returned. */
 static bool loop_turn_spent(loop_thread *lt)
 {
     struct timeval now;
@@ -640,8 +644,22 @@ static void loop_read_run(job *j)
     job_complete(j);
 }
 
+/* How long a deferred read may wait: LOOP_READ_TARGET_MS, or the queue's
+ * own target (its deadline without one) if that is lower. Tighter than
+ * the pool's target, which also covers unbounded reads and PostgreSQL's
+ * round trips: a loop read costs well under a millisecond, so one that
+ * has waited 10 ms has seen the loop's turns pass it by, and answering it
+ * later only makes the answered late (measured under bench/overload.sh:
+ * answered misses' p99 21–25 ms with the 50 ms target, 9.4–9.6 ms with
+ * 10 ms; docs/benchmarks.md). */
+static uint64_t loop_read_target_ns(const strata_config *cfg)
+{
+    uint64_t ms = cfg->queue_target_ms > 0 ? (uint64_t)cfg->queue_target_ms : (uint64_t)cfg->queue_timeout_ms;
+    return (ms < LOOP_READ_TARGET_MS ? ms : LOOP_READ_TARGET_MS) * 1000000u;
+}
+
 /* Loop thread: keeps a loop read for the loop's next turns (newest last),
- * to be shed once it has waited the queue's target; shed at once when
+ * to be shed once it has waited loop_read_target_ns; shed at once when
  * server.queue_max reads wait already. */
 static void loop_read_defer(job *j)
 {
@@ -651,8 +669,7 @@ static void loop_read_defer(job *j)
         job_shed(j, METRICS_SHED_QUEUE_FULL);
         return;
     }
-    uint64_t wait_ms = cfg->queue_target_ms > 0 ? (uint64_t)cfg->queue_target_ms : (uint64_t)cfg->queue_timeout_ms;
-    j->queue.deadline_ns = rc_now_ns() + wait_ms * 1000000u;
+    j->queue.deadline_ns = rc_now_ns() + loop_read_target_ns(cfg);
     h2o_linklist_insert(&lt->deferred_reads, &j->queue.queued_link);
     lt->deferred_count++;
     metrics_loop_read_deferred();
@@ -663,11 +680,20 @@ bool request_deferred_waiting(const loop_thread *lt)
     return lt->deferred_count > 0;
 }
 
+/* Loop thread: after the loop's poll, sheds the deferred reads past their
+ * wait, then runs others for a slice: adaptive LIFO, as the pool's public
+ * lane (worker_pool.c) — in arrival order while the oldest has waited
+ * less than half its target (a closed loop of clients keeps a short list
+ * that is never empty, and the newest first would leave its oldest to be
+ * shed: measured, a fifth fewer of a 16-client loop's requests shed),
+ * the newest first past that, so that under a flood what is answered is
+ * answered at once. */
 void request_run_deferred(loop_thread *lt)
 {
     if (lt->deferred_count == 0) /* every turn of every loop: nothing more then */
         return;
     uint64_t started = rc_now_ns(), slice_ns = (uint64_t)LOOP_READ_SLICE_MS * 1000000u;
+    uint64_t target_ns = loop_read_target_ns(lt->srv->cfg);
     while (lt->deferred_count > 0) { /* the oldest first: those past their wait are shed */
         job *j = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.next);
         if (j->queue.deadline_ns > started)
@@ -676,8 +702,11 @@ void request_run_deferred(loop_thread *lt)
         lt->deferred_count--;
         job_shed(j, METRICS_SHED_DEADLINE);
     }
-    while (lt->deferred_count > 0 && rc_now_ns() - started < slice_ns) { /* then the newest */
-        job *j = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.prev);
+    uint64_t now;
+    while (lt->deferred_count > 0 && (now = rc_now_ns()) - started < slice_ns) {
+        job *oldest = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.next);
+        bool congested = now + target_ns - oldest->queue.deadline_ns >= target_ns / 2; /* it waited that long */
+        job *j = congested ? H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.prev) : oldest;
         h2o_linklist_unlink(&j->queue.queued_link);
         lt->deferred_count--;
         loop_read_run(j);
