@@ -37,7 +37,7 @@ void fill_budget_watch_loop(fill_budget *b, const _Atomic uint64_t *requests)
 
 void fill_budget_note_fill(fill_budget *b)
 {
-    b->fills++;
+    atomic_fetch_add_explicit(&b->fills, 1, memory_order_relaxed);
 }
 
 void fill_budget_note_loop_fill(fill_budget *b, uint64_t ns)
@@ -81,10 +81,11 @@ static void loops_read(const fill_budget *b, fill_budget_sample *seen)
     seen->loop_fills_ns = atomic_load_explicit(&b->loop_fills_ns, memory_order_relaxed);
 }
 
-/* CPU time (ns) fills may take per ns of wall time while scarce. */
+/* CPU time (ns) fills may take per ns of wall time while scarce: their
+ * share, and the CPU the machine left idle over the last sample. */
 static double budget_rate(const fill_budget *b)
 {
-    return b->share * b->cpus;
+    return b->share * b->cpus + b->idle_cpus;
 }
 
 static int64_t budget_cap(const fill_budget *b)
@@ -104,14 +105,20 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
         double loops_share = (double)(loops > filling ? loops - filling : 0) / ((double)elapsed * b->cpus);
         if (b->scarce)
             b->scarce_total_ns += elapsed;
-        bool short_of_cpu = total > 0 && idle * 100 < total * FILL_BUDGET_IDLE_PCT;
+        /* scarce from under FILL_BUDGET_IDLE_PCT idle, plenty again only
+         * from FILL_BUDGET_SPARE_PCT: see fill_budget.h */
+        bool short_of_cpu =
+            total > 0 && idle * 100 < total * (b->scarce ? FILL_BUDGET_SPARE_PCT : FILL_BUDGET_IDLE_PCT);
         bool fills_few = fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
         b->scarce = short_of_cpu && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills_few;
-        b->loops_may_fill = !fills_few;
+        b->idle_cpus = total > 0 ? (double)idle / (double)total * b->cpus : 0;
+        atomic_store_explicit(&b->loops_may_fill, !fills_few, memory_order_relaxed);
         if (!b->scarce)
             b->tokens_ns = budget_cap(b);
     }
     b->sampled_ns = now_ns;
+    atomic_store_explicit(&b->next_sample_ns, now_ns + (uint64_t)FILL_BUDGET_SAMPLE_MS * NS_PER_MS,
+                          memory_order_relaxed);
     b->loops_cpu_ns = seen->loops_ns;
     b->loop_fills_seen = seen->loop_fills_ns;
     b->machine_idle = seen->idle;
@@ -122,7 +129,7 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
 
 static void budget_sample(fill_budget *b, uint64_t now_ns)
 {
-    fill_budget_sample seen = {.fills = b->fills};
+    fill_budget_sample seen = {.fills = atomic_load_explicit(&b->fills, memory_order_relaxed)};
     if (!machine_ticks(&seen.idle, &seen.total)) {
         log_event(LOG_WARN, "server.fill_cpu_share is not applied: /proc/stat cannot be read");
         b->share = 1;
@@ -142,7 +149,17 @@ static void sample_if_due(fill_budget *b, uint64_t now_ns)
 bool fill_budget_loops_may_fill(fill_budget *b, uint64_t now_ns)
 {
     sample_if_due(b, now_ns);
-    return b->loops_may_fill;
+    return fill_budget_loops_may_fill_seen(b);
+}
+
+bool fill_budget_loops_may_fill_seen(const fill_budget *b)
+{
+    return atomic_load_explicit(&b->loops_may_fill, memory_order_relaxed);
+}
+
+bool fill_budget_sample_due(const fill_budget *b, uint64_t now_ns)
+{
+    return now_ns >= atomic_load_explicit(&b->next_sample_ns, memory_order_relaxed);
 }
 
 uint64_t fill_budget_wait_ns(fill_budget *b, uint64_t now_ns)

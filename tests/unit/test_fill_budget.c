@@ -145,6 +145,29 @@ static void plenty_forgives_the_debt(void **state)
     assert_int_equal(b.scarce_total_ns, 100 * MS); /* the one scarce period */
 }
 
+/* Held to their budget, fills leave idle CPU behind them; that idle must
+ * not end the scarcity (fills would run unmetered for a sample, take the
+ * CPU back, and the debt would be forgiven), but the fills may take it. */
+static void once_scarce_only_spare_cpu_ends_it_and_the_idle_is_the_fills(void **state)
+{
+    (void)state;
+    fill_budget b;
+    fill_budget_init(&b, 0.02);
+    observe_pair(&b, 0, 1.0, 50); /* no idle: scarce, fills get 0.04 of a CPU */
+    assert_true(b.scarce);
+    assert_int_equal(fill_budget_wait_ns(&b, 1100 * MS), 0); /* the saved-up bucket: 4 ms */
+    fill_budget_charge(&b, 20 * MS);                         /* 16 ms past it */
+    assert_true(fill_budget_wait_ns(&b, 1150 * MS) > 0);     /* 2 ms repaid at 0.04 of a CPU */
+    fill_budget_sample gaps = {.idle = 5004, .total = 100040, .loops_ns = 200 * MS, .requests = 9000, .fills = 130};
+    fill_budget_observe(&b, 1200 * MS, &gaps); /* 20 % idle: still scarce */
+    assert_true(b.scarce);
+    /* from here repaid at 0.04 + 0.4 CPUs (the idle seen): 22 ms in the next 50 ms */
+    assert_int_equal(fill_budget_wait_ns(&b, 1200 * MS), 0);
+    fill_budget_sample spare = {.idle = 5010, .total = 100060, .loops_ns = 300 * MS, .requests = 10000, .fills = 180};
+    fill_budget_observe(&b, 1300 * MS, &spare); /* 30 % idle: plenty */
+    assert_false(b.scarce);
+}
+
 static void no_limit_is_never_scarce(void **state)
 {
     (void)state;
@@ -278,6 +301,7 @@ int main(void)
         cmocka_unit_test(loops_fill_only_while_fills_are_most_of_the_requests),
         cmocka_unit_test(while_scarce_a_fill_waits_until_its_cpu_is_paid_back),
         cmocka_unit_test(plenty_forgives_the_debt),
+        cmocka_unit_test(once_scarce_only_spare_cpu_ends_it_and_the_idle_is_the_fills),
         cmocka_unit_test(no_limit_is_never_scarce),
         cmocka_unit_test(busy_loops_hold_fills_to_their_share_but_never_to_none),
     };
