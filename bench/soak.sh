@@ -17,8 +17,10 @@
 #   - Redis restarted every REDIS_RESTART_S (180): the bus and the L2 drop
 #     and come back;
 #   - a sample every SAMPLE_S (10): strata's RSS (and its anonymous part,
-#     with the heap's bytes allocated and held free, glibc's mallinfo2 from
-#     the JSON summary: where growth is) and open descriptors, the
+#     with the heap's bytes allocated and held free, and of the free bytes
+#     those inside pages still in use and the allocator's metadata
+#     (jemalloc's statistics, 0 on glibc), from the JSON summary: where
+#     growth is) and open descriptors, the
 #     caches' bytes (the L1 and object cache; the history cache apart),
 #     the WAL's size, the p99 of the requests answered since
 #     the previous sample (from /metrics' histograms), and reads answered
@@ -251,14 +253,15 @@ def cache_bytes():
     s = json.loads(get("/v1/cache/stats", admin))
     return s.get("all_sites", {}).get("bytes", 0) + s.get("objects", {}).get("bytes", 0)
 
-def summary_bytes():  # the history cache's bytes; the heap's bytes allocated and held free (mallinfo2)
+def summary_bytes():  # the history cache's bytes; the heap's bytes allocated, held free, and of those fragmented and metadata
     s = json.loads(get("/api/performance/metrics", admin))
     memory = s.get("memory", {})
     return (s.get("history", {}).get("cache", {}).get("bytes", 0), memory.get("heap_in_use_bytes", 0),
-            memory.get("heap_free_bytes", 0))
+            memory.get("heap_free_bytes", 0), memory.get("heap_fragmented_bytes", 0),
+            memory.get("heap_metadata_bytes", 0))
 
 samples, started, before = [], time.monotonic(), None
-print(f"{'t_s':>6} {'rss_MB':>8} {'anon_MB':>8} {'heap_MB':>8} {'free_MB':>8} {'fds':>5} {'cache_MB':>9} {'hist_MB':>8} {'wal_MB':>7} {'p99_ms':>8} {'requests':>9} {'read_5xx':>8}")
+print(f"{'t_s':>6} {'rss_MB':>8} {'anon_MB':>8} {'heap_MB':>8} {'free_MB':>8} {'frag_MB':>8} {'meta_MB':>8} {'fds':>5} {'cache_MB':>9} {'hist_MB':>8} {'wal_MB':>7} {'p99_ms':>8} {'requests':>9} {'read_5xx':>8}")
 while time.monotonic() - started < soak_s - 1:
     time.sleep(min(sample_s, max(0.5, soak_s - 1 - (time.monotonic() - started))))
     try:
@@ -267,8 +270,9 @@ while time.monotonic() - started < soak_s - 1:
         ms, n = p99(buckets, before or {})
         before = buckets
         rss, anon = status_kb()
-        hist, heap, heap_free = summary_bytes()
+        hist, heap, heap_free, frag, meta = summary_bytes()
         row = {"t": t, "rss": rss / 1024, "anon": anon / 1024, "heap": heap / 2**20, "free": heap_free / 2**20,
+               "frag": frag / 2**20, "meta": meta / 2**20,
                "fds": len(os.listdir(f"/proc/{pid}/fd")), "cache": cache_bytes() / 2**20, "hist": hist / 2**20,
                "wal": (os.path.getsize(wal) if os.path.exists(wal) else 0) / 2**20, "p99": ms, "n": n, "r5xx": reads_5xx}
     except (OSError, ValueError, KeyError, http.client.HTTPException) as e:
@@ -276,7 +280,7 @@ while time.monotonic() - started < soak_s - 1:
         continue
     row["rest"] = row["rss"] - row["cache"] - row["hist"]  # what no bounded cache explains
     samples.append(row)
-    print(f"{row['t']:6.0f} {row['rss']:8.1f} {row['anon']:8.1f} {row['heap']:8.1f} {row['free']:8.1f} {row['fds']:5d} {row['cache']:9.1f} {row['hist']:8.1f} {row['wal']:7.1f} {row['p99']:8.2f} {row['n']:9d} {int(row['r5xx']):8d}", flush=True)
+    print(f"{row['t']:6.0f} {row['rss']:8.1f} {row['anon']:8.1f} {row['heap']:8.1f} {row['free']:8.1f} {row['frag']:8.1f} {row['meta']:8.1f} {row['fds']:5d} {row['cache']:9.1f} {row['hist']:8.1f} {row['wal']:7.1f} {row['p99']:8.2f} {row['n']:9d} {int(row['r5xx']):8d}", flush=True)
 
 def growth_per_10min(key):
     pts = [(s["t"], s[key]) for s in samples[int(len(samples) * warmup_pct / 100):]]
@@ -296,7 +300,8 @@ verdict = lambda ok: "PASS" if ok else "FAIL"
 print(f"RSS growth after warm-up: {rss_g:+.2f} %/10 min  {verdict(abs(rss_g) < 1)} (bar ±1 %)")
 print(f"  of which not the caches (RSS − L1, object and history caches' bytes, each bounded): {rest_g:+.2f} %/10 min")
 print(f"  anonymous (the heap): {growth_per_10min('anon'):+.2f} %/10 min; the heap's bytes allocated "
-      f"{growth_per_10min('heap'):+.2f} %/10 min, held free {growth_per_10min('free'):+.2f} %/10 min")
+      f"{growth_per_10min('heap'):+.2f} %/10 min, held free {growth_per_10min('free'):+.2f} %/10 min "
+      f"(inside pages in use {growth_per_10min('frag'):+.2f}, metadata {growth_per_10min('meta'):+.2f})")
 print(f"fd growth after warm-up:  {fds_g:+.2f} %/10 min  {verdict(abs(fds_g) < 1)} (bar ±1 %)")
 print(f"p99: largest {max(late):.2f} ms after {first_window:.0f} s, {max(early):.2f} ms before: {p99_ratio:.2f}×  {verdict(p99_ratio <= 2)} (bar 2×)")
 print(f"reads answered 5xx: {reads_5xx}  {verdict(reads_5xx == 0)}")

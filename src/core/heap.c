@@ -54,6 +54,16 @@ void heap_bytes(uint64_t *in_use, uint64_t *free_held)
     *free_held = resident > allocated ? resident - allocated : 0;
 }
 
+void heap_free_detail(uint64_t *fragmented, uint64_t *metadata)
+{
+    uint64_t epoch = 1;
+    size_t size = sizeof epoch;
+    mallctl("epoch", &epoch, &size, &epoch, size);
+    uint64_t allocated = stat_bytes("stats.allocated"), active = stat_bytes("stats.active");
+    *fragmented = active > allocated ? active - allocated : 0;
+    *metadata = stat_bytes("stats.metadata");
+}
+
 const char *heap_allocator(void)
 {
     return "jemalloc";
@@ -79,6 +89,12 @@ void heap_bytes(uint64_t *in_use, uint64_t *free_held)
     struct mallinfo2 mi = mallinfo2();
     *in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
     *free_held = (uint64_t)mi.fordblks;
+}
+
+void heap_free_detail(uint64_t *fragmented, uint64_t *metadata)
+{
+    *fragmented = 0;
+    *metadata = 0;
 }
 
 const char *heap_allocator(void)

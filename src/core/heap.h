@@ -20,6 +20,12 @@ void heap_trim(void);
  * state: read it at a scrape, not per request. */
 void heap_bytes(uint64_t *in_use, uint64_t *free_held);
 
+/* Where the free bytes held are, as Redis's INFO memory shows them (jemalloc
+ * only; 0 on glibc): bytes free inside pages that also hold allocations
+ * (fragmented: jemalloc's active less allocated, kept until every block of
+ * the page is freed) and the allocator's own bookkeeping (metadata). The
+ * rest of free_held is whole free pages not yet handed back. */
+void heap_free_detail(uint64_t *fragmented, uint64_t *metadata);
 /* "jemalloc" or "glibc": which one this binary uses. */
 const char *heap_allocator(void);
 

@@ -720,14 +720,17 @@ json_t *metrics_summary_json(void *worker)
     json_t *api = api_json(), *cache = cache_json(sites, all), *db = db_json(), *pool = pool_json();
     pthread_mutex_unlock(&export_lock);
     json_t *jobs = jobs_stats(worker);
-    uint64_t heap_in_use, heap_free;
+    uint64_t heap_in_use, heap_free, heap_fragmented, heap_metadata;
     heap_bytes(&heap_in_use, &heap_free);
-    json_t *out = json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:I, s:I, s:I, s:I}}", "enabled",
-                            metrics_enabled(), "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db,
-                            "pool", pool, "jobs", jobs != NULL ? jobs : json_null(), "memory", "allocator",
-                            heap_allocator(), "rss_bytes", (json_int_t)metrics_rss_bytes(), "heap_in_use_bytes",
-                            (json_int_t)heap_in_use, "heap_free_bytes", (json_int_t)heap_free, "cache_bytes",
-                            (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
+    heap_free_detail(&heap_fragmented, &heap_metadata);
+    json_t *out =
+        json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:I, s:I, s:I, s:I, s:I, s:I}}", "enabled",
+                  metrics_enabled(), "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool,
+                  "jobs", jobs != NULL ? jobs : json_null(), "memory", "allocator", heap_allocator(), "rss_bytes",
+                  (json_int_t)metrics_rss_bytes(), "heap_in_use_bytes", (json_int_t)heap_in_use, "heap_free_bytes",
+                  (json_int_t)heap_free, "heap_fragmented_bytes", (json_int_t)heap_fragmented, "heap_metadata_bytes",
+                  (json_int_t)heap_metadata, "cache_bytes",
+                  (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
     json_t *objects = objects_stats();

@@ -114,6 +114,9 @@ def test_the_release_build_runs_on_jemalloc_and_reports_its_heap(server_factory)
     assert memory["allocator"] == "jemalloc", memory
     assert 1 << 20 < memory["heap_in_use_bytes"] < memory["rss_bytes"], memory
     assert 0 <= memory["heap_free_bytes"] < memory["rss_bytes"], memory
+    # where the free bytes are: jemalloc's own bookkeeping is never empty
+    assert 0 < memory["heap_metadata_bytes"] < memory["rss_bytes"], memory
+    assert 0 <= memory["heap_fragmented_bytes"] < memory["rss_bytes"], memory
     samples, _ = parse_metrics(scrape(client))
     assert value(samples, "strata_heap_bytes", state="in_use") > 1 << 20
 
