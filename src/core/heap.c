@@ -29,15 +29,6 @@
 #ifdef STRATA_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
-/* jemalloc reads this at its start (MALLOC_CONF in the environment still
- * overrides it). One arena instead of four per CPU: a representation is
- * allocated by the worker that filled it and freed by whichever thread
- * evicts or replaces it, so with an arena per thread the holes its frees
- * leave in one arena's pages wait for that thread's next allocations of
- * the size; with one arena every thread's allocations fill them. The
- * threads' caches (tcache) keep the arena's lock off the hot path. */
-const char *malloc_conf = "narenas:1";
-
 void heap_init(void) {}
 
 void heap_trim(void)
