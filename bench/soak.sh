@@ -8,7 +8,8 @@
 #   - strata as it ships (SQLite, response and object caches, access log at
 #     info), with a Redis L2 and bus; of its log only the events and the
 #     answers other than 2xx/3xx are kept (strata.log in the temp dir, its
-#     5xx counted by second at the end), so the disk is not the soak's limit;
+#     5xx counted by second at the end, the first five printed), so the disk
+#     is not the soak's limit;
 #   - readers: wrk, READ_CONNS connections (16), each pausing READ_DELAY_MS
 #     (1) between requests: items by id, list pages (sorts, tags), and a
 #     view beacon now and then (5 %);
@@ -299,9 +300,11 @@ reads_5xx = int(samples[-1]["r5xx"]) if samples else -1
 verdict = lambda ok: "PASS" if ok else "FAIL"
 print(f"RSS growth after warm-up: {rss_g:+.2f} %/10 min  {verdict(abs(rss_g) < 1)} (bar ±1 %)")
 print(f"  of which not the caches (RSS − L1, object and history caches' bytes, each bounded): {rest_g:+.2f} %/10 min")
-print(f"  anonymous (the heap): {growth_per_10min('anon'):+.2f} %/10 min; the heap's bytes allocated "
-      f"{growth_per_10min('heap'):+.2f} %/10 min, held free {growth_per_10min('free'):+.2f} %/10 min "
-      f"(inside pages in use {growth_per_10min('frag'):+.2f}, metadata {growth_per_10min('meta'):+.2f})")
+heap_detail = (f"the heap's bytes allocated {growth_per_10min('heap'):+.2f} %/10 min, held free "
+               f"{growth_per_10min('free'):+.2f} %/10 min (inside pages in use {growth_per_10min('frag'):+.2f}, "
+               f"metadata {growth_per_10min('meta'):+.2f})" if any(s["heap"] for s in samples)
+               else "no allocator statistics (not built on jemalloc: a sanitizer's build)")
+print(f"  anonymous (the heap): {growth_per_10min('anon'):+.2f} %/10 min; {heap_detail}")
 print(f"fd growth after warm-up:  {fds_g:+.2f} %/10 min  {verdict(abs(fds_g) < 1)} (bar ±1 %)")
 print(f"p99: largest {max(late):.2f} ms after {first_window:.0f} s, {max(early):.2f} ms before: {p99_ratio:.2f}×  {verdict(p99_ratio <= 2)} (bar 2×)")
 print(f"reads answered 5xx: {reads_5xx}  {verdict(reads_5xx == 0)}")
@@ -319,6 +322,7 @@ bench_log "readers: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/read.wrk" | tr -
 bench_log "editors: $(grep -E 'requests in|Non-2xx' "$BENCH_TMP/edit.wrk" | tr -s ' ' | tr '\n' ';')"
 bench_log "strata's log (events and answers other than 2xx/3xx): $(wc -l <"$BENCH_TMP/strata.log") lines; its 5xx answers by second:" \
     "$(grep '"msg":"request"' "$BENCH_TMP/strata.log" | grep '"status":5' | cut -c8-26 | uniq -c | head -20 | tr -s ' \n' ' ')"
+grep '"msg":"request"' "$BENCH_TMP/strata.log" | grep '"status":5' | head -5 | cut -c1-400 | while read -r line; do bench_log "  $line"; done || true
 bench_log "Redis restarts at: $(cat "$BENCH_TMP/redis.restarts" 2>/dev/null | tr '\n' ' ' | grep . || echo none)"
 if [[ -s $BENCH_TMP/redis.pid ]]; then
     RESTARTED=$(cat "$BENCH_TMP/redis.pid")

@@ -49,10 +49,12 @@
  * hits first under a flood of misses. Once a turn of the loop has run
  * reads for LOOP_READ_SLICE_MS, the rest of that turn's wait on the loop
  * for the next turns (deferred reads), each run after the loop's poll for
- * another slice, the newest first once the list is congested, and each
- * shed (stale or 503) once it has waited LOOP_READ_TARGET_MS (or
- * server.queue_target_ms, if lower): the loops keep serving their sockets,
- * and a flood of misses alone is answered by the threads that are fastest
+ * another slice, the newest first once the list is congested; once the
+ * list has stood non-empty for LOOP_READ_STANDING_MS (the loop is behind,
+ * not catching up on a burst), each deferred read that has waited
+ * LOOP_READ_TARGET_MS (or server.queue_target_ms, if lower) is shed
+ * (stale or 503), as the pool's lane sheds: the loops keep serving
+ * their sockets, and a flood of misses alone is answered by the threads that are fastest
  * at it — not handed to workers that, ten nice steps down, get almost no
  * CPU beside two saturated loops (measured: the misses those workers
  * answered under a 3× flood took 30–50 ms, against 2.7 ms unloaded).
@@ -82,10 +84,11 @@
 #include "http/server_internal.h"
 #include "metrics/metrics.h"
 
-#define QUEUE_PROBE_MS 50      /* how often queued HTTP/1 clients are looked at */
-#define QUEUE_PROBE_BATCH 64   /* …and how many of them at most, each time */
-#define LOOP_READ_SLICE_MS 1   /* how long a turn of a loop may run reads itself */
-#define LOOP_READ_TARGET_MS 10 /* how long a deferred read may wait (or server.queue_target_ms, if lower) */
+#define QUEUE_PROBE_MS 50        /* how often queued HTTP/1 clients are looked at */
+#define QUEUE_PROBE_BATCH 64     /* …and how many of them at most, each time */
+#define LOOP_READ_SLICE_MS 1     /* how long a turn of a loop may run reads itself */
+#define LOOP_READ_TARGET_MS 10   /* how long a deferred read may wait in a standing list (or queue_target_ms) */
+#define LOOP_READ_STANDING_MS 50 /* how long the deferred reads must not have emptied for the list to stand */
 
 /* ---- request copies ------------------------------------------------------------ */
 
@@ -644,23 +647,22 @@ static void loop_read_run(job *j)
     job_complete(j);
 }
 
-/* How long a deferred read may wait: LOOP_READ_TARGET_MS, or the queue's
- * own target (its deadline without one) if that is lower. Tighter than
- * the pool's target, which also covers unbounded reads and PostgreSQL's
- * round trips: a loop read costs well under a millisecond, so one that
- * has waited 10 ms has seen the loop's turns pass it by, and answering it
- * later only makes the answered late (measured under bench/overload.sh:
- * answered misses' p99 21–25 ms with the 50 ms target, 9.4–9.6 ms with
- * 10 ms; docs/benchmarks.md). */
+/* How long a deferred read may wait once the list stands: LOOP_READ_TARGET_MS,
+ * or the queue's own target if that is lower (0: none, only the deadline).
+ * Tighter than the pool's target, which also covers unbounded reads and
+ * PostgreSQL's round trips: a loop read costs well under a millisecond,
+ * so one that has waited 10 ms has seen the loop's turns pass it by, and
+ * answering it later only makes the answered late (measured under
+ * bench/overload.sh: answered misses' p99 21–25 ms with the 50 ms target,
+ * 9.4–9.6 ms with 10 ms; docs/benchmarks.md). */
 static uint64_t loop_read_target_ns(const strata_config *cfg)
 {
-    uint64_t ms = cfg->queue_target_ms > 0 ? (uint64_t)cfg->queue_target_ms : (uint64_t)cfg->queue_timeout_ms;
+    uint64_t ms = (uint64_t)cfg->queue_target_ms;
     return (ms < LOOP_READ_TARGET_MS ? ms : LOOP_READ_TARGET_MS) * 1000000u;
 }
 
-/* Loop thread: keeps a loop read for the loop's next turns (newest last),
- * to be shed once it has waited loop_read_target_ns; shed at once when
- * server.queue_max reads wait already. */
+/* Loop thread: keeps a loop read for the loop's next turns (newest last);
+ * shed at once when server.queue_max reads wait already. */
 static void loop_read_defer(job *j)
 {
     loop_thread *lt = j->owner;
@@ -669,7 +671,9 @@ static void loop_read_defer(job *j)
         job_shed(j, METRICS_SHED_QUEUE_FULL);
         return;
     }
-    j->queue.deadline_ns = rc_now_ns() + loop_read_target_ns(cfg);
+    j->queue.deferred_ns = rc_now_ns();
+    if (lt->deferred_count == 0)
+        lt->deferred_since_ns = j->queue.deferred_ns;
     h2o_linklist_insert(&lt->deferred_reads, &j->queue.queued_link);
     lt->deferred_count++;
     metrics_loop_read_deferred();
@@ -680,35 +684,55 @@ bool request_deferred_waiting(const loop_thread *lt)
     return lt->deferred_count > 0;
 }
 
+/* Loop thread: j leaves the deferred reads. */
+static void loop_read_undefer(loop_thread *lt, job *j)
+{
+    h2o_linklist_unlink(&j->queue.queued_link);
+    lt->deferred_count--;
+}
+
 /* Loop thread: after the loop's poll, sheds the deferred reads past their
- * wait, then runs others for a slice: adaptive LIFO, as the pool's public
- * lane (worker_pool.c) — in arrival order while the oldest has waited
- * less than half its target (a closed loop of clients keeps a short list
- * that is never empty, and the newest first would leave its oldest to be
- * shed: measured, a fifth fewer of a 16-client loop's requests shed),
- * the newest first past that, so that under a flood what is answered is
- * answered at once. */
+ * wait, then runs others for a slice. What a read may wait is CoDel's
+ * distinction, as in the pool's public lane (worker_pool.c): while the
+ * list has been empty within LOOP_READ_STANDING_MS it is a burst (a Redis
+ * restart clearing the cache sends every reader to a miss at once) and
+ * its reads wait up to the queue's deadline, server.queue_timeout_ms —
+ * shedding them at 10 ms answered 503 to readers of a server far from
+ * its capacity (the soak on the ASan build, 1 run in 3: waits of 16 and
+ * 20 ms); once it stands, the loop is behind and a read that has waited
+ * loop_read_target_ns is shed. Half the pool's POOL_STANDING_MS, as the
+ * loop's turns are short: measured under bench/overload.sh, answered
+ * misses' p99 4.2–4.7× unloaded with 100 ms, 2.6–3.5× with 50 ms
+ * (3.0–3.2× shedding at once), and none of 6 soaks answered 5xx.
+ * The order is adaptive LIFO: arrival order while the oldest has waited
+ * less than half that target (a closed loop of clients keeps a short
+ * list that is never empty, and the newest first would leave its oldest
+ * to be shed: measured, a fifth fewer of a 16-client loop's requests
+ * shed), the newest first past that, so that under a flood what is
+ * answered is answered at once. */
 void request_run_deferred(loop_thread *lt)
 {
     if (lt->deferred_count == 0) /* every turn of every loop: nothing more then */
         return;
+    const strata_config *cfg = lt->srv->cfg;
     uint64_t started = rc_now_ns(), slice_ns = (uint64_t)LOOP_READ_SLICE_MS * 1000000u;
-    uint64_t target_ns = loop_read_target_ns(lt->srv->cfg);
+    uint64_t deadline_ns = (uint64_t)cfg->queue_timeout_ms * 1000000u, target_ns = loop_read_target_ns(cfg);
+    bool standing = target_ns != 0 && started - lt->deferred_since_ns > (uint64_t)LOOP_READ_STANDING_MS * 1000000u;
+    uint64_t wait_max_ns = standing ? target_ns : deadline_ns;
+    uint64_t congested_ns = (target_ns != 0 ? target_ns : deadline_ns) / 2;
     while (lt->deferred_count > 0) { /* the oldest first: those past their wait are shed */
         job *j = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.next);
-        if (j->queue.deadline_ns > started)
+        if (started - j->queue.deferred_ns <= wait_max_ns)
             break;
-        h2o_linklist_unlink(&j->queue.queued_link);
-        lt->deferred_count--;
+        loop_read_undefer(lt, j);
         job_shed(j, METRICS_SHED_DEADLINE);
     }
     uint64_t now;
     while (lt->deferred_count > 0 && (now = rc_now_ns()) - started < slice_ns) {
         job *oldest = H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.next);
-        bool congested = now + target_ns - oldest->queue.deadline_ns >= target_ns / 2; /* it waited that long */
+        bool congested = now - oldest->queue.deferred_ns >= congested_ns;
         job *j = congested ? H2O_STRUCT_FROM_MEMBER(job, queue.queued_link, lt->deferred_reads.prev) : oldest;
-        h2o_linklist_unlink(&j->queue.queued_link);
-        lt->deferred_count--;
+        loop_read_undefer(lt, j);
         loop_read_run(j);
     }
 }

@@ -81,6 +81,7 @@ struct loop_thread {
     h2o_linklist_t queued_jobs;    /* this loop's anonymous jobs given to the pool, not yet returned */
     h2o_linklist_t deferred_reads; /* reads kept for this loop's next turns, the newest last (request.c) */
     size_t deferred_count;
+    uint64_t deferred_since_ns;     /* when deferred_reads was last empty */
     size_t active_requests;         /* requests whose h2o memory is alive */
     _Atomic uint64_t requests_done; /* requests finished; read by the fill budget (fill_budget.h) */
     size_t jobs_outstanding;        /* jobs submitted and not yet returned */
@@ -157,6 +158,7 @@ typedef struct job_queueing {
     h2o_timeout_entry_t deadline; /* loop: in lt->queue_timeout while on the public lane */
     h2o_linklist_t queued_link;   /* loop: in lt->queued_jobs, likewise; or in lt->deferred_reads */
     uint64_t deadline_ns;         /* a worker taking it later does not run it; 0: none */
+    uint64_t deferred_ns;         /* loop: when it joined lt->deferred_reads */
     atomic_bool client_gone;      /* set on the loop, read by the worker */
     bool shed;                    /* not run: reason says why */
     metrics_shed_reason reason;
