@@ -37,9 +37,9 @@
 # Usage: bench/overload.sh            (from anywhere; needs build/strata)
 #   DURATION=8      seconds of each measured run (default 8)
 #   CONNS=16        wrk connections for the capacity run: enough to keep both
-#                   loops busy; their reads then outwait the loops' 10 ms deferred
-#                   wait often enough that about a fifth are shed (capacity
-#                   counts only what was answered 200)
+#                   loops busy; their deferred reads then form a standing list
+#                   and, past the loops' 10 ms wait, about one in eight is shed
+#                   (capacity counts only what was answered 200)
 #   HIT_CONNS=16    wrk connections reading hits
 #   HIT_THREADS=1   wrk threads reading hits (alone and under overload alike)
 #   ROUNDS=3        hits alone / hits under overload, in turn, this many times (medians)
