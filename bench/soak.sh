@@ -27,12 +27,20 @@
 #     the previous sample (from /metrics' histograms), and reads answered
 #     5xx so far.
 # Before the load, the history cache is aged (PREFILL_S, at most 240 s):
-# diffs between the seeded versions (SEED_VERSIONS each) are read until the
-# cache holds 95 % of its bound. Under saves it fills by a rendered diff per
-# save, about 1.2 MB a minute here: left to the soak it would still be
-# filling at its end, and its growth would read as the process's. A server
-# that has run for a day has every bounded cache full; the soak measures
-# from there.
+# the editors' items are saved (16 connections, no pause) until the
+# cache holds 95 % of its bound and the saves' diff jobs have run. Under
+# the soak's saves it fills by a rendered diff per save, about 1.2 MB a
+# minute here: left to the soak it would still be filling at its end, and
+# its growth would read as the process's. A server that has run for a day
+# has every bounded cache full of what its traffic puts there; the soak
+# measures from there. So the ageing saves are the soak's own, titles of
+# the same width ("Soaked" and six digits, in both): a document of another
+# size lands in another of the allocator's size classes, and while the
+# soak's documents replaced the ageing's (the cache turns over in some 50
+# minutes) the class they left kept ever more holes in its pages — 7.3 MB
+# of jemalloc's 768-byte class free at the end of a run whose ageing
+# titles ("Aged N") were two characters shorter, and RSS growing with it
+# (docs/benchmarks.md, session of 2026-12-06 03:17).
 # Then the slopes: RSS and descriptors fitted over the samples after the
 # warm-up (the first WARMUP_PCT %, 34: ten minutes of the default half
 # hour; it was 20 until a run on jemalloc showed the allocator's free
@@ -115,29 +123,38 @@ EDIT_IDS=$(tr ' ' '\n' <<<"$IDS" | head -n "$EDIT_ITEMS" | tr '\n' ' ')
 
 # ---- the history cache aged to its bound ---------------------------------------------
 
-history_fill() { # prints "bytes max_bytes" of the history cache
+# Prints "bytes max_bytes bytes_coming jobs_due": the history cache's bytes and
+# bound, what the diff jobs still due will add (as many documents again of
+# the cache's mean size: 1 KB before it holds any) and how many they are.
+history_fill() {
     curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/api/performance/metrics" |
-        python3 -c 'import json,sys; c=json.load(sys.stdin)["history"]["cache"]; print(c["bytes"], c["max_bytes"])'
+        python3 -c 'import json,sys; m=json.load(sys.stdin); c=m["history"]["cache"]; j=m.get("jobs") or {}
+due = int(j.get("due", 0)) + int(j.get("running", 0))
+mean = c["bytes"] // c["entries"] if c["entries"] else 1024
+print(c["bytes"], c["max_bytes"], due * mean, due)'
 }
 if ((PREFILL_S > 0)); then
     cat >"$BENCH_TMP/prefill.lua" <<EOF
-local ids = { $(sed 's/ \+/, /g; s/, *$//' <<<"$IDS") }
-local formats = { "json", "unified", "html" }
-local h = { ["Authorization"] = "Bearer $WRITE_TOKEN" }
+local ids = { $(sed 's/ \+/, /g; s/, *$//' <<<"$EDIT_IDS") }
+local n = 0
+local h = { ["Authorization"] = "Bearer $WRITE_TOKEN", ["Content-Type"] = "application/json", ["If-Match"] = "*" }
 function request()
-  local from = math.random($SEED_VERSIONS - 1)
-  local to = from + math.random($SEED_VERSIONS - from)
-  return wrk.format("GET", "/v1/main/content/" .. ids[math.random(#ids)] .. "/diff?from=" .. from .. "&to=" .. to ..
-    "&format=" .. formats[math.random(#formats)], h)
+  n = n + 1
+  return wrk.format("PUT", "/v1/main/content/" .. ids[math.random(#ids)], h, '{"title":"Soaked ' .. 100000 + n .. '"}')
 end
 EOF
     prefill_end=$((SECONDS + PREFILL_S))
-    read -r hist_bytes hist_max < <(history_fill)
-    while ((hist_bytes * 100 < hist_max * 95 && SECONDS < prefill_end)); do
-        wrk -t1 -c8 -d5s -s "$BENCH_TMP/prefill.lua" "$BASE" >>"$BENCH_TMP/prefill.wrk" 2>&1 || true
-        read -r hist_bytes hist_max < <(history_fill)
+    read -r hist_bytes hist_max hist_coming jobs_due < <(history_fill)
+    while ((SECONDS < prefill_end)) && ((hist_bytes * 100 < hist_max * 95 || jobs_due > 0)); do
+        if (((hist_bytes + hist_coming) * 100 < hist_max * 95)); then
+            wrk -t1 -c16 -d2s -s "$BENCH_TMP/prefill.lua" "$BASE" >>"$BENCH_TMP/prefill.wrk" 2>&1 || true
+        else
+            sleep 1 # the saves' diff jobs still running: the writer is theirs now
+        fi
+        read -r hist_bytes hist_max hist_coming jobs_due < <(history_fill)
     done
-    bench_log "history cache aged: $((hist_bytes >> 20)) of $((hist_max >> 20)) MB in $((SECONDS - prefill_end + PREFILL_S)) s"
+    bench_log "history cache aged: $((hist_bytes >> 20)) of $((hist_max >> 20)) MB in $((SECONDS - prefill_end + PREFILL_S)) s" \
+        "($(grep -h 'requests in' "$BENCH_TMP/prefill.wrk" | awk '{n += $1} END {print n + 0}') saves; $jobs_due diff jobs left)"
 fi
 
 # ---- the load ------------------------------------------------------------------------
@@ -170,9 +187,9 @@ function request()
   local h = { ["Authorization"] = auth, ["Content-Type"] = "application/json", ["If-Match"] = "*" }
   local r = n % 10
   if r < 6 then
-    return wrk.format("PUT", "/v1/main/content/" .. id, h, '{"title":"Soaked ' .. n .. '"}')
+    return wrk.format("PUT", "/v1/main/content/" .. id, h, '{"title":"Soaked ' .. 500000 + n .. '"}')
   elseif r < 9 then
-    return wrk.format("POST", "/v1/main/content/" .. id .. "/autosave", h, '{"body":"autosaved ' .. n .. '"}')
+    return wrk.format("POST", "/v1/main/content/" .. id .. "/autosave", h, '{"body":"autosaved ' .. 500000 + n .. '"}')
   end
   return wrk.format("POST", "/v1/main/content/" .. id .. "/publish", h)
 end
