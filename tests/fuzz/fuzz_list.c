@@ -83,8 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (res.status != 200 && res.status != 400 && res.status != 401)
         fuzz_fail("the list answered other than 200, 400 or 401");
-    if (res.status != 200 &&
-        (res.content_type == NULL || strcmp(res.content_type, "application/problem+json") != 0))
+    if (res.status != 200 && (res.content_type == NULL || strcmp(res.content_type, "application/problem+json") != 0))
         fuzz_fail("a refused list query is not answered problem+json");
     if (res.status == 200 && !is_page(&res))
         fuzz_fail("a list answered 200 is not a page of at most 100 items");
