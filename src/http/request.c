@@ -54,8 +54,8 @@
  * not catching up on a burst), each deferred read that has waited
  * LOOP_READ_TARGET_MS (or server.queue_target_ms, if lower) is shed
  * (stale or 503), as the pool's lane sheds: the loops keep serving
- * their sockets, and a flood of misses alone is answered by the threads that are fastest
- * at it — not handed to workers that, ten nice steps down, get almost no
+ * their sockets, and a flood of misses alone is answered by the threads
+ * that are fastest at it — not handed to workers that, ten nice steps down, get almost no
  * CPU beside two saturated loops (measured: the misses those workers
  * answered under a 3× flood took 30–50 ms, against 2.7 ms unloaded).
  * Writes, editors' reads (a list of every status sorts), other reads and

@@ -81,7 +81,7 @@ struct loop_thread {
     h2o_linklist_t queued_jobs;    /* this loop's anonymous jobs given to the pool, not yet returned */
     h2o_linklist_t deferred_reads; /* reads kept for this loop's next turns, the newest last (request.c) */
     size_t deferred_count;
-    uint64_t deferred_since_ns;     /* when deferred_reads was last empty */
+    uint64_t deferred_since_ns;     /* when deferred_reads last went from empty to not */
     size_t active_requests;         /* requests whose h2o memory is alive */
     _Atomic uint64_t requests_done; /* requests finished; read by the fill budget (fill_budget.h) */
     size_t jobs_outstanding;        /* jobs submitted and not yet returned */
