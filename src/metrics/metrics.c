@@ -11,7 +11,7 @@
  * are cumulative for the life of the process (as Prometheus expects), and
  * a thread that exits leaves its counts behind for the readers.
  *
- * The statement table is open-addressed by the FNV-1a hash of the SQL text,
+ * The statement table is open-addressed by the hash of the SQL text (text_hash.h),
  * fixed in size so a reader may walk it while its writer adds to it: a new
  * slot's text is set first and its hash published last (release), and a
  * reader skips slots whose hash it does not yet see (acquire). The set of
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/text_hash.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -343,19 +344,11 @@ uint64_t metrics_shed_answered(void)
 
 /* ---- statements ------------------------------------------------------------------------- */
 
-static uint64_t sql_hash(const char *sql)
-{
-    uint64_t hash = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
-        hash = (hash ^ *p) * 1099511628211ULL;
-    return hash ? hash : 1;
-}
-
 /* The writer's slot for sql in its own table: found, newly claimed, or
  * "other" when the table is full or the copy cannot be made. */
 static statement_stat *statement_slot(shard *s, const char *sql)
 {
-    uint64_t hash = sql_hash(sql);
+    uint64_t hash = text_hash(sql);
     size_t mask = STATEMENT_SLOTS - 1;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
         statement_stat *st = &s->statements[i];
@@ -420,6 +413,18 @@ static const char *statement_table_mark(const char *sql)
     return NULL;
 }
 
+/* FNV-1a of the text, for statement names only: names outlive a release
+ * in operators' dashboards and alert rules, so they keep the hash they
+ * were first given (the tables use text_hash, faster: a name is made only
+ * for an export or a slow query). */
+static uint32_t name_hash(const char *sql)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        hash = (hash ^ *p) * 1099511628211ULL;
+    return (uint32_t)(hash ? hash : 1);
+}
+
 void metrics_statement_name(const char *sql, char out[48])
 {
     /* verb: the first word; table: the word after the first FROM, INTO or
@@ -447,8 +452,7 @@ void metrics_statement_name(const char *sql, char out[48])
     for (char *c = verb; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
             *c = '_';
-    snprintf(out, 48, "%s%s%s_%08x", verb[0] ? verb : "sql", table[0] ? "_" : "", table,
-             (unsigned)(sql_hash(sql) & 0xffffffffu));
+    snprintf(out, 48, "%s%s%s_%08x", verb[0] ? verb : "sql", table[0] ? "_" : "", table, (unsigned)name_hash(sql));
 }
 
 static int by_total_desc(const void *a, const void *b)

@@ -32,6 +32,7 @@
 #include "core/db_url.h"
 #include "core/log.h"
 #include "core/sanity.h"
+#include "core/text_hash.h"
 #include "store/commit_group.h"
 #include "store/store_internal.h"
 
@@ -202,15 +203,6 @@ static int driver_failed(store_t *st, int status, const char *doing, const char 
 
 /* ---- statement cache ---------------------------------------------------- */
 
-/* FNV-1a; never 0, which marks an empty slot. */
-static uint64_t sql_text_hash(const char *sql)
-{
-    uint64_t hash = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
-        hash = (hash ^ *p) * 1099511628211ULL;
-    return hash ? hash : 1;
-}
-
 static cached_statement *statement_slot(cached_statement *table, size_t capacity, const char *sql, uint64_t hash)
 {
     size_t mask = capacity - 1;
@@ -260,7 +252,7 @@ char *db_sql_filled(const char *sql, const char *const names[], const char *cons
     size_t len = 0;
     for (const char *p = sql; *p;) {
         size_t i = 0;
-        while (i < n && strncmp(p, names[i], strlen(names[i])) != 0)
+        while (i < n && (*p != names[i][0] || strncmp(p, names[i], strlen(names[i])) != 0))
             i++;
         if (i == n) {
             out[len++] = *p++;
@@ -357,7 +349,7 @@ int db_query_start(store_t *st, const char *sql, db_query *q)
         q->failure = STORE_ERROR;
         return db_fail(st, STORE_ERROR, "the database is unreachable (injected fault)");
     }
-    uint64_t hash = sql_text_hash(sql);
+    uint64_t hash = text_hash(sql);
     if (st->statement_capacity) {
         cached_statement *slot = statement_slot(st->statements, st->statement_capacity, sql, hash);
         if (slot->sql_hash) {
