@@ -89,6 +89,7 @@ const char *store_status_name(int status)
     case STORE_ERROR: return "error";
     case STORE_UNAVAILABLE: return "unavailable";
     case STORE_FULL: return "full";
+    case STORE_UNBOUNDED: return "unbounded";
     default: return "unknown";
     }
 }
@@ -401,6 +402,13 @@ void db_bind_text(db_query *q, const char *name, const char *text)
                      text ? q->st->driver->bind_text(q->stmt, index, text) : q->st->driver->bind_null(q->stmt, index));
 }
 
+void db_bind_double(db_query *q, const char *name, double value)
+{
+    int index = parameter_index(q, name);
+    if (index)
+        query_result(q, q->st->driver->bind_double(q->stmt, index, value));
+}
+
 void db_bind_blob(db_query *q, const char *name, const void *data, size_t size)
 {
     int index = parameter_index(q, name);
@@ -462,6 +470,11 @@ const char *db_column_text(const db_query *q, int column)
 int64_t db_column_int(const db_query *q, int column)
 {
     return q->st->driver->column_int(q->stmt, column);
+}
+
+double db_column_double(const db_query *q, int column)
+{
+    return q->st->driver->column_double(q->stmt, column);
 }
 
 const void *db_column_blob(const db_query *q, int column, size_t *size)

@@ -73,6 +73,8 @@ int db_query_start(store_t *st, const char *sql, db_query *q);
 void db_bind_int(db_query *q, const char *name, int64_t value);
 void db_bind_int_or_null(db_query *q, const char *name, int64_t value, bool present);
 void db_bind_text(db_query *q, const char *name, const char *text);
+/* A double, exactly: the value a db_column_double read binds back equal. */
+void db_bind_double(db_query *q, const char *name, double value);
 void db_bind_blob(db_query *q, const char *name, const void *data, size_t size);
 void db_bind_int_at(db_query *q, int index, int64_t value);
 /* Steps: true while a row is there; false at the end or on failure. */
@@ -85,6 +87,7 @@ int db_query_run(db_query *q, const char *doing);
 /* Columns of the current row, 0-based; valid until the next step or end. */
 const char *db_column_text(const db_query *q, int column); /* NULL for SQL NULL */
 int64_t db_column_int(const db_query *q, int column);
+double db_column_double(const db_query *q, int column); /* exact: not through a text */
 const void *db_column_blob(const db_query *q, int column, size_t *size);
 bool db_column_is_null(const db_query *q, int column);
 /* Rows changed by the statement db_query_end (or db_query_run) last ended. */

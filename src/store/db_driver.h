@@ -108,6 +108,7 @@ typedef struct db_driver {
     int (*param_index)(db_stmt *s, const char *name);
     int (*bind_int)(db_stmt *s, int index, int64_t value);
     int (*bind_null)(db_stmt *s, int index);
+    int (*bind_double)(db_stmt *s, int index, double value);                /* exactly */
     int (*bind_text)(db_stmt *s, int index, const char *text);              /* copied */
     int (*bind_blob)(db_stmt *s, int index, const void *data, size_t size); /* copied */
     /* Runs the statement on its first call after reset, then moves to the
@@ -117,6 +118,7 @@ typedef struct db_driver {
      * next step or reset. */
     bool (*column_is_null)(db_stmt *s, int column);
     int64_t (*column_int)(db_stmt *s, int column);
+    double (*column_double)(db_stmt *s, int column);    /* exactly: bind_double gives it back */
     const char *(*column_text)(db_stmt *s, int column); /* NULL for SQL NULL */
     const void *(*column_blob)(db_stmt *s, int column, size_t *size);
     /* Rows changed by the statement that last ran to its end. */
@@ -141,6 +143,9 @@ typedef struct db_driver {
     void (*explain)(db_conn *c, const char *sql, char *out, size_t size);
 
     const char *fragments[DB_FRAGMENTS];
+    /* Whether a range on a declared field is read value by value, an
+     * ordered walk of the field's index each, merged (store/lists.c). */
+    bool ranges_by_value;
     const db_migration *migrations;
     size_t migration_count;
 } db_driver;

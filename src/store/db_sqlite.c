@@ -126,6 +126,11 @@ static int sqlite_bind_null(db_stmt *s, int index)
     return status_of(sqlite3_bind_null(raw(s), index));
 }
 
+static int sqlite_bind_double(db_stmt *s, int index, double value)
+{
+    return status_of(sqlite3_bind_double(raw(s), index, value));
+}
+
 static int sqlite_bind_text(db_stmt *s, int index, const char *text)
 {
     return status_of(sqlite3_bind_text(raw(s), index, text, -1, SQLITE_TRANSIENT));
@@ -154,6 +159,11 @@ static bool sqlite_column_is_null(db_stmt *s, int column)
 static int64_t sqlite_column_int(db_stmt *s, int column)
 {
     return sqlite3_column_int64(raw(s), column);
+}
+
+static double sqlite_column_double(db_stmt *s, int column)
+{
+    return sqlite3_column_double(raw(s), column);
 }
 
 static const char *sqlite_column_text(db_stmt *s, int column)
@@ -698,11 +708,13 @@ const db_driver db_sqlite_driver = {
     .param_index = sqlite_param_index,
     .bind_int = sqlite_bind_int,
     .bind_null = sqlite_bind_null,
+    .bind_double = sqlite_bind_double,
     .bind_text = sqlite_bind_text,
     .bind_blob = sqlite_bind_blob,
     .step = sqlite_step,
     .column_is_null = sqlite_column_is_null,
     .column_int = sqlite_column_int,
+    .column_double = sqlite_column_double,
     .column_text = sqlite_column_text,
     .column_blob = sqlite_column_blob,
     .changes = sqlite_changes,
@@ -733,6 +745,10 @@ const db_driver db_sqlite_driver = {
             [DB_SQL_FIELD_TEXT] =
                 "(CASE json_type({fields}, '$.{field}') WHEN 'text' THEN json_extract({fields}, '$.{field}') END)",
         },
+    /* the compound SELECT's merge walks each value's entries in order and
+       stops at the page (bench/filters.sh: a range's CPU 2.2-2.4 x a plain
+       page's, from 3.0-3.3 x sorting its matches) */
+    .ranges_by_value = true,
     .migrations = sqlite_migrations,
     .migration_count = sizeof sqlite_migrations / sizeof sqlite_migrations[0],
 };

@@ -51,6 +51,24 @@
  * when the range matches every post and the tag few; a per-statement
  * custom plan costs a round trip to switch plan_cache_mode.
  *
+ * A range on one field, with no tag or category, in the published order,
+ * is read value by value where the driver merges ordered walks
+ * (ranges_by_value: SQLite): its distinct values first, one seek each
+ * (the first match, then the first entry past each value found), then a
+ * SELECT per value, each an equality and so an ordered walk of the index,
+ * merged by the engine, which stops at limit + 1 rows. On 10,000 seeded
+ * posts (`reading_minutes[gte]=40`: 4 values, 320 matches; Python's
+ * sqlite3, the statements alone) 17 µs for the values and 37 µs for the
+ * walks, where sorting the matches took 80 µs (SQLite 3.40 reads each
+ * match's row to sort it: an index on an expression covers no query that
+ * names its column). Past FIELD_VALUES_MAX values the walks cost more than
+ * the sort (each walk begins with a seek and a row), so the matches are
+ * sorted. The values and the page are two statements, not one snapshot: a
+ * value that a write adds between them is missing from that page, which
+ * is then no older than the write's own invalidation of the list (its
+ * cache fill started before it, and is dropped). One statement with the
+ * values in a CTE was slower: each per-value SELECT materialised it again.
+ *
  * The SQL of a filter pastes the field's name (checked: [a-z][a-z0-9_]*,
  * and declared) and binds its values. An [in] binds 4 or FIELD_IN_MAX
  * values (the last repeated), so the number of statement texts stays
@@ -470,4 +488,118 @@ void field_filters_bind(db_query *query, const store_list_query *q)
             value_bind(query, f, name, f->values[k < f->value_count ? k : f->value_count - 1]);
         }
     }
+}
+
+/* ---- a range read value by value (lists.c) -------------------------------- */
+
+bool field_filters_by_value(const store_t *st, const store_list_query *q)
+{
+    if (!st->driver->ranges_by_value || q->field_count == 0 || q->status != FILTER_PUBLISHED || q->tag != NULL ||
+        q->category != NULL || q->search != NULL || (q->sort != SORT_PUBLISHED_DESC && q->sort != SORT_PUBLISHED_ASC))
+        return false;
+    for (size_t i = 0; i < q->field_count; i++) {
+        const store_field_filter *f = &q->fields[i];
+        if (f->op == FIELD_EQ || f->op == FIELD_IN || f->kind != q->fields[0].kind ||
+            strcmp(f->name, q->fields[0].name) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The range's values in ascending order, one index seek each: the first
+ * match, then the first entry past each value found (only the upper
+ * bounds still apply there), FIELD_VALUES_MAX + 1 at most. */
+static int values_sql(store_t *st, const store_list_query *q, char *out, size_t size)
+{
+    char filters[2048], upper[2048];
+    int status = field_filters_sql(st, q, filters, sizeof filters);
+    if (status != STORE_OK)
+        return status;
+    sql_out u = {.text = upper, .size = sizeof upper};
+    upper[0] = '\0';
+    for (size_t i = 0; i < q->field_count; i++)
+        if ((q->fields[i].op == FIELD_LT || q->fields[i].op == FIELD_LTE) && !filter_sql(st, &q->fields[i], i, &u))
+            return db_fail(st, STORE_ERROR, "out of memory building a filter on fields");
+    char *expr = field_expression(st, q->fields[0].kind, "i.fields", q->fields[0].name);
+    if (expr == NULL)
+        return db_fail(st, STORE_ERROR, "out of memory building a filter on fields");
+    const char *matches = "FROM items i WHERE i.site_id = :site AND i.type = :type AND i.status = :status";
+    int n = snprintf(out, size,
+                     "WITH RECURSIVE v(n, x) AS ("
+                     "SELECT 1, (SELECT %s %s%s ORDER BY 1 LIMIT 1) UNION ALL "
+                     "SELECT n + 1, (SELECT %s %s AND %s > v.x%s ORDER BY 1 LIMIT 1) FROM v "
+                     "WHERE v.x IS NOT NULL AND n <= %d) SELECT x FROM v WHERE x IS NOT NULL",
+                     expr, matches, filters, expr, matches, expr, upper, FIELD_VALUES_MAX);
+    free(expr);
+    if (n < 0 || (size_t)n >= size || u.overflow)
+        return db_fail(st, STORE_ERROR, "the values of a range do not fit their buffer");
+    return STORE_OK;
+}
+
+int field_filters_values_read(store_t *st, const store_list_query *q, field_values *values)
+{
+    char sql[8192];
+    db_query query;
+    values->count = 0;
+    values->kind = q->fields[0].kind;
+    int status = values_sql(st, q, sql, sizeof sql);
+    if (status == STORE_OK)
+        status = db_query_start(st, sql, &query);
+    if (status != STORE_OK)
+        return status;
+    db_bind_int(&query, ":site", q->site_id);
+    db_bind_text(&query, ":type", q->type);
+    db_bind_text(&query, ":status", "published");
+    field_filters_bind(&query, q);
+    bool short_of_memory = false;
+    while (values->count <= FIELD_VALUES_MAX && !short_of_memory && db_next_row(&query)) {
+        field_value *v = &values->value[values->count++];
+        if (values->kind == FIELD_TEXT)
+            short_of_memory = (v->text = strdup(db_column_text(&query, 0))) == NULL;
+        else if (values->kind == FIELD_NUMBER)
+            v->number = db_column_double(&query, 0);
+        else
+            v->number = (double)db_column_int(&query, 0);
+    }
+    status = db_query_end(&query, "reading the values of a range");
+    if (status == STORE_OK && short_of_memory)
+        status = db_fail(st, STORE_ERROR, "out of memory reading the values of a range");
+    return status;
+}
+
+int field_filters_value_sql(store_t *st, const store_list_query *q, size_t k, char *out, size_t size)
+{
+    char *expr = field_expression(st, q->fields[0].kind, "i.fields", q->fields[0].name);
+    if (expr == NULL)
+        return db_fail(st, STORE_ERROR, "out of memory building a filter on fields");
+    int n = q->fields[0].kind == FIELD_NUMBER
+                ? snprintf(out, size, " AND %s = CAST(:v%zu AS DOUBLE PRECISION)", expr, k)
+                : snprintf(out, size, " AND %s = :v%zu", expr, k);
+    free(expr);
+    if (n < 0 || (size_t)n >= size)
+        return db_fail(st, STORE_ERROR, "the filters on fields do not fit their buffer");
+    return STORE_OK;
+}
+
+void field_filters_values_bind(db_query *query, const field_values *values)
+{
+    char name[32];
+    for (size_t k = 0; k < values->count; k++) {
+        snprintf(name, sizeof name, ":v%zu", k);
+        const field_value *v = &values->value[k];
+        if (values->kind == FIELD_TEXT)
+            db_bind_text(query, name, v->text);
+        else if (values->kind == FIELD_NUMBER)
+            db_bind_double(query, name, v->number);
+        else
+            db_bind_int(query, name, (int64_t)v->number);
+    }
+}
+
+void field_values_free(field_values *values)
+{
+    if (values->kind == FIELD_TEXT)
+        for (size_t k = 0; k < values->count; k++)
+            free(values->value[k].text);
+    values->count = 0;
 }

@@ -27,7 +27,12 @@
  * published_at where it may be NULL (drafts: NULL sorts as 0), sort in a
  * temporary b-tree: those are editors' lists. A filter on fields other
  * than equalities, or with another sort, sorts its matches too, read from
- * the field's index (field_filters_read_matches, field_filters.c).
+ * the field's index (field_filters_read_matches, field_filters.c) — but
+ * for a range on one field with few values in the published order, read
+ * value by value on SQLite: its values first, then one ordered walk of the
+ * field's index per value, merged (list_sql_build_by_value). A reader on
+ * an event loop (store_list_query.bounded_only) is refused a sort of
+ * matches rather than wait for it: STORE_UNBOUNDED.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,8 +115,9 @@ enum { STAMP_COL_ID = 0, STAMP_COL_UPDATED_AT = 2, STAMP_COL_PUBLISHED_AT = 3, S
 static const list_columns stamp_list_columns = {NULL, STAMP_COL_ID, STAMP_COL_TITLE, STAMP_COL_UPDATED_AT,
                                                 STAMP_COL_PUBLISHED_AT};
 
-static void list_sql_build(const store_list_query *q, const list_plan *plan, const list_columns *columns,
-                           const char *field_filters, sql_text *sql)
+/* SELECT … WHERE …: the rows of q after its position, unordered. */
+static void list_sql_select(const store_list_query *q, const list_plan *plan, const list_columns *columns,
+                            const char *field_filters, sql_text *sql)
 {
     if (columns->sql == NULL)
         sql_add(sql, "SELECT %s, i.title FROM ", item_stamp_columns);
@@ -134,6 +140,12 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, con
     if (q->after.present)
         sql_add(sql, " AND %s %s= :key AND (%s %s :key OR %s %s :id)", plan->key, after, plan->key, after, plan->id,
                 after);
+}
+
+static void list_sql_build(const store_list_query *q, const list_plan *plan, const list_columns *columns,
+                           const char *field_filters, sql_text *sql)
+{
+    list_sql_select(q, plan, columns, field_filters, sql);
     const char *direction = plan->descending ? "DESC" : "ASC";
     /* The same order, in an expression no index holds: the engine reads the
      * matches through the filters' best index and sorts them (field_filters.c) */
@@ -141,7 +153,28 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, con
     sql_add(sql, " ORDER BY %s%s %s, %s %s LIMIT :limit", plan->key, unindexed, direction, plan->id, direction);
 }
 
-static void list_bind(db_query *query, const store_list_query *q)
+/* A range read value by value (field_filters_by_value): one SELECT per
+ * value, each an ordered walk of the field's index, merged by the engine
+ * in the page's order (SQLite's merge of a compound SELECT, PostgreSQL's
+ * Merge Append), which stops once it has limit + 1 rows. */
+static int list_sql_build_by_value(store_t *st, const store_list_query *q, const list_plan *plan,
+                                   const list_columns *columns, size_t values, sql_text *sql)
+{
+    for (size_t k = 0; k < values; k++) {
+        char value_filter[1024];
+        int status = field_filters_value_sql(st, q, k, value_filter, sizeof value_filter);
+        if (status != STORE_OK)
+            return status;
+        sql_add(sql, "%s", k ? " UNION ALL " : "");
+        list_sql_select(q, plan, columns, value_filter, sql);
+    }
+    const char *direction = plan->descending ? "DESC" : "ASC";
+    sql_add(sql, " ORDER BY %d %s, %d %s LIMIT :limit", columns->published_at + 1, direction, columns->id + 1,
+            direction);
+    return STORE_OK;
+}
+
+static void list_bind(db_query *query, const store_list_query *q, const field_values *values)
 {
     db_bind_int(query, ":site", q->site_id);
     if (q->tag)
@@ -160,7 +193,10 @@ static void list_bind(db_query *query, const store_list_query *q)
         db_bind_int(query, ":id", q->after.id);
     }
     db_bind_int(query, ":limit", q->limit + 1);
-    field_filters_bind(query, q);
+    if (values->count > 0)
+        field_filters_values_bind(query, values);
+    else
+        field_filters_bind(query, q);
 }
 
 /* ---- the list ----------------------------------------------------------- */
@@ -222,13 +258,30 @@ static int list_query_begin(store_t *st, const store_list_query *q, const list_c
     if (status != STORE_OK)
         return status;
     list_plan plan = list_plan_for(q);
+    field_values values = {.count = 0};
+    bool by_value = field_filters_by_value(st, q);
+    if (by_value)
+        status = field_filters_values_read(st, q, &values);
+    if (values.count > FIELD_VALUES_MAX) { /* too many walks: sort the matches */
+        field_values_free(&values);
+        by_value = false;
+    }
+    if (status == STORE_OK && q->bounded_only && plan.sort_matches && !by_value)
+        status = db_fail(st, STORE_UNBOUNDED, "this list reads every match of its filters to sort them");
     sql_text sql = {.length = 0};
-    list_sql_build(q, &plan, columns, field_filters, &sql);
-    if (sql.overflow)
-        return db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
-    status = db_query_start(st, sql.text, query);
+    if (status == STORE_OK && values.count > 0) {
+        plan.sort_matches = false;
+        status = list_sql_build_by_value(st, q, &plan, columns, values.count, &sql);
+    } else if (status == STORE_OK) {
+        list_sql_build(q, &plan, columns, field_filters, &sql);
+    }
+    if (status == STORE_OK && sql.overflow)
+        status = db_fail(st, STORE_ERROR, "the list query does not fit its buffer");
     if (status == STORE_OK)
-        list_bind(query, q);
+        status = db_query_start(st, sql.text, query);
+    if (status == STORE_OK)
+        list_bind(query, q, &values);
+    field_values_free(&values);
     return status;
 }
 

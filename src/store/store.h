@@ -43,6 +43,7 @@ typedef enum store_status {
     STORE_ERROR = -7,       /* anything else: I/O, corruption, bug */
     STORE_UNAVAILABLE = -8, /* the database server cannot be reached (answered 503; retried later) */
     STORE_FULL = -9,        /* the database's disk is full: nothing was written (answered 507) */
+    STORE_UNBOUNDED = -10,  /* a read asked to be bounded is not (store_list_query.bounded_only) */
 } store_status;
 
 const char *store_status_name(int status);
@@ -285,6 +286,10 @@ typedef struct store_list_query {
      * applied; field_count 0: none. They need a type. */
     const struct store_field_filter *fields;
     size_t field_count;
+    /* Fail with STORE_UNBOUNDED, reading nothing, rather than read every
+     * match of a filter on fields to sort them (a read on an event loop,
+     * which must stay short: http_request.on_loop). */
+    bool bounded_only;
 } store_list_query;
 
 /* A list page is read as stamps or as summary texts (item_text.h):

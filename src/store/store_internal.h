@@ -28,6 +28,7 @@
 #include "store/db.h"
 #include "store/snapshot.h"
 #include "store/store.h"
+#include "store/store_fields.h"
 #include "store/version_codec.h"
 
 /* One prepared statement, keyed by its SQL text. */
@@ -245,6 +246,30 @@ int field_filters_sql(store_t *st, const store_list_query *q, char *out, size_t 
 bool field_filters_read_matches(const store_list_query *q);
 /* Binds the values field_filters_sql named. */
 void field_filters_bind(db_query *query, const store_list_query *q);
+
+/* A range read value by value: when q's filters are ranges on one field
+ * (no [in], no equality) over published items with no tag or category,
+ * sorted by published_at, the list reads the range's distinct values
+ * first (at most FIELD_VALUES_MAX + 1 seeks), then merges one ordered
+ * walk of the field's index per value: limit + 1 entries in all, where
+ * sorting the matches reads every one of them (field_filters.c). */
+enum { FIELD_VALUES_MAX = 8 };
+typedef union field_value {
+    double number; /* a number, or a bool's 1 or 0 */
+    char *text;    /* malloc'd */
+} field_value;
+typedef struct field_values {
+    store_field_kind kind;
+    size_t count; /* FIELD_VALUES_MAX + 1: more than an ordered walk each pays for */
+    field_value value[FIELD_VALUES_MAX + 1];
+} field_values;
+bool field_filters_by_value(const store_t *st, const store_list_query *q);
+/* The range's distinct values, in ascending order. */
+int field_filters_values_read(store_t *st, const store_list_query *q, field_values *values);
+/* " AND <expr> = :v<k>": the k-th value's walk. */
+int field_filters_value_sql(store_t *st, const store_list_query *q, size_t k, char *out, size_t size);
+void field_filters_values_bind(db_query *query, const field_values *values);
+void field_values_free(field_values *values);
 /* Makes the index of every declared field that lacks it (strata copy). */
 int field_indexes_rebuild(store_t *st);
 
