@@ -150,9 +150,14 @@ void handle_list(const http_request *req, store_t *store, http_response *res)
     if (!api_shape_read(&c, &list_params[LIST_PARAM_SELECT], &list_params[LIST_PARAM_INCLUDE], &shape) ||
         !api_route_read(&c))
         return;
+    q.bounded_only = req->on_loop;
     do
         rc = q.search ? api_search_list_read(&c, &q, &sq, &count) : api_list_read(&c, &q, &count);
     while (api_read_again(&c, rc));
+    if (rc == STORE_UNBOUNDED) { /* a range with too many values for ordered walks: sorted on a worker */
+        res->needs_worker = true;
+        return;
+    }
     if (rc != STORE_OK) {
         api_store_failed(&c, rc);
         return;

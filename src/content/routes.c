@@ -77,15 +77,19 @@ static bool query_has(const http_request *req, const char *name, char *value, si
 
 /* A list filtered on fields is a bounded read when each filter is an
  * equality in the default order: the field's index (site, type, status,
- * value, published_at, id) is walked in order for a page and stops. A
- * range or a list ([gt] … [in], an operator in brackets) or another sort
- * may read every item of the type that the filter then refuses
- * (store/field_filters.c): such a list goes to the pool, with its
- * deadline and shedding, not the loop. */
+ * value, published_at, id) is walked in order for a page and stops. So is
+ * a range on one field with few values (store/lists.c reads it value by
+ * value, a walk each), which only the store can tell: a range runs on the
+ * loop, and a range the store finds it must sort (too many values, or
+ * with a tag or category) asks for a worker (STORE_UNBOUNDED,
+ * http_response.needs_worker). An [in] or another sort always reads every
+ * match that the filter keeps and sorts them (store/field_filters.c):
+ * such a list goes to the pool, with its deadline and shedding, at once. */
 static bool filter_on_fields_is_unbounded(const http_request *req)
 {
     char value[16];
-    if (strchr(req->query, '[') != NULL || strcasestr(req->query, "%5b") != NULL)
+    if (strstr(req->query, "[in]") != NULL || strcasestr(req->query, "%5bin%5d") != NULL ||
+        strcasestr(req->query, "[in%5d") != NULL || strcasestr(req->query, "%5bin]") != NULL)
         return true;
     return query_has(req, "sort", value, sizeof value) && strcmp(value, "-published_at") != 0 &&
            strcmp(value, "relevance") != 0;

@@ -80,6 +80,10 @@ typedef struct http_request {
     char *accept;
     char *strata_lsn; /* Strata-LSN: the WAL position a read must see (docs/api.md) */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
+    /* A worker handler running on an event loop (a bounded read, with the
+     * loop's own worker resource): it must answer within a loop read's
+     * bound, or ask for a worker (http_response.needs_worker). */
+    bool on_loop;
     /* For loop handlers only (worker handlers get NULL and ""): */
     char *forwarded_for;          /* X-Forwarded-For, NULL if absent (trust is the handler's call) */
     char peer[HTTP_PEER_MAX + 1]; /* the connection's peer address ("127.0.0.1", "::1"); "" if unknown */
@@ -106,6 +110,10 @@ typedef struct http_response {
      * every commit made before the read. The cache refuses to store a
      * representation read below an invalidation it knows of. */
     lsn_t read_lsn;
+    /* Set by a worker handler running on a loop (http_request.on_loop)
+     * whose request turned out not to be a bounded read after all: the
+     * response is dropped and the request runs again on a worker. */
+    bool needs_worker;
     const char *content_type; /* static; NULL when there is no body */
     char *body;               /* malloc'd, owned by the response */
     size_t body_len;

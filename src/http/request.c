@@ -394,16 +394,23 @@ static bool job_skip(job *j)
     return true;
 }
 
-/* Worker thread: the route's handler; a fill's representation is built
- * and handed to the fill machine (fill_ran). */
-static void job_handle(job *j, void *worker, bool on_loop)
+/* Worker thread, or a loop for a loop read: the route's handler; a
+ * fill's representation is built and handed to the fill machine
+ * (fill_ran). False when a handler on the loop asked for a worker. */
+static bool job_handle(job *j, void *worker, bool on_loop)
 {
     job_request *r = &j->request;
     uint64_t started = rc_now_ns();
     worker_pool *pool = !on_loop && j->owner != NULL && j->super.lane == POOL_PUBLIC ? &j->owner->srv->pool : NULL;
     if (pool != NULL)
         worker_pool_background(pool, true);
+    r->rq.on_loop = on_loop;
     r->route->worker_handler(&r->rq, worker, &r->res);
+    if (on_loop && r->res.needs_worker) { /* not a bounded read after all: nothing of it is kept */
+        http_response_free(&r->res);
+        memset(&r->res, 0, sizeof r->res);
+        return false;
+    }
     uint64_t handler_us = (rc_now_ns() - started) / 1000;
     cache_value value;
     bool built = j->kind == JOB_FILL && rc_build(r->route, &r->res, handler_us, &value);
@@ -417,6 +424,7 @@ static void job_handle(job *j, void *worker, bool on_loop)
         worker_pool_background(pool, false);
     if (j->kind == JOB_FILL)
         fill_ran(j, built ? &value : NULL, r->res.read_lsn);
+    return true;
 }
 
 /* Worker thread. */
@@ -636,15 +644,25 @@ static bool job_is_loop_read(const job *j)
            job_lane(j) == POOL_PUBLIC && (r->rq.method == HTTP_GET || r->rq.method == HTTP_HEAD);
 }
 
-/* Loop thread: runs a loop read here and now, and completes it. */
+static void job_to_pool(job *j);
+
+/* Loop thread: runs a loop read here and now, and completes it — or gives
+ * it to the pool when its handler found it was no bounded read (a range on
+ * a declared field with more values than ordered walks pay for:
+ * store/lists.c). */
 static void loop_read_run(job *j)
 {
     loop_thread *lt = j->owner;
     metrics_loop_read();
     uint64_t started = rc_now_ns();
-    job_handle(j, lt->reader, true);
+    bool answered = job_handle(j, lt->reader, true);
     worker_pool_ran_on_loop(&lt->srv->pool, rc_now_ns() - started);
-    job_complete(j);
+    if (answered) {
+        job_complete(j);
+        return;
+    }
+    metrics_loop_read_to_worker();
+    job_to_pool(j);
 }
 
 /* How long a deferred read may wait once the list stands: LOOP_READ_TARGET_MS,
@@ -757,8 +775,13 @@ static bool job_run_on_loop(job *j)
  * probe's list. */
 void request_job_enqueue(job *j)
 {
-    if (job_run_on_loop(j))
-        return;
+    if (!job_run_on_loop(j))
+        job_to_pool(j);
+}
+
+/* Loop thread: gives j to the pool, or sheds it when its lane is full. */
+static void job_to_pool(job *j)
+{
     loop_thread *lt = j->owner;
     pool_lane lane = job_lane(j);
     bool timed = lane == POOL_PUBLIC;

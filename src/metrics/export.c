@@ -475,6 +475,10 @@ static void export_pool(prom *p)
                 "Loop reads kept for the loop's next turns because its turn had run reads for its whole slice "
                 "(misses are the traffic and the loops are saturated); each runs later or is shed.");
     prom_sample(p, "strata_loop_reads_deferred_total", NULL, (double)pool.loop_reads_deferred);
+    prom_family(p, "strata_loop_reads_to_workers_total", "counter",
+                "Loop reads whose handler found them no bounded read after all and handed them to a worker (a "
+                "range on a declared field with more values than ordered walks pay for).");
+    prom_sample(p, "strata_loop_reads_to_workers_total", NULL, (double)pool.loop_reads_to_worker);
 }
 
 static void export_shed(prom *p)
@@ -688,11 +692,12 @@ static json_t *pool_json(void)
 {
     static metrics_pool_sample pool; /* under export_lock */
     metrics_pool_collect(&pool);
-    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I, s:I}", "workers", (json_int_t)pool.workers, "busy",
+    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I, s:I, s:I}", "workers", (json_int_t)pool.workers, "busy",
                      (json_int_t)pool.busy, "queue_length", (json_int_t)pool.queued, "utilisation",
                      pool.workers ? (double)pool.busy / (double)pool.workers : 0.0, "queue_wait_ms",
                      latency_json(&pool.wait), "loop_reads", (json_int_t)pool.loop_reads, "loop_reads_deferred",
-                     (json_int_t)pool.loop_reads_deferred);
+                     (json_int_t)pool.loop_reads_deferred, "loop_reads_to_workers",
+                     (json_int_t)pool.loop_reads_to_worker);
 }
 
 /* {"answered": n, "client_gone": n, "routes": [{"route","reason","count"}…]} */

@@ -89,6 +89,7 @@ static struct {
     uint64_t pool_budget_scarce_ns;
     uint64_t loop_reads;
     uint64_t loop_reads_deferred;
+    uint64_t loop_reads_to_worker;
     uint64_t *shed; /* [(route_count + 1) · METRICS_SHED_REASONS], atomic */
     /* slow ring: next is where the next one goes */
     slow_query slow[METRICS_SLOW_RING];
@@ -280,6 +281,11 @@ void metrics_loop_read_deferred(void)
     __atomic_fetch_add(&m.loop_reads_deferred, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_loop_read_to_worker(void)
+{
+    __atomic_fetch_add(&m.loop_reads_to_worker, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_pool_collect(metrics_pool_sample *out)
 {
     memset(out, 0, sizeof(*out));
@@ -289,6 +295,7 @@ void metrics_pool_collect(metrics_pool_sample *out)
     out->budget_scarce_ns = __atomic_load_n(&m.pool_budget_scarce_ns, __ATOMIC_RELAXED);
     out->loop_reads = __atomic_load_n(&m.loop_reads, __ATOMIC_RELAXED);
     out->loop_reads_deferred = __atomic_load_n(&m.loop_reads_deferred, __ATOMIC_RELAXED);
+    out->loop_reads_to_worker = __atomic_load_n(&m.loop_reads_to_worker, __ATOMIC_RELAXED);
     pthread_mutex_lock(&m.lock);
     for (shard *s = m.shards; s != NULL; s = s->next) {
         hist *h = __atomic_load_n(&s->queue_wait, __ATOMIC_ACQUIRE);

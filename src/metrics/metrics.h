@@ -72,6 +72,9 @@ void metrics_loop_read(void);
 /* A loop read kept for the loop's next turns: its turn had run reads for
  * its whole slice (request.c). */
 void metrics_loop_read_deferred(void);
+/* A loop read whose handler found it was no bounded read and asked for a
+ * worker (a range on a declared field with many values: request.c). */
+void metrics_loop_read_to_worker(void);
 
 /* Load shedding (src/http/request.c): a request answered without its
  * job, from a stale copy or with 503, because its lane was full or it
@@ -126,10 +129,11 @@ typedef struct metrics_pool_sample {
     size_t workers;
     int64_t busy;
     int64_t queued;
-    uint64_t budget_scarce_ns;    /* time anonymous fills were held to their CPU budget */
-    uint64_t loop_reads;          /* reads run on an event loop, not queued */
-    uint64_t loop_reads_deferred; /* …of which, or shed, kept for a later turn first */
-    hist wait;                    /* queue wait, µs */
+    uint64_t budget_scarce_ns;     /* time anonymous fills were held to their CPU budget */
+    uint64_t loop_reads;           /* reads run on an event loop, not queued */
+    uint64_t loop_reads_deferred;  /* …of which, or shed, kept for a later turn first */
+    uint64_t loop_reads_to_worker; /* …of which handed to a worker by their handler */
+    hist wait;                     /* queue wait, µs */
 } metrics_pool_sample;
 void metrics_pool_collect(metrics_pool_sample *out);
 

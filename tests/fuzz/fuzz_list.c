@@ -18,7 +18,11 @@
  *     (field_filters_cache_key's contract, field_filters.h): given room
  *     for any key of the query, one it gives no key (-1: the handler
  *     refuses it) is never answered 200 — else whether a query is
- *     refused would depend on whether its answer was cached.
+ *     refused would depend on whether its answer was cached;
+ *   - run as an event loop runs a bounded read (http_request.on_loop), it
+ *     answers the same status and bytes, or asks for a worker
+ *     (needs_worker: a range it would have to sort) having answered
+ *     nothing.
  * The server hands the handler and the key the same NUL-terminated query
  * (h2o refuses a NUL in a request line), so both get it up to its first
  * NUL here.
@@ -94,6 +98,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (res.status == 200 && field_filters_cache_key(query, strlen(query), key, key_size) < 0)
         fuzz_fail("a query the cache gives no key (the handler's refusal) was answered 200");
     free(key);
+
+    http_response looped = {0};
+    req.on_loop = true;
+    handle_list(&req, store, &looped);
+    if (looped.needs_worker && looped.status != 0)
+        fuzz_fail("on a loop, the list asked for a worker after answering");
+    if (!looped.needs_worker && (looped.status != res.status || looped.body_len != res.body_len ||
+                                 (res.body_len > 0 && memcmp(looped.body, res.body, res.body_len) != 0)))
+        fuzz_fail("on a loop, the list answered otherwise than on a worker");
+    http_response_free(&looped);
 
     http_response_free(&res);
     free(query);

@@ -159,3 +159,37 @@ def test_a_flood_of_misses_alone_waits_on_the_loops_and_is_answered_there(server
     assert deferred > 0, f"no read waited for a later turn in {len(statuses)} concurrent misses"
     # the target (2 s) bounds a wait; the sanitizers and a shared machine the rest
     assert slowest[0] < 10, f"a read took {slowest[0]:.1f} s"
+
+
+def test_a_range_runs_on_the_loop_unless_it_must_sort_its_matches(server_factory, tokens):
+    """A range on a declared field with few values is read value by value,
+    a bounded read: on SQLite the loop runs it. One with more values than
+    ordered walks pay for sorts every match: the loop hands it to a worker
+    (strata_loop_reads_to_workers_total) and the answer is the same."""
+    srv = server_factory(args=["--cache", "false"])
+    client, admin = srv.client(), tokens["admin"]
+    typ = f"ranged{int(time.monotonic() * 1000) % 100000}"
+    for n in range(12):
+        item = create_item(client, admin, type=typ, slug=f"r-{n}", title=f"R {n}", fields={"n": n})
+        publish(client, admin, item["id"])
+    assert_json(client.post("/v1/main/field-indexes", json={"type": typ, "field": "n", "kind": "number"}, token=admin),
+                201)
+
+    def counters():
+        samples, _ = parse_metrics(scrape(client))
+        handed = value(samples, "strata_loop_reads_to_workers_total")
+        assert handed is not None, "strata_loop_reads_to_workers_total is missing from /metrics"
+        return value(samples, "strata_loop_reads_total"), handed
+
+    def ns(query):
+        return [i["fields"]["n"] for i in assert_json(client.get(f"/v1/main/content?type={typ}&{query}"))["items"]]
+
+    looped, handed = counters()
+    assert ns("fields.n[gte]=9&limit=5") == [11, 10, 9]  # 3 values: walked
+    after = counters()
+    assert after == ((looped + 1, handed) if DB_BACKEND == "sqlite" else (looped, handed)), after
+
+    assert ns("fields.n[gte]=0&limit=4") == [11, 10, 9, 8]  # 12 values: sorted, on a worker
+    assert ns("fields.n[in]=1,2&limit=4") == [2, 1]  # an [in] always sorts: a worker at once
+    final = counters()
+    assert final == ((after[0] + 1, after[1] + 1) if DB_BACKEND == "sqlite" else after), final
