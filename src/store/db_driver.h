@@ -143,9 +143,11 @@ typedef struct db_driver {
     void (*explain)(db_conn *c, const char *sql, char *out, size_t size);
 
     const char *fragments[DB_FRAGMENTS];
-    /* Whether a range on a declared field is read value by value, an
-     * ordered walk of the field's index each, merged (store/lists.c). */
-    bool ranges_by_value;
+    /* How a range read value by value (store/lists.c) writes its SELECT
+     * per value: bare, the engine merging the compound's arms in order
+     * (false), or each ordered and limited to the page in a subquery, so
+     * that a generic plan merges them rather than append and sort them. */
+    bool by_value_limits_each_walk;
     const db_migration *migrations;
     size_t migration_count;
 } db_driver;

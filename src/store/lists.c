@@ -29,7 +29,7 @@
  * than equalities, or with another sort, sorts its matches too, read from
  * the field's index (field_filters_read_matches, field_filters.c) — but
  * for a range on one field with few values in the published order, read
- * value by value on SQLite: its values first, then one ordered walk of the
+ * value by value: its values first, then one ordered walk of the
  * field's index per value, merged (list_sql_build_by_value). A reader on
  * an event loop (store_list_query.bounded_only) is refused a sort of
  * matches rather than wait for it: STORE_UNBOUNDED.
@@ -155,20 +155,24 @@ static void list_sql_build(const store_list_query *q, const list_plan *plan, con
 
 /* A range read value by value (field_filters_by_value): one SELECT per
  * value, each an ordered walk of the field's index, merged by the engine
- * in the page's order (SQLite's merge of a compound SELECT, PostgreSQL's
- * Merge Append), which stops once it has limit + 1 rows. */
+ * in the page's order (SQLite's merge of a compound SELECT; PostgreSQL's
+ * Merge Append, each SELECT ordered and limited in a subquery:
+ * by_value_limits_each_walk), which stops once it has limit + 1 rows. */
 static int list_sql_build_by_value(store_t *st, const store_list_query *q, const list_plan *plan,
                                    const list_columns *columns, size_t values, sql_text *sql)
 {
+    const char *direction = plan->descending ? "DESC" : "ASC";
     for (size_t k = 0; k < values; k++) {
         char value_filter[1024];
         int status = field_filters_value_sql(st, q, k, value_filter, sizeof value_filter);
         if (status != STORE_OK)
             return status;
         sql_add(sql, "%s", k ? " UNION ALL " : "");
+        sql_add(sql, "%s", st->driver->by_value_limits_each_walk ? "SELECT * FROM (" : "");
         list_sql_select(q, plan, columns, value_filter, sql);
+        if (st->driver->by_value_limits_each_walk)
+            sql_add(sql, " ORDER BY %s %s, %s %s LIMIT :limit) AS v%zu", plan->key, direction, plan->id, direction, k);
     }
-    const char *direction = plan->descending ? "DESC" : "ASC";
     sql_add(sql, " ORDER BY %d %s, %d %s LIMIT :limit", columns->published_at + 1, direction, columns->id + 1,
             direction);
     return STORE_OK;
@@ -259,7 +263,7 @@ static int list_query_begin(store_t *st, const store_list_query *q, const list_c
         return status;
     list_plan plan = list_plan_for(q);
     field_values values = {.count = 0};
-    bool by_value = field_filters_by_value(st, q);
+    bool by_value = field_filters_by_value(q);
     if (by_value)
         status = field_filters_values_read(st, q, &values);
     if (values.count > FIELD_VALUES_MAX) { /* too many walks: sort the matches */

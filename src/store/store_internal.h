@@ -263,7 +263,7 @@ typedef struct field_values {
     size_t count; /* FIELD_VALUES_MAX + 1: more than an ordered walk each pays for */
     field_value value[FIELD_VALUES_MAX + 1];
 } field_values;
-bool field_filters_by_value(const store_t *st, const store_list_query *q);
+bool field_filters_by_value(const store_list_query *q);
 /* The range's distinct values, in ascending order. */
 int field_filters_values_read(store_t *st, const store_list_query *q, field_values *values);
 /* " AND <expr> = :v<k>": the k-th value's walk. */
