@@ -44,24 +44,17 @@ static uint64_t stat_bytes(const char *name)
     return mallctl(name, &value, &size, NULL, 0) == 0 ? (uint64_t)value : 0;
 }
 
-void heap_bytes(uint64_t *in_use, uint64_t *free_held)
+void heap_stats_read(heap_stats *out)
 {
     uint64_t epoch = 1;
     size_t size = sizeof epoch;
     mallctl("epoch", &epoch, &size, &epoch, size); /* the statistics are refreshed on demand */
     uint64_t allocated = stat_bytes("stats.allocated"), resident = stat_bytes("stats.resident");
-    *in_use = allocated;
-    *free_held = resident > allocated ? resident - allocated : 0;
-}
-
-void heap_free_detail(uint64_t *fragmented, uint64_t *metadata)
-{
-    uint64_t epoch = 1;
-    size_t size = sizeof epoch;
-    mallctl("epoch", &epoch, &size, &epoch, size);
-    uint64_t allocated = stat_bytes("stats.allocated"), active = stat_bytes("stats.active");
-    *fragmented = active > allocated ? active - allocated : 0;
-    *metadata = stat_bytes("stats.metadata");
+    uint64_t active = stat_bytes("stats.active");
+    out->in_use = allocated;
+    out->free_held = resident > allocated ? resident - allocated : 0;
+    out->fragmented = active > allocated ? active - allocated : 0;
+    out->metadata = stat_bytes("stats.metadata");
 }
 
 const char *heap_allocator(void)
@@ -84,17 +77,10 @@ void heap_trim(void)
     malloc_trim(0);
 }
 
-void heap_bytes(uint64_t *in_use, uint64_t *free_held)
+void heap_stats_read(heap_stats *out)
 {
     struct mallinfo2 mi = mallinfo2();
-    *in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-    *free_held = (uint64_t)mi.fordblks;
-}
-
-void heap_free_detail(uint64_t *fragmented, uint64_t *metadata)
-{
-    *fragmented = 0;
-    *metadata = 0;
+    *out = (heap_stats){.in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd, .free_held = (uint64_t)mi.fordblks};
 }
 
 const char *heap_allocator(void)

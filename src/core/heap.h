@@ -14,18 +14,22 @@ void heap_init(void);
  * milliseconds; call it off the event loops. */
 void heap_trim(void);
 
-/* Bytes allocated by the process (in_use), and bytes the allocator holds
- * beyond them (free_held: resident but unallocated, the cost of
- * fragmentation and of pages it keeps for reuse). Walks the allocator's
- * state: read it at a scrape, not per request. */
-void heap_bytes(uint64_t *in_use, uint64_t *free_held);
+/* What the allocator holds, all read at one moment. */
+typedef struct heap_stats {
+    uint64_t in_use;    /* bytes allocated by the process */
+    uint64_t free_held; /* resident but unallocated: the cost of fragmentation and of pages kept for reuse */
+    /* Where free_held is, as Redis's INFO memory shows it (jemalloc only;
+     * 0 on glibc): bytes free inside pages that also hold allocations
+     * (jemalloc's active less allocated, kept until every block of the
+     * page is freed) and the allocator's own bookkeeping. The rest of
+     * free_held is whole free pages not yet handed back. */
+    uint64_t fragmented;
+    uint64_t metadata;
+} heap_stats;
 
-/* Where the free bytes held are, as Redis's INFO memory shows them (jemalloc
- * only; 0 on glibc): bytes free inside pages that also hold allocations
- * (fragmented: jemalloc's active less allocated, kept until every block of
- * the page is freed) and the allocator's own bookkeeping (metadata). The
- * rest of free_held is whole free pages not yet handed back. */
-void heap_free_detail(uint64_t *fragmented, uint64_t *metadata);
+/* Refreshes the allocator's statistics once and reads them. Walks its
+ * state: read it at a scrape, not per request. */
+void heap_stats_read(heap_stats *out);
 /* "jemalloc" or "glibc": which one this binary uses. */
 const char *heap_allocator(void);
 

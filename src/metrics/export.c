@@ -578,12 +578,12 @@ char *metrics_prometheus(void *worker, bool site_labels, size_t *len)
     prom_sample(&p, "strata_log_lines_total", LABELS("outcome", "dropped"), (double)log_dropped);
     prom_family(&p, "strata_process_resident_memory_bytes", "gauge", "Resident memory of the process.");
     prom_sample(&p, "strata_process_resident_memory_bytes", NULL, (double)metrics_rss_bytes());
-    uint64_t heap_in_use, heap_free;
-    heap_bytes(&heap_in_use, &heap_free);
+    heap_stats heap;
+    heap_stats_read(&heap);
     prom_family(&p, "strata_heap_bytes", "gauge",
                 "The allocator's heap: bytes allocated (in_use) and bytes it holds free (free).");
-    prom_sample(&p, "strata_heap_bytes", LABELS("state", "in_use"), (double)heap_in_use);
-    prom_sample(&p, "strata_heap_bytes", LABELS("state", "free"), (double)heap_free);
+    prom_sample(&p, "strata_heap_bytes", LABELS("state", "in_use"), (double)heap.in_use);
+    prom_sample(&p, "strata_heap_bytes", LABELS("state", "free"), (double)heap.free_held);
     prom_family(&p, "strata_uptime_seconds", "gauge", "Seconds since the server started.");
     prom_sample(&p, "strata_uptime_seconds", NULL, metrics_uptime_s());
     prom_family(&p, "strata_metrics_enabled", "gauge", "1 when metrics are recorded (metrics.enabled).");
@@ -725,16 +725,15 @@ json_t *metrics_summary_json(void *worker)
     json_t *api = api_json(), *cache = cache_json(sites, all), *db = db_json(), *pool = pool_json();
     pthread_mutex_unlock(&export_lock);
     json_t *jobs = jobs_stats(worker);
-    uint64_t heap_in_use, heap_free, heap_fragmented, heap_metadata;
-    heap_bytes(&heap_in_use, &heap_free);
-    heap_free_detail(&heap_fragmented, &heap_metadata);
+    heap_stats heap;
+    heap_stats_read(&heap);
     json_t *out =
         json_pack("{s:b, s:f, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:I, s:I, s:I, s:I, s:I, s:I}}", "enabled",
                   metrics_enabled(), "uptime_s", metrics_uptime_s(), "api", api, "cache", cache, "db", db, "pool", pool,
                   "jobs", jobs != NULL ? jobs : json_null(), "memory", "allocator", heap_allocator(), "rss_bytes",
-                  (json_int_t)metrics_rss_bytes(), "heap_in_use_bytes", (json_int_t)heap_in_use, "heap_free_bytes",
-                  (json_int_t)heap_free, "heap_fragmented_bytes", (json_int_t)heap_fragmented, "heap_metadata_bytes",
-                  (json_int_t)heap_metadata, "cache_bytes",
+                  (json_int_t)metrics_rss_bytes(), "heap_in_use_bytes", (json_int_t)heap.in_use, "heap_free_bytes",
+                  (json_int_t)heap.free_held, "heap_fragmented_bytes", (json_int_t)heap.fragmented,
+                  "heap_metadata_bytes", (json_int_t)heap.metadata, "cache_bytes",
                   (json_int_t)(sites != NULL ? num(json_object_get(cache, "l1"), "bytes") : 0));
     if (out != NULL)
         json_object_set_new(out, "shed", shed_json());
