@@ -217,7 +217,7 @@ int version_snapshot(store_t *st, int64_t item_id, int64_t number, json_t **snap
 
 /* A statement assembled from fragments (lists.c's header says why). */
 typedef struct sql_text {
-    char text[8192]; /* filters on fields: store_fields.h bounds them */
+    char text[16384]; /* filters on fields (store_fields.h bounds them), a SELECT per value (lists.c) */
     size_t length;
     bool overflow;
 } sql_text;
