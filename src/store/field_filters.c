@@ -508,14 +508,12 @@ bool field_filters_by_value(const store_list_query *q)
 }
 
 /* The range's values in ascending order, one index seek each: the first
- * match, then the first entry past each value found (only the upper
- * bounds still apply there), FIELD_VALUES_MAX + 1 at most. */
-static int values_sql(store_t *st, const store_list_query *q, char *out, size_t size)
+ * match (filters: field_filters_sql's text of q), then the first entry
+ * past each value found (only the upper bounds still apply there),
+ * FIELD_VALUES_MAX + 1 at most. */
+static int values_sql(store_t *st, const store_list_query *q, const char *filters, char *out, size_t size)
 {
-    char filters[2048], upper[2048];
-    int status = field_filters_sql(st, q, filters, sizeof filters);
-    if (status != STORE_OK)
-        return status;
+    char upper[2048];
     sql_out u = {.text = upper, .size = sizeof upper};
     upper[0] = '\0';
     for (size_t i = 0; i < q->field_count; i++)
@@ -537,13 +535,13 @@ static int values_sql(store_t *st, const store_list_query *q, char *out, size_t 
     return STORE_OK;
 }
 
-int field_filters_values_read(store_t *st, const store_list_query *q, field_values *values)
+int field_filters_values_read(store_t *st, const store_list_query *q, const char *filters, field_values *values)
 {
     char sql[8192];
     db_query query;
     values->count = 0;
     values->kind = q->fields[0].kind;
-    int status = values_sql(st, q, sql, sizeof sql);
+    int status = values_sql(st, q, filters, sql, sizeof sql);
     if (status == STORE_OK)
         status = db_query_start(st, sql, &query);
     if (status != STORE_OK)

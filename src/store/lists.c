@@ -265,7 +265,7 @@ static int list_query_begin(store_t *st, const store_list_query *q, const list_c
     field_values values = {.count = 0};
     bool by_value = field_filters_by_value(q);
     if (by_value)
-        status = field_filters_values_read(st, q, &values);
+        status = field_filters_values_read(st, q, field_filters, &values);
     if (values.count > FIELD_VALUES_MAX) { /* too many walks: sort the matches */
         field_values_free(&values);
         by_value = false;

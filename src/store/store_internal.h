@@ -264,8 +264,9 @@ typedef struct field_values {
     field_value value[FIELD_VALUES_MAX + 1];
 } field_values;
 bool field_filters_by_value(const store_list_query *q);
-/* The range's distinct values, in ascending order. */
-int field_filters_values_read(store_t *st, const store_list_query *q, field_values *values);
+/* The range's distinct values, in ascending order (filters: q's filters
+ * as field_filters_sql wrote them). */
+int field_filters_values_read(store_t *st, const store_list_query *q, const char *filters, field_values *values);
 /* " AND <expr> = :v<k>": the k-th value's walk. */
 int field_filters_value_sql(store_t *st, const store_list_query *q, size_t k, char *out, size_t size);
 void field_filters_values_bind(db_query *query, const field_values *values);
