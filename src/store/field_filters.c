@@ -495,8 +495,8 @@ void field_filters_bind(db_query *query, const store_list_query *q)
 
 bool field_filters_by_value(const store_list_query *q)
 {
-    if (q->field_count == 0 || q->status != FILTER_PUBLISHED || q->tag != NULL || q->category != NULL ||
-        q->search != NULL || (q->sort != SORT_PUBLISHED_DESC && q->sort != SORT_PUBLISHED_ASC))
+    if (q->field_count == 0 || q->fields[0].kind == FIELD_BOOL || q->status != FILTER_PUBLISHED || q->tag != NULL ||
+        q->category != NULL || q->search != NULL || (q->sort != SORT_PUBLISHED_DESC && q->sort != SORT_PUBLISHED_ASC))
         return false;
     for (size_t i = 0; i < q->field_count; i++) {
         const store_field_filter *f = &q->fields[i];
@@ -555,10 +555,8 @@ int field_filters_values_read(store_t *st, const store_list_query *q, const char
         field_value *v = &values->value[values->count++];
         if (values->kind == FIELD_TEXT)
             short_of_memory = (v->text = strdup(db_column_text(&query, 0))) == NULL;
-        else if (values->kind == FIELD_NUMBER)
-            v->number = db_column_double(&query, 0);
         else
-            v->number = (double)db_column_int(&query, 0);
+            v->number = db_column_double(&query, 0);
     }
     status = db_query_end(&query, "reading the values of a range");
     if (status == STORE_OK && short_of_memory)
@@ -588,10 +586,8 @@ void field_filters_values_bind(db_query *query, const field_values *values)
         const field_value *v = &values->value[k];
         if (values->kind == FIELD_TEXT)
             db_bind_text(query, name, v->text);
-        else if (values->kind == FIELD_NUMBER)
-            db_bind_double(query, name, v->number);
         else
-            db_bind_int(query, name, (int64_t)v->number);
+            db_bind_double(query, name, v->number);
     }
 }
 

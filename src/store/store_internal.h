@@ -255,7 +255,7 @@ void field_filters_bind(db_query *query, const store_list_query *q);
  * sorting the matches reads every one of them (field_filters.c). */
 enum { FIELD_VALUES_MAX = 8 };
 typedef union field_value {
-    double number; /* a number, or a bool's 1 or 0 */
+    double number; /* a number (a bool has no range: content/field_filters.c refuses one) */
     char *text;    /* malloc'd */
 } field_value;
 typedef struct field_values {
