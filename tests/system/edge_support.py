@@ -76,13 +76,16 @@ def rewrite_ports(text, mapping):
     return text
 
 
-def wait_port(port, proc, what, timeout=20.0):
+def wait_port(port, proc, what, timeout=20.0, log=None):
     """Until something accepts on HOST:port, or fail (naming the process's
-    exit if it died)."""
+    exit, and the end of its log, if it died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode} before listening on {port}")
+            tail = ""
+            if log is not None and Path(log).exists():
+                tail = "\n" + "\n".join(Path(log).read_text(errors="replace").splitlines()[-20:])
+            raise AssertionError(f"{what} exited with {proc.returncode} before listening on {port}{tail}")
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return
@@ -161,7 +164,7 @@ class Nginx:
         self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(self.conf)],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         try:
-            wait_port(self.port, self.proc, "nginx")
+            wait_port(self.port, self.proc, "nginx", log=self.dir / "stderr.log")
         except BaseException:
             self.stop()  # never leave a process behind a failed start
             raise
@@ -210,7 +213,7 @@ class Varnish:
              "-p", "thread_pools=1", "-p", "thread_pool_min=10"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         try:
-            wait_port(self.port, self.proc, "varnishd", timeout)
+            wait_port(self.port, self.proc, "varnishd", timeout, log=self.dir / "varnishd.log")
         except BaseException:
             self.stop()  # never leave a process behind a failed start
             raise

@@ -11,6 +11,7 @@ and is stopped by its PID.
 import http.client
 import json as jsonlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -80,11 +81,41 @@ def run_ok(binary, *args, env=None, timeout=60):
     return proc
 
 
+def ephemeral_low():
+    """The lowest port of the kernel's range for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_FREE_PORT_FLOOR = 10000
+_ports_handed_out = set()
+
+
 def free_port():
-    """A port the kernel just handed out for 127.0.0.1 (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nothing listens on now, for a server a test is about
+    to start. It is chosen below the kernel's ephemeral range: a port picked
+    by bind(0) comes from that range, and any outgoing connection made before
+    the server binds (a health poll, strata's own Redis or PostgreSQL
+    connection) may be given the same number, so the server's bind fails
+    (varnishd: "Could not get socket: Address already in use", CI 2026-12-06).
+    A port is handed out once per test process."""
+    high = ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(_FREE_PORT_FLOOR, high)
+        if port in _ports_handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
+    raise AssertionError(f"no free port in {_FREE_PORT_FLOOR}-{high - 1} after 200 tries")
 
 
 def uniq(prefix="t"):
