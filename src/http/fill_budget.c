@@ -82,10 +82,11 @@ static void loops_read(const fill_budget *b, fill_budget_sample *seen)
 }
 
 /* CPU time (ns) fills may take per ns of wall time while scarce: their
- * share, and the CPU the machine left idle over the last sample. */
+ * share of the machine's CPUs, no more (fill_budget.h says why not the
+ * idle CPU too). */
 static double budget_rate(const fill_budget *b)
 {
-    return b->share * b->cpus + b->idle_cpus;
+    return b->share * b->cpus;
 }
 
 static int64_t budget_cap(const fill_budget *b)
@@ -111,7 +112,6 @@ void fill_budget_observe(fill_budget *b, uint64_t now_ns, const fill_budget_samp
             total > 0 && idle * 100 < total * (b->scarce ? FILL_BUDGET_SPARE_PCT : FILL_BUDGET_IDLE_PCT);
         bool fills_few = fills * 100 <= requests * FILL_BUDGET_FILLS_PCT;
         b->scarce = short_of_cpu && loops_share * 100 >= FILL_BUDGET_LOOPS_PCT && fills_few;
-        b->idle_cpus = total > 0 ? (double)idle / (double)total * b->cpus : 0;
         atomic_store_explicit(&b->loops_may_fill, !fills_few, memory_order_relaxed);
         if (!b->scarce)
             b->tokens_ns = budget_cap(b);

@@ -21,11 +21,9 @@
  *            cache off, or a crawler walking cold pages, the misses are
  *            the traffic, and metering them would only slow every
  *            request down): anonymous fills may use `share` of the
- *            machine's CPUs and the CPU the last sample found idle (the
- *            gaps hits leave: the loops wait on their sockets, not for
- *            CPU), a token bucket of CPU time (at most one sample
- *            period's worth saved), each fill charged the thread CPU
- *            time it took;
+ *            machine's CPUs, a token bucket of CPU time (at most one
+ *            sample period's worth saved), each fill charged the thread
+ *            CPU time it took;
  *   plenty   otherwise: no limit, the bucket is full.
  *
  * The two thresholds are a hysteresis. Held to their budget, fills leave
@@ -34,8 +32,19 @@
  * their debt was forgiven) for a sample, took the CPU back, and scarcity
  * began again: measured under bench/overload.sh, scarce 4.9 s of 8 and
  * the workers at 14 % of the machine's CPU where the share is 2 %, hits
- * at 0.75 of their rate alone. Idle CPU the hits leave is what the
- * metered fills may take; only spare CPU well past that ends the metering.
+ * at 0.75 of their rate alone. Only spare CPU well past the idle the
+ * hits leave ends the metering.
+ *
+ * That idle is not the fills' to take. The budget once added the idle CPU
+ * the last sample saw to the share (the gaps hits leave while the loops
+ * wait on their sockets), but the idle did not shrink when fills took it:
+ * under bench/overload.sh's flood beside hits, 9–10 % of the machine stayed
+ * idle whether the workers ran at 0.25 of a CPU (share and idle) or 0.08
+ * (share alone) — the gaps are wake-up latencies no fill can fill — and
+ * the fills' CPU came from the hits and their clients instead: hits under
+ * the flood 0.70–0.77 of their rate alone with the idle given to fills,
+ * 0.78–0.82 without (docs/benchmarks.md). An operator who wants new
+ * pages filled faster under such a flood raises server.fill_cpu_share.
  *
  * A fill is never refused here: it waits on its lane, where the pool's
  * adaptive LIFO and the caller's deadline decide (stale, or 503). Misses
@@ -79,7 +88,6 @@ typedef struct fill_budget {
     uint64_t requests_seen;          /* the loops' finished requests then */
     uint64_t fills_seen;             /* fills then */
     bool scarce;
-    double idle_cpus;            /* CPUs the last sample found idle */
     _Atomic bool loops_may_fill; /* the last sample saw fills as most of the requests (read without the lock) */
     int64_t tokens_ns;           /* CPU time fills may still take; below 0: a debt */
     uint64_t refilled_ns;        /* when tokens_ns was last brought up to date */

@@ -11,7 +11,10 @@
  * budget while CPU is scarce (fill_budget.h; a worker held back by it
  * sleeps until the bucket has refilled). A worker that ends a public job
  * while public work waits wakes one other, since it may have been passed
- * over by that cap (the worker itself picks again at once).
+ * over by that cap (the worker itself picks again at once). A public
+ * submit takes its submitter's late jobs back off the lane
+ * (take_back_late), so in a flood the oldest are shed by the loop that
+ * queued them rather than handed to a worker and back.
  *
  * Stopping drains: a worker exits only when every lane is empty and
  * stopping is set, so every job submitted before worker_pool_stop runs to
@@ -275,13 +278,51 @@ void worker_pool_target(worker_pool *pool, uint64_t target_ms)
     pthread_mutex_unlock(&pool->lock);
 }
 
-bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
+/* Outside the lock: the queue-length metric for jobs taken back off a lane. */
+static void pool_dequeued(const pool_job *taken)
+{
+    for (const pool_job *job = taken; job != NULL; job = job->next)
+        if (job->queued_stamp != 0)
+            metrics_pool_dequeued();
+}
+
+/* Under the lock: the owner's jobs among the oldest POOL_TAKE_BACK_SCAN of
+ * a standing public lane that have waited past the target, off the lane
+ * and chained by next — public_pick's test for `late`, so a burst is
+ * never taken back. */
+static pool_job *take_back_late(worker_pool *pool, pool_queue *q, const void *owner)
+{
+    uint64_t now = clock_ns();
+    if (owner == NULL || pool->target_ns == 0 || q->head == NULL ||
+        now - q->last_empty_ns <= (uint64_t)POOL_STANDING_MS * 1000000u)
+        return NULL;
+    pool_job *late = NULL, **tail = &late;
+    pool_job *job = q->head;
+    for (int scanned = 0; job != NULL && scanned < POOL_TAKE_BACK_SCAN; scanned++) {
+        if (now - job->enqueued_ns <= pool->target_ns)
+            break; /* the lane is in arrival order: the rest are younger */
+        pool_job *next = job->next;
+        if (job->owner == owner) {
+            lane_remove(q, job);
+            *tail = job;
+            tail = &job->next;
+        }
+        job = next;
+    }
+    return late;
+}
+
+bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane, pool_job **late)
 {
     job->lane = lane;
     pthread_mutex_lock(&pool->lock);
     pool_queue *q = &pool->lanes[lane];
+    pool_job *taken = lane == POOL_PUBLIC && late != NULL ? take_back_late(pool, q, job->owner) : NULL;
+    if (late != NULL)
+        *late = taken;
     if (q->max != 0 && q->length >= q->max) {
         pthread_mutex_unlock(&pool->lock);
+        pool_dequeued(taken);
         return false;
     }
     job->queued_stamp = metrics_pool_enqueued();
@@ -290,12 +331,15 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane)
     lane_push(q, job);
     if (lane == POOL_PUBLIC)
         fill_budget_note_fill(&pool->budget);
-    /* A public job the budget holds back would only wake a worker to send
-     * it back to sleep (thousands of times a second in a flood): a worker
-     * already sleeping until the budget allows one takes it then. */
-    if (lane != POOL_PUBLIC || pool->budget_sleepers == 0 || !fill_budget_holding(&pool->budget))
+    /* A public job the budget holds back, or that the lane's cap keeps
+     * from every free worker, would only wake a worker to send it back to
+     * sleep (thousands of times a second in a flood): a worker sleeping
+     * until the budget allows one, or one ending a public job, takes it. */
+    if (lane != POOL_PUBLIC || (pool->running[lane] < pool->running_max[lane] &&
+                                (pool->budget_sleepers == 0 || !fill_budget_holding(&pool->budget))))
         pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
+    pool_dequeued(taken);
     return true;
 }
 

@@ -66,8 +66,9 @@ struct pool_job {
     uint64_t queued_stamp;                    /* metrics: when it was queued (0: not measured) */
     uint64_t enqueued_ns;                     /* CLOCK_MONOTONIC */
     pool_lane lane;
-    bool queued; /* on a lane's list (under the pool's lock) */
-    bool late;   /* taken from a standing public queue after the target: shed it */
+    const void *owner; /* who submitted it (NULL: nobody to hand it back to) */
+    bool queued;       /* on a lane's list (under the pool's lock) */
+    bool late;         /* taken from a standing public queue after the target: shed it */
 };
 
 /* How a worker opens its resource (on its own thread, at start; NULL: it
@@ -87,6 +88,7 @@ typedef struct pool_queue {
 } pool_queue;
 
 #define POOL_STANDING_MS 100
+#define POOL_TAKE_BACK_SCAN 64
 
 typedef struct worker_pool {
     pthread_mutex_t lock;
@@ -123,8 +125,18 @@ void worker_pool_fill_share(worker_pool *pool, double share);
  * loops are and with what. */
 void worker_pool_watch_loop(worker_pool *pool, const _Atomic uint64_t *requests);
 /* Queues a job on its lane; never blocks on the database. False, with
- * nothing queued, when the lane is full. */
-bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane);
+ * nothing queued, when the lane is full.
+ *
+ * When `late` is not NULL, a public job's submitter also takes back its
+ * own jobs (job->owner, not NULL) that a standing, congested public lane
+ * has kept past the target — the jobs a worker would otherwise take only
+ * to mark them late and hand them back, a wake-up and a message each,
+ * thousands a second under a flood of misses. They leave the lane before
+ * the bound is checked, chained by `next` in *late (NULL: none), and are
+ * the caller's to shed. At most POOL_TAKE_BACK_SCAN of the oldest jobs
+ * are looked at, so a submit's cost stays bounded; another owner's late
+ * jobs wait for that owner's next submit, or for a worker. */
+bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane, pool_job **late);
 /* Whether an event loop may run a public job itself, now: only while
  * misses are most of the traffic (fill_budget_loops_may_fill), since a job
  * run on a loop takes the loop's CPU from hits, which no budget or

@@ -111,7 +111,15 @@ static bool submit(fixture *f, int id, pool_lane lane, bool gate)
 {
     test_job *j = &f->jobs[id];
     *j = (test_job){.super.run = test_job_run, .id = id, .gate = gate, .rec = &f->rec};
-    return worker_pool_submit(&f->pool, &j->super, lane);
+    return worker_pool_submit(&f->pool, &j->super, lane, NULL);
+}
+
+/* A public job of `owner`; *late: the owner's late jobs the submit took back. */
+static bool submit_owned(fixture *f, int id, const void *owner, pool_job **late)
+{
+    test_job *j = &f->jobs[id];
+    *j = (test_job){.super.run = test_job_run, .super.owner = owner, .id = id, .rec = &f->rec};
+    return worker_pool_submit(&f->pool, &j->super, POOL_PUBLIC, late);
 }
 
 /* Waits (bounded: 5 s) until `gates` gate jobs hold their workers. */
@@ -252,6 +260,39 @@ static void a_standing_public_queue_marks_old_jobs_late(void **state)
     fixture_stop(f);
 }
 
+/* A submit takes back its owner's jobs that a standing queue kept past
+ * the target (no worker is woken to hand them back), and only those: not
+ * another owner's, not a burst's, not ownerless ones. */
+static void a_submit_takes_back_its_owners_late_jobs(void **state)
+{
+    (void)state;
+    fixture *f = fixture_start(1);
+    worker_pool_target(&f->pool, 20);
+    int a, b;
+    pool_job *late = &f->jobs[0].super;
+    assert_true(submit(f, 1, POOL_TASK, true));
+    wait_gates(f, 1);
+    assert_true(submit_owned(f, 2, &a, &late));
+    assert_null(late);
+    assert_true(submit_owned(f, 3, &a, &late)); /* a burst: nothing is late */
+    assert_null(late);
+    assert_true(submit(f, 4, POOL_PUBLIC, false)); /* no owner: a worker marks it late */
+    usleep((POOL_STANDING_MS + 50) * 1000);
+    assert_true(submit_owned(f, 5, &b, &late)); /* another owner's are left alone */
+    assert_null(late);
+    assert_true(submit_owned(f, 6, &a, &late));
+    assert_ptr_equal(late, &f->jobs[2].super);
+    assert_ptr_equal(late->next, &f->jobs[3].super);
+    assert_null(late->next->next);
+    assert_false(worker_pool_cancel(&f->pool, &f->jobs[2].super)); /* off the lane */
+    open_gate_and_drain(f, 4);                                     /* the gate, 4 (late), 5, 6 */
+    assert_int_equal(ran_count(f), 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(f->rec.order[i] != 2 && f->rec.order[i] != 3);
+    assert_true(f->jobs[4].was_late);
+    fixture_stop(f);
+}
+
 /* Adaptive LIFO: a burst behind a busy worker is served in arrival order
  * while no job has waited the target — even in a queue that has stood
  * (more clients than workers, each answered quickly) — and newest first
@@ -325,6 +366,7 @@ int main(void)
         cmocka_unit_test(one_worker_is_kept_from_editors_jobs),
         cmocka_unit_test(a_full_lane_refuses_and_a_queued_job_can_be_taken_back),
         cmocka_unit_test(a_standing_public_queue_marks_old_jobs_late),
+        cmocka_unit_test(a_submit_takes_back_its_owners_late_jobs),
         cmocka_unit_test(a_calm_public_lane_is_first_in_first_out),
         cmocka_unit_test(a_standing_public_lane_within_the_target_is_first_in_first_out),
         cmocka_unit_test(a_public_lane_past_the_target_runs_the_newest_first),
