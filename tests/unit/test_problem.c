@@ -51,11 +51,39 @@ static void test_invalid_sequences_are_replaced_valid_ones_kept(void **state)
     json_decref(doc);
 }
 
+/* The document is written by hand: every member, in jansson's compact
+ * form, and whatever the path holds (quotes, backslashes, control bytes,
+ * bytes of no character) escaped so the whole parses. */
+static void test_the_document_is_jansson_compact_json_whatever_the_path(void **state)
+{
+    (void)state;
+    char path[] = "/v1/\"a\\b\"/\x01\x7f\xff\xc3\xa9";
+    http_request req = {.request_id = "rid-1", .path = path};
+    http_response res = {0};
+    http_problem(&res, &req, 503, "overloaded", "wait %d s", 1);
+    const char *want = "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+                       "\"detail\":\"wait 1 s\",\"code\":\"overloaded\",\"instance\":"
+                       "\"/v1/\\\"a\\\\b\\\"/\\u0001\\u007f\\u00ff\xc3\xa9\",\"request_id\":\"rid-1\"}";
+    assert_string_equal(res.body, want);
+    assert_int_equal(res.body_len, strlen(want));
+    json_t *doc = json_loadb(res.body, res.body_len, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(doc, "status")), 503);
+    json_decref(doc);
+    http_response_free(&res);
+
+    http_problem(&res, NULL, 404, "no_route", "no route"); /* no request: no instance, no id */
+    assert_string_equal(res.body, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
+                                  "\"detail\":\"no route\",\"code\":\"no_route\"}");
+    http_response_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_cut_character_becomes_a_question_mark),
         cmocka_unit_test(test_invalid_sequences_are_replaced_valid_ones_kept),
+        cmocka_unit_test(test_the_document_is_jansson_compact_json_whatever_the_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
