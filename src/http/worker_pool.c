@@ -83,14 +83,26 @@ static void lane_remove(pool_queue *q, pool_job *job)
  * POOL_STANDING_MS, the oldest job is handed out marked `late` (to be
  * shed), so a standing queue keeps only work younger than the target. A
  * short burst is reordered but never shed. */
+/* Whether job has waited past the public lane's target (none: never). */
+static bool past_target(const worker_pool *pool, const pool_job *job, uint64_t now)
+{
+    return pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
+}
+
+/* Whether the lane has not been empty for POOL_STANDING_MS: a standing
+ * queue, not a burst (never, without a target). */
+static bool standing(const worker_pool *pool, const pool_queue *q, uint64_t now)
+{
+    return pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
+}
+
 static pool_job *public_pick(worker_pool *pool, pool_queue *q)
 {
     uint64_t now = clock_ns();
     pool_job *oldest = q->head;
-    bool past_target = pool->target_ns != 0 && now - oldest->enqueued_ns > pool->target_ns;
-    bool standing = pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
-    pool_job *job = past_target && !standing ? q->tail : oldest;
-    job->late = past_target && standing;
+    bool congested = past_target(pool, oldest, now), stood = standing(pool, q, now);
+    pool_job *job = congested && !stood ? q->tail : oldest;
+    job->late = congested && stood;
     return job;
 }
 
@@ -293,13 +305,12 @@ static void pool_dequeued(const pool_job *taken)
 static pool_job *take_back_late(worker_pool *pool, pool_queue *q, const void *owner)
 {
     uint64_t now = clock_ns();
-    if (owner == NULL || pool->target_ns == 0 || q->head == NULL ||
-        now - q->last_empty_ns <= (uint64_t)POOL_STANDING_MS * 1000000u)
+    if (owner == NULL || q->head == NULL || !standing(pool, q, now))
         return NULL;
     pool_job *late = NULL, **tail = &late;
     pool_job *job = q->head;
     for (int scanned = 0; job != NULL && scanned < POOL_TAKE_BACK_SCAN; scanned++) {
-        if (now - job->enqueued_ns <= pool->target_ns)
+        if (!past_target(pool, job, now))
             break; /* the lane is in arrival order: the rest are younger */
         pool_job *next = job->next;
         if (job->owner == owner) {

@@ -57,10 +57,7 @@ pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"stage 3 needs {'
 
 
 def distinct_free_ports(n):
-    ports = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return sorted(ports)
+    return sorted(free_port() for _ in range(n))  # free_port never hands a port out twice
 
 
 def stack(env, *args, timeout=120):
