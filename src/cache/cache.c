@@ -839,6 +839,7 @@ cache_join cache_flight_join(cache *c, uint32_t ns, const void *key, size_t key_
         result = CACHE_FILLED;
     } else if (*slot != NULL && flight_joinable(c, *slot)) {
         if (waiter != NULL) {
+            waiter->first = (*slot)->waiters == NULL;
             waiter->next = (*slot)->waiters;
             (*slot)->waiters = waiter;
 #ifdef STRATA_SANITY

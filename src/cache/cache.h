@@ -131,6 +131,7 @@ cache_entry *cache_entry_new(const cache_value *value, uint64_t now_ms);
 typedef struct cache_waiter cache_waiter;
 struct cache_waiter {
     cache_waiter *next; /* the engine's */
+    bool first;         /* set by cache_flight_join: the flight had no waiter before this one */
     /* Called once with a reference to the flight's entry (release it), or
      * NULL when the fill failed or was abandoned. Runs on the completing
      * thread, under the shard lock: hand the result over, do not block. */

@@ -51,7 +51,8 @@
  * alone (loops nearly idle) run at full speed; hits alone are untouched;
  * both together give fills their share, never less, so a new page is
  * still filled once for everyone. Editors' and the server's own jobs are
- * never metered.
+ * never metered, nor is a fill other requests wait for (the pool's
+ * pool_job.awaited: worker_pool.h says why).
  *
  * Not thread-safe, but for the calls marked lock-free: the worker pool
  * calls the rest under its lock.

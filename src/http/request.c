@@ -373,6 +373,13 @@ static bool job_wanted(job *j)
     return j->kind == JOB_FILL && fill_has_waiters(j);
 }
 
+/* Any thread, under the pool's lock (pool_job.awaited): a fill that
+ * another request waits for. */
+static bool job_awaited(pool_job *pj)
+{
+    return fill_has_waiters(H2O_STRUCT_FROM_MEMBER(job, super, pj));
+}
+
 /* Any thread: the job will not run; a fill's flight ends empty. */
 static void job_mark_shed(job *j, metrics_shed_reason reason)
 {
@@ -452,6 +459,7 @@ static job *job_new(loop_thread *lt, job_kind kind)
     job *j = calloc(1, sizeof(*j));
     if (j != NULL) {
         j->super.run = job_run;
+        j->super.awaited = kind == JOB_FILL ? job_awaited : NULL;
         j->owner = lt;
         j->kind = kind;
     }

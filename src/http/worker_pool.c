@@ -9,7 +9,8 @@
  * (first in first out until congested, then newest first, its oldest
  * shed once the congestion stands), and only within the fills' CPU
  * budget while CPU is scarce (fill_budget.h; a worker held back by it
- * sleeps until the bucket has refilled). A worker that ends a public job
+ * sleeps until the bucket has refilled, or until worker_pool_awaited says
+ * a job someone else waits for may be queued: awaited_pick). A worker that ends a public job
  * while public work waits wakes one other, since it may have been passed
  * over by that cap (the worker itself picks again at once). A public
  * submit takes its submitter's late jobs back off the lane
@@ -119,17 +120,42 @@ static bool public_may_start(worker_pool *pool, uint64_t *wait_ns)
     return *wait_ns == 0;
 }
 
+/* While the budget holds public jobs back: the newest of the lane's last
+ * POOL_AWAITED_SCAN jobs that someone else waits for (worker_pool.h),
+ * which starts anyway; else NULL. */
+static pool_job *awaited_pick(pool_queue *q)
+{
+    pool_job *job = q->tail;
+    for (int scanned = 0; job != NULL && scanned < POOL_AWAITED_SCAN; scanned++, job = job->prev)
+        if (job->awaited != NULL && job->awaited(job)) {
+            job->late = false;
+            return job;
+        }
+    return NULL;
+}
+
 /* The job a worker should take now, off its lane; NULL if none may run
- * (then *wait_ns, if not 0, is when the budget lets a public job start). */
-static pool_job *lane_pick(worker_pool *pool, uint64_t *wait_ns)
+ * (then *wait_ns, if not 0, is when the budget lets a public job start).
+ * *metered: a public job that starts within the budget, to be charged
+ * its CPU while the budget meters (an awaited one the budget held back
+ * is not). */
+static pool_job *lane_pick(worker_pool *pool, uint64_t *wait_ns, bool *metered)
 {
     *wait_ns = 0;
+    *metered = false;
     for (int lane = 0; lane < POOL_LANES; lane++) {
         pool_queue *q = &pool->lanes[lane];
-        if (q->head == NULL || pool->running[lane] >= pool->running_max[lane] ||
-            (lane == POOL_PUBLIC && !public_may_start(pool, wait_ns)))
+        if (q->head == NULL || pool->running[lane] >= pool->running_max[lane])
             continue;
-        pool_job *job = lane == POOL_PUBLIC ? public_pick(pool, q) : q->head;
+        pool_job *job = q->head;
+        if (lane == POOL_PUBLIC) {
+            if (public_may_start(pool, wait_ns)) {
+                job = public_pick(pool, q);
+                *metered = fill_budget_metering(&pool->budget);
+            } else if ((job = awaited_pick(q)) == NULL) {
+                continue;
+            }
+        }
         pool->running[lane]++;
         lane_remove(q, job);
         if (q->head == NULL)
@@ -198,11 +224,11 @@ static void *worker_main(void *arg)
     for (;;) {
         pool_job *job;
         uint64_t wait_ns;
-        while ((job = lane_pick(pool, &wait_ns)) == NULL && !(pool->stopping && lanes_empty(pool)))
-            pool_wait(pool, wait_ns);
         /* a fill's CPU time is read (two system calls) only while the
          * budget meters it; otherwise the bucket is full anyway */
-        bool metered = job != NULL && job->lane == POOL_PUBLIC && fill_budget_metering(&pool->budget);
+        bool metered;
+        while ((job = lane_pick(pool, &wait_ns, &metered)) == NULL && !(pool->stopping && lanes_empty(pool)))
+            pool_wait(pool, wait_ns);
         pthread_mutex_unlock(&pool->lock);
         if (job == NULL) /* stopping and drained */
             break;
@@ -216,7 +242,7 @@ static void *worker_main(void *arg)
         uint64_t cpu_used = metered ? thread_cpu_ns() - cpu_before : 0;
         pthread_mutex_lock(&pool->lock);
         pool->running[lane]--;
-        if (lane == POOL_PUBLIC)
+        if (metered)
             fill_budget_charge(&pool->budget, cpu_used);
         /* this worker picks again at once; another is needed only if work
          * of a capped lane waits (the cap may have passed it over) */
@@ -352,6 +378,14 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane, pool_j
     pthread_mutex_unlock(&pool->lock);
     pool_dequeued(taken);
     return true;
+}
+
+void worker_pool_awaited(worker_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    if (pool->budget_sleepers > 0 && pool->running[POOL_PUBLIC] < pool->running_max[POOL_PUBLIC])
+        pthread_cond_signal(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
 }
 
 /* Asked by an event loop for every miss, so it never waits for the lock:

@@ -37,7 +37,13 @@
  * behind it. Priority alone does not keep fills out of the gaps the loops
  * leave while they wait on sockets, so while the machine is short of CPU
  * public jobs also run within a CPU budget (worker_pool_fill_share,
- * fill_budget.h).
+ * fill_budget.h) — but for one that someone besides its submitter waits
+ * for (pool_job.awaited: readers piled up on a page just invalidated, the
+ * hot readers the budget is there to keep fast), which the budget never
+ * holds back: while it holds the rest, a worker takes the newest awaited
+ * job among the lane's last POOL_AWAITED_SCAN, and its CPU is not
+ * charged. A flood of distinct cold keys has no waiters; one that asks
+ * for each cold key twice at once is not metered (docs/operations.md).
  *
  * Each worker opens its own resource at start through the caller's
  * callbacks (pool_worker_fns: for strata, a database connection, since
@@ -67,8 +73,12 @@ struct pool_job {
     uint64_t enqueued_ns;                     /* CLOCK_MONOTONIC */
     pool_lane lane;
     const void *owner; /* who submitted it (NULL: nobody to hand it back to) */
-    bool queued;       /* on a lane's list (under the pool's lock) */
-    bool late;         /* taken from a standing public queue after the target: shed it */
+    /* Any thread, under the pool's lock: whether someone besides its
+     * submitter waits for a public job's result (a fill with waiters), so
+     * the fills' budget does not hold it back (above). NULL: never. */
+    bool (*awaited)(pool_job *job);
+    bool queued; /* on a lane's list (under the pool's lock) */
+    bool late;   /* taken from a standing public queue after the target: shed it */
 };
 
 /* How a worker opens its resource (on its own thread, at start; NULL: it
@@ -89,6 +99,7 @@ typedef struct pool_queue {
 
 #define POOL_STANDING_MS 100
 #define POOL_TAKE_BACK_SCAN 64
+#define POOL_AWAITED_SCAN 32
 
 typedef struct worker_pool {
     pthread_mutex_t lock;
@@ -137,6 +148,10 @@ void worker_pool_watch_loop(worker_pool *pool, const _Atomic uint64_t *requests)
  * are looked at, so a submit's cost stays bounded; another owner's late
  * jobs wait for that owner's next submit, or for a worker. */
 bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane, pool_job **late);
+/* A queued public job may have just become awaited (pool_job.awaited: a
+ * fill's flight has its first waiter): a worker the budget keeps asleep
+ * looks again, since that job may start. */
+void worker_pool_awaited(worker_pool *pool);
 /* Whether an event loop may run a public job itself, now: only while
  * misses are most of the traffic (fill_budget_loops_may_fill), since a job
  * run on a loop takes the loop's CPU from hits, which no budget or

@@ -9,7 +9,8 @@
  * forgives any debt. Then the real thing: every CPU is kept busy by
  * threads that count as event loops, and a pool's public jobs, each
  * burning 2 ms of CPU, run only about as often as the share allows —
- * but they do run; with the CPU idle, the same jobs run freely.
+ * but they do run; with the CPU idle, the same jobs run freely, and so
+ * do jobs someone waits for, CPU or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,14 +231,23 @@ static void burn_run(pool_job *job, void *worker)
     atomic_fetch_add(&fills_done, 1);
 }
 
+/* A fill readers wait for (pool_job.awaited). */
+static bool always_awaited(pool_job *job)
+{
+    (void)job;
+    return true;
+}
+
 #define JOBS 400
 
-/* Fills of 2 ms CPU each, as many as can be queued, for 1.5 s: how many ran. */
-static int fills_in(worker_pool *pool, burn_job *jobs)
+/* Fills of 2 ms CPU each, as many as can be queued, for 1.5 s: how many
+ * ran; awaited: each has someone waiting for it. */
+static int fills_in(worker_pool *pool, burn_job *jobs, bool awaited)
 {
     atomic_store(&fills_done, 0);
     for (int i = 0; i < JOBS; i++) {
         jobs[i].super.run = burn_run;
+        jobs[i].super.awaited = awaited ? always_awaited : NULL;
         assert_true(worker_pool_submit(pool, &jobs[i].super, POOL_PUBLIC, NULL));
     }
     struct timespec pause = {.tv_sec = 1, .tv_nsec = 500 * 1000000};
@@ -248,7 +258,9 @@ static int fills_in(worker_pool *pool, burn_job *jobs)
     return done;
 }
 
-static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
+/* Busy loops hold fills nobody else waits for to their share, never to
+ * none; fills someone waits for are not held (worker_pool.h). */
+static void busy_loops_hold_lone_fills_to_their_share_but_never_to_none(void **state)
 {
     (void)state;
     char path[] = "/tmp/strata-test-fill-budget-XXXXXX";
@@ -261,7 +273,7 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
     worker_pool_fill_share(&pool, 0.02);
     static burn_job jobs[JOBS];
 
-    int idle_fills = fills_in(&pool, jobs);
+    int idle_fills = fills_in(&pool, jobs, false);
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     static spinner_arg args[64];
@@ -278,7 +290,8 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
     pthread_mutex_unlock(&watch_lock);
     struct timespec settle = {.tv_sec = 0, .tv_nsec = 300 * 1000000}; /* past two samples */
     nanosleep(&settle, NULL);
-    int busy_fills = fills_in(&pool, jobs);
+    int busy_fills = fills_in(&pool, jobs, false);
+    int awaited_fills = fills_in(&pool, jobs, true);
     atomic_store(&spinning, false);
     for (int i = 0; i < n; i++)
         pthread_join(spinners[i], NULL);
@@ -288,11 +301,13 @@ static void busy_loops_hold_fills_to_their_share_but_never_to_none(void **state)
     /* 0.02 × cpus of CPU for 1.5 s is 15 fills of 2 ms per CPU, plus a bucket
      * or two; with the CPU idle two workers run ~700 (fewer under ASan) */
     double allowed = 0.02 * (double)cpus * 1500 / 2;
-    printf("# fills in 1.5 s: %d with idle CPU, %d with every CPU busy in loops (share allows ~%.0f)\n", idle_fills,
-           busy_fills, allowed);
+    printf(
+        "# fills in 1.5 s: %d with idle CPU, %d with every CPU busy in loops (share allows ~%.0f), %d awaited ones\n",
+        idle_fills, busy_fills, allowed, awaited_fills);
     assert_true(busy_fills >= 1);
     assert_true(busy_fills <= 3 * allowed + 4);
     assert_true(idle_fills > 4 * busy_fills);
+    assert_true(awaited_fills > 3 * allowed + 4);
 }
 
 int main(void)
@@ -305,7 +320,7 @@ int main(void)
         cmocka_unit_test(plenty_forgives_the_debt),
         cmocka_unit_test(once_scarce_only_spare_cpu_ends_it_and_the_idle_is_not_the_fills),
         cmocka_unit_test(no_limit_is_never_scarce),
-        cmocka_unit_test(busy_loops_hold_fills_to_their_share_but_never_to_none),
+        cmocka_unit_test(busy_loops_hold_lone_fills_to_their_share_but_never_to_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
