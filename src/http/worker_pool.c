@@ -122,15 +122,22 @@ static bool public_may_start(worker_pool *pool, uint64_t *wait_ns)
 
 /* While the budget holds public jobs back: the newest of the lane's last
  * POOL_AWAITED_SCAN jobs that someone else waits for (worker_pool.h),
- * which starts anyway; else NULL. */
-static pool_job *awaited_pick(pool_queue *q)
+ * which starts anyway; else NULL. The lane is looked at only after a
+ * flight has had its first waiter (worker_pool_awaited) and until a look
+ * finds none: each look takes a cache lock per job, under the pool's lock,
+ * on a niced worker that the loops' submits may then wait for — a flood of
+ * distinct keys, which has no waiters, must not pay for it. */
+static pool_job *awaited_pick(worker_pool *pool, pool_queue *q)
 {
+    if (!pool->awaited_pending)
+        return NULL;
     pool_job *job = q->tail;
     for (int scanned = 0; job != NULL && scanned < POOL_AWAITED_SCAN; scanned++, job = job->prev)
         if (job->awaited != NULL && job->awaited(job)) {
             job->late = false;
             return job;
         }
+    pool->awaited_pending = false;
     return NULL;
 }
 
@@ -152,7 +159,7 @@ static pool_job *lane_pick(worker_pool *pool, uint64_t *wait_ns, bool *metered)
             if (public_may_start(pool, wait_ns)) {
                 job = public_pick(pool, q);
                 *metered = fill_budget_metering(&pool->budget);
-            } else if ((job = awaited_pick(q)) == NULL) {
+            } else if ((job = awaited_pick(pool, q)) == NULL) {
                 continue;
             }
         }
@@ -383,6 +390,7 @@ bool worker_pool_submit(worker_pool *pool, pool_job *job, pool_lane lane, pool_j
 void worker_pool_awaited(worker_pool *pool)
 {
     pthread_mutex_lock(&pool->lock);
+    pool->awaited_pending = true;
     if (pool->budget_sleepers > 0 && pool->running[POOL_PUBLIC] < pool->running_max[POOL_PUBLIC])
         pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);

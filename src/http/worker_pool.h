@@ -118,6 +118,7 @@ typedef struct worker_pool {
     bool idle_public;       /* public jobs' CPU work at SCHED_IDLE (worker_pool_background) */
     fill_budget budget;     /* public jobs' CPU while CPU is scarce (under lock) */
     size_t budget_sleepers; /* workers sleeping until the budget lets a public job start */
+    bool awaited_pending;   /* a public job may have become awaited since a look found none */
 } worker_pool;
 
 /* Starts count workers, each opening its resource with fns (copied), each

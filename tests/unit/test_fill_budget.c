@@ -250,6 +250,8 @@ static int fills_in(worker_pool *pool, burn_job *jobs, bool awaited)
         jobs[i].super.awaited = awaited ? always_awaited : NULL;
         assert_true(worker_pool_submit(pool, &jobs[i].super, POOL_PUBLIC, NULL));
     }
+    if (awaited) /* as a flight's first waiter says */
+        worker_pool_awaited(pool);
     struct timespec pause = {.tv_sec = 1, .tv_nsec = 500 * 1000000};
     nanosleep(&pause, NULL);
     int done = atomic_load(&fills_done);
