@@ -639,7 +639,7 @@ void fill_miss(loop_thread *lt, h2o_req_t *req, request_tracker *t, int route_in
         *e = NULL;
         t->waiter = w;
         h2o_timeout_link(lt->ctx.loop, &lt->coalesce_timeout, &w->timer);
-        if (w->super.first) /* the leader's fill, if queued, may now start on the idle CPU */
+        if (w->super.first) /* the leader's fill, if queued, may start now whatever the budget */
             worker_pool_awaited(&lt->srv->pool);
         return;
     }

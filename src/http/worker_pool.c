@@ -10,9 +10,10 @@
  * shed once the congestion stands), and only within the fills' CPU
  * budget while CPU is scarce (fill_budget.h; a worker held back by it
  * sleeps until the bucket has refilled, or until worker_pool_awaited says
- * a job someone else waits for may be queued: awaited_pick). A worker that ends a public job
- * while public work waits wakes one other, since it may have been passed
- * over by that cap (the worker itself picks again at once). A public
+ * a job someone else waits for may be queued, which awaited_pick starts
+ * anyway). A worker that ends a public job while public work waits wakes
+ * one other, since it may have been passed over by that cap (the worker
+ * itself picks again at once). A public
  * submit takes its submitter's late jobs back off the lane
  * (take_back_late), so in a flood the oldest are shed by the loop that
  * queued them rather than handed to a worker and back.
