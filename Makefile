@@ -163,10 +163,10 @@ $(TSAN_DIR)/test_cache: tests/unit/test_cache.c src/cache/cache.c src/cache/cach
 	@$(CC) $(BASE_CFLAGS) $(SANITY) -O1 -g -fsanitize=thread $(PKG_CFLAGS) -o $@ tests/unit/test_cache.c src/cache/cache.c src/core/sanity.c $(PKG_LIBS) -lcmocka
 
 # The log's writer thread and the threads that hand it lines.
-$(TSAN_DIR)/test_log_writer: tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c src/core/log.h build/.deps-test
+$(TSAN_DIR)/test_log_writer: tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c src/core/utf8.c src/core/log.h build/.deps-test
 	@mkdir -p $(@D)
 	@echo "  LD tsan $@"
-	@$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread -o $@ tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c -lcmocka -lpthread
+	@$(CC) $(BASE_CFLAGS) -O1 -g -fsanitize=thread -o $@ tests/unit/test_log_writer.c src/core/log.c src/core/log_writer.c src/core/fmt.c src/core/utf8.c -lcmocka -lpthread
 
 tsan: $(TSAN_DIR)/test_cache $(TSAN_DIR)/test_log_writer
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/test_cache

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/fmt.h"
+#include "core/utf8.h"
 
 static volatile int log_threshold = LOG_INFO;
 
@@ -46,34 +47,6 @@ int log_level_parse(const char *name, log_level *out)
     return -1;
 }
 
-/* The length (2..4) of the valid UTF-8 sequence at s (n bytes left), or 0
- * if it is not one: overlong forms, surrogates and code points above
- * U+10FFFF are not (RFC 3629 section 4). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
-                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                                : 0;
-    if (len == 0 || len > n)
-        return 0;
-    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* How many leading bytes of s need no escaping: printable ASCII other
  * than '"' and '\\' (most of a path, a method, a request id). */
 static size_t plain_ascii_prefix(const unsigned char *s, size_t len)
@@ -97,7 +70,7 @@ char *json_escape_into(char *out, const char *out_end, const char *s, size_t len
     out += plain;
     for (size_t i = plain; i < len && out < out_end; i++) {
         unsigned char c = u[i];
-        size_t seq = c >= 0x80 ? utf8_sequence(u + i, len - i) : 0;
+        size_t seq = c >= 0x80 ? utf8_sequence(u + i, len - i, NULL) : 0;
         if (c == '"' || c == '\\') {
             if (out_end - out < 2)
                 break;

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 /* ---- hunks -------------------------------------------------------------------- */
 
 typedef struct hunk {
@@ -168,30 +170,6 @@ static const char *op_name(diff_op_kind kind)
 
 static const char replacement_character[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF), or 0 if there is none. */
-static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, lo = c == 0xE0 ? 0xA0 : lo, hi = c == 0xED ? 0x9F : hi;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, lo = c == 0xF0 ? 0x90 : lo, hi = c == 0xF4 ? 0x8F : hi;
-    else
-        return 0;
-    if (avail < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* Writes bytes as valid UTF-8: each well-formed sequence as it is, but a
  * one-byte one for which escape() gives a replacement; an invalid byte as
  * U+FFFD. The JSON and HTML renderers differ only in escape(). */
@@ -201,7 +179,7 @@ static void write_text(FILE *out, const char *bytes, size_t len, byte_escape *es
 {
     size_t plain = 0; /* bytes[plain, i) go out as they are */
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence_len((const unsigned char *)bytes + i, len - i);
+        size_t n = utf8_sequence((const unsigned char *)bytes + i, len - i, NULL);
         char buf[8];
         const char *replacement = NULL;
         if (n == 0)

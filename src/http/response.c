@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "http/http.h"
 
 const char *http_status_text(int status)
@@ -78,40 +79,15 @@ void http_response_copy(http_response *res, int status, const char *content_type
     http_response_body(res, status, content_type, copy, len);
 }
 
-/* The length of the valid UTF-8 character at p (RFC 3629: no overlong
- * form, no surrogate, nothing above U+10FFFF), or 0 if it is not one. */
-static size_t utf8_char_len(const unsigned char *p)
-{
-    size_t n;
-    uint32_t cp;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2, cp = p[0] & 0x1fu;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3, cp = p[0] & 0x0fu;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4, cp = p[0] & 0x07u;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) /* a NUL stops here too */
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Replaces, in place, every byte that is not part of valid UTF-8 with '?':
  * a detail is prose for a person, and one quoting what a client sent (or
  * a parser's message cut inside a character, as jansson's own error
  * texts are) reads better with a mark than with an escape. */
 static void utf8_repair(char *s)
 {
-    for (unsigned char *p = (unsigned char *)s; *p != '\0';) {
-        size_t n = utf8_char_len(p);
+    unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        size_t n = utf8_sequence(p, (size_t)(end - p), NULL);
         if (n == 0)
             *p++ = '?';
         else

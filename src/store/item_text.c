@@ -23,40 +23,12 @@
 
 #include "core/fmt.h"
 #include "core/growbuf.h"
+#include "core/utf8.h"
 #include "store/item_text.h"
 #include "store/store_history.h"
 #include "store/store_internal.h"
 
 /* ---- strings, as jansson writes them ------------------------------------- */
-
-/* The length of the valid UTF-8 sequence at s (jansson's utf8_check_*:
- * no overlong forms, no surrogates, nothing past U+10FFFF); 0 if none. */
-static size_t utf8_valid_at(const unsigned char *s, size_t left)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
 
 static bool plain_byte(unsigned char c)
 {
@@ -79,7 +51,7 @@ static bool out_string(growbuf *o, const char *s, size_t len)
             break;
         unsigned char c = u[i];
         if (c >= 0x80) {
-            size_t n = utf8_valid_at(u + i, len - i);
+            size_t n = utf8_sequence(u + i, len - i, NULL); /* what jansson's utf8_check_* accept */
             if (n == 0)
                 return false;
             growbuf_put(o, s + i, n);
