@@ -136,6 +136,7 @@ static pool_job *awaited_pick(worker_pool *pool, pool_queue *q)
     for (int scanned = 0; job != NULL && scanned < POOL_AWAITED_SCAN; scanned++, job = job->prev)
         if (job->awaited != NULL && job->awaited(job)) {
             job->late = false;
+            metrics_pool_awaited_fill();
             return job;
         }
     pool->awaited_pending = false;

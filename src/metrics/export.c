@@ -467,6 +467,10 @@ static void export_pool(prom *p)
                 "Time the machine was short of CPU with the event loops busy, so anonymous cache fills were held "
                 "to server.fill_cpu_share.");
     prom_sample(p, "strata_fill_budget_scarce_seconds_total", NULL, (double)pool.budget_scarce_ns / 1e9);
+    prom_family(p, "strata_fill_budget_awaited_fills_total", "counter",
+                "Anonymous cache fills started while the budget held the others back, because other requests "
+                "waited for them (readers of a page just invalidated).");
+    prom_sample(p, "strata_fill_budget_awaited_fills_total", NULL, (double)pool.awaited_fills);
     prom_family(p, "strata_loop_reads_total", "counter",
                 "Bounded reads an event loop ran itself with its own connection instead of queueing them for a "
                 "worker (SQLite, server.loop_reads, while CPU is not scarce).");
@@ -692,12 +696,12 @@ static json_t *pool_json(void)
 {
     static metrics_pool_sample pool; /* under export_lock */
     metrics_pool_collect(&pool);
-    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I, s:I, s:I}", "workers", (json_int_t)pool.workers, "busy",
+    return json_pack("{s:I, s:I, s:I, s:f, s:o, s:I, s:I, s:I, s:I}", "workers", (json_int_t)pool.workers, "busy",
                      (json_int_t)pool.busy, "queue_length", (json_int_t)pool.queued, "utilisation",
                      pool.workers ? (double)pool.busy / (double)pool.workers : 0.0, "queue_wait_ms",
                      latency_json(&pool.wait), "loop_reads", (json_int_t)pool.loop_reads, "loop_reads_deferred",
                      (json_int_t)pool.loop_reads_deferred, "loop_reads_to_workers",
-                     (json_int_t)pool.loop_reads_to_worker);
+                     (json_int_t)pool.loop_reads_to_worker, "awaited_fills", (json_int_t)pool.awaited_fills);
 }
 
 /* {"answered": n, "client_gone": n, "routes": [{"route","reason","count"}…]} */

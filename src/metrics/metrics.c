@@ -87,6 +87,7 @@ static struct {
     size_t pool_workers;
     int64_t pool_busy, pool_queued;
     uint64_t pool_budget_scarce_ns;
+    uint64_t pool_awaited_fills;
     uint64_t loop_reads;
     uint64_t loop_reads_deferred;
     uint64_t loop_reads_to_worker;
@@ -234,6 +235,11 @@ void metrics_pool_budget_scarce(uint64_t total_ns)
     __atomic_store_n(&m.pool_budget_scarce_ns, total_ns, __ATOMIC_RELAXED);
 }
 
+void metrics_pool_awaited_fill(void)
+{
+    __atomic_fetch_add(&m.pool_awaited_fills, 1, __ATOMIC_RELAXED);
+}
+
 uint64_t metrics_pool_enqueued(void)
 {
     if (!metrics_on)
@@ -293,6 +299,7 @@ void metrics_pool_collect(metrics_pool_sample *out)
     out->busy = __atomic_load_n(&m.pool_busy, __ATOMIC_RELAXED);
     out->queued = __atomic_load_n(&m.pool_queued, __ATOMIC_RELAXED);
     out->budget_scarce_ns = __atomic_load_n(&m.pool_budget_scarce_ns, __ATOMIC_RELAXED);
+    out->awaited_fills = __atomic_load_n(&m.pool_awaited_fills, __ATOMIC_RELAXED);
     out->loop_reads = __atomic_load_n(&m.loop_reads, __ATOMIC_RELAXED);
     out->loop_reads_deferred = __atomic_load_n(&m.loop_reads_deferred, __ATOMIC_RELAXED);
     out->loop_reads_to_worker = __atomic_load_n(&m.loop_reads_to_worker, __ATOMIC_RELAXED);

@@ -62,6 +62,9 @@ void metrics_request(int route, unsigned method_index, int status, uint64_t micr
 void metrics_pool_workers(size_t count);
 /* The fills' CPU budget has been in force this long in all (fill_budget.h). */
 void metrics_pool_budget_scarce(uint64_t total_ns);
+/* A fill started while the budget held the others back, because other
+ * requests waited for it (worker_pool.h). */
+void metrics_pool_awaited_fill(void);
 uint64_t metrics_pool_enqueued(void);
 void metrics_pool_started(uint64_t stamp);
 void metrics_pool_finished(void);
@@ -130,6 +133,7 @@ typedef struct metrics_pool_sample {
     int64_t busy;
     int64_t queued;
     uint64_t budget_scarce_ns;     /* time anonymous fills were held to their CPU budget */
+    uint64_t awaited_fills;        /* fills started past the budget: others waited for them */
     uint64_t loop_reads;           /* reads run on an event loop, not queued */
     uint64_t loop_reads_deferred;  /* …of which, or shed, kept for a later turn first */
     uint64_t loop_reads_to_worker; /* …of which handed to a worker by their handler */

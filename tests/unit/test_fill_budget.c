@@ -28,6 +28,7 @@
 
 #include "http/fill_budget.h"
 #include "http/worker_pool.h"
+#include "metrics/metrics.h"
 #include "pool_fixture.h"
 #include "store/store.h"
 
@@ -293,7 +294,10 @@ static void busy_loops_hold_lone_fills_to_their_share_but_never_to_none(void **s
     struct timespec settle = {.tv_sec = 0, .tv_nsec = 300 * 1000000}; /* past two samples */
     nanosleep(&settle, NULL);
     int busy_fills = fills_in(&pool, jobs, false);
+    static metrics_pool_sample before, after; /* 21 KB each */
+    metrics_pool_collect(&before);
     int awaited_fills = fills_in(&pool, jobs, true);
+    metrics_pool_collect(&after);
     atomic_store(&spinning, false);
     for (int i = 0; i < n; i++)
         pthread_join(spinners[i], NULL);
@@ -310,6 +314,9 @@ static void busy_loops_hold_lone_fills_to_their_share_but_never_to_none(void **s
     assert_true(busy_fills <= 3 * allowed + 4);
     assert_true(idle_fills > 4 * busy_fills);
     assert_true(awaited_fills > 3 * allowed + 4);
+    /* those the budget would have held are counted (the rest ran on the share) */
+    uint64_t counted = after.awaited_fills - before.awaited_fills;
+    assert_true(counted >= (uint64_t)(awaited_fills - (int)(3 * allowed + 4)) && counted <= (uint64_t)awaited_fills);
 }
 
 int main(void)
