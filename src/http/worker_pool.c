@@ -5,18 +5,18 @@
  * waits is taken back in O(1) (worker_pool_cancel) by the loop that timed
  * it out. A worker picks with lane_pick: the head of the first lane in
  * order with a job, skipping a lane while its running_max workers already
- * run its jobs (editors' and public: all but one); the public lane is read by public_pick
- * (first in first out until congested, then newest first, its oldest
- * shed once the congestion stands), and only within the fills' CPU
- * budget while CPU is scarce (fill_budget.h; a worker held back by it
- * sleeps until the bucket has refilled, or until worker_pool_awaited says
- * a job someone else waits for may be queued, which awaited_pick starts
- * anyway). A worker that ends a public job while public work waits wakes
- * one other, since it may have been passed over by that cap (the worker
- * itself picks again at once). A public
- * submit takes its submitter's late jobs back off the lane
- * (take_back_late), so in a flood the oldest are shed by the loop that
- * queued them rather than handed to a worker and back.
+ * run its jobs (editors' and public: all but one); the public lane is
+ * read by public_pick (first in first out until congested, then newest
+ * first, its oldest shed once the congestion stands), and only within the
+ * fills' CPU budget while CPU is scarce (fill_budget.h; a worker held back
+ * by it sleeps until the bucket has refilled, or until worker_pool_awaited
+ * says a job someone else waits for may be queued, which awaited_pick
+ * starts anyway). A worker that ends a public job while public work waits
+ * wakes one other, since it may have been passed over by that cap (the
+ * worker itself picks again at once). A public submit takes its
+ * submitter's late jobs back off the lane (take_back_late), so in a flood
+ * the oldest are shed by the loop that queued them rather than handed to
+ * a worker and back.
  *
  * Stopping drains: a worker exits only when every lane is empty and
  * stopping is set, so every job submitted before worker_pool_stop runs to
@@ -71,6 +71,19 @@ static void lane_remove(pool_queue *q, pool_job *job)
     job->queued = false;
 }
 
+/* Whether job has waited past the public lane's target (none: never). */
+static bool past_target(const worker_pool *pool, const pool_job *job, uint64_t now)
+{
+    return pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
+}
+
+/* Whether the lane has not been empty for POOL_STANDING_MS: a standing
+ * queue, not a burst (never, without a target). */
+static bool standing(const worker_pool *pool, const pool_queue *q, uint64_t now)
+{
+    return pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
+}
+
 /* The public lane's next job (adaptive LIFO, as in Facebook's "Fail at
  * Scale"). While its oldest job has waited less than the target, first in
  * first out — even if the lane has not been empty for a while: more
@@ -85,19 +98,6 @@ static void lane_remove(pool_queue *q, pool_job *job)
  * POOL_STANDING_MS, the oldest job is handed out marked `late` (to be
  * shed), so a standing queue keeps only work younger than the target. A
  * short burst is reordered but never shed. */
-/* Whether job has waited past the public lane's target (none: never). */
-static bool past_target(const worker_pool *pool, const pool_job *job, uint64_t now)
-{
-    return pool->target_ns != 0 && now - job->enqueued_ns > pool->target_ns;
-}
-
-/* Whether the lane has not been empty for POOL_STANDING_MS: a standing
- * queue, not a burst (never, without a target). */
-static bool standing(const worker_pool *pool, const pool_queue *q, uint64_t now)
-{
-    return pool->target_ns != 0 && now - q->last_empty_ns > (uint64_t)POOL_STANDING_MS * 1000000u;
-}
-
 static pool_job *public_pick(worker_pool *pool, pool_queue *q)
 {
     uint64_t now = clock_ns();
